@@ -1,0 +1,72 @@
+"""Command line: ``python -m maelib run images -p mask_ratio 0.5``, ``python -m maelib book``,
+``python -m maelib data fetch ett``."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+
+from . import profiles, runs
+from .data import registry
+
+
+def _value(text: str):
+    """'0.5' -> 0.5, 'true' -> True, '[0.25, 0.5]' -> list; anything else stays a string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m maelib", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute one chapter with papermill, then rebuild the book")
+    r.add_argument("chapter", help=f"one of: {', '.join(runs.chapters())}")
+    r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    r.add_argument("--profile", default=None, choices=("auto",) + profiles.PROFILE_NAMES)
+    r.add_argument("--force", action="store_true", help="run even if nothing changed since the last run")
+    r.add_argument("--no-book", action="store_true", help="do not rebuild the book afterwards")
+    b = sub.add_parser("book", help="execute every chapter in _toc.yml (skipping unchanged ones), build the book")
+    b.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
+    b.add_argument("--force", action="store_true")
+    d = sub.add_parser("data", help="list datasets, or fetch one from its canonical source")
+    d.add_argument("action", choices=("list", "fetch"))
+    d.add_argument("name", nargs="?")
+    args = ap.parse_args(argv)
+
+    try:
+        if args.cmd == "run":
+            params = {k: _value(v) for k, v in args.param}
+            if args.profile:
+                params["profile"] = args.profile
+            runs.notebook_of(args.chapter)
+            profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
+            print(runs.run_chapter(args.chapter, params, force=args.force))
+            if not args.no_book:
+                print(runs.build_book())
+        elif args.cmd == "book":
+            for chapter in runs.toc_chapters():
+                runs.run_chapter(chapter, {"profile": args.profile}, force=args.force)
+            print(runs.build_book())
+        elif args.action == "list":
+            for ds in registry.DATASETS.values():
+                print(f"{ds.name:14s} {ds.folder:20s} {ds.url or '(manual download)'}")
+        else:
+            if not args.name:
+                ap.error("data fetch needs a dataset name")
+            print(registry.fetch(args.name))
+    except (ValueError, KeyError, registry.DataMissingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Datasets (one module each), the registry of their sources, and a tensor batch loader.
+
+Data lives as tensors on the training device; augmentation runs batched on that device, so an epoch
+does no per-image Python work.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .registry import DATASETS, DataMissingError, fetch, locate
+
+__all__ = ["DATASETS", "DataMissingError", "fetch", "locate", "TensorLoader", "random_resized_crop_flip",
+           "normalize"]
+
+
+class TensorLoader:
+    """Batches of aligned tensors: ``for xb, yb in TensorLoader((x, y), 128, shuffle=True, seed=0)``.
+
+    The order of epoch ``e`` depends on ``(seed, e)`` only (call ``set_epoch``), so a resumed run sees
+    the same batches. ``transform(batch_tuple, generator)`` runs on each batch (augmentation).
+    """
+
+    def __init__(self, tensors, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                 transform=None, device=None):
+        self.tensors = tuple(t.to(device) if device is not None else t for t in tensors)
+        n = {len(t) for t in self.tensors}
+        if len(n) != 1:
+            raise ValueError(f"tensors must have the same length, got {sorted(n)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.n, self.batch_size, self.shuffle, self.seed = n.pop(), batch_size, shuffle, seed
+        self.drop_last = drop_last and self.n >= batch_size
+        self.transform, self.epoch = transform, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        order = order.to(self.tensors[0].device)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            batch = tuple(t[idx] for t in self.tensors)
+            yield self.transform(batch, g) if self.transform else batch
+
+
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 or [0, 1] images (N, C, H, W) -> float, standardised per channel."""
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def random_resized_crop_flip(x: torch.Tensor, generator: torch.Generator, scale=(0.2, 1.0),
+                             ratio=(3 / 4, 4 / 3), flip: bool = True, out_size: int | None = None,
+                             mode: str = "bilinear") -> torch.Tensor:
+    """Per-sample random resized crop and horizontal flip, batched: (N, C, H, W) float -> (N, C, s, s).
+
+    One affine sampling grid per image (the crop box and the flip); on a GPU it runs on the GPU.
+    Use ``mode="nearest"`` for label maps.
+    """
+    n, _, h, w = x.shape
+    out = out_size or h
+    r = torch.rand(n, 4, generator=generator)
+    area = scale[0] + (scale[1] - scale[0]) * r[:, 0]
+    log_ratio = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * r[:, 1]
+    aspect = torch.exp(log_ratio)
+    cw = torch.sqrt(area * aspect).clamp(max=1.0)  # crop size as a fraction of the image side
+    ch = torch.sqrt(area / aspect).clamp(max=1.0)
+    cx = (r[:, 2] * 2 - 1) * (1 - cw)  # centre in [-1, 1] keeping the crop inside
+    cy = (r[:, 3] * 2 - 1) * (1 - ch)
+    sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = cw * sign, cx
+    theta[:, 1, 1], theta[:, 1, 2] = ch, cy
+    grid = F.affine_grid(theta.to(x.device, x.dtype), (n, x.shape[1], out, out), align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="reflection", align_corners=False)

@@ -1,0 +1,91 @@
+"""Where each dataset comes from, where it is looked for, and a clear message when it is missing.
+
+Lookup order for a dataset's folder: ``$MAELIB_DATA/<folder>``, then ``$MAELIB_CACHE/<folder>``
+(default ``~/.cache/maelib``). Nothing is downloaded unless a user asks for it with
+``python -m maelib data fetch <name>`` (pooch, with the checksum below).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DataMissingError(FileNotFoundError):
+    """A dataset's files are not where maelib looks; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    folder: str  # folder name under MAELIB_DATA or the cache
+    url: str | None  # canonical source; None where a registration is needed
+    known_hash: str | None  # pooch's "algo:hex"
+    filename: str  # the file the url gives
+    how: str  # one line: how a user gets it by hand
+    unpack: bool = False
+
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in [
+    Dataset("tinyimagenet", "tinyimagenet", "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+            "md5:90528d7ca1a48142e341f4ef8d21d0de", "tiny-imagenet-200.zip",
+            "unzip tiny-imagenet-200.zip so that <folder>/tiny-imagenet-200/{train,val,wnids.txt} exist", unpack=True),
+    Dataset("ett", "ETT", "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv",
+            "sha256:f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066", "ETTh1.csv",
+            "save ETTh1.csv (ETDataset, ETT-small folder) as <folder>/ETTh1.csv"),
+    Dataset("housing", "california_housing",
+            "https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.csv",
+            "sha256:8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e", "housing.csv",
+            "save housing.csv (handson-ml2, datasets/housing) as <folder>/housing.csv"),
+]}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MAELIB_CACHE", Path.home() / ".cache" / "maelib"))
+
+
+def search_paths(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Folders where dataset ``name`` may live, in the order they are tried."""
+    d = get(name)
+    roots = [Path(data_dir)] if data_dir else []
+    if os.environ.get("MAELIB_DATA"):
+        roots.append(Path(os.environ["MAELIB_DATA"]))
+    roots.append(cache_dir())
+    return [r / d.folder for r in roots]
+
+
+def get(name: str) -> Dataset:
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def locate(name: str, needs: tuple[str, ...], data_dir=None) -> Path:
+    """The first search folder that holds one of ``needs`` (relative paths); else a clear error."""
+    paths = search_paths(name, data_dir)
+    for folder in paths:
+        if any((folder / n).exists() for n in needs):
+            return folder
+    d = get(name)
+    tried = "\n  ".join(str(p) for p in paths)
+    fetch = (f"fetch it with `python -m maelib data fetch {name}` ({d.url})" if d.url
+             else "download it by hand (see the chapter)")
+    raise DataMissingError(
+        f"dataset {name!r} not found: looked for {' or '.join(needs)} in\n  {tried}\n"
+        f"To get it, {fetch}, or {d.how.replace('<folder>', str(paths[-1]))}. "
+        f"Set MAELIB_DATA to a folder that holds {d.folder}/ to use a copy you already have.")
+
+
+def fetch(name: str) -> Path:
+    """Download dataset ``name`` from its canonical source into the cache, checking its checksum."""
+    import pooch
+
+    d = get(name)
+    if d.url is None:
+        raise DataMissingError(f"{name} cannot be downloaded automatically: {d.how}")
+    folder = cache_dir() / d.folder
+    processor = pooch.Unzip(extract_dir=str(folder)) if d.unpack else None
+    pooch.retrieve(d.url, known_hash=d.known_hash, fname=d.filename, path=folder, processor=processor,
+                   progressbar=True)
+    return folder

@@ -1,0 +1,135 @@
+"""TinyImageNet (64x64, 200 classes) as uint8 tensors, with a class subset.
+
+Two layouts are read: the canonical ``tiny-imagenet-200/`` folder (the unzipped download), and the
+staged archives of ``$MAELIB_DATA/tinyimagenet`` (``tin_subset20.tar.gz``: 20 classes with their 500
+training images each; ``tin_val200.tar.gz``: all 10,000 validation images). Classes are chosen as
+``sorted(wnids)[::200 // n_classes][:n_classes]``, so 20 classes are exactly the staged subset.
+About 1.5% of the JPEGs are greyscale; every image is converted to RGB.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .registry import cache_dir, locate
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
+
+
+def pick_classes(wnids: list[str], n_classes: int) -> list[str]:
+    if not 1 <= n_classes <= len(wnids):
+        raise ValueError(f"n_classes must be in [1, {len(wnids)}], got {n_classes}")
+    return sorted(wnids)[:: len(wnids) // n_classes][:n_classes]
+
+
+def _members_from_tars(folder: Path, split: str):
+    """Yield (path inside archive, bytes) for the staged archives."""
+    names = ["tin_subset20.tar.gz"] if split == "train" else ["tin_val200.tar.gz"]
+    for name in names:
+        with tarfile.open(folder / name, "r:gz") as tar:
+            for m in tar:
+                if m.isfile():
+                    yield m.name, tar.extractfile(m).read()
+
+
+def _members_from_folder(root: Path, split: str):
+    files = (root / "train").glob("*/images/*.JPEG") if split == "train" else (root / "val").rglob("*")
+    for f in files:
+        if f.is_file():
+            yield str(f.relative_to(root.parent)), f.read_bytes()
+
+
+def _read(folder: Path, split: str, wanted: list[str]):
+    """Decode the ``split`` images of the ``wanted`` wnids -> (N, 64, 64, 3) uint8, (N,) int64."""
+    canonical = folder / "tiny-imagenet-200"
+    members = dict(_members_from_folder(canonical, split) if canonical.exists() else _members_from_tars(folder, split))
+    index = {w: i for i, w in enumerate(wanted)}
+    pairs = []
+    if split == "train":
+        for path in members:
+            parts = Path(path).parts
+            if path.endswith(".JPEG") and len(parts) >= 3 and parts[-3] in index:
+                pairs.append((path, index[parts[-3]]))
+    else:
+        ann = next(v for k, v in members.items() if k.endswith("val_annotations.txt"))
+        by_name = {k.rsplit("/", 1)[-1]: k for k in members if k.endswith(".JPEG")}
+        for line in ann.decode().splitlines():
+            fname, wnid = line.split("\t")[:2]
+            if wnid in index:
+                pairs.append((by_name[fname], index[wnid]))
+    pairs.sort()
+    x = np.stack([_decode(members[p]) for p, _ in pairs]) if pairs else np.zeros((0, 64, 64, 3), np.uint8)
+    return x, np.array([y for _, y in pairs], dtype=np.int64)
+
+
+def all_wnids(folder: Path) -> list[str]:
+    canonical = folder / "tiny-imagenet-200" / "wnids.txt"
+    text = canonical.read_text() if canonical.exists() else (folder / "wnids200.txt").read_text()
+    return text.split()
+
+
+def available_classes(folder: Path) -> int:
+    """How many classes have training images in this folder (200 canonical, 20 staged)."""
+    if (folder / "tiny-imagenet-200").exists():
+        return len(all_wnids(folder))
+    return len((folder / "subset20_wnids.txt").read_text().strip().splitlines())
+
+
+def load(n_classes: int = 20, data_dir=None, limit: int | None = None):
+    """Load train and val as tensors.
+
+    Returns ``dict(train=(x, y), val=(x, y), classes=[wnid...], names=[str...])`` with x (N, 3, 64, 64)
+    uint8 and y (N,) int64. ``limit`` keeps at most that many images per split (a balanced prefix,
+    for the smoke profile). Decoded arrays are cached under the maelib cache folder.
+    """
+    folder = locate("tinyimagenet", ("tiny-imagenet-200", "tin_subset20.tar.gz"), data_dir)
+    have = available_classes(folder)
+    if n_classes > have:
+        raise ValueError(f"n_classes={n_classes} but {folder} holds training images for {have} classes only; "
+                         f"use n_classes <= {have} or fetch all 200 (python -m maelib data fetch tinyimagenet)")
+    wanted = pick_classes(all_wnids(folder), n_classes)
+    out = {"classes": wanted, "names": _names(folder, wanted)}
+    tag = "canonical" if (folder / "tiny-imagenet-200").exists() else "staged"
+    for split in ("train", "val"):
+        cache = cache_dir() / f"tinyimagenet_{tag}_{n_classes}_{split}.npz"
+        if cache.exists():
+            z = np.load(cache)
+            x, y = z["x"], z["y"]
+        else:
+            x, y = _read(folder, split, wanted)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npz")
+            np.savez(tmp, x=x, y=y)
+            tmp.replace(cache)
+        if limit is not None:
+            x, y = balanced_prefix(x, y, limit)
+        out[split] = (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y))
+    return out
+
+
+def balanced_prefix(x: np.ndarray, y: np.ndarray, limit: int):
+    """At most ``limit`` samples, taking the k-th image of every class before any (k+1)-th."""
+    rank = np.zeros(len(y), np.int64)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rank[idx] = np.arange(len(idx))
+    keep = np.sort(np.lexsort((y, rank))[:limit])
+    return x[keep], y[keep]
+
+
+def _names(folder: Path, wnids: list[str]) -> list[str]:
+    words = folder / "tiny-imagenet-200" / "words.txt"
+    words = words if words.exists() else folder / "words200.txt"
+    table = dict(line.split("\t", 1) for line in words.read_text().splitlines() if "\t" in line)
+    return [table.get(w, w).split(",")[0] for w in wnids]

@@ -1,0 +1,71 @@
+"""Downstream models built on the MAE's encoder: a ViT classifier and a linear probe."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .mae import MaskedAutoencoder, ViTEncoder
+
+
+def encoder_like(mae: MaskedAutoencoder, drop_path: float = 0.0, pretrained: bool = True) -> ViTEncoder:
+    """A ViT encoder of the MAE encoder's shape; with ``pretrained`` its weights are copied exactly."""
+    c = mae.config
+    enc = ViTEncoder(copy.deepcopy(mae.tokenizer), c["dim"], c["depth"], c["heads"], c["mlp_ratio"], drop_path)
+    if pretrained:
+        enc.load_state_dict(mae.encoder.state_dict())
+    return enc
+
+
+class ViTClassifier(nn.Module):
+    """Images (N, C, H, W) -> logits (N, n_classes): mean of the patch features, LayerNorm, linear head."""
+
+    def __init__(self, encoder: ViTEncoder, n_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.fc_norm = nn.LayerNorm(encoder.dim, eps=1e-6)
+        self.head = nn.Linear(encoder.dim, n_classes)
+        nn.init.trunc_normal_(self.head.weight, std=2e-5)
+        nn.init.zeros_(self.head.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_norm(self.encoder(self.encoder.tokenizer.tokenize(x))[:, 1:].mean(dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def layer_of(self, name: str) -> int:
+        """Layer id for layer-wise lr decay: embeddings 0, block i -> i + 1, the rest depth + 1."""
+        if name.startswith("encoder.blocks."):
+            return int(name.split(".")[2]) + 1
+        if name.startswith(("encoder.embed", "encoder.cls_token", "encoder.pos_embed")):
+            return 0
+        return self.encoder.depth + 1
+
+
+class LinearProbe(nn.Module):
+    """The MAE paper's probe: BatchNorm without affine parameters, then a linear layer. (N, D) -> (N, K)."""
+
+    def __init__(self, dim: int, n_classes: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.BatchNorm1d(dim, affine=False, eps=1e-6), nn.Linear(dim, n_classes))
+        nn.init.trunc_normal_(self.net[1].weight, std=0.01)
+        nn.init.zeros_(self.net[1].bias)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.net(feats)
+
+
+@torch.no_grad()
+def cls_features(encoder: ViTEncoder, x: torch.Tensor, batch_size: int = 256, transform=None) -> torch.Tensor:
+    """Frozen ``[cls]`` features of the (normed) encoder: (N, C, H, W) -> (N, D), in eval mode."""
+    encoder.eval()
+    dev = next(encoder.parameters()).device
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(dev)
+        xb = transform(xb) if transform else xb
+        out.append(encoder(encoder.tokenizer.tokenize(xb))[:, 0].float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, encoder.dim)

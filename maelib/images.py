@@ -1,0 +1,185 @@
+"""Chapter 1 recipes: pretrain an image MAE, fine-tune its encoder, probe it, and the scratch baseline.
+
+Every function takes the resolved chapter parameters ``p`` (see :mod:`maelib.profiles`) so that the
+notebook reads as the study's narrative and the machinery lives here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import TensorLoader, normalize, random_resized_crop_flip
+from .data import tinyimagenet
+from .data.registry import cache_dir
+from .heads import LinearProbe, ViTClassifier, cls_features, encoder_like
+from .mae import MaskedAutoencoder
+from .metrics import accuracy
+from .tokens import Patches2d
+from .train import TrainConfig, fit, param_groups
+
+MEAN, STD = tinyimagenet.MEAN, tinyimagenet.STD
+
+
+def run_dir(chapter: str, p, keys: tuple[str, ...] | None = None) -> Path:
+    """Checkpoint folder for this chapter and these parameters (a hash of them), under the cache."""
+    params = {k: v for k, v in sorted(vars(p).items()) if k not in ("device", "checkpoint_dir")}
+    if keys:
+        params = {k: params[k] for k in keys}
+    tag = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    root = Path(p.checkpoint_dir) if getattr(p, "checkpoint_dir", None) else cache_dir() / "runs"
+    return root / f"{chapter}-{p.profile}-{tag}"
+
+
+def synthetic_images(n: int, n_classes: int, size: int = 64, seed: int = 0):
+    """An offline stand-in: oriented colour gratings whose angle and colour encode the class, plus noise.
+
+    Returns x (n, 3, size, size) uint8 and y (n,) int64. Only used when a chapter asks for it.
+    """
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % n_classes
+    angle = y.float() / n_classes * np.pi + 0.2 * torch.randn(n, generator=g)
+    freq = 2 + (y % 3).float()
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    phase = torch.rand(n, generator=g) * 2 * np.pi
+    wave = torch.sin(freq[:, None, None] * np.pi * (xx * torch.cos(angle)[:, None, None] + yy * torch.sin(angle)[:, None, None]) + phase[:, None, None])
+    colour = torch.stack([(y * 37 % 255), (y * 91 % 255), (y * 151 % 255)], 1).float() / 255
+    img = 0.5 + 0.35 * wave[:, None] * colour[:, :, None, None] + 0.1 * torch.randn(n, 3, size, size, generator=g)
+    return (img.clamp(0, 1) * 255).to(torch.uint8), y
+
+
+def load_data(p) -> dict:
+    """Train/val uint8 images resized to ``p.img_size``, labels and class names (real data unless
+    ``p.synthetic``)."""
+    if p.synthetic:
+        n_train = p.limit or 50 * p.n_classes
+        xtr, ytr = synthetic_images(n_train, p.n_classes, 64, p.seed)
+        xva, yva = synthetic_images(max(n_train // 5, p.n_classes), p.n_classes, 64, p.seed + 1)
+        data = {"train": (xtr, ytr), "val": (xva, yva), "names": [f"grating {i}" for i in range(p.n_classes)]}
+    else:
+        data = tinyimagenet.load(p.n_classes, p.data_dir, limit=p.limit)
+    if p.img_size != 64:
+        for split in ("train", "val"):
+            x, y = data[split]
+            x = F.interpolate(x.float(), size=p.img_size, mode="bilinear", antialias=True, align_corners=False)
+            data[split] = (x.round().clamp(0, 255).to(torch.uint8), y)
+    return data
+
+
+def make_mae(p) -> MaskedAutoencoder:
+    return MaskedAutoencoder(Patches2d(p.img_size, p.patch_size), p.dim, p.depth, p.heads, p.decoder_dim,
+                             p.decoder_depth, norm_target=p.norm_target)
+
+
+def _augment(scale):
+    def transform(batch, g):
+        x, *rest = batch
+        x = random_resized_crop_flip(normalize(x, MEAN, STD), g, scale=scale)
+        return (x, *rest)
+    return transform
+
+
+def _eval_transform(batch, g=None):
+    x, *rest = batch
+    return (normalize(x, MEAN, STD), *rest)
+
+
+def pretrain(mae: MaskedAutoencoder, data: dict, p, device, ckpt_dir: Path | None = None):
+    """MAE pretraining on the training images (crop + flip); returns the per-epoch history.
+
+    The history also tracks the hidden-patch loss on a fixed validation batch with a fixed mask.
+    """
+    x = data["train"][0]
+    loader = TensorLoader((x,), p.batch_size, shuffle=True, seed=p.seed, drop_last=True, device=device,
+                          transform=_augment((0.2, 1.0)))
+    xv = normalize(data["val"][0][:256].to(device), MEAN, STD)
+    gv = torch.Generator(device=xv.device).manual_seed(12345)
+
+    def evaluate(model):
+        gv.manual_seed(12345)
+        return {"val_loss": model(xv, p.mask_ratio, generator=gv)[0].item()}
+
+    cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.pretrain_lr * p.batch_size / 256, weight_decay=0.05,
+                      warmup_epochs=min(max(1, p.pretrain_epochs // 10), 40), betas=(0.9, 0.95), seed=p.seed,
+                      checkpoint=str(ckpt_dir / "pretrain.pt") if ckpt_dir else None, desc="MAE pretraining",
+                      extra={"mask_ratio": p.mask_ratio, **mae.config})
+    step = lambda model, batch: model(batch[0], p.mask_ratio)[0]  # noqa: E731
+    return fit(mae, step, loader, cfg, device, groups=param_groups(mae, cfg.weight_decay), evaluate=evaluate)
+
+
+def _classification_eval(data, device, batch_size: int = 512):
+    xv, yv = data["val"]
+
+    def evaluate(model):
+        logits = torch.cat([model(_eval_transform((xv[i:i + batch_size].to(device),))[0]).float()
+                            for i in range(0, len(xv), batch_size)])
+        return {"val_loss": F.cross_entropy(logits, yv.to(device)).item(), "val_acc": accuracy(logits, yv.to(device))}
+    return evaluate
+
+
+def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = None):
+    """Supervised training of ``ViTClassifier(encoder)``: AdamW, warmup + cosine, layer-wise lr decay,
+    label smoothing 0.1, crop + flip. Returns (model, history with val_acc per epoch)."""
+    model = ViTClassifier(encoder, len(data["names"]))
+    loader = TensorLoader(data["train"], p.batch_size, shuffle=True, seed=p.seed, drop_last=True, device=device,
+                          transform=_augment((0.35, 1.0)))
+    cfg = TrainConfig(epochs=p.finetune_epochs, lr=p.finetune_lr * p.batch_size / 256, weight_decay=0.05,
+                      warmup_epochs=min(5, max(1, p.finetune_epochs // 8)), betas=(0.9, 0.999), seed=p.seed,
+                      checkpoint=str(ckpt_dir / f"{desc.replace(' ', '_')}.pt") if ckpt_dir else None, desc=desc,
+                      extra={"layer_decay": p.layer_decay, "drop_path": p.drop_path})
+    groups = param_groups(model, cfg.weight_decay, model.layer_of, encoder.depth + 1, p.layer_decay)
+    step = lambda m, b: F.cross_entropy(m(b[0]), b[1], label_smoothing=0.1)  # noqa: E731
+    history = fit(model, step, loader, cfg, device, groups=groups, evaluate=_classification_eval(data, device))
+    return model, history
+
+
+def linear_probe(encoder, data: dict, p, device):
+    """The paper's linear probe on frozen ``[cls]`` features (computed once, no augmentation):
+    BatchNorm without affine + linear, AdamW. Returns (probe, history with val_acc per epoch)."""
+    encoder = encoder.to(device)
+    feats = {s: cls_features(encoder, data[s][0], transform=lambda x: normalize(x, MEAN, STD)) for s in ("train", "val")}
+    probe = LinearProbe(encoder.dim, len(data["names"]))
+    loader = TensorLoader((feats["train"], data["train"][1]), 256, shuffle=True, seed=p.seed, device=device)
+    fv, yv = feats["val"].to(device), data["val"][1].to(device)
+    cfg = TrainConfig(epochs=p.probe_epochs, lr=1e-3, weight_decay=0.0, warmup_epochs=1, seed=p.seed, desc="linear probe")
+    step = lambda m, b: F.cross_entropy(m(b[0]), b[1])  # noqa: E731
+    history = fit(probe, step, loader, cfg, device, evaluate=lambda m: {"val_acc": accuracy(m(fv), yv)})
+    return probe, history
+
+
+@torch.no_grad()
+def reconstructions(mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, seed: int = 0) -> dict:
+    """Original / masked / reconstruction / pasted images in [0, 1], each (N, H, W, 3) numpy, and the
+    per-image loss on hidden patches."""
+    mae.eval()
+    dev = next(mae.parameters()).device
+    xn = normalize(x.to(dev), MEAN, STD)
+    g = torch.Generator(device=dev).manual_seed(seed)
+    tokens = mae.tokenizer.tokenize(xn)
+    from .masking import random_masking
+
+    m = random_masking(len(xn), tokens.shape[1], mask_ratio, dev, g)
+    pred = mae.forward_decoder(mae.forward_encoder(tokens, m), m)
+    per_image = (((pred - mae.target(tokens)) ** 2).mean(-1) * m.mask).sum(1) / m.mask.sum(1)
+    recon, pasted = mae.reconstruct(xn, pred, m.mask)
+    masked = mae.tokenizer.untokenize(tokens * (1 - m.mask.unsqueeze(-1)))
+    show = lambda t: denormalize(t).permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+    return {"original": show(xn), "masked": show(masked) * show_mask(mae, m.mask), "reconstruction": show(recon),
+            "pasted": show(pasted), "loss": per_image.cpu().numpy()}
+
+
+def show_mask(mae: MaskedAutoencoder, mask: torch.Tensor) -> np.ndarray:
+    """(N, L) mask -> (N, H, W, 1) visibility in image space (hidden patches go black)."""
+    vis = (1 - mask).unsqueeze(-1).expand(-1, -1, mae.tokenizer.token_dim)
+    return mae.tokenizer.untokenize(vis).permute(0, 2, 3, 1)[..., :1].cpu().numpy()
+
+
+def denormalize(x: torch.Tensor) -> torch.Tensor:
+    m = torch.tensor(MEAN, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(STD, device=x.device).view(1, -1, 1, 1)
+    return (x.float() * s + m).clamp(0, 1)

@@ -1,0 +1,167 @@
+"""The masked autoencoder, written once for every tokenizer in :mod:`maelib.tokens`.
+
+Encoder: a linear token embedding, positions (fixed sin-cos, or learned column embeddings for tables),
+a ``[cls]`` token and timm transformer blocks, applied to the *visible* tokens only. Decoder: a linear
+projection, a learned mask token in every hidden slot, positions again, a few timm blocks and a linear
+prediction per token. The loss is the mean squared error over hidden tokens only.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from .masking import Masking, gather_tokens, random_masking
+from .tokens import sincos_pos_embed
+
+
+def _positions(tokenizer, dim: int) -> nn.Parameter | torch.Tensor:
+    """(1, L, dim) positions: learned for tokenizers that ask for it, fixed sin-cos otherwise."""
+    if tokenizer.learned_positions:
+        return nn.Parameter(torch.randn(1, tokenizer.num_tokens, dim) * 0.02)
+    return nn.Parameter(sincos_pos_embed(dim, tokenizer.grid).unsqueeze(0), requires_grad=False)
+
+
+def _blocks(dim: int, depth: int, heads: int, mlp_ratio: float, drop_path: float = 0.0) -> nn.ModuleList:
+    rates = torch.linspace(0, drop_path, depth).tolist() if depth else []
+    return nn.ModuleList(
+        Block(dim, heads, mlp_ratio, qkv_bias=True, drop_path=r, norm_layer=partial(nn.LayerNorm, eps=1e-6))
+        for r in rates
+    )
+
+
+def _init_weights(module: nn.Module) -> None:
+    """Xavier-uniform linears and unit LayerNorms, as the original MAE initialises them."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def _attend_mask(valid: torch.Tensor | None) -> torch.Tensor | None:
+    """(N, K) bool of real tokens -> (N, 1, 1, K) attention mask, or None when every token is real."""
+    if valid is None:
+        return None
+    return valid[:, None, None, :]
+
+
+class ViTEncoder(nn.Module):
+    """Tokens (N, L, token_dim) -> features (N, 1 + K, dim): ``[cls]`` then the K tokens it was given.
+
+    ``keep`` (N, K) selects the tokens to encode (all L when None); ``valid`` (N, K) marks real tokens
+    when rows keep different numbers of tokens (padding slots are never attended to).
+    The same class is the MAE's encoder and the downstream ViT, so weights move by ``state_dict``.
+    """
+
+    def __init__(self, tokenizer, dim: int = 192, depth: int = 12, heads: int = 3, mlp_ratio: float = 4.0,
+                 drop_path: float = 0.0):
+        super().__init__()
+        self.tokenizer, self.dim, self.depth = tokenizer, dim, depth
+        self.embed = nn.Linear(tokenizer.token_dim, dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = _positions(tokenizer, dim)
+        self.blocks = _blocks(dim, depth, heads, mlp_ratio, drop_path)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        _init_weights(self)
+        nn.init.normal_(self.cls_token, std=0.02)
+
+    def forward(self, tokens: torch.Tensor, keep: torch.Tensor | None = None, valid: torch.Tensor | None = None,
+                collect: tuple[int, ...] = ()) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Encode; with ``collect`` (1-based block numbers) also return those blocks' outputs."""
+        x = self.embed(tokens) + self.pos_embed
+        if keep is not None:
+            x = gather_tokens(x, keep)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        attn_mask = None
+        if valid is not None:
+            attn_mask = _attend_mask(torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1))
+        feats = []
+        for i, block in enumerate(self.blocks, start=1):
+            x = block(x, attn_mask=attn_mask)
+            if i in collect:
+                feats.append(x)
+        x = self.norm(x)
+        return (x, feats) if collect else x
+
+
+class MaskedAutoencoder(nn.Module):
+    """MAE over any tokenizer: ``loss, pred, mask = mae(x, mask_ratio)``.
+
+    x: a batch in the tokenizer's input layout (images (N, C, H, W), series (N, T, C), tables (N, F)).
+    pred: (N, L, token_dim) predictions for every token; mask: (N, L), 1 = hidden.
+    ``norm_target`` normalises each target token by its own mean and variance (MAE's norm_pix_loss).
+    """
+
+    def __init__(self, tokenizer, dim: int = 192, depth: int = 12, heads: int = 3, decoder_dim: int = 128,
+                 decoder_depth: int = 4, decoder_heads: int = 4, mlp_ratio: float = 4.0, norm_target: bool = False):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.norm_target = norm_target
+        self.config = dict(dim=dim, depth=depth, heads=heads, decoder_dim=decoder_dim, decoder_depth=decoder_depth,
+                           decoder_heads=decoder_heads, mlp_ratio=mlp_ratio, norm_target=norm_target)
+        self.encoder = ViTEncoder(tokenizer, dim, depth, heads, mlp_ratio)
+        self.decoder_embed = nn.Linear(dim, decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
+        self.decoder_pos = _positions(tokenizer, decoder_dim)
+        self.decoder_blocks = _blocks(decoder_dim, decoder_depth, decoder_heads, mlp_ratio)
+        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
+        self.decoder_pred = nn.Linear(decoder_dim, tokenizer.token_dim)
+        _init_weights(nn.ModuleList([self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred]))
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def forward_encoder(self, tokens: torch.Tensor, masking: Masking) -> torch.Tensor:
+        """(N, L, token_dim) -> latent (N, 1 + n_keep, dim) of the visible tokens only."""
+        return self.encoder(tokens, keep=masking.keep, valid=masking.valid)
+
+    def forward_decoder(self, latent: torch.Tensor, masking: Masking) -> torch.Tensor:
+        """Latent (N, 1 + K, dim) -> predictions (N, L, token_dim) in the original token order."""
+        x = self.decoder_embed(latent[:, 1:])
+        n, k, d = x.shape
+        if masking.valid is not None:
+            x = torch.where(masking.valid.unsqueeze(-1), x, self.mask_token.to(x.dtype).expand(n, k, d))
+        length = masking.restore.shape[1]
+        x = torch.cat([x, self.mask_token.to(x.dtype).expand(n, length - k, d)], dim=1)
+        x = gather_tokens(x, masking.restore) + self.decoder_pos
+        x = torch.cat([self.decoder_embed(latent[:, :1]), x], dim=1)
+        for block in self.decoder_blocks:
+            x = block(x)
+        return self.decoder_pred(self.decoder_norm(x))[:, 1:]
+
+    def target(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.norm_target:
+            return tokens
+        mean, var = tokens.mean(dim=-1, keepdim=True), tokens.var(dim=-1, keepdim=True)
+        return (tokens - mean) / (var + 1e-6) ** 0.5
+
+    def loss(self, tokens: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over hidden tokens only: tokens, pred (N, L, D), mask (N, L) -> scalar."""
+        per_token = ((pred.float() - self.target(tokens).float()) ** 2).mean(dim=-1)
+        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+
+    def forward(self, x: torch.Tensor, mask_ratio: float = 0.75, masking: Masking | None = None,
+                generator: torch.Generator | None = None):
+        tokens = self.tokenizer.tokenize(x)
+        if masking is None:
+            masking = random_masking(tokens.shape[0], tokens.shape[1], mask_ratio, tokens.device, generator)
+        pred = self.forward_decoder(self.forward_encoder(tokens, masking), masking)
+        return self.loss(tokens, pred, masking.mask), pred, masking.mask
+
+    def reconstruct(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predictions back in input space: (reconstruction, reconstruction with visible tokens pasted back).
+
+        With a normalised target the prediction is de-normalised with each true token's own statistics.
+        """
+        tokens = self.tokenizer.tokenize(x)
+        if self.norm_target:
+            mean, var = tokens.mean(dim=-1, keepdim=True), tokens.var(dim=-1, keepdim=True)
+            pred = pred * (var + 1e-6) ** 0.5 + mean
+        m = mask.unsqueeze(-1).to(pred.dtype)
+        pasted = tokens * (1 - m) + pred * m
+        return self.tokenizer.untokenize(pred), self.tokenizer.untokenize(pasted)

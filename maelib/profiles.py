@@ -1,0 +1,167 @@
+"""Every chapter's parameters, their allowed ranges and the three profiles, in one place.
+
+- ``smoke``: seconds; the tests run every chapter end to end with it.
+- ``quick``: the default on a CPU; a few minutes a chapter on 2 cores.
+- ``full``: the default when CUDA is available; the paper's scale where the data allows.
+
+A notebook's parameters cell leaves most values as ``None`` ("take the profile's"); :func:`resolve`
+fills them in and refuses bad values before any compute, naming the parameter and its range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+PROFILE_NAMES = ("smoke", "quick", "full")
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: type  # int, float, str, bool, list (of floats)
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False  # True: low itself is not allowed
+    open_high: bool = False
+    choices: tuple | None = None
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(map(repr, self.choices))
+        lo = "(" if self.open_low else "["
+        hi = ")" if self.open_high else "]"
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"in {lo}{low}, {high}{hi}"
+
+    def check(self, name: str, value):
+        if value is None:
+            return None
+        if self.kind is list:
+            values = value if isinstance(value, (list, tuple)) else [value]
+            return [Spec(float, self.low, self.high, self.open_low, self.open_high).check(name, v) for v in values]
+        if self.kind is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+            return value
+        try:
+            v = self.kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a {self.kind.__name__}, got {value!r}") from None
+        if self.kind is int and isinstance(value, float) and value != int(value):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if self.choices is not None and v not in self.choices:
+            raise ValueError(f"{name} must be {self.describe()}, got {value!r}")
+        if self.kind in (int, float):
+            bad_low = self.low is not None and (v <= self.low if self.open_low else v < self.low)
+            bad_high = self.high is not None and (v >= self.high if self.open_high else v > self.high)
+            if bad_low or bad_high or (isinstance(v, float) and math.isnan(v)):
+                raise ValueError(f"{name} must be {self.describe()}, got {value!r}")
+        return v
+
+
+RATIO = Spec(float, 0, 1, open_low=True, open_high=True)
+COMMON = {
+    "profile": Spec(str, choices=("auto",) + PROFILE_NAMES),
+    "data_dir": Spec(str),
+    "seed": Spec(int, 0),
+    "device": Spec(str),
+    "batch_size": Spec(int, 1),
+    "checkpoint_dir": Spec(str),
+}
+
+SPECS: dict[str, dict[str, Spec]] = {
+    "images": {
+        **COMMON,
+        "n_classes": Spec(int, 2, 200),
+        "img_size": Spec(int, 8, 512),
+        "patch_size": Spec(int, 1, 64),
+        "mask_ratio": RATIO,
+        "pretrain_epochs": Spec(int, 1),
+        "finetune_epochs": Spec(int, 1),
+        "probe_epochs": Spec(int, 1),
+        "dim": Spec(int, 8),
+        "depth": Spec(int, 1, 48),
+        "heads": Spec(int, 1),
+        "decoder_dim": Spec(int, 8),
+        "decoder_depth": Spec(int, 1, 24),
+        "norm_target": Spec(bool),
+        "limit": Spec(int, 1),
+        "pretrain_lr": Spec(float, 0, open_low=True),
+        "finetune_lr": Spec(float, 0, open_low=True),
+        "layer_decay": Spec(float, 0, 1, open_low=True),
+        "drop_path": Spec(float, 0, 1, open_high=True),
+        "synthetic": Spec(bool),
+    },
+}
+
+_IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pretrain_epochs=150, finetune_epochs=40,
+                    probe_epochs=90, batch_size=256, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4,
+                    norm_target=True, limit=None, pretrain_lr=1.5e-4, finetune_lr=1e-3, layer_decay=0.75,
+                    drop_path=0.1, synthetic=False)
+
+PROFILES: dict[str, dict[str, dict]] = {
+    "images": {
+        "full": _IMAGES_FULL,
+        "quick": {**_IMAGES_FULL, "pretrain_epochs": 12, "finetune_epochs": 6, "probe_epochs": 30, "batch_size": 128,
+                  "dim": 96, "depth": 4, "heads": 3, "decoder_dim": 64, "decoder_depth": 1, "pretrain_lr": 1.5e-4,
+                  "finetune_lr": 1e-3, "layer_decay": 0.85, "drop_path": 0.0},
+        "smoke": {**_IMAGES_FULL, "n_classes": 20, "img_size": 32, "patch_size": 8, "pretrain_epochs": 2,
+                  "finetune_epochs": 2, "probe_epochs": 2, "batch_size": 64, "dim": 32, "depth": 2, "heads": 2,
+                  "decoder_dim": 32, "decoder_depth": 1, "limit": 200, "drop_path": 0.0},
+    },
+}
+
+
+def default_profile() -> str:
+    import torch
+
+    return "full" if torch.cuda.is_available() else "quick"
+
+
+def resolve(chapter: str, profile: str = "auto", **overrides) -> SimpleNamespace:
+    """The chapter's parameters: the profile's values, then every override that is not None, validated.
+
+    Raises ``ValueError`` naming the first bad parameter and its allowed range, or an unknown name.
+    """
+    if chapter not in SPECS:
+        raise KeyError(f"unknown chapter {chapter!r}; known: {', '.join(sorted(SPECS))}")
+    profile = COMMON["profile"].check("profile", profile or "auto")
+    if profile == "auto":
+        profile = default_profile()
+    params = dict(PROFILES[chapter][profile])
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    params["profile"] = profile
+    params.setdefault("seed", 0)
+    params.setdefault("device", "auto")
+    validate(chapter, params)
+    values = {k: None for k in SPECS[chapter]}
+    values.update({k: SPECS[chapter][k].check(k, v) for k, v in params.items()})
+    return SimpleNamespace(**values)
+
+
+def validate(chapter: str, params: dict) -> None:
+    """Refuse unknown parameter names and values out of range (checked without running anything)."""
+    specs = SPECS[chapter]
+    for name, value in params.items():
+        if name not in specs:
+            raise ValueError(f"unknown parameter {name!r} for chapter {chapter!r}; known: {', '.join(sorted(specs))}")
+        specs[name].check(name, value)
+    checker = CROSS_CHECKS.get(chapter)
+    if checker:
+        checker(params)
+
+
+def _images_cross(p: dict) -> None:
+    if p.get("img_size") and p.get("patch_size") and p["img_size"] % p["patch_size"]:
+        raise ValueError(f"img_size ({p['img_size']}) must be a multiple of patch_size ({p['patch_size']})")
+    if p.get("dim") and p.get("heads") and p["dim"] % p["heads"]:
+        raise ValueError(f"dim ({p['dim']}) must be a multiple of heads ({p['heads']})")
+    if p.get("dim") and p["dim"] % 4:
+        raise ValueError(f"dim must be a multiple of 4 (2D sin-cos positions), got {p['dim']}")
+
+
+CROSS_CHECKS = {"images": _images_cross}

@@ -1,0 +1,147 @@
+"""Execute chapters with papermill and record finished runs.
+
+``run_chapter("images", {"mask_ratio": 0.5})`` validates the parameters (before any compute), turns
+``notebooks/01_images.py`` into a notebook with jupytext, executes it with papermill into a temporary
+file, and only when it finished moves it to ``book/executed/01_images.ipynb`` and writes the run record
+``book/executed/01_images.run.json`` (chapter, parameters, profile, device, seed, metrics, wall time,
+git commit, and a stamp of the inputs). A chapter whose notebook, parameters and library are unchanged
+since its last finished run is skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from . import profiles
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+EXECUTED = ROOT / "book" / "executed"
+
+
+def chapters() -> dict[str, Path]:
+    """Chapter name -> notebook source: ``notebooks/01_images.py`` is chapter ``images``."""
+    return {f.stem.split("_", 1)[1]: f for f in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))}
+
+
+def notebook_of(chapter: str) -> Path:
+    known = chapters()
+    if chapter not in known:
+        raise KeyError(f"unknown chapter {chapter!r}; known: {', '.join(known)}")
+    return known[chapter]
+
+
+def stamp(chapter: str, params: dict) -> str:
+    """A hash of what determines a chapter's output: its notebook, its parameters and maelib's code."""
+    h = hashlib.sha256(notebook_of(chapter).read_bytes())
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    for f in sorted((ROOT / "maelib").rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def glued(nb) -> dict:
+    """Values glued with ``myst_nb.glue`` in an executed notebook: name -> Python value (or text)."""
+    out = {}
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            meta = o.get("metadata", {}).get("scrapbook")
+            key = f"{meta.get('mime_prefix', '')}text/plain" if meta else None
+            if key and key in o.get("data", {}):
+                text = o["data"][key]
+                try:
+                    out[meta["name"]] = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    out[meta["name"]] = text
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
+                progress: bool = True) -> Path:
+    """Execute one chapter with ``params`` (papermill parameters); return the executed notebook's path."""
+    import jupytext
+    import nbformat
+    import papermill as pm
+
+    params = dict(params or {})
+    params.setdefault("profile", "auto")
+    if params["profile"] == "auto":
+        params["profile"] = profiles.default_profile()
+    resolved = profiles.resolve(chapter, **params)  # refuses bad input before any compute
+    src = notebook_of(chapter)
+    out_nb = out_dir / f"{src.stem}.ipynb"
+    record = out_dir / f"{src.stem}.run.json"
+    key = stamp(chapter, params)
+    if not force and out_nb.exists() and record.exists() and json.loads(record.read_text()).get("stamp") == key:
+        print(f"{chapter}: unchanged since its last run, skipped ({out_nb.relative_to(ROOT)})")
+        return out_nb
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        src_nb = Path(tmp) / f"{src.stem}.ipynb"
+        done_nb = Path(tmp) / f"{src.stem}.executed.ipynb"
+        nbformat.write(jupytext.read(src), src_nb)
+        pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
+                            progress_bar=progress, log_output=False)
+        nb = nbformat.read(done_nb, as_version=4)
+        os.replace(done_nb, out_nb)
+    values = glued(nb)
+    entry = {
+        "chapter": chapter, "notebook": src.name, "parameters": params, "profile": resolved.profile,
+        "seed": resolved.seed, "device": values.get("device"), "metrics": values.get("results", {}),
+        "wall_s": round(time.time() - started, 1), "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "git_commit": _git_commit(), "stamp": key,
+    }
+    _write_atomic(record, json.dumps(entry, indent=2, default=str))
+    return out_nb
+
+
+def toc_chapters() -> list[str]:
+    """Chapter names in the order ``_toc.yml`` lists their executed notebooks."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
+    names = {v.stem: k for k, v in chapters().items()}
+    return [names[Path(f).stem] for f in files if Path(f).stem in names]
+
+
+def build_book(root: Path = ROOT, warnings_as_errors: bool = True) -> Path:
+    """Draw the hand-written pages' figures, then ``jupyter-book build`` the repository root into
+    ``_build/html``; returns index.html."""
+    from .viz import masking_recipe_figure
+
+    root = Path(root)
+    fig_dir = root / "book" / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    masking_recipe_figure().savefig(fig_dir / "masking_recipe.png", dpi=110)
+    cmd = ["jupyter-book", "build", str(root), "--builder", "html"]
+    if warnings_as_errors:
+        cmd += ["-W", "-n", "--keep-going"]
+    exe = Path(os.sys.executable).parent / "jupyter-book"
+    cmd[0] = str(exe) if exe.exists() else cmd[0]
+    subprocess.run(cmd, check=True, cwd=root)
+    return root / "_build" / "html" / "index.html"

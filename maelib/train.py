@@ -1,0 +1,168 @@
+"""One training loop for every experiment.
+
+``fit`` runs AdamW with a linear warmup and a cosine decay (per step), bf16 autocast on CUDA, a tqdm bar,
+a per-epoch history (a DataFrame), an atomic checkpoint after every epoch and resume from it. Each epoch
+reseeds torch from ``(seed, epoch)``, and loaders draw their order from the same pair, so an interrupted
+run that resumes gives the same numbers as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+
+def pick_device(device: str | None = "auto") -> torch.device:
+    """'auto' -> CUDA when present, else CPU; anything else is passed to torch.device."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    import numpy as np
+    import random
+
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA, a no-op elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """What ``fit`` needs to know. ``lr`` is the peak learning rate after warmup."""
+
+    epochs: int
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    min_lr: float = 0.0
+    grad_clip: float | None = None
+    seed: int = 0
+    checkpoint: str | None = None
+    desc: str = "train"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if int(self.epochs) < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+def lr_at(step: float, total: int, warmup: float, lr: float, min_lr: float) -> float:
+    """Linear warmup to ``lr`` over ``warmup`` steps, then half-cosine down to ``min_lr`` at ``total``."""
+    if step < warmup:
+        return lr * step / max(warmup, 1e-8)
+    progress = (step - warmup) / max(total - warmup, 1)
+    return min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def param_groups(model: nn.Module, weight_decay: float, layer_of: Callable[[str], int] | None = None,
+                 n_layers: int = 0, layer_decay: float = 1.0) -> list[dict]:
+    """AdamW groups: no decay on biases, norms and tokens; optional layer-wise lr decay.
+
+    With ``layer_of`` (parameter name -> layer id in 0..n_layers), a parameter's lr is scaled by
+    ``layer_decay ** (n_layers - id)`` (the BEiT/MAE fine-tuning recipe).
+    """
+    groups: dict[tuple, dict] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = p.ndim < 2 or name.endswith(("cls_token", "pos_embed", "mask_token"))
+        layer = layer_of(name) if layer_of else n_layers
+        key = (layer, no_decay)
+        g = groups.setdefault(key, {"params": [], "weight_decay": 0.0 if no_decay else weight_decay,
+                                    "lr_scale": layer_decay ** (n_layers - layer)})
+        g["params"].append(p)
+    return list(groups.values())
+
+
+def _save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _epoch_batches(loader, epoch: int):
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    return loader
+
+
+def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loader: Iterable, cfg: TrainConfig,
+        device: torch.device | str = "cpu", groups: list[dict] | None = None,
+        evaluate: Callable[[nn.Module], dict] | None = None, progress: bool = True) -> pd.DataFrame:
+    """Train ``model`` with ``loss = step(model, batch)`` for ``cfg.epochs`` epochs; return the history.
+
+    The history has one row per epoch: ``epoch``, ``loss`` (mean training loss), ``lr`` and whatever
+    ``evaluate(model)`` returns. With ``cfg.checkpoint`` set, the state is saved after every epoch and a
+    later call with the same config resumes after the last finished epoch.
+    """
+    device = pick_device(device) if isinstance(device, str) else device
+    model.to(device)
+    groups = groups if groups is not None else param_groups(model, cfg.weight_decay)
+    for g in groups:
+        g.setdefault("lr_scale", 1.0)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(len(loader), 1)
+    total = cfg.epochs * steps_per_epoch
+    history: list[dict] = []
+    start = 0
+    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+    fingerprint = {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint", "desc")}
+    if ckpt and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            history, start = state["history"], state["epoch"] + 1
+    bar = tqdm(range(start, cfg.epochs), desc=cfg.desc, disable=not progress, mininterval=2.0,
+               initial=start, total=cfg.epochs)
+    for epoch in bar:
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        model.train()
+        total_loss, count = 0.0, 0
+        lr = cfg.lr
+        for i, batch in enumerate(_epoch_batches(loader, epoch)):
+            lr = lr_at(epoch * steps_per_epoch + i, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr, cfg.min_lr)
+            for g in opt.param_groups:
+                g["lr"] = lr * g["lr_scale"]
+            with autocast(device):
+                loss = step(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{cfg.desc}: loss became {loss.item()} at epoch {epoch}, step {i}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            total_loss += loss.item()
+            count += 1
+        row = {"epoch": epoch + 1, "loss": total_loss / max(count, 1), "lr": lr}
+        if evaluate is not None:
+            model.eval()
+            with torch.no_grad(), autocast(device):
+                row.update(evaluate(model))
+        history.append(row)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "epoch"})
+        if ckpt:
+            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                          "history": history, "fingerprint": fingerprint}, ckpt)
+    model.eval()
+    return pd.DataFrame(history)

@@ -1,0 +1,85 @@
+"""Figures the chapters share: reconstruction rows, training curves, the paper-vs-ours table."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+
+def glue_figure(name: str, fig) -> None:
+    """Glue a figure for the book (``{glue:figure}``) and close it so it is not shown twice."""
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def reconstruction_grid(rec: dict, n: int = 6, titles=("original", "masked", "reconstruction", "visible pasted back")):
+    """One row per image: original / masked / reconstruction / reconstruction with visible patches pasted.
+
+    ``rec`` is :func:`maelib.images.reconstructions`'s output.
+    """
+    keys = ("original", "masked", "reconstruction", "pasted")
+    n = min(n, len(rec["original"]))
+    fig, axes = plt.subplots(n, 4, figsize=(6.4, 1.65 * n), squeeze=False)
+    for i in range(n):
+        for j, k in enumerate(keys):
+            ax = axes[i, j]
+            ax.imshow(rec[k][i].clip(0, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(titles[j], fontsize=9)
+        axes[i, 2].set_xlabel(f"hidden-patch MSE {rec['loss'][i]:.3f}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles: tuple[str, ...] | None = None,
+           xlabel: str = "epoch"):
+    """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for ax, metric, title in zip(axes[0], metrics, titles or metrics):
+        for label, h in histories.items():
+            if metric in h:
+                ax.plot(h["epoch"], h[metric], marker="o", ms=3, label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def paper_vs_ours(rows: list[dict]) -> pd.DataFrame:
+    """A tidy comparison table: each row a dict with 'model', 'paper' and 'this run' (and more columns)."""
+    return pd.DataFrame(rows).set_index("model")
+
+
+def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
+    """The intro's figure: one masking call on image patches, series patches, table cells, volume patches."""
+    import numpy as np
+    import torch
+
+    from .masking import random_masking
+
+    g = torch.Generator().manual_seed(seed)
+    panels = [("image: 8x8 patches", (8, 8)), ("time series: 24 patches", (1, 24)),
+              ("table: 6 rows x 12 cells", (6, 12)), ("volume: 3 slices of 4x4 patches", (4, 12))]
+    fig, axes = plt.subplots(1, 4, figsize=(12, 2.6), gridspec_kw={"width_ratios": [1, 2.2, 1.6, 1.6]})
+    for ax, (title, (h, w)) in zip(axes, panels):
+        rows = h if title.startswith("table") else 1
+        m = random_masking(rows, h * w // rows, mask_ratio, generator=g).mask.reshape(h, w).numpy()
+        ax.imshow(np.where(m > 0, 0.15, 0.85), cmap="viridis", vmin=0, vmax=1)
+        ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, h, 1), minor=True)
+        ax.grid(which="minor", color="white", lw=1)
+        if title.startswith("volume"):
+            for x in (3.5, 7.5):
+                ax.axvline(x, color="black", lw=3)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(f"random_masking(mask_ratio={mask_ratio}): dark = hidden, light = seen by the encoder", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,77 @@
+"""End to end: papermill runs each chapter at the smoke profile, and the book builds from the results.
+
+The chapters run into a temporary copy of the book's sources, so the developer's own executed chapters
+in book/executed are left alone.
+"""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT, data_folder
+from maelib import runs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def book_copy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("book")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed", "figures"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def executed(book_copy, tmp_path_factory):
+    """Every chapter of _toc.yml executed at the smoke profile into the copy."""
+    data_folder("tinyimagenet")
+    out = book_copy / "book" / "executed"
+    return {ch: runs.run_chapter(ch, {"profile": "smoke"}, force=True, out_dir=out, progress=False)
+            for ch in runs.toc_chapters()}
+
+
+def test_images_chapter_runs_and_glues_its_metrics(executed):
+    nb = nbformat.read(executed["images"], as_version=4)
+    values = runs.glued(nb)
+    for key in ("acc_ft", "acc_scratch", "acc_probe"):
+        assert 0 <= values[key] <= 100
+    assert values["profile"] == "smoke"
+    record = json.loads(executed["images"].with_suffix(".run.json").read_text())
+    assert record["chapter"] == "images" and record["profile"] == "smoke"
+    assert set(record["metrics"]) >= {"acc_scratch", "acc_finetune", "acc_probe"}
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_unchanged_chapter_is_skipped(executed, capsys):
+    out = executed["images"]
+    before = out.stat().st_mtime_ns
+    runs.run_chapter("images", {"profile": "smoke"}, out_dir=out.parent, progress=False)
+    assert out.stat().st_mtime_ns == before
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_failed_run_records_nothing(tmp_path):
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError, match="DataMissingError"):
+        runs.run_chapter("images", {"profile": "smoke", "data_dir": str(tmp_path / "empty")}, force=True,
+                         out_dir=tmp_path / "out", progress=False)
+    assert not list((tmp_path / "out").glob("*"))
+
+
+def test_book_builds_with_warnings_as_errors_and_loads_nothing_from_the_network(book_copy, executed):
+    index = runs.build_book(book_copy)
+    assert index.exists()
+    pages = list((book_copy / "_build" / "html").rglob("*.html"))
+    chapter = next(p for p in pages if p.name == "01_images.html").read_text()
+    assert "Table 1" in chapter and "data:image/png" in chapter or "<img" in chapter
+    for page in pages:
+        html = page.read_text()
+        remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//[^"]+"', html)
+        assert not remote, f"{page.name} loads {remote[:2]}"

@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from maelib.masking import masking_from_visible, random_masking
+from maelib.tokens import Columns, Patches1d, Patches2d, sincos_pos_embed
+
+
+@pytest.mark.parametrize("tok, shape", [(Patches2d(32, 8, 3), (2, 3, 32, 32)), (Patches1d(24, 4, 2), (2, 24, 2)),
+                                        (Columns(7), (2, 7))])
+def test_tokenize_round_trip(tok, shape):
+    x = torch.randn(shape)
+    t = tok.tokenize(x)
+    assert t.shape == (2, tok.num_tokens, tok.token_dim)
+    assert torch.equal(tok.untokenize(t), x)
+
+
+def test_patches2d_token_is_one_patch():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float).reshape(2, 3, 8, 8)
+    t = Patches2d(8, 4, 3).tokenize(x)
+    # token 1 is the top-right 4x4 patch, pixels in (row, col, channel) order
+    assert torch.equal(t[0, 1].reshape(4, 4, 3), x[0, :, :4, 4:].permute(1, 2, 0))
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5, 0.75, 0.9])
+def test_random_masking_keeps_the_right_tokens(ratio):
+    n, length = 5, 64
+    m = random_masking(n, length, ratio, generator=torch.Generator().manual_seed(0))
+    n_keep = int(length * (1 - ratio))
+    assert m.keep.shape == (n, n_keep)
+    for i in range(n):
+        assert len(set(m.keep[i].tolist())) == n_keep  # distinct
+        assert m.mask[i, m.keep[i]].sum() == 0  # kept tokens are the visible ones
+    assert torch.all(m.mask.sum(1) == length - n_keep)
+    # restore inverts the shuffle: the shuffled order put back is the identity
+    shuffle = m.restore.argsort(dim=1)
+    assert torch.equal(shuffle.gather(1, m.restore), torch.arange(length).expand(n, -1))
+    assert torch.equal(shuffle[:, :n_keep], m.keep)
+
+
+def test_masks_differ_per_sample():
+    m = random_masking(4, 64, 0.75, generator=torch.Generator().manual_seed(1))
+    assert len({tuple(r.tolist()) for r in m.mask}) == 4
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5])
+def test_mask_ratio_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match=r"mask_ratio must be in \[0, 1\)"):
+        random_masking(2, 16, bad)
+
+
+def test_masking_from_visible_keeps_exactly_the_visible_tokens():
+    visible = torch.rand(6, 10, generator=torch.Generator().manual_seed(0)) < 0.6
+    m = masking_from_visible(visible)
+    assert torch.equal(m.mask, (~visible).float())
+    assert torch.equal(m.valid.sum(1), visible.sum(1))
+    for i in range(6):
+        real = m.keep[i][m.valid[i]]
+        assert set(real.tolist()) == set(torch.nonzero(visible[i]).flatten().tolist())
+
+
+def test_sincos_positions_are_distinct():
+    pe = sincos_pos_embed(32, (4, 4))
+    assert pe.shape == (16, 32)
+    assert torch.cdist(pe, pe).fill_diagonal_(1).min() > 0.1

@@ -1,0 +1,92 @@
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from maelib.data import TensorLoader
+from maelib.train import TrainConfig, fit, lr_at
+
+
+def problem(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 5, generator=g)
+    y = x @ torch.randn(5, 1, generator=g) + 0.1 * torch.randn(64, 1, generator=g)
+    return x, y
+
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 16), nn.Dropout(0.2), nn.ReLU(), nn.Linear(16, 1))
+
+
+def step(m, b):
+    return nn.functional.mse_loss(m(b[0]), b[1])
+
+
+def test_training_is_deterministic_on_cpu():
+    runs = []
+    for _ in range(2):
+        m = model()
+        h = fit(m, step, TensorLoader(problem(), 8, shuffle=True, seed=1), TrainConfig(epochs=3, lr=1e-2, seed=1),
+                progress=False)
+        runs.append((h, m[0].weight.detach().clone()))
+    pd.testing.assert_frame_equal(runs[0][0], runs[1][0])
+    assert torch.equal(runs[0][1], runs[1][1])
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path):
+    data = problem()
+    cfg = TrainConfig(epochs=4, lr=1e-2, seed=3, warmup_epochs=1, checkpoint=str(tmp_path / "ck.pt"))
+    straight = model()
+    h_straight = fit(straight, step, TensorLoader(data, 8, shuffle=True, seed=3),
+                     TrainConfig(**{**cfg.__dict__, "checkpoint": None}), progress=False)
+
+    calls = {"n": 0}
+
+    def crash_after_two(m):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the machine goes away during epoch 3
+        return {}
+
+    interrupted = model()
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, step, TensorLoader(data, 8, shuffle=True, seed=3), cfg, evaluate=crash_after_two,
+            progress=False)
+    assert torch.load(tmp_path / "ck.pt", weights_only=False)["epoch"] == 1  # epochs 1 and 2 were saved
+
+    resumed = model()
+    seen = []
+    h = fit(resumed, step, TensorLoader(data, 8, shuffle=True, seed=3), cfg,
+            evaluate=lambda m: seen.append(1) or {}, progress=False)
+    assert len(seen) == 2  # only epochs 3 and 4 ran
+    assert list(h["epoch"]) == [1, 2, 3, 4]
+    pd.testing.assert_series_equal(h["loss"], h_straight["loss"])
+    for a, b in zip(resumed.parameters(), straight.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_changed_config_does_not_resume(tmp_path):
+    ck = str(tmp_path / "ck.pt")
+    fit(model(), step, TensorLoader(problem(), 8), TrainConfig(epochs=2, lr=1e-2, checkpoint=ck), progress=False)
+    h = fit(model(), step, TensorLoader(problem(), 8), TrainConfig(epochs=2, lr=5e-3, checkpoint=ck), progress=False)
+    assert len(h) == 2 and h["lr"].iloc[0] != 0
+
+
+def test_lr_schedule_warms_up_then_decays():
+    lrs = [lr_at(s, 100, 10, 1.0, 0.0) for s in range(101)]
+    assert lrs[0] == 0 and abs(lrs[10] - 1.0) < 1e-9 and lrs[100] < 1e-9
+    assert all(a <= b for a, b in zip(lrs[:10], lrs[1:11]))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+@pytest.mark.parametrize("kw, msg", [({"epochs": 0}, "epochs must be >= 1"), ({"epochs": 2, "lr": 0}, "lr must be > 0")])
+def test_bad_train_config_is_refused(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        TrainConfig(**kw)
+
+
+def test_nan_loss_stops_training():
+    with pytest.raises(FloatingPointError, match="loss became nan"):
+        fit(model(), lambda m, b: m(b[0]).sum() * float("nan"), TensorLoader(problem(), 8),
+            TrainConfig(epochs=1), progress=False)
