@@ -98,6 +98,30 @@ SPECS: dict[str, dict[str, Spec]] = {
     },
 }
 
+SPECS["series"] = {
+    **COMMON,
+    "lag": Spec(int, 1),
+    "horizon": Spec(int, 1),
+    "split": Spec(list, 0, 1, open_low=True, open_high=True),
+    "mask_ratios": Spec(list, 0, 1, open_low=True, open_high=True),
+    "mask_ratio": RATIO,
+    "epochs": Spec(int, 1),
+    "pretrain_epochs": Spec(int, 1),
+    "seeds": Spec(int, 1, 20),
+    "dim": Spec(int, 4),
+    "depth": Spec(int, 1, 24),
+    "heads": Spec(int, 1),
+    "hidden": Spec(int, 1),
+    "patch_size": Spec(int, 1),
+    "lr": Spec(float, 0, open_low=True),
+}
+
+ETTH1_ROWS = 17_420
+
+_SERIES_QUICK = dict(lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
+                     epochs=6, pretrain_epochs=6, seeds=1, dim=32, depth=2, heads=2, hidden=32, patch_size=4,
+                     batch_size=128, lr=2e-3)
+
 _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pretrain_epochs=150, finetune_epochs=40,
                     probe_epochs=90, batch_size=256, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4,
                     norm_target=True, limit=None, pretrain_lr=1.5e-4, finetune_lr=1e-3, layer_decay=0.75,
@@ -106,13 +130,22 @@ _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pr
 PROFILES: dict[str, dict[str, dict]] = {
     "images": {
         "full": _IMAGES_FULL,
-        "quick": {**_IMAGES_FULL, "pretrain_epochs": 12, "finetune_epochs": 6, "probe_epochs": 30, "batch_size": 128,
-                  "dim": 96, "depth": 4, "heads": 3, "decoder_dim": 64, "decoder_depth": 1, "pretrain_lr": 1.5e-4,
-                  "finetune_lr": 1e-3, "layer_decay": 0.85, "drop_path": 0.0},
+        "quick": {**_IMAGES_FULL, "patch_size": 16, "pretrain_epochs": 16, "finetune_epochs": 6, "probe_epochs": 30,
+                  "batch_size": 128, "dim": 128, "depth": 6, "heads": 4, "decoder_dim": 64, "decoder_depth": 1,
+                  "pretrain_lr": 1e-3, "finetune_lr": 1e-3, "layer_decay": 0.85, "drop_path": 0.0},
         "smoke": {**_IMAGES_FULL, "n_classes": 20, "img_size": 32, "patch_size": 8, "pretrain_epochs": 2,
                   "finetune_epochs": 2, "probe_epochs": 2, "batch_size": 64, "dim": 32, "depth": 2, "heads": 2,
                   "decoder_dim": 32, "decoder_depth": 1, "limit": 200, "drop_path": 0.0},
     },
+}
+
+
+PROFILES["series"] = {
+    "quick": _SERIES_QUICK,
+    "full": {**_SERIES_QUICK, "epochs": 30, "pretrain_epochs": 60, "seeds": 3, "dim": 64, "depth": 3, "heads": 4,
+             "hidden": 64, "lr": 1e-3},
+    "smoke": {**_SERIES_QUICK, "lag": 16, "patch_size": 4, "epochs": 1, "pretrain_epochs": 1, "dim": 8,
+              "depth": 1, "hidden": 8, "batch_size": 512},
 }
 
 
@@ -164,4 +197,22 @@ def _images_cross(p: dict) -> None:
         raise ValueError(f"dim must be a multiple of 4 (2D sin-cos positions), got {p['dim']}")
 
 
-CROSS_CHECKS = {"images": _images_cross}
+def _series_cross(p: dict) -> None:
+    lag, patch, horizon = p.get("lag"), p.get("patch_size"), p.get("horizon") or 1
+    if lag and patch and lag % patch:
+        raise ValueError(f"lag ({lag}) must be a multiple of patch_size ({patch})")
+    split = p.get("split")
+    if split is not None:
+        if len(split) != 3 or abs(sum(split) - 1) > 1e-6:
+            raise ValueError(f"split must be three fractions (train, val, test) summing to 1, got {split}")
+        for name, frac in zip(("train", "val", "test"), split):
+            if lag and int(frac * ETTH1_ROWS) < lag + horizon:
+                raise ValueError(f"split leaves the {name} part with {int(frac * ETTH1_ROWS)} rows, fewer than "
+                                 f"lag + horizon = {lag + horizon}: no window fits")
+    if p.get("dim") and p.get("heads") and p["dim"] % p["heads"]:
+        raise ValueError(f"dim ({p['dim']}) must be a multiple of heads ({p['heads']})")
+    if p.get("dim") and p["dim"] % 2:
+        raise ValueError(f"dim must be even (sin-cos positions), got {p['dim']}")
+
+
+CROSS_CHECKS = {"images": _images_cross, "series": _series_cross}

@@ -1,0 +1,169 @@
+"""Chapter 2 recipes: next-step forecasting of ETTh1's oil temperature.
+
+Floors: persistence (next = last) and a linear autoregression fit by least squares. Recurrent nets:
+RNN, LSTM, GRU. Transformers: the paper's rows (one token per time step, trained to forecast while a
+fraction of the input tokens is hidden from the encoder, 0 = "without masking"), and the MAE recipe
+(patch tokens, masked-reconstruction pretraining on the training split, then a forecasting head
+fine-tuned) against the same network trained from scratch.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import TensorLoader
+from .heads import encoder_like
+from .mae import MaskedAutoencoder, ViTEncoder
+from .masking import random_masking
+from .metrics import mae as mae_metric
+from .metrics import mse as mse_metric
+from .tokens import Patches1d
+from .train import TrainConfig, fit, param_groups
+
+
+def persistence(x: np.ndarray, horizon: int) -> np.ndarray:
+    """The last observed value repeated: (M, lag) -> (M, horizon)."""
+    return np.repeat(np.asarray(x)[:, -1:], horizon, axis=1)
+
+
+class LinearAR:
+    """Least-squares linear autoregression with an intercept: (M, lag) -> (M, horizon)."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "LinearAR":
+        a = np.hstack([x, np.ones((len(x), 1))])
+        self.coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.hstack([x, np.ones((len(x), 1))]) @ self.coef
+
+
+class RecurrentForecaster(nn.Module):
+    """RNN, LSTM or GRU over the window, last hidden state -> linear: (N, lag) -> (N, horizon)."""
+
+    def __init__(self, kind: str, horizon: int, hidden: int = 64, layers: int = 1):
+        super().__init__()
+        cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+        if kind not in cell:
+            raise ValueError(f"kind must be one of {sorted(cell)}, got {kind!r}")
+        self.rnn = cell[kind](1, hidden, layers, batch_first=True)
+        self.head = nn.Linear(hidden, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x.unsqueeze(-1))
+        return self.head(out[:, -1])
+
+
+class TransformerForecaster(nn.Module):
+    """A ViT encoder over 1D patches of the window, [cls] and mean token -> linear: (N, lag) -> (N, horizon).
+
+    With ``mask_ratio > 0`` the encoder sees only a random ``1 - mask_ratio`` of the tokens during
+    training (the paper's "MAE" rows); evaluation always sees every token.
+    """
+
+    def __init__(self, encoder: ViTEncoder, horizon: int, mask_ratio: float = 0.0):
+        super().__init__()
+        self.encoder, self.mask_ratio = encoder, mask_ratio
+        self.norm = nn.LayerNorm(2 * encoder.dim)
+        self.head = nn.Linear(2 * encoder.dim, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.encoder.tokenizer.tokenize(x.unsqueeze(-1))
+        keep = None
+        if self.training and self.mask_ratio > 0:
+            keep = random_masking(len(x), tokens.shape[1], self.mask_ratio, x.device).keep
+        h = self.encoder(tokens, keep=keep)
+        return self.head(self.norm(torch.cat([h[:, 0], h[:, 1:].mean(1)], dim=-1)))
+
+
+def make_encoder(p, patch_size: int) -> ViTEncoder:
+    return ViTEncoder(Patches1d(p.lag, patch_size), p.dim, p.depth, p.heads)
+
+
+def train_forecaster(model: nn.Module, data: dict, p, device, desc: str, seed: int, lr: float | None = None):
+    """MSE training on the scaled windows; keeps the weights of the epoch with the lowest validation MSE.
+    Returns the history (val_mse per epoch)."""
+    loader = TensorLoader(tuple(torch.from_numpy(a) for a in data["train"]), p.batch_size, shuffle=True,
+                          seed=seed, drop_last=True, device=device)
+    xv, yv = (torch.from_numpy(a).to(device) for a in data["val"])
+    best = {"mse": float("inf"), "state": None}
+
+    def evaluate(m):
+        val = F.mse_loss(predict_tensor(m, xv), yv).item()
+        if val < best["mse"]:
+            best.update(mse=val, state=copy.deepcopy(m.state_dict()))
+        return {"val_mse": val}
+
+    cfg = TrainConfig(epochs=p.epochs, lr=lr or p.lr, weight_decay=1e-4, warmup_epochs=min(1, p.epochs - 1),
+                      seed=seed, desc=desc, grad_clip=1.0)
+    step = lambda m, b: F.mse_loss(m(b[0]), b[1])  # noqa: E731
+    history = fit(model, step, loader, cfg, device, evaluate=evaluate, progress=False)
+    model.load_state_dict(best["state"])
+    return history
+
+
+def predict_tensor(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
+
+
+def predict(model, x: np.ndarray, device) -> np.ndarray:
+    if isinstance(model, nn.Module):
+        return predict_tensor(model, torch.from_numpy(x).to(device)).cpu().numpy()
+    return model.predict(x)
+
+
+def pretrain_mae(data: dict, p, device, seed: int):
+    """Masked-reconstruction pretraining on the training windows (1D patches). Returns (mae, history)."""
+    torch.manual_seed(seed)
+    mae = MaskedAutoencoder(Patches1d(p.lag, p.patch_size), p.dim, p.depth, p.heads, decoder_dim=p.dim,
+                            decoder_depth=1)
+    x = torch.from_numpy(data["train"][0]).unsqueeze(-1)
+    loader = TensorLoader((x,), p.batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.lr, weight_decay=0.05, warmup_epochs=1, betas=(0.9, 0.95),
+                      seed=seed, desc="series MAE pretraining")
+    history = fit(mae, lambda m, b: m(b[0], p.mask_ratio)[0], loader, cfg, device,
+                  groups=param_groups(mae, 0.05), progress=False)
+    return mae, history
+
+
+def scores(pred: np.ndarray, true: np.ndarray, scaler) -> dict:
+    """MSE and MAE on the [0, 1] training scale and in degrees (the original units)."""
+    return {"mse": mse_metric(pred, true), "mae": mae_metric(pred, true),
+            "mse_deg": mse_metric(scaler.inverse(pred), scaler.inverse(true)),
+            "mae_deg": mae_metric(scaler.inverse(pred), scaler.inverse(true))}
+
+
+def run_all(data: dict, p, device, seed: int) -> tuple[dict, dict, dict]:
+    """Every model of the chapter for one seed.
+
+    Returns (test predictions by model name, histories by model name, scores by model name).
+    """
+    xt, yt = data["test"]
+    preds, hists = {}, {}
+    preds["persistence"] = persistence(xt, p.horizon)
+    preds["linear AR"] = LinearAR().fit(*data["train"]).predict(xt)
+    for kind, name in [("rnn", "RNN"), ("lstm", "LSTM"), ("gru", "GRU")]:
+        torch.manual_seed(seed)
+        model = RecurrentForecaster(kind, p.horizon, p.hidden)
+        hists[name] = train_forecaster(model, data, p, device, name, seed)
+        preds[name] = predict(model, xt, device)
+    for r in [0.0] + list(p.mask_ratios):
+        name = "transformer AE (no masking)" if r == 0 else f"transformer, mask {r:g}"
+        torch.manual_seed(seed)
+        model = TransformerForecaster(make_encoder(p, 1), p.horizon, r)
+        hists[name] = train_forecaster(model, data, p, device, name, seed)
+        preds[name] = predict(model, xt, device)
+    mae, hists["MAE pretraining"] = pretrain_mae(data, p, device, seed)
+    for name, pretrained in [("patch transformer, MAE-pretrained", True), ("patch transformer, scratch", False)]:
+        torch.manual_seed(seed)
+        model = TransformerForecaster(encoder_like(mae, pretrained=pretrained), p.horizon)
+        hists[name] = train_forecaster(model, data, p, device, name, seed)
+        preds[name] = predict(model, xt, device)
+    return preds, hists, {k: scores(v, yt, data["scaler"]) for k, v in preds.items()}
