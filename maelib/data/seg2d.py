@@ -1,0 +1,101 @@
+"""2D semantic segmentation data: CamVid (11 classes + void) and ADE20K (150 classes).
+
+Both come back as square uint8 images (N, 3, S, S) and int64 label maps (N, S, S) with ``IGNORE`` for
+void / "other" pixels. Images are resized bilinearly and labels by nearest neighbour.
+
+- CamVid: the staged ``camvid_half.tar.gz`` (240x180 frames, splits 367/101/233) or the SegNet layout
+  ``camvid/{train,trainannot,val,valannot,test,testannot}``. Class 11 (void) -> IGNORE.
+- ADE20K: ``ADEChallengeData2016/{images,annotations}/{training,validation}`` or the flat
+  ``{images,annotations}`` of the 3-pair sample. Label 0 ("other") -> IGNORE, k -> k - 1.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .registry import cache_dir, locate
+
+IGNORE = 255
+CAMVID_CLASSES = ["sky", "building", "pole", "road", "pavement", "tree", "sign/symbol", "fence", "car",
+                  "pedestrian", "bicyclist"]
+
+
+def _resize(images: list[np.ndarray], labels: list[np.ndarray], size: int):
+    x = torch.stack([F.interpolate(torch.from_numpy(i).permute(2, 0, 1)[None].float(), size=(size, size),
+                                   mode="bilinear", antialias=True, align_corners=False)[0] for i in images])
+    y = torch.stack([F.interpolate(torch.from_numpy(lab)[None, None].float(), size=(size, size), mode="nearest")[0, 0]
+                     for lab in labels])
+    return x.round().clamp(0, 255).to(torch.uint8), y.to(torch.int64)
+
+
+def _camvid_pairs(folder: Path, split: str):
+    """Yield (image array, label array) for one CamVid split from the staged tar or a SegNet folder."""
+    tar_path = folder / "camvid_half.tar.gz"
+    if tar_path.exists():
+        with tarfile.open(tar_path, "r:gz") as tar:
+            files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+        root = "camvid_half"
+        names = files[f"{root}/{split}.txt"].decode().split()
+        for n in names:
+            img = np.asarray(Image.open(io.BytesIO(files[f"{root}/{split}/{n}.jpg"])).convert("RGB"))
+            lab = np.asarray(Image.open(io.BytesIO(files[f"{root}/{split}annot/{n}.png"])))
+            yield img, lab
+    else:
+        base = folder / "camvid"
+        for f in sorted((base / split).glob("*.png")):
+            yield np.asarray(Image.open(f).convert("RGB")), np.asarray(Image.open(base / f"{split}annot" / f.name))
+
+
+def load_camvid(size: int = 128, data_dir=None, limit: int | None = None) -> dict:
+    """``dict(train=(x, y), val=(x, y), test=(x, y), classes=[...])``; void -> IGNORE. Cached per size."""
+    folder = locate("camvid", ("camvid_half.tar.gz", "camvid"), data_dir)
+    cache = cache_dir() / f"camvid_{size}.pt"
+    if cache.exists():
+        out = torch.load(cache)
+    else:
+        out = {"classes": CAMVID_CLASSES}
+        for split in ("train", "val", "test"):
+            imgs, labs = zip(*_camvid_pairs(folder, split))
+            x, y = _resize(list(imgs), list(labs), size)
+            y[y >= len(CAMVID_CLASSES)] = IGNORE
+            out[split] = (x, y)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(out, cache.with_suffix(".tmp"))
+        cache.with_suffix(".tmp").replace(cache)
+    if limit:
+        out = {k: (v[0][:limit], v[1][:limit]) if isinstance(v, tuple) else v for k, v in out.items()}
+    return out
+
+
+def ade20k_classes(folder: Path) -> list[str]:
+    info = folder / "objectInfo150.csv"
+    if not info.exists():
+        return [f"class {i}" for i in range(150)]
+    lines = info.read_text().splitlines()[1:]
+    return [line.rsplit(",", 1)[-1].split(";")[0].strip('"') for line in lines]
+
+
+def load_ade20k(size: int = 256, data_dir=None, limit: int | None = None) -> dict:
+    """ADE20K as ``dict(train=..., val=..., classes=[150 names])``; the 3-pair sample gives val only."""
+    try:
+        folder = locate("ade20k", ("ADEChallengeData2016",), data_dir) / "ADEChallengeData2016"
+        splits = {"train": "training", "val": "validation"}
+    except FileNotFoundError:
+        folder = locate("ade20k_sample", ("images",), data_dir)
+        splits = {"val": ""}
+    out = {"classes": ade20k_classes(folder if (folder / "objectInfo150.csv").exists() else folder.parent)}
+    for split, sub in splits.items():
+        files = sorted((folder / "images" / sub).glob("*.jpg"))[:limit]
+        imgs = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        labs = [np.asarray(Image.open(folder / "annotations" / sub / f.with_suffix(".png").name)) for f in files]
+        x, y = _resize(imgs, labs, size)
+        y = torch.where(y == 0, torch.full_like(y, IGNORE), y - 1)
+        out[split] = (x, y)
+    return out

@@ -1,0 +1,86 @@
+"""3D segmentation data as MONAI datasets: MSD Task04 Hippocampus (default) and BTCV (the paper's).
+
+- Hippocampus: the staged ``hippocampus_msd_task04_train260_nii.tar.xz`` (unpacked once into the
+  cache) or the MSD layout ``Task04_Hippocampus/{imagesTr,labelsTr}``. 260 MRI crops, labels 0/1/2,
+  raw intensities (normalised per volume here), two label files stored as float (cast here).
+- BTCV: the usual ``dataset_0.json`` + ``imagesTr``/``labelsTr`` layout (30 labelled CT volumes, 13
+  organs). It needs a registration at synapse.org (Multi-Atlas Labeling Beyond the Cranial Vault):
+  put the folder at ``$MAELIB_DATA/btcv``.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from .registry import cache_dir, locate
+
+BTCV_ORGANS = ["spleen", "right kidney", "left kidney", "gallbladder", "esophagus", "liver", "stomach", "aorta",
+               "inferior vena cava", "portal and splenic veins", "pancreas", "right adrenal gland",
+               "left adrenal gland"]
+HIPPOCAMPUS_LABELS = ["anterior", "posterior"]
+
+
+def hippocampus_files(data_dir=None) -> list[dict]:
+    """[{"image": path, "label": path}, ...] for the 260 labelled cases, sorted by case id."""
+    folder = locate("hippocampus", ("hippocampus_msd_task04_train260_nii.tar.xz", "Task04_Hippocampus"), data_dir)
+    if (folder / "Task04_Hippocampus").exists():
+        root, images, labels = folder / "Task04_Hippocampus", "imagesTr", "labelsTr"
+    else:
+        root, images, labels = cache_dir() / "hippocampus", "images", "labels"
+        if not (root / "labels").exists():
+            tmp = root.with_name("hippocampus.tmp")
+            with tarfile.open(folder / "hippocampus_msd_task04_train260_nii.tar.xz", "r:xz") as tar:
+                tar.extractall(tmp, filter="data")
+            tmp.replace(root)
+    pairs = []
+    for img in sorted((root / images).glob("hippocampus_*.nii*")):
+        lab = root / labels / img.name
+        if lab.exists():
+            pairs.append({"image": str(img), "label": str(lab)})
+    return pairs
+
+
+def btcv_files(root: str | Path) -> dict[str, list[dict]]:
+    """Training and validation pairs from a BTCV ``dataset_0.json`` (paths relative to its folder)."""
+    root = Path(root)
+    spec = json.loads((root / "dataset_0.json").read_text())
+    out = {}
+    for key, split in (("training", "train"), ("validation", "val")):
+        out[split] = [{"image": str(root / e["image"]), "label": str(root / e["label"])} for e in spec.get(key, [])]
+    if not out["train"]:
+        raise ValueError(f"{root / 'dataset_0.json'} lists no training cases")
+    return out
+
+
+def split(pairs: list, val_fraction: float = 0.2, seed: int = 0, limit: int | None = None) -> dict[str, list]:
+    """A seeded random train/val split, optionally keeping ``limit`` cases in all."""
+    order = np.random.default_rng(seed).permutation(len(pairs))[:limit]
+    n_val = max(1, int(round(len(order) * val_fraction)))
+    return {"val": [pairs[i] for i in order[:n_val]], "train": [pairs[i] for i in order[n_val:]]}
+
+
+def transforms(kind: str, roi: tuple[int, int, int], train: bool):
+    """MONAI dictionary transforms for ``kind`` in {"hippocampus", "btcv"}."""
+    from monai import transforms as T
+
+    keys = ["image", "label"]
+    common = [T.LoadImaged(keys), T.EnsureChannelFirstd(keys), T.CastToTyped("label", dtype=np.int64)]
+    if kind == "btcv":
+        common += [T.Orientationd(keys, axcodes="RAS"),
+                   T.Spacingd(keys, pixdim=(1.5, 1.5, 2.0), mode=("bilinear", "nearest")),
+                   T.ScaleIntensityRanged("image", a_min=-175, a_max=250, b_min=0.0, b_max=1.0, clip=True),
+                   T.CropForegroundd(keys, source_key="image")]
+    else:
+        common += [T.NormalizeIntensityd("image", nonzero=False, channel_wise=True)]
+    common += [T.SpatialPadd(keys, spatial_size=roi), T.EnsureTyped(keys, track_meta=False)]
+    if not train:
+        return T.Compose(common)
+    return T.Compose(common + [
+        T.RandCropByPosNegLabeld(keys, "label", spatial_size=roi, pos=1, neg=1, num_samples=2),
+        T.RandFlipd(keys, prob=0.5, spatial_axis=0),
+        T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
+    ])

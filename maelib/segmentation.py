@@ -1,0 +1,160 @@
+"""Chapter 3: a ViT encoder made into a feature pyramid, a UPerNet head, and their training.
+
+The pyramid follows the ViT-for-detection recipe: features after four evenly spaced blocks (3, 6, 9
+and 12 of a 12-block ViT) are reshaped into maps at 1/p of the input and rescaled to 4x, 2x, 1x and
+0.5x that size. UPerNet {cite}`xiao2018upernet` fuses them: a pyramid pooling module on the coarsest
+level, a top-down FPN, and a fusion of all levels at the finest one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import TensorLoader, normalize, random_resized_crop_flip
+from .data.seg2d import IGNORE
+from .data.tinyimagenet import MEAN, STD
+from .mae import ViTEncoder
+from .train import TrainConfig, fit, param_groups
+
+
+def pyramid_blocks(depth: int) -> tuple[int, ...]:
+    """Four evenly spaced blocks, 1-based: depth 12 -> (3, 6, 9, 12); depth 4 -> (1, 2, 3, 4)."""
+    if depth < 4:
+        raise ValueError(f"the pyramid needs an encoder of at least 4 blocks, got depth={depth}")
+    return tuple(round(depth * k / 4) for k in (1, 2, 3, 4))
+
+
+def conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ViTPyramid(nn.Module):
+    """Images (N, 3, S, S) -> four maps (N, D, 4S/p, ...), (N, D, 2S/p, ...), (N, D, S/p, ...), (N, D, S/2p, ...)."""
+
+    def __init__(self, encoder: ViTEncoder):
+        super().__init__()
+        self.encoder, d = encoder, encoder.dim
+        self.blocks = pyramid_blocks(encoder.depth)
+        self.up4 = nn.Sequential(nn.ConvTranspose2d(d, d, 2, 2), nn.BatchNorm2d(d), nn.GELU(), nn.ConvTranspose2d(d, d, 2, 2))
+        self.up2 = nn.ConvTranspose2d(d, d, 2, 2)
+        self.down2 = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        _, feats = self.encoder(self.encoder.tokenizer.tokenize(x), collect=self.blocks)
+        h, w = self.encoder.tokenizer.grid
+        maps = [f[:, 1:].transpose(1, 2).reshape(len(x), -1, h, w) for f in feats]
+        return [self.up4(maps[0]), self.up2(maps[1]), maps[2], self.down2(maps[3])]
+
+
+class UPerHead(nn.Module):
+    """Four pyramid levels (fine to coarse) -> class logits at the finest level's resolution."""
+
+    def __init__(self, in_dim: int, n_classes: int, width: int = 64, pool_scales=(1, 2, 3, 6)):
+        super().__init__()
+        self.ppm = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(s), conv_bn_relu(in_dim, width, 1))
+                                 for s in pool_scales)
+        self.ppm_out = conv_bn_relu(in_dim + len(pool_scales) * width, width)
+        self.lateral = nn.ModuleList(conv_bn_relu(in_dim, width, 1) for _ in range(3))
+        self.smooth = nn.ModuleList(conv_bn_relu(width, width) for _ in range(3))
+        self.fuse = conv_bn_relu(4 * width, width)
+        self.classify = nn.Conv2d(width, n_classes, 1)
+
+    def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        top = levels[-1]
+        pooled = [F.interpolate(m(top), size=top.shape[-2:], mode="bilinear", align_corners=False) for m in self.ppm]
+        outs = [self.ppm_out(torch.cat([top, *pooled], dim=1))]
+        for i in (2, 1, 0):  # top-down: coarse to fine
+            lat = self.lateral[i](levels[i])
+            lat = lat + F.interpolate(outs[0], size=lat.shape[-2:], mode="bilinear", align_corners=False)
+            outs.insert(0, self.smooth[i](lat))
+        size = outs[0].shape[-2:]
+        fused = torch.cat([F.interpolate(o, size=size, mode="bilinear", align_corners=False) for o in outs], dim=1)
+        return self.classify(self.fuse(fused))
+
+
+class ViTUPerNet(nn.Module):
+    """Images (N, 3, S, S) -> logits (N, K, S, S)."""
+
+    def __init__(self, encoder: ViTEncoder, n_classes: int, width: int = 64):
+        super().__init__()
+        self.pyramid = ViTPyramid(encoder)
+        self.head = UPerHead(encoder.dim, n_classes, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.head(self.pyramid(x)), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def confusion(pred: torch.Tensor, true: torch.Tensor, n_classes: int, ignore: int = IGNORE) -> torch.Tensor:
+    """(n_classes, n_classes) counts, rows = truth, columns = prediction; ``ignore`` pixels are skipped."""
+    keep = true != ignore
+    idx = true[keep] * n_classes + pred[keep]
+    return torch.bincount(idx, minlength=n_classes ** 2).reshape(n_classes, n_classes)
+
+
+def seg_scores(cm: torch.Tensor) -> dict:
+    """Pixel accuracy and mean IoU over the classes present in the ground truth."""
+    cm = cm.double()
+    tp = cm.diag()
+    present = cm.sum(1) > 0
+    iou = tp / (cm.sum(1) + cm.sum(0) - tp).clamp(min=1)
+    return {"pixel_acc": (tp.sum() / cm.sum().clamp(min=1)).item(), "miou": iou[present].mean().item(),
+            "iou": iou.tolist()}
+
+
+def joint_crop_flip(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, scale=(0.5, 1.0)):
+    """The same random resized crop and flip for images (bilinear) and label maps (nearest)."""
+    state = g.get_state()
+    xc = random_resized_crop_flip(x, g, scale=scale)
+    g.set_state(state)
+    yc = random_resized_crop_flip(y[:, None].float(), g, scale=scale, mode="nearest")[:, 0]
+    return xc, yc.round().long()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, device, batch_size: int = 32) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(normalize(x[i:i + batch_size].to(device), MEAN, STD)).argmax(1).cpu()
+                      for i in range(0, len(x), batch_size)])
+
+
+def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, desc: str):
+    """Cross-entropy (void ignored), crop + flip, AdamW with layer-wise decay on the encoder.
+    Returns the history with pixel accuracy and mIoU on the validation split per epoch."""
+    def transform(batch, g):
+        x, y = joint_crop_flip(normalize(batch[0], MEAN, STD), batch[1], g)
+        return x, y
+
+    loader = TensorLoader(data["train"], p.batch_size, shuffle=True, seed=p.seed, drop_last=True, device=device,
+                          transform=transform)
+    xv, yv = data["val"]
+
+    def evaluate(m):
+        return {k: v for k, v in seg_scores(confusion(predict(m, xv, device), yv, n_classes)).items() if k != "iou"}
+
+    depth = model.pyramid.encoder.depth
+
+    def layer_of(name: str) -> int:
+        if name.startswith("pyramid.encoder.blocks."):
+            return int(name.split(".")[3]) + 1
+        if name.startswith("pyramid.encoder."):
+            return 0
+        return depth + 1
+
+    cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=0.05, warmup_epochs=min(2, p.epochs - 1), seed=p.seed,
+                      desc=desc)
+    groups = param_groups(model, cfg.weight_decay, layer_of, depth + 1, p.layer_decay)
+    step = lambda m, b: F.cross_entropy(m(b[0]), b[1], ignore_index=IGNORE)  # noqa: E731
+    return fit(model, step, loader, cfg, device, groups=groups, evaluate=evaluate, progress=False)
+
+
+def colorize(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Label map (H, W) -> RGB (H, W, 3) in [0, 1], void in black."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"].resampled(max(n_classes, 2))
+    rgb = cmap(np.clip(labels, 0, n_classes - 1) / max(n_classes - 1, 1))[..., :3]
+    rgb[labels == IGNORE] = 0
+    return rgb

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import data_folder
+from maelib import profiles, tabular
+from maelib.data import housing
+
+
+def test_preprocessing_rows_and_one_hot_columns():
+    data_folder("california_housing")
+    frame = housing.preprocess(housing.load_frame())
+    assert frame.shape == (20_433, 14)
+    assert list(frame.columns[-5:]) == [f"ocean_proximity={c}" for c in
+                                        ["<1H OCEAN", "INLAND", "ISLAND", "NEAR BAY", "NEAR OCEAN"]]
+    assert (frame[housing.ONE_HOT].sum(axis=1) == 1).all()
+    assert not frame.isna().any().any()
+
+
+def test_scaling_uses_training_rows():
+    data_folder("california_housing")
+    d = housing.load(seed=0)
+    assert len(d["train"]) + len(d["test"]) == 20_433
+    assert np.allclose(d["train"].min(0), 0) and np.allclose(d["train"].max(0), 1)
+
+
+def test_hide_sets_hidden_cells_to_zero_at_the_requested_rate():
+    x = np.random.default_rng(0).random((4000, 10)).astype(np.float32) + 1
+    filled, observed = housing.hide(x, 0.2, seed=1)
+    assert abs((~observed).mean() - 0.2) < 0.01
+    assert np.all(filled[~observed] == 0) and np.array_equal(filled[observed], x[observed])
+
+
+def test_scores_count_exactly_the_hidden_cells():
+    rng = np.random.default_rng(0)
+    true = rng.random((200, 3))
+    observed = rng.random((200, 3)) > 0.3
+    imputed = true.copy()
+    imputed[~observed] += 0.5  # every hidden cell off by 0.5
+    s = tabular.scores(imputed, true, observed, true)
+    assert s["mse"] == pytest.approx(0.25)
+    assert s["wasserstein"] == pytest.approx(0.5)
+    imputed[observed] += 100  # errors on observed cells are ignored
+    assert tabular.scores(imputed, true, observed, true)["mse"] == pytest.approx(0.25)
+
+
+def test_z_scored_mse_divides_by_training_spread():
+    true = np.zeros((10, 2))
+    train = np.array([[0.0, 0.0], [2.0, 4.0]] * 5)  # standard deviations 1 and 2
+    observed = np.zeros((10, 2), bool)
+    imputed = np.ones((10, 2))
+    s = tabular.scores(imputed, true, observed, train)
+    assert s["mse"] == pytest.approx(1.0) and s["mse_z"] == pytest.approx((1 + 0.25) / 2)
+
+
+def test_mae_imputation_never_reads_hidden_cells():
+    p = profiles.resolve("tabular", "smoke")
+    torch.manual_seed(0)
+    mae = tabular.make_mae(6, p)
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 6)).astype(np.float32)
+    observed = rng.random((50, 6)) > 0.3
+    a = tabular.impute(mae, np.where(observed, x, 0).astype(np.float32), observed, "cpu")
+    b = tabular.impute(mae, np.where(observed, x, 7).astype(np.float32), observed, "cpu")
+    assert np.allclose(a, b, atol=1e-5)
+    assert np.array_equal(a[observed], x[observed])
+
+
+def test_remask_scores_only_observed_cells():
+    obs = torch.rand(100, 8) > 0.2
+    visible, scored = tabular._remask(obs, 0.3)
+    assert not (scored & ~obs).any() and not (visible & scored).any()
+    assert torch.equal(visible | scored, obs)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"missing_rate": 1.0}, r"missing_rate must be in \(0, 1\)"),
+    ({"mask_ratio": 0.0}, r"mask_ratio must be in \(0, 1\)"),
+    ({"missing_rates": [0.1, 2]}, r"missing_rates must be in \(0, 1\)"),
+    ({"columns": ["latitude", "colour"]}, r"unknown column\(s\) \['colour'\]"),
+])
+def test_bad_tabular_parameters(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        profiles.resolve("tabular", "smoke", **kw)
