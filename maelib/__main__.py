@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 
 from . import profiles, runs
@@ -36,6 +37,8 @@ def main(argv=None) -> int:
     b = sub.add_parser("book", help="execute every chapter in _toc.yml (skipping unchanged ones), build the book")
     b.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     b.add_argument("--force", action="store_true")
+    c = sub.add_parser("check-control", help="move the book's masking slider in headless Chromium")
+    c.add_argument("page", nargs="?", default=str(runs.ROOT / "_build/html/book/executed/06_masking.html"))
     d = sub.add_parser("data", help="list datasets, or fetch one from its canonical source")
     d.add_argument("action", choices=("list", "fetch"))
     d.add_argument("name", nargs="?")
@@ -55,6 +58,12 @@ def main(argv=None) -> int:
             for chapter in runs.toc_chapters():
                 runs.run_chapter(chapter, {"profile": args.profile}, force=args.force)
             print(runs.build_book())
+        elif args.cmd == "check-control":
+            from .browser import check_static_control
+
+            report = check_static_control(args.page)
+            print(json.dumps(report, indent=2))
+            return 0 if report.get("changed") else 1
         elif args.action == "list":
             for ds in registry.DATASETS.values():
                 print(f"{ds.name:14s} {ds.folder:20s} {ds.url or '(manual download)'}")

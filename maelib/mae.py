@@ -156,12 +156,16 @@ class MaskedAutoencoder(nn.Module):
     def reconstruct(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predictions back in input space: (reconstruction, reconstruction with visible tokens pasted back).
 
-        With a normalised target the prediction is de-normalised with each true token's own statistics.
+        With a normalised target, each predicted token is de-normalised with the mean and variance of the
+        image's *visible* tokens (what the encoder saw), never with the hidden token's own statistics.
         """
         tokens = self.tokenizer.tokenize(x)
-        if self.norm_target:
-            mean, var = tokens.mean(dim=-1, keepdim=True), tokens.var(dim=-1, keepdim=True)
-            pred = pred * (var + 1e-6) ** 0.5 + mean
         m = mask.unsqueeze(-1).to(pred.dtype)
+        if self.norm_target:
+            vis = 1 - m
+            n_vis = vis.sum(1, keepdim=True).clamp(min=1)
+            mean = (tokens.mean(-1, keepdim=True) * vis).sum(1, keepdim=True) / n_vis
+            var = (tokens.var(-1, keepdim=True) * vis).sum(1, keepdim=True) / n_vis
+            pred = pred * (var + 1e-6) ** 0.5 + mean
         pasted = tokens * (1 - m) + pred * m
         return self.tokenizer.untokenize(pred), self.tokenizer.untokenize(pasted)

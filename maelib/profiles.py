@@ -174,6 +174,15 @@ SPECS["volumes"] = {
     "limit": Spec(int, 4),
 }
 
+SPECS["masking"] = {
+    **COMMON,
+    "mae_checkpoint": Spec(str),
+    "live": Spec(bool),
+    "n_images": Spec(int, 1, 16),
+    "ratios": Spec(list, 0, 1, open_low=True, open_high=True),
+    "n_seeds": Spec(int, 1, 10),
+}
+
 ETTH1_ROWS = 17_420
 
 _SERIES_QUICK = dict(lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
@@ -217,7 +226,7 @@ PROFILES["tabular"] = {
 }
 
 
-_SEG_QUICK = dict(dataset="auto", img_size=96, patch_size=16, mask_ratio=0.75, pretrain_epochs=40, epochs=12,
+_SEG_QUICK = dict(dataset="auto", img_size=96, patch_size=16, mask_ratio=0.75, pretrain_epochs=40, epochs=10,
                   batch_size=16, dim=128, depth=6, heads=4, decoder_dim=64, decoder_depth=1, width=64,
                   pretrain_lr=1e-3, lr=5e-4, layer_decay=0.75, limit=None, norm_target=True, mae_checkpoint=None)
 PROFILES["segmentation"] = {
@@ -239,6 +248,14 @@ PROFILES["volumes"] = {
              "feature_size": 16, "lr": 2e-4, "limit": None},
     "smoke": {**_VOL_QUICK, "pretrain_epochs": 1, "epochs": 1, "hidden_size": 12, "mlp_dim": 16, "heads": 2,
               "decoder_dim": 12, "decoder_heads": 2, "feature_size": 4, "limit": 6, "batch_size": 2},
+}
+
+
+_RATIO_GRID = [round(0.05 * i, 2) for i in range(1, 20)]
+PROFILES["masking"] = {
+    "quick": dict(mae_checkpoint=None, live=True, n_images=4, ratios=_RATIO_GRID, n_seeds=3),
+    "full": dict(mae_checkpoint=None, live=True, n_images=6, ratios=_RATIO_GRID, n_seeds=5),
+    "smoke": dict(mae_checkpoint=None, live=True, n_images=2, ratios=[0.25, 0.5, 0.75], n_seeds=2),
 }
 
 

@@ -25,6 +25,9 @@ from . import profiles
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "book" / "executed"
+RECORDS = ROOT / "results" / "runs"
+RECORD_KEYS = ("chapter", "notebook", "parameters", "resolved", "profile", "seed", "device", "metrics", "wall_s",
+               "finished", "git_commit", "stamp")
 
 
 def chapters() -> dict[str, Path]:
@@ -80,14 +83,20 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
-                progress: bool = True) -> Path:
-    """Execute one chapter with ``params`` (papermill parameters); return the executed notebook's path."""
+                progress: bool = True, records_dir: Path | None = RECORDS) -> Path:
+    """Execute one chapter with ``params`` (papermill parameters); return the executed notebook's path.
+
+    Only a notebook that finished is moved into ``out_dir``; its run record goes beside it and, when
+    ``records_dir`` is set, into the run registry there (one JSON file per finished run).
+    """
     import jupytext
     import nbformat
     import papermill as pm
 
     params = dict(params or {})
     params.setdefault("profile", "auto")
+    if "live" in profiles.SPECS.get(chapter, {}):
+        params.setdefault("live", False)  # no live widgets in executed notebooks: the book has no kernel
     if params["profile"] == "auto":
         params["profile"] = profiles.default_profile()
     resolved = profiles.resolve(chapter, **params)  # refuses bad input before any compute
@@ -110,13 +119,31 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         os.replace(done_nb, out_nb)
     values = glued(nb)
     entry = {
-        "chapter": chapter, "notebook": src.name, "parameters": params, "profile": resolved.profile,
+        "chapter": chapter, "notebook": src.name, "parameters": params, "resolved": vars(resolved),
+        "profile": resolved.profile,
         "seed": resolved.seed, "device": values.get("device"), "metrics": values.get("results", {}),
         "wall_s": round(time.time() - started, 1), "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
         "git_commit": _git_commit(), "stamp": key,
     }
-    _write_atomic(record, json.dumps(entry, indent=2, default=str))
+    text = json.dumps(entry, indent=2, default=str)
+    _write_atomic(record, text)
+    if records_dir is not None:
+        stamp_time = entry["finished"][:19].replace(":", "").replace("-", "")
+        _write_atomic(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
     return out_nb
+
+
+def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]:
+    """Finished runs from the registry, oldest first; only files with every key of the schema."""
+    out = []
+    for f in sorted(Path(root).glob("*.json")):
+        try:
+            entry = json.loads(f.read_text())
+        except json.JSONDecodeError:
+            continue
+        if all(k in entry for k in RECORD_KEYS) and (chapter is None or entry["chapter"] == chapter):
+            out.append(entry)
+    return sorted(out, key=lambda e: e["finished"])
 
 
 def toc_chapters() -> list[str]:

@@ -4,6 +4,9 @@
 a per-epoch history (a DataFrame), an atomic checkpoint after every epoch and resume from it. Each epoch
 reseeds torch from ``(seed, epoch)``, and loaders draw their order from the same pair, so an interrupted
 run that resumes gives the same numbers as one that never stopped.
+
+Under ``torchrun`` (torch.distributed initialised) the step runs inside DistributedDataParallel, so
+gradients are averaged over processes; rank 0 alone writes checkpoints and draws the progress bar.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint: str | None = None
     desc: str = "train"
+    compile: bool = False  # torch.compile the step on CUDA
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -99,6 +103,34 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _Step(nn.Module):
+    """``step(model, batch)`` as a module, so that DistributedDataParallel sees every parameter use in
+    its forward, whatever model methods the step calls."""
+
+    def __init__(self, model: nn.Module, step):
+        super().__init__()
+        self.model, self.step = model, step
+
+    def forward(self, batch):
+        return self.step(self.model, batch)
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _mean_over_ranks(value: float, device) -> float:
+    if not _distributed():
+        return value
+    import torch.distributed as dist
+
+    t = torch.tensor([value], device=device, dtype=torch.float64)
+    dist.all_reduce(t)
+    return (t / dist.get_world_size()).item()
+
+
 def _epoch_batches(loader, epoch: int):
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)
@@ -119,7 +151,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
     groups = groups if groups is not None else param_groups(model, cfg.weight_decay)
     for g in groups:
         g.setdefault("lr_scale", 1.0)
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                            fused=device.type == "cuda")
     steps_per_epoch = max(len(loader), 1)
     total = cfg.epochs * steps_per_epoch
     history: list[dict] = []
@@ -132,36 +165,47 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             history, start = state["history"], state["epoch"] + 1
-    bar = tqdm(range(start, cfg.epochs), desc=cfg.desc, disable=not progress, mininterval=2.0,
+    runner = _Step(model, step)
+    if _distributed():
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(runner, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile and device.type == "cuda":
+        runner = torch.compile(runner)
+    import torch.distributed as dist
+
+    main_rank = not _distributed() or dist.get_rank() == 0
+    bar = tqdm(range(start, cfg.epochs), desc=cfg.desc, disable=not (progress and main_rank), mininterval=2.0,
                initial=start, total=cfg.epochs)
     for epoch in bar:
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         model.train()
-        total_loss, count = 0.0, 0
+        total_loss, count = torch.zeros((), device=device), 0
         lr = cfg.lr
         for i, batch in enumerate(_epoch_batches(loader, epoch)):
             lr = lr_at(epoch * steps_per_epoch + i, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr, cfg.min_lr)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
             with autocast(device):
-                loss = step(model, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{cfg.desc}: loss became {loss.item()} at epoch {epoch}, step {i}")
+                loss = runner(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            total_loss += loss.item()
+            total_loss += loss.detach().float()  # no host sync per step
             count += 1
-        row = {"epoch": epoch + 1, "loss": total_loss / max(count, 1), "lr": lr}
+        mean_loss = total_loss.item() / max(count, 1)
+        if not math.isfinite(mean_loss):
+            raise FloatingPointError(f"{cfg.desc}: loss became {mean_loss} during epoch {epoch + 1}")
+        row = {"epoch": epoch + 1, "loss": _mean_over_ranks(mean_loss, device), "lr": lr}
         if evaluate is not None:
             model.eval()
             with torch.no_grad(), autocast(device):
                 row.update(evaluate(model))
         history.append(row)
         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "epoch"})
-        if ckpt:
+        if ckpt and main_rank:
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                           "history": history, "fingerprint": fingerprint}, ckpt)
     model.eval()

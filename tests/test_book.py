@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, data_folder
-from maelib import runs
+from maelib import profiles, runs
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,30 @@ def executed(book_copy, tmp_path_factory):
     """Every chapter of _toc.yml executed at the smoke profile into the copy."""
     data_folder("tinyimagenet")
     out = book_copy / "book" / "executed"
-    return {ch: runs.run_chapter(ch, {"profile": "smoke"}, force=True, out_dir=out, progress=False)
+    records = book_copy / "records"
+    return {ch: runs.run_chapter(ch, {"profile": "smoke"}, force=True, out_dir=out, progress=False,
+                                 records_dir=records)
             for ch in runs.toc_chapters()}
+
+
+def test_every_chapter_of_the_toc_ran(executed, book_copy):
+    assert set(executed) == set(runs.chapters())  # no chapter is left out of the book
+    recorded = {json.loads(f.read_text())["chapter"] for f in (book_copy / "records").glob("*.json")}
+    assert recorded == set(executed)
+
+
+@pytest.mark.parametrize("chapter, keys", [
+    ("series", ("pers_mse", "best_model", "nomask_mse", "pre_mse", "scr_mse")),
+    ("segmentation", ("mae_acc", "scr_acc", "mae_miou", "scr_miou")),
+    ("volumes", ("mae_dice", "scr_dice", "n_copied")),
+    ("tabular", ("ffp_mse", "fff_mse", "mae_mse", "mean_mse", "knn_mse", "iter_mse")),
+    ("masking", ("loss_lo", "loss_hi", "n_runs")),
+])
+def test_chapter_glues_its_numbers(executed, chapter, keys):
+    values = runs.glued(nbformat.read(executed[chapter], as_version=4))
+    for key in keys:
+        assert key in values, key
+        assert values[key] == values[key]  # not NaN
 
 
 def test_images_chapter_runs_and_glues_its_metrics(executed):
@@ -51,7 +73,7 @@ def test_images_chapter_runs_and_glues_its_metrics(executed):
 def test_unchanged_chapter_is_skipped(executed, capsys):
     out = executed["images"]
     before = out.stat().st_mtime_ns
-    runs.run_chapter("images", {"profile": "smoke"}, out_dir=out.parent, progress=False)
+    runs.run_chapter("images", {"profile": "smoke"}, out_dir=out.parent, progress=False, records_dir=None)
     assert out.stat().st_mtime_ns == before
     assert "skipped" in capsys.readouterr().out
 
@@ -61,17 +83,34 @@ def test_failed_run_records_nothing(tmp_path):
 
     with pytest.raises(papermill.PapermillExecutionError, match="DataMissingError"):
         runs.run_chapter("images", {"profile": "smoke", "data_dir": str(tmp_path / "empty")}, force=True,
-                         out_dir=tmp_path / "out", progress=False)
+                         out_dir=tmp_path / "out", progress=False, records_dir=tmp_path / "records")
     assert not list((tmp_path / "out").glob("*"))
+    assert not (tmp_path / "records").exists() or not list((tmp_path / "records").glob("*"))
 
 
-def test_book_builds_with_warnings_as_errors_and_loads_nothing_from_the_network(book_copy, executed):
-    index = runs.build_book(book_copy)
-    assert index.exists()
-    pages = list((book_copy / "_build" / "html").rglob("*.html"))
+def test_book_builds_with_warnings_as_errors_and_loads_nothing_from_the_network(built):
+    assert (built / "index.html").exists()
+    pages = list(built.rglob("*.html"))
     chapter = next(p for p in pages if p.name == "01_images.html").read_text()
-    assert "Table 1" in chapter and "data:image/png" in chapter or "<img" in chapter
+    assert "Table 1" in chapter and ("data:image/png" in chapter or "<img" in chapter)
     for page in pages:
         html = page.read_text()
         remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//[^"]+"', html)
         assert not remote, f"{page.name} loads {remote[:2]}"
+
+
+@pytest.fixture(scope="session")
+def built(book_copy, executed):
+    runs.build_book(book_copy)
+    return book_copy / "_build" / "html"
+
+
+def test_the_masking_slider_works_in_a_real_browser(built):
+    from maelib import browser
+
+    if browser.chromium() is None:
+        pytest.skip("Chromium is not installed (Debian package chromium); the static control is untested here")
+    report = browser.check_static_control(built / "book" / "executed" / "06_masking.html")
+    assert report["found"] and report["changed"]
+    assert report["frames"] == len(profiles.PROFILES["masking"]["smoke"]["ratios"])
+    assert report["ratio_before"] != report["ratio_after"]

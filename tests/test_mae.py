@@ -84,3 +84,15 @@ def test_reconstruct_pastes_visible_patches_back():
     vis = mae.tokenizer.untokenize((1 - mask).unsqueeze(-1).expand(-1, -1, 192)).bool()
     assert recon.shape == x.shape
     assert torch.equal(pasted[vis], x[vis])
+
+
+def test_normalised_reconstruction_does_not_read_hidden_pixels():
+    mae = small_mae(norm_target=True).eval()
+    x = torch.randn(2, 3, 32, 32)
+    m = random_masking(2, 16, 0.75, generator=torch.Generator().manual_seed(0))
+    pred = torch.randn(2, 16, 192)
+    hidden_px = mae.tokenizer.untokenize(m.mask.unsqueeze(-1).expand(-1, -1, 192))
+    x2 = x + 10 * hidden_px * torch.randn_like(x)
+    a, _ = mae.reconstruct(x, pred, m.mask)
+    b, _ = mae.reconstruct(x2, pred, m.mask)
+    assert torch.allclose(a, b)

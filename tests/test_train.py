@@ -87,6 +87,6 @@ def test_bad_train_config_is_refused(kw, msg):
 
 
 def test_nan_loss_stops_training():
-    with pytest.raises(FloatingPointError, match="loss became nan"):
+    with pytest.raises(FloatingPointError, match="loss became nan during epoch 1"):
         fit(model(), lambda m, b: m(b[0]).sum() * float("nan"), TensorLoader(problem(), 8),
             TrainConfig(epochs=1), progress=False)

@@ -17,11 +17,23 @@ __all__ = ["DATASETS", "DataMissingError", "fetch", "locate", "TensorLoader", "r
            "normalize"]
 
 
+def dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed group, (0, 1) when not distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class TensorLoader:
     """Batches of aligned tensors: ``for xb, yb in TensorLoader((x, y), 128, shuffle=True, seed=0)``.
 
     The order of epoch ``e`` depends on ``(seed, e)`` only (call ``set_epoch``), so a resumed run sees
     the same batches. ``transform(batch_tuple, generator)`` runs on each batch (augmentation).
+    Under torch.distributed, each step takes a global batch of ``batch_size * world`` samples and rank
+    ``r`` gets every ``world``-th of them from the ``r``-th on: averaged gradients equal one process
+    training with the global batch (the augmentation draws are each rank's own).
     """
 
     def __init__(self, tensors, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
@@ -33,23 +45,27 @@ class TensorLoader:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.n, self.batch_size, self.shuffle, self.seed = n.pop(), batch_size, shuffle, seed
-        self.drop_last = drop_last and self.n >= batch_size
+        self.rank, self.world = dist_rank_world()
+        self.drop_last = drop_last and self.n >= batch_size * self.world
         self.transform, self.epoch = transform, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+        step = self.batch_size * self.world
+        return self.n // step if self.drop_last else math.ceil(self.n / step)
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
         order = order.to(self.tensors[0].device)
+        step = self.batch_size * self.world
+        augment = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 997 + self.rank)
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = order[i * step:(i + 1) * step][self.rank::self.world]
             batch = tuple(t[idx] for t in self.tensors)
-            yield self.transform(batch, g) if self.transform else batch
+            yield self.transform(batch, augment) if self.transform else batch
 
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:

@@ -28,9 +28,9 @@ CAMVID_CLASSES = ["sky", "building", "pole", "road", "pavement", "tree", "sign/s
 
 
 def _resize(images: list[np.ndarray], labels: list[np.ndarray], size: int):
-    x = torch.stack([F.interpolate(torch.from_numpy(i).permute(2, 0, 1)[None].float(), size=(size, size),
+    x = torch.stack([F.interpolate(torch.from_numpy(np.array(i)).permute(2, 0, 1)[None].float(), size=(size, size),
                                    mode="bilinear", antialias=True, align_corners=False)[0] for i in images])
-    y = torch.stack([F.interpolate(torch.from_numpy(lab)[None, None].float(), size=(size, size), mode="nearest")[0, 0]
+    y = torch.stack([F.interpolate(torch.from_numpy(np.array(lab))[None, None].float(), size=(size, size), mode="nearest")[0, 0]
                      for lab in labels])
     return x.round().clamp(0, 255).to(torch.uint8), y.to(torch.int64)
 

@@ -1,0 +1,148 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Interactive masking
+#
+# How much of an image can an MAE hide and still reconstruct? This chapter loads the image MAE that
+# the first chapter trained and lets you move the mask ratio. In Jupyter, the live explorer (sliders
+# for the ratio and the seed, a choice of validation image, an upload of your own) recomputes every
+# frame. In the published book, which has no kernel, the control below switches between frames
+# computed when the book was built: it works offline, even from a file on disk.
+
+# %% tags=["parameters"]
+profile = "auto"  # smoke, quick or full; auto picks full on a GPU and quick on a CPU
+data_dir = None
+mae_checkpoint = None  # an mae_final.pt; by default the newest one the image chapter wrote
+live = True  # show the ipywidgets explorer (the book's build turns it off: it has no kernel)
+seed = 0
+device = "auto"
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from IPython.display import HTML, display
+from myst_nb import glue
+
+from maelib import profiles, runs, viz, widgets
+from maelib.data import tinyimagenet
+
+p = profiles.resolve("masking", profile, data_dir=data_dir, mae_checkpoint=mae_checkpoint, live=live, seed=seed,
+                     device=device)
+path = p.mae_checkpoint or widgets.find_checkpoint()
+mae = widgets.load_mae(path)
+size = mae.tokenizer.img_size
+val_x, val_y = tinyimagenet.load(20, p.data_dir)["val"]
+pick = torch.linspace(0, len(val_x) - 1, p.n_images).long()
+imgs = val_x[pick]
+if imgs.shape[-1] != size:
+    imgs = F.interpolate(imgs.float(), size=size, mode="bilinear", antialias=True).round().clamp(0, 255).to(torch.uint8)
+seeds = list(range(p.seed, p.seed + p.n_seeds))
+state = torch.load(path, map_location="cpu", weights_only=False)
+glue("trained_ratio", round(100 * state["mask_ratio"]), display=False)
+glue("patch", mae.tokenizer.patch_size, display=False)
+glue("size", size, display=False)
+
+# %% [markdown]
+# ## Live explorer (Jupyter)
+#
+# Run this notebook in Jupyter (`jupyter lab notebooks/06_masking.py`, opened as a notebook) to get the
+# explorer. It calls `maelib.widgets.explorer(mae, images)`.
+
+# %% tags=["remove-cell"]
+if p.live:
+    display(widgets.explorer(mae, val_x[pick]))
+
+# %% [markdown]
+# ## In the book: a control that needs no kernel
+#
+# The MAE was trained on {glue:text}`size`-pixel images in {glue:text}`patch`-pixel patches with
+# {glue:text}`trained_ratio`% of them hidden. Move the slider to hide more or fewer patches.
+
+# %% tags=["remove-input"]
+frames = widgets.precompute(mae, imgs, p.ratios, seeds)
+display(HTML(widgets.static_control(frames)))
+
+# %% [markdown]
+# ## The mask-ratio story
+#
+# The loss on hidden patches, averaged over validation images and seeds, against the mask ratio: how
+# hard the model finds the task it was trained on, and the tasks around it.
+
+# %% tags=["remove-input"]
+curve = widgets.loss_curve(mae, val_x[:: max(1, len(val_x) // 64)][:64] if size == val_x.shape[-1] else imgs, p.ratios, seeds)
+stats = curve.groupby("mask_ratio")["loss"].agg(["mean", "std"]).reset_index()
+fig, ax = plt.subplots(figsize=(6.5, 3.5))
+ax.errorbar(stats["mask_ratio"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3)
+ax.axvline(state["mask_ratio"], color="grey", ls="--", label="training mask ratio")
+ax.set_xlabel("mask ratio")
+ax.set_ylabel("loss on hidden patches")
+ax.grid(alpha=0.3)
+ax.legend()
+fig.tight_layout()
+viz.glue_figure("fig_ratio", fig)
+lo, hi = stats.iloc[0], stats.iloc[-1]
+glue("loss_lo", float(lo["mean"]), display=False)
+glue("loss_hi", float(hi["mean"]), display=False)
+glue("r_lo", round(100 * float(lo["mask_ratio"])), display=False)
+glue("r_hi", round(100 * float(hi["mask_ratio"])), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_ratio
+# :name: fig-ratio
+# Loss on hidden patches against the mask ratio (mean and standard deviation over seeds).
+# ```
+#
+# With {glue:text}`r_lo`% hidden the loss on the hidden patches is {glue:text}`loss_lo:.3f`; with
+# {glue:text}`r_hi`% it is {glue:text}`loss_hi:.3f`.
+#
+# ## Reruns that add up
+#
+# Every finished chapter run is recorded in `results/runs/` (parameters, profile, device, seed,
+# metrics, wall time, commit). Rerunning the image chapter with other mask ratios,
+#
+# ```bash
+# python -m maelib run images -p mask_ratio 0.5
+# python -m maelib run images -p mask_ratio 0.9
+# ```
+#
+# adds rows to the table below and points to the figure.
+
+# %% tags=["remove-input"]
+records = runs.load_records("images")
+rows = [{"mask ratio": r["resolved"]["mask_ratio"], "profile": r["profile"], "device": r["device"],
+         "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"], "scratch top-1 (%)": 100 * r["metrics"]["acc_scratch"],
+         "linear probe top-1 (%)": 100 * r["metrics"]["acc_probe"], "finished": r["finished"][:16].replace("T", " ")}
+        for r in records if "acc_finetune" in r.get("metrics", {})]
+sweep = pd.DataFrame(rows)
+glue("n_runs", len(sweep), display=False)
+if len(sweep):
+    display(sweep.sort_values(["profile", "mask ratio"]).style.format(precision=1).hide(axis="index"))
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for prof, g in sweep.groupby("profile"):
+        g = g.sort_values("mask ratio")
+        ax.plot(g["mask ratio"], g["fine-tune top-1 (%)"], marker="o", label=f"fine-tune ({prof})")
+        ax.plot(g["mask ratio"], g["linear probe top-1 (%)"], marker="s", ls=":", label=f"linear probe ({prof})")
+    ax.set_xlabel("pretraining mask ratio")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
+else:
+    display(HTML("<p><em>No image-chapter run is recorded yet.</em></p>"))
+
+# %% [markdown]
+# {glue:text}`n_runs` recorded run(s) of the image chapter are shown.

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import data_folder
+from maelib import segmentation
+from maelib.data import seg2d
+from maelib.mae import ViTEncoder
+from maelib.tokens import Patches2d
+
+
+def test_pyramid_blocks_scale_with_depth():
+    assert segmentation.pyramid_blocks(12) == (3, 6, 9, 12)
+    assert segmentation.pyramid_blocks(4) == (1, 2, 3, 4)
+    with pytest.raises(ValueError, match="at least 4 blocks"):
+        segmentation.pyramid_blocks(3)
+
+
+def test_pyramid_shapes():
+    enc = ViTEncoder(Patches2d(64, 8), dim=32, depth=4, heads=2)
+    levels = segmentation.ViTPyramid(enc)(torch.randn(2, 3, 64, 64))
+    assert [tuple(l.shape) for l in levels] == [(2, 32, 32, 32), (2, 32, 16, 16), (2, 32, 8, 8), (2, 32, 4, 4)]
+
+
+def test_upernet_output_matches_the_input_size():
+    model = segmentation.ViTUPerNet(ViTEncoder(Patches2d(32, 8), dim=16, depth=4, heads=2), n_classes=5, width=8)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 5, 32, 32)
+
+
+def test_pixel_accuracy_and_miou_on_a_hand_made_case():
+    true = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 255]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 0, 0, 2]])
+    cm = segmentation.confusion(pred, true, n_classes=4)
+    assert cm.sum() == 6  # the two void pixels are skipped
+    s = segmentation.seg_scores(cm)
+    assert s["pixel_acc"] == pytest.approx(4 / 6)
+    # IoU: class 0 = 1/(2+2-1) = 1/3, class 1 = 2/(2+3-2) = 2/3, class 2 = 1/2; class 3 is absent
+    assert s["miou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+
+
+def test_joint_crop_keeps_labels_aligned():
+    blocks = torch.arange(16).reshape(4, 4)
+    y = blocks.repeat_interleave(8, 0).repeat_interleave(8, 1).expand(6, 32, 32).contiguous()
+    x = y[:, None].float().expand(6, 3, 32, 32).contiguous()
+    xc, yc = segmentation.joint_crop_flip(x, y, torch.Generator().manual_seed(0), scale=(0.3, 1))
+    agree = (xc[:, 0] - yc.float()).abs() < 0.5
+    assert agree.float().mean() > 0.9  # only pixels on block edges may differ (bilinear vs nearest)
+    assert not torch.equal(yc[0], y[0])  # it did crop
+
+
+def test_camvid_loader_gives_aligned_pairs(isolated_cache):
+    data_folder("camvid")
+    d = seg2d.load_camvid(64, limit=5)
+    for split, n in (("train", 5), ("val", 5), ("test", 5)):
+        x, y = d[split]
+        assert x.shape == (n, 3, 64, 64) and y.shape == (n, 64, 64)
+        vals = set(y.unique().tolist())
+        assert vals <= set(range(11)) | {seg2d.IGNORE}
+    assert len(d["classes"]) == 11
+    # sky is at the top of driving scenes, road at the bottom: labels align with their images
+    y = d["train"][1]
+    assert (y[:, :8] == 0).float().mean() > (y[:, -8:] == 0).float().mean()
+    assert (y[:, -8:] == 3).float().mean() > (y[:, :8] == 3).float().mean()
+
+
+def test_ade20k_loader_on_the_genuine_sample():
+    data_folder("ade20k_sample")
+    d = seg2d.load_ade20k(64)
+    x, y = d["val"]
+    assert x.shape == (3, 3, 64, 64) and y.shape == (3, 64, 64)
+    vals = set(y.unique().tolist())
+    assert vals <= set(range(150)) | {seg2d.IGNORE}
+    assert {0, 1, 2} <= vals  # wall, building, sky (ids 1, 2, 3 in the files) are in every sample
+    assert len(d["classes"]) == 150 and d["classes"][0].startswith("wall")
