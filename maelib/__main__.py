@@ -37,6 +37,11 @@ def main(argv=None) -> int:
     b = sub.add_parser("book", help="execute every chapter in _toc.yml (skipping unchanged ones), build the book")
     b.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     b.add_argument("--force", action="store_true")
+    w = sub.add_parser("sweep", help="run a chapter for several seeds (and mask ratios); every run is recorded")
+    w.add_argument("chapter")
+    w.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    w.add_argument("--ratios", type=float, nargs="*", default=None, help="mask ratios; none: default parameters")
+    w.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     c = sub.add_parser("check-control", help="move the book's masking slider in headless Chromium")
     c.add_argument("page", nargs="?", default=str(runs.ROOT / "_build/html/book/executed/06_masking.html"))
     d = sub.add_parser("data", help="list datasets, or fetch one from its canonical source")
@@ -58,6 +63,14 @@ def main(argv=None) -> int:
             for chapter in runs.toc_chapters():
                 runs.run_chapter(chapter, {"profile": args.profile}, force=args.force)
             print(runs.build_book())
+        elif args.cmd == "sweep":
+            grid = [{"mask_ratio": r} for r in args.ratios] if args.ratios else [{}]
+            for extra in grid:  # validate everything before running anything
+                for seed in args.seeds:
+                    profiles.resolve(args.chapter, profile=args.profile, seed=seed, **extra)
+            for extra in grid:
+                for seed in args.seeds:
+                    print(runs.run_chapter(args.chapter, {"profile": args.profile, "seed": seed, **extra}))
         elif args.cmd == "check-control":
             from .browser import check_static_control
 

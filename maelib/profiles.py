@@ -183,6 +183,8 @@ SPECS["masking"] = {
     "n_seeds": Spec(int, 1, 10),
 }
 
+SPECS["summary"] = {**COMMON, "records_dir": Spec(str)}
+
 ETTH1_ROWS = 17_420
 
 _SERIES_QUICK = dict(lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
@@ -238,7 +240,7 @@ PROFILES["segmentation"] = {
 }
 
 
-_VOL_QUICK = dict(dataset="auto", roi=[32, 48, 32], mask_ratio=0.75, pretrain_epochs=40, epochs=5, batch_size=4,
+_VOL_QUICK = dict(dataset="auto", roi=[32, 48, 32], mask_ratio=0.75, pretrain_epochs=40, epochs=4, batch_size=4,
                   hidden_size=96, mlp_dim=192, heads=4, decoder_dim=48, decoder_depth=1, decoder_heads=4,
                   feature_size=8, pretrain_lr=1e-3, lr=1e-3, limit=100)
 PROFILES["volumes"] = {
@@ -257,6 +259,9 @@ PROFILES["masking"] = {
     "full": dict(mae_checkpoint=None, live=True, n_images=6, ratios=_RATIO_GRID, n_seeds=5),
     "smoke": dict(mae_checkpoint=None, live=True, n_images=2, ratios=[0.25, 0.5, 0.75], n_seeds=2),
 }
+
+
+PROFILES["summary"] = {name: {"records_dir": None} for name in PROFILE_NAMES}
 
 
 def default_profile() -> str:

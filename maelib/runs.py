@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "book" / "executed"
 RECORDS = ROOT / "results" / "runs"
+READS_REGISTRY = {"masking", "summary"}  # chapters whose output depends on the recorded runs
 RECORD_KEYS = ("chapter", "notebook", "parameters", "resolved", "profile", "seed", "device", "metrics", "wall_s",
                "finished", "git_commit", "stamp")
 
@@ -48,6 +49,8 @@ def stamp(chapter: str, params: dict) -> str:
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     for f in sorted((ROOT / "maelib").rglob("*.py")):
         h.update(f.read_bytes())
+    if chapter in READS_REGISTRY:
+        h.update(" ".join(sorted(f.name for f in RECORDS.glob("*.json"))).encode())
     return h.hexdigest()
 
 
