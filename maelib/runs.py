@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "book" / "executed"
 RECORDS = ROOT / "results" / "runs"
-READS_REGISTRY = {"masking", "summary"}  # chapters whose output depends on the recorded runs
+# chapters whose output depends on recorded runs, and the chapters whose records they read (None: all others)
+READS_REGISTRY = {"masking": {"images"}, "summary": None}
 RECORD_KEYS = ("chapter", "notebook", "parameters", "resolved", "profile", "seed", "device", "metrics", "wall_s",
                "finished", "git_commit", "stamp")
 
@@ -50,7 +51,10 @@ def stamp(chapter: str, params: dict) -> str:
     for f in sorted((ROOT / "maelib").rglob("*.py")):
         h.update(f.read_bytes())
     if chapter in READS_REGISTRY:
-        h.update(" ".join(sorted(f.name for f in RECORDS.glob("*.json"))).encode())
+        reads = READS_REGISTRY[chapter]
+        names = [f.name for f in RECORDS.glob("*.json") if f.name.split("-")[0] != chapter
+                 and (reads is None or f.name.split("-")[0] in reads)]
+        h.update(" ".join(sorted(names)).encode())
     return h.hexdigest()
 
 
@@ -108,7 +112,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     record = out_dir / f"{src.stem}.run.json"
     key = stamp(chapter, params)
     if not force and out_nb.exists() and record.exists() and json.loads(record.read_text()).get("stamp") == key:
-        print(f"{chapter}: unchanged since its last run, skipped ({out_nb.relative_to(ROOT)})")
+        print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()

@@ -159,3 +159,29 @@ def sweep_frame(records: list[dict]) -> pd.DataFrame:
 
 def load(root=runs.RECORDS) -> list[dict]:
     return runs.load_records(root=root)
+
+
+def recorded_runs(chapter: str, profile: str = "full", root=runs.RECORDS) -> pd.DataFrame:
+    """The registry's runs of ``chapter`` at ``profile`` (default parameters), newest last, one row each:
+    date, commit, device, seed, wall time and the chapter's headline numbers, for a chapter to show
+    beside its own run."""
+    rows = []
+    for r in default_runs(load(root), chapter, profile):
+        claim = next(c for c in CLAIMS if c.chapter == chapter)
+        mae_v, base_v, _ = pair(r, claim)
+        rows.append({"finished": r["finished"][:16].replace("T", " "), "commit": (r["git_commit"] or "")[:8],
+                     "device": r["device"], "seed": r["seed"], "wall (min)": round(r["wall_s"] / 60, 1),
+                     f"{claim.mae_label} ({claim.metric})": mae_v, f"{claim.base_label} ({claim.metric})": base_v})
+    return pd.DataFrame(rows)
+
+
+def show_recorded(chapter: str, profile: str = "full") -> None:
+    """Display the recorded runs of a chapter at ``profile``, or say that none is recorded."""
+    from IPython.display import Markdown, display
+
+    frame = recorded_runs(chapter, profile)
+    if frame.empty:
+        display(Markdown(f"*No {profile}-profile run of this chapter is recorded in `results/runs/` yet.*"))
+    else:
+        display(Markdown(f"Recorded **{profile}-profile** runs of this chapter (from `results/runs/`):"))
+        display(frame.style.format(precision=4).hide(axis="index"))

@@ -196,3 +196,16 @@ glue("results", {"acc_scratch": acc["scratch"], "acc_finetune": acc["MAE + fine-
 # A single seed at a short schedule: differences of a point or two are within the noise of such runs,
 # and a short pretraining favours scratch, since the MAE's advantage grows with pretraining length. The
 # full profile (150 pretraining epochs on a GPU) is the fair test.
+
+
+# %% [markdown]
+# ## Recorded full-scale runs
+#
+# Beside this build's run, the full-profile runs of this chapter recorded in the run registry (made on
+# a GPU, with their date, commit and device), so that a book built on a laptop still shows the
+# full-scale study.
+
+# %% tags=["remove-input"]
+from maelib import summary as _summary
+
+_summary.show_recorded("images", "full")

@@ -207,3 +207,16 @@ viz.glue_figure("fig_curves", fig)
 wall = time.time() - started
 glue("results", {"mse": {m: float(v) for m, v in mean_mse.items()}, "persistence_mse": float(pers),
                  "best_model": best, "wall_s": wall}, display=False)
+
+
+# %% [markdown]
+# ## Recorded full-scale runs
+#
+# Beside this build's run, the full-profile runs of this chapter recorded in the run registry (made on
+# a GPU, with their date, commit and device), so that a book built on a laptop still shows the
+# full-scale study.
+
+# %% tags=["remove-input"]
+from maelib import summary as _summary
+
+_summary.show_recorded("series", "full")

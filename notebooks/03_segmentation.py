@@ -177,3 +177,16 @@ viz.glue_figure("fig_preds", fig)
 wall = time.time() - started
 glue("results", {"dataset": name, "pixel_acc": {r: float(final[r]["pixel_acc"]) for r in final},
                  "miou": {r: float(final[r]["miou"]) for r in final}, "wall_s": wall}, display=False)
+
+
+# %% [markdown]
+# ## Recorded full-scale runs
+#
+# Beside this build's run, the full-profile runs of this chapter recorded in the run registry (made on
+# a GPU, with their date, commit and device), so that a book built on a laptop still shows the
+# full-scale study.
+
+# %% tags=["remove-input"]
+from maelib import summary as _summary
+
+_summary.show_recorded("segmentation", "full")

@@ -196,3 +196,16 @@ viz.glue_figure("fig_sweep", fig)
 wall = time.time() - started
 glue("results", {"mse": {k: float(v) for k, v in m.items()}, "mse_z": {k: float(v) for k, v in mz.items()},
                  "wasserstein": {k: float(v) for k, v in ws.items()}, "wall_s": wall}, display=False)
+
+
+# %% [markdown]
+# ## Recorded full-scale runs
+#
+# Beside this build's run, the full-profile runs of this chapter recorded in the run registry (made on
+# a GPU, with their date, commit and device), so that a book built on a laptop still shows the
+# full-scale study.
+
+# %% tags=["remove-input"]
+from maelib import summary as _summary
+
+_summary.show_recorded("tabular", "full")

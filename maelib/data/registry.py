@@ -61,9 +61,12 @@ def cache_dir() -> Path:
 
 
 def search_paths(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Folders where dataset ``name`` may live, in the order they are tried."""
+    """Folders where dataset ``name`` may live, in the order they are tried. An explicit ``data_dir``
+    is the only place looked at: a user who names a folder means that folder."""
     d = get(name)
-    roots = [Path(data_dir)] if data_dir else []
+    if data_dir:
+        return [Path(data_dir) / d.folder]
+    roots = []
     if os.environ.get("MAELIB_DATA"):
         roots.append(Path(os.environ["MAELIB_DATA"]))
     roots.append(cache_dir())
