@@ -68,9 +68,11 @@ def main(argv=None) -> int:
             for extra in grid:  # validate everything before running anything
                 for seed in args.seeds:
                     profiles.resolve(args.chapter, profile=args.profile, seed=seed, **extra)
+            sweep_dir = runs.ROOT / "results" / "sweeps"  # executed notebooks of sweeps (ignored by git)
             for extra in grid:
                 for seed in args.seeds:
-                    print(runs.run_chapter(args.chapter, {"profile": args.profile, "seed": seed, **extra}))
+                    print(runs.run_chapter(args.chapter, {"profile": args.profile, "seed": seed, **extra},
+                                           out_dir=sweep_dir / f"{args.chapter}-{seed}-{extra.get('mask_ratio', 'default')}"))
         elif args.cmd == "check-control":
             from .browser import check_static_control
 

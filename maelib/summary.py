@@ -64,13 +64,22 @@ def dataset_of(record: dict, chapter: str) -> str:
     return record["metrics"].get("dataset", {"images": "tinyimagenet", "series": "ett", "tabular": "housing"}.get(chapter))
 
 
+def setting(record: dict) -> str:
+    """What a run computed, seeds and machines aside: its resolved parameters without the controls."""
+    import json
+
+    return json.dumps({k: v for k, v in record["resolved"].items() if k not in CONTROL}, sort_keys=True, default=str)
+
+
 def default_runs(records: list[dict], chapter: str, profile: str) -> list[dict]:
-    """The newest run per seed among runs of ``chapter`` at ``profile`` with default parameters."""
-    latest = {}
-    for r in records:
-        changed = {k for k in r["parameters"] if k not in CONTROL}
-        if r["chapter"] == chapter and r["profile"] == profile and not changed:
-            latest[r["seed"]] = r
+    """The newest run per seed among runs of ``chapter`` at ``profile`` with default parameters, all with
+    the same resolved setting as the newest one (a profile whose defaults changed is not mixed in)."""
+    pool = [r for r in records if r["chapter"] == chapter and r["profile"] == profile
+            and not {k for k in r["parameters"] if k not in CONTROL}]
+    if not pool:
+        return []
+    newest = setting(pool[-1])
+    latest = {r["seed"]: r for r in pool if setting(r) == newest}
     return [latest[s] for s in sorted(latest)]
 
 

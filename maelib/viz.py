@@ -36,7 +36,7 @@ def reconstruction_grid(rec: dict, n: int = 6, titles=("original", "masked", "re
 
 
 def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles: tuple[str, ...] | None = None,
-           xlabel: str = "epoch"):
+           xlabel: str = "epoch", logy: bool = False):
     """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     for ax, metric, title in zip(axes[0], metrics, titles or metrics):
@@ -46,6 +46,8 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
         ax.set_xlabel(xlabel)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
+        if logy:
+            ax.set_yscale("log")
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -82,4 +84,12 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
         ax.set_title(title, fontsize=9)
     fig.suptitle(f"random_masking(mask_ratio={mask_ratio}): dark = hidden, light = seen by the encoder", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def message_figure(text: str):
+    """A slim figure that only says ``text``: the placeholder where a figure has no data yet."""
+    fig, ax = plt.subplots(figsize=(6.5, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
     return fig

@@ -132,7 +132,7 @@ glue("masking_word", "helps" if min(mean_mse[m] for m in paper_rows if "mask " i
 # :::{admonition} The paper's Table 2
 # :class: note
 # The paper's Table 2 values were not available to this study when this chapter was written, so they
-# are not shown; this table holds this run's numbers only. See `maelib/paper.py`.
+# are not shown; this table holds this run's numbers only.
 # :::
 #
 # ```{glue:figure} table2
@@ -171,7 +171,7 @@ fig.tight_layout()
 viz.glue_figure("fig_forecast", fig)
 
 curves = {m: h for m, h in hists_by_seed[0].items() if "val_mse" in h}
-fig = viz.curves(curves, ("val_mse",), ("validation MSE (scaled) per epoch",))
+fig = viz.curves(curves, ("val_mse",), ("validation MSE (scaled) per epoch",), logy=True)
 viz.glue_figure("fig_curves", fig)
 
 # %% [markdown]

@@ -157,11 +157,7 @@ if len(rates) > 1:
     ax.legend(fontsize=7)
     fig.tight_layout()
 else:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 1.2))
-    ax.axis("off")
-    ax.text(0.5, 0.5, "The missing-rate sweep runs at the full profile (0.1, 0.2, 0.5).", ha="center", va="center")
+    fig = viz.message_figure("The missing-rate sweep runs at the full profile (0.1, 0.2, 0.5).")
 viz.glue_figure("fig_sweep", fig)
 
 # %% [markdown]

@@ -43,7 +43,7 @@ counts = pd.Series([r["profile"] for r in records]).value_counts() if records el
 glue("n_records", len(records), display=False)
 glue("n_quick", int(counts.get("quick", 0)), display=False)
 glue("n_full", int(counts.get("full", 0)), display=False)
-glue("claims", table, display=False)
+glue("claims", table.style.set_properties(**{"text-align": "left", "font-size": "0.85em"}), display=False)
 verdicts = table["verdict"].value_counts()
 for key in ("holds", "does not hold", "inconclusive"):
     glue(f"n_{key.replace(' ', '_')}", int(verdicts.get(key, 0)), display=False)
@@ -93,9 +93,7 @@ if chapters:
         ax.legend(fontsize=7)
     fig.tight_layout()
 else:
-    fig, ax = plt.subplots(figsize=(6, 1.2))
-    ax.axis("off")
-    ax.text(0.5, 0.5, "No mask-ratio sweep is recorded yet.", ha="center", va="center")
+    fig = viz.message_figure("No mask-ratio sweep is recorded yet.")
 viz.glue_figure("fig_sweep", fig)
 
 # %% [markdown]
