@@ -6,8 +6,6 @@ notebook reads as the study's narrative and the machinery lives here.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,24 +14,13 @@ import torch.nn.functional as F
 
 from .data import TensorLoader, normalize, random_resized_crop_flip
 from .data import tinyimagenet
-from .data.registry import cache_dir
-from .heads import LinearProbe, ViTClassifier, cls_features, encoder_like
+from .heads import LinearProbe, ViTClassifier, cls_features
 from .mae import MaskedAutoencoder
 from .metrics import accuracy
 from .tokens import Patches2d
 from .train import TrainConfig, fit, param_groups
 
 MEAN, STD = tinyimagenet.MEAN, tinyimagenet.STD
-
-
-def run_dir(chapter: str, p, keys: tuple[str, ...] | None = None) -> Path:
-    """Checkpoint folder for this chapter and these parameters (a hash of them), under the cache."""
-    params = {k: v for k, v in sorted(vars(p).items()) if k not in ("device", "checkpoint_dir")}
-    if keys:
-        params = {k: params[k] for k in keys}
-    tag = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    root = Path(p.checkpoint_dir) if getattr(p, "checkpoint_dir", None) else cache_dir() / "runs"
-    return root / f"{chapter}-{p.profile}-{tag}"
 
 
 def synthetic_images(n: int, n_classes: int, size: int = 64, seed: int = 0):

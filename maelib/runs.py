@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from . import profiles
+from .data.registry import cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -30,6 +31,15 @@ RECORDS = ROOT / "results" / "runs"
 READS_REGISTRY = {"masking": {"images"}, "summary": None}
 RECORD_KEYS = ("chapter", "notebook", "parameters", "resolved", "profile", "seed", "device", "metrics", "wall_s",
                "finished", "git_commit", "stamp")
+
+
+def run_dir(chapter: str, p) -> Path:
+    """Checkpoint folder for a chapter run with the resolved parameters ``p`` (named by a hash of them)
+    under ``p.checkpoint_dir``, else the maelib cache: the same parameters find the same checkpoints."""
+    params = {k: v for k, v in sorted(vars(p).items()) if k not in ("device", "checkpoint_dir")}
+    tag = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    root = Path(p.checkpoint_dir) if getattr(p, "checkpoint_dir", None) else cache_dir() / "runs"
+    return root / f"{chapter}-{p.profile}-{tag}"
 
 
 def chapters() -> dict[str, Path]:

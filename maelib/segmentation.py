@@ -120,9 +120,10 @@ def predict(model: nn.Module, x: torch.Tensor, device, batch_size: int = 32) -> 
                       for i in range(0, len(x), batch_size)])
 
 
-def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, desc: str):
+def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, desc: str, ckpt_dir=None):
     """Cross-entropy (void ignored), crop + flip, AdamW with layer-wise decay on the encoder.
-    Returns the history with pixel accuracy and mIoU on the validation split per epoch."""
+    Returns the history with pixel accuracy and mIoU on the validation split per epoch. With
+    ``ckpt_dir`` it checkpoints every epoch and resumes."""
     def transform(batch, g):
         x, y = joint_crop_flip(normalize(batch[0], MEAN, STD), batch[1], g)
         return x, y
@@ -144,7 +145,8 @@ def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, de
         return depth + 1
 
     cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=0.05, warmup_epochs=min(2, p.epochs - 1), seed=p.seed,
-                      desc=desc)
+                      desc=desc, checkpoint=str(ckpt_dir / f"{desc.replace(' ', '_')}.pt") if ckpt_dir else None,
+                      extra={"layer_decay": p.layer_decay, "width": p.width, "n_classes": n_classes})
     groups = param_groups(model, cfg.weight_decay, layer_of, depth + 1, p.layer_decay)
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1], ignore_index=IGNORE)  # noqa: E731
     return fit(model, step, loader, cfg, device, groups=groups, evaluate=evaluate, progress=False)

@@ -91,11 +91,17 @@ def datasets(kind: str, files: dict, roi, seed: int):
     return train, val
 
 
-def pretrain(mae, train_ds, p, device, seed: int):
+def _ckpt(ckpt_dir, name: str) -> str | None:
+    return str(ckpt_dir / f"{name}.pt") if ckpt_dir else None
+
+
+def pretrain(mae, train_ds, p, device, seed: int, ckpt_dir=None):
+    """MONAI's MAE on the training crops with our hidden-patch loss; checkpoints in ``ckpt_dir``."""
     loader = _Batches(DataLoader(train_ds, batch_size=p.batch_size, shuffle=True, num_workers=0,
                                  generator=torch.Generator()), seed)
     cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.pretrain_lr, weight_decay=0.05, warmup_epochs=1,
-                      betas=(0.9, 0.95), seed=seed, desc="3D MAE pretraining")
+                      betas=(0.9, 0.95), seed=seed, desc="3D MAE pretraining", checkpoint=_ckpt(ckpt_dir, "pretrain"),
+                      extra={"mask_ratio": p.mask_ratio, "roi": list(p.roi)})
     return fit(mae, lambda m, b: mae_loss(m, b[0].to(device), p.mask_ratio), loader, cfg, device, progress=False)
 
 
@@ -114,12 +120,14 @@ def evaluate_dice(model: nn.Module, val_ds, roi, n_out: int, device) -> dict:
     return {"dice": float(per_class.nanmean()), **{f"dice_{i + 1}": float(v) for i, v in enumerate(per_class)}}
 
 
-def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed: int, desc: str):
-    """DiceCE training from random crops; Dice on the validation volumes after every epoch."""
+def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed: int, desc: str, ckpt_dir=None):
+    """DiceCE training from random crops; Dice on the validation volumes after every epoch; checkpoints
+    in ``ckpt_dir``."""
     loader = _Batches(DataLoader(train_ds, batch_size=p.batch_size, shuffle=True, num_workers=0,
                                  generator=torch.Generator()), seed)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed, desc=desc)
+    cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed, desc=desc,
+                      checkpoint=_ckpt(ckpt_dir, desc.replace(" ", "_")), extra={"roi": list(roi), "n_out": n_out})
     step = lambda m, b: loss_fn(m(b[0].to(device)), b[1].to(device))  # noqa: E731
     return fit(model, step, loader, cfg, device, evaluate=lambda m: evaluate_dice(m, val_ds, roi, n_out, device),
                progress=False)

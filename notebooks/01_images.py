@@ -45,7 +45,8 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, profiles, viz
+from maelib import images, profiles, runs, viz
+from maelib.heads import encoder_like
 from maelib.train import pick_device, seed_everything
 
 p = profiles.resolve("images", profile, data_dir=data_dir, n_classes=n_classes, img_size=img_size,
@@ -55,7 +56,7 @@ p = profiles.resolve("images", profile, data_dir=data_dir, n_classes=n_classes, 
 dev = pick_device(p.device)
 seed_everything(p.seed)
 started = time.time()
-ckpt = images.run_dir("images", p)
+ckpt = runs.run_dir("images", p)
 data = images.load_data(p)
 n_train, n_val = len(data["train"][1]), len(data["val"][1])
 glue("profile", p.profile, display=False)
@@ -130,9 +131,9 @@ viz.glue_figure("fig_recon", fig)
 
 # %% tags=["remove-input"]
 seed_everything(p.seed)
-mae_model, ft_hist = images.finetune(images.encoder_like(mae, p.drop_path), data, p, dev, "fine-tune MAE", ckpt)
+mae_model, ft_hist = images.finetune(encoder_like(mae, p.drop_path), data, p, dev, "fine-tune MAE", ckpt)
 seed_everything(p.seed)
-scratch_model, sc_hist = images.finetune(images.encoder_like(mae, p.drop_path, pretrained=False), data, p, dev,
+scratch_model, sc_hist = images.finetune(encoder_like(mae, p.drop_path, pretrained=False), data, p, dev,
                                          "scratch", ckpt)
 seed_everything(p.seed)
 probe, lp_hist = images.linear_probe(mae.encoder, data, p, dev)

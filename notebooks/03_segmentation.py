@@ -42,7 +42,8 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, profiles, segmentation, viz
+from maelib import images, profiles, runs, segmentation, viz
+from maelib.heads import encoder_like
 from maelib.data import DataMissingError, seg2d
 from maelib.train import pick_device, seed_everything
 
@@ -61,7 +62,7 @@ if name == "auto":
 data = (seg2d.load_ade20k if name == "ade20k" else seg2d.load_camvid)(p.img_size, p.data_dir, p.limit)
 classes = data["classes"]
 n_classes = len(classes)
-ckpt = images.run_dir("segmentation", p)
+ckpt = runs.run_dir("segmentation", p)
 label = {"camvid": "CamVid (11 classes, driving scenes)", "ade20k": "ADE20K (150 classes)"}[name]
 for key, value in {"dataset": label, "n_train": len(data["train"][0]), "n_val": len(data["val"][0]),
                    "img_size": p.img_size, "n_classes": n_classes, "blocks": ", ".join(map(str, segmentation.pyramid_blocks(p.depth))),
@@ -99,8 +100,8 @@ else:
 histories, models = {}, {}
 for run, pretrained in [("MAE init", True), ("scratch", False)]:
     seed_everything(p.seed)
-    model = segmentation.ViTUPerNet(images.encoder_like(mae, pretrained=pretrained), n_classes, p.width)
-    histories[run] = segmentation.train_segmenter(model, data, n_classes, p, dev, run)
+    model = segmentation.ViTUPerNet(encoder_like(mae, pretrained=pretrained), n_classes, p.width)
+    histories[run] = segmentation.train_segmenter(model, data, n_classes, p, dev, run, ckpt)
     models[run] = model
 
 final = {run: h.iloc[-1] for run, h in histories.items()}
@@ -119,7 +120,7 @@ viz.glue_figure("fig_curves", fig)
 
 PAPER = {"MAE init": (59.86, 0.2888), "scratch": (58.08, 0.2803)}  # the paper's Table 3 (ADE20K)
 table = pd.DataFrame([{"model": run, "paper: pixel acc (%)": PAPER[run][0], "paper: mIoU": PAPER[run][1],
-                       f"this run: pixel acc (%)": 100 * float(final[run]["pixel_acc"]),
+                       "this run: pixel acc (%)": 100 * float(final[run]["pixel_acc"]),
                        "this run: mIoU": float(final[run]["miou"])} for run in ("MAE init", "scratch")]).set_index("model")
 glue("table3", table.style.format({c: "{:.2f}" if "acc" in c else "{:.4f}" for c in table.columns}), display=False)
 

@@ -38,11 +38,10 @@ import time
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import profiles, viz, volumes
+from maelib import profiles, runs, viz, volumes
 from maelib.data import DataMissingError
 from maelib.data import volumes as vdata
 from maelib.train import pick_device, seed_everything
@@ -93,15 +92,16 @@ if name != "btcv":
 
 # %% tags=["remove-input"]
 seed_everything(p.seed)
+ckpt = runs.run_dir("volumes", p)
 mae = volumes.make_mae(p, roi)
-pre_hist = volumes.pretrain(mae, train_ds, p, dev, p.seed)
+pre_hist = volumes.pretrain(mae, train_ds, p, dev, p.seed, ckpt)
 runs, hists = {}, {}
 for run, pretrained in [("MAE init", True), ("scratch", False)]:
     seed_everything(p.seed)
     model = volumes.make_unetr(p, roi, n_out)
     if pretrained:
         copied = volumes.transfer(mae, model)
-    hists[run] = volumes.train_unetr(model, train_ds, val_ds, roi, n_out, p, dev, p.seed, run)
+    hists[run] = volumes.train_unetr(model, train_ds, val_ds, roi, n_out, p, dev, p.seed, run, ckpt)
     runs[run] = model
 glue("n_copied", len(copied), display=False)
 glue("pre_first", float(pre_hist["loss"].iloc[0]), display=False)

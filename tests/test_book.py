@@ -7,7 +7,6 @@ in book/executed are left alone.
 import json
 import re
 import shutil
-from pathlib import Path
 
 import nbformat
 import pytest

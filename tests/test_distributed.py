@@ -1,7 +1,6 @@
 """The training loop under torch.distributed (gloo, 2 CPU processes) equals one process with the
 global batch."""
 
-import os
 
 import pytest
 import torch
