@@ -112,19 +112,19 @@ def verdict(d_mae: list[float], d_base: list[float], claim: Claim, same_dataset:
     return "does not hold", "opposite direction to the paper, beyond the seed-to-seed noise" + note
 
 
-def _cell(values: list[float], digits: int) -> str:
+def _cell(values: list[float]) -> str:
+    """Mean ± sample standard deviation, four significant digits, and the number of seeds."""
     if not values:
         return "not run"
     if len(values) == 1:
-        return f"{values[0]:.{digits}f} (1 seed)"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f} ({len(values)} seeds)"
+        return f"{values[0]:.4g} (1 seed)"
+    return f"{np.mean(values):.4g} ± {np.std(values, ddof=1):.2g} ({len(values)} seeds)"
 
 
 def claims_table(records: list[dict]) -> pd.DataFrame:
     """One row per claim: the paper's numbers, ours per profile (mean ± std over seeds), the verdict."""
     rows = []
     for c in CLAIMS:
-        digits = 1 if c.metric == "top-1 %" else 4
         row = {"table": c.table, "claim": c.claim,
                "paper (MAE / baseline)": "not available" if c.paper_mae is None else f"{c.paper_mae:g} / {c.paper_base:g}"}
         judged = None
@@ -132,8 +132,8 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
             rs = default_runs(records, c.chapter, prof)
             vals = [pair(r, c) for r in rs]
             mae_v, base_v = [v[0] for v in vals], [v[1] for v in vals]
-            row[f"{prof}: MAE"] = _cell(mae_v, digits)
-            row[f"{prof}: baseline"] = _cell(base_v, digits)
+            row[f"{prof}: MAE"] = _cell(mae_v)
+            row[f"{prof}: baseline"] = _cell(base_v)
             if rs:
                 floor = [v[2] for v in vals] if vals[0][2] is not None else None
                 same = dataset_of(rs[0], c.chapter) == c.paper_dataset

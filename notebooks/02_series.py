@@ -44,7 +44,6 @@ import time
 
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
 from myst_nb import glue
 
 from maelib import profiles, series, viz

@@ -77,6 +77,10 @@ if not (table["verdict"] == "holds").any() and not (table["verdict"] == "does no
 # %% tags=["remove-input"]
 sweep = summary.sweep_frame(records)
 glue("n_sweep", len(sweep), display=False)
+quick_series = profiles.PROFILES["series"]["quick"]
+n_tok = quick_series["lag"] // quick_series["patch_size"]
+glue("series_tokens", n_tok, display=False)
+glue("series_same", round(1 - 2 / n_tok, 2), display=False)
 chapters = list(dict.fromkeys(sweep["chapter"]))
 if chapters:
     fig, axes = plt.subplots(1, len(chapters), figsize=(4.3 * len(chapters), 3.4), squeeze=False)
@@ -101,6 +105,11 @@ viz.glue_figure("fig_sweep", fig)
 # :name: fig-sweep
 # The downstream metric against the pretraining mask ratio, per modality ({glue:text}`n_sweep` runs).
 # ```
+#
+# A mask hides a whole number of tokens, `L - max(1, int(L * (1 - ratio)))` of `L`: with few tokens,
+# neighbouring ratios hide the same number and give the same run. A quick-profile series window has
+# {glue:text}`series_tokens` patches, so every ratio above {glue:text}`series_same` leaves a single
+# patch visible.
 
 # %% tags=["remove-cell"]
 glue("results", {"verdicts": table["verdict"].to_dict(), "n_records": len(records)}, display=False)

@@ -55,7 +55,7 @@ def test_claims_table_groups_seeds_and_ignores_changed_parameters():
     recs.append(record("images", 0, images(0.9, 0.1), parameters={"mask_ratio": 0.5}))  # a sweep run
     table = summary.claims_table(recs)
     row = table.loc["Table 1"]
-    assert row["quick: MAE"] == "41.0 ± 1.0 (3 seeds)" and row["quick: baseline"].startswith("30.0 ± 0.0")
+    assert row["quick: MAE"] == "41 ± 1 (3 seeds)" and row["quick: baseline"].startswith("30 ± 0")
     assert row["full: MAE"] == "not run"
     assert row["verdict"] == "does not hold"  # the paper (as listed) has MAE below scratch; these runs above
     assert table.loc["Table 3", "verdict"] == "not run"
