@@ -79,8 +79,3 @@ def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Pick tokens: x (N, L, D), idx (N, K) -> (N, K, D)."""
     return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
-
-def mask_stats(mask: torch.Tensor) -> dict:
-    """Fraction hidden overall and the per-sample min/max, for sanity checks and figures."""
-    per = mask.float().mean(dim=1)
-    return {"hidden": per.mean().item(), "min": per.min().item(), "max": per.max().item()}

@@ -53,11 +53,6 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
     return fig
 
 
-def paper_vs_ours(rows: list[dict]) -> pd.DataFrame:
-    """A tidy comparison table: each row a dict with 'model', 'paper' and 'this run' (and more columns)."""
-    return pd.DataFrame(rows).set_index("model")
-
-
 def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
     """The intro's figure: one masking call on image patches, series patches, table cells, volume patches."""
     import numpy as np
@@ -93,3 +88,22 @@ def message_figure(text: str):
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center")
     return fig
+
+
+def mean_std_lines(ax, frame: pd.DataFrame, x: str, y: str, by: str, label=None, xlabel: str | None = None,
+                   ylabel: str | None = None, logy: bool = False) -> None:
+    """One line per ``by`` group: the mean of ``y`` at each ``x`` with standard-deviation error bars.
+
+    ``label(group, stats)`` names a line (default: the group); ``stats`` has x, mean, std and count.
+    """
+    for group, g in frame.groupby(by, sort=False):
+        stats = g.groupby(x)[y].agg(["mean", "std", "count"]).reset_index()
+        ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                    label=label(group, stats) if label else str(group))
+    ax.set_xlabel(xlabel or x)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=8)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)

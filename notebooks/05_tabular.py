@@ -146,15 +146,9 @@ viz.glue_figure("fig_loss", fig)
 if len(rates) > 1:
     import matplotlib.pyplot as plt
 
-    sweep = scores.groupby(["model", "missing_rate"])["mse"].agg(["mean", "std"]).reset_index()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for model, g in sweep.groupby("model", sort=False):
-        ax.errorbar(g["missing_rate"], g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, label=model)
-    ax.set_xlabel("missing rate")
-    ax.set_ylabel("MSE on hidden cells ([0, 1] scale)")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    viz.mean_std_lines(ax, scores, "missing_rate", "mse", "model", xlabel="missing rate",
+                       ylabel="MSE on hidden cells ([0, 1] scale)", logy=True)
     fig.tight_layout()
 else:
     fig = viz.message_figure("The missing-rate sweep runs at the full profile (0.1, 0.2, 0.5).")

@@ -86,15 +86,10 @@ if chapters:
     fig, axes = plt.subplots(1, len(chapters), figsize=(4.3 * len(chapters), 3.4), squeeze=False)
     for ax, chapter in zip(axes[0], chapters):
         part = sweep[sweep["chapter"] == chapter]
-        for prof, g in part.groupby("profile"):
-            s = g.groupby("mask_ratio")["value"].agg(["mean", "std", "count"]).reset_index()
-            ax.errorbar(s["mask_ratio"], s["mean"], yerr=s["std"].fillna(0), marker="o", capsize=3,
-                        label=f"{prof} (seeds per point: {int(s['count'].min())}-{int(s['count'].max())})")
+        viz.mean_std_lines(ax, part, "mask_ratio", "value", "profile", xlabel="mask ratio",
+                           ylabel=part["metric"].iloc[0],
+                           label=lambda prof, s: f"{prof} (seeds per point: {s['count'].min()}-{s['count'].max()})")
         ax.set_title(chapter, fontsize=10)
-        ax.set_xlabel("mask ratio")
-        ax.set_ylabel(part["metric"].iloc[0], fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     fig.tight_layout()
 else:
     fig = viz.message_figure("No mask-ratio sweep is recorded yet.")
