@@ -1,41 +1,50 @@
 """MAE pretraining throughput: images/s, GFLOP per image and MFU of maelib's pretraining step.
 
-Two configurations, as in the original MAE code's reference measurements:
-- ViT-Tiny/8 on 64x64 images (dim 192, depth 12, 3 heads; decoder 128 wide, 4 blocks), batch 1024;
-- ViT-B/16 on 224x224 images (dim 768, depth 12, 12 heads; decoder 512 wide, 8 blocks), batch 256.
-A step is forward + backward + AdamW (fused on CUDA) with mask ratio 0.75 on synthetic data, bf16
-autocast on CUDA, optionally torch.compile. FLOPs are counted by torch's FlopCounterMode; MFU divides
-the achieved FLOP/s by the device's peak (bf16 dense: H100 SXM 989 TFLOP/s, H200 989 TFLOP/s; on a
-CPU no peak is assumed and MFU is not printed).
+Two configurations, as in the original MAE code's reference measurements (one H200, mask ratio 0.75):
+- ``tiny``: ViT-Tiny/8 on 64x64 images (dim 192, depth 12, 3 heads; decoder 128 wide, 4 blocks), batch 1024;
+- ``base``: ViT-B/16 on 224x224 images (dim 768, depth 12, 12 heads; decoder 512 wide, 8 blocks), batch 256.
 
-The end-to-end check (``--epoch``) times one pretraining epoch of the image chapter's real loader on
-the staged 20-class TinyImageNet subset (data held on the device, crop/flip/normalise on the device)
-and scales it to the 100,000 images of the full training set.
+The step timed is the one every chapter trains with: :func:`maelib.train.fit` (AdamW, fused on CUDA,
+warmup + cosine schedule, bf16 autocast on CUDA) over synthetic images already on the device. Each
+compile mode is a row: ``eager``, ``compile`` (torch.compile's default), ``max-autotune``
+(``max-autotune-no-cudagraphs``) and ``cudagraphs`` (``reduce-overhead``: the step replayed as CUDA
+graphs). The first epoch (warm-up, compilation) is left out; the rate is the median of the others.
+FLOPs are counted by torch's FlopCounterMode; MFU divides the achieved FLOP/s by the device's dense
+bf16 peak by its datasheet (H100 and H200 SXM: 989 TFLOP/s; about 790 was measured on this workplace's
+machines for a large matrix product). On a CPU no peak is assumed and MFU is not printed.
 
-    python benchmarks/mae_throughput.py                # both configurations, on CUDA when present
-    python benchmarks/mae_throughput.py --compile --epoch
-    python benchmarks/mae_throughput.py --config tiny --batch 64 --steps 3   # a quick CPU look
+``--epoch`` times the image chapter's real pretraining (full-profile model and batch) on the staged
+20-class TinyImageNet subset: data held on the device as uint8, crop/flip/normalise on the device, and
+compares it with the step alone at the same batch size; it also scales it to the 100,000 images of the
+full training set.
+
+    python benchmarks/mae_throughput.py                        # both configurations, every mode on CUDA
+    python benchmarks/mae_throughput.py --config tiny --modes eager cudagraphs --epoch
+    python benchmarks/mae_throughput.py --config tiny --batch 32 --steps 3   # a quick CPU look
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from maelib.data import TensorLoader
 from maelib.mae import MaskedAutoencoder
 from maelib.tokens import Patches2d
-from maelib.train import autocast, pick_device
+from maelib.train import TrainConfig, fit, pick_device
 
 CONFIGS = {
     "tiny": dict(img=64, patch=8, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4, decoder_heads=4,
-                 batch=1024, reference=19_000, target=47_000),
+                 batch=1024, reference=19_000, compiled_reference=45_100, target=47_000),
     "base": dict(img=224, patch=16, dim=768, depth=12, heads=12, decoder_dim=512, decoder_depth=8, decoder_heads=16,
-                 batch=256, reference=2_840, target=5_100),
+                 batch=256, reference=2_840, compiled_reference=4_820, target=5_100),
 }
+MODES = {"eager": False, "compile": True, "max-autotune": "max-autotune-no-cudagraphs", "cudagraphs": "reduce-overhead"}
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+MASK_RATIO = 0.75
 
 
 def build(c: dict) -> MaskedAutoencoder:
@@ -44,10 +53,11 @@ def build(c: dict) -> MaskedAutoencoder:
 
 
 def flops_per_image(c: dict) -> float:
+    """Forward + backward FLOPs of one pretraining image (counted on the CPU, batch of 2)."""
     model = build(c)
     x = torch.randn(2, 3, c["img"], c["img"])
     with FlopCounterMode(display=False) as counter:
-        model(x, 0.75)[0].backward()
+        model(x, MASK_RATIO)[0].backward()
     return counter.get_total_flops() / 2
 
 
@@ -58,77 +68,84 @@ def peak(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
-def throughput(c: dict, device: torch.device, batch: int, steps: int, warmup: int, compile_: bool) -> float:
+def pretraining_step(model, batch):
+    return model(batch[0], MASK_RATIO)[0]
+
+
+def step_rate(c: dict, device: torch.device, batch: int, steps: int, epochs: int, mode) -> tuple[float, float]:
+    """(images/s, first-epoch loss) of ``fit`` on ``batch * steps`` synthetic images held on ``device``:
+    the median over epochs 2..``epochs`` (the first one warms up and compiles)."""
     torch.manual_seed(0)
-    model = build(c).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05,
-                            fused=device.type == "cuda")
-    x = torch.randn(batch, 3, c["img"], c["img"], device=device)
-
-    def step(inp):
-        with autocast(device):
-            loss = model(inp, 0.75)[0]
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss
-
-    run = torch.compile(step) if compile_ else step
-    for _ in range(warmup):
-        run(x)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(steps):
-        run(x)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - t)
+    model = build(c)
+    x = torch.randn(batch * steps, 3, c["img"], c["img"])
+    loader = TensorLoader((x,), batch, shuffle=True, drop_last=True, device=device)
+    cfg = TrainConfig(epochs=epochs, lr=1.5e-4, weight_decay=0.05, betas=(0.9, 0.95), compile=mode)
+    history = fit(model, pretraining_step, loader, cfg, device, progress=False)
+    seconds = statistics.median(history["epoch_s"].iloc[1:])
+    return batch * steps / seconds, float(history["loss"].iloc[0])
 
 
-def epoch_time(device: torch.device, batch: int) -> tuple[float, int]:
-    """One image-chapter pretraining epoch (full-profile model) on the staged subset: (seconds, images)."""
+def real_epoch(device: torch.device, limit: int | None, epochs: int = 3) -> tuple[float, int, int]:
+    """The image chapter's full-profile pretraining on the staged images: (median seconds per epoch
+    after the first, images per epoch, batch size)."""
     from maelib import images, profiles
 
-    p = profiles.resolve("images", "full", batch_size=batch, pretrain_epochs=1)
+    batch = min(profiles.PROFILES["images"]["full"]["batch_size"], limit or 10**9)
+    p = profiles.resolve("images", "full", pretrain_epochs=epochs, limit=limit, batch_size=batch)
     data = images.load_data(p)
-    mae = images.make_mae(p)
-    t = time.perf_counter()
-    images.pretrain(mae, data, p, device)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t, len(data["train"][1])
+    history = images.pretrain(images.make_mae(p), data, p, device)
+    n = len(data["train"][1]) // p.batch_size * p.batch_size  # drop_last
+    return statistics.median(history["epoch_s"].iloc[1:]), n, p.batch_size
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=[*CONFIGS, "all"], default="all")
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=None,
+                    help="compile modes to time (default: all on CUDA, eager on a CPU)")
     ap.add_argument("--batch", type=int, default=None, help="override the configuration's batch size")
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--epoch", action="store_true", help="also time one real-data epoch (staged TinyImageNet)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per timed epoch")
+    ap.add_argument("--epochs", type=int, default=None, help="epochs per row, the first one untimed")
+    ap.add_argument("--epoch", action="store_true", help="also time real-data epochs (staged TinyImageNet)")
+    ap.add_argument("--epoch-limit", type=int, default=None,
+                    help="images for --epoch (default: all on CUDA, 512 on a CPU)")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     device = pick_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; bf16 autocast: {device.type == 'cuda'}; torch.compile: {args.compile}")
-    print(f"{'config':6s} {'batch':>6s} {'images/s':>10s} {'GFLOP/img':>10s} {'TFLOP/s':>8s} {'MFU':>6s} "
-          f"{'ref (orig MAE, H200)':>21s} {'target':>8s}")
+    cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    modes = args.modes or (list(MODES) if cuda else ["eager"])
+    if not cuda and modes != ["eager"]:
+        print("note: fit compiles on CUDA only; on a CPU every mode runs eager")
+    steps, epochs = args.steps or (20 if cuda else 3), args.epochs or (4 if cuda else 2)
+    print(f"device: {name}; torch {torch.__version__}; bf16 autocast: {cuda}; "
+          f"{steps} steps per epoch, median of {epochs - 1} epochs after a warm-up one")
+    header = (f"{'config':6s} {'mode':12s} {'batch':>6s} {'images/s':>10s} {'GFLOP/img':>10s} {'TFLOP/s':>8s} "
+              f"{'MFU':>6s} {'loss@1':>7s} {'orig MAE':>9s} {'compiled':>9s} {'target':>8s}")
+    print(header)
+    rates = {}
     for key in (CONFIGS if args.config == "all" else [args.config]):
         c = CONFIGS[key]
-        batch = args.batch or (c["batch"] if device.type == "cuda" else 32)
-        steps = args.steps or (20 if device.type == "cuda" else 3)
-        ips = throughput(c, device, batch, steps, warmup=3 if device.type == "cuda" else 1, compile_=args.compile)
+        batch = args.batch or (c["batch"] if cuda else 32)
         gflop = flops_per_image(c) / 1e9
-        tflops = ips * gflop / 1e3
-        pk = peak(device)
-        mfu = f"{100 * tflops * 1e12 / pk:5.1f}%" if pk else "  n/a"
-        print(f"{key:6s} {batch:6d} {ips:10.1f} {gflop:10.2f} {tflops:8.2f} {mfu:>6s} {c['reference']:21,d} "
-              f"{c['target']:8,d}")
+        for mode in modes:
+            ips, loss = step_rate(c, device, batch, steps, epochs, MODES[mode])
+            rates[key, mode] = ips
+            tflops = ips * gflop / 1e3
+            pk = peak(device)
+            mfu = f"{100 * tflops * 1e12 / pk:5.1f}%" if pk else "n/a"
+            print(f"{key:6s} {mode:12s} {batch:6d} {ips:10.1f} {gflop:10.2f} {tflops:8.2f} {mfu:>6s} {loss:7.4f} "
+                  f"{c['reference']:9,d} {c['compiled_reference']:9,d} {c['target']:8,d}", flush=True)
+    print("orig MAE / compiled: the original MAE code on one H200 (fp16 + GradScaler, eager), and the same "
+          "model with bf16 + torch.compile + fused AdamW")
     if args.epoch:
-        seconds, n = epoch_time(device, 256 if device.type == "cuda" else 64)
-        print(f"end-to-end pretraining epoch on {n:,} staged images: {seconds:.2f} s ({n / seconds:,.0f} images/s); "
-              f"100,000 images would take about {seconds * 100_000 / n:.1f} s per epoch")
+        limit = args.epoch_limit if args.epoch_limit is not None else (None if cuda else 512)
+        seconds, n, batch = real_epoch(device, limit)
+        synthetic, _ = step_rate(CONFIGS["tiny"], device, batch, max(n // batch, 1), 3, False)
+        print(f"end-to-end pretraining epoch (eager, batch {batch}) on {n:,} staged images: {seconds:.2f} s, "
+              f"{n / seconds:,.0f} images/s; the step alone on synthetic data: {synthetic:,.0f} images/s "
+              f"(end-to-end / step = {n / seconds / synthetic:.2f}); 100,000 images: about "
+              f"{seconds * 100_000 / n:.1f} s per epoch")
 
 
 if __name__ == "__main__":

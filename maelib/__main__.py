@@ -34,6 +34,9 @@ def main(argv=None) -> int:
     r.add_argument("--profile", default=None, choices=("auto",) + profiles.PROFILE_NAMES)
     r.add_argument("--force", action="store_true", help="run even if nothing changed since the last run")
     r.add_argument("--no-book", action="store_true", help="do not rebuild the book afterwards")
+    r.add_argument("--engine", default="auto", choices=("auto", "papermill", "script"),
+                   help="papermill (an executed notebook for the book) or script (no Jupyter needed, the run "
+                        "record only); auto: papermill where installed")
     b = sub.add_parser("book", help="execute every chapter in _toc.yml (skipping unchanged ones), build the book")
     b.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     b.add_argument("--force", action="store_true")
@@ -42,6 +45,7 @@ def main(argv=None) -> int:
     w.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     w.add_argument("--ratios", type=float, nargs="*", default=None, help="mask ratios; none: default parameters")
     w.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
+    w.add_argument("--engine", default="auto", choices=("auto", "papermill", "script"))
     c = sub.add_parser("check-control", help="move the book's masking slider in headless Chromium")
     c.add_argument("page", nargs="?", default=str(runs.ROOT / "_build/html/book/executed/06_masking.html"))
     d = sub.add_parser("data", help="list datasets, or fetch one from its canonical source")
@@ -49,6 +53,8 @@ def main(argv=None) -> int:
     d.add_argument("name", nargs="?")
     args = ap.parse_args(argv)
 
+    engine = getattr(args, "engine", "auto")
+    engine = runs.notebook_engine() if engine == "auto" else engine
     try:
         if args.cmd == "run":
             params = {k: _value(v) for k, v in args.param}
@@ -56,8 +62,8 @@ def main(argv=None) -> int:
                 params["profile"] = args.profile
             runs.notebook_of(args.chapter)
             profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
-            print(runs.run_chapter(args.chapter, params, force=args.force))
-            if not args.no_book:
+            print(runs.run_chapter(args.chapter, params, force=args.force, engine=engine))
+            if not args.no_book and engine == "papermill":
                 print(runs.build_book())
         elif args.cmd == "book":
             for chapter in runs.toc_chapters():
@@ -71,8 +77,9 @@ def main(argv=None) -> int:
             sweep_dir = runs.ROOT / "results" / "sweeps"  # executed notebooks of sweeps (ignored by git)
             for extra in grid:
                 for seed in args.seeds:
+                    out = sweep_dir / f"{args.chapter}-{seed}-{extra.get('mask_ratio', 'default')}"
                     print(runs.run_chapter(args.chapter, {"profile": args.profile, "seed": seed, **extra},
-                                           out_dir=sweep_dir / f"{args.chapter}-{seed}-{extra.get('mask_ratio', 'default')}"))
+                                           out_dir=out, engine=engine))
         elif args.cmd == "check-control":
             from .browser import check_static_control
 

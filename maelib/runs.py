@@ -5,7 +5,9 @@
 file, and only when it finished moves it to ``book/executed/01_images.ipynb`` and writes the run record
 ``book/executed/01_images.run.json`` (chapter, parameters, profile, device, seed, metrics, wall time,
 git commit, and a stamp of the inputs). A chapter whose notebook, parameters and library are unchanged
-since its last finished run is skipped.
+since its last finished run is skipped. Where no notebook stack is installed (a bare GPU machine),
+``engine="script"`` runs the same source as a script and writes the same record (see
+:mod:`maelib.headless`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .data.registry import cache_dir
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "book" / "executed"
-RECORDS = ROOT / "results" / "runs"
+RECORDS = Path(os.environ.get("MAELIB_RECORDS") or ROOT / "results" / "runs")  # the run registry
 # chapters whose output depends on recorded runs, and the chapters whose records they read (None: all others)
 READS_REGISTRY = {"masking": {"images"}, "summary": None}
 RECORD_KEYS = ("chapter", "notebook", "parameters", "resolved", "profile", "seed", "device", "metrics", "wall_s",
@@ -76,12 +78,16 @@ def glued(nb) -> dict:
             meta = o.get("metadata", {}).get("scrapbook")
             key = f"{meta.get('mime_prefix', '')}text/plain" if meta else None
             if key and key in o.get("data", {}):
-                text = o["data"][key]
-                try:
-                    out[meta["name"]] = ast.literal_eval(text)
-                except (ValueError, SyntaxError):
-                    out[meta["name"]] = text
+                out[meta["name"]] = _parse(o["data"][key])
     return out
+
+
+def _parse(text: str):
+    """A glued value's text back into a Python value where it is a literal, else the text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _git_commit() -> str | None:
@@ -99,17 +105,44 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
-                progress: bool = True, records_dir: Path | None = RECORDS) -> Path:
-    """Execute one chapter with ``params`` (papermill parameters); return the executed notebook's path.
+def notebook_engine() -> str:
+    """'papermill' where the notebook stack is installed, else 'script' (see :mod:`maelib.headless`)."""
+    from .headless import importable
 
-    Only a notebook that finished is moved into ``out_dir``; its run record goes beside it and, when
-    ``records_dir`` is set, into the run registry there (one JSON file per finished run).
-    """
+    return "papermill" if all(map(importable, ("papermill", "jupytext", "nbformat", "ipykernel"))) else "script"
+
+
+def _execute_notebook(src: Path, params: dict, out_nb: Path, progress: bool) -> dict:
+    """papermill into a temporary file, moved to ``out_nb`` only once it finished; the glued values."""
     import jupytext
     import nbformat
     import papermill as pm
 
+    with tempfile.TemporaryDirectory() as tmp:
+        src_nb = Path(tmp) / f"{src.stem}.ipynb"
+        done_nb = Path(tmp) / f"{src.stem}.executed.ipynb"
+        nbformat.write(jupytext.read(src), src_nb)
+        pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
+                            progress_bar=progress, log_output=False)
+        nb = nbformat.read(done_nb, as_version=4)
+        out_nb.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(done_nb, out_nb)
+    return glued(nb)
+
+
+def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
+                progress: bool = True, records_dir: Path | None = RECORDS, engine: str = "papermill") -> Path:
+    """Execute one chapter with ``params`` (papermill parameters); return the executed notebook's path
+    (the run record's with ``engine="script"``).
+
+    ``engine="papermill"``: only a notebook that finished is moved into ``out_dir``
+    (``<stem>.ipynb``), its run record beside it (``<stem>.run.json``); a chapter whose inputs are
+    unchanged since then is skipped. ``engine="script"`` runs the source in-process without Jupyter
+    (:mod:`maelib.headless`) and writes the record alone. Either way, when ``records_dir`` is set, a
+    finished run also goes into the run registry there (one JSON file per run).
+    """
+    if engine not in ("papermill", "script"):
+        raise ValueError(f"engine must be 'papermill' or 'script', got {engine!r}")
     params = dict(params or {})
     params.setdefault("profile", "auto")
     if "live" in profiles.SPECS.get(chapter, {}):
@@ -121,33 +154,30 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     out_nb = out_dir / f"{src.stem}.ipynb"
     record = out_dir / f"{src.stem}.run.json"
     key = stamp(chapter, params)
-    if not force and out_nb.exists() and record.exists() and json.loads(record.read_text()).get("stamp") == key:
+    if (engine == "papermill" and not force and out_nb.exists() and record.exists()
+            and json.loads(record.read_text()).get("stamp") == key):
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
-    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        src_nb = Path(tmp) / f"{src.stem}.ipynb"
-        done_nb = Path(tmp) / f"{src.stem}.executed.ipynb"
-        nbformat.write(jupytext.read(src), src_nb)
-        pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
-                            progress_bar=progress, log_output=False)
-        nb = nbformat.read(done_nb, as_version=4)
-        os.replace(done_nb, out_nb)
-    values = glued(nb)
+    if engine == "script":
+        from . import headless
+
+        values = {name: _parse(text) for name, text in headless.execute(src, params, ROOT).items()}
+    else:
+        values = _execute_notebook(src, params, out_nb, progress)
     entry = {
         "chapter": chapter, "notebook": src.name, "parameters": params, "resolved": vars(resolved),
         "profile": resolved.profile,
         "seed": resolved.seed, "device": values.get("device"), "metrics": values.get("results", {}),
         "wall_s": round(time.time() - started, 1), "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "git_commit": _git_commit(), "stamp": key,
+        "git_commit": _git_commit(), "stamp": key, "engine": engine,
     }
     text = json.dumps(entry, indent=2, default=str)
     _write_atomic(record, text)
     if records_dir is not None:
         stamp_time = entry["finished"][:19].replace(":", "").replace("-", "")
         _write_atomic(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
-    return out_nb
+    return out_nb if engine == "papermill" else record
 
 
 def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]:

@@ -1,7 +1,8 @@
 """One training loop for every experiment.
 
 ``fit`` runs AdamW with a linear warmup and a cosine decay (per step), bf16 autocast on CUDA, a tqdm bar,
-a per-epoch history (a DataFrame), an atomic checkpoint after every epoch and resume from it. Each epoch
+a per-epoch history (a DataFrame, with each epoch's training time), an atomic checkpoint after every
+epoch and resume from it. Each epoch
 reseeds torch from ``(seed, epoch)``, and loaders draw their order from the same pair, so an interrupted
 run that resumes gives the same numbers as one that never stopped.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -58,7 +60,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint: str | None = None
     desc: str = "train"
-    compile: bool = False  # torch.compile the step on CUDA
+    compile: bool | str = False  # torch.compile the step on CUDA; a string is the compile mode
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -142,9 +144,10 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
         evaluate: Callable[[nn.Module], dict] | None = None, progress: bool = True) -> pd.DataFrame:
     """Train ``model`` with ``loss = step(model, batch)`` for ``cfg.epochs`` epochs; return the history.
 
-    The history has one row per epoch: ``epoch``, ``loss`` (mean training loss), ``lr`` and whatever
-    ``evaluate(model)`` returns. With ``cfg.checkpoint`` set, the state is saved after every epoch and a
-    later call with the same config resumes after the last finished epoch.
+    The history has one row per epoch: ``epoch``, ``loss`` (mean training loss), ``lr``, ``epoch_s``
+    (seconds of training, evaluation excluded) and whatever ``evaluate(model)`` returns. With
+    ``cfg.checkpoint`` set, the state is saved after every epoch and a later call with the same config
+    resumes after the last finished epoch.
     """
     device = pick_device(device) if isinstance(device, str) else device
     model.to(device)
@@ -158,7 +161,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
     history: list[dict] = []
     start = 0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
-    fingerprint = {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint", "desc")}
+    fingerprint = {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint", "desc", "compile")}
     if ckpt and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         if state.get("fingerprint") == fingerprint:
@@ -170,8 +173,9 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
         from torch.nn.parallel import DistributedDataParallel
 
         runner = DistributedDataParallel(runner, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile and device.type == "cuda":
-        runner = torch.compile(runner)
+    compiled = bool(cfg.compile) and device.type == "cuda"
+    if compiled:
+        runner = torch.compile(runner, mode=None if cfg.compile is True else cfg.compile)
     import torch.distributed as dist
 
     main_rank = not _distributed() or dist.get_rank() == 0
@@ -182,10 +186,13 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
         model.train()
         total_loss, count = torch.zeros((), device=device), 0
         lr = cfg.lr
+        started = time.perf_counter()
         for i, batch in enumerate(_epoch_batches(loader, epoch)):
             lr = lr_at(epoch * steps_per_epoch + i, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr, cfg.min_lr)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
+            if compiled:
+                torch.compiler.cudagraph_mark_step_begin()  # a new step for CUDA graphs' buffers
             with autocast(device):
                 loss = runner(batch)
             opt.zero_grad(set_to_none=True)
@@ -195,16 +202,17 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
             opt.step()
             total_loss += loss.detach().float()  # no host sync per step
             count += 1
-        mean_loss = total_loss.item() / max(count, 1)
+        mean_loss = total_loss.item() / max(count, 1)  # waits for the epoch's last step
+        seconds = time.perf_counter() - started
         if not math.isfinite(mean_loss):
             raise FloatingPointError(f"{cfg.desc}: loss became {mean_loss} during epoch {epoch + 1}")
-        row = {"epoch": epoch + 1, "loss": _mean_over_ranks(mean_loss, device), "lr": lr}
+        row = {"epoch": epoch + 1, "loss": _mean_over_ranks(mean_loss, device), "lr": lr, "epoch_s": seconds}
         if evaluate is not None:
             model.eval()
             with torch.no_grad(), autocast(device):
                 row.update(evaluate(model))
         history.append(row)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "epoch"})
+        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "epoch_s")})
         if ckpt and main_rank:
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                           "history": history, "fingerprint": fingerprint}, ckpt)

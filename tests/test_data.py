@@ -26,6 +26,14 @@ def test_greyscale_jpegs_become_rgb(isolated_cache):
     assert 0 < grey.sum() < 50  # about 1.5% of the images are greyscale, stored as 3 equal channels
 
 
+def test_every_class_count_picks_staged_classes_with_images(isolated_cache):
+    data_folder("tinyimagenet")
+    for n in (7, 10):  # 7 does not divide the 200 canonical classes' stride into the staged 20
+        d = tinyimagenet.load(n)
+        assert len(set(d["train"][1].tolist())) == n and len(d["train"][1]) == 500 * n
+        assert len(set(d["val"][1].tolist())) == n and len(d["val"][1]) == 50 * n
+
+
 def test_more_classes_than_staged_is_a_clear_error(isolated_cache):
     data_folder("tinyimagenet")
     with pytest.raises(ValueError, match="n_classes=50 but .* holds training images for 20 classes only"):

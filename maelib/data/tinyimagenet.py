@@ -1,9 +1,10 @@
 """TinyImageNet (64x64, 200 classes) as uint8 tensors, with a class subset.
 
 Two layouts are read: the canonical ``tiny-imagenet-200/`` folder (the unzipped download), and the
-staged archives of ``$MAELIB_DATA/tinyimagenet`` (``tin_subset20.tar.gz``: 20 classes with their 500
-training images each; ``tin_val200.tar.gz``: all 10,000 validation images). Classes are chosen as
-``sorted(wnids)[::200 // n_classes][:n_classes]``, so 20 classes are exactly the staged subset.
+staged archive of ``$MAELIB_DATA/tinyimagenet`` (``tin_subset20.tar.gz``: 20 classes with their 500
+training and 50 validation images each). Classes are chosen as ``sorted(wnids)[::len // n_classes]
+[:n_classes]`` from the 200 classes of the canonical folder, or from the 20 staged ones, so 20 classes
+are exactly the staged subset.
 About 1.5% of the JPEGs are greyscale; every image is converted to RGB.
 """
 
@@ -34,13 +35,11 @@ def pick_classes(wnids: list[str], n_classes: int) -> list[str]:
 
 
 def _members_from_tars(folder: Path, split: str):
-    """Yield (path inside archive, bytes) for the staged archives."""
-    names = ["tin_subset20.tar.gz"] if split == "train" else ["tin_val200.tar.gz"]
-    for name in names:
-        with tarfile.open(folder / name, "r:gz") as tar:
-            for m in tar:
-                if m.isfile():
-                    yield m.name, tar.extractfile(m).read()
+    """Yield (path inside archive, bytes) of the staged subset's ``split`` ("train" or "val")."""
+    with tarfile.open(folder / "tin_subset20.tar.gz", "r:gz") as tar:
+        for m in tar:
+            if m.isfile() and f"/{split}/" in m.name:
+                yield m.name, tar.extractfile(m).read()
 
 
 def _members_from_folder(root: Path, split: str):
@@ -73,17 +72,11 @@ def _read(folder: Path, split: str, wanted: list[str]):
     return x, np.array([y for _, y in pairs], dtype=np.int64)
 
 
-def all_wnids(folder: Path) -> list[str]:
+def class_pool(folder: Path) -> list[str]:
+    """The wnids classes are picked from: all 200 in the canonical folder, the 20 staged ones otherwise."""
     canonical = folder / "tiny-imagenet-200" / "wnids.txt"
-    text = canonical.read_text() if canonical.exists() else (folder / "wnids200.txt").read_text()
-    return text.split()
-
-
-def available_classes(folder: Path) -> int:
-    """How many classes have training images in this folder (200 canonical, 20 staged)."""
-    if (folder / "tiny-imagenet-200").exists():
-        return len(all_wnids(folder))
-    return len((folder / "subset20_wnids.txt").read_text().strip().splitlines())
+    text = canonical.read_text() if canonical.exists() else (folder / "subset20_wnids.txt").read_text()
+    return [line.split()[0] for line in text.splitlines() if line.strip()]  # the staged file adds names
 
 
 def load(n_classes: int = 20, data_dir=None, limit: int | None = None):
@@ -94,11 +87,12 @@ def load(n_classes: int = 20, data_dir=None, limit: int | None = None):
     for the smoke profile). Decoded arrays are cached under the maelib cache folder.
     """
     folder = locate("tinyimagenet", ("tiny-imagenet-200", "tin_subset20.tar.gz"), data_dir)
-    have = available_classes(folder)
+    pool = class_pool(folder)
+    have = len(pool)
     if n_classes > have:
         raise ValueError(f"n_classes={n_classes} but {folder} holds training images for {have} classes only; "
                          f"use n_classes <= {have} or fetch all 200 (python -m maelib data fetch tinyimagenet)")
-    wanted = pick_classes(all_wnids(folder), n_classes)
+    wanted = pick_classes(pool, n_classes)
     out = {"classes": wanted, "names": _names(folder, wanted)}
     tag = "canonical" if (folder / "tiny-imagenet-200").exists() else "staged"
     for split in ("train", "val"):
