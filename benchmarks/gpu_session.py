@@ -9,9 +9,11 @@ MONAI and no network. So:
    are git-ignored and together stay under the 64 MiB a device call may carry. It prints the command.
 2. There, one call carrying ``.device-data`` and ``.whl``: ``gpu_session.py run`` prints the machine,
    runs the throughput benchmark (``--bench``; two compile modes by default, as each compilation costs
-   a minute or so of the call), then each chapter named in ``--chapters`` at the full profile as a
-   script (``python -m maelib run CH --engine script``), each in its own process, within ``--budget-s``
-   seconds in all: a chapter still running at the budget is stopped and records nothing.
+   a minute or so of the call), then the chapters named in ``--chapters`` at the full profile as
+   scripts (``python -m maelib run CH --engine script``), each in its own process and ``--jobs`` at a
+   time (most of their steps are too small to fill a GPU; masking waits for images, summary for all),
+   within ``--budget-s`` seconds in all: a chapter still running at the budget is stopped and records
+   nothing.
    Under ``--out`` (``$OUT``) it leaves ``bench.txt``, ``session.log`` (every chapter's output) and
    ``records.tar`` (the new run records, for ``results/runs/``), and prints a table of wall times.
 3. Here: ``tar xf records.tar -C results/runs`` and ``make book``: the chapters and the summary show
@@ -27,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +53,12 @@ DEVICE_COMMAND = (
     "masking summary --budget-s 540 --out $OUT"
 )
 BENCH_ARGS = "--modes eager cudagraphs --epoch"  # two configurations x two modes: about two compilations
+
+
+def outcome(code) -> str:
+    return {None: "stopped", 0: "ok"}.get(code, f"exit {code}" if isinstance(code, int) else str(code))
+
+
 CHAPTER_ORDER = ("images", "series", "tabular", "segmentation", "volumes", "masking", "summary")
 
 
@@ -90,8 +99,6 @@ def machine() -> str:
 def run_logged(cmd: list[str], log, timeout: float) -> tuple[int | None, float, str]:
     """Run ``cmd`` with its output appended to ``log``: (exit code, or None if stopped; seconds; output)."""
     started = time.time()
-    log.write(f"\n$ {' '.join(cmd)}\n")
-    log.flush()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=max(timeout, 1))
@@ -100,9 +107,39 @@ def run_logged(cmd: list[str], log, timeout: float) -> tuple[int | None, float, 
         proc.kill()
         out, _ = proc.communicate()
         code = None
-    log.write(out)
+    log.write(f"\n$ {' '.join(cmd)}\n{out}")
     log.flush()
     return code, time.time() - started, out
+
+
+def run_many(commands: dict[str, list[str]], jobs: int, deadline: float, log) -> dict[str, tuple]:
+    """Run ``commands`` (name -> argv), ``jobs`` at a time, each one's output appended to ``log`` when it
+    ends; one still running at ``deadline`` (a time.time()) is stopped. Returns name -> (exit code, or
+    None if stopped, or "not started"; seconds)."""
+    waiting, running, result = list(commands), {}, {}
+    while waiting or running:
+        while waiting and len(running) < jobs and time.time() < deadline:
+            name = waiting.pop(0)
+            out = tempfile.TemporaryFile("w+")
+            proc = subprocess.Popen(commands[name], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+            running[name] = (proc, out, time.time())
+        if not running:
+            break
+        time.sleep(0.2)
+        for name, (proc, out, began) in list(running.items()):
+            stopped = proc.poll() is None and time.time() >= deadline
+            if stopped:
+                proc.kill()
+            if proc.poll() is None and not stopped:
+                continue
+            proc.wait()
+            out.seek(0)
+            log.write(f"\n$ {' '.join(commands[name])}\n{out.read()}")
+            log.flush()
+            result[name] = (None if stopped else proc.returncode, time.time() - began)
+            del running[name]
+    result.update({name: ("not started", 0.0) for name in waiting})
+    return result
 
 
 def pack_records(records: Path, since: float, out: Path) -> list[dict]:
@@ -116,10 +153,12 @@ def pack_records(records: Path, since: float, out: Path) -> list[dict]:
     return [json.loads(f.read_text()) for f in new]
 
 
-def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, profile: str) -> None:
-    """The benchmark (with the arguments ``bench``, unless None), then each chapter, within ``budget`` s."""
+def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, profile: str, jobs: int) -> None:
+    """The benchmark (with the arguments ``bench``, unless None), then the chapters, ``jobs`` at a time
+    (masking after images, summary after all), everything within ``budget`` seconds."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    deadline = started + budget
     print(machine(), flush=True)
     rows = []
     with open(out / "session.log", "a") as log:
@@ -129,25 +168,22 @@ def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, 
             (out / "bench.txt").write_text(text)
             rows.append(("benchmark", code, seconds))
             print(text[text.find("device:"):], flush=True)
-        for chapter in chapters:
-            left = budget - (time.time() - started)
-            if left < 5:
-                rows.append((chapter, "not started", 0.0))
-                continue
-            cmd = [sys.executable, "-m", "maelib", "run", chapter, "--profile", profile, "--engine", "script",
-                   "--force", "--no-book"]
-            code, seconds, _ = run_logged(cmd, log, left)
-            rows.append((chapter, code, seconds))
+        study_began = time.time()
+        later = [c for c in ("masking", "summary") if c in chapters]
+        for phase in ([c for c in chapters if c not in later], *[[c] for c in later]):
+            commands = {c: [sys.executable, "-m", "maelib", "run", c, "--profile", profile, "--engine", "script",
+                            "--force", "--no-book"] for c in phase}
+            for name, (code, seconds) in run_many(commands, jobs, deadline, log).items():
+                rows.append((name, code, seconds))
+                print(f"{name}: {outcome(code)} after {seconds:.0f} s", flush=True)
             pack_records(RECORDS, started, out)
-            print(f"{chapter}: {'stopped at the budget' if code is None else f'exit {code}'} after {seconds:.0f} s",
-                  flush=True)
+        study_s = time.time() - study_began
     records = pack_records(RECORDS, started, out)
     print(f"\n{'step':14s} {'outcome':>14s} {'seconds':>8s}")
     for name, code, seconds in rows:
-        outcome = {None: "stopped", 0: "ok"}.get(code, code if isinstance(code, str) else f"exit {code}")
-        print(f"{name:14s} {outcome:>14s} {seconds:8.0f}")
-    chapters_s = sum(s for n, c, s in rows if n != "benchmark" and c == 0)
-    print(f"chapters that finished: {chapters_s:.0f} s in all; {len(records)} run records in records.tar")
+        print(f"{name:14s} {outcome(code):>14} {seconds:8.0f}")
+    print(f"the chapters took {study_s:.0f} s of wall time, {jobs} at a time; {len(records)} run records in "
+          f"records.tar")
 
 
 def main(argv=None) -> None:
@@ -161,13 +197,15 @@ def main(argv=None) -> None:
                    help=f"run benchmarks/mae_throughput.py first, with ARGS (default: {BENCH_ARGS!r})")
     r.add_argument("--budget-s", type=float, default=540.0, help="stop starting or running work after this")
     r.add_argument("--profile", default="full", choices=("smoke", "quick", "full"))
+    r.add_argument("--jobs", type=int, default=5,
+                   help="chapters run at once: most steps are small, so one GPU serves several (default 5)")
     r.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "results" / "device")))
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         prepare(Path(args.data))
     else:
         run(args.chapters, None if args.bench is None else args.bench.split(), args.budget_s, Path(args.out),
-            args.profile)
+            args.profile, args.jobs)
 
 
 if __name__ == "__main__":

@@ -35,11 +35,21 @@ RECORD_KEYS = ("chapter", "notebook", "parameters", "resolved", "profile", "seed
                "finished", "git_commit", "stamp")
 
 
+def code_hash() -> str:
+    """A hash of maelib's source files."""
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "maelib").rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def run_dir(chapter: str, p) -> Path:
-    """Checkpoint folder for a chapter run with the resolved parameters ``p`` (named by a hash of them)
-    under ``p.checkpoint_dir``, else the maelib cache: the same parameters find the same checkpoints."""
+    """Checkpoint folder for a chapter run with the resolved parameters ``p`` under ``p.checkpoint_dir``,
+    else the maelib cache, named by a hash of the parameters and of maelib's code: the same parameters
+    and code find the same checkpoints, and a changed library never resumes an older run's."""
     params = {k: v for k, v in sorted(vars(p).items()) if k not in ("device", "checkpoint_dir")}
-    tag = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    text = json.dumps(params, sort_keys=True, default=str) + code_hash()
+    tag = hashlib.sha1(text.encode()).hexdigest()[:10]
     root = Path(p.checkpoint_dir) if getattr(p, "checkpoint_dir", None) else cache_dir() / "runs"
     return root / f"{chapter}-{p.profile}-{tag}"
 
@@ -60,8 +70,7 @@ def stamp(chapter: str, params: dict) -> str:
     """A hash of what determines a chapter's output: its notebook, its parameters and maelib's code."""
     h = hashlib.sha256(notebook_of(chapter).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    for f in sorted((ROOT / "maelib").rglob("*.py")):
-        h.update(f.read_bytes())
+    h.update(code_hash().encode())
     if chapter in READS_REGISTRY:
         reads = READS_REGISTRY[chapter]
         names = [f.name for f in RECORDS.glob("*.json") if f.name.split("-")[0] != chapter

@@ -3,18 +3,26 @@ and UNETR training with MONAI's DiceCE loss, Dice metric and sliding-window infe
 
 MONAI's MAE returns predictions and the mask; the masked loss (hidden patches only) is ours, with the
 target patches cut in the order of MONAI's patch embedding (row-major over the 3D patch grid).
+
+MONAI's transforms load and normalise each case once; the cases are then stacked into one tensor that
+lives on the training device, and the random training crops (centred on a labelled or a background
+voxel with equal odds, as MONAI's RandCropByPosNegLabeld does), flips and intensity scaling run there
+for a whole batch at once: no per-volume host work in the training loop.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-from monai.data import CacheDataset, DataLoader
+import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric
 from monai.networks.nets import UNETR, MaskedAutoEncoderViT
 from torch import nn
 
+from .data import TensorLoader
 from .data import volumes as vdata
 from .train import TrainConfig, fit
 
@@ -65,30 +73,110 @@ def transfer(mae: MaskedAutoEncoderViT, unetr: UNETR) -> list[str]:
     return copied
 
 
-class _Batches:
-    """A MONAI DataLoader seen as the image/label tensors ``fit`` wants, reseeded per epoch."""
-
-    def __init__(self, loader: DataLoader, seed: int):
-        self.loader, self.seed = loader, seed
-
-    def set_epoch(self, epoch: int) -> None:
-        self.loader.dataset.transform.set_random_state(seed=self.seed * 1000 + epoch)
-        self.loader.generator.manual_seed(self.seed * 1000 + epoch)
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        for b in self.loader:
-            yield (b["image"], b["label"])
+PAD_LABEL = 255  # the label of voxels that only pad a case up to the stack's shape
 
 
-def datasets(kind: str, files: dict, roi, seed: int):
-    """Cached MONAI datasets: training crops (random, balanced on positive/negative voxels) and
-    whole validation volumes."""
-    train = CacheDataset(files["train"], vdata.transforms(kind, roi, True), progress=False)
-    val = CacheDataset(files["val"], vdata.transforms(kind, roi, False), progress=False)
-    return train, val
+@dataclass
+class VolumeSet:
+    """Cases stacked into one tensor: image (N, 1, D, H, W) float32 and label (N, 1, D, H, W) uint8,
+    each case at the front of its slot, padded behind (image 0, label PAD_LABEL) up to the largest
+    case; ``shapes`` (N, 3) are the cases' own sizes."""
+
+    image: torch.Tensor
+    label: torch.Tensor
+    shapes: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    def to(self, device) -> "VolumeSet":
+        return VolumeSet(self.image.to(device), self.label.to(device), self.shapes.to(device))
+
+    def case(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Case ``i`` at its own size: image (1, d, h, w), label (d, h, w)."""
+        d, h, w = self.shapes[i].tolist()
+        return self.image[i, :, :d, :h, :w], self.label[i, 0, :d, :h, :w]
+
+    def same_shape_groups(self) -> list[list[int]]:
+        """Case indices grouped by size (cases of one size can go through a network together)."""
+        groups: dict[tuple, list[int]] = {}
+        for i, shape in enumerate(self.shapes.tolist()):
+            groups.setdefault(tuple(shape), []).append(i)
+        return list(groups.values())
+
+
+def load_set(kind: str, pairs: list[dict], roi) -> VolumeSet:
+    """Each case through :func:`maelib.data.volumes.transforms` (so at least ``roi`` in every axis),
+    then stacked as a :class:`VolumeSet`."""
+    load = vdata.transforms(kind, roi)
+    items = [load(pair) for pair in pairs]
+    shapes = torch.tensor([list(item["image"].shape[1:]) for item in items])
+    top = shapes.max(0).values.tolist()
+
+    def pad(x, value):  # (1, d, h, w) -> (1, *top), padded behind
+        return F.pad(x, [p for d in (2, 1, 0) for p in (0, top[d] - x.shape[d + 1])], value=value)
+
+    return VolumeSet(torch.stack([pad(i["image"].float(), 0.0) for i in items]),
+                     torch.stack([pad(i["label"].to(torch.uint8), PAD_LABEL) for i in items]), shapes)
+
+
+def datasets(kind: str, files: dict, roi) -> tuple[VolumeSet, VolumeSet]:
+    """The training and validation cases of ``files`` ({"train": pairs, "val": pairs})."""
+    return load_set(kind, files["train"], roi), load_set(kind, files["val"], roi)
+
+
+def _flat_offsets(roi, shape, device) -> torch.Tensor:
+    """(prod(roi),) offsets of a roi-sized box's voxels in a flattened volume of ``shape``."""
+    axes = torch.meshgrid(*[torch.arange(r, device=device) for r in roi], indexing="ij")
+    return (axes[0] * shape[1] * shape[2] + axes[1] * shape[2] + axes[2]).reshape(-1)
+
+
+def pos_neg_crop(vs: VolumeSet, idx: torch.Tensor, roi, generator: torch.Generator):
+    """Crops (B, 1, *roi) of the cases ``idx`` (B,): each centred on a labelled voxel or on a background
+    one with equal odds (a case without the wanted kind: any of its voxels), shifted to lie inside the
+    case, as MONAI's RandCropByPosNegLabeld(pos=1, neg=1) does, for the whole batch at once."""
+    shape = vs.image.shape[2:]
+    if tuple(shape) == tuple(roi):
+        return vs.image[idx], vs.label[idx]
+    dev, n = vs.image.device, len(idx)
+    idx = idx.to(dev)
+    draws = torch.rand(n, 2, generator=generator).to(dev)
+    labels = vs.label[idx, 0].reshape(n, -1)
+    inside = labels != PAD_LABEL
+    wanted = torch.where(draws[:, :1] < 0.5, inside & (labels > 0), labels == 0)
+    wanted = torch.where(wanted.any(1, keepdim=True), wanted, inside)
+    count = wanted.cumsum(1)  # the k-th wanted voxel is where count first reaches k
+    k = (draws[:, 1] * count[:, -1]).long().clamp(max=count[:, -1] - 1) + 1
+    centre = torch.searchsorted(count, k[:, None])[:, 0]
+    plane = shape[1] * shape[2]
+    coords = torch.stack([centre // plane, centre // shape[2] % shape[1], centre % shape[2]], 1)
+    size = torch.tensor(roi, device=dev)
+    start = torch.minimum((coords - size // 2).clamp(min=0), vs.shapes.to(dev)[idx] - size)
+    base = idx * labels.shape[1] + start[:, 0] * plane + start[:, 1] * shape[2] + start[:, 2]
+    flat = base[:, None] + _flat_offsets(roi, shape, dev)[None]
+    return vs.image.reshape(-1)[flat].view(n, 1, *roi), vs.label.reshape(-1)[flat].view(n, 1, *roi)
+
+
+def _augment(vs: VolumeSet, roi):
+    """TensorLoader transform: volume indices -> (crops, labels as int64) with a random flip along the
+    first axis and an intensity scale in [0.9, 1.1], each with probability 0.5."""
+    def transform(batch, generator):
+        image, label = pos_neg_crop(vs, batch[0], roi, generator)
+        r = torch.rand(len(image), 3, generator=generator).to(image.device)
+        flip = (r[:, 0] < 0.5).view(-1, 1, 1, 1, 1)
+        image, label = torch.where(flip, image.flip(2), image), torch.where(flip, label.flip(2), label)
+        scale = 1 + torch.where(r[:, 1] < 0.5, 0.2 * r[:, 2] - 0.1, torch.zeros_like(r[:, 2]))
+        return image * scale.view(-1, 1, 1, 1, 1), label.long()
+    return transform
+
+
+def crop_loader(vs: VolumeSet, roi, batch_size: int, seed: int, device, samples: int = 2) -> TensorLoader:
+    """Training batches of random crops: every volume gives ``samples`` crops an epoch, and a step
+    takes ``batch_size * samples`` of them (the volumes stay on ``device``)."""
+    vs = vs.to(device)
+    order = torch.arange(len(vs)).repeat(samples)
+    return TensorLoader((order,), batch_size * samples, shuffle=True, seed=seed, device=device,
+                        transform=_augment(vs, tuple(roi)))
 
 
 def _ckpt(ckpt_dir, name: str) -> str | None:
@@ -97,25 +185,28 @@ def _ckpt(ckpt_dir, name: str) -> str | None:
 
 def pretrain(mae, train_ds, p, device, seed: int, ckpt_dir=None):
     """MONAI's MAE on the training crops with our hidden-patch loss; checkpoints in ``ckpt_dir``."""
-    loader = _Batches(DataLoader(train_ds, batch_size=p.batch_size, shuffle=True, num_workers=0,
-                                 generator=torch.Generator()), seed)
+    loader = crop_loader(train_ds, p.roi, p.batch_size, seed, device)
     cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.pretrain_lr, weight_decay=0.05, warmup_epochs=1,
                       betas=(0.9, 0.95), seed=seed, desc="3D MAE pretraining", checkpoint=_ckpt(ckpt_dir, "pretrain"),
                       extra={"mask_ratio": p.mask_ratio, "roi": list(p.roi)})
-    return fit(mae, lambda m, b: mae_loss(m, b[0].to(device), p.mask_ratio), loader, cfg, device, progress=False)
+    return fit(mae, lambda m, b: mae_loss(m, b[0], p.mask_ratio), loader, cfg, device, progress=False)
 
 
 @torch.no_grad()
-def evaluate_dice(model: nn.Module, val_ds, roi, n_out: int, device) -> dict:
-    """Mean Dice per foreground class on whole validation volumes (sliding-window inference)."""
+def evaluate_dice(model: nn.Module, val: VolumeSet, roi, n_out: int, device, batch_size: int = 8) -> dict:
+    """Mean Dice per foreground class on whole validation cases at their own sizes (sliding-window
+    inference; cases of one size ``batch_size`` at a time)."""
     model.eval()
     metric = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
-    for item in val_ds:
-        x = item["image"][None].to(device)
-        logits = sliding_window_inference(x, roi, 4, model, overlap=0.25)
-        pred = nn.functional.one_hot(logits.argmax(1), n_out).permute(0, 4, 1, 2, 3)
-        true = nn.functional.one_hot(item["label"][None, 0].long().to(device), n_out).permute(0, 4, 1, 2, 3)
-        metric(pred, true)
+    for group in val.same_shape_groups():
+        d, h, w = val.shapes[group[0]].tolist()
+        for i in range(0, len(group), batch_size):
+            part = group[i:i + batch_size]
+            x = val.image[part, :, :d, :h, :w].to(device)
+            logits = sliding_window_inference(x, roi, 4, model, overlap=0.25)
+            pred = F.one_hot(logits.argmax(1), n_out).permute(0, 4, 1, 2, 3)
+            true = F.one_hot(val.label[part, 0, :d, :h, :w].long().to(device), n_out).permute(0, 4, 1, 2, 3)
+            metric(pred, true)
     per_class = metric.aggregate().cpu()
     return {"dice": float(per_class.nanmean()), **{f"dice_{i + 1}": float(v) for i, v in enumerate(per_class)}}
 
@@ -123,12 +214,11 @@ def evaluate_dice(model: nn.Module, val_ds, roi, n_out: int, device) -> dict:
 def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed: int, desc: str, ckpt_dir=None):
     """DiceCE training from random crops; Dice on the validation volumes after every epoch; checkpoints
     in ``ckpt_dir``."""
-    loader = _Batches(DataLoader(train_ds, batch_size=p.batch_size, shuffle=True, num_workers=0,
-                                 generator=torch.Generator()), seed)
+    loader = crop_loader(train_ds, roi, p.batch_size, seed, device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed, desc=desc,
                       checkpoint=_ckpt(ckpt_dir, desc.replace(" ", "_")), extra={"roi": list(roi), "n_out": n_out})
-    step = lambda m, b: loss_fn(m(b[0].to(device)), b[1].to(device))  # noqa: E731
+    step = lambda m, b: loss_fn(m(b[0]), b[1])  # noqa: E731
     return fit(model, step, loader, cfg, device, evaluate=lambda m: evaluate_dice(m, val_ds, roi, n_out, device),
                progress=False)
 

@@ -38,6 +38,7 @@ import time
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -65,7 +66,11 @@ if name == "hippocampus":
 labels = vdata.BTCV_ORGANS if name == "btcv" else vdata.HIPPOCAMPUS_LABELS
 n_out = len(labels) + 1
 seed_everything(p.seed)
-train_ds, val_ds = volumes.datasets(name, files, roi, p.seed)
+train_ds, val_ds = volumes.datasets(name, files, roi)
+whole = bool((train_ds.shapes == torch.tensor(roi)).all())  # every case fits the ROI: a crop is the case
+glue("crop_note", "Every training case fits inside the ROI here, so each crop is the whole (padded) case and "
+     "only the flips and the intensity scaling vary." if whole else "Cases are larger than the ROI, so "
+     "the crop decides what a step sees.", display=False)
 label = {"btcv": "BTCV abdominal CT (13 organs)", "hippocampus": "MSD Task04 Hippocampus MRI (2 structures)"}[name]
 for key, value in {"dataset": label, "n_train": len(files["train"]), "n_val": len(files["val"]),
                    "roi": "x".join(map(str, roi)), "mask_pct": round(100 * p.mask_ratio), "hidden": p.hidden_size,
@@ -84,8 +89,9 @@ if name != "btcv":
 #
 # Dataset: {glue:text}`dataset`, {glue:text}`n_train` training and {glue:text}`n_val` validation
 # volumes, intensities normalised per volume. Training sees random {glue:text}`roi` crops, balanced
-# between crops centred on the structure and on the background, with flips and intensity scaling;
-# validation runs sliding-window inference over whole volumes. The ViT (12 blocks,
+# between crops centred on the structure and on the background, with flips and intensity scaling
+# (drawn for a whole batch at once on the training device); validation runs sliding-window inference
+# over whole volumes. {glue:text}`crop_note` The ViT (12 blocks,
 # {glue:text}`hidden` wide, 16-voxel patches) is first pretrained as MONAI's masked autoencoder with
 # {glue:text}`mask_pct`% of the patches hidden; its weights are then copied into UNETR's ViT by name.
 # The scratch UNETR is the same network with the same seed and schedule.
@@ -137,8 +143,7 @@ glue("table4", table.style.format("{:.4f}"), display=False)
 # ```
 
 # %% tags=["remove-input"]
-item = val_ds[0]
-image, truth = item["image"], item["label"][0]
+image, truth = val_ds.case(0)
 preds = {run: volumes.predict_volume(m, image, roi, dev) for run, m in runs.items()}
 z = int(truth.sum((0, 1)).argmax())  # the slice with the most foreground
 fig, axes = plt.subplots(1, 4, figsize=(10, 3))

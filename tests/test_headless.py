@@ -78,12 +78,14 @@ def test_a_chapter_runs_without_any_notebook_package(tmp_path):
 
 
 def test_the_prepared_device_session_runs_on_a_cpu(tmp_path):
-    """benchmarks/gpu_session.py as a lent machine would run it, at a CPU's size: the benchmark, then a
-    chapter as a script, its record packed for the trip back."""
+    """benchmarks/gpu_session.py as a lent machine would run it, at a CPU's size: the benchmark, then two
+    chapters at once as scripts, their records packed for the trip back."""
     data_folder("ETT")
+    data_folder("california_housing")
     env = {**os.environ, "MAELIB_CACHE": str(tmp_path / "cache"), "MAELIB_RECORDS": str(tmp_path / "records"),
            "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "benchmarks/gpu_session.py", "run", "--chapters", "series", "--profile", "smoke",
+    cmd = [sys.executable, "benchmarks/gpu_session.py", "run", "--chapters", "series", "tabular", "--jobs", "2",
+           "--profile", "smoke",
            "--bench=--config tiny --batch 4 --steps 2 --epochs 2", "--budget-s", "240", "--out", str(tmp_path / "out")]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -91,7 +93,29 @@ def test_the_prepared_device_session_runs_on_a_cpu(tmp_path):
     import tarfile
 
     with tarfile.open(tmp_path / "out" / "records.tar") as tar:
-        names = tar.getnames()
-        record = json.loads(tar.extractfile(names[0]).read())
-    assert len(names) == 1 and record["chapter"] == "series" and record["engine"] == "script"
-    assert "series" in done.stdout and "ok" in done.stdout and "1 run records" in done.stdout
+        records = [json.loads(tar.extractfile(name).read()) for name in tar.getnames()]
+    assert sorted(r["chapter"] for r in records) == ["series", "tabular"]
+    assert all(r["engine"] == "script" and r["profile"] == "smoke" for r in records)
+    assert "series: ok" in done.stdout and "tabular: ok" in done.stdout and "2 run records" in done.stdout
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert "maelib run series" in log and "maelib run tabular" in log
+
+
+def test_session_commands_run_side_by_side_and_stop_at_the_deadline(tmp_path):
+    import importlib.util
+    import io
+    import time
+
+    spec = importlib.util.spec_from_file_location("gpu_session", ROOT / "benchmarks" / "gpu_session.py")
+    session = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(session)
+    py = sys.executable
+    commands = {"quick": [py, "-c", "print('hello')"], "slow": [py, "-c", "import time; time.sleep(60)"],
+                "late": [py, "-c", "print('never')"]}
+    log = io.StringIO()
+    began = time.time()
+    result = session.run_many(commands, 1, time.time() + 3, log)
+    assert time.time() - began < 20
+    assert result["quick"][0] == 0 and result["slow"][0] is None and result["late"][0] == "not started"
+    assert "hello" in log.getvalue() and "never" not in log.getvalue()
+    assert [session.outcome(result[k][0]) for k in commands] == ["ok", "stopped", "not started"]

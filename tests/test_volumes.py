@@ -4,6 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import data_folder
 from maelib import profiles, volumes
@@ -59,7 +60,7 @@ def test_hippocampus_loader(isolated_cache):
     assert len(pairs) == 260
     s = vdata.split(pairs, 0.2, seed=0, limit=10)
     assert len(s["train"]) == 8 and len(s["val"]) == 2
-    t = vdata.transforms("hippocampus", (32, 48, 32), train=False)
+    t = vdata.transforms("hippocampus", (32, 48, 32))
     for case in [pairs[1], next(c for c in pairs if c["label"].endswith("_003.nii"))]:  # 003 stores float labels
         item = t(case)
         assert item["image"].shape == item["label"].shape and item["image"].shape[0] == 1
@@ -82,7 +83,7 @@ def test_btcv_layout_loader_on_a_tiny_synthetic_folder(tmp_path):
     (tmp_path / "dataset_0.json").write_text(json.dumps({"training": entries[:1], "validation": entries[1:]}))
     files = vdata.btcv_files(tmp_path)
     assert len(files["train"]) == 1 and len(files["val"]) == 1
-    item = vdata.transforms("btcv", (32, 32, 16), train=False)(files["val"][0])
+    item = vdata.transforms("btcv", (32, 32, 16))(files["val"][0])
     assert item["image"].shape == item["label"].shape
     assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1  # -175..250 window to [0, 1]
     assert set(item["label"].unique().tolist()) == {0, 6}
@@ -100,3 +101,68 @@ def test_btcv_without_training_cases_is_a_clear_error(tmp_path):
 def test_bad_volume_parameters(kw, msg):
     with pytest.raises(ValueError, match=msg):
         profiles.resolve("volumes", "smoke", **kw)
+
+
+def toy_set(n=3, shape=(40, 36, 32)):
+    """Volumes whose voxel values are their flat positions, a small labelled cube near one corner."""
+    image = torch.arange(n * np.prod(shape), dtype=torch.float).reshape(n, 1, *shape)
+    label = torch.zeros(n, 1, *shape, dtype=torch.uint8)
+    label[:, :, 30:34, 2:6, 25:29] = 1
+    return volumes.VolumeSet(image, label, torch.tensor([list(shape)] * n))
+
+
+def test_crops_are_boxes_of_the_right_volume_half_of_them_on_the_structure():
+    vs, roi = toy_set(), (16, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.tensor([0, 1, 2, 1] * 50)
+    image, label = volumes.pos_neg_crop(vs, idx, roi, g)
+    assert image.shape == (200, 1, *roi) and label.shape == (200, 1, *roi)
+    volume_size = 40 * 36 * 32
+    first = image[:, 0, 0, 0, 0]
+    assert torch.equal(first.long() // volume_size, idx)  # each crop comes from the volume asked for
+    offsets = image[:, 0] - first.view(-1, 1, 1, 1)  # the same box shape everywhere: a contiguous crop
+    assert torch.equal(offsets, offsets[:1].expand_as(offsets))
+    assert offsets[0, 1, 0, 0] == 36 * 32 and offsets[0, 0, 1, 0] == 32 and offsets[0, 0, 0, 1] == 1
+    on_structure = (label.flatten(1) > 0).any(1).float().mean()
+    assert 0.4 < on_structure < 0.75  # the cube is 64 of 46,080 voxels: the positive draws find it
+
+
+def test_volumes_that_fit_the_roi_are_not_cropped():
+    vs = toy_set(shape=(16, 16, 16))
+    image, label = volumes.pos_neg_crop(vs, torch.tensor([2, 0]), (16, 16, 16), torch.Generator())
+    assert torch.equal(image, vs.image[[2, 0]]) and torch.equal(label, vs.label[[2, 0]])
+
+
+def test_crop_loader_draws_every_volume_twice_an_epoch_the_same_way_per_seed():
+    vs = toy_set(n=5)
+    loader = volumes.crop_loader(vs, (16, 16, 16), batch_size=2, seed=3, device="cpu")
+    epoch = [b for b in loader]
+    assert [len(x) for x, _ in epoch] == [4, 4, 2] and all(y.dtype == torch.int64 for _, y in epoch)
+    loader.transform = None  # the volume indices the crops were cut from
+    assert sorted(torch.cat([b[0] for b in loader]).tolist()) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    again = [b for b in volumes.crop_loader(vs, (16, 16, 16), batch_size=2, seed=3, device="cpu")]
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(epoch, again))
+
+
+def test_cases_of_different_sizes_are_cropped_inside_themselves_and_scored_at_their_size():
+    small, large = torch.zeros(1, 1, 20, 20, 20), torch.zeros(1, 1, 30, 20, 24)
+    vs = volumes.VolumeSet(torch.cat([F.pad(small, (0, 4, 0, 0, 0, 10)), large]),
+                           torch.cat([F.pad(small, (0, 4, 0, 0, 0, 10), value=volumes.PAD_LABEL),
+                                      large]).to(torch.uint8), torch.tensor([[20, 20, 20], [30, 20, 24]]))
+    vs.label[0, 0, 15:18, 15:18, 15:18] = 1  # near the small case's far corner: crops would spill over
+    _, label = volumes.pos_neg_crop(vs, torch.zeros(100, dtype=torch.long), (16, 16, 16), torch.Generator())
+    assert (label != volumes.PAD_LABEL).all() and (label == 1).any()
+    assert vs.same_shape_groups() == [[0], [1]] and vs.case(0)[0].shape == (1, 20, 20, 20)
+
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(tuple(x.shape))
+            return torch.zeros(len(x), 3, *x.shape[2:])
+
+    seen = []
+    volumes.evaluate_dice(Probe(), vs, (16, 16, 16), 3, "cpu")
+    assert {s[1:] for s in seen} == {(1, 16, 16, 16)}
+    # 16-voxel windows at overlap 0.25: 2x2x2 over the 20^3 case, 3x2x2 over the other; 24 if both were
+    # scored at the stack's 30x20x24
+    assert sum(s[0] for s in seen) == 8 + 12

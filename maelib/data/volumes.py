@@ -63,24 +63,20 @@ def split(pairs: list, val_fraction: float = 0.2, seed: int = 0, limit: int | No
     return {"val": [pairs[i] for i in order[:n_val]], "train": [pairs[i] for i in order[n_val:]]}
 
 
-def transforms(kind: str, roi: tuple[int, int, int], train: bool):
-    """MONAI dictionary transforms for ``kind`` in {"hippocampus", "btcv"}."""
+def transforms(kind: str, roi: tuple[int, int, int]):
+    """MONAI dictionary transforms that load one case of ``kind`` in {"hippocampus", "btcv"}: channel
+    first, integer labels, intensities normalised (per volume; BTCV: the -175..250 HU window to [0, 1],
+    resampled to 1.5x1.5x2 mm and cropped to the body), padded to at least ``roi``. The random crops,
+    flips and intensity scaling of training run batched on the device (:mod:`maelib.volumes`)."""
     from monai import transforms as T
 
     keys = ["image", "label"]
-    common = [T.LoadImaged(keys), T.EnsureChannelFirstd(keys), T.CastToTyped("label", dtype=np.int64)]
+    steps = [T.LoadImaged(keys), T.EnsureChannelFirstd(keys), T.CastToTyped("label", dtype=np.int64)]
     if kind == "btcv":
-        common += [T.Orientationd(keys, axcodes="RAS"),
-                   T.Spacingd(keys, pixdim=(1.5, 1.5, 2.0), mode=("bilinear", "nearest")),
-                   T.ScaleIntensityRanged("image", a_min=-175, a_max=250, b_min=0.0, b_max=1.0, clip=True),
-                   T.CropForegroundd(keys, source_key="image")]
+        steps += [T.Orientationd(keys, axcodes="RAS"),
+                  T.Spacingd(keys, pixdim=(1.5, 1.5, 2.0), mode=("bilinear", "nearest")),
+                  T.ScaleIntensityRanged("image", a_min=-175, a_max=250, b_min=0.0, b_max=1.0, clip=True),
+                  T.CropForegroundd(keys, source_key="image")]
     else:
-        common += [T.NormalizeIntensityd("image", nonzero=False, channel_wise=True)]
-    common += [T.SpatialPadd(keys, spatial_size=roi), T.EnsureTyped(keys, track_meta=False)]
-    if not train:
-        return T.Compose(common)
-    return T.Compose(common + [
-        T.RandCropByPosNegLabeld(keys, "label", spatial_size=roi, pos=1, neg=1, num_samples=2),
-        T.RandFlipd(keys, prob=0.5, spatial_axis=0),
-        T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
-    ])
+        steps += [T.NormalizeIntensityd("image", nonzero=False, channel_wise=True)]
+    return T.Compose(steps + [T.SpatialPadd(keys, spatial_size=roi), T.EnsureTyped(keys, track_meta=False)])
