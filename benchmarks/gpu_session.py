@@ -113,15 +113,17 @@ def run_logged(cmd: list[str], log, timeout: float) -> tuple[int | None, float, 
 
 
 def run_many(commands: dict[str, list[str]], jobs: int, deadline: float, log) -> dict[str, tuple]:
-    """Run ``commands`` (name -> argv), ``jobs`` at a time, each one's output appended to ``log`` when it
-    ends; one still running at ``deadline`` (a time.time()) is stopped. Returns name -> (exit code, or
-    None if stopped, or "not started"; seconds)."""
+    """Run ``commands`` (name -> argv), ``jobs`` at a time with the CPU's threads shared out among them,
+    each one's output appended to ``log`` when it ends; one still running at ``deadline`` (a
+    time.time()) is stopped. Returns name -> (exit code, or None if stopped, or "not started"; seconds)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
     waiting, running, result = list(commands), {}, {}
     while waiting or running:
         while waiting and len(running) < jobs and time.time() < deadline:
             name = waiting.pop(0)
             out = tempfile.TemporaryFile("w+")
-            proc = subprocess.Popen(commands[name], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(commands[name], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                    env=env)
             running[name] = (proc, out, time.time())
         if not running:
             break

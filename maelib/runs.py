@@ -163,8 +163,9 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     out_nb = out_dir / f"{src.stem}.ipynb"
     record = out_dir / f"{src.stem}.run.json"
     key = stamp(chapter, params)
-    if (engine == "papermill" and not force and out_nb.exists() and record.exists()
-            and json.loads(record.read_text()).get("stamp") == key):
+    last = json.loads(record.read_text()) if record.exists() else {}
+    if (engine == "papermill" and not force and out_nb.exists() and last.get("stamp") == key
+            and last.get("engine", "papermill") == "papermill"):
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
     started = time.time()

@@ -69,6 +69,23 @@ def test_images_chapter_runs_and_glues_its_metrics(executed):
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
 
 
+def test_a_script_run_records_what_the_notebook_run_recorded(executed, tmp_path):
+    """The script engine (for a machine without Jupyter) computes the same numbers as papermill, and
+    its record never passes for the executed notebook beside it."""
+    shutil.copy(executed["series"], tmp_path)
+    record = runs.run_chapter("series", {"profile": "smoke"}, out_dir=tmp_path, records_dir=None, engine="script")
+    script = json.loads(record.read_text())
+    notebook = json.loads(executed["series"].with_suffix(".run.json").read_text())
+    assert script["engine"] == "script" and notebook["engine"] == "papermill"
+    assert script["resolved"] == notebook["resolved"] and script["device"] == notebook["device"]
+    assert script["metrics"]["mse"] == pytest.approx(notebook["metrics"]["mse"], rel=1e-5)
+    assert script["metrics"]["best_model"] == notebook["metrics"]["best_model"]
+    before = (tmp_path / "02_series.ipynb").stat().st_mtime_ns
+    runs.run_chapter("series", {"profile": "smoke"}, out_dir=tmp_path, records_dir=None, progress=False)
+    assert (tmp_path / "02_series.ipynb").stat().st_mtime_ns != before  # ran again, not skipped
+    assert json.loads(record.read_text())["engine"] == "papermill"
+
+
 def test_unchanged_chapter_is_skipped(executed, capsys):
     out = executed["images"]
     before = out.stat().st_mtime_ns
