@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import warnings
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -85,17 +86,32 @@ def step_rate(c: dict, device: torch.device, batch: int, steps: int, epochs: int
     return batch * steps / seconds, float(history["loss"].iloc[0])
 
 
-def real_epoch(device: torch.device, limit: int | None, epochs: int = 3) -> tuple[float, int, int]:
+def count_syncs(fn, device: torch.device):
+    """(fn(), how many calls made the host wait for the GPU), counted by CUDA's sync debug mode;
+    (fn(), None) elsewhere."""
+    if device.type != "cuda":
+        return fn(), None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            result = fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return result, sum("synchroniz" in str(w.message) for w in caught)
+
+
+def real_epoch(device: torch.device, limit: int | None, epochs: int = 3) -> tuple[float, int, int, int | None]:
     """The image chapter's full-profile pretraining on the staged images: (median seconds per epoch
-    after the first, images per epoch, batch size)."""
+    after the first, images per epoch, batch size, host-GPU synchronisations in all)."""
     from maelib import images, profiles
 
     batch = min(profiles.PROFILES["images"]["full"]["batch_size"], limit or 10**9)
     p = profiles.resolve("images", "full", pretrain_epochs=epochs, limit=limit, batch_size=batch)
     data = images.load_data(p)
-    history = images.pretrain(images.make_mae(p), data, p, device)
+    history, syncs = count_syncs(lambda: images.pretrain(images.make_mae(p), data, p, device), device)
     n = len(data["train"][1]) // p.batch_size * p.batch_size  # drop_last
-    return statistics.median(history["epoch_s"].iloc[1:]), n, p.batch_size
+    return statistics.median(history["epoch_s"].iloc[1:]), n, p.batch_size, syncs
 
 
 def main() -> None:
@@ -140,12 +156,15 @@ def main() -> None:
           "model with bf16 + torch.compile + fused AdamW")
     if args.epoch:
         limit = args.epoch_limit if args.epoch_limit is not None else (None if cuda else 512)
-        seconds, n, batch = real_epoch(device, limit)
+        seconds, n, batch, syncs = real_epoch(device, limit)
         synthetic, _ = step_rate(CONFIGS["tiny"], device, batch, max(n // batch, 1), 3, False)
         print(f"end-to-end pretraining epoch (eager, batch {batch}) on {n:,} staged images: {seconds:.2f} s, "
               f"{n / seconds:,.0f} images/s; the step alone on synthetic data: {synthetic:,.0f} images/s "
               f"(end-to-end / step = {n / seconds / synthetic:.2f}); 100,000 images: about "
               f"{seconds * 100_000 / n:.1f} s per epoch")
+        if syncs is not None:
+            print(f"host waited for the GPU {syncs} times in 3 epochs of {n // batch} steps (a few per epoch "
+                  f"are the loss read-out, the evaluation and the epoch's order; one per step would be a bug)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import TensorLoader, normalize, random_resized_crop_flip
+from .data import TensorLoader, channel_stats, normalize, random_resized_crop_flip
 from .data import tinyimagenet
 from .heads import LinearProbe, ViTClassifier, cls_features
 from .mae import MaskedAutoencoder
@@ -167,6 +167,5 @@ def show_mask(mae: MaskedAutoencoder, mask: torch.Tensor) -> np.ndarray:
 
 
 def denormalize(x: torch.Tensor) -> torch.Tensor:
-    m = torch.tensor(MEAN, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(STD, device=x.device).view(1, -1, 1, 1)
+    m, s = channel_stats(MEAN, STD, x.device)
     return (x.float() * s + m).clamp(0, 1)

@@ -147,8 +147,9 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     ``engine="papermill"``: only a notebook that finished is moved into ``out_dir``
     (``<stem>.ipynb``), its run record beside it (``<stem>.run.json``); a chapter whose inputs are
     unchanged since then is skipped. ``engine="script"`` runs the source in-process without Jupyter
-    (:mod:`maelib.headless`) and writes the record alone. Either way, when ``records_dir`` is set, a
-    finished run also goes into the run registry there (one JSON file per run).
+    (:mod:`maelib.headless`) and writes the record alone (into ``out_dir`` only when ``records_dir`` is
+    None). Either way, when ``records_dir`` is set, a finished run goes into the run registry there (one
+    JSON file per run).
     """
     if engine not in ("papermill", "script"):
         raise ValueError(f"engine must be 'papermill' or 'script', got {engine!r}")
@@ -183,11 +184,14 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         "git_commit": _git_commit(), "stamp": key, "engine": engine,
     }
     text = json.dumps(entry, indent=2, default=str)
-    _write_atomic(record, text)
+    registered = None
     if records_dir is not None:
         stamp_time = entry["finished"][:19].replace(":", "").replace("-", "")
-        _write_atomic(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
-    return out_nb if engine == "papermill" else record
+        registered = Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json"
+        _write_atomic(registered, text)
+    if engine == "papermill" or registered is None:
+        _write_atomic(record, text)
+    return out_nb if engine == "papermill" else registered or record
 
 
 def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]:

@@ -140,7 +140,7 @@ def pos_neg_crop(vs: VolumeSet, idx: torch.Tensor, roi, generator: torch.Generat
         return vs.image[idx], vs.label[idx]
     dev, n = vs.image.device, len(idx)
     idx = idx.to(dev)
-    draws = torch.rand(n, 2, generator=generator).to(dev)
+    draws = torch.rand(n, 2, generator=generator, device=dev)
     labels = vs.label[idx, 0].reshape(n, -1)
     inside = labels != PAD_LABEL
     wanted = torch.where(draws[:, :1] < 0.5, inside & (labels > 0), labels == 0)
@@ -150,8 +150,9 @@ def pos_neg_crop(vs: VolumeSet, idx: torch.Tensor, roi, generator: torch.Generat
     centre = torch.searchsorted(count, k[:, None])[:, 0]
     plane = shape[1] * shape[2]
     coords = torch.stack([centre // plane, centre // shape[2] % shape[1], centre % shape[2]], 1)
-    size = torch.tensor(roi, device=dev)
-    start = torch.minimum((coords - size // 2).clamp(min=0), vs.shapes.to(dev)[idx] - size)
+    limit = vs.shapes.to(dev)[idx]  # a crop lies inside its case
+    start = torch.stack([torch.minimum((coords[:, a] - roi[a] // 2).clamp(min=0), limit[:, a] - roi[a])
+                         for a in range(3)], 1)
     base = idx * labels.shape[1] + start[:, 0] * plane + start[:, 1] * shape[2] + start[:, 2]
     flat = base[:, None] + _flat_offsets(roi, shape, dev)[None]
     return vs.image.reshape(-1)[flat].view(n, 1, *roi), vs.label.reshape(-1)[flat].view(n, 1, *roi)
@@ -162,7 +163,7 @@ def _augment(vs: VolumeSet, roi):
     first axis and an intensity scale in [0.9, 1.1], each with probability 0.5."""
     def transform(batch, generator):
         image, label = pos_neg_crop(vs, batch[0], roi, generator)
-        r = torch.rand(len(image), 3, generator=generator).to(image.device)
+        r = torch.rand(len(image), 3, generator=generator, device=image.device)
         flip = (r[:, 0] < 0.5).view(-1, 1, 1, 1, 1)
         image, label = torch.where(flip, image.flip(2), image), torch.where(flip, label.flip(2), label)
         scale = 1 + torch.where(r[:, 1] < 0.5, 0.2 * r[:, 2] - 0.1, torch.zeros_like(r[:, 2]))

@@ -1,12 +1,15 @@
 """Datasets (one module each), the registry of their sources, and a tensor batch loader.
 
 Data lives as tensors on the training device; augmentation runs batched on that device, so an epoch
-does no per-image Python work.
+does no per-image Python work. Random draws come from a generator on that device too, and nothing is
+copied from the host in a step: on a GPU a blocking host-to-device copy waits for all queued work, which
+would serialise the loop.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +36,8 @@ class TensorLoader:
     the same batches. ``transform(batch_tuple, generator)`` runs on each batch (augmentation).
     Under torch.distributed, each step takes a global batch of ``batch_size * world`` samples and rank
     ``r`` gets every ``world``-th of them from the ``r``-th on: averaged gradients equal one process
-    training with the global batch (the augmentation draws are each rank's own).
+    training with the global batch (the augmentation draws are each rank's own). The generator handed
+    to ``transform`` lives on the tensors' device.
     """
 
     def __init__(self, tensors, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
@@ -61,18 +65,24 @@ class TensorLoader:
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
         order = order.to(self.tensors[0].device)
         step = self.batch_size * self.world
-        augment = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 997 + self.rank)
+        augment = torch.Generator(device=self.tensors[0].device)  # draws where the data is
+        augment.manual_seed((self.seed * 1_000_003 + self.epoch) * 997 + self.rank)
         for i in range(len(self)):
             idx = order[i * step:(i + 1) * step][self.rank::self.world]
             batch = tuple(t[idx] for t in self.tensors)
             yield self.transform(batch, augment) if self.transform else batch
 
 
+@lru_cache(maxsize=None)
+def channel_stats(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, C, 1, 1) mean and std on ``device``, made once per device (no host copy per batch)."""
+    return (torch.tensor(mean, device=device).view(1, -1, 1, 1), torch.tensor(std, device=device).view(1, -1, 1, 1))
+
+
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 or [0, 1] images (N, C, H, W) -> float, standardised per channel."""
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    m, s = channel_stats(tuple(mean), tuple(std), x.device)
     return (x - m) / s
 
 
@@ -81,12 +91,12 @@ def random_resized_crop_flip(x: torch.Tensor, generator: torch.Generator, scale=
                              mode: str = "bilinear") -> torch.Tensor:
     """Per-sample random resized crop and horizontal flip, batched: (N, C, H, W) float -> (N, C, s, s).
 
-    One affine sampling grid per image (the crop box and the flip); on a GPU it runs on the GPU.
-    Use ``mode="nearest"`` for label maps.
+    One affine sampling grid per image (the crop box and the flip), drawn with ``generator``, which
+    must live on ``x``'s device: on a GPU everything runs there. Use ``mode="nearest"`` for label maps.
     """
     n, _, h, w = x.shape
-    out = out_size or h
-    r = torch.rand(n, 4, generator=generator)
+    out, dev = out_size or h, x.device
+    r = torch.rand(n, 4, generator=generator, device=dev)
     area = scale[0] + (scale[1] - scale[0]) * r[:, 0]
     log_ratio = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * r[:, 1]
     aspect = torch.exp(log_ratio)
@@ -94,9 +104,10 @@ def random_resized_crop_flip(x: torch.Tensor, generator: torch.Generator, scale=
     ch = torch.sqrt(area / aspect).clamp(max=1.0)
     cx = (r[:, 2] * 2 - 1) * (1 - cw)  # centre in [-1, 1] keeping the crop inside
     cy = (r[:, 3] * 2 - 1) * (1 - ch)
-    sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
-    theta = torch.zeros(n, 2, 3)
+    sign = (torch.where(torch.rand(n, generator=generator, device=dev) < 0.5, -1.0, 1.0) if flip
+            else torch.ones(n, device=dev))
+    theta = torch.zeros(n, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 2] = cw * sign, cx
     theta[:, 1, 1], theta[:, 1, 2] = ch, cy
-    grid = F.affine_grid(theta.to(x.device, x.dtype), (n, x.shape[1], out, out), align_corners=False)
+    grid = F.affine_grid(theta.to(x.dtype), (n, x.shape[1], out, out), align_corners=False)
     return F.grid_sample(x, grid, mode=mode, padding_mode="reflection", align_corners=False)
