@@ -47,6 +47,11 @@ glue("claims", table.style.set_properties(**{"text-align": "left", "font-size": 
 verdicts = table["verdict"].value_counts()
 for key in ("holds", "does not hold", "inconclusive"):
     glue(f"n_{key.replace(' ', '_')}", int(verdicts.get(key, 0)), display=False)
+FORMS = {"holds": ("holds", "hold"), "does not hold": ("does not hold", "do not hold"),
+         "inconclusive": ("is inconclusive", "are inconclusive"),
+         "no paper numbers": ("has no paper numbers", "have no paper numbers"), "not run": ("was not run", "were not run")}
+parts = [f"{verdicts[k]} {FORMS[k][int(verdicts[k] != 1)]}" for k in FORMS if verdicts.get(k)]
+glue("verdict_counts", ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts), display=False)
 
 # %% [markdown]
 # The registry holds {glue:text}`n_records` finished runs: {glue:text}`n_quick` at the quick profile
@@ -58,8 +63,7 @@ for key in ("holds", "does not hold", "inconclusive"):
 # verdict of the most complete profile.
 # ```
 #
-# Of the five claims, {glue:text}`n_holds` hold, {glue:text}`n_does_not_hold` do not hold and
-# {glue:text}`n_inconclusive` are inconclusive on the runs recorded so far.
+# Of the five claims, {glue:text}`verdict_counts` on the runs recorded so far.
 
 # %% tags=["remove-input"]
 if not (table["verdict"] == "holds").any() and not (table["verdict"] == "does not hold").any():
