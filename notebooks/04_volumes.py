@@ -16,9 +16,11 @@
 #
 # The paper's fourth experiment segments 13 abdominal organs in BTCV CT volumes with UNETR
 # {cite}`hatamizadeh2022unetr`, a 3D ViT whose hidden states feed a convolutional decoder, and compares
-# a ViT pretrained as a masked autoencoder with one trained from scratch. Everything here is MONAI's:
-# the MAE (`MaskedAutoEncoderViT`), UNETR, the transforms, the DiceCE loss, the Dice metric and
-# sliding-window inference. What is ours is the masked loss and the weight transfer between them.
+# a ViT pretrained as a masked autoencoder with one trained from scratch. The networks and measures are
+# MONAI's: the MAE (`MaskedAutoEncoderViT`), UNETR, the transforms that load and normalise each case,
+# the DiceCE loss, the Dice metric and sliding-window inference. What is ours is the masked loss, the
+# weight transfer between them, and the random training crops, flips and intensity scaling, which
+# follow MONAI's `RandCropByPosNegLabeld` rule but run for a whole batch at once on the training device.
 #
 # Rerun it with another setting: `python -m maelib run volumes -p mask_ratio 0.5`.
 
