@@ -60,17 +60,20 @@ def random_masking(n: int, length: int, mask_ratio: float, device=None, generato
     return Masking(keep=shuffle[:, :n_keep], restore=restore, mask=mask)
 
 
-def masking_from_visible(visible: torch.Tensor, generator: torch.Generator | None = None) -> Masking:
+def masking_from_visible(visible: torch.Tensor, generator: torch.Generator | None = None,
+                         width: int | None = None) -> Masking:
     """A :class:`Masking` that shows exactly the tokens where ``visible`` (N, L) bool is True.
 
-    Rows may show different numbers of tokens: ``keep`` is padded to the largest count and ``valid``
-    marks the real slots. Visible tokens come first in a random order, hidden ones after.
+    Rows may show different numbers of tokens: ``keep`` is padded to ``width`` slots (the largest
+    count when None, which reads it from the device: on a GPU a wait per call) and ``valid`` marks the
+    real slots. Visible tokens come first in a random order, hidden ones after. A training step passes
+    ``width=L``: fixed shapes, no wait.
     """
     n, length = visible.shape
     noise = torch.rand(n, length, device=visible.device, generator=generator) + (~visible).float() * 2
     shuffle = noise.argsort(dim=1)
     counts = visible.sum(dim=1)
-    n_keep = max(1, int(counts.max().item()))
+    n_keep = width if width is not None else max(1, int(counts.max().item()))
     valid = torch.arange(n_keep, device=visible.device)[None, :] < counts[:, None]
     return Masking(keep=shuffle[:, :n_keep], restore=shuffle.argsort(dim=1), mask=(~visible).float(), valid=valid)
 

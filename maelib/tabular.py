@@ -70,7 +70,7 @@ def step_mae(ratio: float):
     def step(m, batch):
         _, x_filled, obs = batch
         visible, scored = _remask(obs, ratio)
-        masking = masking_from_visible(visible)
+        masking = masking_from_visible(visible, width=visible.shape[1])  # fixed shapes: no host wait
         tokens = m.tokenizer.tokenize(x_filled)
         pred = m.forward_decoder(m.forward_encoder(tokens, masking), masking)
         return m.loss(tokens, pred, scored.float())

@@ -48,14 +48,31 @@ def test_mask_ratio_out_of_range_is_refused(bad):
         random_masking(2, 16, bad)
 
 
-def test_masking_from_visible_keeps_exactly_the_visible_tokens():
+@pytest.mark.parametrize("width", [None, 10])
+def test_masking_from_visible_keeps_exactly_the_visible_tokens(width):
     visible = torch.rand(6, 10, generator=torch.Generator().manual_seed(0)) < 0.6
-    m = masking_from_visible(visible)
+    m = masking_from_visible(visible, width=width)
+    assert m.n_keep == (width or int(visible.sum(1).max()))
     assert torch.equal(m.mask, (~visible).float())
     assert torch.equal(m.valid.sum(1), visible.sum(1))
     for i in range(6):
         real = m.keep[i][m.valid[i]]
         assert set(real.tolist()) == set(torch.nonzero(visible[i]).flatten().tolist())
+
+
+def test_padding_slots_change_nothing_the_mae_computes():
+    """A fixed width (no host read of the largest count) gives the same predictions as the tight one."""
+    from maelib.mae import MaskedAutoencoder
+
+    torch.manual_seed(0)
+    mae = MaskedAutoencoder(Columns(9), dim=16, depth=2, heads=2, decoder_dim=16, decoder_depth=1).eval()
+    x, visible = torch.randn(5, 9), torch.rand(5, 9) < 0.5
+    tokens = mae.tokenizer.tokenize(x)
+    preds = []
+    for width in (None, 9):
+        m = masking_from_visible(visible, generator=torch.Generator().manual_seed(1), width=width)
+        preds.append(mae.forward_decoder(mae.forward_encoder(tokens, m), m))
+    assert torch.allclose(preds[0], preds[1], atol=1e-5)
 
 
 def test_sincos_positions_are_distinct():
