@@ -44,7 +44,8 @@ class Masking:
         return self.keep.shape[1]
 
 
-def random_masking(n: int, length: int, mask_ratio: float, device=None, generator: torch.Generator | None = None) -> Masking:
+def random_masking(n: int, length: int, mask_ratio: float, device=None,
+                   generator: torch.Generator | None = None) -> Masking:
     """Draw per-sample random masks hiding ``mask_ratio`` of ``length`` tokens.
 
     ``mask_ratio`` is in [0, 1); at least one token always stays visible.
