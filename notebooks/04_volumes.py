@@ -71,7 +71,7 @@ seed_everything(p.seed)
 train_ds, val_ds = volumes.datasets(name, files, roi)
 whole = bool((train_ds.shapes == torch.tensor(roi)).all())  # every case fits the ROI: a crop is the case
 glue("crop_note", "Every training case fits inside the ROI here, so each crop is the whole (padded) case and "
-     "only the flips and the intensity scaling vary." if whole else "Cases are larger than the ROI along "
+     "only the flips and the intensity scaling vary." if whole else "Some cases are larger than the ROI along "
      "at least one axis, so the crop decides which part of a case a step sees.", display=False)
 label = {"btcv": "BTCV abdominal CT (13 organs)", "hippocampus": "MSD Task04 Hippocampus MRI (2 structures)"}[name]
 for key, value in {"dataset": label, "n_train": len(files["train"]), "n_val": len(files["val"]),
