@@ -40,7 +40,7 @@ STAGE, WHEELS = ROOT / ".device-data", ROOT / ".whl"
 DATA_FILES = {
     "ETT": ["ETTh1.csv"],
     "california_housing": ["housing.csv"],
-    "tinyimagenet": ["tin_subset20.tar.gz", "subset20_wnids.txt", "words200.txt", "wnids200.txt"],
+    "tinyimagenet": ["tin_subset20.tar.gz", "subset20_wnids.txt", "words200.txt"],
     "camvid": ["camvid_half.tar.gz", "classes.txt", "MANIFEST.csv"],
     "hippocampus": ["hippocampus_msd_task04_train260_nii.tar.xz", "manifest.tsv"],
 }
@@ -52,14 +52,13 @@ DEVICE_COMMAND = (
     "python3 benchmarks/gpu_session.py run --bench --chapters images series tabular segmentation volumes "
     "masking summary --budget-s 540 --out $OUT"
 )
+CHAPTER_ORDER = ("images", "series", "tabular", "segmentation", "volumes", "masking", "summary")
 BENCH_ARGS = "--modes eager cudagraphs --epoch"  # two configurations x two modes: about two compilations
 
 
 def outcome(code) -> str:
     return {None: "stopped", 0: "ok"}.get(code, f"exit {code}" if isinstance(code, int) else str(code))
 
-
-CHAPTER_ORDER = ("images", "series", "tabular", "segmentation", "volumes", "masking", "summary")
 
 
 def folder_bytes(path: Path) -> int:
@@ -96,26 +95,11 @@ def machine() -> str:
     return f"python {sys.version.split()[0]}, torch {torch.__version__}, {gpu}, {os.cpu_count()} CPUs"
 
 
-def run_logged(cmd: list[str], log, timeout: float) -> tuple[int | None, float, str]:
-    """Run ``cmd`` with its output appended to ``log``: (exit code, or None if stopped; seconds; output)."""
-    started = time.time()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=max(timeout, 1))
-        code = proc.returncode
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        code = None
-    log.write(f"\n$ {' '.join(cmd)}\n{out}")
-    log.flush()
-    return code, time.time() - started, out
-
-
 def run_many(commands: dict[str, list[str]], jobs: int, deadline: float, log) -> dict[str, tuple]:
     """Run ``commands`` (name -> argv), ``jobs`` at a time with the CPU's threads shared out among them,
     each one's output appended to ``log`` when it ends; one still running at ``deadline`` (a
-    time.time()) is stopped. Returns name -> (exit code, or None if stopped, or "not started"; seconds)."""
+    time.time()) is stopped. Returns name -> (exit code, or None if stopped, or "not started"; seconds;
+    output)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
     waiting, running, result = list(commands), {}, {}
     while waiting or running:
@@ -136,11 +120,12 @@ def run_many(commands: dict[str, list[str]], jobs: int, deadline: float, log) ->
                 continue
             proc.wait()
             out.seek(0)
-            log.write(f"\n$ {' '.join(commands[name])}\n{out.read()}")
+            text = out.read()
+            log.write(f"\n$ {' '.join(commands[name])}\n{text}")
             log.flush()
-            result[name] = (None if stopped else proc.returncode, time.time() - began)
+            result[name] = (None if stopped else proc.returncode, time.time() - began, text)
             del running[name]
-    result.update({name: ("not started", 0.0) for name in waiting})
+    result.update({name: ("not started", 0.0, "") for name in waiting})
     return result
 
 
@@ -166,7 +151,8 @@ def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, 
     with open(out / "session.log", "a") as log:
         log.write(machine() + "\n")
         if bench is not None:
-            code, seconds, text = run_logged([sys.executable, "benchmarks/mae_throughput.py", *bench], log, budget)
+            bench_cmd = [sys.executable, "benchmarks/mae_throughput.py", *bench]
+            code, seconds, text = run_many({"benchmark": bench_cmd}, 1, deadline, log)["benchmark"]
             (out / "bench.txt").write_text(text)
             rows.append(("benchmark", code, seconds))
             print(text[text.find("device:"):], flush=True)
@@ -175,7 +161,7 @@ def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, 
         for phase in ([c for c in chapters if c not in later], *[[c] for c in later]):
             commands = {c: [sys.executable, "-m", "maelib", "run", c, "--profile", profile, "--engine", "script",
                             "--force", "--no-book"] for c in phase}
-            for name, (code, seconds) in run_many(commands, jobs, deadline, log).items():
+            for name, (code, seconds, _) in run_many(commands, jobs, deadline, log).items():
                 rows.append((name, code, seconds))
                 print(f"{name}: {outcome(code)} after {seconds:.0f} s", flush=True)
             pack_records(RECORDS, started, out)

@@ -18,7 +18,7 @@ from .heads import LinearProbe, ViTClassifier, cls_features
 from .mae import MaskedAutoencoder
 from .metrics import accuracy
 from .tokens import Patches2d
-from .train import TrainConfig, fit, param_groups
+from .train import TrainConfig, checkpoint_file, fit, param_groups
 
 MEAN, STD = tinyimagenet.MEAN, tinyimagenet.STD
 
@@ -93,7 +93,7 @@ def pretrain(mae: MaskedAutoencoder, data: dict, p, device, ckpt_dir: Path | Non
 
     cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.pretrain_lr * p.batch_size / 256, weight_decay=0.05,
                       warmup_epochs=min(max(1, p.pretrain_epochs // 10), 40), betas=(0.9, 0.95), seed=p.seed,
-                      checkpoint=str(ckpt_dir / "pretrain.pt") if ckpt_dir else None, desc="MAE pretraining",
+                      checkpoint=checkpoint_file(ckpt_dir, "pretrain"), desc="MAE pretraining",
                       extra={"mask_ratio": p.mask_ratio, **mae.config})
     step = lambda model, batch: model(batch[0], p.mask_ratio)[0]  # noqa: E731
     return fit(mae, step, loader, cfg, device, groups=param_groups(mae, cfg.weight_decay), evaluate=evaluate)
@@ -117,7 +117,7 @@ def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = 
                           transform=_augment((0.35, 1.0)))
     cfg = TrainConfig(epochs=p.finetune_epochs, lr=p.finetune_lr * p.batch_size / 256, weight_decay=0.05,
                       warmup_epochs=min(5, max(1, p.finetune_epochs // 8)), betas=(0.9, 0.999), seed=p.seed,
-                      checkpoint=str(ckpt_dir / f"{desc.replace(' ', '_')}.pt") if ckpt_dir else None, desc=desc,
+                      checkpoint=checkpoint_file(ckpt_dir, desc), desc=desc,
                       extra={"layer_decay": p.layer_decay, "drop_path": p.drop_path})
     groups = param_groups(model, cfg.weight_decay, model.layer_of, encoder.depth + 1, p.layer_decay)
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1], label_smoothing=0.1)  # noqa: E731

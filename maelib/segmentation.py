@@ -17,7 +17,7 @@ from .data import TensorLoader, normalize, random_resized_crop_flip
 from .data.seg2d import IGNORE
 from .data.tinyimagenet import MEAN, STD
 from .mae import ViTEncoder
-from .train import TrainConfig, fit, param_groups
+from .train import TrainConfig, checkpoint_file, fit, param_groups
 
 
 def pyramid_blocks(depth: int) -> tuple[int, ...]:
@@ -145,7 +145,7 @@ def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, de
         return depth + 1
 
     cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=0.05, warmup_epochs=min(2, p.epochs - 1), seed=p.seed,
-                      desc=desc, checkpoint=str(ckpt_dir / f"{desc.replace(' ', '_')}.pt") if ckpt_dir else None,
+                      desc=desc, checkpoint=checkpoint_file(ckpt_dir, desc),
                       extra={"layer_decay": p.layer_decay, "width": p.width, "n_classes": n_classes})
     groups = param_groups(model, cfg.weight_decay, layer_of, depth + 1, p.layer_decay)
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1], ignore_index=IGNORE)  # noqa: E731

@@ -2,9 +2,8 @@
 
 ``fit`` runs AdamW with a linear warmup and a cosine decay (per step), bf16 autocast on CUDA, a tqdm bar,
 a per-epoch history (a DataFrame, with each epoch's training time), an atomic checkpoint after every
-epoch and resume from it. Each epoch
-reseeds torch from ``(seed, epoch)``, and loaders draw their order from the same pair, so an interrupted
-run that resumes gives the same numbers as one that never stopped.
+epoch and resume from it. Each epoch reseeds torch from ``(seed, epoch)``, and loaders draw their order
+from the same pair, so an interrupted run that resumes gives the same numbers as one that never stopped.
 
 Under ``torchrun`` (torch.distributed initialised) the step runs inside DistributedDataParallel, so
 gradients are averaged over processes; rank 0 alone writes checkpoints and draws the progress bar.
@@ -23,6 +22,8 @@ import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from .data import dist_rank_world
 
 
 def pick_device(device: str | None = "auto") -> torch.device:
@@ -118,9 +119,7 @@ class _Step(nn.Module):
 
 
 def _distributed() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return dist_rank_world()[1] > 1
 
 
 def _mean_over_ranks(value: float, device) -> float:
@@ -131,6 +130,11 @@ def _mean_over_ranks(value: float, device) -> float:
     t = torch.tensor([value], device=device, dtype=torch.float64)
     dist.all_reduce(t)
     return (t / dist.get_world_size()).item()
+
+
+def checkpoint_file(ckpt_dir: str | Path | None, name: str) -> str | None:
+    """``<ckpt_dir>/<name>.pt`` (spaces as underscores) for ``TrainConfig.checkpoint``; None without a folder."""
+    return str(Path(ckpt_dir) / f"{name.replace(' ', '_')}.pt") if ckpt_dir else None
 
 
 def _epoch_batches(loader, epoch: int):
@@ -176,9 +180,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
     compiled = bool(cfg.compile) and device.type == "cuda"
     if compiled:
         runner = torch.compile(runner, mode=None if cfg.compile is True else cfg.compile)
-    import torch.distributed as dist
-
-    main_rank = not _distributed() or dist.get_rank() == 0
+    main_rank = dist_rank_world()[0] == 0
     bar = tqdm(range(start, cfg.epochs), desc=cfg.desc, disable=not (progress and main_rank), mininterval=2.0,
                initial=start, total=cfg.epochs)
     for epoch in bar:

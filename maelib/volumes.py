@@ -24,7 +24,7 @@ from torch import nn
 
 from .data import TensorLoader
 from .data import volumes as vdata
-from .train import TrainConfig, fit
+from .train import TrainConfig, checkpoint_file, fit
 
 PATCH = 16  # UNETR's ViT always uses 16^3 patches
 
@@ -180,16 +180,12 @@ def crop_loader(vs: VolumeSet, roi, batch_size: int, seed: int, device, samples:
                         transform=_augment(vs, tuple(roi)))
 
 
-def _ckpt(ckpt_dir, name: str) -> str | None:
-    return str(ckpt_dir / f"{name}.pt") if ckpt_dir else None
-
-
 def pretrain(mae, train_ds, p, device, seed: int, ckpt_dir=None):
     """MONAI's MAE on the training crops with our hidden-patch loss; checkpoints in ``ckpt_dir``."""
     loader = crop_loader(train_ds, p.roi, p.batch_size, seed, device)
     cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.pretrain_lr, weight_decay=0.05, warmup_epochs=1,
-                      betas=(0.9, 0.95), seed=seed, desc="3D MAE pretraining", checkpoint=_ckpt(ckpt_dir, "pretrain"),
-                      extra={"mask_ratio": p.mask_ratio, "roi": list(p.roi)})
+                      betas=(0.9, 0.95), seed=seed, desc="3D MAE pretraining",
+                      checkpoint=checkpoint_file(ckpt_dir, "pretrain"), extra={"mask_ratio": p.mask_ratio, "roi": list(p.roi)})
     return fit(mae, lambda m, b: mae_loss(m, b[0], p.mask_ratio), loader, cfg, device, progress=False)
 
 
@@ -218,7 +214,7 @@ def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed
     loader = crop_loader(train_ds, roi, p.batch_size, seed, device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed, desc=desc,
-                      checkpoint=_ckpt(ckpt_dir, desc.replace(" ", "_")), extra={"roi": list(roi), "n_out": n_out})
+                      checkpoint=checkpoint_file(ckpt_dir, desc), extra={"roi": list(roi), "n_out": n_out})
     step = lambda m, b: loss_fn(m(b[0]), b[1])  # noqa: E731
     return fit(model, step, loader, cfg, device, evaluate=lambda m: evaluate_dice(m, val_ds, roi, n_out, device),
                progress=False)
