@@ -90,20 +90,28 @@ def message_figure(text: str):
     return fig
 
 
-def mean_std_lines(ax, frame: pd.DataFrame, x: str, y: str, by: str, label=None, xlabel: str | None = None,
-                   ylabel: str | None = None, logy: bool = False) -> None:
-    """One line per ``by`` group: the mean of ``y`` at each ``x`` with standard-deviation error bars.
+def mean_std_lines(ax, frame: pd.DataFrame, x: str, y: str, by: str | None = None, label=None,
+                   xlabel: str | None = None, ylabel: str | None = None, logy: bool = False) -> None:
+    """The mean of ``y`` at each ``x`` with standard-deviation bars, one line per ``by`` group (seaborn),
+    and every run behind it as a faint dot, so a reader sees how many runs each point holds.
 
     ``label(group, stats)`` names a line (default: the group); ``stats`` has x, mean, std and count.
     """
-    for group, g in frame.groupby(by, sort=False):
-        stats = g.groupby(x)[y].agg(["mean", "std", "count"]).reset_index()
-        ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                    label=label(group, stats) if label else str(group))
+    import seaborn as sns
+
+    data = frame.assign(_line="all runs" if by is None else frame[by].astype(str))
+    if by is not None and label is not None:
+        names = {str(g): label(g, part.groupby(x)[y].agg(["mean", "std", "count"]).reset_index())
+                 for g, part in frame.groupby(by, sort=False)}
+        data["_line"] = data["_line"].map(names)
+    hue = None if by is None else "_line"
+    sns.lineplot(data=data, x=x, y=y, hue=hue, errorbar="sd", err_style="bars", marker="o",
+                 err_kws={"capsize": 3}, ax=ax)
+    sns.scatterplot(data=data, x=x, y=y, hue=hue, alpha=0.35, s=14, legend=False, ax=ax)
     ax.set_xlabel(xlabel or x)
-    if ylabel:
-        ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_ylabel(ylabel or y, fontsize=8)
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if by is not None:
+        ax.legend(fontsize=7, title=None)

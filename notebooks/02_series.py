@@ -76,7 +76,7 @@ for key, value in {"n_rows": sum(data["sizes"]), "n_tr": n_tr, "n_va": n_va, "n_
 # are reported on that scale and in degrees. Neural models keep the weights of their best validation
 # epoch and are scored once on the test part; each runs with {glue:text}`n_seeds` seed(s).
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input", "nbval-check-output"]
 rows, preds_by_seed, hists_by_seed = [], [], []
 for s in range(p.seed, p.seed + p.seeds):
     preds, hists, sc_by_model = series.run_all(data, p, dev, s)

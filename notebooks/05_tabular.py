@@ -70,7 +70,7 @@ for key, value in {"n_rows": data["n_rows"], "n_cols": len(data["columns"]), "n_
 # *observed* cells in every batch and learn to predict those. The paper's baseline instead learns from
 # the true full training rows, which a real data set with missing values would not have.
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input", "nbval-check-output"]
 rows, hists_first = [], None
 for rate in rates:
     for s in range(p.seed, p.seed + p.seeds):

@@ -5,8 +5,11 @@ in book/executed are left alone.
 """
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -84,6 +87,31 @@ def test_a_script_run_records_what_the_notebook_run_recorded(executed, tmp_path)
     runs.run_chapter("series", {"profile": "smoke"}, out_dir=tmp_path, records_dir=None, progress=False)
     assert (tmp_path / "02_series.ipynb").stat().st_mtime_ns != before  # ran again, not skipped
     assert json.loads(record.read_text())["engine"] == "papermill"
+
+
+RECORD = "application/papermill.record/text/plain"
+
+
+@pytest.mark.parametrize("chapter", ["series", "tabular"])
+def test_rerunning_an_executed_chapter_reproduces_its_glued_numbers(executed, chapter, tmp_path):
+    """nbval re-executes the executed chapter in a fresh kernel with an empty cache (everything trains
+    again) and compares the outputs of the cells tagged nbval-check-output: the tables and numbers the
+    book glues. A copy with one glued number changed must fail, so the comparison is real."""
+    nb = nbformat.read(executed[chapter], as_version=4)
+    checked = [c for c in nb.cells if "nbval-check-output" in c.metadata.get("tags", [])]
+    assert checked and all(c.outputs for c in checked)
+    nbformat.write(nb, tmp_path / "same.ipynb")
+    number = next(o for c in checked for o in c.outputs
+                  if re.fullmatch(r"-?\d+\.\d+(e-?\d+)?", o.get("data", {}).get(RECORD, "")))
+    number["data"][RECORD] = repr(float(number["data"][RECORD]) + 1.0)
+    nbformat.write(nb, tmp_path / "changed.ipynb")
+    env = {**os.environ, "MAELIB_CACHE": str(tmp_path / "cache")}
+    nbval = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q"]
+    result = subprocess.run(nbval + ["same.ipynb", "changed.ipynb"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True)
+    failed = re.findall(r"^FAILED (\S+)", result.stdout, re.M)
+    assert [f.split("::")[0] for f in failed] == ["changed.ipynb"], result.stdout[-3000:]
+    assert re.search(r"1 failed, \d+ passed", result.stdout), result.stdout[-3000:]
 
 
 def test_unchanged_chapter_is_skipped(executed, capsys):
