@@ -15,6 +15,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -143,6 +144,43 @@ def _epoch_batches(loader, epoch: int):
     return loader
 
 
+def _resume(ckpt: Path | None, fingerprint: dict, model: nn.Module, opt, device) -> tuple[list[dict], int]:
+    """(history, next epoch) from ``ckpt`` if it was written under the same fingerprint, else ([], 0)."""
+    if ckpt is None or not ckpt.exists():
+        return [], 0
+    state = torch.load(ckpt, map_location=device, weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        return [], 0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    return state["history"], state["epoch"] + 1
+
+
+def _train_epoch(runner, model: nn.Module, opt, batches: Iterable, schedule: Callable[[int], float], first_step: int,
+                 compiled: bool, grad_clip: float, device) -> tuple[float, float, float]:
+    """One pass over ``batches``, the i-th step at learning rate ``schedule(first_step + i)`` times each
+    group's ``lr_scale``; returns (mean loss, last learning rate, seconds). The losses are summed on the
+    device and read once, after the last step: no host sync per step."""
+    total_loss, count, lr = torch.zeros((), device=device), 0, schedule(first_step)
+    started = time.perf_counter()
+    for i, batch in enumerate(batches):
+        lr = schedule(first_step + i)
+        for g in opt.param_groups:
+            g["lr"] = lr * g["lr_scale"]
+        if compiled:
+            torch.compiler.cudagraph_mark_step_begin()  # a new step for CUDA graphs' buffers
+        with autocast(device):
+            loss = runner(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        total_loss += loss.detach().float()
+        count += 1
+    return total_loss.item() / max(count, 1), lr, time.perf_counter() - started
+
+
 def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loader: Iterable, cfg: TrainConfig,
         device: torch.device | str = "cpu", groups: list[dict] | None = None,
         evaluate: Callable[[nn.Module], dict] | None = None, progress: bool = True) -> pd.DataFrame:
@@ -161,17 +199,11 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
                             fused=device.type == "cuda")
     steps_per_epoch = max(len(loader), 1)
-    total = cfg.epochs * steps_per_epoch
-    history: list[dict] = []
-    start = 0
+    schedule = partial(lr_at, total=cfg.epochs * steps_per_epoch, warmup=cfg.warmup_epochs * steps_per_epoch,
+                       lr=cfg.lr, min_lr=cfg.min_lr)
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     fingerprint = {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint", "desc", "compile")}
-    if ckpt and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            history, start = state["history"], state["epoch"] + 1
+    history, start = _resume(ckpt, fingerprint, model, opt, device)
     runner = _Step(model, step)
     if _distributed():
         from torch.nn.parallel import DistributedDataParallel
@@ -181,42 +213,28 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
     if compiled:
         runner = torch.compile(runner, mode=None if cfg.compile is True else cfg.compile)
     main_rank = dist_rank_world()[0] == 0
-    bar = tqdm(range(start, cfg.epochs), desc=cfg.desc, disable=not (progress and main_rank), mininterval=2.0,
-               initial=start, total=cfg.epochs)
-    for epoch in bar:
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        model.train()
-        total_loss, count = torch.zeros((), device=device), 0
-        lr = cfg.lr
-        started = time.perf_counter()
-        for i, batch in enumerate(_epoch_batches(loader, epoch)):
-            lr = lr_at(epoch * steps_per_epoch + i, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr, cfg.min_lr)
-            for g in opt.param_groups:
-                g["lr"] = lr * g["lr_scale"]
-            if compiled:
-                torch.compiler.cudagraph_mark_step_begin()  # a new step for CUDA graphs' buffers
-            with autocast(device):
-                loss = runner(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            total_loss += loss.detach().float()  # no host sync per step
-            count += 1
-        mean_loss = total_loss.item() / max(count, 1)  # waits for the epoch's last step
-        seconds = time.perf_counter() - started
-        if not math.isfinite(mean_loss):
-            raise FloatingPointError(f"{cfg.desc}: loss became {mean_loss} during epoch {epoch + 1}")
-        row = {"epoch": epoch + 1, "loss": _mean_over_ranks(mean_loss, device), "lr": lr, "epoch_s": seconds}
-        if evaluate is not None:
-            model.eval()
-            with torch.no_grad(), autocast(device):
-                row.update(evaluate(model))
-        history.append(row)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "epoch_s")})
-        if ckpt and main_rank:
-            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                          "history": history, "fingerprint": fingerprint}, ckpt)
+    # a manual bar: iterating a tqdm bar updates its count only when it redraws, so a postfix drawn
+    # each epoch would show a stale count
+    with tqdm(total=cfg.epochs, initial=start, desc=cfg.desc, disable=not (progress and main_rank),
+              mininterval=2.0) as bar:
+        for epoch in range(start, cfg.epochs):
+            torch.manual_seed(cfg.seed * 100_003 + epoch)
+            model.train()
+            mean_loss, lr, seconds = _train_epoch(runner, model, opt, _epoch_batches(loader, epoch), schedule,
+                                                  epoch * steps_per_epoch, compiled, cfg.grad_clip, device)
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(f"{cfg.desc}: loss became {mean_loss} during epoch {epoch + 1}")
+            row = {"epoch": epoch + 1, "loss": _mean_over_ranks(mean_loss, device), "lr": lr, "epoch_s": seconds}
+            if evaluate is not None:
+                model.eval()
+                with torch.no_grad(), autocast(device):
+                    row.update(evaluate(model))
+            history.append(row)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "epoch_s")},
+                            refresh=False)
+            bar.update(1)
+            if ckpt and main_rank:
+                _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                              "history": history, "fingerprint": fingerprint}, ckpt)
     model.eval()
     return pd.DataFrame(history)

@@ -1,3 +1,5 @@
+import re
+
 import pandas as pd
 import pytest
 import torch
@@ -116,3 +118,13 @@ def test_mae_steps_trace_to_one_graph_without_host_reads():
                                                             masking_from_visible(b[2])).sum())
     torch._dynamo.reset()
     assert torch._dynamo.explain(tight)((None, torch.randn(8, 9), torch.rand(8, 9) < 0.8)).graph_break_count > 0
+
+
+def test_progress_bar_shows_each_loss_beside_its_own_epoch(capsys):
+    """Every state the bar draws pairs the epoch count with that epoch's loss (a bar iterated by the loop
+    itself would draw epoch k's loss beside the count k - 1)."""
+    h = fit(model(), step, TensorLoader(problem(), 8), TrainConfig(epochs=3, lr=1e-2, desc="demo"), progress=True)
+    states = re.findall(r"demo:.*?(\d+)/3 .*?loss=([-\d.e+]+)", capsys.readouterr().err.replace("\r", "\n"))
+    assert states and states[-1][0] == "3"
+    for count, loss in states:
+        assert int(count) >= 1 and loss == f"{h['loss'][int(count) - 1]:.4g}"
