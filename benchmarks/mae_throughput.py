@@ -1,4 +1,4 @@
-"""MAE pretraining throughput: images/s, GFLOP per image and MFU of maelib's pretraining step.
+"""MAE pretraining throughput: images/s, GFLOP per image, MFU and peak memory of maelib's pretraining step.
 
 Two configurations, as in the original MAE code's reference measurements (one H200, mask ratio 0.75):
 - ``tiny``: ViT-Tiny/8 on 64x64 images (dim 192, depth 12, 3 heads; decoder 128 wide, 4 blocks), batch 1024;
@@ -11,7 +11,8 @@ compile mode is a row: ``eager``, ``compile`` (torch.compile's default), ``max-a
 graphs). The first epoch (warm-up, compilation) is left out; the rate is the median of the others.
 FLOPs are counted by torch's FlopCounterMode; MFU divides the achieved FLOP/s by the device's dense
 bf16 peak by its datasheet (H100 and H200 SXM: 989 TFLOP/s; about 790 was measured on this workplace's
-machines for a large matrix product). On a CPU no peak is assumed and MFU is not printed.
+machines for a large matrix product). On a CPU no peak is assumed and MFU is not printed. ``peak GiB``
+is the most GPU memory the row's allocator held (data and model included; n/a on a CPU).
 
 ``--epoch`` times the image chapter's real pretraining (full-profile model and batch) on the staged
 20-class TinyImageNet subset: data held on the device as uint8, crop/flip/normalise on the device, and
@@ -73,17 +74,23 @@ def pretraining_step(model, batch):
     return model(batch[0], MASK_RATIO)[0]
 
 
-def step_rate(c: dict, device: torch.device, batch: int, steps: int, epochs: int, mode) -> tuple[float, float]:
-    """(images/s, first-epoch loss) of ``fit`` on ``batch * steps`` synthetic images held on ``device``:
-    the median over epochs 2..``epochs`` (the first one warms up and compiles)."""
+def step_rate(c: dict, device: torch.device, batch: int, steps: int, epochs: int,
+              mode) -> tuple[float, float, float | None]:
+    """(images/s, first-epoch loss, peak GPU memory in GiB or None on a CPU) of ``fit`` on
+    ``batch * steps`` synthetic images held on ``device``: the median over epochs 2..``epochs`` (the
+    first one warms up and compiles)."""
     torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     model = build(c)
     x = torch.randn(batch * steps, 3, c["img"], c["img"])
     loader = TensorLoader((x,), batch, shuffle=True, drop_last=True, device=device)
     cfg = TrainConfig(epochs=epochs, lr=1.5e-4, weight_decay=0.05, betas=(0.9, 0.95), compile=mode)
     history = fit(model, pretraining_step, loader, cfg, device, progress=False)
     seconds = statistics.median(history["epoch_s"].iloc[1:])
-    return batch * steps / seconds, float(history["loss"].iloc[0])
+    memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return batch * steps / seconds, float(history["loss"].iloc[0]), memory
 
 
 def count_syncs(fn, device: torch.device):
@@ -137,7 +144,7 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}; bf16 autocast: {cuda}; "
           f"{steps} steps per epoch, median of {epochs - 1} epochs after a warm-up one")
     header = (f"{'config':6s} {'mode':12s} {'batch':>6s} {'images/s':>10s} {'GFLOP/img':>10s} {'TFLOP/s':>8s} "
-              f"{'MFU':>6s} {'loss@1':>7s} {'orig MAE':>9s} {'compiled':>9s} {'target':>8s}")
+              f"{'MFU':>6s} {'peak GiB':>8s} {'loss@1':>7s} {'orig MAE':>9s} {'compiled':>9s} {'target':>8s}")
     print(header)
     rates = {}
     for key in (CONFIGS if args.config == "all" else [args.config]):
@@ -145,19 +152,20 @@ def main() -> None:
         batch = args.batch or (c["batch"] if cuda else 32)
         gflop = flops_per_image(c) / 1e9
         for mode in modes:
-            ips, loss = step_rate(c, device, batch, steps, epochs, MODES[mode])
+            ips, loss, memory = step_rate(c, device, batch, steps, epochs, MODES[mode])
             rates[key, mode] = ips
             tflops = ips * gflop / 1e3
             pk = peak(device)
             mfu = f"{100 * tflops * 1e12 / pk:5.1f}%" if pk else "n/a"
-            print(f"{key:6s} {mode:12s} {batch:6d} {ips:10.1f} {gflop:10.2f} {tflops:8.2f} {mfu:>6s} {loss:7.4f} "
+            mem = f"{memory:8.2f}" if memory is not None else f"{'n/a':>8s}"
+            print(f"{key:6s} {mode:12s} {batch:6d} {ips:10.1f} {gflop:10.2f} {tflops:8.2f} {mfu:>6s} {mem} {loss:7.4f} "
                   f"{c['reference']:9,d} {c['compiled_reference']:9,d} {c['target']:8,d}", flush=True)
     print("orig MAE / compiled: the original MAE code on one H200 (fp16 + GradScaler, eager), and the same "
           "model with bf16 + torch.compile + fused AdamW")
     if args.epoch:
         limit = args.epoch_limit if args.epoch_limit is not None else (None if cuda else 512)
         seconds, n, batch, syncs = real_epoch(device, limit)
-        synthetic, _ = step_rate(CONFIGS["tiny"], device, batch, max(n // batch, 1), 3, False)
+        synthetic, _, _ = step_rate(CONFIGS["tiny"], device, batch, max(n // batch, 1), 3, False)
         print(f"end-to-end pretraining epoch (eager, batch {batch}) on {n:,} staged images: {seconds:.2f} s, "
               f"{n / seconds:,.0f} images/s; the step alone on synthetic data: {synthetic:,.0f} images/s "
               f"(end-to-end / step = {n / seconds / synthetic:.2f}); 100,000 images: about "
