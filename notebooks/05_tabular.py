@@ -163,7 +163,8 @@ viz.glue_figure("fig_sweep", fig)
 #
 # ```{glue:figure} fig_sweep
 # :name: fig-tab-sweep
-# MSE on hidden cells against the missing rate (error bars: standard deviation over seeds).
+# MSE on hidden cells against the missing rate (error bars: standard deviation over seeds; faint dots:
+# single runs).
 # ```
 #
 # ## What this run says

@@ -99,7 +99,8 @@ glue("r_hi", round(100 * float(hi["mask_ratio"])), display=False)
 # %% [markdown]
 # ```{glue:figure} fig_ratio
 # :name: fig-ratio
-# Loss on hidden patches against the mask ratio (mean and standard deviation over seeds).
+# Loss on hidden patches against the mask ratio (mean and standard deviation over seeds; faint dots:
+# single seeds).
 # ```
 #
 # With {glue:text}`r_lo`% hidden the loss on the hidden patches is {glue:text}`loss_lo:.3f`; with

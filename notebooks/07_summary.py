@@ -102,7 +102,8 @@ viz.glue_figure("fig_sweep", fig)
 # %% [markdown]
 # ```{glue:figure} fig_sweep
 # :name: fig-sweep
-# The downstream metric against the pretraining mask ratio, per modality ({glue:text}`n_sweep` runs).
+# The downstream metric against the pretraining mask ratio, per modality ({glue:text}`n_sweep` runs;
+# mean and standard deviation over seeds, faint dots: single runs).
 # ```
 #
 # A mask hides a whole number of tokens, `L - max(1, int(L * (1 - ratio)))` of `L`: with few tokens,
