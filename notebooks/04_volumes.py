@@ -103,14 +103,14 @@ seed_everything(p.seed)
 ckpt = runs.run_dir("volumes", p)
 mae = volumes.make_mae(p, roi)
 pre_hist = volumes.pretrain(mae, train_ds, p, dev, p.seed, ckpt)
-runs, hists = {}, {}
+models, hists = {}, {}
 for run, pretrained in [("MAE init", True), ("scratch", False)]:
     seed_everything(p.seed)
     model = volumes.make_unetr(p, roi, n_out)
     if pretrained:
         copied = volumes.transfer(mae, model)
     hists[run] = volumes.train_unetr(model, train_ds, val_ds, roi, n_out, p, dev, p.seed, run, ckpt)
-    runs[run] = model
+    models[run] = model
 glue("n_copied", len(copied), display=False)
 glue("pre_first", float(pre_hist["loss"].iloc[0]), display=False)
 glue("pre_last", float(pre_hist["loss"].iloc[-1]), display=False)
@@ -146,7 +146,7 @@ glue("table4", table.style.format("{:.4f}"), display=False)
 
 # %% tags=["remove-input"]
 image, truth = val_ds.case(0)
-preds = {run: volumes.predict_volume(m, image, roi, dev) for run, m in runs.items()}
+preds = {run: volumes.predict_volume(m, image, roi, dev) for run, m in models.items()}
 z = int(truth.sum((0, 1)).argmax())  # the slice with the most foreground
 fig, axes = plt.subplots(1, 4, figsize=(10, 3))
 panels = [(image[0, :, :, z], "image", "gray"), (truth[:, :, z], "truth", "viridis"),
