@@ -93,10 +93,22 @@ def main(argv=None) -> int:
             if not args.name:
                 ap.error("data fetch needs a dataset name")
             print(registry.fetch(args.name))
-    except (ValueError, KeyError, registry.DataMissingError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (runs.ChapterFailed, registry.DataError, FloatingPointError, runs.NoCheckpointError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line (a KeyError's quotes dropped)."""
+    text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    return " ".join(str(text).split())
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from .heads import LinearProbe, ViTClassifier, cls_features
 from .mae import MaskedAutoencoder
 from .metrics import accuracy
 from .tokens import Patches2d
+from .files import save_torch_atomic
 from .train import TrainConfig, checkpoint_file, fit, param_groups
 
 MEAN, STD = tinyimagenet.MEAN, tinyimagenet.STD
@@ -50,17 +51,61 @@ def load_data(p) -> dict:
         data = {"train": (xtr, ytr), "val": (xva, yva), "names": [f"grating {i}" for i in range(p.n_classes)]}
     else:
         data = tinyimagenet.load(p.n_classes, p.data_dir, limit=p.limit)
-    if p.img_size != 64:
-        for split in ("train", "val"):
-            x, y = data[split]
-            x = F.interpolate(x.float(), size=p.img_size, mode="bilinear", antialias=True, align_corners=False)
-            data[split] = (x.round().clamp(0, 255).to(torch.uint8), y)
+    for split in ("train", "val"):
+        x, y = data[split]
+        data[split] = (resize(x, p.img_size), y)
     return data
+
+
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images (N, 3, H, W) -> (N, 3, size, size), bilinear with antialiasing; unchanged at that size."""
+    if x.shape[-2:] == (size, size):
+        return x
+    x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)
 
 
 def make_mae(p) -> MaskedAutoencoder:
     return MaskedAutoencoder(Patches2d(p.img_size, p.patch_size), p.dim, p.depth, p.heads, p.decoder_dim,
                              p.decoder_depth, norm_target=p.norm_target)
+
+
+def save_mae(mae: MaskedAutoencoder, p, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+    """The trained MAE with what rebuilds it (config, image and patch size, mask ratio), written
+    atomically; ``dtype=torch.float16`` halves the file (the compact copy a book ships)."""
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in mae.state_dict().items()}
+    save_torch_atomic({"config": mae.config, "img_size": mae.tokenizer.img_size,
+                       "patch_size": mae.tokenizer.patch_size, "mask_ratio": float(p.mask_ratio), "profile": p.profile,
+                       "state_dict": state}, path)
+    return Path(path)
+
+
+def load_mae(path: str | Path) -> tuple[MaskedAutoencoder, dict]:
+    """The MAE saved by :func:`save_mae`, in float32 and eval mode on the CPU, and the saved facts
+    (img_size, patch_size, mask_ratio, profile). Only tensors and plain data are read (``weights_only``):
+    a file that holds anything else is refused, so a downloaded checkpoint cannot run code."""
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable image-MAE checkpoint ({str(e).splitlines()[0][:160]})") from None
+    if not isinstance(state, dict) or not {"config", "img_size", "patch_size", "state_dict"} <= set(state):
+        raise ValueError(f"{path} is not an image-MAE checkpoint written by maelib (config, img_size, patch_size, "
+                         "state_dict)")
+    c = state["config"]
+    mae = MaskedAutoencoder(Patches2d(state["img_size"], state["patch_size"]), c["dim"], c["depth"], c["heads"],
+                            c["decoder_dim"], c["decoder_depth"], c["decoder_heads"], c["mlp_ratio"], c["norm_target"])
+    mae.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+    return mae.eval(), {k: v for k, v in state.items() if k not in ("config", "state_dict")}
+
+
+def load_pretrained(mae: MaskedAutoencoder, path: str | Path) -> list[str]:
+    """Copy the weights of an image-MAE checkpoint of the same widths into ``mae``, except the fixed
+    positions (remade for ``mae``'s image size); returns the names of ``mae``'s tensors not found."""
+    other, _ = load_mae(path)
+    state = {k: v for k, v in other.state_dict().items() if "pos" not in k}
+    return mae.load_state_dict(state, strict=False).missing_keys
 
 
 def _augment(scale):
@@ -145,7 +190,7 @@ def reconstructions(mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, 
     per-image loss on hidden patches."""
     mae.eval()
     dev = next(mae.parameters()).device
-    xn = normalize(x.to(dev), MEAN, STD)
+    xn = normalize(resize(x, mae.tokenizer.img_size).to(dev), MEAN, STD)
     g = torch.Generator(device=dev).manual_seed(seed)
     tokens = mae.tokenizer.tokenize(xn)
     from .masking import random_masking

@@ -99,8 +99,11 @@ SPECS: dict[str, dict[str, Spec]] = {
     },
 }
 
+NO_CHECKPOINTS = {k: v for k, v in COMMON.items() if k != "checkpoint_dir"}  # chapters of short trainings
+
 SPECS["series"] = {
-    **COMMON,
+    **NO_CHECKPOINTS,
+    "dataset": Spec(str, choices=("ETTh1", "ETTh2", "ETTm1", "ETTm2")),
     "lag": Spec(int, 1),
     "horizon": Spec(int, 1),
     "split": Spec(list, 0, 1, open_low=True, open_high=True),
@@ -118,7 +121,7 @@ SPECS["series"] = {
 }
 
 SPECS["tabular"] = {
-    **COMMON,
+    **NO_CHECKPOINTS,
     "missing_rate": RATIO,
     "missing_rates": Spec(list, 0, 1, open_low=True, open_high=True),
     "mask_ratio": RATIO,
@@ -174,8 +177,10 @@ SPECS["volumes"] = {
     "limit": Spec(int, 4),
 }
 
+NO_TRAINING = {k: v for k, v in NO_CHECKPOINTS.items() if k != "batch_size"}
+
 SPECS["masking"] = {
-    **COMMON,
+    **NO_TRAINING,
     "mae_checkpoint": Spec(str),
     "live": Spec(bool),
     "n_images": Spec(int, 1, 16),
@@ -183,11 +188,9 @@ SPECS["masking"] = {
     "n_seeds": Spec(int, 1, 10),
 }
 
-SPECS["summary"] = {**COMMON, "records_dir": Spec(str)}
+SPECS["summary"] = {"profile": COMMON["profile"], "records_dir": Spec(str)}
 
-ETTH1_ROWS = 17_420
-
-_SERIES_QUICK = dict(lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
+_SERIES_QUICK = dict(dataset="ETTh1", lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
                      epochs=6, pretrain_epochs=6, seeds=1, dim=32, depth=2, heads=2, hidden=32, patch_size=4,
                      batch_size=128, lr=2e-3)
 
@@ -283,12 +286,22 @@ def resolve(chapter: str, profile: str = "auto", **overrides) -> SimpleNamespace
     params = dict(PROFILES[chapter][profile])
     params.update({k: v for k, v in overrides.items() if v is not None})
     params["profile"] = profile
-    params.setdefault("seed", 0)
-    params.setdefault("device", "auto")
+    for name, default in (("seed", 0), ("device", "auto")):
+        if name in SPECS[chapter]:
+            params.setdefault(name, default)
     validate(chapter, params)
     values = {k: None for k in SPECS[chapter]}
     values.update({k: SPECS[chapter][k].check(k, v) for k, v in params.items()})
     return SimpleNamespace(**values)
+
+
+def resolve_namespace(chapter: str, namespace: dict) -> SimpleNamespace:
+    """:func:`resolve` with every parameter the chapter declares taken from ``namespace`` (a notebook's
+    ``globals()`` after its parameters cell): no declared name can be left out of the call."""
+    if chapter not in SPECS:
+        raise KeyError(f"unknown chapter {chapter!r}; known: {', '.join(sorted(SPECS))}")
+    given = {k: namespace.get(k) for k in SPECS[chapter]}
+    return resolve(chapter, given.pop("profile") or "auto", **given)
 
 
 def validate(chapter: str, params: dict) -> None:
@@ -320,9 +333,12 @@ def _series_cross(p: dict) -> None:
     if split is not None:
         if len(split) != 3 or abs(sum(split) - 1) > 1e-6:
             raise ValueError(f"split must be three fractions (train, val, test) summing to 1, got {split}")
+        from .data.ett import ROWS
+
+        rows = ROWS[p.get("dataset") or "ETTh1"]
         for name, frac in zip(("train", "val", "test"), split):
-            if lag and int(frac * ETTH1_ROWS) < lag + horizon:
-                raise ValueError(f"split leaves the {name} part with {int(frac * ETTH1_ROWS)} rows, fewer than "
+            if lag and int(frac * rows) < lag + horizon:
+                raise ValueError(f"split leaves the {name} part with {int(frac * rows)} rows, fewer than "
                                  f"lag + horizon = {lag + horizon}: no window fits")
     if p.get("dim") and p.get("heads") and p["dim"] % p["heads"]:
         raise ValueError(f"dim ({p['dim']}) must be a multiple of heads ({p['heads']})")

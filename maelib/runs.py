@@ -20,10 +20,12 @@ import os
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from . import profiles
 from .data.registry import cache_dir
+from .files import claim_folder, clean_stale, create_exclusive, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -33,6 +35,19 @@ RECORDS = Path(os.environ.get("MAELIB_RECORDS") or ROOT / "results" / "runs")  #
 READS_REGISTRY = {"masking": {"images"}, "summary": None}
 RECORD_KEYS = ("chapter", "notebook", "parameters", "resolved", "profile", "seed", "device", "metrics", "wall_s",
                "finished", "git_commit", "stamp")
+PACKAGES = ("torch", "torchvision", "timm", "monai", "numpy", "pandas", "scikit-learn", "scipy", "matplotlib",
+            "seaborn", "papermill", "jupyter-book")
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter stopped before it finished (nothing was recorded); the message names the error and the
+    parameters it ran with."""
+
+    def __init__(self, chapter: str, ename: str, evalue: str, params: dict):
+        self.chapter, self.ename, self.evalue = chapter, ename, evalue
+        given = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
+        super().__init__(f"chapter {chapter!r} stopped with {ename}: {evalue.strip()} [parameters: {given}]; "
+                         "nothing was recorded")
 
 
 def code_hash() -> str:
@@ -41,6 +56,20 @@ def code_hash() -> str:
     for f in sorted((ROOT / "maelib").rglob("*.py")):
         h.update(f.read_bytes())
     return h.hexdigest()
+
+
+def environment() -> dict:
+    """The Python and package versions a run used (for the record and the book's reproduce page)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 def run_dir(chapter: str, p) -> Path:
@@ -52,6 +81,40 @@ def run_dir(chapter: str, p) -> Path:
     tag = hashlib.sha1(text.encode()).hexdigest()[:10]
     root = Path(p.checkpoint_dir) if getattr(p, "checkpoint_dir", None) else cache_dir() / "runs"
     return root / f"{chapter}-{p.profile}-{tag}"
+
+
+def checkpoint_dir(chapter: str, p) -> Path:
+    """:func:`run_dir`, created and locked for this process: a second run with the same parameters and
+    code waits for this one, then resumes from its checkpoints, instead of training in the same files."""
+    return claim_folder(run_dir(chapter, p))
+
+
+class NoCheckpointError(FileNotFoundError):
+    """No trained image MAE was found; the message says how to make one."""
+
+
+def image_mae_checkpoint(profile: str, path: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The image MAE the masking chapter shows, chosen deliberately, and how it was chosen:
+
+    1. ``path`` when given;
+    2. the image chapter's run at ``profile`` with its default parameters and this code;
+    3. else the newest image-chapter run at ``profile`` (other parameters or an earlier code version).
+    """
+    if path:
+        if not Path(path).is_file():
+            raise NoCheckpointError(f"mae_checkpoint {path} does not exist")
+        return Path(path), "the checkpoint given as mae_checkpoint"
+    exact = run_dir("images", profiles.resolve("images", profile)) / "mae_final.pt"
+    if exact.is_file():
+        return exact, f"the image chapter's run at the {profile} profile's default parameters"
+    root = cache_dir() / "runs"
+    found = sorted(root.glob(f"images-{profile}-*/mae_final.pt"), key=lambda f: f.stat().st_mtime)
+    if found:
+        return found[-1], (f"the newest image-chapter run at the {profile} profile (other parameters or an earlier "
+                           "version of the code than this book's)")
+    raise NoCheckpointError(
+        f"no image MAE trained at the {profile} profile under {root}. Make one with `python -m maelib run images "
+        f"--profile {profile}`, or pass the path of an mae_final.pt as mae_checkpoint.")
 
 
 def chapters() -> dict[str, Path]:
@@ -107,11 +170,13 @@ def _git_commit() -> str | None:
         return None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def read_record(path: Path) -> dict | None:
+    """A run record, or None (with a warning naming the file) when it is not readable JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        warnings.warn(f"run record {path} is damaged ({type(e).__name__}: {e}); it is ignored", stacklevel=2)
+        return None
 
 
 def notebook_engine() -> str:
@@ -164,43 +229,63 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     out_nb = out_dir / f"{src.stem}.ipynb"
     record = out_dir / f"{src.stem}.run.json"
     key = stamp(chapter, params)
-    last = json.loads(record.read_text()) if record.exists() else {}
+    for folder in (out_dir, records_dir):
+        if folder is not None:
+            clean_stale(folder)
+    last = (read_record(record) or {}) if record.exists() else {}
     if (engine == "papermill" and not force and out_nb.exists() and last.get("stamp") == key
             and last.get("engine", "papermill") == "papermill"):
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
     started = time.time()
-    if engine == "script":
-        from . import headless
-
-        values = {name: _parse(text) for name, text in headless.execute(src, params, ROOT).items()}
-    else:
-        values = _execute_notebook(src, params, out_nb, progress)
+    values = _execute(chapter, src, params, out_nb, progress, engine)
+    if "params" not in values:
+        raise ChapterFailed(chapter, "RuntimeError", "the chapter did not glue 'params' (its resolved parameters)",
+                            params)
     entry = {
-        "chapter": chapter, "notebook": src.name, "parameters": params, "resolved": vars(resolved),
+        "chapter": chapter, "notebook": src.name, "parameters": params, "resolved": values["params"],
         "profile": resolved.profile,
-        "seed": resolved.seed, "device": values.get("device"), "metrics": values.get("results", {}),
+        "seed": getattr(resolved, "seed", None), "device": values.get("device"), "metrics": values.get("results", {}),
         "wall_s": round(time.time() - started, 1), "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "git_commit": _git_commit(), "stamp": key, "engine": engine,
+        "git_commit": _git_commit(), "stamp": key, "engine": engine, "code": code_hash(),
+        "data": values.get("data_source"), "environment": environment(),
     }
     text = json.dumps(entry, indent=2, default=str)
     registered = None
     if records_dir is not None:
         stamp_time = entry["finished"][:19].replace(":", "").replace("-", "")
-        registered = Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json"
-        _write_atomic(registered, text)
+        registered = create_exclusive(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
     if engine == "papermill" or registered is None:
-        _write_atomic(record, text)
+        write_text_atomic(record, text)
     return out_nb if engine == "papermill" else registered or record
+
+
+def _execute(chapter: str, src: Path, params: dict, out_nb: Path, progress: bool, engine: str) -> dict:
+    """The chapter's glued values after running it with ``engine``; a run that stops raises
+    :class:`ChapterFailed` (or KeyboardInterrupt, when it was interrupted)."""
+    try:
+        if engine == "script":
+            from . import headless
+
+            return {name: _parse(text) for name, text in headless.execute(src, params, ROOT).items()}
+        return _execute_notebook(src, params, out_nb, progress)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        ename, evalue = getattr(e, "ename", None), getattr(e, "evalue", None)
+        if ename is None:
+            ename, evalue = type(e).__name__, str(e)
+        if ename == "KeyboardInterrupt":
+            raise KeyboardInterrupt from None
+        raise ChapterFailed(chapter, ename, evalue, params) from e
 
 
 def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]:
     """Finished runs from the registry, oldest first; only files with every key of the schema."""
     out = []
     for f in sorted(Path(root).glob("*.json")):
-        try:
-            entry = json.loads(f.read_text())
-        except json.JSONDecodeError:
+        entry = read_record(f)
+        if entry is None:
             continue
         if all(k in entry for k in RECORD_KEYS) and (chapter is None or entry["chapter"] == chapter):
             out.append(entry)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import dist_rank_world
+from .files import save_torch_atomic
 
 
 def pick_device(device: str | None = "auto") -> torch.device:
@@ -100,13 +103,6 @@ def param_groups(model: nn.Module, weight_decay: float, layer_of: Callable[[str]
     return list(groups.values())
 
 
-def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 class _Step(nn.Module):
     """``step(model, batch)`` as a module, so that DistributedDataParallel sees every parameter use in
     its forward, whatever model methods the step calls."""
@@ -144,12 +140,27 @@ def _epoch_batches(loader, epoch: int):
     return loader
 
 
+def load_checkpoint(path: str | Path, device="cpu") -> dict | None:
+    """A checkpoint's contents (tensors and plain data only: ``weights_only``), or None when the file is
+    unreadable (cut short by a kill, say): then it is set aside as ``<name>.unreadable`` with a warning
+    naming it, so that the run starts over instead of failing on it again and again."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
+        aside = path.with_name(path.name + ".unreadable")
+        os.replace(path, aside)
+        warnings.warn(f"checkpoint {path} is unreadable ({str(e).splitlines()[0][:120]}); set aside as {aside.name}, "
+                      "training starts over", stacklevel=2)
+        return None
+
+
 def _resume(ckpt: Path | None, fingerprint: dict, model: nn.Module, opt, device) -> tuple[list[dict], int]:
     """(history, next epoch) from ``ckpt`` if it was written under the same fingerprint, else ([], 0)."""
     if ckpt is None or not ckpt.exists():
         return [], 0
-    state = torch.load(ckpt, map_location=device, weights_only=False)
-    if state.get("fingerprint") != fingerprint:
+    state = load_checkpoint(ckpt, device)
+    if state is None or state.get("fingerprint") != fingerprint:
         return [], 0
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
@@ -223,7 +234,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
             mean_loss, lr, seconds = _train_epoch(runner, model, opt, _epoch_batches(loader, epoch), schedule,
                                                   epoch * steps_per_epoch, compiled, cfg.grad_clip, device)
             if not math.isfinite(mean_loss):
-                raise FloatingPointError(f"{cfg.desc}: loss became {mean_loss} during epoch {epoch + 1}")
+                raise FloatingPointError(f"{cfg.desc}: loss became {mean_loss} during epoch {epoch + 1} at a peak "
+                                         f"learning rate of {cfg.lr:g}")
             row = {"epoch": epoch + 1, "loss": _mean_over_ranks(mean_loss, device), "lr": lr, "epoch_s": seconds}
             if evaluate is not None:
                 model.eval()
@@ -234,7 +246,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
                             refresh=False)
             bar.update(1)
             if ckpt and main_rank:
-                _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                save_torch_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                               "history": history, "fingerprint": fingerprint}, ckpt)
     model.eval()
     return pd.DataFrame(history)

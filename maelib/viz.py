@@ -115,3 +115,14 @@ def mean_std_lines(ax, frame: pd.DataFrame, x: str, y: str, by: str | None = Non
     ax.grid(alpha=0.3)
     if by is not None:
         ax.legend(fontsize=7, title=None)
+
+
+def provenance_note(source: dict | None) -> str:
+    """A warning box (MyST) when the data read is not the registry's file (its checksum differs), else ""."""
+    if not source or source.get("verified") is not False:
+        return ""
+    return (":::{admonition} Not the canonical data file\n:class: warning\n"
+            f"`{source['file']}` (sha256 `{source['sha256'][:16]}…`) is not the file this study's registry knows "
+            f"for {source['dataset']}: it passed the format checks, but its numbers are not results on the "
+            "published dataset. Fetch the canonical file with `python -m maelib data fetch "
+            f"{source['dataset']}`.\n:::")

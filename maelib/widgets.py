@@ -10,48 +10,20 @@ import base64
 import html
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .data.registry import cache_dir
-from .images import reconstructions
+from .images import reconstructions, resize
 from .mae import MaskedAutoencoder
-from .tokens import Patches2d
 
 PANELS = ("original", "masked", "reconstruction", "pasted")
 
 
-class NoCheckpointError(FileNotFoundError):
-    """No trained image MAE was found; the message says how to make one."""
-
-
-def find_checkpoint(root: Path | None = None) -> Path:
-    """The newest ``mae_final.pt`` written by the image chapter under the maelib cache."""
-    root = Path(root) if root else cache_dir() / "runs"
-    found = sorted(root.glob("images-*/mae_final.pt"), key=lambda f: f.stat().st_mtime)
-    if not found:
-        raise NoCheckpointError(
-            f"no trained image MAE under {root}. Make one with `python -m maelib run images` (about 5 minutes "
-            f"on a CPU at the quick profile) or `python -m maelib run images --profile smoke` (seconds), "
-            f"or pass the path of an mae_final.pt.")
-    return found[-1]
-
-
-def load_mae(path: str | Path) -> MaskedAutoencoder:
-    """Rebuild the MAE saved by the image chapter (config + weights), in eval mode on the CPU."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    c = state["config"]
-    mae = MaskedAutoencoder(Patches2d(state["img_size"], state["patch_size"]), c["dim"], c["depth"], c["heads"],
-                            c["decoder_dim"], c["decoder_depth"], c["decoder_heads"], c["mlp_ratio"], c["norm_target"])
-    mae.load_state_dict(state["state_dict"])
-    return mae.eval()
-
-
 def update(mae: MaskedAutoencoder, image: torch.Tensor, mask_ratio: float, seed: int) -> dict:
-    """One explorer frame: uint8 image (3, H, W) -> the four panels (H, W, 3) in [0, 1] and the loss."""
+    """One explorer frame: uint8 image (3, H, W) -> the four panels (S, S, 3) in [0, 1] and the loss, at
+    the MAE's image size S (the image is resized to it)."""
     rec = reconstructions(mae, image[None], mask_ratio, seed)
     return {**{k: rec[k][0] for k in PANELS}, "loss": float(rec["loss"][0])}
 
@@ -85,7 +57,7 @@ def explorer(mae: MaskedAutoencoder, images: torch.Tensor, names: list[str] | No
     """The live explorer: sliders for mask ratio and seed, an image choice and an upload of one's own."""
     import ipywidgets as W
 
-    pool = [img for img in images]
+    pool = list(resize(images, mae.tokenizer.img_size))
     labels = list(names or [f"validation image {i}" for i in range(len(pool))])
     ratio = W.FloatSlider(value=0.75, min=0.05, max=0.95, step=0.05, description="mask ratio", continuous_update=False)
     seed = W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False)

@@ -23,19 +23,32 @@
 # Rerun it with another mask ratio: `python -m maelib run images -p mask_ratio 0.5`.
 
 # %% tags=["parameters"]
+# Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
 profile = "auto"  # smoke, quick or full; auto picks full on a GPU and quick on a CPU
 data_dir = None  # folder holding tinyimagenet/ (default: $MAELIB_DATA, then the cache)
-n_classes = None  # 20 (the staged subset) up to 200
-img_size = None
-patch_size = None
-mask_ratio = None
-pretrain_epochs = None
-finetune_epochs = None
-probe_epochs = None
-batch_size = None
 seed = 0
 device = "auto"
+checkpoint_dir = None  # where checkpoints go (default: the maelib cache)
 synthetic = False  # True uses an offline stand-in (coloured gratings) instead of TinyImageNet
+n_classes = None  # 20 (the staged subset) up to 200
+limit = None  # at most this many training (and validation) images
+img_size = None
+patch_size = None
+dim = None  # the ViT: width, blocks, heads
+depth = None
+heads = None
+decoder_dim = None  # the MAE's decoder: width and blocks
+decoder_depth = None
+mask_ratio = None  # the fraction of patches hidden in pretraining
+norm_target = None  # predict each patch normalised by its own mean and variance
+pretrain_epochs = None
+pretrain_lr = None  # base learning rate, scaled by batch_size / 256
+batch_size = None
+finetune_epochs = None
+finetune_lr = None
+layer_decay = None  # layer-wise learning-rate decay when fine-tuning the MAE encoder
+drop_path = None
+probe_epochs = None
 
 # %% tags=["remove-cell"]
 import time
@@ -49,15 +62,14 @@ from maelib import images, profiles, runs, viz
 from maelib.heads import encoder_like
 from maelib.train import pick_device, seed_everything
 
-p = profiles.resolve("images", profile, data_dir=data_dir, n_classes=n_classes, img_size=img_size,
-                     patch_size=patch_size, mask_ratio=mask_ratio, pretrain_epochs=pretrain_epochs,
-                     finetune_epochs=finetune_epochs, probe_epochs=probe_epochs, batch_size=batch_size,
-                     seed=seed, device=device, synthetic=synthetic)
+p = profiles.resolve_namespace("images", globals())
+glue("params", vars(p), display=False)
 dev = pick_device(p.device)
 seed_everything(p.seed)
 started = time.time()
-ckpt = runs.run_dir("images", p)
+ckpt = runs.checkpoint_dir("images", p)
 data = images.load_data(p)
+glue("data_source", data.get("source"), display=False)
 n_train, n_val = len(data["train"][1]), len(data["val"][1])
 glue("profile", p.profile, display=False)
 glue("device", str(dev), display=False)
@@ -76,6 +88,8 @@ if p.synthetic:
 else:
     display(Markdown(f"This run: profile **{p.profile}** on **{dev}**, TinyImageNet, {p.n_classes} classes "
                      f"({n_train:,} training and {n_val:,} validation images)."))
+    if viz.provenance_note(data["source"]):
+        display(Markdown(viz.provenance_note(data["source"])))
 
 # %% [markdown]
 # ## Pretraining
@@ -89,8 +103,7 @@ else:
 seed_everything(p.seed)
 mae = images.make_mae(p)
 pre_hist = images.pretrain(mae, data, p, dev, ckpt)
-torch.save({"config": mae.config, "img_size": p.img_size, "patch_size": p.patch_size, "mask_ratio": p.mask_ratio,
-            "state_dict": mae.state_dict()}, ckpt / "mae_final.pt")
+images.save_mae(mae, p, ckpt / "mae_final.pt")
 fig = viz.curves({"training batches": pre_hist, "validation (fixed masks)": pre_hist.assign(loss=pre_hist["val_loss"])},
                  ("loss",), ("hidden-patch reconstruction loss",))
 viz.glue_figure("fig_pretrain", fig)

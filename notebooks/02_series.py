@@ -27,16 +27,26 @@
 # Rerun it with another setting: `python -m maelib run series -p horizon 96`.
 
 # %% tags=["parameters"]
+# Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
 profile = "auto"  # smoke, quick or full; auto picks full on a GPU and quick on a CPU
 data_dir = None
-lag = None  # past hours a model sees
-horizon = None  # hours ahead to forecast (1 as in the paper, 96 for the long-horizon setting)
+dataset = None  # ETTh1 (the paper's), ETTh2, ETTm1 or ETTm2
+lag = None  # past steps a model sees
+horizon = None  # steps ahead to forecast (1 as in the paper, 96 for the long-horizon setting)
 split = None  # chronological train, validation, test fractions
 mask_ratios = None  # input-masking ratios of the paper's "MAE" rows
 mask_ratio = None  # mask ratio of the MAE-recipe pretraining
 epochs = None
+pretrain_epochs = None
+batch_size = None
+lr = None
+dim = None  # the transformers: width, blocks, heads, patch length of the MAE recipe
+depth = None
+heads = None
+patch_size = None
+hidden = None  # the recurrent nets' hidden size
 seeds = None  # how many seeds per neural model
-seed = 0
+seed = 0  # the first of them
 device = "auto"
 
 # %% tags=["remove-cell"]
@@ -44,18 +54,19 @@ import time
 
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 from maelib import profiles, series, viz
 from maelib.data import ett
 from maelib.train import pick_device
 
-p = profiles.resolve("series", profile, data_dir=data_dir, lag=lag, horizon=horizon, split=split,
-                     mask_ratios=mask_ratios, mask_ratio=mask_ratio, epochs=epochs, seeds=seeds, seed=seed,
-                     device=device)
+p = profiles.resolve_namespace("series", globals())
+glue("params", vars(p), display=False)
 dev = pick_device(p.device)
 started = time.time()
-data = ett.load(p.lag, p.horizon, p.data_dir, fractions=tuple(p.split))
+data = ett.load(p.lag, p.horizon, p.data_dir, fractions=tuple(p.split), dataset=p.dataset)
+glue("data_source", data["source"], display=False)
 sc = data["scaler"]
 n_tr, n_va, n_te = data["sizes"]
 for key, value in {"n_rows": sum(data["sizes"]), "n_tr": n_tr, "n_va": n_va, "n_te": n_te, "lag": p.lag,
@@ -63,6 +74,10 @@ for key, value in {"n_rows": sum(data["sizes"]), "n_tr": n_tr, "n_va": n_va, "n_
                    "ot_low": sc.low, "ot_high": sc.high, "ot_range": sc.high - sc.low,
                    "test_start": str(data["dates"]["test"][0].date()), "test_end": str(data["dates"]["test"][-1].date())}.items():
     glue(key, value, display=False)
+
+# %% tags=["remove-input"]
+if viz.provenance_note(data["source"]):
+    display(Markdown(viz.provenance_note(data["source"])))
 
 # %% [markdown]
 # ## Data and protocol

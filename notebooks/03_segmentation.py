@@ -22,16 +22,31 @@
 # Rerun it with another setting: `python -m maelib run segmentation -p mask_ratio 0.5`.
 
 # %% tags=["parameters"]
+# Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
 profile = "auto"  # smoke, quick or full; auto picks full on a GPU and quick on a CPU
 data_dir = None
-dataset = "auto"  # auto takes ADE20K when its full set is present, else CamVid
-img_size = None
-mask_ratio = None
-pretrain_epochs = None
-epochs = None
-mae_checkpoint = None  # an MAE checkpoint of the same shape to start from, instead of pretraining here
+dataset = None  # auto takes ADE20K when its full set is present, else CamVid
+limit = None  # at most this many images per split
 seed = 0
 device = "auto"
+checkpoint_dir = None  # where checkpoints go (default: the maelib cache)
+img_size = None
+patch_size = None
+dim = None  # the ViT: width, blocks, heads
+depth = None
+heads = None
+decoder_dim = None  # the MAE's decoder: width and blocks
+decoder_depth = None
+mask_ratio = None
+norm_target = None
+pretrain_epochs = None
+pretrain_lr = None
+mae_checkpoint = None  # an image-MAE checkpoint of the same widths to start from, instead of pretraining here
+width = None  # UPerNet's channels
+epochs = None
+batch_size = None
+lr = None
+layer_decay = None
 
 # %% tags=["remove-cell"]
 import time
@@ -47,9 +62,8 @@ from maelib.heads import encoder_like
 from maelib.data import DataMissingError, seg2d
 from maelib.train import pick_device, seed_everything
 
-p = profiles.resolve("segmentation", profile, data_dir=data_dir, dataset=dataset, img_size=img_size,
-                     mask_ratio=mask_ratio, pretrain_epochs=pretrain_epochs, epochs=epochs,
-                     mae_checkpoint=mae_checkpoint, seed=seed, device=device)
+p = profiles.resolve_namespace("segmentation", globals())
+glue("params", vars(p), display=False)
 dev = pick_device(p.device)
 started = time.time()
 name = p.dataset
@@ -62,7 +76,8 @@ if name == "auto":
 data = (seg2d.load_ade20k if name == "ade20k" else seg2d.load_camvid)(p.img_size, p.data_dir, p.limit)
 classes = data["classes"]
 n_classes = len(classes)
-ckpt = runs.run_dir("segmentation", p)
+glue("data_source", data.get("source"), display=False)
+ckpt = runs.checkpoint_dir("segmentation", p)
 label = {"camvid": "CamVid (11 classes, driving scenes)", "ade20k": "ADE20K (150 classes)"}[name]
 for key, value in {"dataset": label, "n_train": len(data["train"][0]), "n_val": len(data["val"][0]),
                    "img_size": p.img_size, "n_classes": n_classes, "blocks": ", ".join(map(str, segmentation.pyramid_blocks(p.depth))),
@@ -70,6 +85,8 @@ for key, value in {"dataset": label, "n_train": len(data["train"][0]), "n_val": 
     glue(key, value, display=False)
 
 # %% tags=["remove-input"]
+if viz.provenance_note(data.get("source")):
+    display(Markdown(viz.provenance_note(data.get("source"))))
 if name != "ade20k":
     display(Markdown(":::{admonition} Not the paper's dataset\n:class: warning\nThis run segments **CamVid**, a "
                      "real stand-in used where ADE20K is absent (`python -m maelib data fetch ade20k` gets it). Its "
@@ -89,10 +106,7 @@ if name != "ade20k":
 seed_everything(p.seed)
 mae = images.make_mae(p)
 if p.mae_checkpoint:
-    state = torch.load(p.mae_checkpoint, map_location="cpu", weights_only=False)
-    state = state.get("state_dict", state)
-    state = {k: v for k, v in state.items() if "pos" not in k}  # positions are recomputed for this image size
-    missing = mae.load_state_dict(state, strict=False)
+    missing = images.load_pretrained(mae, p.mae_checkpoint)  # positions are remade for this image size
     pre_hist = None
 else:
     pre_hist = images.pretrain(mae, {"train": (data["train"][0],), "val": (data["val"][0],)}, p, dev, ckpt)

@@ -25,15 +25,28 @@
 # Rerun it with another setting: `python -m maelib run volumes -p mask_ratio 0.5`.
 
 # %% tags=["parameters"]
+# Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
 profile = "auto"  # smoke, quick or full; auto picks full on a GPU and quick on a CPU
 data_dir = None
-dataset = "auto"  # auto takes BTCV when present (it needs a registration), else MSD Hippocampus
-mask_ratio = None
-pretrain_epochs = None
-epochs = None
+dataset = None  # auto takes BTCV when present (it needs a registration), else MSD Hippocampus
 limit = None  # how many labelled volumes to use in all
+roi = None  # the training crop (three multiples of 16)
 seed = 0
 device = "auto"
+checkpoint_dir = None  # where checkpoints go (default: the maelib cache)
+hidden_size = None  # UNETR's ViT: width, MLP width, heads (12 blocks, 16-voxel patches)
+mlp_dim = None
+heads = None
+decoder_dim = None  # the MAE's decoder: width, blocks, heads
+decoder_depth = None
+decoder_heads = None
+mask_ratio = None
+pretrain_epochs = None
+pretrain_lr = None
+feature_size = None  # UNETR's convolutional decoder width
+epochs = None
+batch_size = None
+lr = None
 
 # %% tags=["remove-cell"]
 import time
@@ -49,8 +62,8 @@ from maelib.data import DataMissingError
 from maelib.data import volumes as vdata
 from maelib.train import pick_device, seed_everything
 
-p = profiles.resolve("volumes", profile, data_dir=data_dir, dataset=dataset, mask_ratio=mask_ratio,
-                     pretrain_epochs=pretrain_epochs, epochs=epochs, limit=limit, seed=seed, device=device)
+p = profiles.resolve_namespace("volumes", globals())
+glue("params", vars(p), display=False)
 dev = pick_device(p.device)
 started = time.time()
 roi = tuple(p.roi)
@@ -65,6 +78,8 @@ if name in ("auto", "btcv"):
         name = "hippocampus"
 if name == "hippocampus":
     files = vdata.split(vdata.hippocampus_files(p.data_dir), 0.2, p.seed, p.limit)
+source = vdata.hippocampus_source(p.data_dir) if name == "hippocampus" else {"dataset": "btcv"}
+glue("data_source", source, display=False)
 labels = vdata.BTCV_ORGANS if name == "btcv" else vdata.HIPPOCAMPUS_LABELS
 n_out = len(labels) + 1
 seed_everything(p.seed)
@@ -80,6 +95,8 @@ for key, value in {"dataset": label, "n_train": len(files["train"]), "n_val": le
     glue(key, value, display=False)
 
 # %% tags=["remove-input"]
+if viz.provenance_note(source):
+    display(Markdown(viz.provenance_note(source)))
 if name != "btcv":
     display(Markdown(":::{admonition} Not the paper's dataset\n:class: warning\nThis run segments the hippocampus "
                      "in **MSD Task04 MRI crops**, a real 3D stand-in used where BTCV is absent (BTCV needs a "
@@ -100,7 +117,7 @@ if name != "btcv":
 
 # %% tags=["remove-input"]
 seed_everything(p.seed)
-ckpt = runs.run_dir("volumes", p)
+ckpt = runs.checkpoint_dir("volumes", p)
 mae = volumes.make_mae(p, roi)
 pre_hist = volumes.pretrain(mae, train_ds, p, dev, p.seed, ckpt)
 models, hists = {}, {}

@@ -23,15 +23,23 @@
 # Rerun it with another setting: `python -m maelib run tabular -p missing_rate 0.5`.
 
 # %% tags=["parameters"]
+# Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
 profile = "auto"  # smoke, quick or full; auto picks full on a GPU and quick on a CPU
 data_dir = None
+columns = None  # a subset of the 14 columns, or None for all
+rows = None  # a random subset of that many rows, or None for all
 missing_rate = None  # the fraction of cells hidden (the paper: 0.2)
 missing_rates = None  # the sweep over missing rates (full profile: 0.1, 0.2, 0.5)
 mask_ratio = None  # the fraction of observed cells re-masked in training
-columns = None  # a subset of the 14 columns, or None for all
 epochs = None
-seeds = None
-seed = 0
+batch_size = None
+lr = None
+dim = None  # the MAE: width, blocks, heads
+depth = None
+heads = None
+hidden = None  # the feed-forward nets' hidden size
+seeds = None  # how many seeds
+seed = 0  # the first of them
 device = "auto"
 
 # %% tags=["remove-cell"]
@@ -39,22 +47,28 @@ import time
 
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 from maelib import profiles, tabular, viz
 from maelib.data import housing
 from maelib.train import pick_device
 
-p = profiles.resolve("tabular", profile, data_dir=data_dir, missing_rate=missing_rate, missing_rates=missing_rates,
-                     mask_ratio=mask_ratio, columns=columns, epochs=epochs, seeds=seeds, seed=seed, device=device)
+p = profiles.resolve_namespace("tabular", globals())
+glue("params", vars(p), display=False)
 dev = pick_device(p.device)
 started = time.time()
 rates = sorted(set(p.missing_rates) | {p.missing_rate})
 data = housing.load(seed=p.seed, columns=p.columns, data_dir=p.data_dir, rows=p.rows)
+glue("data_source", data["source"], display=False)
 for key, value in {"n_rows": data["n_rows"], "n_cols": len(data["columns"]), "n_train": len(data["train"]),
                    "n_test": len(data["test"]), "miss_pct": round(100 * p.missing_rate), "remask_pct": round(100 * p.mask_ratio),
                    "n_seeds": p.seeds, "profile": p.profile, "device": str(dev)}.items():
     glue(key, value, display=False)
+
+# %% tags=["remove-input"]
+if viz.provenance_note(data["source"]):
+    display(Markdown(viz.provenance_note(data["source"])))
 
 # %% [markdown]
 # ## Data and protocol

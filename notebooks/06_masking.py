@@ -21,10 +21,14 @@
 # computed when the book was built: it works offline, even from a file on disk.
 
 # %% tags=["parameters"]
+# Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
 profile = "auto"  # smoke, quick or full; auto picks full on a GPU and quick on a CPU
 data_dir = None
-mae_checkpoint = None  # an mae_final.pt; by default the newest one the image chapter wrote
+mae_checkpoint = None  # an mae_final.pt; by default the image chapter's run at this profile
 live = True  # show the ipywidgets explorer (the book's build turns it off: it has no kernel)
+n_images = None  # validation images in the book's control
+ratios = None  # mask ratios the book's control and the loss curve step through
+n_seeds = None  # masks drawn per ratio
 seed = 0
 device = "auto"
 
@@ -32,26 +36,30 @@ device = "auto"
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from IPython.display import HTML, display
 from myst_nb import glue
 
-from maelib import profiles, runs, viz, widgets
+from maelib import images, profiles, runs, viz, widgets
 from maelib.data import tinyimagenet
+from maelib.train import pick_device
 
-p = profiles.resolve("masking", profile, data_dir=data_dir, mae_checkpoint=mae_checkpoint, live=live, seed=seed,
-                     device=device)
-path = p.mae_checkpoint or widgets.find_checkpoint()
-mae = widgets.load_mae(path)
+p = profiles.resolve_namespace("masking", globals())
+glue("params", vars(p), display=False)
+path, chosen = runs.image_mae_checkpoint(p.profile, p.mae_checkpoint)
+mae, saved = images.load_mae(path)
+dev = pick_device(p.device)
+mae.to(dev)
+glue("device", str(dev), display=False)
 size = mae.tokenizer.img_size
-val_x, val_y = tinyimagenet.load(20, p.data_dir)["val"]
+val = tinyimagenet.load(20, p.data_dir)
+glue("data_source", val["source"], display=False)
+val_x = images.resize(val["val"][0], size)  # the checkpoint's image size, whatever it is
 pick = torch.linspace(0, len(val_x) - 1, p.n_images).long()
 imgs = val_x[pick]
-if imgs.shape[-1] != size:
-    imgs = F.interpolate(imgs.float(), size=size, mode="bilinear", antialias=True).round().clamp(0, 255).to(torch.uint8)
 seeds = list(range(p.seed, p.seed + p.n_seeds))
-state = torch.load(path, map_location="cpu", weights_only=False)
-glue("trained_ratio", round(100 * state["mask_ratio"]), display=False)
+glue("checkpoint_how", chosen, display=False)
+glue("checkpoint_profile", saved.get("profile", "unknown"), display=False)
+glue("trained_ratio", round(100 * saved["mask_ratio"]), display=False)
 glue("patch", mae.tokenizer.patch_size, display=False)
 glue("size", size, display=False)
 
@@ -63,13 +71,13 @@ glue("size", size, display=False)
 
 # %% tags=["remove-cell"]
 if p.live:
-    display(widgets.explorer(mae, val_x[pick]))
+    display(widgets.explorer(mae, imgs))
 
 # %% [markdown]
 # ## In the book: a control that needs no kernel
 #
-# The MAE was trained on {glue:text}`size`-pixel images in {glue:text}`patch`-pixel patches with
-# {glue:text}`trained_ratio`% of them hidden. Move the slider to hide more or fewer patches.
+# The model shown is {glue:text}`checkpoint_how`. It was trained on {glue:text}`size`-pixel images in
+# {glue:text}`patch`-pixel patches with {glue:text}`trained_ratio`% of them hidden. Move the slider to hide more or fewer patches.
 
 # %% tags=["remove-input"]
 frames = widgets.precompute(mae, imgs, p.ratios, seeds)
@@ -82,11 +90,11 @@ display(HTML(widgets.static_control(frames)))
 # hard the model finds the task it was trained on, and the tasks around it.
 
 # %% tags=["remove-input"]
-curve = widgets.loss_curve(mae, val_x[:: max(1, len(val_x) // 64)][:64] if size == val_x.shape[-1] else imgs, p.ratios, seeds)
+curve = widgets.loss_curve(mae, val_x[:: max(1, len(val_x) // 64)][:64], p.ratios, seeds)
 stats = curve.groupby("mask_ratio")["loss"].agg(["mean", "std"]).reset_index()
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 viz.mean_std_lines(ax, curve, "mask_ratio", "loss", xlabel="mask ratio", ylabel="loss on hidden patches")
-ax.axvline(state["mask_ratio"], color="grey", ls="--", label="training mask ratio")
+ax.axvline(saved["mask_ratio"], color="grey", ls="--", label="training mask ratio")
 ax.legend()
 fig.tight_layout()
 viz.glue_figure("fig_ratio", fig)
@@ -95,6 +103,9 @@ glue("loss_lo", float(lo["mean"]), display=False)
 glue("loss_hi", float(hi["mean"]), display=False)
 glue("r_lo", round(100 * float(lo["mask_ratio"])), display=False)
 glue("r_hi", round(100 * float(hi["mask_ratio"])), display=False)
+glue("results", {"checkpoint": str(path), "checkpoint_how": chosen, "checkpoint_profile": saved.get("profile"),
+                 "loss_by_ratio": {float(r): float(m) for r, m in zip(stats["mask_ratio"], stats["mean"])}},
+     display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_ratio

@@ -35,7 +35,8 @@ from myst_nb import glue
 
 from maelib import profiles, runs, summary, viz
 
-p = profiles.resolve("summary", profile, records_dir=records_dir)
+p = profiles.resolve_namespace("summary", globals())
+glue("params", vars(p), display=False)
 root = Path(p.records_dir) if p.records_dir else runs.RECORDS
 records = summary.load(root)
 table = summary.claims_table(records)

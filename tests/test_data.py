@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ def test_tinyimagenet_subset_loads(isolated_cache):
     xv, yv = d["val"]
     assert xv.shape[1:] == (3, 64, 64) and len(d["names"]) == 20
     assert d["classes"][0] == "n01443537" and d["names"][0] == "goldfish"
-    assert any(f.name.startswith("tinyimagenet_staged_20") for f in isolated_cache.iterdir())  # cached
+    assert any(re.fullmatch(r"tinyimagenet_staged_\w{10}_20_train.npz", f.name) for f in isolated_cache.iterdir())  # cached
 
 
 def test_greyscale_jpegs_become_rgb(isolated_cache):

@@ -64,7 +64,7 @@ def test_camvid_loader_gives_aligned_pairs(isolated_cache):
 
 def test_ade20k_loader_on_the_genuine_sample():
     data_folder("ade20k_sample")
-    d = seg2d.load_ade20k(64)
+    d = seg2d.load_ade20k(64, train_optional=True)
     x, y = d["val"]
     assert x.shape == (3, 3, 64, 64) and y.shape == (3, 64, 64)
     vals = set(y.unique().tolist())

@@ -15,8 +15,9 @@ def etth1():
 
 
 def test_loader_rows_and_split_sizes(etth1):
-    df = ett.load_frame()
+    df, source = ett.load_frame()
     assert len(df) == 17_420 and "OT" in df
+    assert source["verified"] and source["file"] == "ETTh1.csv"
     assert etth1["sizes"] == (12_194, 3_484, 1_742)
     for part, n in zip(ett.SPLITS, etth1["sizes"]):
         assert len(etth1["raw"][part]) == n
@@ -41,7 +42,7 @@ def test_scaler_is_fit_on_training_data_only(etth1, monkeypatch):
     # a series whose later parts hold the extremes: the scaler must not see them
     values = np.concatenate([np.linspace(0, 1, 70), np.full(20, 5.0), np.full(10, -3.0)])
     frame = pd.DataFrame({"date": pd.date_range("2020", periods=100, freq="h"), "OT": values})
-    monkeypatch.setattr(ett, "load_frame", lambda data_dir=None: frame)
+    monkeypatch.setattr(ett, "load_frame", lambda data_dir=None, dataset="ETTh1": (frame, {}))
     d = ett.load(lag=3, horizon=1)
     assert (d["scaler"].low, d["scaler"].high) == (0.0, 1.0)
     assert d["val"][0].max() == 5.0 and d["test"][0].min() == -3.0

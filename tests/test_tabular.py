@@ -9,7 +9,7 @@ from maelib.data import housing
 
 def test_preprocessing_rows_and_one_hot_columns():
     data_folder("california_housing")
-    frame = housing.preprocess(housing.load_frame())
+    frame = housing.preprocess(housing.load_frame()[0])
     assert frame.shape == (20_433, 14)
     assert list(frame.columns[-5:]) == [f"ocean_proximity={c}" for c in
                                         ["<1H OCEAN", "INLAND", "ISLAND", "NEAR BAY", "NEAR OCEAN"]]

@@ -56,7 +56,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit(interrupted, step, TensorLoader(data, 8, shuffle=True, seed=3), cfg, evaluate=crash_after_two,
             progress=False)
-    assert torch.load(tmp_path / "ck.pt", weights_only=False)["epoch"] == 1  # epochs 1 and 2 were saved
+    assert torch.load(tmp_path / "ck.pt", weights_only=True)["epoch"] == 1  # epochs 1 and 2 were saved
 
     resumed = model()
     seen = []

@@ -57,17 +57,71 @@ def test_static_control_has_one_frame_per_ratio_and_no_external_urls(mae, images
     assert 'max="2"' in html
 
 
-def test_checkpoint_round_trip_and_missing_checkpoint_message(mae, tmp_path):
-    path = tmp_path / "runs" / "images-x" / "mae_final.pt"
-    path.parent.mkdir(parents=True)
-    torch.save({"config": mae.config, "img_size": 32, "patch_size": 8, "mask_ratio": 0.75,
-                "state_dict": mae.state_dict()}, path)
-    assert widgets.find_checkpoint(tmp_path / "runs") == path
-    again = widgets.load_mae(path)
+def _save(mae, path, profile):
+    from types import SimpleNamespace
+
+    from maelib import images
+
+    return images.save_mae(mae, SimpleNamespace(mask_ratio=0.75, profile=profile), path)
+
+
+def test_checkpoint_round_trip_and_missing_checkpoint_message(mae, isolated_cache):
+    from maelib import images, runs
+
+    path = _save(mae, isolated_cache / "runs" / "images-smoke-x" / "mae_final.pt", "smoke")
+    assert runs.image_mae_checkpoint("smoke")[0] == path
+    again, saved = images.load_mae(path)
+    assert saved["img_size"] == 32 and saved["profile"] == "smoke"
     for a, b in zip(again.state_dict().values(), mae.state_dict().values()):
         assert torch.equal(a, b)
-    with pytest.raises(widgets.NoCheckpointError, match="python -m maelib run images"):
-        widgets.find_checkpoint(tmp_path / "empty")
+    with pytest.raises(runs.NoCheckpointError, match="python -m maelib run images --profile quick"):
+        runs.image_mae_checkpoint("quick")
+
+
+def test_the_checkpoint_is_the_profiles_not_the_newest(mae, isolated_cache):
+    """A newer checkpoint of another profile (another image size) is not picked; the exact run of the
+    profile's defaults wins over any other run of that profile."""
+    import os
+
+    from maelib import profiles, runs
+
+    smoke = _save(mae, isolated_cache / "runs" / "images-smoke-old" / "mae_final.pt", "smoke")
+    quick = _save(mae, isolated_cache / "runs" / "images-quick-new" / "mae_final.pt", "quick")
+    os.utime(smoke, (1, 1))
+    assert quick.stat().st_mtime > smoke.stat().st_mtime
+    path, how = runs.image_mae_checkpoint("smoke")
+    assert path == smoke and "newest image-chapter run at the smoke profile" in how
+    exact = _save(mae, runs.run_dir("images", profiles.resolve("images", "smoke")) / "mae_final.pt", "smoke")
+    os.utime(exact, (1, 1))
+    path, how = runs.image_mae_checkpoint("smoke")
+    assert path == exact and "default parameters" in how
+    assert runs.image_mae_checkpoint("smoke", smoke)[0] == smoke
+
+
+def test_explorer_works_with_images_of_another_size(mae, images):
+    """A 32-px MAE handed 64-px images (the crash of the masking chapter's live explorer)."""
+    big = torch.nn.functional.interpolate(images.float(), size=64).to(torch.uint8)
+    box = widgets.explorer(mae, big)
+    ratio = box.children[0].children[0]
+    first = box.children[2].value
+    ratio.value = 0.3
+    assert box.children[2].value != first
+    assert widgets.update(mae, big[0], 0.5, 0)["original"].shape == (32, 32, 3)
+
+
+def test_a_checkpoint_that_holds_code_is_refused(tmp_path):
+    """Checkpoints load with weights_only: a pickle that would construct an arbitrary object is refused."""
+    from maelib import images
+
+    path = tmp_path / "evil.pt"
+    torch.save({"config": Evil(), "img_size": 32, "patch_size": 8, "state_dict": {}}, path)
+    with pytest.raises(ValueError, match="not a readable image-MAE checkpoint"):
+        images.load_mae(path)
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this ran while loading a checkpoint",))
 
 
 def test_uploaded_image_is_cropped_square_and_resized():

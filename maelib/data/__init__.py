@@ -14,10 +14,10 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from .registry import DATASETS, DataMissingError, fetch, locate
+from .registry import DATASETS, DataCorruptError, DataError, DataMissingError, fetch, locate
 
-__all__ = ["DATASETS", "DataMissingError", "fetch", "locate", "TensorLoader", "random_resized_crop_flip",
-           "normalize"]
+__all__ = ["DATASETS", "DataError", "DataMissingError", "DataCorruptError", "fetch", "locate", "TensorLoader",
+           "random_resized_crop_flip", "normalize"]
 
 
 def dist_rank_world() -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""ETTh1 (hourly electricity-transformer data, 17,420 rows): the oil temperature OT as one series.
+"""ETT-small (electricity-transformer data; ETTh1 by default, 17,420 hourly rows): the oil temperature OT
+as one series. ETTh2 (hourly) and ETTm1, ETTm2 (every 15 minutes) load the same way.
 
 Chronological train/validation/test split (70/20/10 by default, never shuffled), a min-max scaler fit
 on the training part only, and windows of ``lag`` past values that predict the next ``horizon``
@@ -8,18 +9,63 @@ values. Windows are cut inside each part, so none crosses a split boundary.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .registry import locate
+from .registry import DataCorruptError, locate, provenance
 
 SPLITS = ("train", "val", "test")
+FILES = {"ETTh1": "ett", "ETTh2": "etth2", "ETTm1": "ettm1", "ETTm2": "ettm2"}  # file stem -> registry name
+ROWS = {"ETTh1": 17_420, "ETTh2": 17_420, "ETTm1": 69_680, "ETTm2": 69_680}
+COLUMNS = ["date", "HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
 
 
-def load_frame(data_dir=None, name: str = "ETTh1.csv") -> pd.DataFrame:
-    folder = locate("ett", (name,), data_dir)
-    return pd.read_csv(folder / name, parse_dates=["date"])
+def _step(dataset: str) -> pd.Timedelta:
+    return pd.Timedelta("15min" if dataset.startswith("ETTm") else "1h")
+
+
+def validate(df: pd.DataFrame, path: Path, step: pd.Timedelta) -> None:
+    """Every ETT column present, every value a finite number, dates one ``step`` apart without gaps;
+    else a :class:`DataCorruptError` naming the file, the column and the line (the header is line 1)."""
+    missing = [c for c in COLUMNS if c not in df]
+    if missing:
+        raise DataCorruptError(f"{path} lacks the column(s) {missing}; an ETT file has {COLUMNS}")
+    for col in COLUMNS[1:]:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = ~np.isfinite(values.to_numpy(float))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataCorruptError(f"{path}, column {col}, line {i + 2}: {df[col].iloc[i]!r} is not a finite number")
+    dates = pd.to_datetime(df["date"], errors="coerce")
+    if dates.isna().any():
+        i = int(np.argmax(dates.isna().to_numpy()))
+        raise DataCorruptError(f"{path}, column date, line {i + 2}: {df['date'].iloc[i]!r} is not a date")
+    gaps = np.flatnonzero(dates.diff().iloc[1:].to_numpy() != step.to_timedelta64()) + 1
+    if len(gaps):
+        i = int(gaps[0])
+        raise DataCorruptError(f"{path}, column date, line {i + 2}: {dates.iloc[i]} follows {dates.iloc[i - 1]}, "
+                               f"not {step} later (the series must be continuous)")
+
+
+def load_frame(data_dir=None, dataset: str = "ETTh1") -> tuple[pd.DataFrame, dict]:
+    """The checked file as a frame with parsed dates, and its provenance (see
+    :func:`maelib.data.registry.provenance`: a copy that is not the canonical file is used only if it is
+    a valid ETT series, and is marked unverified)."""
+    if dataset not in FILES:
+        raise ValueError(f"dataset must be one of {list(FILES)}, got {dataset!r}")
+    name = f"{dataset}.csv"
+    path = locate(FILES[dataset], (name,), data_dir) / name
+    source = provenance(FILES[dataset], path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataCorruptError(f"{path} is not a readable CSV file ({str(e).splitlines()[0]})") from None
+    validate(df, path, _step(dataset))
+    df = df.astype({c: float for c in COLUMNS[1:]})
+    df["date"] = pd.to_datetime(df["date"])
+    return df, source
 
 
 def split_sizes(n: int, fractions=(0.7, 0.2, 0.1)) -> tuple[int, int, int]:
@@ -64,15 +110,16 @@ def check_window(lag: int, horizon: int) -> None:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
 
 
-def load(lag: int = 48, horizon: int = 1, data_dir=None, fractions=(0.7, 0.2, 0.1), column: str = "OT") -> dict:
+def load(lag: int = 48, horizon: int = 1, data_dir=None, fractions=(0.7, 0.2, 0.1), column: str = "OT",
+         dataset: str = "ETTh1") -> dict:
     """Scaled windows per part and what is needed to undo the scaling.
 
     Returns ``dict(train=(X, Y), val=(X, Y), test=(X, Y), scaler=MinMax, raw={part: 1-D array},
-    dates={part: DatetimeIndex}, sizes=(n_train, n_val, n_test))`` with X (M, lag) and Y (M, horizon)
-    on the [0, 1] training scale (float32).
+    dates={part: DatetimeIndex}, sizes=(n_train, n_val, n_test), source=provenance)`` with X (M, lag)
+    and Y (M, horizon) on the [0, 1] training scale (float32).
     """
     check_window(lag, horizon)
-    df = load_frame(data_dir)
+    df, source = load_frame(data_dir, dataset)
     if column not in df:
         raise ValueError(f"column must be one of {list(df.columns[1:])}, got {column!r}")
     sizes = split_sizes(len(df), fractions)
@@ -80,7 +127,7 @@ def load(lag: int = 48, horizon: int = 1, data_dir=None, fractions=(0.7, 0.2, 0.
     values = df[column].to_numpy(float)
     parts = {s: values[bounds[i]:bounds[i + 1]] for i, s in enumerate(SPLITS)}
     scaler = MinMax.fit(parts["train"])
-    out = {"scaler": scaler, "raw": parts, "sizes": sizes,
+    out = {"scaler": scaler, "raw": parts, "sizes": sizes, "source": source,
            "dates": {s: pd.DatetimeIndex(df["date"].iloc[bounds[i]:bounds[i + 1]]) for i, s in enumerate(SPLITS)}}
     for s in SPLITS:
         x, y = windows(scaler.transform(parts[s]), lag, horizon)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .registry import locate
+from .registry import DataCorruptError, locate, provenance
 
 NUMERIC = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms", "population",
            "households", "median_income", "median_house_value"]
@@ -19,9 +19,26 @@ ONE_HOT = [f"ocean_proximity={c}" for c in CATEGORIES]
 COLUMNS = NUMERIC + ONE_HOT
 
 
-def load_frame(data_dir=None) -> pd.DataFrame:
-    folder = locate("housing", ("housing.csv",), data_dir)
-    return pd.read_csv(folder / "housing.csv")
+def load_frame(data_dir=None) -> tuple[pd.DataFrame, dict]:
+    """Géron's housing.csv, its columns checked, and its provenance (registry checksum)."""
+    path = locate("housing", ("housing.csv",), data_dir) / "housing.csv"
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataCorruptError(f"{path} is not a readable CSV file ({str(e).splitlines()[0]})") from None
+    missing = [c for c in NUMERIC + ["ocean_proximity"] if c not in df]
+    if missing:
+        raise DataCorruptError(f"{path} lacks the column(s) {missing}; the study reads {NUMERIC + ['ocean_proximity']}")
+    for col in NUMERIC:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna() | np.isinf(values)
+        if bad.any():
+            i = int(np.argmax(bad.to_numpy()))
+            raise DataCorruptError(f"{path}, column {col}, line {i + 2}: {df[col].iloc[i]!r} is not a finite number")
+    unknown = sorted(set(df["ocean_proximity"].dropna()) - set(CATEGORIES))
+    if unknown:
+        raise DataCorruptError(f"{path}, column ocean_proximity: unknown categories {unknown}; expected {CATEGORIES}")
+    return df, provenance("housing", path)
 
 
 def preprocess(df: pd.DataFrame) -> pd.DataFrame:
@@ -43,13 +60,15 @@ def select_columns(columns: list[str] | None) -> list[str]:
 
 def load(seed: int = 0, test_fraction: float = 0.2, columns: list[str] | None = None, data_dir=None,
          rows: int | None = None) -> dict:
-    """Scaled train/test matrices: ``dict(train=(N, F), test=(M, F), columns=[...], low=(F,), high=(F,))``.
+    """Scaled train/test matrices: ``dict(train=(N, F), test=(M, F), columns=[...], low=(F,), high=(F,),
+    n_rows, source=provenance)``.
 
     Values are in [0, 1] on the training rows (test rows may fall slightly outside). ``rows`` keeps a
     random subset of that many rows (for the smoke profile).
     """
     cols = select_columns(columns)
-    frame = preprocess(load_frame(data_dir))[cols]
+    raw, source = load_frame(data_dir)
+    frame = preprocess(raw)[cols]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(frame))[:rows]
     n_test = int(round(len(order) * test_fraction))
@@ -57,7 +76,7 @@ def load(seed: int = 0, test_fraction: float = 0.2, columns: list[str] | None = 
     low, high = train.min(0), train.max(0)
     span = np.where(high > low, high - low, 1.0)
     return {"train": ((train - low) / span).astype(np.float32), "test": ((test - low) / span).astype(np.float32),
-            "columns": cols, "low": low, "high": high, "n_rows": len(frame)}
+            "columns": cols, "low": low, "high": high, "n_rows": len(frame), "source": source}
 
 
 def hide(x: np.ndarray, missing_rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

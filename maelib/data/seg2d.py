@@ -11,6 +11,7 @@ void / "other" pixels. Images are resized bilinearly and labels by nearest neigh
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -20,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .registry import cache_dir, locate
+from ..files import atomic_path
+from .registry import DataMissingError, cache_dir, locate, provenance, search_paths
 
 IGNORE = 255
 CAMVID_CLASSES = ["sky", "building", "pole", "road", "pavement", "tree", "sign/symbol", "fence", "car",
@@ -54,11 +56,15 @@ def _camvid_pairs(folder: Path, split: str):
 
 
 def load_camvid(size: int = 128, data_dir=None, limit: int | None = None) -> dict:
-    """``dict(train=(x, y), val=(x, y), test=(x, y), classes=[...])``; void -> IGNORE. Cached per size."""
+    """``dict(train=(x, y), val=(x, y), test=(x, y), classes=[...], source=provenance)``; void -> IGNORE.
+    Cached per size and source."""
     folder = locate("camvid", ("camvid_half.tar.gz", "camvid"), data_dir)
-    cache = cache_dir() / f"camvid_{size}.pt"
+    src = folder / "camvid_half.tar.gz" if (folder / "camvid_half.tar.gz").exists() else folder / "camvid"
+    st = src.stat()
+    key = hashlib.sha1(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
+    cache = cache_dir() / f"camvid_{key}_{size}.pt"
     if cache.exists():
-        out = torch.load(cache)
+        out = torch.load(cache, weights_only=True)
     else:
         out = {"classes": CAMVID_CLASSES}
         for split in ("train", "val", "test"):
@@ -66,12 +72,11 @@ def load_camvid(size: int = 128, data_dir=None, limit: int | None = None) -> dic
             x, y = _resize(list(imgs), list(labs), size)
             y[y >= len(CAMVID_CLASSES)] = IGNORE
             out[split] = (x, y)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(out, cache.with_suffix(".tmp"))
-        cache.with_suffix(".tmp").replace(cache)
+        with atomic_path(cache) as tmp:
+            torch.save(out, tmp)
     if limit:
         out = {k: (v[0][:limit], v[1][:limit]) if isinstance(v, tuple) else v for k, v in out.items()}
-    return out
+    return {**out, "source": provenance("camvid", src)}
 
 
 def ade20k_classes(folder: Path) -> list[str]:
@@ -82,12 +87,17 @@ def ade20k_classes(folder: Path) -> list[str]:
     return [line.rsplit(",", 1)[-1].split(";")[0].strip('"') for line in lines]
 
 
-def load_ade20k(size: int = 256, data_dir=None, limit: int | None = None) -> dict:
-    """ADE20K as ``dict(train=..., val=..., classes=[150 names])``; the 3-pair sample gives val only."""
+def load_ade20k(size: int = 256, data_dir=None, limit: int | None = None, train_optional: bool = False) -> dict:
+    """ADE20K as ``dict(train=..., val=..., classes=[150 names])``. Without the full set, a clear error;
+    with ``train_optional`` the 3-pair validation sample is read instead (val only, for loader tests)."""
     try:
         folder = locate("ade20k", ("ADEChallengeData2016",), data_dir) / "ADEChallengeData2016"
         splits = {"train": "training", "val": "validation"}
-    except FileNotFoundError:
+    except DataMissingError as e:
+        if not train_optional:
+            sample = [p for p in search_paths("ade20k_sample", data_dir) if (p / "images").exists()]
+            held = f" ({sample[0]} holds only the 3-pair validation sample, which cannot train a model)" if sample else ""
+            raise DataMissingError(f"ADE20K's training images are missing{held}.\n{e}") from None
         folder = locate("ade20k_sample", ("images",), data_dir)
         splits = {"val": ""}
     out = {"classes": ade20k_classes(folder if (folder / "objectInfo150.csv").exists() else folder.parent)}

@@ -10,15 +10,18 @@ About 1.5% of the JPEGs are greyscale; every image is converted to RGB.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .registry import cache_dir, locate
+from ..files import atomic_path
+from .registry import DataCorruptError, cache_dir, locate, provenance
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -34,12 +37,21 @@ def pick_classes(wnids: list[str], n_classes: int) -> list[str]:
     return sorted(wnids)[:: len(wnids) // n_classes][:n_classes]
 
 
+STAGED = "tin_subset20.tar.gz"
+
+
 def _members_from_tars(folder: Path, split: str):
     """Yield (path inside archive, bytes) of the staged subset's ``split`` ("train" or "val")."""
-    with tarfile.open(folder / "tin_subset20.tar.gz", "r:gz") as tar:
-        for m in tar:
-            if m.isfile() and f"/{split}/" in m.name:
-                yield m.name, tar.extractfile(m).read()
+    archive = folder / STAGED
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for m in tar:
+                if m.isfile() and f"/{split}/" in m.name:
+                    yield m.name, tar.extractfile(m).read()
+    except (EOFError, tarfile.TarError, zlib.error, OSError) as e:
+        raise DataCorruptError(
+            f"{archive} is damaged ({type(e).__name__}: {e}); copy {STAGED} into {folder} again from the staged "
+            "data, or use the full download (python -m maelib data fetch tinyimagenet)") from None
 
 
 def _members_from_folder(root: Path, split: str):
@@ -68,7 +80,10 @@ def _read(folder: Path, split: str, wanted: list[str]):
             if wnid in index:
                 pairs.append((by_name[fname], index[wnid]))
     pairs.sort()
-    x = np.stack([_decode(members[p]) for p, _ in pairs]) if pairs else np.zeros((0, 64, 64, 3), np.uint8)
+    try:
+        x = np.stack([_decode(members[p]) for p, _ in pairs]) if pairs else np.zeros((0, 64, 64, 3), np.uint8)
+    except OSError as e:  # PIL: a truncated or broken JPEG
+        raise DataCorruptError(f"an image of {folder} cannot be decoded ({e}); restage the dataset") from None
     return x, np.array([y for _, y in pairs], dtype=np.int64)
 
 
@@ -93,8 +108,10 @@ def load(n_classes: int = 20, data_dir=None, limit: int | None = None):
         raise ValueError(f"n_classes={n_classes} but {folder} holds training images for {have} classes only; "
                          f"use n_classes <= {have} or fetch all 200 (python -m maelib data fetch tinyimagenet)")
     wanted = pick_classes(pool, n_classes)
-    out = {"classes": wanted, "names": _names(folder, wanted)}
-    tag = "canonical" if (folder / "tiny-imagenet-200").exists() else "staged"
+    canonical = (folder / "tiny-imagenet-200").exists()
+    source = provenance("tinyimagenet", folder / ("tiny-imagenet-200" if canonical else STAGED))
+    out = {"classes": wanted, "names": _names(folder, wanted), "source": source}
+    tag = f"{'canonical' if canonical else 'staged'}_{source_key(folder, canonical)}"
     for split in ("train", "val"):
         cache = cache_dir() / f"tinyimagenet_{tag}_{n_classes}_{split}.npz"
         if cache.exists():
@@ -102,14 +119,21 @@ def load(n_classes: int = 20, data_dir=None, limit: int | None = None):
             x, y = z["x"], z["y"]
         else:
             x, y = _read(folder, split, wanted)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npz")
-            np.savez(tmp, x=x, y=y)
-            tmp.replace(cache)
+            with atomic_path(cache) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, x=x, y=y)
         if limit is not None:
             x, y = balanced_prefix(x, y, limit)
         out[split] = (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y))
     return out
+
+
+def source_key(folder: Path, canonical: bool) -> str:
+    """A short key of the images' source (its path, size and modification time): decoded arrays cached
+    under it are not reused once the archive or the folder changes."""
+    src = folder / ("tiny-imagenet-200" if canonical else STAGED)
+    st = src.stat()
+    return hashlib.sha1(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
 
 
 def balanced_prefix(x: np.ndarray, y: np.ndarray, limit: int):

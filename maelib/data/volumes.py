@@ -11,37 +11,53 @@
 from __future__ import annotations
 
 import json
+import lzma
 import tarfile
 from pathlib import Path
 
 import numpy as np
 
-from .registry import cache_dir, locate
+from ..files import atomic_path
+from .registry import DataCorruptError, cache_dir, locate, provenance
 
 BTCV_ORGANS = ["spleen", "right kidney", "left kidney", "gallbladder", "esophagus", "liver", "stomach", "aorta",
                "inferior vena cava", "portal and splenic veins", "pancreas", "right adrenal gland",
                "left adrenal gland"]
 HIPPOCAMPUS_LABELS = ["anterior", "posterior"]
+ARCHIVE = "hippocampus_msd_task04_train260_nii.tar.xz"
 
 
 def hippocampus_files(data_dir=None) -> list[dict]:
     """[{"image": path, "label": path}, ...] for the 260 labelled cases, sorted by case id."""
-    folder = locate("hippocampus", ("hippocampus_msd_task04_train260_nii.tar.xz", "Task04_Hippocampus"), data_dir)
+    folder = locate("hippocampus", (ARCHIVE, "Task04_Hippocampus"), data_dir)
     if (folder / "Task04_Hippocampus").exists():
         root, images, labels = folder / "Task04_Hippocampus", "imagesTr", "labelsTr"
     else:
         root, images, labels = cache_dir() / "hippocampus", "images", "labels"
         if not (root / "labels").exists():
-            tmp = root.with_name("hippocampus.tmp")
-            with tarfile.open(folder / "hippocampus_msd_task04_train260_nii.tar.xz", "r:xz") as tar:
-                tar.extractall(tmp, filter="data")
-            tmp.replace(root)
+            archive = folder / ARCHIVE
+            try:
+                with atomic_path(root) as tmp, tarfile.open(archive, "r:xz") as tar:
+                    tar.extractall(tmp, filter="data")
+            except (EOFError, tarfile.TarError, lzma.LZMAError) as e:
+                raise DataCorruptError(f"{archive} is damaged ({type(e).__name__}: {e}); copy it again from the "
+                                       "staged data or fetch the dataset (python -m maelib data fetch hippocampus)") from None
+            except OSError:  # another process unpacked it first
+                if not (root / "labels").exists():
+                    raise
     pairs = []
     for img in sorted((root / images).glob("hippocampus_*.nii*")):
         lab = root / labels / img.name
         if lab.exists():
             pairs.append({"image": str(img), "label": str(lab)})
     return pairs
+
+
+def hippocampus_source(data_dir=None) -> dict:
+    """The provenance of the Hippocampus files read (the staged archive's checksum, or the folder)."""
+    folder = locate("hippocampus", (ARCHIVE, "Task04_Hippocampus"), data_dir)
+    path = folder / "Task04_Hippocampus" if (folder / "Task04_Hippocampus").exists() else folder / ARCHIVE
+    return provenance("hippocampus", path)
 
 
 def btcv_files(root: str | Path) -> dict[str, list[dict]]:

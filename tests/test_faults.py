@@ -1,0 +1,305 @@
+"""Faults a user meets: parameters that must reach the computation, damaged files, concurrent runs,
+bad data, no network, an interrupted run. Each fault gets a clear message and leaves nothing behind
+that blocks the next run."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT, data_folder
+from maelib import files, headless, profiles, runs
+from maelib.data import DataCorruptError, DataMissingError, ett, housing, registry, seg2d, tinyimagenet
+
+PARAMETERS = re.compile(r'^# %% tags=\["parameters"\]\n(.*?)(?=^# %%)', re.M | re.S)
+
+
+def declared(chapter: str) -> list[str]:
+    cell = PARAMETERS.search(runs.notebook_of(chapter).read_text()).group(1)
+    return re.findall(r"^(\w+) = ", cell, re.M)
+
+
+@pytest.mark.parametrize("chapter", sorted(profiles.SPECS))
+def test_every_declared_parameter_reaches_resolve(chapter, monkeypatch):
+    """The parameters cell declares exactly the chapter's parameters, and each value injected for them
+    (as papermill does) is what ``profiles.resolve`` receives."""
+    names = declared(chapter)
+    assert sorted(names) == sorted(profiles.SPECS[chapter]), "parameters cell and profiles.SPECS differ"
+    seen = {}
+
+    class Reached(Exception):
+        pass
+
+    def spy(ch, profile="auto", **kw):
+        seen.update(kw, profile=profile)
+        raise Reached
+
+    monkeypatch.setattr(profiles, "resolve", spy)
+    injected = {name: f"<{name}>" for name in names}
+    with pytest.raises(Reached):
+        headless.execute(runs.notebook_of(chapter), injected, ROOT)
+    assert seen == injected
+
+
+def tabular_run(tmp_path, **params):
+    data_folder("california_housing")
+    return json.loads(runs.run_chapter("tabular", {"profile": "smoke", **params}, out_dir=tmp_path,
+                                       records_dir=None, engine="script", progress=False).read_text())
+
+
+def test_a_changed_parameter_changes_what_the_chapter_computes(tmp_path, isolated_cache):
+    base = tabular_run(tmp_path / "a")
+    other = tabular_run(tmp_path / "b", lr=1e-4)
+    assert base["resolved"]["lr"] == profiles.PROFILES["tabular"]["smoke"]["lr"] and other["resolved"]["lr"] == 1e-4
+    key = "MAE (re-masked observed cells)"
+    assert base["metrics"]["mse"][key] != other["metrics"]["mse"][key]
+
+
+def cli(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "maelib", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, **kw)
+
+
+def test_a_diverging_run_stops_with_one_line_and_records_nothing(tmp_path):
+    data_folder("california_housing")
+    env = {"MAELIB_RECORDS": str(tmp_path / "records"), "MAELIB_CACHE": str(tmp_path / "cache")}
+    done = cli("run", "tabular", "--profile", "smoke", "--engine", "script", "-p", "lr", "1e3", env=env, timeout=300)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "loss became nan" in errors[0] and "lr=1000.0" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert not list((tmp_path / "records").glob("*.json"))
+
+
+def test_a_truncated_checkpoint_is_set_aside_and_training_starts_over(tmp_path):
+    from maelib.data import TensorLoader
+    from maelib.train import TrainConfig, fit
+
+    ck = tmp_path / "ck.pt"
+    ck.write_bytes(b"PK\x03\x04 cut short")
+    x = torch.randn(32, 4)
+    model = torch.nn.Linear(4, 1)
+    with pytest.warns(UserWarning, match=re.escape(str(ck)) + r" is unreadable .* set aside"):
+        h = fit(model, lambda m, b: m(b[0]).pow(2).mean(), TensorLoader((x,), 8),
+                TrainConfig(epochs=2, checkpoint=str(ck)), progress=False)
+    assert list(h["epoch"]) == [1, 2]
+    assert (tmp_path / "ck.pt.unreadable").read_bytes() == b"PK\x03\x04 cut short"
+    assert torch.load(ck, weights_only=True)["epoch"] == 1  # a good checkpoint replaced it
+
+
+def test_a_write_that_dies_leaves_the_old_file(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from maelib import images
+    from maelib.mae import MaskedAutoencoder
+    from maelib.tokens import Patches2d
+
+    mae = MaskedAutoencoder(Patches2d(16, 8), 8, 1, 2, 8, 1)
+    path = images.save_mae(mae, SimpleNamespace(mask_ratio=0.75, profile="smoke"), tmp_path / "mae_final.pt")
+    before = path.read_bytes()
+
+    def dies(obj, f, *a, **k):
+        open(f, "wb").write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies)
+    with pytest.raises(KeyboardInterrupt):
+        images.save_mae(mae, SimpleNamespace(mask_ratio=0.5, profile="smoke"), path)
+    assert path.read_bytes() == before and [f.name for f in tmp_path.iterdir()] == ["mae_final.pt"]
+
+
+def test_two_writers_of_one_file_do_not_collide(tmp_path):
+    errors = []
+
+    def write(i):
+        try:
+            for _ in range(50):
+                files.write_text_atomic(tmp_path / "same.json", str(i) * 1000)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set((tmp_path / "same.json").read_text())) == 1
+    assert [f.name for f in tmp_path.iterdir()] == ["same.json"]
+
+
+def test_records_of_the_same_second_keep_both(tmp_path):
+    a = files.create_exclusive(tmp_path / "tabular-1-abc.json", "one")
+    b = files.create_exclusive(tmp_path / "tabular-1-abc.json", "two")
+    assert a != b and a.read_text() == "one" and b.read_text() == "two"
+
+
+HOLDER = """
+import sys, time
+from maelib import files
+files.claim_folder(sys.argv[1])
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_second_identical_run_waits_for_the_first(tmp_path):
+    folder = tmp_path / "images-quick-abc"
+    folder.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), "3"], stdout=subprocess.PIPE, text=True,
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert holder.stdout.readline().strip() == "held"
+    (folder / ".pretrain.pt.999999-dead.tmp").write_text("left by a killed run")
+    said = []
+    began = time.time()
+    files.claim_folder(folder, say=said.append)
+    waited = time.time() - began
+    holder.wait()
+    files.release_folder(folder)
+    assert said and "waiting" in said[0] and waited > 1.0
+    assert not list(folder.glob("*.tmp"))  # stale temporary files are gone once the folder is ours
+
+
+def test_stale_temporary_files_of_dead_writers_are_cleaned(tmp_path):
+    dead = tmp_path / ".x.json.999999-abcd.tmp"
+    mine = files.temporary_name(tmp_path / "y.json")
+    dead.write_text("")
+    mine.write_text("")
+    assert files.clean_stale(tmp_path) == [dead] and mine.exists()
+
+
+def test_a_damaged_earlier_record_is_named_and_passed_over(tmp_path):
+    (tmp_path / "07_summary.run.json").write_text('{"chapter": "summary", "stamp":')
+    reg = tmp_path / "registry"
+    reg.mkdir()
+    (reg / "broken.json").write_text("{")
+    with pytest.warns(UserWarning, match=r"07_summary.run.json is damaged"):
+        out = runs.run_chapter("summary", {"profile": "smoke", "records_dir": str(reg)}, out_dir=tmp_path,
+                               records_dir=None, engine="script", progress=False)
+    assert json.loads(out.read_text())["chapter"] == "summary"
+    with pytest.warns(UserWarning, match=r"broken.json is damaged"):
+        assert runs.load_records(root=reg) == []
+
+
+# ---- data
+
+
+def ett_copy(tmp_path, edit) -> registry.Path:
+    data_folder("ETT")
+    src = (registry.Path(os.environ["MAELIB_DATA"]) / "ETT" / "ETTh1.csv").read_text().splitlines(keepends=True)
+    folder = tmp_path / "ETT"
+    folder.mkdir(parents=True)
+    (folder / "ETTh1.csv").write_text("".join(edit(src)))
+    return tmp_path
+
+
+def test_etth1_cut_mid_line_names_file_column_and_line(tmp_path):
+    root = ett_copy(tmp_path, lambda lines: lines[:-1] + [lines[-1][:25]])
+    with pytest.raises(DataCorruptError, match=r"ETTh1.csv, column \w+, line 17421: nan is not a finite number"):
+        ett.load(24, 1, root)
+
+
+def test_a_non_numeric_value_names_file_column_and_line(tmp_path):
+    def edit(lines):
+        lines[100] = lines[100].replace(",", ",abc,", 1).replace(",abc,", ",", 1)
+        lines[100] = lines[100].rsplit(",", 1)[0] + ",warm\n"
+        return lines
+
+    root = ett_copy(tmp_path, edit)
+    with pytest.raises(DataCorruptError, match=r"ETTh1.csv, column OT, line 101: 'warm' is not a finite number"):
+        ett.load(24, 1, root)
+
+
+def test_a_shortened_copy_is_marked_unverified(tmp_path):
+    root = ett_copy(tmp_path, lambda lines: lines[:-4000])
+    data = ett.load(24, 1, root)
+    assert data["source"]["verified"] is False and sum(data["sizes"]) == 17_420 - 4000
+    from maelib import viz
+
+    assert "Not the canonical data file" in viz.provenance_note(data["source"])
+    root = ett_copy(tmp_path / "gap", lambda lines: lines[:5000] + lines[5100:])
+    with pytest.raises(DataCorruptError, match=r"line 5001: .* follows .*not 0 days 01:00:00 later"):
+        ett.load(24, 1, root)
+
+
+def test_housing_without_a_column_names_file_and_column(tmp_path):
+    data_folder("california_housing")
+    frame = pd.read_csv(registry.Path(os.environ["MAELIB_DATA"]) / "california_housing" / "housing.csv")
+    (tmp_path / "california_housing").mkdir()
+    frame.drop(columns=["total_bedrooms", "ocean_proximity"]).to_csv(tmp_path / "california_housing" / "housing.csv")
+    with pytest.raises(DataCorruptError, match=r"housing.csv lacks the column\(s\) \['total_bedrooms', 'ocean_proximity'\]"):
+        housing.load(data_dir=tmp_path)
+
+
+def test_a_truncated_tinyimagenet_archive_is_named(tmp_path, isolated_cache):
+    src = data_folder("tinyimagenet")
+    folder = tmp_path / "tinyimagenet"
+    folder.mkdir()
+    for name in ("subset20_wnids.txt", "words200.txt"):
+        (folder / name).write_bytes((src / name).read_bytes())
+    (folder / "tin_subset20.tar.gz").write_bytes((src / "tin_subset20.tar.gz").read_bytes()[:3_000_000])
+    with pytest.raises(DataCorruptError, match=r"tin_subset20.tar.gz is damaged .*copy tin_subset20.tar.gz"):
+        tinyimagenet.load(20, tmp_path)
+
+
+def test_the_image_cache_is_keyed_on_its_source(tmp_path, isolated_cache):
+    src = data_folder("tinyimagenet")
+    folder = tmp_path / "tinyimagenet"
+    folder.mkdir()
+    for name in ("subset20_wnids.txt", "words200.txt", "tin_subset20.tar.gz"):
+        (folder / name).write_bytes((src / name).read_bytes())
+    before = tinyimagenet.source_key(folder, canonical=False)
+    os.utime(folder / "tin_subset20.tar.gz", (1, 1))  # a restaged archive
+    assert tinyimagenet.source_key(folder, canonical=False) != before
+
+
+def test_ade20k_with_only_the_sample_says_what_is_missing(tmp_path, monkeypatch):
+    data_folder("ade20k_sample")
+    monkeypatch.setenv("MAELIB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataMissingError, match=r"ADE20K's training images are missing .*holds only the 3-pair"):
+        seg2d.load_ade20k(64)
+
+
+def test_fetch_without_network_is_one_clear_line(tmp_path, monkeypatch):
+    import pooch
+    import requests
+
+    def offline(*a, **k):
+        raise requests.exceptions.ConnectionError("Max retries exceeded with url (NameResolutionError)")
+
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    monkeypatch.setenv("MAELIB_CACHE", str(tmp_path))
+    with pytest.raises(DataMissingError) as e:
+        registry.fetch("ett")
+    text = str(e.value)
+    assert "could not download ett from raw.githubusercontent.com (ConnectionError)" in text
+    assert str(tmp_path / "ETT" / "ETTh1.csv") in text and "\n" not in text
+
+
+def test_cli_turns_missing_data_into_one_error_line(tmp_path):
+    env = {"MAELIB_DATA": str(tmp_path / "none"), "MAELIB_CACHE": str(tmp_path / "cache"),
+           "MAELIB_RECORDS": str(tmp_path / "records")}
+    done = cli("run", "series", "--profile", "smoke", "--engine", "script", env=env, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: chapter 'series' stopped with DataMissingError: dataset 'ett' not found")
+
+
+def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path):
+    data_folder("ETT")
+    env = {**os.environ, "MAELIB_CACHE": str(tmp_path / "cache"), "MAELIB_RECORDS": str(tmp_path / "records")}
+    proc = subprocess.Popen([sys.executable, "-m", "maelib", "run", "series", "--profile", "quick", "--engine",
+                             "script", "--no-book"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(12)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    assert not (tmp_path / "records").exists() or not list((tmp_path / "records").glob("*.json"))
