@@ -189,6 +189,7 @@ SPECS["masking"] = {
 }
 
 SPECS["summary"] = {"profile": COMMON["profile"], "records_dir": Spec(str)}
+SPECS["reproduce"] = {"profile": COMMON["profile"], "executed_dir": Spec(str)}
 
 _SERIES_QUICK = dict(dataset="ETTh1", lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
                      epochs=6, pretrain_epochs=6, seeds=1, dim=32, depth=2, heads=2, hidden=32, patch_size=4,
@@ -265,6 +266,7 @@ PROFILES["masking"] = {
 
 
 PROFILES["summary"] = {name: {"records_dir": None} for name in PROFILE_NAMES}
+PROFILES["reproduce"] = {name: {"executed_dir": None} for name in PROFILE_NAMES}
 
 
 def default_profile() -> str:
