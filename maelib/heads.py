@@ -10,28 +10,36 @@ from torch import nn
 from .mae import MaskedAutoencoder, ViTEncoder
 
 
-def encoder_like(mae: MaskedAutoencoder, drop_path: float = 0.0, pretrained: bool = True) -> ViTEncoder:
-    """A ViT encoder of the MAE encoder's shape; with ``pretrained`` its weights are copied exactly."""
+def encoder_like(mae: MaskedAutoencoder, drop_path: float = 0.0, pretrained: bool = True,
+                 learn_positions: bool = False) -> ViTEncoder:
+    """A ViT encoder of the MAE encoder's shape; with ``pretrained`` its weights are copied exactly. With
+    ``learn_positions`` the (sin-cos initialised) position embedding is trained too, as the original MAE
+    fine-tunes it."""
     c = mae.config
     enc = ViTEncoder(copy.deepcopy(mae.tokenizer), c["dim"], c["depth"], c["heads"], c["mlp_ratio"], drop_path)
     if pretrained:
         enc.load_state_dict(mae.encoder.state_dict())
+    enc.pos_embed.requires_grad_(learn_positions or enc.pos_embed.requires_grad)
     return enc
 
 
 class ViTClassifier(nn.Module):
-    """Images (N, C, H, W) -> logits (N, n_classes): mean of the patch features, LayerNorm, linear head."""
+    """Images (N, C, H, W) -> logits (N, n_classes): mean of the last block's patch features, LayerNorm
+    (``fc_norm``), linear head. As in the original MAE's global-pool classifier, the encoder's own final
+    LayerNorm is not applied (it stays in the state dict, unused)."""
 
     def __init__(self, encoder: ViTEncoder, n_classes: int):
         super().__init__()
         self.encoder = encoder
+        encoder.norm.requires_grad_(False)  # unused here
         self.fc_norm = nn.LayerNorm(encoder.dim, eps=1e-6)
         self.head = nn.Linear(encoder.dim, n_classes)
         nn.init.trunc_normal_(self.head.weight, std=2e-5)
         nn.init.zeros_(self.head.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc_norm(self.encoder(self.encoder.tokenizer.tokenize(x))[:, 1:].mean(dim=1))
+        tokens = self.encoder(self.encoder.tokenizer.tokenize(x), final_norm=False)
+        return self.fc_norm(tokens[:, 1:].mean(dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -19,7 +19,7 @@ from .mae import MaskedAutoencoder
 from .metrics import accuracy
 from .tokens import Patches2d
 from .files import save_torch_atomic
-from .train import TrainConfig, checkpoint_file, fit, param_groups
+from .train import TrainConfig, checkpoint_file, fit, grid_search, param_groups
 
 MEAN, STD = tinyimagenet.MEAN, tinyimagenet.STD
 
@@ -154,20 +154,55 @@ def _classification_eval(data, device, batch_size: int = 512):
     return evaluate
 
 
-def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = None):
-    """Supervised training of ``ViTClassifier(encoder)``: AdamW, warmup + cosine, layer-wise lr decay,
-    label smoothing 0.1, crop + flip. Returns (model, history with val_acc per epoch)."""
+def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = None, lr: float | None = None,
+             layer_decay: float = 1.0, progress: bool = True):
+    """Supervised training of ``ViTClassifier(encoder)``: AdamW at the base learning rate ``lr`` (scaled
+    by batch_size / 256), warmup + cosine, layer-wise lr decay ``layer_decay`` (1: none, as for a ViT
+    trained from scratch), label smoothing 0.1, crop + flip. Returns (model, history with val_acc per
+    epoch, on ``data["val"]``)."""
     model = ViTClassifier(encoder, len(data["names"]))
     loader = TensorLoader(data["train"], p.batch_size, shuffle=True, seed=p.seed, drop_last=True, device=device,
                           transform=_augment((0.35, 1.0)))
-    cfg = TrainConfig(epochs=p.finetune_epochs, lr=p.finetune_lr * p.batch_size / 256, weight_decay=0.05,
+    cfg = TrainConfig(epochs=p.finetune_epochs, lr=lr * p.batch_size / 256, weight_decay=0.05,
                       warmup_epochs=min(5, max(1, p.finetune_epochs // 8)), betas=(0.9, 0.999), seed=p.seed,
                       checkpoint=checkpoint_file(ckpt_dir, desc), desc=desc,
-                      extra={"layer_decay": p.layer_decay, "drop_path": p.drop_path})
-    groups = param_groups(model, cfg.weight_decay, model.layer_of, encoder.depth + 1, p.layer_decay)
+                      extra={"layer_decay": layer_decay, "drop_path": p.drop_path})
+    groups = param_groups(model, cfg.weight_decay, model.layer_of, encoder.depth + 1, layer_decay)
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1], label_smoothing=0.1)  # noqa: E731
-    history = fit(model, step, loader, cfg, device, groups=groups, evaluate=_classification_eval(data, device))
+    history = fit(model, step, loader, cfg, device, groups=groups, evaluate=_classification_eval(data, device),
+                  progress=progress)
     return model, history
+
+
+def holdout(data: dict, fraction: float = 0.1) -> dict:
+    """The training images split for choosing hyperparameters: the last ``fraction`` of each class's
+    training images become ``val`` (the reported validation split is not used), the rest ``train``."""
+    x, y = data["train"]
+    rank = torch.zeros(len(y), dtype=torch.long)
+    for c in y.unique():
+        idx = (y == c).nonzero().flatten()
+        rank[idx] = torch.arange(len(idx))
+    counts = torch.bincount(y)[y]
+    held = rank >= counts - (counts.float() * fraction).ceil().long()
+    return {"train": (x[~held], y[~held]), "val": (x[held], y[held]), "names": data["names"]}
+
+
+def choose_lr(build, data: dict, p, device, arm: str, ckpt_dir: Path | None, layer_decay: float,
+              fixed: float | None = None) -> tuple[float, dict]:
+    """The base fine-tuning learning rate of one arm: ``fixed`` when given, else the value of ``p.lr_grid``
+    whose model (``build()``, the arm's fresh encoder) ends with the best top-1 on a held-out tenth of the
+    training images (:func:`holdout`). Returns (lr, {lr: held-out top-1 %}) ({} when fixed)."""
+    if fixed is not None:
+        return fixed, {}
+    held = holdout(data)
+
+    def score(lr):
+        torch.manual_seed(p.seed)
+        _, history = finetune(build(), held, p, device, f"tune {arm} lr={lr:g}", ckpt_dir, lr, layer_decay,
+                              progress=False)
+        return 100 * float(history["val_acc"].iloc[-1])
+
+    return grid_search(p.lr_grid, score)
 
 
 def linear_probe(encoder, data: dict, p, device):

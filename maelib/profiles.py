@@ -93,6 +93,8 @@ SPECS: dict[str, dict[str, Spec]] = {
         "limit": Spec(int, 1),
         "pretrain_lr": Spec(float, 0, open_low=True),
         "finetune_lr": Spec(float, 0, open_low=True),
+        "scratch_lr": Spec(float, 0, open_low=True),
+        "lr_grid": Spec(list, 0, open_low=True),
         "layer_decay": Spec(float, 0, 1, open_low=True),
         "drop_path": Spec(float, 0, 1, open_high=True),
         "synthetic": Spec(bool),
@@ -104,6 +106,7 @@ NO_CHECKPOINTS = {k: v for k, v in COMMON.items() if k != "checkpoint_dir"}  # c
 SPECS["series"] = {
     **NO_CHECKPOINTS,
     "dataset": Spec(str, choices=("ETTh1", "ETTh2", "ETTm1", "ETTm2")),
+    "robustness_dataset": Spec(str, choices=("ETTh1", "ETTh2", "ETTm1", "ETTm2")),
     "lag": Spec(int, 1),
     "horizon": Spec(int, 1),
     "split": Spec(list, 0, 1, open_low=True, open_high=True),
@@ -151,7 +154,9 @@ SPECS["segmentation"] = {
     "decoder_depth": Spec(int, 1, 24),
     "width": Spec(int, 8),
     "pretrain_lr": Spec(float, 0, open_low=True),
-    "lr": Spec(float, 0, open_low=True),
+    "finetune_lr": Spec(float, 0, open_low=True),
+    "scratch_lr": Spec(float, 0, open_low=True),
+    "lr_grid": Spec(list, 0, open_low=True),
     "layer_decay": Spec(float, 0, 1, open_low=True),
     "limit": Spec(int, 2),
     "norm_target": Spec(bool),
@@ -191,21 +196,21 @@ SPECS["masking"] = {
 SPECS["summary"] = {"profile": COMMON["profile"], "records_dir": Spec(str)}
 SPECS["reproduce"] = {"profile": COMMON["profile"], "executed_dir": Spec(str)}
 
-_SERIES_QUICK = dict(dataset="ETTh1", lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
+_SERIES_QUICK = dict(dataset="ETTh1", robustness_dataset="ETTh2", lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
                      epochs=6, pretrain_epochs=6, seeds=1, dim=32, depth=2, heads=2, hidden=32, patch_size=4,
                      batch_size=128, lr=2e-3)
 
 _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pretrain_epochs=150, finetune_epochs=40,
                     probe_epochs=90, batch_size=256, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4,
-                    norm_target=True, limit=None, pretrain_lr=1.5e-4, finetune_lr=1e-3, layer_decay=0.75,
-                    drop_path=0.1, synthetic=False)
+                    norm_target=True, limit=None, pretrain_lr=1.5e-4, finetune_lr=None, scratch_lr=None,
+                    lr_grid=[5e-4, 1e-3, 2e-3], layer_decay=0.75, drop_path=0.1, synthetic=False)
 
 PROFILES: dict[str, dict[str, dict]] = {
     "images": {
         "full": _IMAGES_FULL,
         "quick": {**_IMAGES_FULL, "patch_size": 16, "pretrain_epochs": 14, "finetune_epochs": 5, "probe_epochs": 30,
                   "batch_size": 128, "dim": 128, "depth": 6, "heads": 4, "decoder_dim": 64, "decoder_depth": 1,
-                  "pretrain_lr": 1e-3, "finetune_lr": 1e-3, "layer_decay": 0.85, "drop_path": 0.0},
+                  "pretrain_lr": 1e-3, "layer_decay": 0.85, "drop_path": 0.0},
         "smoke": {**_IMAGES_FULL, "n_classes": 20, "img_size": 32, "patch_size": 8, "pretrain_epochs": 2,
                   "finetune_epochs": 2, "probe_epochs": 2, "batch_size": 64, "dim": 32, "depth": 2, "heads": 2,
                   "decoder_dim": 32, "decoder_depth": 1, "limit": 200, "drop_path": 0.0},
@@ -234,11 +239,13 @@ PROFILES["tabular"] = {
 
 _SEG_QUICK = dict(dataset="auto", img_size=96, patch_size=16, mask_ratio=0.75, pretrain_epochs=40, epochs=10,
                   batch_size=16, dim=128, depth=6, heads=4, decoder_dim=64, decoder_depth=1, width=64,
-                  pretrain_lr=1e-3, lr=5e-4, layer_decay=0.75, limit=None, norm_target=True, mae_checkpoint=None)
+                  pretrain_lr=1e-3, finetune_lr=None, scratch_lr=None, lr_grid=[2.5e-4, 5e-4, 1e-3], layer_decay=0.75,
+                  limit=None, norm_target=True, mae_checkpoint=None)
 PROFILES["segmentation"] = {
     "quick": _SEG_QUICK,
     "full": {**_SEG_QUICK, "img_size": 256, "patch_size": 16, "pretrain_epochs": 400, "epochs": 80, "dim": 192,
-             "depth": 12, "heads": 3, "decoder_dim": 128, "decoder_depth": 4, "width": 128, "lr": 3e-4},
+             "depth": 12, "heads": 3, "decoder_dim": 128, "decoder_depth": 4, "width": 128,
+             "lr_grid": [1.5e-4, 3e-4, 6e-4]},
     "smoke": {**_SEG_QUICK, "img_size": 32, "patch_size": 8, "pretrain_epochs": 1, "epochs": 1, "dim": 16,
               "depth": 4, "heads": 2, "decoder_dim": 16, "width": 8, "limit": 16, "batch_size": 8},
 }

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -33,6 +34,7 @@ EXECUTED = ROOT / "book" / "executed"
 RECORDS = Path(os.environ.get("MAELIB_RECORDS") or ROOT / "results" / "runs")  # the run registry
 # chapters whose output depends on recorded runs, and the chapters whose records they read (None: all others)
 READS_REGISTRY = {"masking": {"images"}, "summary": None}
+READS_EXECUTED = {"reproduce"}  # chapters that read the other chapters' run records beside them
 RECORD_KEYS = ("chapter", "notebook", "parameters", "resolved", "profile", "seed", "device", "metrics", "wall_s",
                "finished", "git_commit", "stamp")
 PACKAGES = ("torch", "torchvision", "timm", "monai", "numpy", "pandas", "scikit-learn", "scipy", "matplotlib",
@@ -130,10 +132,16 @@ def notebook_of(chapter: str) -> Path:
 
 
 def stamp(chapter: str, params: dict) -> str:
-    """A hash of what determines a chapter's output: its notebook, its parameters and maelib's code."""
+    """A hash of what determines a chapter's output: its notebook, its parameters and maelib's code (and
+    for chapters that read other runs' records, which records there are)."""
     h = hashlib.sha256(notebook_of(chapter).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(code_hash().encode())
+    if chapter in READS_EXECUTED:
+        folder = Path(params.get("executed_dir") or EXECUTED)
+        for f in sorted(folder.glob("*.run.json")):
+            if not f.name.startswith(notebook_of(chapter).stem):
+                h.update(f.name.encode() + (read_record(f) or {}).get("stamp", "").encode())
     if chapter in READS_REGISTRY:
         reads = READS_REGISTRY[chapter]
         names = [f.name for f in RECORDS.glob("*.json") if f.name.split("-")[0] != chapter
@@ -155,11 +163,14 @@ def glued(nb) -> dict:
 
 
 def _parse(text: str):
-    """A glued value's text back into a Python value where it is a literal, else the text."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+    """A glued value's text back into a Python value where it is a literal (a ``nan`` inside becomes
+    None, ``inf`` stays infinite), else the text."""
+    for candidate in (text, re.sub(r"\bnan\b", "None", re.sub(r"\binf\b", "1e999", text))):
+        try:
+            return ast.literal_eval(candidate)
+        except (ValueError, SyntaxError):
+            continue
+    return text
 
 
 def _git_commit() -> str | None:
@@ -222,6 +233,8 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     params.setdefault("profile", "auto")
     if "live" in profiles.SPECS.get(chapter, {}):
         params.setdefault("live", False)  # no live widgets in executed notebooks: the book has no kernel
+    if chapter in READS_EXECUTED:
+        params.setdefault("executed_dir", str(out_dir))  # the chapters executed beside it
     if params["profile"] == "auto":
         params["profile"] = profiles.default_profile()
     resolved = profiles.resolve(chapter, **params)  # refuses bad input before any compute

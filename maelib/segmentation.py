@@ -17,7 +17,7 @@ from .data import TensorLoader, normalize, random_resized_crop_flip
 from .data.seg2d import IGNORE
 from .data.tinyimagenet import MEAN, STD
 from .mae import ViTEncoder
-from .train import TrainConfig, checkpoint_file, fit, param_groups
+from .train import TrainConfig, checkpoint_file, fit, grid_search, param_groups
 
 
 def pyramid_blocks(depth: int) -> tuple[int, ...]:
@@ -37,13 +37,14 @@ class ViTPyramid(nn.Module):
     def __init__(self, encoder: ViTEncoder):
         super().__init__()
         self.encoder, d = encoder, encoder.dim
+        encoder.norm.requires_grad_(False)  # the pyramid takes block outputs; the final norm is unused
         self.blocks = pyramid_blocks(encoder.depth)
         self.up4 = nn.Sequential(nn.ConvTranspose2d(d, d, 2, 2), nn.BatchNorm2d(d), nn.GELU(), nn.ConvTranspose2d(d, d, 2, 2))
         self.up2 = nn.ConvTranspose2d(d, d, 2, 2)
         self.down2 = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        _, feats = self.encoder(self.encoder.tokenizer.tokenize(x), collect=self.blocks)
+        _, feats = self.encoder(self.encoder.tokenizer.tokenize(x), collect=self.blocks, final_norm=False)
         h, w = self.encoder.tokenizer.grid
         maps = [f[:, 1:].transpose(1, 2).reshape(len(x), -1, h, w) for f in feats]
         return [self.up4(maps[0]), self.up2(maps[1]), maps[2], self.down2(maps[3])]
@@ -95,12 +96,14 @@ def confusion(pred: torch.Tensor, true: torch.Tensor, n_classes: int, ignore: in
 
 
 def seg_scores(cm: torch.Tensor) -> dict:
-    """Pixel accuracy and mean IoU over the classes present in the ground truth."""
+    """Pixel accuracy and mean IoU over the classes whose union is not empty (present in the truth or
+    predicted), as the common benchmark code averages: a class predicted where it is absent counts as
+    IoU 0; a class neither present nor predicted is left out (its IoU is ``nan`` in ``iou``)."""
     cm = cm.double()
     tp = cm.diag()
-    present = cm.sum(1) > 0
-    iou = tp / (cm.sum(1) + cm.sum(0) - tp).clamp(min=1)
-    return {"pixel_acc": (tp.sum() / cm.sum().clamp(min=1)).item(), "miou": iou[present].mean().item(),
+    union = cm.sum(1) + cm.sum(0) - tp
+    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+    return {"pixel_acc": (tp.sum() / cm.sum().clamp(min=1)).item(), "miou": iou[union > 0].mean().item(),
             "iou": iou.tolist()}
 
 
@@ -120,10 +123,11 @@ def predict(model: nn.Module, x: torch.Tensor, device, batch_size: int = 32) -> 
                       for i in range(0, len(x), batch_size)])
 
 
-def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, desc: str, ckpt_dir=None):
-    """Cross-entropy (void ignored), crop + flip, AdamW with layer-wise decay on the encoder.
-    Returns the history with pixel accuracy and mIoU on the validation split per epoch. With
-    ``ckpt_dir`` it checkpoints every epoch and resumes."""
+def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, desc: str, ckpt_dir=None,
+                    lr: float | None = None, layer_decay: float = 1.0):
+    """Cross-entropy (void ignored), crop + flip, AdamW at ``lr`` with layer-wise decay ``layer_decay`` on
+    the encoder (1: none, as for a ViT trained from scratch). Returns the history with pixel accuracy and
+    mIoU on ``data["val"]`` per epoch. With ``ckpt_dir`` it checkpoints every epoch and resumes."""
     def transform(batch, g):
         x, y = joint_crop_flip(normalize(batch[0], MEAN, STD), batch[1], g)
         return x, y
@@ -144,12 +148,38 @@ def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, de
             return 0
         return depth + 1
 
-    cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=0.05, warmup_epochs=min(2, p.epochs - 1), seed=p.seed,
+    cfg = TrainConfig(epochs=p.epochs, lr=lr, weight_decay=0.05, warmup_epochs=min(2, p.epochs - 1), seed=p.seed,
                       desc=desc, checkpoint=checkpoint_file(ckpt_dir, desc),
-                      extra={"layer_decay": p.layer_decay, "width": p.width, "n_classes": n_classes})
-    groups = param_groups(model, cfg.weight_decay, layer_of, depth + 1, p.layer_decay)
+                      extra={"layer_decay": layer_decay, "width": p.width, "n_classes": n_classes})
+    groups = param_groups(model, cfg.weight_decay, layer_of, depth + 1, layer_decay)
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1], ignore_index=IGNORE)  # noqa: E731
     return fit(model, step, loader, cfg, device, groups=groups, evaluate=evaluate, progress=False)
+
+
+def holdout(data: dict, fraction: float = 0.1) -> dict:
+    """The training images split for choosing hyperparameters: their last ``fraction`` (CamVid's frames
+    are in video order, so a tail is less like the rest than a random draw) becomes ``val``."""
+    x, y = data["train"]
+    cut = len(x) - max(1, round(len(x) * fraction))
+    return {"train": (x[:cut], y[:cut]), "val": (x[cut:], y[cut:])}
+
+
+def choose_lr(build, data: dict, n_classes: int, p, device, arm: str, ckpt_dir, layer_decay: float,
+              fixed: float | None = None) -> tuple[float, dict]:
+    """One arm's learning rate: ``fixed`` when given, else the value of ``p.lr_grid`` whose network
+    (``build()``) ends with the best mIoU on the held-out tail of the training images (:func:`holdout`).
+    Returns (lr, {lr: held-out mIoU}) ({} when fixed)."""
+    if fixed is not None:
+        return fixed, {}
+    held = holdout(data)
+
+    def score(lr):
+        torch.manual_seed(p.seed)
+        history = train_segmenter(build(), held, n_classes, p, device, f"tune {arm} lr={lr:g}", ckpt_dir, lr,
+                                  layer_decay)
+        return float(history["miou"].iloc[-1])
+
+    return grid_search(p.lr_grid, score)
 
 
 def colorize(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -140,30 +140,58 @@ def scores(pred: np.ndarray, true: np.ndarray, scaler) -> dict:
             "mae_deg": mae_metric(scaler.inverse(pred), scaler.inverse(true))}
 
 
-def run_all(data: dict, p, device, seed: int) -> tuple[dict, dict, dict]:
-    """Every model of the chapter for one seed.
+NO_MASKING = "transformer forecaster (no masking)"
 
-    Returns (test predictions by model name, histories by model name, scores by model name).
-    """
-    xt, yt = data["test"]
-    preds, hists = {}, {}
-    preds["persistence"] = persistence(xt, p.horizon)
-    preds["linear AR"] = LinearAR().fit(*data["train"]).predict(xt)
-    for kind, name in [("rnn", "RNN"), ("lstm", "LSTM"), ("gru", "GRU")]:
+
+def masked_name(ratio: float) -> str:
+    return NO_MASKING if ratio == 0 else f"transformer forecaster, input mask {ratio:g}"
+
+
+def _train_scored(model: nn.Module, data: dict, p, device, name: str, seed: int, preds: dict, hists: dict,
+                  val: dict) -> None:
+    """Train ``model`` as ``name``; its test predictions, history and best validation MSE go into the dicts."""
+    hists[name] = train_forecaster(model, data, p, device, name, seed)
+    preds[name] = predict(model, data["test"][0], device)
+    val[name] = float(hists[name]["val_mse"].min())
+
+
+def paper_rows(data: dict, p, device, seed: int, recurrent: bool = True) -> tuple[dict, dict, dict]:
+    """The paper's Table 2 rows for one seed: the floors, RNN/LSTM/GRU (with ``recurrent``), the
+    transformer forecaster without masking and with each input mask ratio of ``p.mask_ratios``.
+    Returns (test predictions, histories, best validation MSE) by model name."""
+    xt = data["test"][0]
+    preds = {"persistence": persistence(xt, p.horizon), "linear AR": LinearAR().fit(*data["train"]).predict(xt)}
+    hists, val = {}, {}
+    for kind, name in [("rnn", "RNN"), ("lstm", "LSTM"), ("gru", "GRU")] if recurrent else []:
         torch.manual_seed(seed)
-        model = RecurrentForecaster(kind, p.horizon, p.hidden)
-        hists[name] = train_forecaster(model, data, p, device, name, seed)
-        preds[name] = predict(model, xt, device)
+        _train_scored(RecurrentForecaster(kind, p.horizon, p.hidden), data, p, device, name, seed, preds, hists, val)
     for r in [0.0] + list(p.mask_ratios):
-        name = "transformer AE (no masking)" if r == 0 else f"transformer, mask {r:g}"
         torch.manual_seed(seed)
         model = TransformerForecaster(make_encoder(p, 1), p.horizon, r)
-        hists[name] = train_forecaster(model, data, p, device, name, seed)
-        preds[name] = predict(model, xt, device)
+        _train_scored(model, data, p, device, masked_name(r), seed, preds, hists, val)
+    return preds, hists, val
+
+
+def mae_recipe(data: dict, p, device, seed: int, preds: dict, hists: dict, val: dict) -> None:
+    """The MAE recipe for one seed: masked-reconstruction pretraining, then the patch transformer
+    fine-tuned to forecast, against the same network from scratch (added to the three dicts)."""
     mae, hists["MAE pretraining"] = pretrain_mae(data, p, device, seed)
     for name, pretrained in [("patch transformer, MAE-pretrained", True), ("patch transformer, scratch", False)]:
         torch.manual_seed(seed)
         model = TransformerForecaster(encoder_like(mae, pretrained=pretrained), p.horizon)
-        hists[name] = train_forecaster(model, data, p, device, name, seed)
-        preds[name] = predict(model, xt, device)
-    return preds, hists, {k: scores(v, yt, data["scaler"]) for k, v in preds.items()}
+        _train_scored(model, data, p, device, name, seed, preds, hists, val)
+
+
+def best_masked(val: dict, ratios) -> str:
+    """The masked forecaster with the lowest validation MSE (never chosen on the test part)."""
+    return min((masked_name(r) for r in ratios), key=lambda m: val[m])
+
+
+def run_all(data: dict, p, device, seed: int) -> tuple[dict, dict, dict, dict]:
+    """Every model of the chapter for one seed.
+
+    Returns (test predictions, histories, test scores, best validation MSE), each by model name.
+    """
+    preds, hists, val = paper_rows(data, p, device, seed)
+    mae_recipe(data, p, device, seed, preds, hists, val)
+    return preds, hists, {k: scores(v, data["test"][1], data["scaler"]) for k, v in preds.items()}, val

@@ -1,20 +1,29 @@
-"""The summary: each claim of the paper against the recorded runs, with a verdict and its reason.
+"""The summary: each claim of the paper against the recorded runs, as a paired comparison with a 95% interval.
 
-Numbers come from the run registry (``results/runs``, written by :mod:`maelib.runs`), never typed in:
-for every chapter and profile, the runs made with the chapter's default parameters are grouped over
-their seeds (mean and standard deviation); runs that changed only the mask ratio form the sweep.
+Numbers come from the run registry (``results/runs``, written by :mod:`maelib.runs`), never typed in.
+Each chapter records, per seed, the value of its MAE arm and of its baseline (``metrics.claim``). For a
+claim and a profile, the runs made with the chapter's default parameters are grouped by what they
+computed (the resolved parameters, seeds aside) and by the code that computed them (``code``, a hash of
+maelib): seeds are never pooled across code versions. The newest group with at least
+:data:`MIN_SEEDS` seeds is judged (else the newest group, which is then inconclusive); the gap per seed
+is MAE minus baseline, signed so that positive means the MAE is better, and a paired t-interval over the
+seeds (scipy.stats) decides.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from . import runs
+from . import paper, runs
 
-CONTROL = ("seed", "profile", "live", "device", "data_dir", "checkpoint_dir")
+CONTROL = ("seed", "seeds", "profile", "live", "device", "data_dir", "checkpoint_dir")
+MIN_SEEDS = 5
+LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -24,146 +33,209 @@ class Claim:
     claim: str
     metric: str
     higher_is_better: bool
-    paper_mae: float | None
-    paper_base: float | None
+    paper_mae_cell: tuple[str, str, str]  # (table, row, column) of maelib.paper
+    paper_base_cell: tuple[str, str, str]
     mae_label: str
     base_label: str
     paper_dataset: str
+    fair_label: str | None = None  # a fairer baseline shown beside the paper's (tables)
+
+    @property
+    def paper_mae(self) -> float:
+        return paper.value(*self.paper_mae_cell)
+
+    @property
+    def paper_base(self) -> float:
+        return paper.value(*self.paper_base_cell)
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.higher_is_better else -1
+
+    @property
+    def paper_gap(self) -> float:
+        """The paper's gap, signed like ours (positive: MAE better)."""
+        return self.sign * (self.paper_mae - self.paper_base)
 
 
 CLAIMS = [
-    Claim("Table 1", "images", "MAE pretraining vs a ViT from scratch (TinyImageNet top-1, %)", "top-1 %", True,
-          37.7, 45.6, "MAE + fine-tune", "scratch", "tinyimagenet"),
-    Claim("Table 2", "series", "masking the transformer's input vs no masking (ETTh1 OT, test MSE)", "MSE", False,
-          None, None, "best masked transformer", "transformer AE (no masking)", "ett"),
-    Claim("Table 3", "segmentation", "MAE initialisation vs scratch for ViT-UPerNet (ADE20K mIoU)", "mIoU", True,
-          0.2888, 0.2803, "MAE init", "scratch", "ade20k"),
-    Claim("Table 4", "volumes", "MAE-pretrained UNETR vs scratch (BTCV mean Dice)", "Dice", True,
-          0.7712, 0.7548, "MAE init", "scratch", "btcv"),
-    Claim("Table 5", "tabular", "MAE vs a feed-forward imputer (housing, MSE on hidden cells)", "MSE", False,
-          0.5171, 0.0093, "MAE (re-masked observed cells)", "feed-forward (re-masked observed cells)", "housing"),
+    Claim("Table 1", "images", "MAE pretraining vs a ViT trained from scratch (TinyImageNet)", "top-1 (%)", True,
+          ("Table 1", "", "Baseline MAE"), ("Table 1", "", "ViT (trained from scratch)"), "MAE + fine-tune",
+          "scratch", "tinyimagenet"),
+    Claim("Table 2", "series", "masking the transformer's input vs no masking (ETTh1 OT forecasts)",
+          "test MSE (scaled)", False, ("Table 2", "MAE, mask=0.50", "Mean Sqr. Err."),
+          ("Table 2", "no MAE", "Mean Sqr. Err."), "masked forecaster (ratio chosen on validation)",
+          "forecaster without masking", "ETTh1"),
+    Claim("Table 3", "segmentation", "MAE initialisation vs scratch for ViT-UPerNet", "mIoU", True,
+          ("Table 3", "MIou", "MAE"), ("Table 3", "MIou", "No Pretrain"), "MAE init", "scratch", "ade20k"),
+    Claim("Table 4", "volumes", "MAE-pretrained UNETR vs scratch", "mean Dice", True,
+          ("Table 4", "Dice Score", "MAE"), ("Table 4", "Dice Score", "No pretraining"), "MAE init", "scratch", "btcv"),
+    Claim("Table 5", "tabular", "MAE vs the paper's feed-forward imputer (housing, hidden numeric cells)",
+          "MSE ([0, 1] scale)", False, ("Table 5", "MSE Loss", "MAE"), ("Table 5", "MSE Loss", "Baseline"),
+          "MAE", "feed-forward (paper: full-row targets)", "housing",
+          fair_label="feed-forward (re-masked observed cells)"),
 ]
-
-
-def pair(record: dict, claim: Claim) -> tuple[float, float, float | None]:
-    """(MAE value, baseline value, floor) of one run record for one claim; floor = persistence for series."""
-    m = record["metrics"]
-    if claim.chapter == "images":
-        return 100 * m["acc_finetune"], 100 * m["acc_scratch"], None
-    if claim.chapter == "series":
-        masked = [v for k, v in m["mse"].items() if k.startswith("transformer, mask")]
-        return min(masked), m["mse"][claim.base_label], m["persistence_mse"]
-    if claim.chapter == "segmentation":
-        return m["miou"]["MAE init"], m["miou"]["scratch"], None
-    if claim.chapter == "volumes":
-        return m["dice"]["MAE init"], m["dice"]["scratch"], None
-    return m["mse"][claim.mae_label], m["mse"][claim.base_label], None
-
-
-def dataset_of(record: dict, chapter: str) -> str:
-    return record["metrics"].get("dataset", {"images": "tinyimagenet", "series": "ett", "tabular": "housing"}.get(chapter))
+# the paper's Table 2 has three masked rows; its claim compares no masking with the best of them (0.50)
 
 
 def setting(record: dict) -> str:
     """What a run computed, seeds and machines aside: its resolved parameters without the controls."""
-    import json
-
     return json.dumps({k: v for k, v in record["resolved"].items() if k not in CONTROL}, sort_keys=True, default=str)
 
 
-def default_runs(records: list[dict], chapter: str, profile: str) -> list[dict]:
-    """The newest run per seed among runs of ``chapter`` at ``profile`` with default parameters, all with
-    the same resolved setting as the newest one (a profile whose defaults changed is not mixed in)."""
-    pool = [r for r in records if r["chapter"] == chapter and r["profile"] == profile
-            and not {k for k in r["parameters"] if k not in CONTROL}]
-    if not pool:
+def dataset_of(record: dict, chapter: str) -> str:
+    """The registry name of the data a run read (``"<name> (unverified copy)"`` when its checksum differed)."""
+    data = record.get("data") or {}
+    name = (record["metrics"].get("dataset") or data.get("dataset")
+            or {"images": "tinyimagenet", "series": "ett", "tabular": "housing"}.get(chapter))
+    return f"{name} (unverified copy)" if data.get("verified") is False else name
+
+
+def seed_values(record: dict) -> list[dict]:
+    """The per-seed values a record holds for its chapter's claim: [{seed, mae, baseline, ...}]."""
+    metrics = record["metrics"]
+    claim = metrics.get("claim") if isinstance(metrics, dict) else None
+    if not isinstance(claim, dict):
         return []
-    newest = setting(pool[-1])
-    latest = {r["seed"]: r for r in pool if setting(r) == newest}
-    return [latest[s] for s in sorted(latest)]
+    keys = [k for k in claim if k not in ("seeds", "chosen")]
+    return [{"seed": s, **{k: float(claim[k][i]) for k in keys}} for i, s in enumerate(claim["seeds"])]
 
 
-def verdict(d_mae: list[float], d_base: list[float], claim: Claim, same_dataset: bool,
-            floor: list[float] | None = None) -> tuple[str, str]:
-    """holds / does not hold / inconclusive, and why.
+def _is_default(record: dict) -> bool:
+    return not {k for k in record["parameters"] if k not in CONTROL}
 
-    The gap is MAE minus baseline (sign flipped when lower is better, so positive = MAE better). It is
-    inconclusive with fewer than 3 seeds, when the mean gap is within twice its standard error, or
-    (forecasting) when both models are worse than the persistence floor.
+
+def groups(records: list[dict], chapter: str, profile: str) -> list[dict]:
+    """The default-parameter runs of ``chapter`` at ``profile``, grouped by setting and code hash, newest
+    group first. Each group: {"code", "setting", "dataset", "finished", "seeds": {seed: values}} with the
+    newest value per seed."""
+    out: dict[tuple, dict] = {}
+    for r in records:  # oldest first, so newer values replace older ones
+        if r["chapter"] != chapter or r["profile"] != profile or not _is_default(r):
+            continue
+        values = seed_values(r)
+        if not values:
+            continue
+        key = (setting(r), r.get("code"))
+        g = out.setdefault(key, {"code": r.get("code"), "setting": key[0], "seeds": {}})
+        g.update(finished=r["finished"], dataset=dataset_of(r, chapter))
+        for v in values:
+            g["seeds"][v["seed"]] = v
+    return sorted(out.values(), key=lambda g: g["finished"], reverse=True)
+
+
+def judged_group(records: list[dict], chapter: str, profile: str) -> dict | None:
+    """The newest group with at least MIN_SEEDS seeds, else the newest group (None without runs)."""
+    found = groups(records, chapter, profile)
+    enough = [g for g in found if len(g["seeds"]) >= MIN_SEEDS]
+    return (enough or found or [None])[0]
+
+
+def paired(mae, base, higher_is_better: bool = True, level: float = LEVEL) -> dict:
+    """Paired comparison over seeds: n, mean gap (MAE minus baseline, positive = MAE better), its
+    ``level`` t-interval (lo, hi) and the two-sided p of a zero mean gap."""
+    gaps = (1 if higher_is_better else -1) * (np.asarray(mae, float) - np.asarray(base, float))
+    n = len(gaps)
+    out = {"n": n, "gap": float(gaps.mean()) if n else float("nan"), "lo": float("nan"), "hi": float("nan"),
+           "p": float("nan")}
+    if n < 2:
+        return out
+    if np.ptp(gaps) == 0:  # every seed the same gap: the interval is that point
+        return {**out, "lo": out["gap"], "hi": out["gap"], "p": 0.0 if out["gap"] else 1.0}
+    test = stats.ttest_1samp(gaps, 0.0)
+    ci = test.confidence_interval(level)
+    return {**out, "lo": float(ci.low), "hi": float(ci.high), "p": float(test.pvalue)}
+
+
+def verdict(st: dict, claim: Claim, same_dataset: bool, floor: list[float] | None = None,
+            mae: list[float] | None = None, base: list[float] | None = None) -> tuple[str, str]:
+    """holds / does not hold / inconclusive, and why, from :func:`paired`'s result ``st``.
+
+    A verdict needs MIN_SEEDS seeds and a 95% interval that excludes 0; its direction is compared with
+    the paper's. Forecasts where both arms are worse than the persistence floor are inconclusive.
     """
-    sign = 1 if claim.higher_is_better else -1
-    gaps = sign * (np.asarray(d_mae) - np.asarray(d_base))
-    if len(gaps) == 0:
+    if st["n"] == 0:
         return "not run", "no recorded run"
-    note = "" if same_dataset else "; different dataset from the paper's"
-    if floor is not None and np.mean(d_mae) > np.mean(floor) and np.mean(d_base) > np.mean(floor):
-        return "inconclusive", "both models are worse than the persistence floor" + note
-    if len(gaps) < 3:
-        return "inconclusive", f"{len(gaps)} seed(s): no spread to judge the gap against" + note
-    se = gaps.std(ddof=1) / np.sqrt(len(gaps))
-    if abs(gaps.mean()) <= 2 * se:
-        return "inconclusive", "the gap is within the seed-to-seed noise" + note
-    if claim.paper_mae is None:
-        word = "MAE better" if gaps.mean() > 0 else "MAE worse"
-        return "no paper numbers", f"{word} beyond the noise; the paper's numbers were not available" + note
-    paper_gap = sign * (claim.paper_mae - claim.paper_base)
-    if np.sign(gaps.mean()) == np.sign(paper_gap):
-        return "holds", "same direction as the paper, beyond the seed-to-seed noise" + note
-    return "does not hold", "opposite direction to the paper, beyond the seed-to-seed noise" + note
+    note = "" if same_dataset else "; a different dataset from the paper's"
+    if floor is not None and np.mean(mae) > np.mean(floor) and np.mean(base) > np.mean(floor):
+        return "inconclusive", "both arms are worse than the persistence floor" + note
+    if st["n"] < MIN_SEEDS:
+        return f"inconclusive ({st['n']} seed{'s' if st['n'] != 1 else ''})", \
+            f"a verdict needs at least {MIN_SEEDS} seeds" + note
+    if st["lo"] <= 0 <= st["hi"]:
+        return "inconclusive", "the 95% interval of the gap includes 0" + note
+    same = np.sign(st["gap"]) == np.sign(claim.paper_gap)
+    side = "MAE better" if st["gap"] > 0 else "MAE worse"
+    if same:
+        return "holds", f"{side}, as in the paper; the 95% interval excludes 0" + note
+    return "does not hold", f"{side}, unlike the paper; the 95% interval excludes 0" + note
 
 
-def _cell(values: list[float]) -> str:
-    """Mean ± sample standard deviation, four significant digits, and the number of seeds."""
-    if not values:
-        return "not run"
-    if len(values) == 1:
-        return f"{values[0]:.4g} (1 seed)"
-    return f"{np.mean(values):.4g} ± {np.std(values, ddof=1):.2g} ({len(values)} seeds)"
+def claim_rows(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
+    """One row per claim and profile: n, the arms' means, the paired gap with its interval and p, the
+    paper's gap, the verdict and why (the group judged: newest code with enough seeds)."""
+    rows = []
+    for c in CLAIMS:
+        for prof in profiles:
+            g = judged_group(records, c.chapter, prof)
+            vals = list(g["seeds"].values()) if g else []
+            mae, base = [v["mae"] for v in vals], [v["baseline"] for v in vals]
+            st = paired(mae, base, c.higher_is_better)
+            floor = [v["floor"] for v in vals] if vals and "floor" in vals[0] else None
+            same = bool(g) and g["dataset"] == c.paper_dataset
+            word, why = verdict(st, c, same, floor, mae, base)
+            fair = [v["baseline_fair"] for v in vals] if vals and "baseline_fair" in vals[0] else None
+            rows.append({"table": c.table, "claim": c.claim, "profile": prof, "metric": c.metric, **st,
+                         "mae": np.mean(mae) if mae else float("nan"), "baseline": np.mean(base) if base else float("nan"),
+                         "fair": np.mean(fair) if fair else float("nan"),
+                         "fair_gap": paired(mae, fair, c.higher_is_better) if fair else None,
+                         "paper_mae": c.paper_mae, "paper_base": c.paper_base, "paper_gap": c.paper_gap,
+                         "dataset": g["dataset"] if g else "", "code": (g["code"] or "")[:8] if g else "",
+                         "verdict": word, "reason": why})
+    return pd.DataFrame(rows)
 
 
 def claims_table(records: list[dict]) -> pd.DataFrame:
-    """One row per claim: the paper's numbers, ours per profile (mean ± std over seeds), the verdict."""
-    rows = []
+    """The verdict table the book shows: per claim, the paper's numbers, then per profile the paired gap
+    (n, mean, 95% interval, p) and the verdict; the judged verdict is the full profile's when it was run,
+    else the quick one's."""
+    from .viz import sig
+
+    rows = claim_rows(records)
+    out = []
     for c in CLAIMS:
-        row = {"table": c.table, "claim": c.claim,
-               "paper (MAE / baseline)": "not available" if c.paper_mae is None else f"{c.paper_mae:g} / {c.paper_base:g}"}
+        row = {"table": c.table, "claim": c.claim, "metric": c.metric,
+               "paper: MAE / baseline": f"{c.paper_mae:g} / {c.paper_base:g}"}
         judged = None
-        for prof in ("quick", "full"):
-            rs = default_runs(records, c.chapter, prof)
-            vals = [pair(r, c) for r in rs]
-            mae_v, base_v = [v[0] for v in vals], [v[1] for v in vals]
-            row[f"{prof}: MAE"] = _cell(mae_v)
-            row[f"{prof}: baseline"] = _cell(base_v)
-            if rs:
-                floor = [v[2] for v in vals] if vals[0][2] is not None else None
-                same = dataset_of(rs[0], c.chapter) == c.paper_dataset
-                judged = (prof, *verdict(mae_v, base_v, c, same, floor))
-        row["verdict"] = judged[1] if judged else "not run"
-        row["reason"] = f"{judged[2]} ({judged[0]} profile)" if judged else "no recorded run"
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("table")
-
-
-SWEEP_METRIC = {
-    "images": ("validation top-1 (%)", lambda m: 100 * m["acc_finetune"]),
-    "series": ("test MSE, MAE-pretrained patch transformer", lambda m: m["mse"]["patch transformer, MAE-pretrained"]),
-    "tabular": ("MSE on hidden cells, MAE", lambda m: m["mse"]["MAE (re-masked observed cells)"]),
-    "segmentation": ("validation mIoU, MAE init", lambda m: m["miou"]["MAE init"]),
-}
+        for _, r in rows[rows["table"] == c.table].iterrows():
+            prof = r["profile"]
+            if r["n"] == 0:
+                row[f"{prof}: gap [95% CI], p"] = "not run"
+                continue
+            ci = "" if np.isnan(r["lo"]) else f" [{sig(r['lo'])}, {sig(r['hi'])}], p = {sig(r['p'], 2)}"
+            row[f"{prof}: gap [95% CI], p"] = f"{sig(r['gap'])}{ci} (n = {r['n']})"
+            judged = r
+        row["verdict"] = judged["verdict"] if judged is not None else "not run"
+        row["reason"] = f"{judged['reason']} ({judged['profile']} profile)" if judged is not None else "no recorded run"
+        out.append(row)
+    return pd.DataFrame(out).set_index("table")
 
 
 def sweep_frame(records: list[dict]) -> pd.DataFrame:
-    """Runs that changed only the mask ratio (and the seed): chapter, profile, mask_ratio, seed, value."""
+    """Runs that changed only the mask ratio (and the seeds): chapter, metric, profile, mask_ratio, seed,
+    value, code; one value per seed, the newest per (chapter, profile, mask ratio, seed, code)."""
     rows = []
     for r in records:
         changed = {k for k in r["parameters"] if k not in CONTROL}
-        if r["chapter"] in SWEEP_METRIC and changed <= {"mask_ratio"}:
-            ratio = r["resolved"].get("mask_ratio")
-            label, get = SWEEP_METRIC[r["chapter"]]
-            rows.append({"chapter": r["chapter"], "metric": label, "profile": r["profile"], "mask_ratio": ratio,
-                         "seed": r["seed"], "value": get(r["metrics"])})
-    frame = pd.DataFrame(rows, columns=["chapter", "metric", "profile", "mask_ratio", "seed", "value"])
-    return frame.drop_duplicates(["chapter", "profile", "mask_ratio", "seed"], keep="last")
+        metric = r["metrics"].get("mask_ratio_metric") if isinstance(r["metrics"], dict) else None
+        if metric and changed <= {"mask_ratio"}:
+            seeds = (r["metrics"].get("claim") or {}).get("seeds") or [r["seed"]]
+            for seed, value in zip(seeds, metric["values"]):
+                rows.append({"chapter": r["chapter"], "metric": metric["label"], "profile": r["profile"],
+                             "mask_ratio": r["resolved"].get("mask_ratio"), "seed": seed, "value": value,
+                             "code": r.get("code")})
+    frame = pd.DataFrame(rows, columns=["chapter", "metric", "profile", "mask_ratio", "seed", "value", "code"])
+    return frame.drop_duplicates(["chapter", "profile", "mask_ratio", "seed", "code"], keep="last")
 
 
 def load(root=runs.RECORDS) -> list[dict]:
@@ -171,16 +243,18 @@ def load(root=runs.RECORDS) -> list[dict]:
 
 
 def recorded_runs(chapter: str, profile: str = "full", root=runs.RECORDS) -> pd.DataFrame:
-    """The registry's runs of ``chapter`` at ``profile`` (default parameters), newest last, one row each:
-    date, commit, device, seed, wall time and the chapter's headline numbers, for a chapter to show
-    beside its own run."""
+    """The registry's default-parameter runs of ``chapter`` at ``profile`` that hold claim values, one
+    row per seed: date, code, device, seed, wall time and the two arms' values."""
+    claim = next(c for c in CLAIMS if c.chapter == chapter)
     rows = []
-    for r in default_runs(load(root), chapter, profile):
-        claim = next(c for c in CLAIMS if c.chapter == chapter)
-        mae_v, base_v, _ = pair(r, claim)
-        rows.append({"finished": r["finished"][:16].replace("T", " "), "commit": (r["git_commit"] or "")[:8],
-                     "device": r["device"], "seed": r["seed"], "wall (min)": round(r["wall_s"] / 60, 1),
-                     f"{claim.mae_label} ({claim.metric})": mae_v, f"{claim.base_label} ({claim.metric})": base_v})
+    for r in load(root):
+        if r["chapter"] != chapter or r["profile"] != profile or not _is_default(r):
+            continue
+        for v in seed_values(r):
+            rows.append({"finished": r["finished"][:16].replace("T", " "), "code": (r.get("code") or "")[:8],
+                         "device": r["device"], "seed": v["seed"], "wall (min)": round(r["wall_s"] / 60, 1),
+                         f"{claim.mae_label} ({claim.metric})": v["mae"],
+                         f"{claim.base_label} ({claim.metric})": v["baseline"]})
     return pd.DataFrame(rows)
 
 

@@ -103,6 +103,14 @@ def param_groups(model: nn.Module, weight_decay: float, layer_of: Callable[[str]
     return list(groups.values())
 
 
+def grid_search(values, score: Callable[[float], float], higher_is_better: bool = True) -> tuple[float, dict]:
+    """The value of ``values`` with the best ``score(value)``, and every value's score (a hyperparameter
+    chosen on held-out data: ``score`` trains and evaluates there)."""
+    scores = {v: score(v) for v in values}
+    pick = max if higher_is_better else min
+    return pick(scores, key=scores.get), scores
+
+
 class _Step(nn.Module):
     """``step(model, batch)`` as a module, so that DistributedDataParallel sees every parameter use in
     its forward, whatever model methods the step calls."""

@@ -1,8 +1,12 @@
-"""Figures the chapters share: reconstruction rows, training curves, the paper-vs-ours table."""
+"""Figures and tables the chapters share: reconstruction rows, training curves, numbered tables, the
+forest plot of the paper's claims."""
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 
@@ -126,3 +130,73 @@ def provenance_note(source: dict | None) -> str:
             f"for {source['dataset']}: it passed the format checks, but its numbers are not results on the "
             "published dataset. Fetch the canonical file with `python -m maelib data fetch "
             f"{source['dataset']}`.\n:::")
+
+
+def sig(value, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits, trailing zeros kept (``2.00``, ``0.0154``), without an
+    exponent for ordinary magnitudes; whole numbers of more digits are printed whole; text as it is."""
+    if isinstance(value, str) or value is None:
+        return "" if value is None else value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(value)
+    if value != value:
+        return "n/a"
+    if value == 0:
+        return f"{0:.{digits - 1}f}"
+    value = float(f"{value:.{digits - 1}e}")  # rounded first: 99.96 is 100, not 100.0
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude >= digits - 1:
+        return f"{value:.0f}" if magnitude < 9 else f"{value:.{digits - 1}e}"
+    if magnitude < -5:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits - 1 - magnitude}f}"
+
+
+def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) -> str:
+    """A numbered, captioned table (MyST ``table`` directive) of ``frame``: numbers to ``digits``
+    significant digits, text as it is, the index as the first column."""
+    frame = frame.reset_index() if frame.index.name or not isinstance(frame.index, pd.RangeIndex) else frame
+    cell = lambda v: sig(v, digits).replace("|", "\\|")  # noqa: E731
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([f":::{{table}} {caption}", f":name: {name}", "", header, rule, *rows, ":::"])
+
+
+def show_table(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) -> None:
+    """Display :func:`table_markdown` (the book renders it as a numbered table)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(table_markdown(frame, caption, name, digits)))
+
+
+def forest(rows: pd.DataFrame):
+    """The paper's claims as a forest plot: one panel per claim (each on its own scale), one line per
+    profile with runs: the mean paired gap (right = MAE better) with its 95% interval, and the paper's
+    gap as an open diamond. ``rows`` is :func:`maelib.summary.claim_rows`'s frame."""
+    claims = list(dict.fromkeys(rows["table"]))
+    fig, axes = plt.subplots(len(claims), 1, figsize=(7.5, 1.25 * len(claims) + 0.9), squeeze=False)
+    colours = {"quick": "tab:blue", "full": "tab:orange"}
+    for ax, table in zip(axes[:, 0], claims):
+        part = rows[rows["table"] == table].reset_index(drop=True)
+        for y, r in part.iterrows():
+            if r["n"] > 0:
+                err = None if np.isnan(r["lo"]) else [[r["gap"] - r["lo"]], [r["hi"] - r["gap"]]]
+                ax.errorbar(r["gap"], y, xerr=err, fmt="o", color=colours.get(r["profile"], "black"), capsize=3)
+                ax.annotate(f"n = {r['n']}", (r["gap"], y), textcoords="offset points", xytext=(0, 6),
+                            ha="center", fontsize=7)
+            else:
+                ax.text(0.5, y, f"{r['profile']}: not run", transform=ax.get_yaxis_transform(), ha="center",
+                        va="center", fontsize=7, color="grey")
+        ax.plot(part["paper_gap"].iloc[0], len(part) - 0.5, marker="D", mfc="none", color="black", ls="none",
+                label="the paper's gap")
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(part)), part["profile"])
+        ax.set_ylim(-0.6, len(part) - 0.2)
+        ax.set_title(f"{table}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -45,8 +45,10 @@ pretrain_epochs = None
 pretrain_lr = None  # base learning rate, scaled by batch_size / 256
 batch_size = None
 finetune_epochs = None
-finetune_lr = None
-layer_decay = None  # layer-wise learning-rate decay when fine-tuning the MAE encoder
+finetune_lr = None  # the MAE arm's base learning rate; None: chosen from lr_grid on held-out training images
+scratch_lr = None  # the scratch arm's; None: chosen from lr_grid
+lr_grid = None
+layer_decay = None  # layer-wise learning-rate decay when fine-tuning the MAE encoder (not for scratch)
 drop_path = None
 probe_epochs = None
 
@@ -58,7 +60,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, profiles, runs, viz
+from maelib import images, paper, profiles, runs, viz
 from maelib.heads import encoder_like
 from maelib.train import pick_device, seed_everything
 
@@ -137,79 +139,105 @@ viz.glue_figure("fig_recon", fig)
 #
 # ## Fine-tuning, scratch and the linear probe
 #
-# Three uses of the same ViT, with the same fine-tuning recipe (AdamW, warmup then cosine, layer-wise
-# learning-rate decay, label smoothing, random crops and flips): initialised from the MAE encoder,
-# initialised at random (scratch), and a linear probe (a BatchNorm without affine parameters and a
-# linear layer, as in the MAE paper) on the frozen MAE encoder's `[cls]` features.
+# Three uses of the same ViT. **Fine-tuned from the MAE encoder**, with the original MAE recipe: AdamW,
+# warmup then cosine, layer-wise learning-rate decay ({glue:text}`layer_decay`), label smoothing,
+# random crops and flips, a classifier on the mean of the last block's patch features (with its own
+# LayerNorm, the encoder's final one unused) and the position embedding fine-tuned. **From scratch**:
+# the same network and recipe without layer-wise decay, which is a recipe for pretrained encoders (it
+# would train a random patch embedding at a fraction of the peak rate). Each arm gets its own learning
+# rate, chosen from the grid {glue:text}`lr_grid` (base rates, scaled by the batch size over 256) by
+# the top-1 on a held-out tenth of the *training* images; the validation split reported below plays
+# no part in the choice. And a **linear probe** (a BatchNorm without affine parameters and a linear
+# layer, as in the MAE paper) on the frozen MAE encoder's `[cls]` features.
 
 # %% tags=["remove-input"]
-seed_everything(p.seed)
-mae_model, ft_hist = images.finetune(encoder_like(mae, p.drop_path), data, p, dev, "fine-tune MAE", ckpt)
-seed_everything(p.seed)
-scratch_model, sc_hist = images.finetune(encoder_like(mae, p.drop_path, pretrained=False), data, p, dev,
-                                         "scratch", ckpt)
+builds = {"MAE + fine-tune": lambda: encoder_like(mae, p.drop_path, learn_positions=True),
+          "scratch": lambda: encoder_like(mae, p.drop_path, pretrained=False, learn_positions=True)}
+decay = {"MAE + fine-tune": p.layer_decay, "scratch": 1.0}
+fixed = {"MAE + fine-tune": p.finetune_lr, "scratch": p.scratch_lr}
+chosen, grids, hists, models = {}, {}, {}, {}
+for arm in builds:
+    chosen[arm], grids[arm] = images.choose_lr(builds[arm], data, p, dev, arm, ckpt, decay[arm], fixed[arm])
+    seed_everything(p.seed)
+    models[arm], hists[arm] = images.finetune(builds[arm](), data, p, dev, arm, ckpt, chosen[arm], decay[arm])
 seed_everything(p.seed)
 probe, lp_hist = images.linear_probe(mae.encoder, data, p, dev)
-acc = {"MAE + fine-tune": float(ft_hist["val_acc"].iloc[-1]), "scratch": float(sc_hist["val_acc"].iloc[-1]),
-       "MAE + linear probe": float(lp_hist["val_acc"].iloc[-1])}
+acc = {arm: 100 * float(h["val_acc"].iloc[-1]) for arm, h in hists.items()}
+acc["MAE + linear probe"] = 100 * float(lp_hist["val_acc"].iloc[-1])
+choice = pd.DataFrame([{"arm": arm, "base learning rate": lr, "held-out top-1 (%)": grids[arm].get(lr, float("nan")),
+                        "chosen": "yes" if lr == chosen[arm] else ""}
+                       for arm in builds for lr in (grids[arm] or {chosen[arm]: None})])
+glue("layer_decay", p.layer_decay, display=False)
+glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
 for key, name in [("acc_ft", "MAE + fine-tune"), ("acc_scratch", "scratch"), ("acc_probe", "MAE + linear probe")]:
-    glue(key, 100 * acc[name], display=False)
-gain = 100 * (acc["MAE + fine-tune"] - acc["scratch"])
+    glue(key, acc[name], display=False)
+glue("lr_mae", chosen["MAE + fine-tune"], display=False)
+glue("lr_scratch", chosen["scratch"], display=False)
+gain = acc["MAE + fine-tune"] - acc["scratch"]
 glue("gain", abs(gain), display=False)
 glue("gain_word", "above" if gain > 0 else "below", display=False)
-PAPER = {"mae": 37.7, "scratch": 45.6}  # the paper's Table 1, top-1 %
-glue("paper_gap", abs(PAPER["mae"] - PAPER["scratch"]), display=False)
-glue("paper_word", "above" if PAPER["mae"] > PAPER["scratch"] else "below", display=False)
-glue("agree_word", "the same direction as" if (gain > 0) == (PAPER["mae"] > PAPER["scratch"]) else "the opposite direction to",
+PAPER = paper.table("Table 1")
+paper_mae, paper_scratch = PAPER.iloc[0]["Baseline MAE"], PAPER.iloc[0]["ViT (trained from scratch)"]
+glue("paper_mae", float(paper_mae), display=False)
+glue("paper_scratch", float(paper_scratch), display=False)
+glue("paper_gap", float(abs(paper_mae - paper_scratch)), display=False)
+glue("agree_word", "the same direction as" if (gain > 0) == (paper_mae > paper_scratch) else "the opposite direction to",
      display=False)
-fig = viz.curves({"MAE + fine-tune": ft_hist, "scratch": sc_hist}, ("val_acc", "loss"),
+fig = viz.curves({"MAE + fine-tune": hists["MAE + fine-tune"], "scratch": hists["scratch"]}, ("val_acc", "loss"),
                  ("validation top-1 accuracy", "training loss"))
 viz.glue_figure("fig_ft", fig)
+
+# %% tags=["remove-input"]
+viz.show_table(choice.set_index("arm"), "Each arm's learning rate, chosen on held-out training images "
+               "(top-1 after the last fine-tuning epoch on the held-out tenth).", "table-lr-choice")
 
 # %% [markdown]
 # ```{glue:figure} fig_ft
 # :name: fig-ft
-# Validation accuracy and training loss per epoch, MAE initialisation against scratch.
+# Validation accuracy and training loss per epoch, MAE initialisation against scratch, each at its
+# chosen learning rate.
 # ```
 #
 # ## Table 1, the paper's and ours
 #
-# The paper reports 37.7% top-1 on TinyImageNet for the MAE-pretrained ViT and 45.6% for the ViT
-# trained from scratch (in the order the study's brief lists them, MAE first, as for every other
-# table). Its setup (model size, epochs, all 200 classes) is not ours: compare the direction of the
-# gap, not the numbers.
+# The paper reports {glue:text}`paper_scratch:.1f`% top-1 on TinyImageNet for the ViT trained from
+# scratch and {glue:text}`paper_mae:.1f`% for the MAE-pretrained one ("the superiority of MAE"). Its
+# setup (model size, epochs, all 200 classes) is not ours: compare the direction of the gap, not the
+# numbers.
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input", "nbval-check-output"]
 table = pd.DataFrame([
-    {"model": "MAE-pretrained ViT, fine-tuned", "paper (top-1 %)": PAPER["mae"], "this run (top-1 %)": 100 * acc["MAE + fine-tune"]},
-    {"model": "ViT from scratch", "paper (top-1 %)": PAPER["scratch"], "this run (top-1 %)": 100 * acc["scratch"]},
-    {"model": "MAE linear probe (frozen)", "paper (top-1 %)": None, "this run (top-1 %)": 100 * acc["MAE + linear probe"]},
+    {"model": "ViT from scratch", "paper: top-1 (%)": PAPER.iloc[0]["ViT (trained from scratch)"],
+     "this run: top-1 (%)": acc["scratch"]},
+    {"model": "MAE-pretrained ViT, fine-tuned", "paper: top-1 (%)": paper_mae, "this run: top-1 (%)": acc["MAE + fine-tune"]},
+    {"model": "MAE linear probe (frozen)", "paper: top-1 (%)": "not reported",
+     "this run: top-1 (%)": acc["MAE + linear probe"]},
 ]).set_index("model")
-glue("table1", table.style.format("{:.1f}", na_rep="not reported"), display=False)
+viz.show_table(table, f"Top-1 accuracy on the validation split: the paper's Table 1 beside this run "
+               f"({p.n_classes} classes, profile {p.profile}).", "table-1")
 wall = time.time() - started
 glue("wall_min", wall / 60, display=False)
-glue("results", {"acc_scratch": acc["scratch"], "acc_finetune": acc["MAE + fine-tune"],
-                 "acc_probe": acc["MAE + linear probe"], "pretrain_val_loss": float(pre_hist["val_loss"].iloc[-1]),
+glue("results", {"acc_scratch": acc["scratch"] / 100, "acc_finetune": acc["MAE + fine-tune"] / 100,
+                 "acc_probe": acc["MAE + linear probe"] / 100, "pretrain_val_loss": float(pre_hist["val_loss"].iloc[-1]),
+                 "lr": chosen, "lr_grid": {arm: {str(k): v for k, v in g.items()} for arm, g in grids.items()},
+                 "claim": {"seeds": [p.seed], "mae": [acc["MAE + fine-tune"]], "baseline": [acc["scratch"]]},
+                 "mask_ratio_metric": {"label": "validation top-1 (%), MAE + fine-tune",
+                                       "values": [acc["MAE + fine-tune"]]},
                  "wall_s": wall}, display=False)
 
 # %% [markdown]
-# ```{glue:figure} table1
-# :name: table-1
-# Top-1 accuracy on the validation split: the paper's Table 1 beside this run
-# ({glue:text}`n_cls` classes, profile {glue:text}`profile`).
-# ```
-#
 # ## What this run says
 #
-# Fine-tuned from the MAE encoder, the ViT reached {glue:text}`acc_ft:.1f`% top-1, which is
-# {glue:text}`gain:.1f` points {glue:text}`gain_word` the same ViT trained from scratch
-# ({glue:text}`acc_scratch:.1f`%): {glue:text}`agree_word` the paper, whose MAE-pretrained ViT is
-# {glue:text}`paper_gap:.1f` points {glue:text}`paper_word` scratch. The linear probe on the frozen encoder reached
-# {glue:text}`acc_probe:.1f`%. The chapter took {glue:text}`wall_min:.1f` minutes on {glue:text}`device`.
+# Fine-tuned from the MAE encoder (base learning rate {glue:text}`lr_mae`), the ViT reached
+# {glue:text}`acc_ft:.1f`% top-1, which is {glue:text}`gain:.1f` points {glue:text}`gain_word` the same
+# ViT trained from scratch (base learning rate {glue:text}`lr_scratch`, {glue:text}`acc_scratch:.1f`%):
+# {glue:text}`agree_word` the paper, whose MAE-pretrained ViT is {glue:text}`paper_gap:.1f` points above
+# scratch. The linear probe on the frozen encoder reached {glue:text}`acc_probe:.1f`%. The chapter took
+# {glue:text}`wall_min:.1f` minutes on {glue:text}`device`.
 #
-# A single seed at a short schedule: differences of a point or two are within the noise of such runs,
-# and a short pretraining favours scratch, since the MAE's advantage grows with pretraining length. The
-# full profile (150 pretraining epochs on a GPU) is the fair test.
+# This is one seed. Whether the gap is more than seed-to-seed noise is the summary chapter's question:
+# it pairs the two arms over at least five recorded seeds and reports the mean gap with its 95%
+# interval.
 
 
 # %% [markdown]

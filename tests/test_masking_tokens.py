@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from maelib.masking import masking_from_visible, random_masking
+from maelib.masking import gather_tokens, masking_from_visible, random_masking
 from maelib.tokens import Columns, Patches1d, Patches2d, sincos_pos_embed
 
 
@@ -31,10 +31,13 @@ def test_random_masking_keeps_the_right_tokens(ratio):
         assert len(set(m.keep[i].tolist())) == n_keep  # distinct
         assert m.mask[i, m.keep[i]].sum() == 0  # kept tokens are the visible ones
     assert torch.all(m.mask.sum(1) == length - n_keep)
-    # restore inverts the shuffle: the shuffled order put back is the identity
-    shuffle = m.restore.argsort(dim=1)
-    assert torch.equal(shuffle.gather(1, m.restore), torch.arange(length).expand(n, -1))
-    assert torch.equal(shuffle[:, :n_keep], m.keep)
+    # restore puts a decoder's sequence (visible tokens in keep order, then mask tokens) back in place:
+    # every visible token at its own index, a mask token wherever the mask says hidden
+    ids = torch.arange(length, dtype=torch.float).expand(n, -1).unsqueeze(-1)
+    decoder_in = torch.cat([gather_tokens(ids, m.keep), torch.full((n, length - n_keep, 1), -1.0)], dim=1)
+    restored = gather_tokens(decoder_in, m.restore)[..., 0]
+    expected = torch.where(m.mask.bool(), torch.tensor(-1.0), torch.arange(length, dtype=torch.float))
+    assert torch.equal(restored, expected)
 
 
 def test_masks_differ_per_sample():

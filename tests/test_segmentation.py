@@ -37,6 +37,18 @@ def test_pixel_accuracy_and_miou_on_a_hand_made_case():
     assert s["miou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
 
 
+def test_a_class_predicted_but_absent_counts_as_zero_iou():
+    """mIoU averages over classes with a non-empty union (truth or prediction), as benchmark code does:
+    predicting class 3 where it never occurs costs an IoU of 0 in the mean; a class neither present nor
+    predicted is left out."""
+    true = torch.tensor([[0, 0, 1, 1]])
+    pred = torch.tensor([[0, 3, 1, 1]])
+    s = segmentation.seg_scores(segmentation.confusion(pred, true, n_classes=5))
+    # class 0: 1/2, class 1: 2/2, class 3 (absent, predicted once): 0; classes 2 and 4 are left out
+    assert s["miou"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert s["iou"][3] == 0 and s["iou"][2] != s["iou"][2]
+
+
 def test_joint_crop_keeps_labels_aligned():
     blocks = torch.arange(16).reshape(4, 4)
     y = blocks.repeat_interleave(8, 0).repeat_interleave(8, 1).expand(6, 32, 32).contiguous()

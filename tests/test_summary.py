@@ -8,71 +8,128 @@ from maelib import runs, summary
 CLAIM = {c.chapter: c for c in summary.CLAIMS}
 
 
-def record(chapter, seed, metrics, profile="quick", parameters=None, finished="2026-11-26T10:00:00"):
-    resolved = {"mask_ratio": 0.75, "seed": seed, **(parameters or {})}
-    return {"chapter": chapter, "notebook": f"{chapter}.py", "parameters": {"profile": profile, "seed": seed, **(parameters or {})},
-            "resolved": resolved, "profile": profile, "seed": seed, "device": "cpu", "metrics": metrics,
-            "wall_s": 1.0, "finished": f"{finished}.{seed:06d}", "git_commit": "abc", "stamp": f"s{seed}"}
+def record(chapter, seed, mae, base, profile="quick", parameters=None, finished="2026-11-26T10:00:00", code="c1",
+           **extra):
+    """A run record holding one seed (or several: lists) of a chapter's claim values."""
+    seeds = seed if isinstance(seed, list) else [seed]
+    mae, base = (mae, base) if isinstance(mae, list) else ([mae], [base])
+    resolved = {"mask_ratio": 0.75, "seed": seeds[0], **(parameters or {})}
+    return {"chapter": chapter, "notebook": f"{chapter}.py",
+            "parameters": {"profile": profile, "seed": seeds[0], **(parameters or {})},
+            "resolved": resolved, "profile": profile, "seed": seeds[0], "device": "cpu",
+            "metrics": {"claim": {"seeds": seeds, "mae": mae, "baseline": base, **extra},
+                        "mask_ratio_metric": {"label": "m", "values": mae}},
+            "wall_s": 1.0, "finished": f"{finished}.{seeds[0]:06d}", "git_commit": "abc", "stamp": f"s{seeds[0]}",
+            "code": code}
 
 
-def images(acc_ft, acc_sc):
-    return {"acc_finetune": acc_ft, "acc_scratch": acc_sc, "acc_probe": 0.1}
+def test_paired_interval_is_scipys_t_interval():
+    from scipy import stats
+
+    mae, base = [0.31, 0.30, 0.33, 0.29, 0.32], [0.28, 0.29, 0.30, 0.29, 0.28]
+    st = summary.paired(mae, base, higher_is_better=True)
+    gaps = [a - b for a, b in zip(mae, base)]
+    lo, hi = stats.t.interval(0.95, 4, loc=sum(gaps) / 5, scale=stats.sem(gaps))
+    assert st["n"] == 5 and st["gap"] == pytest.approx(sum(gaps) / 5)
+    assert (st["lo"], st["hi"]) == (pytest.approx(lo), pytest.approx(hi))
+    assert st["p"] == pytest.approx(stats.ttest_rel(mae, base).pvalue)
+    flipped = summary.paired(mae, base, higher_is_better=False)  # lower is better: the sign turns
+    assert flipped["gap"] == pytest.approx(-st["gap"]) and flipped["lo"] == pytest.approx(-st["hi"])
 
 
-def test_verdict_holds_when_the_gap_is_clear_and_in_the_papers_direction():
-    c = CLAIM["segmentation"]  # the paper: MAE better
-    assert summary.verdict([0.30, 0.31, 0.32], [0.20, 0.21, 0.20], c, True)[0] == "holds"
-    assert summary.verdict([0.20, 0.21, 0.20], [0.30, 0.31, 0.32], c, True)[0] == "does not hold"
+def verdict_of(mae, base, chapter="segmentation", same=True):
+    c = CLAIM[chapter]
+    return summary.verdict(summary.paired(mae, base, c.higher_is_better), c, same)
 
 
-def test_verdict_is_inconclusive_within_noise_or_with_few_seeds():
-    c = CLAIM["segmentation"]
-    v, why = summary.verdict([0.30, 0.20, 0.25], [0.26, 0.24, 0.25], c, True)
-    assert v == "inconclusive" and "noise" in why
-    v, why = summary.verdict([0.5], [0.1], c, True)
-    assert v == "inconclusive" and "1 seed" in why
+def test_verdict_holds_when_the_interval_excludes_zero_in_the_papers_direction():
+    up, down = [0.30, 0.31, 0.32, 0.33, 0.31], [0.20, 0.21, 0.20, 0.22, 0.21]
+    assert verdict_of(up, down)[0] == "holds"  # the paper: MAE init better
+    assert verdict_of(down, up)[0] == "does not hold"
+
+
+def test_a_verdict_needs_five_seeds():
+    v, why = verdict_of([0.30, 0.31, 0.32], [0.20, 0.21, 0.20])
+    assert v == "inconclusive (3 seeds)" and "at least 5 seeds" in why
+
+
+def test_an_interval_that_includes_zero_is_inconclusive():
+    v, why = verdict_of([0.30, 0.20, 0.25, 0.28, 0.22], [0.26, 0.24, 0.25, 0.24, 0.26])
+    assert v == "inconclusive" and "includes 0" in why
+
+
+def test_table_1_is_the_papers_mae_above_scratch():
+    c = CLAIM["images"]
+    assert (c.paper_mae, c.paper_base) == (45.6, 37.7) and c.paper_gap > 0
+    assert verdict_of([45, 46, 44, 45, 47], [40, 41, 39, 40, 42], "images")[0] == "holds"
+
+
+def test_table_2_has_the_papers_numbers_and_direction():
+    c = CLAIM["series"]
+    assert c.paper_base == 0.01538 and c.paper_mae == 0.07546 and c.paper_gap < 0  # masking worse
+    assert verdict_of([0.05] * 4 + [0.051], [0.01] * 4 + [0.011], "series")[0] == "holds"
 
 
 def test_lower_is_better_claims_flip_the_sign():
-    c = CLAIM["tabular"]  # the paper: the MAE's MSE is higher (MAE worse)
-    assert summary.verdict([0.5, 0.51, 0.52], [0.01, 0.011, 0.012], c, True)[0] == "holds"
-    assert summary.verdict([0.01, 0.011, 0.012], [0.5, 0.51, 0.52], c, True)[0] == "does not hold"
+    # the paper: the MAE's MSE is higher (MAE worse)
+    assert verdict_of([0.5, 0.51, 0.52, 0.5, 0.53], [0.01, 0.011, 0.012, 0.01, 0.013], "tabular")[0] == "holds"
+    assert verdict_of([0.01, 0.011, 0.012, 0.01, 0.013], [0.5, 0.51, 0.52, 0.5, 0.53], "tabular")[0] == "does not hold"
 
 
 def test_forecasts_worse_than_persistence_are_inconclusive():
     c = CLAIM["series"]
-    v, why = summary.verdict([0.004, 0.004, 0.004], [0.005, 0.005, 0.005], c, True, floor=[0.001] * 3)
+    st = summary.paired([0.004] * 5, [0.005] * 5, False)
+    v, why = summary.verdict(st, c, True, floor=[0.001] * 5, mae=[0.004] * 5, base=[0.005] * 5)
     assert v == "inconclusive" and "persistence" in why
 
 
 def test_different_dataset_is_said():
-    v, why = summary.verdict([0.30, 0.31, 0.32], [0.20, 0.21, 0.20], CLAIM["volumes"], False)
+    v, why = verdict_of([0.30, 0.31, 0.32, 0.33, 0.31], [0.20, 0.21, 0.20, 0.22, 0.21], "volumes", same=False)
     assert v == "holds" and "different dataset" in why
 
 
-def test_claims_table_groups_seeds_and_ignores_changed_parameters():
-    recs = [record("images", s, images(0.40 + 0.01 * s, 0.30)) for s in range(3)]
-    recs.append(record("images", 0, images(0.9, 0.1), parameters={"mask_ratio": 0.5}))  # a sweep run
+def test_seeds_of_different_code_are_never_pooled():
+    """Three seeds from one code version and three from another are two groups of three, not six seeds;
+    the newest group with five seeds is judged even when a newer, smaller group exists."""
+    old = [record("images", s, 40.0 + s, 30.0, code="old", finished="2026-11-26T09:00:00") for s in range(5)]
+    new = [record("images", s, 30.0, 40.0 + s, code="new", finished="2026-11-26T11:00:00") for s in range(3)]
+    groups = summary.groups(old + new, "images", "quick")
+    assert [(g["code"], len(g["seeds"])) for g in groups] == [("new", 3), ("old", 5)]
+    assert summary.judged_group(old + new, "images", "quick")["code"] == "old"
+    rows = summary.claim_rows(new[:1] + old[:3] + new[1:])
+    row = rows[(rows["table"] == "Table 1") & (rows["profile"] == "quick")].iloc[0]
+    assert row["n"] == 3 and row["code"] == "new" and row["verdict"] == "inconclusive (3 seeds)"
+
+
+def test_a_record_holding_several_seeds_counts_as_that_many():
+    rec = record("tabular", [0, 1, 2, 3, 4], [0.5, 0.51, 0.52, 0.5, 0.53], [0.01, 0.011, 0.012, 0.01, 0.013],
+                 baseline_fair=[0.4] * 5)
+    rows = summary.claim_rows([rec])
+    row = rows[(rows["table"] == "Table 5") & (rows["profile"] == "quick")].iloc[0]
+    assert row["n"] == 5 and row["verdict"] == "holds" and row["fair"] == pytest.approx(0.4)
+
+
+def test_claims_table_ignores_changed_parameters():
+    recs = [record("images", s, 41.0 + s, 30.0) for s in range(5)]
+    recs.append(record("images", 0, 10.0, 90.0, parameters={"mask_ratio": 0.5}))  # a sweep run
     table = summary.claims_table(recs)
     row = table.loc["Table 1"]
-    assert row["quick: MAE"] == "41 ± 1 (3 seeds)" and row["quick: baseline"].startswith("30 ± 0")
-    assert row["full: MAE"] == "not run"
-    assert row["verdict"] == "does not hold"  # the paper (as listed) has MAE below scratch; these runs above
+    assert row["verdict"] == "holds" and "(n = 5)" in row["quick: gap [95% CI], p"]
+    assert row["full: gap [95% CI], p"] == "not run"
     assert table.loc["Table 3", "verdict"] == "not run"
 
 
 def test_sweep_frame_takes_only_mask_ratio_runs():
-    recs = [record("images", 0, images(0.4, 0.3)),
-            record("images", 1, images(0.5, 0.3), parameters={"mask_ratio": 0.5}),
-            record("images", 1, images(0.6, 0.3), parameters={"mask_ratio": 0.5, "epochs": 3})]
-    recs[1]["resolved"]["mask_ratio"] = 0.5
+    recs = [record("images", 0, 40.0, 30.0),
+            record("images", 1, 50.0, 30.0, parameters={"mask_ratio": 0.5}),
+            record("images", 1, 60.0, 30.0, parameters={"mask_ratio": 0.5, "epochs": 3})]
     frame = summary.sweep_frame(recs)
     assert len(frame) == 2 and set(frame["mask_ratio"]) == {0.75, 0.5}
 
 
 def test_registry_schema(tmp_path):
     """Records written by run_chapter carry every key of the schema; others are ignored."""
-    good = record("images", 0, images(0.4, 0.3))
+    good = record("images", 0, 40.0, 30.0)
     (tmp_path / "a.json").write_text(json.dumps(good))
     (tmp_path / "b.json").write_text(json.dumps({"chapter": "images"}))  # incomplete: not a record
     (tmp_path / "c.json").write_text("{broken")
@@ -93,15 +150,14 @@ def test_committed_records_follow_the_schema():
 def test_summary_notebook_runs_on_a_registry_fixture(tmp_path):
     reg = tmp_path / "registry"
     reg.mkdir()
-    recs = [record("images", s, images(0.40 + 0.01 * s, 0.30)) for s in range(3)]
-    recs += [record("images", s, images(0.35 + 0.02 * r, 0.30), parameters={"mask_ratio": r})
-             for s in range(2) for r in (0.25, 0.5)]
+    recs = [record("images", s, 40.0 + s, 30.0) for s in range(5)]
+    recs += [record("images", s, 35.0 + 2 * r, 30.0, parameters={"mask_ratio": r}) for s in range(2) for r in (0.25, 0.5)]
     for i, r in enumerate(recs):
-        r["resolved"]["mask_ratio"] = r["parameters"].get("mask_ratio", 0.75)
         (reg / f"r{i}.json").write_text(json.dumps(r))
     out = runs.run_chapter("summary", {"profile": "smoke", "records_dir": str(reg)}, force=True,
                            out_dir=tmp_path / "out", progress=False, records_dir=None)
     values = runs.glued(nbformat.read(out, as_version=4))
     assert values["n_records"] == len(recs)
-    assert values["n_sweep"] == 7  # the 3 default runs (mask ratio 0.75) are points of the sweep too
-    assert values["results"]["verdicts"]["Table 1"] == "does not hold"
+    assert values["n_sweep"] == 9  # the 5 default runs (mask ratio 0.75) are points of the sweep too
+    assert values["results"]["verdicts"]["Table 1"] == "holds"
+    assert values["results"]["verdicts"]["Table 3"] == "not run"

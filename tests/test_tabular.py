@@ -37,20 +37,39 @@ def test_scores_count_exactly_the_hidden_cells():
     observed = rng.random((200, 3)) > 0.3
     imputed = true.copy()
     imputed[~observed] += 0.5  # every hidden cell off by 0.5
-    s = tabular.scores(imputed, true, observed, true)
-    assert s["mse"] == pytest.approx(0.25)
-    assert s["wasserstein"] == pytest.approx(0.5)
+    cols = ["longitude", "latitude", "population"]
+    s = tabular.scores(imputed, true, observed, cols)
+    assert s["mse"] == pytest.approx(0.25) and s["mse_numeric"] == pytest.approx(0.25)
+    assert s["wasserstein"] == pytest.approx(0.5) and set(s["mse_by_column"]) == set(cols)
     imputed[observed] += 100  # errors on observed cells are ignored
-    assert tabular.scores(imputed, true, observed, true)["mse"] == pytest.approx(0.25)
+    assert tabular.scores(imputed, true, observed, cols)["mse"] == pytest.approx(0.25)
 
 
-def test_z_scored_mse_divides_by_training_spread():
-    true = np.zeros((10, 2))
-    train = np.array([[0.0, 0.0], [2.0, 4.0]] * 5)  # standard deviations 1 and 2
-    observed = np.zeros((10, 2), bool)
-    imputed = np.ones((10, 2))
-    s = tabular.scores(imputed, true, observed, train)
-    assert s["mse"] == pytest.approx(1.0) and s["mse_z"] == pytest.approx((1 + 0.25) / 2)
+def test_numeric_and_categorical_errors_are_apart():
+    """Numeric MSE averages per-column MSEs of numeric columns only; the category error counts rows whose
+    true category cell is hidden, by the largest imputed hidden one-hot cell."""
+    cols = ["longitude", "population", *housing.ONE_HOT[:3]]
+    true = np.array([[0.0, 0.0, 1, 0, 0], [0.0, 0.0, 0, 1, 0], [0.0, 0.0, 0, 0, 1], [0.0, 0.0, 1, 0, 0]])
+    observed = np.array([[0, 1, 0, 0, 0], [0, 1, 0, 0, 1], [1, 0, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
+    imputed = np.where(observed, true, 0.0)
+    imputed[0] = [1.0, 0.0, 0.9, 0.1, 0.2]  # longitude off by 1; category right (cell 0 largest)
+    imputed[1] = [0.5, 0.0, 0.7, 0.6, 0.0]  # longitude off by 0.5; category wrong (cell 0 > cell 1)
+    imputed[2, 1] = 2.0  # population off by 2; category observed (row not scored)
+    s = tabular.scores(imputed, true, observed, cols)
+    assert s["mse_by_column"] == {"longitude": pytest.approx((1 + 0.25) / 2), "population": pytest.approx(4.0)}
+    assert s["mse_numeric"] == pytest.approx((0.625 + 4.0) / 2)
+    assert s["category_error"] == pytest.approx(1 / 2)  # rows 0 and 1 scored; row 3's category shows as a 1
+
+
+def test_scikit_learn_imputers_fit_on_training_rows_only():
+    """The reference imputers learn from the training rows: test rows with other values do not move the
+    mean imputer's fill."""
+    train = np.full((20, 2), 1.0, np.float32)
+    train_obs = np.ones((20, 2), bool)
+    test = np.array([[50.0, 50.0], [50.0, 0.0]], np.float32)
+    test_obs = np.array([[True, True], [True, False]])
+    out = tabular.impute_sklearn(tabular.sklearn_imputers(0)["mean (scikit-learn)"], train, train_obs, test, test_obs)
+    assert out[1, 1] == pytest.approx(1.0)
 
 
 def test_mae_imputation_never_reads_hidden_cells():

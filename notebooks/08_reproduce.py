@@ -1,0 +1,230 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Reproduce this book
+#
+# Every chapter of this book was built by one run, and that run left a record beside the executed
+# chapter (`book/executed/*.run.json`, written by `maelib.runs` only once the chapter finished). This
+# page reads those records and says, for each chapter, what it ran with, where, when and for how long,
+# which Python and packages it ran on, and the commands that run it again.
+
+# %% tags=["parameters"]
+profile = "auto"  # only labels this build: each chapter's own profile is read from its record
+executed_dir = None  # the executed chapters' folder with their run records (default: book/executed)
+
+# %% tags=["remove-cell"]
+import datetime as dt
+import json
+import shlex
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from maelib import profiles, runs
+
+p = profiles.resolve_namespace("reproduce", globals())
+glue("params", vars(p), display=False)
+folder = Path(p.executed_dir) if p.executed_dir else runs.EXECUTED
+NOT_RECORDED = "not recorded"
+
+records = []  # every chapter's record but this page's own, in the book's order (the files' names)
+for f in sorted(folder.glob("*.run.json")):
+    entry = runs.read_record(f)  # None, with a warning, for a damaged record
+    if isinstance(entry, dict) and entry.get("chapter") not in (None, "reproduce"):
+        records.append(entry)
+
+
+def when(record) -> str:
+    """The record's finishing time as 'YYYY-MM-DD HH:MM' (UTC where the record says so)."""
+    text = record.get("finished")
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return text or NOT_RECORDED
+    if t.tzinfo is None:
+        return t.strftime("%Y-%m-%d %H:%M")
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def seeds(record) -> str:
+    """The seed a run started from, and the range when the chapter trains several seeds in one run."""
+    seed = record.get("seed")
+    if seed is None:
+        return "none"
+    n = (record.get("resolved") or {}).get("seeds")
+    return f"{seed}-{seed + n - 1}" if isinstance(n, int) and n > 1 else str(seed)
+
+
+def environment(record):
+    env = record.get("environment")
+    return env if isinstance(env, dict) and env else None
+
+
+# %% tags=["remove-cell"]
+# Environments: the distinct ones, each with the chapters that ran in it.
+distinct: dict[str, list[str]] = {}
+for r in records:
+    if environment(r):
+        distinct.setdefault(json.dumps(environment(r), sort_keys=True), []).append(r["chapter"])
+labels = {key: (f"environment {chr(ord('A') + i)}" if len(distinct) > 1 else "recorded")
+          for i, key in enumerate(distinct)}
+env_label = {r["chapter"]: labels[json.dumps(environment(r), sort_keys=True)] if environment(r) else NOT_RECORDED
+             for r in records}
+missing_env = [r["chapter"] for r in records if not environment(r)]
+
+rows = []
+for r in records:
+    wall = r.get("wall_s")
+    rows.append({"chapter": r["chapter"], "profile": r.get("profile") or NOT_RECORDED,
+                 "device": r.get("device") or NOT_RECORDED, "finished": when(r),
+                 "commit": (r.get("git_commit") or NOT_RECORDED)[:10], "engine": r.get("engine") or NOT_RECORDED,
+                 "seeds": seeds(r), "wall time (min)": round(wall / 60, 2) if wall is not None else None,
+                 "environment": env_label[r["chapter"]]})
+table = pd.DataFrame(rows, columns=["chapter", "profile", "device", "finished", "commit", "engine", "seeds",
+                                    "wall time (min)", "environment"])
+total_s = sum(r.get("wall_s") or 0 for r in records)
+glue("n_chapters", len(records), display=False)
+glue("total_min", round(total_s / 60, 1), display=False)
+glue("chapters", table.style.hide(axis="index").format({"wall time (min)": "{:.2f}"}, na_rep=NOT_RECORDED)
+     .set_properties(**{"text-align": "left", "font-size": "0.85em"}), display=False)
+
+names = ["python", *runs.PACKAGES]
+names += sorted({k for key in distinct for k in json.loads(key)} - set(names))
+env_table = pd.DataFrame({f"{labels[key] if len(distinct) > 1 else 'version'}: {', '.join(chapters)}":
+                          [json.loads(key).get(n, "not installed") for n in names]
+                          for key, chapters in distinct.items()}, index=pd.Index(names, name="package"))
+if env_table.empty:
+    env_table = pd.DataFrame({"version": [NOT_RECORDED]}, index=pd.Index(["python and packages"], name="package"))
+glue("environments", env_table.style.set_properties(**{"text-align": "left", "font-size": "0.85em"}), display=False)
+glue("n_environments", len(distinct), display=False)
+glue("env_missing", ", ".join(missing_env) if missing_env else "none", display=False)
+
+# %% [markdown]
+# ## What ran
+#
+# The {glue:text}`n_chapters` chapters of this book ran for {glue:text}`total_min` minutes in all.
+#
+# ```{glue:figure} chapters
+# :name: reproduce-chapters
+# Each chapter's run: its profile and device, when it finished, the git commit checked out (the record
+# does not say whether the working tree had uncommitted changes), the engine (papermill, or a plain
+# script on a machine without Jupyter), the seeds and the wall time; "environment" points to the table
+# below.
+# ```
+
+# %% [markdown]
+# ## The environment
+#
+# The Python and package versions recorded by each run. Chapters whose records differ are shown side by
+# side, each environment with the chapters that ran in it. Chapters recorded before runs stored their
+# environment: {glue:text}`env_missing`.
+#
+# ```{glue:figure} environments
+# :name: reproduce-environment
+# Python and package versions of the runs. Distinct environments recorded: {glue:text}`n_environments`.
+# ```
+#
+# `requirements.txt` pins the versions a fresh `make book` installs (Python 3.11).
+
+# %% tags=["remove-cell"]
+# The commands: the whole book, then each chapter as its record says it ran, then the seed sweeps.
+
+
+def arg(value) -> str:
+    """A parameter's value as `python -m maelib run -p NAME VALUE` reads it back (maelib.__main__._value)."""
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif value is None:
+        text = "none"
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = repr(value)
+    return shlex.quote(text)
+
+
+def command(r) -> str:
+    params = dict(r.get("parameters") or {})
+    params.pop("profile", None)
+    if r.get("seed") is not None:
+        params["seed"] = r["seed"]
+    line = f"python -m maelib run {r['chapter']} --profile {r.get('profile') or 'auto'}"
+    line += "".join(f" -p {name} {arg(value)}" for name, value in params.items())
+    if r.get("engine") == "script":
+        line += " --engine script"
+    return line + " --no-book"
+
+
+commits = sorted({r["git_commit"] for r in records if r.get("git_commit")})
+used_profiles = sorted({r.get("profile") for r in records if r.get("profile")})
+lines = []
+if len(commits) == 1:
+    lines += [f"git checkout {commits[0]}  # the commit every chapter ran at"]
+elif commits:
+    lines += ["# the chapters ran at different commits: check out each one's before running it"]
+if len(used_profiles) == 1:
+    lines += ["", "# the whole book at the profile the chapters ran at, each chapter with its default parameters",
+              f"make book PROFILE={used_profiles[0]}"]
+else:
+    lines += ["", "# the whole book at the default profile (quick on a CPU, full with CUDA)", "make book"]
+lines += ["", "# or chapter by chapter, with the parameters and seed each one ran with, then this page and the book"]
+for r in records:
+    if len(commits) > 1:
+        lines.append(f"# {r['chapter']} ran at commit {r.get('git_commit') or NOT_RECORDED}")
+    lines.append(command(r))
+lines.append(f"python -m maelib run reproduce --profile {p.profile}"
+             + (f" -p executed_dir {arg(p.executed_dir)}" if p.executed_dir else ""))
+commands = "\n".join(lines)
+glue("commands", commands, display=False)
+
+sweeps = []
+for r in records:
+    if "seed" in profiles.SPECS.get(r["chapter"], {}) and r.get("seed") is not None:
+        first = r["seed"]
+        engine = " --engine script" if r.get("engine") == "script" else ""
+        sweeps.append(f"python -m maelib sweep {r['chapter']} --profile {r.get('profile') or 'auto'} "
+                      f"--seeds {first} {first + 1} {first + 2}{engine}")
+glue("sweep_commands", "\n".join(sweeps), display=False)
+
+# %% [markdown]
+# ## Run it again
+#
+# From a clone of the repository, with the datasets where the loaders look for them (`MAELIB_DATA`,
+# see the README's Data section). `make book` creates the virtualenv from `requirements.txt`; the
+# chapter commands run inside it (`source .venv/bin/activate`). Add `--force` to rerun a chapter whose
+# notebook, parameters and library have not changed since its last run.
+
+# %% tags=["remove-input"]
+display(Markdown(f"```bash\n{commands}\n```" if records else
+                 ":::{note}\nNo chapter has been run yet: there is no run record in this book's executed folder. "
+                 "`make book` runs them all.\n:::"))
+
+# %% [markdown]
+# The summary's verdicts compare several seeds of the same setting. These commands record them for each
+# chapter that has a seed, starting from the seed it ran with; each run joins the run registry in
+# `results/runs/`, from which the summary chapter reads them:
+
+# %% tags=["remove-input"]
+display(Markdown(f"```bash\n{chr(10).join(sweeps)}\n```" if sweeps else "No chapter with a seed has been run."))
+
+# %% tags=["remove-cell"]
+glue("results", {
+    "n_chapters": len(records), "total_wall_min": round(total_s / 60, 2), "n_environments": len(distinct),
+    "environment_missing": missing_env,
+    "chapters": {row["chapter"]: {k: row[k] for k in ("profile", "device", "finished", "commit", "engine", "seeds",
+                                                       "wall time (min)", "environment")} for row in rows},
+    "environments": {labels[key]: {"chapters": chapters, **json.loads(key)} for key, chapters in distinct.items()},
+}, display=False)

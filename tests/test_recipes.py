@@ -1,0 +1,142 @@
+"""The fine-tuning recipes: layer-wise decay groups (none for a ViT from scratch), the original MAE's
+global-pool classifier and learned positions, the frozen linear probe, each arm's learning rate chosen on
+held-out training data, and Dice against a hand computation."""
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from maelib import images, profiles, segmentation, volumes
+from maelib.heads import LinearProbe, ViTClassifier, encoder_like
+from maelib.mae import MaskedAutoencoder
+from maelib.tokens import Patches2d
+from maelib.train import param_groups
+
+
+@pytest.fixture
+def mae():
+    torch.manual_seed(0)
+    return MaskedAutoencoder(Patches2d(16, 8), dim=16, depth=2, heads=2, decoder_dim=16, decoder_depth=1)
+
+
+def scales(model, decay):
+    groups = param_groups(model, 0.05, model.layer_of, model.encoder.depth + 1, decay)
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)]: (g["lr_scale"], g["weight_decay"]) for g in groups for p in g["params"]}
+
+
+def test_layer_decay_groups_follow_the_mae_recipe(mae):
+    model = ViTClassifier(encoder_like(mae, learn_positions=True), 5)
+    s = scales(model, 0.5)
+    # depth 2: embeddings are layer 0 (0.5^3), block i is layer i + 1, the head is layer 3 (scale 1)
+    assert s["encoder.embed.weight"] == (0.125, 0.05) and s["encoder.pos_embed"] == (0.125, 0.0)
+    assert s["encoder.cls_token"] == (0.125, 0.0)
+    assert s["encoder.blocks.0.attn.qkv.weight"] == (0.25, 0.05) and s["encoder.blocks.1.mlp.fc1.weight"] == (0.5, 0.05)
+    assert s["encoder.blocks.1.norm1.weight"] == (0.5, 0.0) and s["encoder.blocks.0.attn.qkv.bias"][1] == 0.0
+    assert s["head.weight"] == (1.0, 0.05) and s["fc_norm.weight"] == (1.0, 0.0)
+    assert "encoder.norm.weight" not in s  # the encoder's final norm is unused by the global-pool head
+
+
+def test_scratch_gets_no_layer_decay(mae, monkeypatch):
+    """finetune passes its layer_decay to the groups; the chapters train scratch with 1 (every scale 1)."""
+    seen = {}
+
+    def fake_fit(model, step, loader, cfg, device, groups=None, **kw):
+        seen["scales"] = {g["lr_scale"] for g in groups}
+        return pd.DataFrame([{"epoch": 1, "loss": 0.0, "val_acc": 0.5}])
+
+    monkeypatch.setattr(images, "fit", fake_fit)
+    pair = (torch.zeros(8, 3, 16, 16, dtype=torch.uint8), torch.arange(8) % 2)
+    data = {"train": pair, "val": pair, "names": ["a", "b"]}
+    p = SimpleNamespace(batch_size=4, finetune_epochs=1, seed=0, drop_path=0.0)
+    images.finetune(encoder_like(mae, pretrained=False), data, p, "cpu", "scratch", lr=1e-3, layer_decay=1.0)
+    assert seen["scales"] == {1.0}
+    images.finetune(encoder_like(mae), data, p, "cpu", "MAE", lr=1e-3, layer_decay=0.75)
+    assert len(seen["scales"]) == mae.config["depth"] + 2
+
+
+def test_global_pool_skips_the_encoders_final_norm(mae):
+    """As the original MAE: mean of the last block's patch tokens, then fc_norm; the encoder's norm is
+    not applied (changing it changes nothing), and the positions are fine-tuned."""
+    model = ViTClassifier(encoder_like(mae, learn_positions=True), 3).eval()
+    x = torch.randn(2, 3, 16, 16)
+    before = model(x)
+    with torch.no_grad():
+        model.encoder.norm.weight.copy_(torch.rand(16) * 3)
+        model.encoder.norm.bias.copy_(torch.randn(16))
+    assert torch.allclose(model(x), before)
+    assert model.encoder.pos_embed.requires_grad and not model.encoder.norm.weight.requires_grad
+
+
+def test_linear_probe_trains_only_the_probe(mae):
+    p = SimpleNamespace(seed=0, probe_epochs=2)
+    g = torch.Generator().manual_seed(0)
+    data = {"train": (torch.randint(0, 255, (16, 3, 16, 16), dtype=torch.uint8, generator=g), torch.arange(16) % 2),
+            "val": (torch.randint(0, 255, (8, 3, 16, 16), dtype=torch.uint8, generator=g), torch.arange(8) % 2),
+            "names": ["a", "b"]}
+    before = {k: v.clone() for k, v in mae.encoder.state_dict().items()}
+    probe, history = images.linear_probe(mae.encoder, data, p, "cpu")
+    assert all(torch.equal(before[k], v) for k, v in mae.encoder.state_dict().items())
+    bn = probe.net[0]
+    assert isinstance(probe, LinearProbe) and not bn.affine and bn.weight is None and len(history) == 2
+
+
+def test_each_arm_chooses_its_lr_on_held_out_training_images(monkeypatch):
+    """choose_lr scores every grid value on a held-out part of the training images and never sees the
+    validation split; a fixed learning rate skips the grid."""
+    y = torch.arange(40) % 4
+    data = {"train": (torch.arange(40).view(40, 1, 1, 1).expand(40, 3, 2, 2).to(torch.uint8), y),
+            "val": "the reported split", "names": list("abcd")}
+    held = images.holdout(data)
+    assert len(held["val"][1]) == 4 and torch.equal(held["val"][1].sort().values, torch.arange(4))
+    assert not set(held["val"][0][:, 0, 0, 0].tolist()) & set(held["train"][0][:, 0, 0, 0].tolist())
+    seen = []
+
+    def fake_finetune(encoder, d, p, device, desc, ckpt_dir=None, lr=None, layer_decay=1.0, progress=True):
+        seen.append(d["val"])
+        return None, pd.DataFrame([{"val_acc": {1e-3: 0.2, 2e-3: 0.6, 4e-3: 0.4}[lr]}])
+
+    monkeypatch.setattr(images, "finetune", fake_finetune)
+    p = SimpleNamespace(seed=0, lr_grid=[1e-3, 2e-3, 4e-3])
+    lr, grid = images.choose_lr(lambda: None, data, p, "cpu", "scratch", None, 1.0)
+    assert lr == 2e-3 and grid == {1e-3: 20.0, 2e-3: 60.0, 4e-3: 40.0}
+    assert all(v is not data["val"] for v in seen) and len(seen) == 3
+    assert images.choose_lr(lambda: None, data, p, "cpu", "scratch", None, 1.0, fixed=5e-4) == (5e-4, {})
+
+
+def test_segmentation_holds_out_the_tail_of_the_training_images():
+    data = {"train": (torch.arange(20).view(20, 1, 1, 1), torch.zeros(20, 1, 1)), "val": "reported"}
+    held = segmentation.holdout(data)
+    assert held["val"][0].flatten().tolist() == [18, 19] and len(held["train"][0]) == 18
+
+
+def test_profiles_choose_learning_rates_by_default():
+    for chapter in ("images", "segmentation"):
+        for name in profiles.PROFILE_NAMES:
+            p = profiles.resolve(chapter, name)
+            assert p.finetune_lr is None and p.scratch_lr is None and len(p.lr_grid) >= 3
+
+
+class Oracle(torch.nn.Module):
+    """Logits that predict the class written in the image (its intensity, rounded)."""
+
+    def forward(self, x):
+        return 10.0 * F.one_hot(x[:, 0].round().long().clamp(0, 2), 3).permute(0, 4, 1, 2, 3).float()
+
+
+def test_dice_against_a_hand_computation():
+    truth = torch.zeros(1, 1, 16, 16, 16, dtype=torch.uint8)
+    truth[0, 0, :8, :8, :8] = 1  # 512 voxels of class 1
+    truth[0, 0, 8:, 8:, 8:4 + 8] = 2  # 256 voxels of class 2
+    pred = torch.zeros(1, 1, 16, 16, 16)
+    pred[0, 0, :8, :8, :4] = 1  # 256 of the 512 class-1 voxels, nothing else
+    pred[0, 0, 8:, 8:, 8:] = 2  # 512 voxels, 256 of them truly class 2
+    vs = volumes.VolumeSet(pred, truth, torch.tensor([[16, 16, 16]]))
+    out = volumes.evaluate_dice(Oracle(), vs, (16, 16, 16), 3, "cpu")
+    d1 = 2 * 256 / (256 + 512)
+    d2 = 2 * 256 / (512 + 256)
+    assert out["dice_1"] == pytest.approx(d1) and out["dice_2"] == pytest.approx(d2)
+    assert out["dice"] == pytest.approx((d1 + d2) / 2)
