@@ -52,11 +52,22 @@ class ChapterFailed(RuntimeError):
                          "nothing was recorded")
 
 
-def code_hash() -> str:
-    """A hash of maelib's source files."""
+# maelib modules that only run, record, show or check chapters: they do not change what a chapter computes
+NOT_COMPUTING = {"__init__.py", "__main__.py", "runs.py", "summary.py", "viz.py", "widgets.py", "browser.py",
+                 "webmodel.py", "headless.py", "paper.py", "files.py", "profiles.py"}
+
+
+def code_hash(computing_only: bool = True) -> str:
+    """A hash of maelib's source files: by default only those that compute (models, training, data,
+    metrics), which is the code version a run record carries and checkpoint folders are keyed by, so that
+    a change to how results are shown does not split seeds into versions; all of them with
+    ``computing_only=False`` (what decides whether an executed chapter is stale)."""
     h = hashlib.sha256()
-    for f in sorted((ROOT / "maelib").rglob("*.py")):
-        h.update(f.read_bytes())
+    root = ROOT / "maelib"
+    for f in sorted(root.rglob("*.py")):
+        if computing_only and f.parent == root and f.name in NOT_COMPUTING:
+            continue
+        h.update(str(f.relative_to(root)).encode() + f.read_bytes())
     return h.hexdigest()
 
 
@@ -136,7 +147,7 @@ def stamp(chapter: str, params: dict) -> str:
     for chapters that read other runs' records, which records there are)."""
     h = hashlib.sha256(notebook_of(chapter).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    h.update(code_hash().encode())
+    h.update(code_hash(computing_only=False).encode())
     if chapter in READS_EXECUTED:
         folder = Path(params.get("executed_dir") or EXECUTED)
         for f in sorted(folder.glob("*.run.json")):
@@ -250,7 +261,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
             and last.get("engine", "papermill") == "papermill"):
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
-    started = time.time()
+    started, code = time.time(), code_hash()  # the code as it was when the run began
     values = _execute(chapter, src, params, out_nb, progress, engine)
     if "params" not in values:
         raise ChapterFailed(chapter, "RuntimeError", "the chapter did not glue 'params' (its resolved parameters)",
@@ -260,7 +271,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         "profile": resolved.profile,
         "seed": getattr(resolved, "seed", None), "device": values.get("device"), "metrics": values.get("results", {}),
         "wall_s": round(time.time() - started, 1), "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "git_commit": _git_commit(), "stamp": key, "engine": engine, "code": code_hash(),
+        "git_commit": _git_commit(), "stamp": key, "engine": engine, "code": code,
         "data": values.get("data_source"), "environment": environment(),
     }
     text = json.dumps(entry, indent=2, default=str)

@@ -161,3 +161,19 @@ def test_summary_notebook_runs_on_a_registry_fixture(tmp_path):
     assert values["n_sweep"] == 9  # the 5 default runs (mask ratio 0.75) are points of the sweep too
     assert values["results"]["verdicts"]["Table 1"] == "holds"
     assert values["results"]["verdicts"]["Table 3"] == "not run"
+
+
+def test_the_code_version_follows_the_computing_modules(tmp_path, monkeypatch):
+    """A change to how results are shown (viz.py) keeps a run's code version, so seeds are not split by
+    it; a change to what is computed (mae.py) makes a new version. Both make executed chapters stale."""
+    import shutil
+
+    shutil.copytree(runs.ROOT / "maelib", tmp_path / "maelib", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runs, "ROOT", tmp_path)
+    compute, everything = runs.code_hash(), runs.code_hash(computing_only=False)
+    with open(tmp_path / "maelib" / "viz.py", "a") as f:
+        f.write("\n# a figure's colour changed\n")
+    assert runs.code_hash() == compute and runs.code_hash(computing_only=False) != everything
+    with open(tmp_path / "maelib" / "mae.py", "a") as f:
+        f.write("\n# the model changed\n")
+    assert runs.code_hash() != compute
