@@ -1,23 +1,28 @@
-"""The study's GPU measurements as one prepared script: stage here, run there, read the table.
+"""The study's GPU work as prepared calls: stage here, run there, import here.
 
-A lent GPU machine has torch, timm, pandas, scikit-learn and matplotlib but no notebook stack, no
-MONAI and no network. So:
+A lent GPU machine has torch, timm, pandas, scikit-learn and matplotlib but no notebook stack, no MONAI
+and no network, and a call carries at most 64 MiB of files and runs at most 600 s. So:
 
-1. Here (with network to the package index): ``python benchmarks/gpu_session.py prepare`` copies the
-   files the chapters read from ``$MAELIB_DATA`` into ``.device-data/`` and downloads the wheels the
-   machine lacks (MONAI, nibabel, pooch, platformdirs, and timm at our pin) into ``.whl/``; both folders
-   are git-ignored and together stay under the 64 MiB a device call may carry. It prints the command.
+1. Here (with the package index): ``python benchmarks/gpu_session.py prepare --call a`` copies the files
+   the call's chapters read from ``$MAELIB_DATA`` into ``.device-data/`` and downloads the wheels the
+   machine lacks (MONAI and nibabel, timm at our pin, and the notebook stack: papermill, ipykernel,
+   IPython, nbformat, jupytext, myst-nb...) into ``.whl/``; both folders are git-ignored and stay under
+   what a call may carry. The study is split in two calls (``a``: images, segmentation; ``b``:
+   series, tabular, volumes) because the data and the wheels of all chapters do not fit in one (the
+   masking, summary and reproduce chapters run here, for every build: they read the others). It
+   prints the command for the call.
 2. There, one call carrying ``.device-data`` and ``.whl``: ``gpu_session.py run`` prints the machine,
-   runs the throughput benchmark (``--bench``; two compile modes by default, as each compilation costs
-   a minute or so of the call), then the chapters named in ``--chapters`` at the full profile as
-   scripts (``python -m maelib run CH --engine script``), each in its own process and ``--jobs`` at a
-   time (most of their steps are too small to fill a GPU; masking waits for images, summary for all),
-   within ``--budget-s`` seconds in all: a chapter still running at the budget is stopped and records
-   nothing.
-   Under ``--out`` (``$OUT``) it leaves ``bench.txt``, ``session.log`` (every chapter's output) and
-   ``records.tar`` (the new run records, for ``results/runs/``), and prints a table of wall times.
-3. Here: ``tar xf records.tar -C results/runs`` and ``make book``: the chapters and the summary show
-   the full-profile runs beside the quick ones.
+   runs the throughput benchmark (``--bench``), then the call's chapters at the full profile, executed
+   as notebooks by papermill (``python -m maelib run CH``), each in its own process and ``--jobs`` at a
+   time, within ``--budget-s`` seconds in all: a chapter still running at the budget is stopped and
+   records nothing. Under ``--out`` (``$OUT``) it leaves ``executed/`` (the executed notebooks and
+   their run records), ``records.tar`` (the records for ``results/runs/``), ``models/image_mae_full.pt``
+   (the image MAE in fp16, a few MB, for the masking chapter and the browser), ``bench.txt`` and
+   ``session.log``.
+3. Here: ``python -m maelib device import <the fetched folder>`` puts them where the book finds them
+   (``results/executed/full/``, ``results/runs/``, ``results/models/``), then ``make book``. Outputs of a
+   session made elsewhere, under ``../shared/device-runs/<date>/``, import the same way
+   (``python -m maelib device pending`` lists those not imported yet).
 """
 
 from __future__ import annotations
@@ -38,21 +43,38 @@ from maelib.runs import RECORDS, ROOT
 STAGE, WHEELS = ROOT / ".device-data", ROOT / ".whl"
 # what the chapters read, per dataset folder under MAELIB_DATA (the rest stays behind)
 DATA_FILES = {
-    "ETT": ["ETTh1.csv"],
+    "ETT": ["ETTh1.csv", "ETTh2.csv"],
     "california_housing": ["housing.csv"],
     "tinyimagenet": ["tin_subset20.tar.gz", "subset20_wnids.txt", "words200.txt"],
     "camvid": ["camvid_half.tar.gz", "classes.txt", "MANIFEST.csv"],
     "hippocampus": ["hippocampus_msd_task04_train260_nii.tar.xz", "manifest.tsv"],
 }
-WHEEL_PINS = ["monai==1.6.1", "nibabel==5.4.2", "pooch==1.9.0", "platformdirs==4.14.8", "timm==1.0.31"]
+CHAPTER_DATA = {"images": ["tinyimagenet"], "masking": ["tinyimagenet"], "segmentation": ["camvid"],
+                "series": ["ETT"], "tabular": ["california_housing"], "volumes": ["hippocampus"]}
+CALLS = {"a": ("images", "segmentation"), "b": ("series", "tabular", "volumes")}
+# what the device lacks, with its dependencies (the pins of requirements.txt where it has them)
+WHEEL_PINS = ["monai==1.6.1", "nibabel==5.4.2", "pooch==1.9.0", "timm==1.0.31", "papermill==2.7.0",
+              "ipykernel==7.4.0", "jupytext==1.19.6", "myst-nb==1.4.0", "nbclient", "nbformat"]
+NO_DEPS = {"myst-nb"}  # its import needs none of its build-time dependencies (sphinx...), so they stay here
+# projects the device image already holds (the device tool's KINDS.md): their wheels are not carried
+DEVICE_HAS = {
+    "attrs", "certifi", "charset-normalizer", "click", "filelock", "fsspec", "idna", "jinja2", "markdown-it-py",
+    "markupsafe", "mdurl", "numpy", "packaging", "pandas", "pillow", "platformdirs", "psutil", "pygments",
+    "python-dateutil", "pyyaml", "requests", "six", "torch", "tqdm", "typing-extensions", "urllib3", "tzdata",
+    "huggingface-hub", "safetensors", "torchvision", "setuptools", "wheel", "pip", "matplotlib", "scipy",
+}
 CARRY_LIMIT = 64 * 2**20
-DEVICE_COMMAND = (
-    "python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
-    ".whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MAELIB_DATA=$PWD/.device-data || exit; "
-    "python3 benchmarks/gpu_session.py run --bench --chapters images series tabular segmentation volumes "
-    "masking summary --budget-s 540 --out $OUT"
-)
-CHAPTER_ORDER = ("images", "series", "tabular", "segmentation", "volumes", "masking", "summary")
+
+
+def device_command(call: str) -> str:
+    chapters = " ".join(CALLS[call])
+    bench = "--bench " if call == "a" else ""
+    return ("python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
+            ".whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MAELIB_DATA=$PWD/.device-data "
+            f"|| exit; python3 benchmarks/gpu_session.py run {bench}--chapters {chapters} --budget-s 540 --out $OUT")
+
+
+CHAPTER_ORDER = ("images", "series", "tabular", "segmentation", "volumes", "masking")
 BENCH_ARGS = "--modes eager cudagraphs --epoch"  # two configurations x two modes: about two compilations
 
 
@@ -65,27 +87,42 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def prepare(data: Path, python_version: str = "3.12") -> None:
-    """Copy the chapters' data into ``.device-data`` and the missing packages' wheels into ``.whl``."""
-    for folder, names in DATA_FILES.items():
-        for name in names:
+def _project(wheel: Path) -> str:
+    return wheel.name.split("-")[0].lower().replace("_", "-")
+
+
+def prepare(data: Path, call: str, python_version: str = "3.12", stage: Path = STAGE, wheels: bool = True) -> None:
+    """Copy the data of ``call``'s chapters into ``stage`` (``.device-data``) and the wheels the device
+    lacks into ``.whl`` (unless ``wheels`` is false: a rehearsal here, where everything is installed)."""
+    shutil.rmtree(stage, ignore_errors=True)
+    for folder in sorted({f for ch in CALLS[call] for f in CHAPTER_DATA[ch]}):
+        for name in DATA_FILES[folder]:
             src = data / folder / name
             if not src.exists():
                 raise FileNotFoundError(f"{src} is missing: set MAELIB_DATA to the staged data folder")
-            (STAGE / folder).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, STAGE / folder / name)
+            (stage / folder).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, stage / folder / name)
+    if not wheels:
+        print(f"call {call}: staged {folder_bytes(stage) / 2**20:.1f} MiB of data in {stage} (no wheels)")
+        return
     WHEELS.mkdir(exist_ok=True)
-    platforms = [a for p in ("manylinux_2_28_x86_64", "manylinux2014_x86_64") for a in ("--platform", p)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", python_version, "--implementation", "cp", *platforms, "-d", str(WHEELS),
-                    *WHEEL_PINS], check=True)
-    total = folder_bytes(STAGE) + folder_bytes(WHEELS)
-    print(f"staged {folder_bytes(STAGE) / 2**20:.1f} MiB of data and {folder_bytes(WHEELS) / 2**20:.1f} MiB of "
-          f"wheels ({total / 2**20:.1f} MiB of the {CARRY_LIMIT / 2**20:.0f} MiB a call carries, the working "
-          f"tree included)")
+    platforms = [a for p in ("manylinux_2_28_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64")
+                 for a in ("--platform", p)]
+    base = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", python_version,
+            "--implementation", "cp", *platforms, "-d", str(WHEELS)]
+    with_deps = [p for p in WHEEL_PINS if p.split("==")[0] not in NO_DEPS]
+    subprocess.run(base + with_deps, check=True)
+    subprocess.run(base + ["--no-deps"] + [p for p in WHEEL_PINS if p.split("==")[0] in NO_DEPS], check=True)
+    for wheel in WHEELS.glob("*.whl"):
+        if _project(wheel) in DEVICE_HAS:
+            wheel.unlink()
+    total = folder_bytes(stage) + folder_bytes(WHEELS)
+    print(f"call {call} ({', '.join(CALLS[call])}): staged {folder_bytes(stage) / 2**20:.1f} MiB of data and "
+          f"{folder_bytes(WHEELS) / 2**20:.1f} MiB of wheels ({total / 2**20:.1f} MiB of the "
+          f"{CARRY_LIMIT / 2**20:.0f} MiB a call carries, the working tree included)")
     if total > CARRY_LIMIT:
-        raise SystemExit("too much to carry: leave a dataset out of DATA_FILES")
-    print("device call: carry ['.device-data', '.whl'], command:\n" + DEVICE_COMMAND)
+        raise SystemExit("too much to carry: split the call's chapters")
+    print("device call: carry ['.device-data', '.whl'], command:\n" + device_command(call))
 
 
 def machine() -> str:
@@ -140,9 +177,23 @@ def pack_records(records: Path, since: float, out: Path) -> list[dict]:
     return [json.loads(f.read_text()) for f in new]
 
 
+def collect(chapter: str, out: Path, profile: str) -> None:
+    """After the image chapter, its MAE in fp16 into ``out/models/image_mae_<profile>.pt``."""
+    from maelib import images
+    from maelib.runs import image_mae_checkpoint
+
+    if chapter == "images":
+        import torch
+
+        mae, saved = images.load_mae(image_mae_checkpoint(profile)[0])
+        (out / "models").mkdir(exist_ok=True)
+        images.save_mae(mae, argparse.Namespace(mask_ratio=saved["mask_ratio"], profile=profile),
+                        out / "models" / f"image_mae_{profile}.pt", dtype=torch.float16)
+
+
 def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, profile: str, jobs: int) -> None:
-    """The benchmark (with the arguments ``bench``, unless None), then the chapters, ``jobs`` at a time
-    (masking after images, summary after all), everything within ``budget`` seconds."""
+    """The benchmark (with the arguments ``bench``, unless None), then the chapters executed as notebooks,
+    ``jobs`` at a time (masking after images), everything within ``budget`` seconds."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     deadline = started + budget
@@ -157,12 +208,14 @@ def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, 
             rows.append(("benchmark", code, seconds))
             print(text[text.find("device:"):], flush=True)
         study_began = time.time()
-        later = [c for c in ("masking", "summary") if c in chapters]
+        later = [c for c in ("masking",) if c in chapters]
         for phase in ([c for c in chapters if c not in later], *[[c] for c in later]):
-            commands = {c: [sys.executable, "-m", "maelib", "run", c, "--profile", profile, "--engine", "script",
-                            "--force", "--no-book"] for c in phase}
+            commands = {c: [sys.executable, "-m", "maelib", "run", c, "--profile", profile, "--force", "--no-book",
+                            "--out-dir", str(out / "executed")] for c in phase}
             for name, (code, seconds, _) in run_many(commands, jobs, deadline, log).items():
                 rows.append((name, code, seconds))
+                if code == 0:
+                    collect(name, out, profile)
                 print(f"{name}: {outcome(code)} after {seconds:.0f} s", flush=True)
             pack_records(RECORDS, started, out)
         study_s = time.time() - study_began
@@ -179,6 +232,9 @@ def main(argv=None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare", help="here: stage data and wheels for a device call")
     p.add_argument("--data", default=os.environ.get("MAELIB_DATA", str(ROOT.parent / "shared" / "data")))
+    p.add_argument("--call", choices=sorted(CALLS), required=True, help="which chapters' call to prepare")
+    p.add_argument("--stage", default=str(STAGE), help="where the data goes (default .device-data)")
+    p.add_argument("--no-wheels", action="store_true", help="stage the data only (a rehearsal here)")
     r = sub.add_parser("run", help="there: benchmark and full-profile chapters, within a time budget")
     r.add_argument("--chapters", nargs="*", default=list(CHAPTER_ORDER), choices=CHAPTER_ORDER)
     r.add_argument("--bench", nargs="?", const=BENCH_ARGS, default=None, metavar="ARGS",
@@ -190,7 +246,7 @@ def main(argv=None) -> None:
     r.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "results" / "device")))
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
-        prepare(Path(args.data))
+        prepare(Path(args.data), args.call, stage=Path(args.stage), wheels=not args.no_wheels)
     else:
         run(args.chapters, None if args.bench is None else args.bench.split(), args.budget_s, Path(args.out),
             args.profile, args.jobs)

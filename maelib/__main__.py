@@ -7,8 +7,9 @@ import argparse
 import ast
 import json
 import sys
+from pathlib import Path
 
-from . import profiles, runs
+from . import book, profiles, runs
 from .data import registry
 
 
@@ -34,9 +35,7 @@ def main(argv=None) -> int:
     r.add_argument("--profile", default=None, choices=("auto",) + profiles.PROFILE_NAMES)
     r.add_argument("--force", action="store_true", help="run even if nothing changed since the last run")
     r.add_argument("--no-book", action="store_true", help="do not rebuild the book afterwards")
-    r.add_argument("--engine", default="auto", choices=("auto", "papermill", "script"),
-                   help="papermill (an executed notebook for the book) or script (no Jupyter needed, the run "
-                        "record only); auto: papermill where installed")
+    r.add_argument("--out-dir", default=None, help="where the executed notebook and its record go (default book/executed)")
     b = sub.add_parser("book", help="execute every chapter in _toc.yml (skipping unchanged ones), build the book")
     b.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     b.add_argument("--force", action="store_true")
@@ -45,16 +44,16 @@ def main(argv=None) -> int:
     w.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     w.add_argument("--ratios", type=float, nargs="*", default=None, help="mask ratios; none: default parameters")
     w.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
-    w.add_argument("--engine", default="auto", choices=("auto", "papermill", "script"))
     c = sub.add_parser("check-control", help="move the book's masking slider in headless Chromium")
-    c.add_argument("page", nargs="?", default=str(runs.ROOT / "_build/html/book/executed/06_masking.html"))
+    c.add_argument("page", nargs="?", default=str(runs.ROOT / "_build/html/book/chapters/06_masking.html"))
+    v = sub.add_parser("device", help="import a GPU session's outputs (executed chapters, records, weights)")
+    v.add_argument("action", choices=("import", "pending"))
+    v.add_argument("folder", nargs="?", help="the session's output folder ($OUT, or ../shared/device-runs/<date>)")
     d = sub.add_parser("data", help="list datasets, or fetch one from its canonical source")
     d.add_argument("action", choices=("list", "fetch"))
     d.add_argument("name", nargs="?")
     args = ap.parse_args(argv)
 
-    engine = getattr(args, "engine", "auto")
-    engine = runs.notebook_engine() if engine == "auto" else engine
     try:
         if args.cmd == "run":
             params = {k: _value(v) for k, v in args.param}
@@ -62,13 +61,14 @@ def main(argv=None) -> int:
                 params["profile"] = args.profile
             runs.notebook_of(args.chapter)
             profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
-            print(runs.run_chapter(args.chapter, params, force=args.force, engine=engine))
-            if not args.no_book and engine == "papermill":
-                print(runs.build_book())
+            out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
+            print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir))
+            if not args.no_book:
+                print(book.build())
         elif args.cmd == "book":
             for chapter in runs.toc_chapters():
                 runs.run_chapter(chapter, {"profile": args.profile}, force=args.force)
-            print(runs.build_book())
+            print(book.build())
         elif args.cmd == "sweep":
             grid = [{"mask_ratio": r} for r in args.ratios] if args.ratios else [{}]
             for extra in grid:  # validate everything before running anything
@@ -79,13 +79,23 @@ def main(argv=None) -> int:
                 for seed in args.seeds:
                     out = sweep_dir / f"{args.chapter}-{seed}-{extra.get('mask_ratio', 'default')}"
                     print(runs.run_chapter(args.chapter, {"profile": args.profile, "seed": seed, **extra},
-                                           out_dir=out, engine=engine))
+                                           out_dir=out))
         elif args.cmd == "check-control":
             from .browser import check_static_control
 
             report = check_static_control(args.page)
             print(json.dumps(report, indent=2))
             return 0 if report.get("changed") else 1
+        elif args.cmd == "device":
+            from . import device
+
+            if args.action == "pending":
+                for folder in device.pending():
+                    print(folder)
+            elif not args.folder:
+                ap.error("device import needs the session's folder")
+            else:
+                print(json.dumps(device.import_run(args.folder), indent=2))
         elif args.action == "list":
             for ds in registry.DATASETS.values():
                 print(f"{ds.name:14s} {ds.folder:20s} {ds.url or '(manual download)'}")

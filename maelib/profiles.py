@@ -194,7 +194,7 @@ SPECS["masking"] = {
 }
 
 SPECS["summary"] = {"profile": COMMON["profile"], "records_dir": Spec(str)}
-SPECS["reproduce"] = {"profile": COMMON["profile"], "executed_dir": Spec(str)}
+SPECS["reproduce"] = {"profile": COMMON["profile"], "executed_dir": Spec(str), "committed_dir": Spec(str)}
 
 _SERIES_QUICK = dict(dataset="ETTh1", robustness_dataset="ETTh2", lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
                      epochs=6, pretrain_epochs=6, seeds=1, dim=32, depth=2, heads=2, hidden=32, patch_size=4,
@@ -273,7 +273,7 @@ PROFILES["masking"] = {
 
 
 PROFILES["summary"] = {name: {"records_dir": None} for name in PROFILE_NAMES}
-PROFILES["reproduce"] = {name: {"executed_dir": None} for name in PROFILE_NAMES}
+PROFILES["reproduce"] = {name: {"executed_dir": None, "committed_dir": None} for name in PROFILE_NAMES}
 
 
 def default_profile() -> str:

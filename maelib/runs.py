@@ -5,9 +5,7 @@
 file, and only when it finished moves it to ``book/executed/01_images.ipynb`` and writes the run record
 ``book/executed/01_images.run.json`` (chapter, parameters, profile, device, seed, metrics, wall time,
 git commit, and a stamp of the inputs). A chapter whose notebook, parameters and library are unchanged
-since its last finished run is skipped. Where no notebook stack is installed (a bare GPU machine),
-``engine="script"`` runs the same source as a script and writes the same record (see
-:mod:`maelib.headless`).
+since its last finished run is skipped.
 """
 
 from __future__ import annotations
@@ -30,7 +28,8 @@ from .files import claim_folder, clean_stale, create_exclusive, write_text_atomi
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-EXECUTED = ROOT / "book" / "executed"
+EXECUTED = ROOT / "book" / "executed"  # local executions (papermill), one per chapter
+COMMITTED = ROOT / "results" / "executed"  # <profile>/<stem>.ipynb and .run.json imported from a GPU run
 RECORDS = Path(os.environ.get("MAELIB_RECORDS") or ROOT / "results" / "runs")  # the run registry
 # chapters whose output depends on recorded runs, and the chapters whose records they read (None: all others)
 READS_REGISTRY = {"masking": {"images"}, "summary": None}
@@ -54,7 +53,7 @@ class ChapterFailed(RuntimeError):
 
 # maelib modules that only run, record, show or check chapters: they do not change what a chapter computes
 NOT_COMPUTING = {"__init__.py", "__main__.py", "runs.py", "summary.py", "viz.py", "widgets.py", "browser.py",
-                 "webmodel.py", "headless.py", "paper.py", "files.py", "profiles.py"}
+                 "webmodel.py", "paper.py", "files.py", "profiles.py", "book.py", "device.py"}
 
 
 def code_hash(computing_only: bool = True) -> str:
@@ -106,18 +105,29 @@ class NoCheckpointError(FileNotFoundError):
     """No trained image MAE was found; the message says how to make one."""
 
 
+MODELS = ROOT / "results" / "models"  # committed weights from GPU runs (image_mae_full.pt, fp16)
+
+
 def image_mae_checkpoint(profile: str, path: str | os.PathLike | None = None) -> tuple[Path, str]:
     """The image MAE the masking chapter shows, chosen deliberately, and how it was chosen:
 
     1. ``path`` when given;
-    2. the image chapter's run at ``profile`` with its default parameters and this code;
-    3. else the newest image-chapter run at ``profile`` (other parameters or an earlier code version).
+    2. at the full profile, the image chapter's run with the full profile's defaults and this code;
+    3. at the quick or full profile, the committed full-profile model (``results/models``), the most
+       complete one there is;
+    4. the image chapter's run at ``profile`` with its default parameters and this code;
+    5. else the newest image-chapter run at ``profile`` (other parameters or an earlier code version).
     """
     if path:
         if not Path(path).is_file():
             raise NoCheckpointError(f"mae_checkpoint {path} does not exist")
         return Path(path), "the checkpoint given as mae_checkpoint"
     exact = run_dir("images", profiles.resolve("images", profile)) / "mae_final.pt"
+    committed = MODELS / "image_mae_full.pt"
+    if profile == "full" and exact.is_file():
+        return exact, "the image chapter's run at the full profile's default parameters"
+    if profile in ("quick", "full") and committed.is_file():
+        return committed, "the full-profile image MAE made on a GPU and committed (results/models)"
     if exact.is_file():
         return exact, f"the image chapter's run at the {profile} profile's default parameters"
     root = cache_dir() / "runs"
@@ -148,11 +158,14 @@ def stamp(chapter: str, params: dict) -> str:
     h = hashlib.sha256(notebook_of(chapter).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(code_hash(computing_only=False).encode())
-    if chapter in READS_EXECUTED:
-        folder = Path(params.get("executed_dir") or EXECUTED)
-        for f in sorted(folder.glob("*.run.json")):
-            if not f.name.startswith(notebook_of(chapter).stem):
-                h.update(f.name.encode() + (read_record(f) or {}).get("stamp", "").encode())
+    if chapter in READS_EXECUTED:  # every record it may show, local and committed
+        committed = Path(params.get("committed_dir") or COMMITTED) / "full"
+        for folder in (Path(params.get("executed_dir") or EXECUTED), committed):
+            for f in sorted(folder.glob("*.run.json")):
+                if not f.name.startswith(notebook_of(chapter).stem):
+                    h.update(str(f).encode() + (read_record(f) or {}).get("stamp", "").encode())
+    if chapter == "masking" and (MODELS / "image_mae_full.pt").exists():  # the committed model it may show
+        h.update(str((MODELS / "image_mae_full.pt").stat().st_mtime_ns).encode())
     if chapter in READS_REGISTRY:
         reads = READS_REGISTRY[chapter]
         names = [f.name for f in RECORDS.glob("*.json") if f.name.split("-")[0] != chapter
@@ -201,13 +214,6 @@ def read_record(path: Path) -> dict | None:
         return None
 
 
-def notebook_engine() -> str:
-    """'papermill' where the notebook stack is installed, else 'script' (see :mod:`maelib.headless`)."""
-    from .headless import importable
-
-    return "papermill" if all(map(importable, ("papermill", "jupytext", "nbformat", "ipykernel"))) else "script"
-
-
 def _execute_notebook(src: Path, params: dict, out_nb: Path, progress: bool) -> dict:
     """papermill into a temporary file, moved to ``out_nb`` only once it finished; the glued values."""
     import jupytext
@@ -227,19 +233,13 @@ def _execute_notebook(src: Path, params: dict, out_nb: Path, progress: bool) -> 
 
 
 def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
-                progress: bool = True, records_dir: Path | None = RECORDS, engine: str = "papermill") -> Path:
-    """Execute one chapter with ``params`` (papermill parameters); return the executed notebook's path
-    (the run record's with ``engine="script"``).
+                progress: bool = True, records_dir: Path | None = RECORDS) -> Path:
+    """Execute one chapter with ``params`` (papermill parameters); return the executed notebook's path.
 
-    ``engine="papermill"``: only a notebook that finished is moved into ``out_dir``
-    (``<stem>.ipynb``), its run record beside it (``<stem>.run.json``); a chapter whose inputs are
-    unchanged since then is skipped. ``engine="script"`` runs the source in-process without Jupyter
-    (:mod:`maelib.headless`) and writes the record alone (into ``out_dir`` only when ``records_dir`` is
-    None). Either way, when ``records_dir`` is set, a finished run goes into the run registry there (one
-    JSON file per run).
+    Only a notebook that finished is moved into ``out_dir`` (``<stem>.ipynb``), its run record beside it
+    (``<stem>.run.json``); a chapter whose inputs are unchanged since then is skipped. When
+    ``records_dir`` is set, a finished run also goes into the run registry there (one JSON file per run).
     """
-    if engine not in ("papermill", "script"):
-        raise ValueError(f"engine must be 'papermill' or 'script', got {engine!r}")
     params = dict(params or {})
     params.setdefault("profile", "auto")
     if "live" in profiles.SPECS.get(chapter, {}):
@@ -257,12 +257,11 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         if folder is not None:
             clean_stale(folder)
     last = (read_record(record) or {}) if record.exists() else {}
-    if (engine == "papermill" and not force and out_nb.exists() and last.get("stamp") == key
-            and last.get("engine", "papermill") == "papermill"):
+    if not force and out_nb.exists() and last.get("stamp") == key and last.get("engine", "papermill") == "papermill":
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
     started, code = time.time(), code_hash()  # the code as it was when the run began
-    values = _execute(chapter, src, params, out_nb, progress, engine)
+    values = _execute(chapter, src, params, out_nb, progress)
     if "params" not in values:
         raise ChapterFailed(chapter, "RuntimeError", "the chapter did not glue 'params' (its resolved parameters)",
                             params)
@@ -271,27 +270,21 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         "profile": resolved.profile,
         "seed": getattr(resolved, "seed", None), "device": values.get("device"), "metrics": values.get("results", {}),
         "wall_s": round(time.time() - started, 1), "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "git_commit": _git_commit(), "stamp": key, "engine": engine, "code": code,
+        "git_commit": _git_commit(), "stamp": key, "engine": "papermill", "code": code,
         "data": values.get("data_source"), "environment": environment(),
     }
     text = json.dumps(entry, indent=2, default=str)
-    registered = None
     if records_dir is not None:
         stamp_time = entry["finished"][:19].replace(":", "").replace("-", "")
-        registered = create_exclusive(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
-    if engine == "papermill" or registered is None:
-        write_text_atomic(record, text)
-    return out_nb if engine == "papermill" else registered or record
+        create_exclusive(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
+    write_text_atomic(record, text)
+    return out_nb
 
 
-def _execute(chapter: str, src: Path, params: dict, out_nb: Path, progress: bool, engine: str) -> dict:
-    """The chapter's glued values after running it with ``engine``; a run that stops raises
-    :class:`ChapterFailed` (or KeyboardInterrupt, when it was interrupted)."""
+def _execute(chapter: str, src: Path, params: dict, out_nb: Path, progress: bool) -> dict:
+    """The chapter's glued values after papermill ran it; a run that stops raises :class:`ChapterFailed`
+    (or KeyboardInterrupt, when it was interrupted)."""
     try:
-        if engine == "script":
-            from . import headless
-
-            return {name: _parse(text) for name, text in headless.execute(src, params, ROOT).items()}
         return _execute_notebook(src, params, out_nb, progress)
     except KeyboardInterrupt:
         raise
@@ -316,29 +309,11 @@ def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]
     return sorted(out, key=lambda e: e["finished"])
 
 
-def toc_chapters() -> list[str]:
-    """Chapter names in the order ``_toc.yml`` lists their executed notebooks."""
+def toc_chapters(root: Path = ROOT) -> list[str]:
+    """Chapter names in the order ``_toc.yml`` lists them (by their notebooks' names)."""
     import yaml
 
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
     files = [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
     names = {v.stem: k for k, v in chapters().items()}
     return [names[Path(f).stem] for f in files if Path(f).stem in names]
-
-
-def build_book(root: Path = ROOT, warnings_as_errors: bool = True) -> Path:
-    """Draw the hand-written pages' figures, then ``jupyter-book build`` the repository root into
-    ``_build/html``; returns index.html."""
-    from .viz import masking_recipe_figure
-
-    root = Path(root)
-    fig_dir = root / "book" / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    masking_recipe_figure().savefig(fig_dir / "masking_recipe.png", dpi=110)
-    cmd = ["jupyter-book", "build", str(root), "--builder", "html"]
-    if warnings_as_errors:
-        cmd += ["-W", "-n", "--keep-going"]
-    exe = Path(os.sys.executable).parent / "jupyter-book"
-    cmd[0] = str(exe) if exe.exists() else cmd[0]
-    subprocess.run(cmd, check=True, cwd=root)
-    return root / "_build" / "html" / "index.html"

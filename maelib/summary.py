@@ -262,9 +262,11 @@ def show_recorded(chapter: str, profile: str = "full") -> None:
     """Display the recorded runs of a chapter at ``profile``, or say that none is recorded."""
     from IPython.display import Markdown, display
 
+    from .viz import show_table
+
     frame = recorded_runs(chapter, profile)
     if frame.empty:
         display(Markdown(f"*No {profile}-profile run of this chapter is recorded in `results/runs/` yet.*"))
     else:
-        display(Markdown(f"Recorded **{profile}-profile** runs of this chapter (from `results/runs/`):"))
-        display(frame.style.format(precision=4).hide(axis="index"))
+        show_table(frame.set_index("finished"), f"Recorded {profile}-profile runs of this chapter (from "
+                   "`results/runs/`), one row per seed.", f"table-recorded-{chapter}-{profile}")

@@ -79,6 +79,9 @@ def explorer(mae: MaskedAutoencoder, images: torch.Tensor, names: list[str] | No
         choice.options = [(n, i) for i, n in enumerate(labels)]
         choice.value = len(pool) - 1
 
+    for w, name in ((ratio, "ratio"), (seed, "seed"), (choice, "image"), (upload, "upload"), (picture, "picture"),
+                    (caption, "caption")):
+        w.add_class(f"mae-{name}")  # CSS classes by which a browser test finds the explorer's parts
     for w in (ratio, seed, choice):
         w.observe(redraw, "value")
     upload.observe(add_upload, "value")

@@ -56,7 +56,6 @@ probe_epochs = None
 import time
 
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -101,7 +100,7 @@ else:
 # pixels (each patch normalised by its own mean and variance when the profile says so). The loss counts
 # hidden patches only.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 seed_everything(p.seed)
 mae = images.make_mae(p)
 pre_hist = images.pretrain(mae, data, p, dev, ckpt)
@@ -126,7 +125,7 @@ glue("pre_first", float(pre_hist["val_loss"].iloc[0]), display=False)
 # Validation images, never seen in training: the original, what the encoder was shown, the decoder's
 # prediction for every patch, and the prediction with the visible patches pasted back.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 rec = images.reconstructions(mae, data["val"][0][:: max(1, n_val // 6)][:6], p.mask_ratio, seed=p.seed)
 fig = viz.reconstruction_grid(rec)
 viz.glue_figure("fig_recon", fig)
@@ -150,7 +149,7 @@ viz.glue_figure("fig_recon", fig)
 # no part in the choice. And a **linear probe** (a BatchNorm without affine parameters and a linear
 # layer, as in the MAE paper) on the frozen MAE encoder's `[cls]` features.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 builds = {"MAE + fine-tune": lambda: encoder_like(mae, p.drop_path, learn_positions=True),
           "scratch": lambda: encoder_like(mae, p.drop_path, pretrained=False, learn_positions=True)}
 decay = {"MAE + fine-tune": p.layer_decay, "scratch": 1.0}
@@ -205,7 +204,7 @@ viz.show_table(choice.set_index("arm"), "Each arm's learning rate, chosen on hel
 # setup (model size, epochs, all 200 classes) is not ours: compare the direction of the gap, not the
 # numbers.
 
-# %% tags=["remove-input", "nbval-check-output"]
+# %% tags=["hide-input", "nbval-check-output"]
 table = pd.DataFrame([
     {"model": "ViT from scratch", "paper: top-1 (%)": PAPER.iloc[0]["ViT (trained from scratch)"],
      "this run: top-1 (%)": acc["scratch"]},

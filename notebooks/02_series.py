@@ -92,7 +92,7 @@ if viz.provenance_note(data["source"]):
 # are reported on that scale and in degrees. Neural models keep the weights of their best validation
 # epoch and are scored once on the test part; each runs with {glue:text}`n_seeds` seed(s).
 
-# %% tags=["remove-input", "nbval-check-output"]
+# %% tags=["hide-input", "nbval-check-output"]
 rows, preds_by_seed, hists_by_seed, val_by_seed, claim = [], [], [], [], {"seeds": [], "mae": [], "baseline": [],
                                                                               "floor": [], "chosen": []}
 for s in range(p.seed, p.seed + p.seeds):
@@ -166,7 +166,7 @@ glue("paper_masked_low", float(PAPER.loc[[k for k in PAPER.index if k.startswith
 # Which masked variant stands for "masking" in the comparison is chosen per seed by the validation MSE,
 # never by the test MSE: here {glue:text}`chosen_masked`.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 robust = ett.load(p.lag, p.horizon, p.data_dir, fractions=tuple(p.split), dataset=p.robustness_dataset)
 robust_rows = []
 for s in range(p.seed, p.seed + p.seeds):
@@ -193,7 +193,7 @@ glue("robust_word", "lower" if means["masked (chosen on validation)"] < means["n
 # average. Here: the truth, persistence, the best recurrent net, the unmasked transformer and the
 # MAE-pretrained one (first seed).
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
 first = preds_by_seed[0]

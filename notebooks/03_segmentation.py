@@ -108,7 +108,7 @@ if name != "ade20k":
 # does not. Each arm's learning rate is chosen from the grid {glue:text}`lr_grid` by the mIoU on the
 # last tenth of the *training* images, held out; the validation split reported below plays no part.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 seed_everything(p.seed)
 mae = images.make_mae(p)
 if p.mae_checkpoint:
@@ -165,7 +165,7 @@ viz.show_table(choice, "Each arm's learning rate, chosen on the held-out tail of
 #
 # Validation images, their ground truth, and the two networks' predictions (void pixels in black).
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 xv, yv = data["val"]
 idx = torch.linspace(0, len(xv) - 1, min(4, len(xv))).long()
 preds = {run: segmentation.predict(m, xv[idx], dev) for run, m in models.items()}
@@ -190,7 +190,7 @@ viz.glue_figure("fig_preds", fig)
 #
 # ## Table 3, the paper's and ours
 
-# %% tags=["remove-input", "nbval-check-output"]
+# %% tags=["hide-input", "nbval-check-output"]
 table = pd.DataFrame([{"model": run, "paper: pixel acc. (%)": PAPER.loc["Accuracy", col],
                        "paper: mIoU": PAPER.loc["MIou", col], "this run: pixel acc. (%)": 100 * float(final[run]["pixel_acc"]),
                        "this run: mIoU": float(final[run]["miou"])}

@@ -115,7 +115,7 @@ if name != "btcv":
 # {glue:text}`mask_pct`% of the patches hidden; its weights are then copied into UNETR's ViT by name.
 # The scratch UNETR is the same network with the same seed and schedule.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 seed_everything(p.seed)
 ckpt = runs.checkpoint_dir("volumes", p)
 mae = volumes.make_mae(p, roi)
@@ -156,7 +156,7 @@ glue("paper_scratch", float(PAPER.loc["Dice Score", "No pretraining"]), display=
 # Figure 7), and the training loss.
 # ```
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 image, truth = val_ds.case(0)
 preds = {run: volumes.predict_volume(m, image, roi, dev) for run, m in models.items()}
 z = int(truth.sum((0, 1)).argmax())  # the slice with the most foreground
@@ -179,7 +179,7 @@ viz.glue_figure("fig_slices", fig)
 #
 # ## Table 4, the paper's and ours
 
-# %% tags=["remove-input", "nbval-check-output"]
+# %% tags=["hide-input", "nbval-check-output"]
 rows = []
 for run, col in (("MAE init", "MAE"), ("scratch", "No pretraining")):
     row = {"model": run, "paper: Dice (BTCV)": PAPER.loc["Dice Score", col], "this run: mean Dice": float(final[run]["dice"])}

@@ -87,7 +87,7 @@ if viz.provenance_note(data["source"]):
 # *observed* cells in every batch and learn to predict those. The paper's baseline instead learns from
 # the true full training rows, which a real data set with missing values would not have.
 
-# %% tags=["remove-input", "nbval-check-output"]
+# %% tags=["hide-input", "nbval-check-output"]
 rows, hists_first = [], None
 for rate in rates:
     for s in range(p.seed, p.seed + p.seeds):
@@ -142,14 +142,14 @@ claim = {"seeds": [int(v) for v in per_seed.index], "mae": list(per_seed[MAE]), 
 # %% [markdown]
 # ## Table 5, the paper's and ours
 
-# %% tags=["remove-input", "nbval-check-output"]
+# %% tags=["hide-input", "nbval-check-output"]
 viz.show_table(PAPER, "The paper's Table 5, as printed (the scale of its MSE is not stated).", "table-5-paper", digits=4)
 viz.show_table(table, f"This run: errors on the hidden test cells at a missing rate of {round(100 * p.missing_rate)}% "
                f"(mean ± standard deviation over {p.seeds} seed(s) where there are several).", "table-5")
 viz.show_table(by_column.rename_axis("numeric column"), "MSE on the hidden test cells of each numeric column "
                "([0, 1] scale).", "table-5-columns")
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 fig = viz.curves({k: v for k, v in hists_first.items()}, ("loss",), ("training loss per epoch",))
 viz.glue_figure("fig_loss", fig)
 if len(rates) > 1:

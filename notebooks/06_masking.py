@@ -39,7 +39,7 @@ import torch
 from IPython.display import HTML, display
 from myst_nb import glue
 
-from maelib import images, profiles, runs, viz, widgets
+from maelib import images, profiles, runs, viz, webmodel, widgets
 from maelib.data import tinyimagenet
 from maelib.train import pick_device
 
@@ -66,12 +66,23 @@ glue("size", size, display=False)
 # %% [markdown]
 # ## Live explorer (Jupyter)
 #
-# Run this notebook in Jupyter (`jupyter lab notebooks/06_masking.py`, opened as a notebook) to get the
-# explorer. It calls `maelib.widgets.explorer(mae, images)`.
+# Run this notebook in JupyterLab (`make lab`, then open `06_masking.py`: it opens as a notebook) to get
+# the explorer. It calls `maelib.widgets.explorer(mae, images)`.
 
 # %% tags=["remove-cell"]
 if p.live:
     display(widgets.explorer(mae, imgs))
+
+# %% [markdown]
+# ## In the book: the model in your browser
+#
+# Click or drag over the first picture to hide and show patches, or move the slider for a random mask at
+# that ratio; pick a validation image or open one of yours (it stays on your computer). This page computes
+# the reconstruction and the loss on hidden patches itself, with the model above exported to ONNX.
+
+# %% tags=["remove-input"]
+if not p.live:
+    display(HTML(webmodel.control(mae, imgs)))
 
 # %% [markdown]
 # ## In the book: a control that needs no kernel
@@ -89,7 +100,7 @@ display(HTML(widgets.static_control(frames)))
 # The loss on hidden patches, averaged over validation images and seeds, against the mask ratio: how
 # hard the model finds the task it was trained on, and the tasks around it.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 curve = widgets.loss_curve(mae, val_x[:: max(1, len(val_x) // 64)][:64], p.ratios, seeds)
 stats = curve.groupby("mask_ratio")["loss"].agg(["mean", "std"]).reset_index()
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
@@ -129,7 +140,7 @@ glue("results", {"checkpoint": str(path), "checkpoint_how": chosen, "checkpoint_
 #
 # adds rows to the table below and points to the figure.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 records = runs.load_records("images")
 rows = [{"mask ratio": r["resolved"]["mask_ratio"], "profile": r["profile"], "device": r["device"],
          "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"], "scratch top-1 (%)": 100 * r["metrics"]["acc_scratch"],
@@ -138,7 +149,8 @@ rows = [{"mask ratio": r["resolved"]["mask_ratio"], "profile": r["profile"], "de
 sweep = pd.DataFrame(rows)
 glue("n_runs", len(sweep), display=False)
 if len(sweep):
-    display(sweep.sort_values(["profile", "mask ratio"]).style.format(precision=1).hide(axis="index"))
+    viz.show_table(sweep.sort_values(["profile", "mask ratio"]).set_index("finished"), "The image chapter's recorded "
+                   "runs: pretraining mask ratio and validation top-1 (%).", "table-masking-reruns")
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     for prof, g in sweep.groupby("profile"):
         g = g.sort_values("mask ratio")

@@ -57,7 +57,9 @@ FORMS = {"holds": ("holds", "hold"), "does not hold": ("does not hold", "do not 
          "inconclusive": ("is inconclusive", "are inconclusive"), "not run": ("was not run", "were not run")}
 parts = [f"{kinds[k]} {FORMS[k][int(kinds[k] != 1)]}" for k in FORMS if kinds.get(k)]
 glue("verdict_counts", ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts), display=False)
-fig = viz.forest(rows)
+
+# %% tags=["hide-input"]
+fig = viz.forest(rows)  # the paired gap of each claim per profile, and the paper's
 viz.glue_figure("fig_forest", fig)
 
 # %% [markdown]
@@ -71,7 +73,7 @@ viz.glue_figure("fig_forest", fig)
 # scale: the metrics differ.
 # ```
 
-# %% tags=["remove-input", "nbval-check-output"]
+# %% tags=["hide-input", "nbval-check-output"]
 viz.show_table(table, "Each claim of the paper: the paper's numbers (MAE / baseline, as printed), the paired gap "
                "per profile (MAE minus baseline, positive = MAE better; mean, 95% interval, p, seeds), and the "
                "verdict of the most complete profile.", "table-claims")
@@ -108,7 +110,7 @@ if not kinds.get("holds") and not kinds.get("does not hold"):
 # ratio used in pretraining? Runs that changed only the mask ratio (`python -m maelib sweep`) are
 # gathered here, with error bars over seeds.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 sweep = summary.sweep_frame(records)
 glue("n_sweep", len(sweep), display=False)
 quick_series = profiles.PROFILES["series"]["quick"]

@@ -15,13 +15,16 @@
 # # Reproduce this book
 #
 # Every chapter of this book was built by one run, and that run left a record beside the executed
-# chapter (`book/executed/*.run.json`, written by `maelib.runs` only once the chapter finished). This
-# page reads those records and says, for each chapter, what it ran with, where, when and for how long,
-# which Python and packages it ran on, and the commands that run it again.
+# chapter (a `*.run.json`, written by `maelib.runs` only once the chapter finished): in `book/executed/`
+# for a run made for this build, in `results/executed/full/` for a full-profile run made on a GPU and
+# committed. This page reads the records of the executions the book shows and says, for each chapter,
+# what it ran with, where, when and for how long, which Python and packages it ran on, and the commands
+# that run it again.
 
 # %% tags=["parameters"]
 profile = "auto"  # only labels this build: each chapter's own profile is read from its record
 executed_dir = None  # the executed chapters' folder with their run records (default: book/executed)
+committed_dir = None  # the committed GPU executions (default: results/executed)
 
 # %% tags=["remove-cell"]
 import datetime as dt
@@ -33,18 +36,16 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import profiles, runs
+from maelib import book, profiles, runs
 
 p = profiles.resolve_namespace("reproduce", globals())
 glue("params", vars(p), display=False)
 folder = Path(p.executed_dir) if p.executed_dir else runs.EXECUTED
 NOT_RECORDED = "not recorded"
 
-records = []  # every chapter's record but this page's own, in the book's order (the files' names)
-for f in sorted(folder.glob("*.run.json")):
-    entry = runs.read_record(f)  # None, with a warning, for a damaged record
-    if isinstance(entry, dict) and entry.get("chapter") not in (None, "reproduce"):
-        records.append(entry)
+# the record of the execution the book shows of every other chapter (a committed full-profile one made on a
+# GPU, or the local one), in the book's order
+records = [ex.record for ex in book.shown(folder, Path(p.committed_dir) if p.committed_dir else runs.COMMITTED).values()]
 
 
 def when(record) -> str:
@@ -120,9 +121,9 @@ glue("env_missing", ", ".join(missing_env) if missing_env else "none", display=F
 # ```{glue:figure} chapters
 # :name: reproduce-chapters
 # Each chapter's run: its profile and device, when it finished, the git commit checked out (the record
-# does not say whether the working tree had uncommitted changes), the engine (papermill, or a plain
-# script on a machine without Jupyter), the seeds and the wall time; "environment" points to the table
-# below.
+# does not say whether the working tree had uncommitted changes), the engine (papermill; "script" in
+# records of earlier versions, which could run a chapter as a plain script), the seeds and the wall
+# time; "environment" points to the table below.
 # ```
 
 # %% [markdown]
@@ -163,8 +164,6 @@ def command(r) -> str:
         params["seed"] = r["seed"]
     line = f"python -m maelib run {r['chapter']} --profile {r.get('profile') or 'auto'}"
     line += "".join(f" -p {name} {arg(value)}" for name, value in params.items())
-    if r.get("engine") == "script":
-        line += " --engine script"
     return line + " --no-book"
 
 
@@ -194,9 +193,8 @@ sweeps = []
 for r in records:
     if "seed" in profiles.SPECS.get(r["chapter"], {}) and r.get("seed") is not None:
         first = r["seed"]
-        engine = " --engine script" if r.get("engine") == "script" else ""
         sweeps.append(f"python -m maelib sweep {r['chapter']} --profile {r.get('profile') or 'auto'} "
-                      f"--seeds {first} {first + 1} {first + 2}{engine}")
+                      f"--seeds {first} {first + 1} {first + 2}")
 glue("sweep_commands", "\n".join(sweeps), display=False)
 
 # %% [markdown]

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, data_folder
-from maelib import profiles, runs
+from maelib import book, device, profiles, runs
 
 pytestmark = pytest.mark.slow
 
@@ -80,23 +80,6 @@ def test_images_chapter_runs_and_glues_its_metrics(executed):
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
 
 
-def test_a_script_run_records_what_the_notebook_run_recorded(executed, tmp_path):
-    """The script engine (for a machine without Jupyter) computes the same numbers as papermill, and
-    its record never passes for the executed notebook beside it."""
-    shutil.copy(executed["series"], tmp_path)
-    record = runs.run_chapter("series", {"profile": "smoke"}, out_dir=tmp_path, records_dir=None, engine="script")
-    script = json.loads(record.read_text())
-    notebook = json.loads(executed["series"].with_suffix(".run.json").read_text())
-    assert script["engine"] == "script" and notebook["engine"] == "papermill"
-    assert script["resolved"] == notebook["resolved"] and script["device"] == notebook["device"]
-    assert script["metrics"]["mse"] == pytest.approx(notebook["metrics"]["mse"], rel=1e-5)
-    assert script["metrics"]["best_model"] == notebook["metrics"]["best_model"]
-    before = (tmp_path / "02_series.ipynb").stat().st_mtime_ns
-    runs.run_chapter("series", {"profile": "smoke"}, out_dir=tmp_path, records_dir=None, progress=False)
-    assert (tmp_path / "02_series.ipynb").stat().st_mtime_ns != before  # ran again, not skipped
-    assert json.loads(record.read_text())["engine"] == "papermill"
-
-
 RECORD = "application/papermill.record/text/plain"
 
 
@@ -150,9 +133,41 @@ def test_book_builds_with_warnings_as_errors_and_loads_nothing_from_the_network(
 
 
 @pytest.fixture(scope="session")
-def built(book_copy, executed):
-    runs.build_book(book_copy)
+def rehearsed(book_copy, executed, tmp_path_factory):
+    """The GPU path on this CPU at the smoke profile: the session script stages a call's data (without
+    wheels: everything is installed here), executes the series chapter as a notebook with papermill as
+    the device would, and its outputs are imported into the book's copy."""
+    data_folder("ETT")
+    tmp = tmp_path_factory.mktemp("device")
+    env = {**os.environ, "MAELIB_RECORDS": str(tmp / "records"), "MAELIB_CACHE": str(tmp / "cache"),
+           "PYTHONPATH": str(ROOT)}
+    session = [sys.executable, "benchmarks/gpu_session.py"]
+    subprocess.run(session + ["prepare", "--call", "b", "--no-wheels", "--stage", str(tmp / "stage")], env=env,
+                   cwd=ROOT, check=True, capture_output=True)
+    env["MAELIB_DATA"] = str(tmp / "stage")
+    done = subprocess.run(session + ["run", "--chapters", "series", "--profile", "smoke", "--jobs", "1",
+                                     "--budget-s", "300", "--out", str(tmp / "out")],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0 and "series: ok" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    return device.import_run(tmp / "out", root=book_copy)
+
+
+@pytest.fixture(scope="session")
+def built(book_copy, executed, rehearsed):
+    book.build(book_copy, profile="smoke")  # the committed executions the book prefers: the rehearsal's
     return book_copy / "_build" / "html"
+
+
+def test_the_imported_execution_is_the_one_the_book_shows(built, book_copy, rehearsed):
+    assert set(rehearsed["chapters"]) == {"series"} and rehearsed["records"]
+    assert (book_copy / "results" / "executed" / "smoke" / "02_series.ipynb").exists()
+    assert all((book_copy / "results" / "runs" / name).exists() for name in rehearsed["records"])
+    page = re.sub(r"<[^>]+>", "", (built / "book" / "chapters" / "02_series.html").read_text())
+    assert "Executed at the smoke profile on cpu" in page and "committed from a GPU run" in page
+    other = re.sub(r"<[^>]+>", "", (built / "book" / "chapters" / "05_tabular.html").read_text())
+    assert "Executed at the smoke profile" in other and "run for this build" in other
+    imported = json.loads((book_copy / "results" / "executed" / "smoke" / "02_series.run.json").read_text())
+    assert imported["finished"][:10] in page
 
 
 def test_the_masking_slider_works_in_a_real_browser(built):
@@ -160,7 +175,22 @@ def test_the_masking_slider_works_in_a_real_browser(built):
 
     if browser.chromium() is None:
         pytest.skip("Chromium is not installed (Debian package chromium); the static control is untested here")
-    report = browser.check_static_control(built / "book" / "executed" / "06_masking.html")
+    report = browser.check_static_control(built / "book" / "chapters" / "06_masking.html")
     assert report["found"] and report["changed"]
     assert report["frames"] == len(profiles.PROFILES["masking"]["smoke"]["ratios"])
     assert report["ratio_before"] != report["ratio_after"]
+
+
+def test_the_masking_page_runs_its_model_in_a_real_browser(built):
+    from maelib import browser, webmodel
+
+    if browser.chromium() is None:
+        pytest.skip("Chromium is not installed (Debian package chromium)")
+    try:
+        webmodel.runtime_files()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    with browser.serve(built) as url, browser.open_page() as page:
+        page.goto(url + "book/chapters/06_masking.html")
+        page.wait_for_selector(".mae-live[data-state=ready], .mae-live[data-state=unavailable]", state="attached")
+        assert page.get_attribute(".mae-live", "data-state") == "ready", page.inner_text(".mae-live-note")

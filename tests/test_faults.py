@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import ROOT, data_folder
-from maelib import files, headless, profiles, runs
+from maelib import files, profiles, runs
 from maelib.data import DataCorruptError, DataMissingError, ett, housing, registry, seg2d, tinyimagenet
 
 PARAMETERS = re.compile(r'^# %% tags=\["parameters"\]\n(.*?)(?=^# %%)', re.M | re.S)
@@ -25,6 +25,20 @@ PARAMETERS = re.compile(r'^# %% tags=\["parameters"\]\n(.*?)(?=^# %%)', re.M | r
 def declared(chapter: str) -> list[str]:
     cell = PARAMETERS.search(runs.notebook_of(chapter).read_text()).group(1)
     return re.findall(r"^(\w+) = ", cell, re.M)
+
+
+def run_until_resolve(chapter: str, injected: dict) -> None:
+    """Run the chapter's code cells in order, with ``injected`` assigned right after its parameters cell
+    (as papermill injects them), until something stops it."""
+    import jupytext
+
+    namespace = {"__name__": "__main__"}
+    for cell in jupytext.read(runs.notebook_of(chapter)).cells:
+        if cell.cell_type != "code":
+            continue
+        exec(compile(cell.source, str(runs.notebook_of(chapter)), "exec"), namespace)
+        if "parameters" in cell.metadata.get("tags", []):
+            namespace.update(injected)
 
 
 @pytest.mark.parametrize("chapter", sorted(profiles.SPECS))
@@ -45,16 +59,18 @@ def test_every_declared_parameter_reaches_resolve(chapter, monkeypatch):
     monkeypatch.setattr(profiles, "resolve", spy)
     injected = {name: f"<{name}>" for name in names}
     with pytest.raises(Reached):
-        headless.execute(runs.notebook_of(chapter), injected, ROOT)
+        run_until_resolve(chapter, injected)
     assert seen == injected
 
 
 def tabular_run(tmp_path, **params):
     data_folder("california_housing")
-    return json.loads(runs.run_chapter("tabular", {"profile": "smoke", **params}, out_dir=tmp_path,
-                                       records_dir=None, engine="script", progress=False).read_text())
+    out = runs.run_chapter("tabular", {"profile": "smoke", **params}, out_dir=tmp_path, records_dir=None,
+                           progress=False)
+    return json.loads(out.with_suffix(".run.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_changed_parameter_changes_what_the_chapter_computes(tmp_path, isolated_cache):
     base = tabular_run(tmp_path / "a")
     other = tabular_run(tmp_path / "b", lr=1e-4)
@@ -68,15 +84,17 @@ def cli(*args, env=None, **kw):
                           env={**os.environ, **(env or {})}, **kw)
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_with_one_line_and_records_nothing(tmp_path):
     data_folder("california_housing")
     env = {"MAELIB_RECORDS": str(tmp_path / "records"), "MAELIB_CACHE": str(tmp_path / "cache")}
-    done = cli("run", "tabular", "--profile", "smoke", "--engine", "script", "-p", "lr", "1e3", env=env, timeout=300)
+    done = cli("run", "tabular", "--profile", "smoke", "--no-book", "--out-dir", str(tmp_path / "out"), "-p", "lr",
+               "1e3", env=env, timeout=300)
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "loss became nan" in errors[0] and "lr=1000.0" in errors[0]
     assert "Traceback" not in done.stderr
-    assert not list((tmp_path / "records").glob("*.json"))
+    assert not list((tmp_path / "records").glob("*.json")) and not list((tmp_path / "out").glob("*"))
 
 
 def test_a_truncated_checkpoint_is_set_aside_and_training_starts_over(tmp_path):
@@ -175,6 +193,7 @@ def test_stale_temporary_files_of_dead_writers_are_cleaned(tmp_path):
     assert files.clean_stale(tmp_path) == [dead] and mine.exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_earlier_record_is_named_and_passed_over(tmp_path):
     (tmp_path / "07_summary.run.json").write_text('{"chapter": "summary", "stamp":')
     reg = tmp_path / "registry"
@@ -182,8 +201,8 @@ def test_a_damaged_earlier_record_is_named_and_passed_over(tmp_path):
     (reg / "broken.json").write_text("{")
     with pytest.warns(UserWarning, match=r"07_summary.run.json is damaged"):
         out = runs.run_chapter("summary", {"profile": "smoke", "records_dir": str(reg)}, out_dir=tmp_path,
-                               records_dir=None, engine="script", progress=False)
-    assert json.loads(out.read_text())["chapter"] == "summary"
+                               records_dir=None, progress=False)
+    assert json.loads(out.with_suffix(".run.json").read_text())["chapter"] == "summary"
     with pytest.warns(UserWarning, match=r"broken.json is damaged"):
         assert runs.load_records(root=reg) == []
 
@@ -283,23 +302,27 @@ def test_fetch_without_network_is_one_clear_line(tmp_path, monkeypatch):
     assert str(tmp_path / "ETT" / "ETTh1.csv") in text and "\n" not in text
 
 
+@pytest.mark.slow
 def test_cli_turns_missing_data_into_one_error_line(tmp_path):
     env = {"MAELIB_DATA": str(tmp_path / "none"), "MAELIB_CACHE": str(tmp_path / "cache"),
            "MAELIB_RECORDS": str(tmp_path / "records")}
-    done = cli("run", "series", "--profile", "smoke", "--engine", "script", env=env, timeout=120)
+    done = cli("run", "series", "--profile", "smoke", "--no-book", "--out-dir", str(tmp_path / "out"), env=env,
+               timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error: chapter 'series' stopped with DataMissingError: dataset 'ett' not found")
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path):
     data_folder("ETT")
     env = {**os.environ, "MAELIB_CACHE": str(tmp_path / "cache"), "MAELIB_RECORDS": str(tmp_path / "records")}
-    proc = subprocess.Popen([sys.executable, "-m", "maelib", "run", "series", "--profile", "quick", "--engine",
-                             "script", "--no-book"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "maelib", "run", "series", "--profile", "quick", "--no-book",
+                             "--out-dir", str(tmp_path / "out")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(12)
+    time.sleep(15)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
     assert not (tmp_path / "records").exists() or not list((tmp_path / "records").glob("*.json"))
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*"))

@@ -1,7 +1,5 @@
 """The 'Reproduce this book' chapter (notebooks/08_reproduce.py) on a folder of fake run records."""
 
-import ast
-import contextlib
 import json
 import re
 import shlex
@@ -9,7 +7,7 @@ import shlex
 import nbformat
 import pytest
 
-from maelib import headless, runs
+from maelib import runs
 from maelib.__main__ import _value
 
 ENV_A = {"python": "3.11.7", "torch": "2.14.1", "numpy": "2.4.6"}
@@ -43,18 +41,18 @@ def executed(tmp_path):
     records["07_summary"]["device"] = None
     for stem, entry in records.items():
         (folder / f"{stem}.run.json").write_text(json.dumps(entry))
+        nbformat.write(nbformat.v4.new_notebook(), folder / f"{stem}.ipynb")
     (folder / "08_reproduce.run.json").write_text(json.dumps(record("reproduce", "08_reproduce", 9999.0, {})))
     (folder / "03_segmentation.run.json").write_text("{damaged")
     return folder, records
 
 
-def run(folder, tmp_path, engine):
-    out = runs.run_chapter("reproduce", {"profile": "smoke", "executed_dir": str(folder)}, force=True,
-                           out_dir=tmp_path / "out", progress=False, records_dir=None, engine=engine)
-    if engine == "script":
-        return json.loads(out.read_text())["metrics"], None
+def run(folder, tmp_path):
+    out = runs.run_chapter("reproduce", {"profile": "smoke", "executed_dir": str(folder),
+                                         "committed_dir": str(tmp_path / "none")}, force=True,
+                           out_dir=tmp_path / "out", progress=False, records_dir=None)
     nb = nbformat.read(out, as_version=4)
-    return runs.glued(nb)["results"], nb
+    return runs.glued(nb), nb
 
 
 def glued_html(nb, name):
@@ -65,15 +63,19 @@ def glued_html(nb, name):
     raise KeyError(name)
 
 
-@pytest.mark.parametrize("engine", ["script", pytest.param("papermill", marks=pytest.mark.slow)])
-def test_reproduce_chapter_reads_every_other_record(executed, tmp_path, engine):
+@pytest.fixture
+def ran(executed, tmp_path):
     folder, records = executed
-    damaged = "03_segmentation.run.json is damaged"
-    # papermill: the warning is the kernel's, in the notebook's stderr
-    with pytest.warns(UserWarning, match=damaged) if engine == "script" else contextlib.nullcontext():
-        results, nb = run(folder, tmp_path, engine)
-    if nb is not None:
-        assert any(damaged in o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    glued, nb = run(folder, tmp_path)
+    return glued, nb, records
+
+
+@pytest.mark.slow
+def test_reproduce_chapter_reads_every_other_record(ran):
+    glued, nb, records = ran
+    results = glued["results"]
+    damaged = "03_segmentation.run.json is damaged"  # the kernel's warning, in the notebook's stderr
+    assert any(damaged in o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert results["n_chapters"] == 3  # not its own record, not the damaged one
     chapters = results["chapters"]
     assert list(chapters) == ["series", "tabular", "summary"]
@@ -89,20 +91,16 @@ def test_reproduce_chapter_reads_every_other_record(executed, tmp_path, engine):
     by_chapter = {tuple(e["chapters"]): e for e in results["environments"].values()}
     assert by_chapter[("series",)]["numpy"] == "2.4.6" and by_chapter[("tabular",)]["numpy"] == "2.4.5"
     assert chapters["series"]["environment"] != chapters["tabular"]["environment"]
-    if nb is not None:  # what the book shows
-        table = glued_html(nb, "chapters")
-        assert "1.59" in table and "not recorded" in table
-        assert "2.4.5" in glued_html(nb, "environments")
+    table = glued_html(nb, "chapters")  # what the book shows
+    assert "1.59" in table and "not recorded" in table
+    assert "2.4.5" in glued_html(nb, "environments")
 
 
-def test_reproduce_commands_give_back_each_records_parameters(executed, tmp_path):
+@pytest.mark.slow
+def test_reproduce_commands_give_back_each_records_parameters(ran):
     """Each chapter's command, read back the way `python -m maelib run` reads it, has the record's
     profile, parameters and seed; the sweep starts at the recorded seed; make book names the profile."""
-    folder, records = executed
-    with pytest.warns(UserWarning, match="damaged"):
-        glued = {k: ast.literal_eval(v) for k, v in headless.execute(
-            runs.notebook_of("reproduce"), {"profile": "smoke", "executed_dir": str(folder)}, runs.ROOT).items()
-            if k in ("commands", "sweep_commands")}
+    glued, _, records = ran
     lines = glued["commands"].splitlines()
     assert "make book PROFILE=quick" in lines
     assert lines[0].startswith("git checkout 0123456789abcdef ")  # the commit every record names
@@ -115,7 +113,6 @@ def test_reproduce_commands_give_back_each_records_parameters(executed, tmp_path
         if entry["seed"] is not None:
             expected["seed"] = entry["seed"]
         assert given == expected, line
-        assert ("--engine script" in line) == (entry.get("engine") == "script")
     assert lines[-1].startswith("python -m maelib run reproduce --profile smoke -p executed_dir")
     assert "# the chapters ran at different commits" not in glued["commands"]  # they share one commit
     sweeps = glued["sweep_commands"].splitlines()
@@ -123,7 +120,9 @@ def test_reproduce_commands_give_back_each_records_parameters(executed, tmp_path
     assert not any(" summary " in s for s in sweeps)  # the summary has no seed
 
 
+@pytest.mark.slow
 def test_reproduce_chapter_on_an_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
-    results, _ = run(tmp_path / "empty", tmp_path, "script")
+    glued, _ = run(tmp_path / "empty", tmp_path)
+    results = glued["results"]
     assert results["n_chapters"] == 0 and results["total_wall_min"] == 0 and results["chapters"] == {}

@@ -1,0 +1,166 @@
+"""What the book shows, and its build.
+
+Each chapter may have two executions: the local one (``book/executed/<stem>.ipynb``, made by
+``python -m maelib run`` or ``make book``) and a committed full-profile one made on a GPU
+(``results/executed/full/<stem>.ipynb``, put there by ``python -m maelib device import``). The book shows
+the most complete: the committed full-profile execution, unless the local one is a rerun with parameters
+of the user's own or a newer execution at the full profile. The chosen notebook is copied into
+``book/chapters/`` (what ``_toc.yml`` lists) with one provenance line under its title (profile,
+device, date, commit, wall time, seeds, from its run record) and, when the chapter's notebook or maelib
+changed since that execution, a visible box that says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import runs
+
+COMMITTED = runs.COMMITTED
+CHAPTERS = "book/chapters"  # the staged copies the book is built from (generated, ignored by git)
+LOCAL_ONLY = {"masking", "summary", "reproduce"}  # always run for the build: they read its other runs and models
+CONTROL = {"profile", "seed", "seeds", "device", "data_dir", "checkpoint_dir", "live", "records_dir", "executed_dir"}
+
+
+@dataclass
+class Execution:
+    notebook: Path
+    record: dict
+    origin: str  # "local" or "committed"
+
+    @property
+    def own_parameters(self) -> dict:
+        """The parameters the run was given beyond the controls (a user's own rerun has some)."""
+        return {k: v for k, v in self.record.get("parameters", {}).items() if k not in CONTROL}
+
+
+def _execution(folder: Path, stem: str, origin: str) -> Execution | None:
+    nb, rec = folder / f"{stem}.ipynb", folder / f"{stem}.run.json"
+    record = runs.read_record(rec) if rec.exists() else None
+    return Execution(nb, record, origin) if nb.exists() and record else None
+
+
+def choose(chapter: str, executed: Path = runs.EXECUTED, committed: Path = COMMITTED,
+           profile: str = "full") -> Execution | None:
+    """The execution of ``chapter`` the book shows (see the module's docstring), or None. ``profile`` is
+    the committed executions' profile the book prefers (``full``; a rehearsal on a CPU uses ``smoke``)."""
+    stem = runs.notebook_of(chapter).stem
+    local = _execution(Path(executed), stem, "local")
+    best = None if chapter in LOCAL_ONLY else _execution(Path(committed) / profile, stem, "committed")
+    if local and best and (local.own_parameters or (local.record.get("profile") == profile
+                                                     and local.record["finished"] > best.record["finished"])):
+        return local  # a rerun of the user's own, or a newer execution at the same profile
+    return best or local
+
+
+def _when(record: dict) -> str:
+    try:
+        return dt.datetime.fromisoformat(record["finished"]).astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (KeyError, TypeError, ValueError):
+        return "an unknown date"
+
+
+def provenance_line(ex: Execution) -> str:
+    """One line: profile, device, date, commit, wall time and seeds of the execution shown."""
+    r = ex.record
+    resolved = r.get("resolved") or {}
+    seed, n = r.get("seed"), resolved.get("seeds")
+    seeds = "no seed" if seed is None else (f"seeds {seed}-{seed + n - 1}" if isinstance(n, int) and n > 1
+                                            else f"seed {seed}")
+    where = "committed from a GPU run" if ex.origin == "committed" else "run for this build"
+    own = ", ".join(f"{k}={v}" for k, v in ex.own_parameters.items())
+    return (f"*Executed at the **{r.get('profile')}** profile on **{r.get('device') or 'an unrecorded device'}**, "
+            f"{_when(r)}, commit `{(r.get('git_commit') or 'unknown')[:8]}`, "
+            f"{r.get('wall_s', 0) / 60:.1f} min, {seeds}" + (f", with {own}" if own else "") + f" ({where}).*")
+
+
+def stale_note(chapter: str, ex: Execution) -> str:
+    """A warning box when the chapter's notebook or maelib changed since the execution shown, else ""."""
+    if ex.record.get("stamp") == runs.stamp(chapter, ex.record.get("parameters", {})):
+        return ""
+    commit = (ex.record.get("git_commit") or "unknown")[:8]
+    again = f"python -m maelib run {chapter} --profile {ex.record.get('profile')}"
+    return (":::{admonition} Made by an earlier version of this chapter\n:class: warning\n"
+            f"This page was executed at commit `{commit}` ({_when(ex.record)}). The chapter's notebook or the "
+            f"library has changed since, so the current code might give other numbers. Run it again with "
+            f"`{again}`.\n:::")
+
+
+def shown(executed: Path = runs.EXECUTED, committed: Path = COMMITTED, root: Path = runs.ROOT,
+          skip: tuple[str, ...] = ("reproduce",), profile: str = "full") -> dict[str, Execution]:
+    """The execution the book shows of each chapter of ``_toc.yml`` (those that have one), in order."""
+    out = {}
+    for chapter in runs.toc_chapters(root):
+        ex = None if chapter in skip else choose(chapter, executed, committed, profile)
+        if ex is not None:
+            out[chapter] = ex
+    return out
+
+
+def _with_header(nb_path: Path, lines: list[str]):
+    """The notebook with a markdown cell of ``lines`` after its first (title) cell."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    cell = nbformat.v4.new_markdown_cell("\n\n".join(line for line in lines if line))
+    cell.metadata["tags"] = ["provenance"]
+    nb.cells.insert(1, cell)
+    return nb
+
+
+def stage(root: Path = runs.ROOT, executed: Path | None = None, committed: Path | None = None,
+          profile: str = "full") -> dict[str, Execution]:
+    """Copy the chosen execution of every chapter of ``_toc.yml`` into ``root/book/chapters`` with its
+    provenance line (and the stale box where due); returns chapter -> execution."""
+    import nbformat
+
+    root = Path(root)
+    executed = Path(executed or root / "book" / "executed")
+    committed = Path(committed or root / "results" / "executed")
+    out = root / CHAPTERS
+    out.mkdir(parents=True, exist_ok=True)
+    shown = {}
+    for chapter in runs.toc_chapters(root):
+        ex = choose(chapter, executed, committed, profile)
+        if ex is None:
+            raise FileNotFoundError(f"chapter {chapter!r} has no execution in {executed} or {committed}/full: run "
+                                    f"`python -m maelib run {chapter}` first")
+        source = runs.notebook_of(chapter)
+        shutil.copy2(source, out / source.name)  # the jupytext source, offered for download beside the notebook
+        downloads = (f"Download: {{download}}`the executed notebook <{ex.notebook.name}>` · "
+                     f"{{download}}`its source (jupytext) <{source.name}>`")
+        nb = _with_header(ex.notebook, [provenance_line(ex), downloads, stale_note(chapter, ex)])
+        with open(out / ex.notebook.name, "w") as f:
+            nbformat.write(nb, f)
+        shown[chapter] = ex
+    return shown
+
+
+def build(root: Path = runs.ROOT, warnings_as_errors: bool = True, executed: Path | None = None,
+          profile: str = "full") -> Path:
+    """Draw the hand-written pages' figures, stage the chapters (:func:`stage`), then ``jupyter-book
+    build`` the repository root into ``_build/html``; returns index.html."""
+    from .viz import masking_recipe_figure
+
+    root = Path(root)
+    fig_dir = root / "book" / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    masking_recipe_figure().savefig(fig_dir / "masking_recipe.png", dpi=110)
+    shown = stage(root, executed, profile=profile)
+    from . import webmodel
+
+    masking = shown.get("masking")
+    report = webmodel.stage(root, masking.record.get("metrics", {}).get("checkpoint") if masking else None)
+    print("masking page's in-browser model:", "staged" if report["staged"] else f"not staged ({report['reason']})")
+    cmd = ["jupyter-book", "build", str(root), "--builder", "html"]
+    if warnings_as_errors:
+        cmd += ["-W", "-n", "--keep-going"]
+    exe = Path(os.sys.executable).parent / "jupyter-book"
+    cmd[0] = str(exe) if exe.exists() else cmd[0]
+    subprocess.run(cmd, check=True, cwd=root)
+    return root / "_build" / "html" / "index.html"

@@ -1,0 +1,118 @@
+"""Bring a GPU session's outputs into the repository, keeping their provenance.
+
+A session (``benchmarks/gpu_session.py run``) leaves, under its output folder (``$OUT`` on the lent
+machine, or ``../shared/device-runs/<date>/`` when it was made elsewhere)::
+
+    executed/<stem>.ipynb, executed/<stem>.run.json   chapters executed with papermill, and their records
+    records.tar                                        the run records for the registry (results/runs)
+    models/image_mae_<profile>.pt                      the image MAE, fp16 (maelib.images.save_mae)
+    bench.txt, session.log                             the benchmark table and every command's output
+
+:func:`import_run` checks all of it first (every record complete, every notebook readable), then puts
+the executed chapters under ``results/executed/<profile>/``, the records into ``results/runs/`` (never
+over an existing one), the weights under ``results/models/`` and the logs under
+``results/device/<stamp>/``, with an ``IMPORT.json`` there that says where they came from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+from . import runs
+from .files import create_exclusive, write_text_atomic
+
+
+class ImportRefused(ValueError):
+    """A session's folder is not complete or not readable; nothing was imported."""
+
+
+def _executed(src: Path) -> list[tuple[Path, Path, dict]]:
+    """(notebook, record file, record) of every executed chapter under ``src/executed``, all checked."""
+    import nbformat
+
+    out = []
+    for rec in sorted((src / "executed").glob("*.run.json")):
+        record = runs.read_record(rec)
+        nb = rec.with_name(rec.name.replace(".run.json", ".ipynb"))
+        if record is None or not all(k in record for k in runs.RECORD_KEYS):
+            raise ImportRefused(f"{rec} is not a complete run record")
+        if not nb.exists():
+            raise ImportRefused(f"{rec} has no executed notebook beside it ({nb.name})")
+        try:
+            nbformat.read(nb, as_version=4)
+        except Exception as e:  # noqa: BLE001 - any unreadable notebook refuses the import
+            raise ImportRefused(f"{nb} is not a readable notebook ({type(e).__name__})") from None
+        out.append((nb, rec, record))
+    return out
+
+
+def _registry_records(src: Path) -> list[tuple[str, str]]:
+    """(name, text) of every record in ``src/records.tar``, each checked."""
+    tar_path = src / "records.tar"
+    if not tar_path.exists():
+        return []
+    out = []
+    with tarfile.open(tar_path) as tar:
+        for m in tar.getmembers():
+            if not (m.isfile() and m.name.endswith(".json") and "/" not in m.name):
+                continue
+            text = tar.extractfile(m).read().decode()
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError:
+                raise ImportRefused(f"{tar_path}: {m.name} is not JSON") from None
+            if not all(k in record for k in runs.RECORD_KEYS):
+                raise ImportRefused(f"{tar_path}: {m.name} is not a complete run record")
+            out.append((m.name, text))
+    return out
+
+
+def import_run(src: str | Path, root: str | Path = runs.ROOT) -> dict:
+    """Import the session folder ``src`` into the repository at ``root``; returns what went where."""
+    src, root = Path(src), Path(root)
+    if not src.is_dir():
+        raise ImportRefused(f"{src} is not a folder")
+    executed, records = _executed(src), _registry_records(src)
+    models = sorted((src / "models").glob("*.pt")) if (src / "models").is_dir() else []
+    if not executed and not records:
+        raise ImportRefused(f"{src} holds no executed chapter (executed/*.run.json) and no records.tar")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    done = {"from": str(src.resolve()), "imported": stamp, "chapters": {}, "records": [], "models": [], "logs": []}
+    for nb, rec, record in executed:
+        dest = root / "results" / "executed" / record["profile"]
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(nb, dest / f".{nb.name}.importing")
+        (dest / f".{nb.name}.importing").replace(dest / nb.name)
+        write_text_atomic(dest / rec.name, rec.read_text())
+        done["chapters"][record["chapter"]] = {"profile": record["profile"], "device": record.get("device"),
+                                               "finished": record["finished"], "commit": record.get("git_commit")}
+    for name, text in records:
+        done["records"].append(create_exclusive(root / "results" / "runs" / name, text).name)
+    for model in models:
+        dest = root / "results" / "models" / model.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(model, dest)
+        done["models"].append(str(dest.relative_to(root)))
+    logs = root / "results" / "device" / stamp
+    for name in ("bench.txt", "session.log"):
+        if (src / name).exists():
+            logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / name, logs / name)
+            done["logs"].append(str((logs / name).relative_to(root)))
+    logs.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(logs / "IMPORT.json", json.dumps(done, indent=2))
+    return done
+
+
+def pending(shared: Path = runs.ROOT.parent / "shared" / "device-runs") -> list[Path]:
+    """Session folders under ``../shared/device-runs/`` (made on a GPU elsewhere) not imported yet."""
+    if not shared.is_dir():
+        return []
+    seen = set()
+    for f in (runs.ROOT / "results" / "device").glob("*/IMPORT.json"):
+        seen.add(json.loads(f.read_text()).get("from"))
+    return [d for d in sorted(shared.iterdir()) if d.is_dir() and str(d.resolve()) not in seen]

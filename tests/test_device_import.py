@@ -1,0 +1,101 @@
+"""The committed-execution path: which execution the book shows, its provenance line and stale box, and
+importing a GPU session's outputs (refused whole when anything is incomplete)."""
+
+import json
+import tarfile
+
+import nbformat
+import pytest
+
+from maelib import book, device, runs
+
+
+def record(chapter="series", profile="full", finished="2026-11-28T10:00:00+00:00", parameters=None, stamp="old",
+           **extra):
+    return {"chapter": chapter, "notebook": "02_series.py", "parameters": {"profile": profile, **(parameters or {})},
+            "resolved": {"seed": 0, "seeds": 3}, "profile": profile, "seed": 0, "device": "cuda (NVIDIA H200)",
+            "metrics": {}, "wall_s": 125.0, "finished": finished, "git_commit": "0123456789abcdef", "stamp": stamp,
+            **extra}
+
+
+def put(folder, stem="02_series", **kw):
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title")]), folder / f"{stem}.ipynb")
+    (folder / f"{stem}.run.json").write_text(json.dumps(record(**kw)))
+
+
+def test_the_book_prefers_the_committed_full_execution(tmp_path):
+    local, committed = tmp_path / "executed", tmp_path / "committed"
+    put(local, profile="quick", finished="2026-11-29T10:00:00+00:00")
+    assert book.choose("series", local, committed).origin == "local"  # nothing committed yet
+    put(committed / "full")
+    assert book.choose("series", local, committed).origin == "committed"
+    put(local, profile="quick", parameters={"mask_ratio": 0.5})  # a rerun of the user's own
+    assert book.choose("series", local, committed).origin == "local"
+    put(local, profile="full", finished="2026-11-30T10:00:00+00:00")  # a newer full-profile execution
+    assert book.choose("series", local, committed).origin == "local"
+    put(local, profile="full", finished="2026-11-27T10:00:00+00:00")  # an older one
+    assert book.choose("series", local, committed).origin == "committed"
+
+
+def test_the_provenance_line_says_profile_device_date_commit_time_and_seeds(tmp_path):
+    put(tmp_path / "full")
+    ex = book.choose("series", tmp_path / "none", tmp_path)
+    line = book.provenance_line(ex)
+    for part in ("**full** profile", "cuda (NVIDIA H200)", "2026-11-28 10:00 UTC", "`01234567`", "2.1 min",
+                 "seeds 0-2", "committed from a GPU run"):
+        assert part in line, part
+
+
+def test_a_changed_chapter_gets_the_stale_box(tmp_path):
+    put(tmp_path / "full", stamp="not the current one")
+    ex = book.choose("series", tmp_path / "none", tmp_path)
+    assert "Made by an earlier version" in book.stale_note("series", ex) and "`01234567`" in book.stale_note("series", ex)
+    ex.record["stamp"] = runs.stamp("series", ex.record["parameters"])
+    assert book.stale_note("series", ex) == ""
+
+
+def session(tmp_path, broken=False):
+    out = tmp_path / "out"
+    put(out / "executed")
+    with tarfile.open(out / "records.tar", "w") as tar:
+        f = tmp_path / "series-20261128T100000-abcd.json"
+        f.write_text("{" if broken else json.dumps(record()))
+        tar.add(f, arcname=f.name)
+    (out / "models").mkdir(exist_ok=True)
+    (out / "models" / "image_mae_full.pt").write_bytes(b"weights")
+    (out / "bench.txt").write_text("device: NVIDIA H200\n")
+    return out
+
+
+def test_import_puts_everything_where_the_book_finds_it(tmp_path):
+    root = tmp_path / "repo"
+    done = device.import_run(session(tmp_path), root)
+    assert (root / "results" / "executed" / "full" / "02_series.ipynb").exists()
+    assert (root / "results" / "runs" / "series-20261128T100000-abcd.json").exists()
+    assert (root / "results" / "models" / "image_mae_full.pt").read_bytes() == b"weights"
+    log = json.loads(next((root / "results" / "device").glob("*/IMPORT.json")).read_text())
+    assert log["from"] == str((tmp_path / "out").resolve()) and log["chapters"]["series"]["profile"] == "full"
+    again = device.import_run(session(tmp_path), root)  # a second import keeps both records
+    assert again["records"] == ["series-20261128T100000-abcd-2.json"] and done["records"] != again["records"]
+
+
+def test_an_incomplete_session_is_refused_whole(tmp_path):
+    root = tmp_path / "repo"
+    with pytest.raises(device.ImportRefused, match="records.tar: series-.*is not JSON"):
+        device.import_run(session(tmp_path, broken=True), root)
+    assert not root.exists()
+    out = tmp_path / "empty"
+    (out / "executed").mkdir(parents=True)
+    (out / "executed" / "02_series.run.json").write_text(json.dumps({"chapter": "series"}))
+    with pytest.raises(device.ImportRefused, match="not a complete run record"):
+        device.import_run(out, root)
+
+
+def test_the_masking_chapter_prefers_the_committed_full_model_over_a_quick_one(tmp_path, monkeypatch, isolated_cache):
+    monkeypatch.setattr(runs, "MODELS", tmp_path)
+    (tmp_path / "image_mae_full.pt").write_bytes(b"x")
+    path, how = runs.image_mae_checkpoint("quick")
+    assert path == tmp_path / "image_mae_full.pt" and "committed" in how
+    with pytest.raises(runs.NoCheckpointError):
+        runs.image_mae_checkpoint("smoke")  # the smoke profile never takes it
