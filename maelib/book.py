@@ -103,13 +103,24 @@ def shown(executed: Path = runs.EXECUTED, committed: Path = COMMITTED, root: Pat
 
 
 def _with_header(nb_path: Path, lines: list[str]):
-    """The notebook with a markdown cell of ``lines`` after its first (title) cell."""
+    """The notebook as the book shows it: a markdown cell of ``lines`` right under its title (the first
+    cell's first line), and the parameters cells' code behind a toggle."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
-    cell = nbformat.v4.new_markdown_cell("\n\n".join(line for line in lines if line))
-    cell.metadata["tags"] = ["provenance"]
-    nb.cells.insert(1, cell)
+    first = nb.cells[0]
+    title, _, rest = first.source.partition("\n")
+    cells = [nbformat.v4.new_markdown_cell(title), nbformat.v4.new_markdown_cell("\n\n".join(x for x in lines if x))]
+    cells[1].metadata["tags"] = ["provenance"]
+    if first.cell_type == "markdown" and title.startswith("# ") and rest.strip():
+        cells.append(nbformat.v4.new_markdown_cell(rest.strip("\n")))
+        nb.cells[:1] = cells
+    else:
+        nb.cells.insert(1, cells[1])
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type == "code" and {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
     return nb
 
 

@@ -195,28 +195,39 @@ def claim_rows(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def verdicts(rows: pd.DataFrame) -> dict[str, str]:
+    """Each claim's verdict: the full profile's where it was run, else the quick one's (:func:`claim_rows`)."""
+    out = {}
+    for table, part in rows.groupby("table", sort=False):
+        run = part[part["n"] > 0]
+        full = run[run["profile"] == "full"]
+        out[table] = (full if len(full) else run).iloc[-1]["verdict"] if len(run) else "not run"
+    return out
+
+
 def claims_table(records: list[dict]) -> pd.DataFrame:
     """The verdict table the book shows: per claim, the paper's numbers, then per profile the paired gap
-    (n, mean, 95% interval, p) and the verdict; the judged verdict is the full profile's when it was run,
-    else the quick one's."""
+    (mean, 95% interval, seeds, p) and the verdict with its reason; the judged verdict is the full
+    profile's when it was run, else the quick one's."""
     from .viz import sig
 
     rows = claim_rows(records)
     out = []
     for c in CLAIMS:
-        row = {"table": c.table, "claim": c.claim, "metric": c.metric,
+        row = {"table": c.table, "claim (metric)": f"{c.claim} ({c.metric})",
                "paper: MAE / baseline": f"{c.paper_mae:g} / {c.paper_base:g}"}
         judged = None
         for _, r in rows[rows["table"] == c.table].iterrows():
             prof = r["profile"]
             if r["n"] == 0:
-                row[f"{prof}: gap [95% CI], p"] = "not run"
+                row[f"{prof}: gap [95% CI] (n), p"] = "not run"
                 continue
-            ci = "" if np.isnan(r["lo"]) else f" [{sig(r['lo'])}, {sig(r['hi'])}], p = {sig(r['p'], 2)}"
-            row[f"{prof}: gap [95% CI], p"] = f"{sig(r['gap'])}{ci} (n = {r['n']})"
+            ci = "" if np.isnan(r["lo"]) else f" [{sig(r['lo'])}, {sig(r['hi'])}]"
+            p = "" if np.isnan(r["p"]) else f", p = {sig(r['p'], 2)}"
+            row[f"{prof}: gap [95% CI] (n), p"] = f"{sig(r['gap'])}{ci} (n = {r['n']}){p}"
             judged = r
-        row["verdict"] = judged["verdict"] if judged is not None else "not run"
-        row["reason"] = f"{judged['reason']} ({judged['profile']} profile)" if judged is not None else "no recorded run"
+        row["verdict"] = (f"{judged['verdict']}: {judged['reason']} ({judged['profile']} profile)"
+                          if judged is not None else "not run")
         out.append(row)
     return pd.DataFrame(out).set_index("table")
 

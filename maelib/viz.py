@@ -147,7 +147,7 @@ def sig(value, digits: int = 3) -> str:
     magnitude = math.floor(math.log10(abs(value)))
     if magnitude >= digits - 1:
         return f"{value:.0f}" if magnitude < 9 else f"{value:.{digits - 1}e}"
-    if magnitude < -5:
+    if magnitude < -3:  # below 0.001: 8.52e-05 reads better than 0.0000852
         return f"{value:.{digits - 1}e}"
     return f"{value:.{digits - 1 - magnitude}f}"
 

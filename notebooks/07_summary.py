@@ -52,7 +52,8 @@ glue("n_records", len(records), display=False)
 glue("n_quick", int(counts.get("quick", 0)), display=False)
 glue("n_full", int(counts.get("full", 0)), display=False)
 glue("min_seeds", summary.MIN_SEEDS, display=False)
-kinds = table["verdict"].map(lambda v: "inconclusive" if v.startswith("inconclusive") else v).value_counts()
+judged = summary.verdicts(rows)
+kinds = pd.Series(judged).map(lambda v: "inconclusive" if v.startswith("inconclusive") else v).value_counts()
 FORMS = {"holds": ("holds", "hold"), "does not hold": ("does not hold", "do not hold"),
          "inconclusive": ("is inconclusive", "are inconclusive"), "not run": ("was not run", "were not run")}
 parts = [f"{kinds[k]} {FORMS[k][int(kinds[k] != 1)]}" for k in FORMS if kinds.get(k)]
@@ -151,5 +152,5 @@ viz.glue_figure("fig_sweep", fig)
 # patch visible.
 
 # %% tags=["remove-cell"]
-glue("results", {"verdicts": table["verdict"].to_dict(), "n_records": len(records),
+glue("results", {"verdicts": judged, "n_records": len(records),
                  "claims": json.loads(rows.drop(columns=["fair_gap"]).to_json(orient="records"))}, display=False)

@@ -194,3 +194,21 @@ def test_the_masking_page_runs_its_model_in_a_real_browser(built):
         page.goto(url + "book/chapters/06_masking.html")
         page.wait_for_selector(".mae-live[data-state=ready], .mae-live[data-state=unavailable]", state="attached")
         assert page.get_attribute(".mae-live", "data-state") == "ready", page.inner_text(".mae-live-note")
+
+
+def test_pages_show_result_code_behind_a_toggle_downloads_and_numbered_tables(built):
+    """Result cells' code is one click away (hide-input), boilerplate is not on the page, each chapter
+    offers its executed notebook and its jupytext source, tables are numbered tables, and the
+    provenance line comes right under the title."""
+    page = (built / "book" / "chapters" / "01_images.html").read_text()
+    text = re.sub(r"<[^>]+>", "", page)
+    assert page.count("tag_hide-input") >= 4 and "Show code cell source" in page
+    assert "images.choose_lr(" in text and "images.finetune(" in text  # the calls into maelib, toggled
+    assert "from maelib import" not in text  # the imports (a removed cell) are not on the page
+    assert re.search(r'href="[^"]*_downloads/[^"]*/01_images\.ipynb"', page)
+    assert re.search(r'href="[^"]*_downloads/[^"]*/01_images\.py"', page)
+    assert re.search(r'<span class="caption-number">Table \d+ </span>', page)
+    body = re.sub(r"<[^>]+>", "", page[page.index("<h1>"):])
+    assert body.index("Executed at the smoke profile") < 200  # right under the title
+    summary = (built / "book" / "chapters" / "07_summary.html").read_text()
+    assert summary.count('<span class="caption-number">Table') >= 1 and "Fig." in summary

@@ -114,9 +114,12 @@ def test_claims_table_ignores_changed_parameters():
     recs.append(record("images", 0, 10.0, 90.0, parameters={"mask_ratio": 0.5}))  # a sweep run
     table = summary.claims_table(recs)
     row = table.loc["Table 1"]
-    assert row["verdict"] == "holds" and "(n = 5)" in row["quick: gap [95% CI], p"]
-    assert row["full: gap [95% CI], p"] == "not run"
+    assert row["verdict"].startswith("holds: MAE better") and "(n = 5)" in row["quick: gap [95% CI] (n), p"]
+    assert row["full: gap [95% CI] (n), p"] == "not run"
     assert table.loc["Table 3", "verdict"] == "not run"
+    assert summary.verdicts(summary.claim_rows(recs)) == {"Table 1": "holds", "Table 2": "not run",
+                                                          "Table 3": "not run", "Table 4": "not run",
+                                                          "Table 5": "not run"}
 
 
 def test_sweep_frame_takes_only_mask_ratio_runs():
