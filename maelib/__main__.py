@@ -104,6 +104,9 @@ def main(argv=None) -> int:
                 ap.error("data fetch needs a dataset name")
             print(registry.fetch(args.name))
     except KeyboardInterrupt:
+        import logging
+
+        logging.disable(logging.CRITICAL)  # the kernel's shutdown noise (a dead kernel's task, at exit) stays quiet
         print("interrupted", file=sys.stderr)
         return 130
     except (runs.ChapterFailed, registry.DataError, FloatingPointError, runs.NoCheckpointError) as e:
