@@ -9,8 +9,12 @@ import json
 import sys
 from pathlib import Path
 
-from . import book, profiles, runs
-from .data import registry
+try:  # importing the library (torch) takes seconds: a Ctrl-C then ends as quietly as during a run
+    from . import book, profiles, runs
+    from .data import registry
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
 
 
 def _value(text: str):
