@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -38,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from maelib.profiles import SPECS
 from maelib.runs import RECORDS, ROOT
 
 STAGE, WHEELS = ROOT / ".device-data", ROOT / ".whl"
@@ -52,10 +54,10 @@ DATA_FILES = {
 CHAPTER_DATA = {"images": ["tinyimagenet"], "masking": ["tinyimagenet"], "segmentation": ["camvid"],
                 "series": ["ETT"], "tabular": ["california_housing"], "volumes": ["hippocampus"]}
 CALLS = {"a": ("images", "segmentation"), "b": ("series", "tabular", "volumes")}
-# what the device lacks, with its dependencies (the pins of requirements.txt where it has them)
-WHEEL_PINS = ["monai==1.6.1", "nibabel==5.4.2", "pooch==1.9.0", "timm==1.0.31", "papermill==2.7.0",
-              "ipykernel==7.4.0", "jupytext==1.19.6", "myst-nb==1.4.0", "nbclient", "nbformat"]
-NO_DEPS = {"myst-nb"}  # its import needs none of its build-time dependencies (sphinx...), so they stay here
+# what the device lacks (the pins of requirements.txt): the notebook stack with its dependencies, and
+# packages whose dependencies the device has (torch, numpy...) or does not need at run time (myst-nb's sphinx)
+NOTEBOOK_STACK = ["papermill==2.7.0", "ipykernel==7.4.0", "jupytext==1.19.6", "nbclient==0.11.0", "nbformat"]
+NO_DEPS = ["monai==1.6.1", "nibabel==5.4.2", "pooch==1.9.0", "platformdirs==4.14.8", "timm==1.0.31", "myst-nb==1.4.0"]
 # projects the device image already holds (the device tool's KINDS.md): their wheels are not carried
 DEVICE_HAS = {
     "attrs", "certifi", "charset-normalizer", "click", "filelock", "fsspec", "idna", "jinja2", "markdown-it-py",
@@ -71,7 +73,8 @@ def device_command(call: str) -> str:
     bench = "--bench " if call == "a" else ""
     return ("python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
             ".whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MAELIB_DATA=$PWD/.device-data "
-            f"|| exit; python3 benchmarks/gpu_session.py run {bench}--chapters {chapters} --budget-s 540 --out $OUT")
+            "MAELIB_COMMIT=$(cat .device-data/COMMIT) || exit; "
+            f"python3 benchmarks/gpu_session.py run {bench}--chapters {chapters} --budget-s 540 --out $OUT")
 
 
 CHAPTER_ORDER = ("images", "series", "tabular", "segmentation", "volumes", "masking")
@@ -102,6 +105,8 @@ def prepare(data: Path, call: str, python_version: str = "3.12", stage: Path = S
                 raise FileNotFoundError(f"{src} is missing: set MAELIB_DATA to the staged data folder")
             (stage / folder).mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, stage / folder / name)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    (stage / "COMMIT").write_text(commit + "\n")  # the device's copy has no git: its records name this one
     if not wheels:
         print(f"call {call}: staged {folder_bytes(stage) / 2**20:.1f} MiB of data in {stage} (no wheels)")
         return
@@ -110,9 +115,8 @@ def prepare(data: Path, call: str, python_version: str = "3.12", stage: Path = S
                  for a in ("--platform", p)]
     base = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", python_version,
             "--implementation", "cp", *platforms, "-d", str(WHEELS)]
-    with_deps = [p for p in WHEEL_PINS if p.split("==")[0] not in NO_DEPS]
-    subprocess.run(base + with_deps, check=True)
-    subprocess.run(base + ["--no-deps"] + [p for p in WHEEL_PINS if p.split("==")[0] in NO_DEPS], check=True)
+    subprocess.run(base + NOTEBOOK_STACK, check=True)
+    subprocess.run(base + ["--no-deps"] + NO_DEPS, check=True)
     for wheel in WHEELS.glob("*.whl"):
         if _project(wheel) in DEVICE_HAS:
             wheel.unlink()
@@ -144,7 +148,7 @@ def run_many(commands: dict[str, list[str]], jobs: int, deadline: float, log) ->
             name = waiting.pop(0)
             out = tempfile.TemporaryFile("w+")
             proc = subprocess.Popen(commands[name], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                    env=env)
+                                    env=env, start_new_session=True)  # its own group: the kernel goes with it
             running[name] = (proc, out, time.time())
         if not running:
             break
@@ -152,7 +156,7 @@ def run_many(commands: dict[str, list[str]], jobs: int, deadline: float, log) ->
         for name, (proc, out, began) in list(running.items()):
             stopped = proc.poll() is None and time.time() >= deadline
             if stopped:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)  # the chapter and its notebook kernel
             if proc.poll() is None and not stopped:
                 continue
             proc.wait()
@@ -191,9 +195,24 @@ def collect(chapter: str, out: Path, profile: str) -> None:
                         out / "models" / f"image_mae_{profile}.pt", dtype=torch.float16)
 
 
-def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, profile: str, jobs: int) -> None:
-    """The benchmark (with the arguments ``bench``, unless None), then the chapters executed as notebooks,
-    ``jobs`` at a time (masking after images), everything within ``budget`` seconds."""
+def chapter_commands(chapter: str, seeds: list[int], profile: str, out: Path) -> dict[str, list[str]]:
+    """The runs of ``chapter`` for ``seeds``: one run training them all where the chapter has a ``seeds``
+    parameter (series, tabular: consecutive seeds), else one run per seed. The first seed's executed
+    notebook goes to ``out/executed`` (what the book shows); the others' to ``out/seeds`` (their records
+    travel in records.tar)."""
+    base = [sys.executable, "-m", "maelib", "run", chapter, "--profile", profile, "--force", "--no-book"]
+    if "seeds" in SPECS[chapter]:
+        return {chapter: base + ["--out-dir", str(out / "executed"), "-p", "seed", str(seeds[0]),
+                                 "-p", "seeds", str(len(seeds))]}
+    return {(chapter if i == 0 else f"{chapter}-seed{s}"):
+            base + ["--out-dir", str(out / ("executed" if i == 0 else f"seeds/{chapter}-{s}")), "-p", "seed", str(s)]
+            for i, s in enumerate(seeds)}
+
+
+def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, profile: str, jobs: int,
+        seeds: list[int] = (0,)) -> None:
+    """The benchmark (with the arguments ``bench``, unless None), then the chapters executed as notebooks
+    for ``seeds``, ``jobs`` at a time (masking after images), everything within ``budget`` seconds."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     deadline = started + budget
@@ -210,11 +229,10 @@ def run(chapters: list[str], bench: list[str] | None, budget: float, out: Path, 
         study_began = time.time()
         later = [c for c in ("masking",) if c in chapters]
         for phase in ([c for c in chapters if c not in later], *[[c] for c in later]):
-            commands = {c: [sys.executable, "-m", "maelib", "run", c, "--profile", profile, "--force", "--no-book",
-                            "--out-dir", str(out / "executed")] for c in phase}
+            commands = {k: v for c in phase for k, v in chapter_commands(c, list(seeds), profile, out).items()}
             for name, (code, seconds, _) in run_many(commands, jobs, deadline, log).items():
                 rows.append((name, code, seconds))
-                if code == 0:
+                if code == 0 and name == "images" and seeds[0] == 0:  # the seed-0 model is the book's
                     collect(name, out, profile)
                 print(f"{name}: {outcome(code)} after {seconds:.0f} s", flush=True)
             pack_records(RECORDS, started, out)
@@ -241,6 +259,8 @@ def main(argv=None) -> None:
                    help=f"run benchmarks/mae_throughput.py first, with ARGS (default: {BENCH_ARGS!r})")
     r.add_argument("--budget-s", type=float, default=540.0, help="stop starting or running work after this")
     r.add_argument("--profile", default="full", choices=("smoke", "quick", "full"))
+    r.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="seeds to run (default 0; a later call adds others, e.g. --seeds 1 2 3 4)")
     r.add_argument("--jobs", type=int, default=5,
                    help="chapters run at once: most steps are small, so one GPU serves several (default 5)")
     r.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "results" / "device")))
@@ -249,7 +269,7 @@ def main(argv=None) -> None:
         prepare(Path(args.data), args.call, stage=Path(args.stage), wheels=not args.no_wheels)
     else:
         run(args.chapters, None if args.bench is None else args.bench.split(), args.budget_s, Path(args.out),
-            args.profile, args.jobs)
+            args.profile, args.jobs, args.seeds)
 
 
 if __name__ == "__main__":

@@ -39,13 +39,15 @@ def main(argv=None) -> int:
     r.add_argument("--profile", default=None, choices=("auto",) + profiles.PROFILE_NAMES)
     r.add_argument("--force", action="store_true", help="run even if nothing changed since the last run")
     r.add_argument("--no-book", action="store_true", help="do not rebuild the book afterwards")
-    r.add_argument("--out-dir", default=None, help="where the executed notebook and its record go (default book/executed)")
+    r.add_argument("--out-dir", default=None,
+                   help="where the executed notebook and its record go (default book/executed)")
     b = sub.add_parser("book", help="execute every chapter in _toc.yml (skipping unchanged ones), build the book")
     b.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     b.add_argument("--force", action="store_true")
     w = sub.add_parser("sweep", help="run a chapter for several seeds (and mask ratios); every run is recorded")
     w.add_argument("chapter")
-    w.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    w.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                   help="seeds (default: five, what a verdict needs)")
     w.add_argument("--ratios", type=float, nargs="*", default=None, help="mask ratios; none: default parameters")
     w.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     c = sub.add_parser("check-control", help="move the book's masking slider in headless Chromium")

@@ -79,9 +79,18 @@ def provenance_line(ex: Execution) -> str:
             f"{r.get('wall_s', 0) / 60:.1f} min, {seeds}" + (f", with {own}" if own else "") + f" ({where}).*")
 
 
+def is_stale(chapter: str, record: dict) -> bool:
+    """Whether the chapter's notebook or the maelib code that computes changed since ``record``'s run
+    (records older than the notebook hash: whether anything in its inputs changed)."""
+    if record.get("notebook_sha"):
+        return record["notebook_sha"] != runs.notebook_hash(chapter) or record.get("code") != runs.code_hash()
+    return record.get("stamp") != runs.stamp(chapter, record.get("parameters", {}))
+
+
 def stale_note(chapter: str, ex: Execution) -> str:
-    """A warning box when the chapter's notebook or maelib changed since the execution shown, else ""."""
-    if ex.record.get("stamp") == runs.stamp(chapter, ex.record.get("parameters", {})):
+    """A warning box when the chapter's notebook or the computing maelib code changed since the execution
+    shown, else ""."""
+    if not is_stale(chapter, ex.record):
         return ""
     commit = (ex.record.get("git_commit") or "unknown")[:8]
     again = f"python -m maelib run {chapter} --profile {ex.record.get('profile')}"

@@ -9,9 +9,10 @@ machine, or ``../shared/device-runs/<date>/`` when it was made elsewhere)::
     bench.txt, session.log                             the benchmark table and every command's output
 
 :func:`import_run` checks all of it first (every record complete, every notebook readable), then puts
-the executed chapters under ``results/executed/<profile>/``, the records into ``results/runs/`` (never
-over an existing one), the weights under ``results/models/`` and the logs under
-``results/device/<stamp>/``, with an ``IMPORT.json`` there that says where they came from.
+the executed chapters under ``results/executed/<profile>/`` (never over a newer one), the records into
+``results/runs/`` (never over an existing one; one already there is not imported twice), the weights under
+``results/models/`` and the logs under ``results/device/<stamp>/``, with an ``IMPORT.json`` there that
+says where they came from.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import tarfile
 from pathlib import Path
 
 from . import runs
-from .files import create_exclusive, write_text_atomic
+from .files import atomic_path, create_exclusive, write_text_atomic
 
 
 class ImportRefused(ValueError):
@@ -71,6 +72,11 @@ def _registry_records(src: Path) -> list[tuple[str, str]]:
     return out
 
 
+def _copy_atomic(src: Path, dest: Path) -> None:
+    with atomic_path(dest) as tmp:
+        shutil.copy2(src, tmp)
+
+
 def import_run(src: str | Path, root: str | Path = runs.ROOT) -> dict:
     """Import the session folder ``src`` into the repository at ``root``; returns what went where."""
     src, root = Path(src), Path(root)
@@ -82,20 +88,26 @@ def import_run(src: str | Path, root: str | Path = runs.ROOT) -> dict:
         raise ImportRefused(f"{src} holds no executed chapter (executed/*.run.json) and no records.tar")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     done = {"from": str(src.resolve()), "imported": stamp, "chapters": {}, "records": [], "models": [], "logs": []}
+    done["skipped"] = []
     for nb, rec, record in executed:
         dest = root / "results" / "executed" / record["profile"]
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(nb, dest / f".{nb.name}.importing")
-        (dest / f".{nb.name}.importing").replace(dest / nb.name)
+        held = runs.read_record(dest / rec.name) if (dest / rec.name).exists() else None
+        if held and held.get("finished", "") >= record["finished"]:
+            done["skipped"].append(f"{rec.name}: the committed execution is as new or newer ({held['finished']})")
+            continue
+        _copy_atomic(nb, dest / nb.name)
         write_text_atomic(dest / rec.name, rec.read_text())
         done["chapters"][record["chapter"]] = {"profile": record["profile"], "device": record.get("device"),
                                                "finished": record["finished"], "commit": record.get("git_commit")}
+    registry = root / "results" / "runs"
     for name, text in records:
-        done["records"].append(create_exclusive(root / "results" / "runs" / name, text).name)
+        if (registry / name).exists() and (registry / name).read_text() == text:
+            done["skipped"].append(f"{name}: already in the registry")
+            continue
+        done["records"].append(create_exclusive(registry / name, text).name)
     for model in models:
         dest = root / "results" / "models" / model.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(model, dest)
+        _copy_atomic(model, dest)
         done["models"].append(str(dest.relative_to(root)))
     logs = root / "results" / "device" / stamp
     for name in ("bench.txt", "session.log"):

@@ -77,10 +77,14 @@ def create_exclusive(path: str | os.PathLike, text: str) -> Path:
 
 
 def _writer_alive(tmp: Path) -> bool:
-    """Whether the process that named ``tmp`` (``.<name>.<pid>-<random>.tmp``) still runs."""
+    """Whether the process that named ``tmp`` (``.<name>.<pid>-<random>.tmp``, or ``.running-<pid>-...``
+    for a chapter's working folder) still runs."""
     try:
-        pid = int(tmp.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[-1].split("-")[0])
-    except ValueError:
+        if tmp.name.startswith(".running-"):
+            pid = int(tmp.name.split("-")[1])
+        else:
+            pid = int(tmp.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[-1].split("-")[0])
+    except (ValueError, IndexError):
         return False
     if pid == os.getpid():
         return True
@@ -98,7 +102,7 @@ def clean_stale(folder: str | os.PathLike, everything: bool = False) -> list[Pat
     folder this process holds the lock of); return what was removed."""
     folder = Path(folder)
     removed = []
-    for tmp in folder.glob(f"*{TMP_SUFFIX}") if folder.is_dir() else []:
+    for tmp in [*folder.glob(f"*{TMP_SUFFIX}"), *folder.glob(".running-*")] if folder.is_dir() else []:
         if everything or not _writer_alive(tmp):
             if tmp.is_dir():
                 import shutil

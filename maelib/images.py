@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .data import TensorLoader, channel_stats, normalize, random_resized_crop_flip
 from .data import tinyimagenet
-from .heads import LinearProbe, ViTClassifier, cls_features
+from .heads import LinearProbe, ViTClassifier, cls_features, encoder_like
 from .mae import MaskedAutoencoder
 from .metrics import accuracy
 from .tokens import Patches2d
@@ -174,6 +174,17 @@ def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = 
     return model, history
 
 
+def arms(mae: MaskedAutoencoder, p) -> dict[str, tuple]:
+    """The two fine-tuned arms, each ``(build, layer_decay, fixed_lr)``: ``build()`` makes the arm's fresh
+    encoder (positions learned, as the original MAE fine-tunes them), ``fixed_lr`` is None where the
+    learning rate is to be chosen on held-out data. The MAE arm starts from the pretrained encoder with
+    layer-wise decay; scratch starts at random without it (a recipe for pretrained encoders)."""
+    return {"MAE + fine-tune": (lambda: encoder_like(mae, p.drop_path, learn_positions=True), p.layer_decay,
+                                p.finetune_lr),
+            "scratch": (lambda: encoder_like(mae, p.drop_path, pretrained=False, learn_positions=True), 1.0,
+                        p.scratch_lr)}
+
+
 def holdout(data: dict, fraction: float = 0.1) -> dict:
     """The training images split for choosing hyperparameters: the last ``fraction`` of each class's
     training images become ``val`` (the reported validation split is not used), the rest ``train``."""
@@ -206,14 +217,16 @@ def choose_lr(build, data: dict, p, device, arm: str, ckpt_dir: Path | None, lay
 
 
 def linear_probe(encoder, data: dict, p, device):
-    """The paper's linear probe on frozen ``[cls]`` features (computed once, no augmentation):
+    """The original MAE's linear probe on frozen ``[cls]`` features (computed once, no augmentation):
     BatchNorm without affine + linear, AdamW. Returns (probe, history with val_acc per epoch)."""
     encoder = encoder.to(device)
-    feats = {s: cls_features(encoder, data[s][0], transform=lambda x: normalize(x, MEAN, STD)) for s in ("train", "val")}
+    feats = {s: cls_features(encoder, data[s][0], transform=lambda x: normalize(x, MEAN, STD))
+             for s in ("train", "val")}
     probe = LinearProbe(encoder.dim, len(data["names"]))
     loader = TensorLoader((feats["train"], data["train"][1]), 256, shuffle=True, seed=p.seed, device=device)
     fv, yv = feats["val"].to(device), data["val"][1].to(device)
-    cfg = TrainConfig(epochs=p.probe_epochs, lr=1e-3, weight_decay=0.0, warmup_epochs=1, seed=p.seed, desc="linear probe")
+    cfg = TrainConfig(epochs=p.probe_epochs, lr=1e-3, weight_decay=0.0, warmup_epochs=1, seed=p.seed,
+                      desc="linear probe")
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1])  # noqa: E731
     history = fit(probe, step, loader, cfg, device, evaluate=lambda m: {"val_acc": accuracy(m(fv), yv)})
     return probe, history

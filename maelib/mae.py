@@ -73,7 +73,8 @@ class ViTEncoder(nn.Module):
         nn.init.normal_(self.cls_token, std=0.02)
 
     def forward(self, tokens: torch.Tensor, keep: torch.Tensor | None = None, valid: torch.Tensor | None = None,
-                collect: tuple[int, ...] = (), final_norm: bool = True) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+                collect: tuple[int, ...] = (), final_norm: bool = True
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Encode; with ``collect`` (1-based block numbers) also return those blocks' outputs. Without
         ``final_norm`` the last block's output is returned as it is (a global-pool head norms it itself)."""
         x = self.embed(tokens) + self.pos_embed

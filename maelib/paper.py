@@ -47,10 +47,31 @@ TABLES: dict[str, Table] = {
 }
 
 
-def table(name: str) -> pd.DataFrame:
-    """The paper's table ``name`` ("Table 1" ... "Table 5") as a frame of floats, labelled as printed."""
+# The paper's setup numbers the chapters cite: name -> (value, the paper's words that state it, verbatim)
+SETTINGS: dict[str, tuple] = {
+    "tinyimagenet_classes": (200, "around 200 image classes"),
+    "series_mask_ratios": ((0.75, 0.50, 0.25), "masking ratios of 0.75, 0.50, 0.25"),
+    "series_split": ((70, 20, 10), "70%, 20%, and 10% for train, validation and test"),
+    "series_smoothing": (20, "a moving average with a window size of 20 timesteps"),
+    "segmentation_size": (256, "resized to 256-by-256 pixels"),
+    "segmentation_blocks": ((3, 6, 9, 12), "The output of the 3rd, 6th, 9th, and 12th transformer layers"),
+    "segmentation_epochs": (400, "trained for 400 epochs"),
+    "btcv_organs": (13, "13 different organs"),
+    "tabular_missing_pct": (20, "missingness (20%)"),
+}
+
+
+def setting(name: str):
+    """One of the paper's setup numbers (see :data:`SETTINGS`)."""
+    return SETTINGS[name][0]
+
+
+def table(name: str, printed: bool = False) -> pd.DataFrame:
+    """The paper's table ``name`` ("Table 1" ... "Table 5") as a frame of floats, labelled as printed
+    (with ``printed``, of the numbers' text as printed: ``0.0093``, not ``0.009300``)."""
     t = TABLES[name]
-    frame = pd.DataFrame([[float(v) for v in values] for _, values in t.rows], columns=list(t.columns),
+    cast = str if printed else float
+    frame = pd.DataFrame([[cast(v) for v in values] for _, values in t.rows], columns=list(t.columns),
                          index=pd.Index([label for label, _ in t.rows], name=t.row_header))
     frame.attrs["caption"] = f"{name}: {t.caption}"
     return frame

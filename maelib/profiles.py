@@ -220,7 +220,7 @@ PROFILES: dict[str, dict[str, dict]] = {
 
 PROFILES["series"] = {
     "quick": _SERIES_QUICK,
-    "full": {**_SERIES_QUICK, "epochs": 30, "pretrain_epochs": 60, "seeds": 3, "dim": 64, "depth": 3, "heads": 4,
+    "full": {**_SERIES_QUICK, "epochs": 30, "pretrain_epochs": 60, "seeds": 5, "dim": 64, "depth": 3, "heads": 4,
              "hidden": 64, "lr": 1e-3},
     "smoke": {**_SERIES_QUICK, "lag": 16, "patch_size": 4, "epochs": 1, "pretrain_epochs": 1, "dim": 8,
               "depth": 1, "hidden": 8, "batch_size": 512},
@@ -231,7 +231,7 @@ _TABULAR_QUICK = dict(missing_rate=0.2, missing_rates=[0.2], mask_ratio=0.3, col
                       dim=32, depth=2, heads=2, hidden=64, batch_size=256, lr=2e-3)
 PROFILES["tabular"] = {
     "quick": _TABULAR_QUICK,
-    "full": {**_TABULAR_QUICK, "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 3, "dim": 64, "depth": 3,
+    "full": {**_TABULAR_QUICK, "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 5, "dim": 64, "depth": 3,
              "heads": 4},
     "smoke": {**_TABULAR_QUICK, "rows": 1500, "epochs": 1, "dim": 8, "depth": 1, "hidden": 8, "batch_size": 256},
 }

@@ -112,11 +112,9 @@ def image_mae_checkpoint(profile: str, path: str | os.PathLike | None = None) ->
     """The image MAE the masking chapter shows, chosen deliberately, and how it was chosen:
 
     1. ``path`` when given;
-    2. at the full profile, the image chapter's run with the full profile's defaults and this code;
-    3. at the quick or full profile, the committed full-profile model (``results/models``), the most
-       complete one there is;
-    4. the image chapter's run at ``profile`` with its default parameters and this code;
-    5. else the newest image-chapter run at ``profile`` (other parameters or an earlier code version).
+    2. the image chapter's run at ``profile`` with its default parameters and this code;
+    3. at the full profile, the committed full-profile model made on a GPU (``results/models``);
+    4. else the newest image-chapter run at ``profile`` (other parameters or an earlier code version).
     """
     if path:
         if not Path(path).is_file():
@@ -124,12 +122,10 @@ def image_mae_checkpoint(profile: str, path: str | os.PathLike | None = None) ->
         return Path(path), "the checkpoint given as mae_checkpoint"
     exact = run_dir("images", profiles.resolve("images", profile)) / "mae_final.pt"
     committed = MODELS / "image_mae_full.pt"
-    if profile == "full" and exact.is_file():
-        return exact, "the image chapter's run at the full profile's default parameters"
-    if profile in ("quick", "full") and committed.is_file():
-        return committed, "the full-profile image MAE made on a GPU and committed (results/models)"
     if exact.is_file():
         return exact, f"the image chapter's run at the {profile} profile's default parameters"
+    if profile == "full" and committed.is_file():
+        return committed, "the full-profile image MAE made on a GPU and committed (results/models)"
     root = cache_dir() / "runs"
     found = sorted(root.glob(f"images-{profile}-*/mae_final.pt"), key=lambda f: f.stat().st_mtime)
     if found:
@@ -198,11 +194,17 @@ def _parse(text: str):
 
 
 def _git_commit() -> str | None:
+    """The checked-out commit, or ``$MAELIB_COMMIT`` where the working tree is a copy without git (a
+    lent GPU machine: benchmarks/gpu_session.py sets it)."""
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip() or None
     except (OSError, subprocess.CalledProcessError):
-        return None
+        return os.environ.get("MAELIB_COMMIT") or None
+
+
+def notebook_hash(chapter: str) -> str:
+    return hashlib.sha256(notebook_of(chapter).read_bytes()).hexdigest()
 
 
 def read_record(path: Path) -> dict | None:
@@ -214,22 +216,17 @@ def read_record(path: Path) -> dict | None:
         return None
 
 
-def _execute_notebook(src: Path, params: dict, out_nb: Path, progress: bool) -> dict:
-    """papermill into a temporary file, moved to ``out_nb`` only once it finished; the glued values."""
+def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool) -> dict:
+    """papermill into ``done_nb`` (a temporary file); the glued values."""
     import jupytext
     import nbformat
     import papermill as pm
 
-    with tempfile.TemporaryDirectory() as tmp:
-        src_nb = Path(tmp) / f"{src.stem}.ipynb"
-        done_nb = Path(tmp) / f"{src.stem}.executed.ipynb"
-        nbformat.write(jupytext.read(src), src_nb)
-        pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
-                            progress_bar=progress, log_output=False)
-        nb = nbformat.read(done_nb, as_version=4)
-        out_nb.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(done_nb, out_nb)
-    return glued(nb)
+    src_nb = done_nb.with_name(f"{src.stem}.source.ipynb")
+    nbformat.write(jupytext.read(src), src_nb)
+    pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
+                        progress_bar=progress, log_output=False)
+    return glued(nbformat.read(done_nb, as_version=4))
 
 
 def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
@@ -257,35 +254,40 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         if folder is not None:
             clean_stale(folder)
     last = (read_record(record) or {}) if record.exists() else {}
-    if not force and out_nb.exists() and last.get("stamp") == key and last.get("engine", "papermill") == "papermill":
+    if not force and out_nb.exists() and last.get("stamp") == key:
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
     started, code = time.time(), code_hash()  # the code as it was when the run began
-    values = _execute(chapter, src, params, out_nb, progress)
-    if "params" not in values:
-        raise ChapterFailed(chapter, "RuntimeError", "the chapter did not glue 'params' (its resolved parameters)",
-                            params)
-    entry = {
-        "chapter": chapter, "notebook": src.name, "parameters": params, "resolved": values["params"],
-        "profile": resolved.profile,
-        "seed": getattr(resolved, "seed", None), "device": values.get("device"), "metrics": values.get("results", {}),
-        "wall_s": round(time.time() - started, 1), "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "git_commit": _git_commit(), "stamp": key, "engine": "papermill", "code": code,
-        "data": values.get("data_source"), "environment": environment(),
-    }
-    text = json.dumps(entry, indent=2, default=str)
-    if records_dir is not None:
-        stamp_time = entry["finished"][:19].replace(":", "").replace("-", "")
-        create_exclusive(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
-    write_text_atomic(record, text)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".running-{os.getpid()}-") as tmp:  # beside the result
+        done_nb = Path(tmp) / out_nb.name
+        values = _execute(chapter, src, params, done_nb, progress)
+        if not isinstance(values.get("params"), dict):
+            raise ChapterFailed(chapter, "RuntimeError", "the chapter did not glue 'params' (its resolved "
+                                "parameters)", params)
+        ran = values["params"]  # what the notebook itself resolved
+        entry = {
+            "chapter": chapter, "notebook": src.name, "parameters": params, "resolved": ran,
+            "profile": ran.get("profile", resolved.profile), "seed": ran.get("seed"), "device": values.get("device"),
+            "metrics": values.get("results", {}), "wall_s": round(time.time() - started, 1),
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(), "git_commit": _git_commit(), "stamp": key,
+            "engine": "papermill", "code": code, "notebook_sha": notebook_hash(chapter),
+            "data": values.get("data_source"), "environment": environment(),
+        }
+        text = json.dumps(entry, indent=2, default=str)
+        if records_dir is not None:
+            stamp_time = entry["finished"][:19].replace(":", "").replace("-", "")
+            create_exclusive(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
+        os.replace(done_nb, out_nb)
+        write_text_atomic(record, text)
     return out_nb
 
 
-def _execute(chapter: str, src: Path, params: dict, out_nb: Path, progress: bool) -> dict:
+def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: bool) -> dict:
     """The chapter's glued values after papermill ran it; a run that stops raises :class:`ChapterFailed`
     (or KeyboardInterrupt, when it was interrupted)."""
     try:
-        return _execute_notebook(src, params, out_nb, progress)
+        return _execute_notebook(src, params, done_nb, progress)
     except KeyboardInterrupt:
         raise
     except Exception as e:

@@ -16,6 +16,7 @@ from torch import nn
 from .data import TensorLoader, normalize, random_resized_crop_flip
 from .data.seg2d import IGNORE
 from .data.tinyimagenet import MEAN, STD
+from .heads import encoder_like
 from .mae import ViTEncoder
 from .train import TrainConfig, checkpoint_file, fit, grid_search, param_groups
 
@@ -154,6 +155,16 @@ def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, de
     groups = param_groups(model, cfg.weight_decay, layer_of, depth + 1, layer_decay)
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1], ignore_index=IGNORE)  # noqa: E731
     return fit(model, step, loader, cfg, device, groups=groups, evaluate=evaluate, progress=False)
+
+
+def arms(mae, p, n_classes: int) -> dict[str, tuple]:
+    """The two arms, each ``(build, layer_decay, fixed_lr)``: ``build()`` makes a fresh ViT-UPerNet whose
+    encoder is the MAE's (with layer-wise decay) or random (without: a recipe for pretrained encoders),
+    positions learned; ``fixed_lr`` is None where the learning rate is chosen on held-out data."""
+    def build(pretrained: bool):
+        return lambda: ViTUPerNet(encoder_like(mae, pretrained=pretrained, learn_positions=True), n_classes, p.width)
+
+    return {"MAE init": (build(True), p.layer_decay, p.finetune_lr), "scratch": (build(False), 1.0, p.scratch_lr)}
 
 
 def holdout(data: dict, fraction: float = 0.1) -> dict:

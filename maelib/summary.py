@@ -151,24 +151,40 @@ def verdict(st: dict, claim: Claim, same_dataset: bool, floor: list[float] | Non
             mae: list[float] | None = None, base: list[float] | None = None) -> tuple[str, str]:
     """holds / does not hold / inconclusive, and why, from :func:`paired`'s result ``st``.
 
-    A verdict needs MIN_SEEDS seeds and a 95% interval that excludes 0; its direction is compared with
-    the paper's. Forecasts where both arms are worse than the persistence floor are inconclusive.
+    A verdict needs MIN_SEEDS seeds, finite values and a 95% interval that excludes 0; its direction is
+    compared with the paper's. Where both forecasting arms are worse than the persistence floor, the
+    reason says so (a caveat, not a different verdict).
     """
     if st["n"] == 0:
         return "not run", "no recorded run"
-    note = "" if same_dataset else "; a different dataset from the paper's"
+    notes = [] if same_dataset else ["a different dataset from the paper's"]
     if floor is not None and np.mean(mae) > np.mean(floor) and np.mean(base) > np.mean(floor):
-        return "inconclusive", "both arms are worse than the persistence floor" + note
+        notes.append("both arms are worse than the persistence floor")
+    note = "".join(f"; {n}" for n in notes)
+    if not all(np.isfinite([st["gap"], st["lo"], st["hi"]])) and st["n"] >= MIN_SEEDS:
+        return "inconclusive", "a gap or its interval is not a finite number" + note
     if st["n"] < MIN_SEEDS:
         return f"inconclusive ({st['n']} seed{'s' if st['n'] != 1 else ''})", \
             f"a verdict needs at least {MIN_SEEDS} seeds" + note
     if st["lo"] <= 0 <= st["hi"]:
         return "inconclusive", "the 95% interval of the gap includes 0" + note
-    same = np.sign(st["gap"]) == np.sign(claim.paper_gap)
     side = "MAE better" if st["gap"] > 0 else "MAE worse"
-    if same:
+    if np.sign(st["gap"]) == np.sign(claim.paper_gap):
         return "holds", f"{side}, as in the paper; the 95% interval excludes 0" + note
     return "does not hold", f"{side}, unlike the paper; the 95% interval excludes 0" + note
+
+
+def judged(part: pd.DataFrame) -> pd.Series | None:
+    """Of one claim's rows (one per profile), the one its verdict comes from: the full profile's when it
+    has at least MIN_SEEDS seeds, else the quick one's when it has, else the one with the most seeds
+    (the full profile on a tie); None when no profile was run."""
+    run = part[part["n"] > 0]
+    if run.empty:
+        return None
+    enough = run[run["n"] >= MIN_SEEDS]
+    pool = enough if len(enough) else run[run["n"] == run["n"].max()]
+    full = pool[pool["profile"] == "full"]
+    return (full if len(full) else pool).iloc[0]
 
 
 def claim_rows(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
@@ -186,7 +202,8 @@ def claim_rows(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
             word, why = verdict(st, c, same, floor, mae, base)
             fair = [v["baseline_fair"] for v in vals] if vals and "baseline_fair" in vals[0] else None
             rows.append({"table": c.table, "claim": c.claim, "profile": prof, "metric": c.metric, **st,
-                         "mae": np.mean(mae) if mae else float("nan"), "baseline": np.mean(base) if base else float("nan"),
+                         "mae": np.mean(mae) if mae else float("nan"),
+                         "baseline": np.mean(base) if base else float("nan"),
                          "fair": np.mean(fair) if fair else float("nan"),
                          "fair_gap": paired(mae, fair, c.higher_is_better) if fair else None,
                          "paper_mae": c.paper_mae, "paper_base": c.paper_base, "paper_gap": c.paper_gap,
@@ -196,12 +213,11 @@ def claim_rows(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
 
 
 def verdicts(rows: pd.DataFrame) -> dict[str, str]:
-    """Each claim's verdict: the full profile's where it was run, else the quick one's (:func:`claim_rows`)."""
+    """Each claim's verdict (:func:`judged` row of :func:`claim_rows`)."""
     out = {}
     for table, part in rows.groupby("table", sort=False):
-        run = part[part["n"] > 0]
-        full = run[run["profile"] == "full"]
-        out[table] = (full if len(full) else run).iloc[-1]["verdict"] if len(run) else "not run"
+        row = judged(part)
+        out[table] = row["verdict"] if row is not None else "not run"
     return out
 
 
@@ -215,9 +231,10 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
     out = []
     for c in CLAIMS:
         row = {"table": c.table, "claim (metric)": f"{c.claim} ({c.metric})",
-               "paper: MAE / baseline": f"{c.paper_mae:g} / {c.paper_base:g}"}
-        judged = None
-        for _, r in rows[rows["table"] == c.table].iterrows():
+               "paper: MAE / baseline": " / ".join(paper.table(cell[0], printed=True).loc[cell[1], cell[2]]
+                                                   for cell in (c.paper_mae_cell, c.paper_base_cell))}
+        part = rows[rows["table"] == c.table]
+        for _, r in part.iterrows():
             prof = r["profile"]
             if r["n"] == 0:
                 row[f"{prof}: gap [95% CI] (n), p"] = "not run"
@@ -225,16 +242,17 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
             ci = "" if np.isnan(r["lo"]) else f" [{sig(r['lo'])}, {sig(r['hi'])}]"
             p = "" if np.isnan(r["p"]) else f", p = {sig(r['p'], 2)}"
             row[f"{prof}: gap [95% CI] (n), p"] = f"{sig(r['gap'])}{ci} (n = {r['n']}){p}"
-            judged = r
-        row["verdict"] = (f"{judged['verdict']}: {judged['reason']} ({judged['profile']} profile)"
-                          if judged is not None else "not run")
+        chosen = judged(part)
+        row["verdict"] = (f"{chosen['verdict']}: {chosen['reason']} ({chosen['profile']} profile)"
+                          if chosen is not None else "not run")
         out.append(row)
     return pd.DataFrame(out).set_index("table")
 
 
 def sweep_frame(records: list[dict]) -> pd.DataFrame:
     """Runs that changed only the mask ratio (and the seeds): chapter, metric, profile, mask_ratio, seed,
-    value, code; one value per seed, the newest per (chapter, profile, mask ratio, seed, code)."""
+    value, code; one value per seed, the newest per (chapter, profile, mask ratio, seed), all made by the
+    newest code version of each chapter and profile (seeds of different code are not pooled)."""
     rows = []
     for r in records:
         changed = {k for k in r["parameters"] if k not in CONTROL}
@@ -246,7 +264,9 @@ def sweep_frame(records: list[dict]) -> pd.DataFrame:
                              "mask_ratio": r["resolved"].get("mask_ratio"), "seed": seed, "value": value,
                              "code": r.get("code")})
     frame = pd.DataFrame(rows, columns=["chapter", "metric", "profile", "mask_ratio", "seed", "value", "code"])
-    return frame.drop_duplicates(["chapter", "profile", "mask_ratio", "seed", "code"], keep="last")
+    frame = frame.drop_duplicates(["chapter", "profile", "mask_ratio", "seed", "code"], keep="last")
+    newest = frame.groupby(["chapter", "profile"])["code"].transform("last")  # records come oldest first
+    return frame[frame["code"].eq(newest) | (frame["code"].isna() & newest.isna())].reset_index(drop=True)
 
 
 def load(root=runs.RECORDS) -> list[dict]:
@@ -263,7 +283,7 @@ def recorded_runs(chapter: str, profile: str = "full", root=runs.RECORDS) -> pd.
             continue
         for v in seed_values(r):
             rows.append({"finished": r["finished"][:16].replace("T", " "), "code": (r.get("code") or "")[:8],
-                         "device": r["device"], "seed": v["seed"], "wall (min)": round(r["wall_s"] / 60, 1),
+                         "device": r["device"], "seed": v["seed"], "run's wall time (min)": round(r["wall_s"] / 60, 1),
                          f"{claim.mae_label} ({claim.metric})": v["mae"],
                          f"{claim.base_label} ({claim.metric})": v["baseline"]})
     return pd.DataFrame(rows)

@@ -125,8 +125,9 @@ def scores(imputed: np.ndarray, true: np.ndarray, observed: np.ndarray, columns:
     - ``mse_numeric``: the mean over numeric columns of each column's MSE, and ``mse_by_column``;
     - ``wasserstein``: the Wasserstein distance between imputed and true values of each numeric column,
       averaged over those columns;
-    - ``category_error``: among rows whose true ocean_proximity cell is hidden (the category is not
-      given away by an observed 1), the fraction whose largest imputed hidden one-hot cell is not it.
+    - ``category_error``: among rows whose true ocean_proximity cell is hidden together with at least one
+      other one-hot cell (so that neither an observed 1 nor four observed 0s give the category away), the
+      fraction whose largest imputed hidden one-hot cell is not the true one.
     """
     hidden = ~observed
     numeric = [i for i, c in enumerate(columns) if c not in ONE_HOT]
@@ -134,12 +135,13 @@ def scores(imputed: np.ndarray, true: np.ndarray, observed: np.ndarray, columns:
     by_column = {columns[i]: float(((imputed[:, i] - true[:, i])[hidden[:, i]] ** 2).mean())
                  for i in numeric if hidden[:, i].any()}
     w = [wasserstein_distance(imputed[hidden[:, i], i], true[hidden[:, i], i]) for i in numeric if hidden[:, i].any()]
-    out = {"mse": float(((imputed - true)[hidden] ** 2).mean()), "mse_numeric": float(np.mean(list(by_column.values()))),
+    out = {"mse": float(((imputed - true)[hidden] ** 2).mean()),
+           "mse_numeric": float(np.mean(list(by_column.values()))),
            "mse_by_column": by_column, "wasserstein": float(np.mean(w)), "category_error": float("nan")}
     if len(onehot) > 1:
         block_true, block_hidden = true[:, onehot], hidden[:, onehot]
         cat = block_true.argmax(1)
-        rows = block_hidden[np.arange(len(cat)), cat]  # the true category's cell is hidden
+        rows = block_hidden[np.arange(len(cat)), cat] & (block_hidden.sum(1) >= 2)  # a real choice to make
         guess = np.where(block_hidden, imputed[:, onehot], -np.inf).argmax(1)
         out["category_error"] = float((guess[rows] != cat[rows]).mean()) if rows.any() else float("nan")
     return out

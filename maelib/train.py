@@ -148,26 +148,34 @@ def _epoch_batches(loader, epoch: int):
     return loader
 
 
-def load_checkpoint(path: str | Path, device="cpu") -> dict | None:
+def load_checkpoint(path: str | Path) -> dict | None:
     """A checkpoint's contents (tensors and plain data only: ``weights_only``), or None when the file is
     unreadable (cut short by a kill, say): then it is set aside as ``<name>.unreadable`` with a warning
     naming it, so that the run starts over instead of failing on it again and again."""
     path = Path(path)
     try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
-        aside = path.with_name(path.name + ".unreadable")
-        os.replace(path, aside)
-        warnings.warn(f"checkpoint {path} is unreadable ({str(e).splitlines()[0][:120]}); set aside as {aside.name}, "
-                      "training starts over", stacklevel=2)
-        return None
+        return torch.load(path, map_location="cpu", weights_only=True)  # the optimizer moves its state itself
+    except RuntimeError as e:
+        if "zip archive" not in str(e) and "PytorchStreamReader" not in str(e):
+            raise  # not a damaged file (out of memory, say): nothing is set aside
+        return _set_aside(path, e)
+    except (EOFError, ValueError, pickle.UnpicklingError) as e:
+        return _set_aside(path, e)
+
+
+def _set_aside(path: Path, e: Exception) -> None:
+    """Rename an unreadable checkpoint ``<name>.unreadable`` with a warning naming it; returns None."""
+    aside = path.with_name(path.name + ".unreadable")
+    os.replace(path, aside)
+    warnings.warn(f"checkpoint {path} is unreadable ({str(e).splitlines()[0][:120]}); set aside as {aside.name}, "
+                  "training starts over", stacklevel=3)
 
 
 def _resume(ckpt: Path | None, fingerprint: dict, model: nn.Module, opt, device) -> tuple[list[dict], int]:
     """(history, next epoch) from ``ckpt`` if it was written under the same fingerprint, else ([], 0)."""
     if ckpt is None or not ckpt.exists():
         return [], 0
-    state = load_checkpoint(ckpt, device)
+    state = load_checkpoint(ckpt)
     if state is None or state.get("fingerprint") != fingerprint:
         return [], 0
     model.load_state_dict(state["model"])

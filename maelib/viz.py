@@ -172,10 +172,11 @@ def show_table(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) ->
 
 def forest(rows: pd.DataFrame):
     """The paper's claims as a forest plot: one panel per claim (each on its own scale), one line per
-    profile with runs: the mean paired gap (right = MAE better) with its 95% interval, and the paper's
-    gap as an open diamond. ``rows`` is :func:`maelib.summary.claim_rows`'s frame."""
+    profile with runs: the mean paired gap (right = MAE better) with its 95% interval and the number of
+    seeds, and on which side the paper found the MAE (its numbers are on other data and scales, so only
+    their direction is drawn). ``rows`` is :func:`maelib.summary.claim_rows`'s frame."""
     claims = list(dict.fromkeys(rows["table"]))
-    fig, axes = plt.subplots(len(claims), 1, figsize=(7.5, 1.25 * len(claims) + 0.9), squeeze=False)
+    fig, axes = plt.subplots(len(claims), 1, figsize=(7.5, 1.3 * len(claims) + 0.9), squeeze=False)
     colours = {"quick": "tab:blue", "full": "tab:orange"}
     for ax, table in zip(axes[:, 0], claims):
         part = rows[rows["table"] == table].reset_index(drop=True)
@@ -188,15 +189,19 @@ def forest(rows: pd.DataFrame):
             else:
                 ax.text(0.5, y, f"{r['profile']}: not run", transform=ax.get_yaxis_transform(), ha="center",
                         va="center", fontsize=7, color="grey")
-        ax.plot(part["paper_gap"].iloc[0], len(part) - 0.5, marker="D", mfc="none", color="black", ls="none",
-                label="the paper's gap")
         ax.axvline(0, color="grey", lw=0.8)
+        lo, hi = ax.get_xlim()
+        span = max(abs(lo), abs(hi), 1e-12)
+        ax.set_xlim(-span, span)  # 0 in the middle: the two sides read as MAE worse / MAE better
+        better = part["paper_gap"].iloc[0] > 0
+        ax.text(0.99 if better else 0.01, 1.02, "the paper: MAE better →" if better else "← the paper: MAE worse",
+                transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=7, style="italic")
         ax.set_yticks(range(len(part)), part["profile"])
-        ax.set_ylim(-0.6, len(part) - 0.2)
-        ax.set_title(f"{table}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", fontsize=8, loc="left")
+        ax.set_ylim(-0.6, len(part) - 0.4)
+        ax.set_title(f"{table}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", fontsize=8, loc="left",
+                     pad=12)
         ax.tick_params(labelsize=7)
         ax.grid(axis="x", alpha=0.3)
-    axes[0, 0].legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=8)
     fig.tight_layout()
     return fig

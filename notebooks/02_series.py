@@ -15,9 +15,9 @@
 # # Time series: forecasting ETTh1's oil temperature
 #
 # The paper's second experiment forecasts the oil temperature (OT) of an electricity transformer
-# {cite}`zhou2021informer` one hour ahead from the hours before, and compares a transformer autoencoder
-# trained without masking, the same with 25, 50 or 75% of its input hidden ("MAE" in the paper), and
-# three recurrent networks. This chapter runs those rows, and adds what makes them interpretable:
+# {cite}`zhou2021informer` one hour ahead from the hours before, and compares a transformer trained to
+# forecast without masking (an "autoencoder" in the paper), the same with {glue:text}`paper_ratios` of its
+# input hidden ("MAE" in the paper), and three recurrent networks. This chapter runs those rows, and adds what makes them interpretable:
 #
 # - two floors every model must beat: **persistence** (the next value is the last one) and a **linear
 #   autoregression** fit by least squares;
@@ -122,9 +122,10 @@ def cell(mean, std):
 
 
 paper_of = {ours: label for label, ours in OURS.items()}
+printed = paper.table("Table 2", printed=True)  # the paper's cells as it prints them
 table = pd.DataFrame({
-    "paper: MSE": [PAPER.loc[paper_of[m], "Mean Sqr. Err."] if m in paper_of else "" for m in summary.index],
-    "paper: MAE": [PAPER.loc[paper_of[m], "Mean Abs. Err."] if m in paper_of else "" for m in summary.index],
+    "paper: MSE": [printed.loc[paper_of[m], "Mean Sqr. Err."] if m in paper_of else "" for m in summary.index],
+    "paper: MAE": [printed.loc[paper_of[m], "Mean Abs. Err."] if m in paper_of else "" for m in summary.index],
     "MSE (scaled)": [cell(r[("mse", "mean")], r[("mse", "std")]) for _, r in summary.iterrows()],
     "MAE (scaled)": [cell(r[("mae", "mean")], r[("mae", "std")]) for _, r in summary.iterrows()],
     "MSE (°C²)": list(summary[("mse_deg", "mean")]),
@@ -153,6 +154,9 @@ pre, scr = mean_mse["patch transformer, MAE-pretrained"], mean_mse["patch transf
 glue("pre_mse", float(pre), display=False)
 glue("scr_mse", float(scr), display=False)
 glue("pre_word", "lower" if pre < scr else "higher", display=False)
+ratios = sorted(paper.setting("series_mask_ratios"))
+glue("paper_ratios", ", ".join(f"{round(100 * r)}" for r in ratios[:-1]) + f" or {round(100 * ratios[-1])}%",
+     display=False)
 glue("paper_nomask", float(PAPER.loc["no MAE", "Mean Sqr. Err."]), display=False)
 glue("paper_masked_low", float(PAPER.loc[[k for k in PAPER.index if k.startswith("MAE")], "Mean Sqr. Err."].min()), display=False)
 
@@ -180,7 +184,7 @@ means = robust_frame[["persistence", "no masking", "masked (chosen on validation
 viz.show_table(pd.DataFrame([{"dataset": p.robustness_dataset, **{f"{k}: test MSE (scaled)": v for k, v in means.items()},
                               "masking lower": "yes" if means["masked (chosen on validation)"] < means["no masking"] else "no"}]
                             ).set_index("dataset"),
-               f"Robustness: the paper's transformer rows on {p.robustness_dataset} (the other hourly ETT file), "
+               f"Robustness: the paper's transformer rows on {p.robustness_dataset}, another ETT file, "
                f"mean over {p.seeds} seed(s).", "table-2-robustness")
 glue("robust_dataset", p.robustness_dataset, display=False)
 glue("robust_word", "lower" if means["masked (chosen on validation)"] < means["no masking"] else "higher",
@@ -189,8 +193,8 @@ glue("robust_word", "lower" if means["masked (chosen on validation)"] < means["n
 # %% [markdown]
 # ## Forecasts against the truth
 #
-# The paper's Figure 4 shows forecasts on the test part raw and smoothed with a 20-step moving
-# average. Here: the truth, persistence, the best recurrent net, the unmasked transformer and the
+# The paper's Figure 4 shows forecasts on the test part raw and smoothed with a
+# {glue:text}`paper_window`-step moving average. Here: the truth, persistence, the best recurrent net, the unmasked transformer and the
 # MAE-pretrained one (first seed).
 
 # %% tags=["hide-input"]
@@ -202,7 +206,9 @@ dates = data["dates"]["test"][p.lag:p.lag + len(truth)]
 best_rnn = min(["RNN", "LSTM", "GRU"], key=lambda m: mean_mse[m])
 shown = ["persistence", best_rnn, series.NO_MASKING, "patch transformer, MAE-pretrained"]
 fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
-for ax, window, title in [(axes[0], 1, "raw"), (axes[1], 20, "20-step moving average")]:
+window_paper = paper.setting("series_smoothing")
+glue("paper_window", window_paper, display=False)
+for ax, window, title in [(axes[0], 1, "raw"), (axes[1], window_paper, f"{window_paper}-step moving average")]:
     smooth = lambda v: pd.Series(v).rolling(window, min_periods=1).mean().to_numpy()  # noqa: E731
     ax.plot(dates, smooth(truth), color="black", lw=1.6, label="truth")
     for m in shown:

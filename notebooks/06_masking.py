@@ -15,10 +15,11 @@
 # # Interactive masking
 #
 # How much of an image can an MAE hide and still reconstruct? This chapter loads the image MAE that
-# the first chapter trained and lets you move the mask ratio. In Jupyter, the live explorer (sliders
+# the first chapter trained and lets you move the mask ratio. In JupyterLab, the live explorer (sliders
 # for the ratio and the seed, a choice of validation image, an upload of your own) recomputes every
-# frame. In the published book, which has no kernel, the control below switches between frames
-# computed when the book was built: it works offline, even from a file on disk.
+# frame. In the published book, which has no kernel, the page runs the model itself in your browser
+# (served over HTTP; nothing is sent anywhere), and a second control switches between frames computed
+# when the book was built, which works offline, even from a file on disk.
 
 # %% tags=["parameters"]
 # Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
@@ -78,7 +79,8 @@ if p.live:
 #
 # Click or drag over the first picture to hide and show patches, or move the slider for a random mask at
 # that ratio; pick a validation image or open one of yours (it stays on your computer). This page computes
-# the reconstruction and the loss on hidden patches itself, with the model above exported to ONNX.
+# the reconstruction and the loss on hidden patches itself, with this chapter's model
+# ({glue:text}`checkpoint_how`) exported to ONNX.
 
 # %% tags=["remove-input"]
 if not p.live:

@@ -14,7 +14,8 @@
 # %% [markdown]
 # # Summary: the paper's claims against what we measured
 #
-# Each of the paper's tables makes a claim: MAE pretraining helps (or, for tables, does not). This
+# Each of the paper's tables makes a claim: that MAE pretraining helps (images, 2D and 3D segmentation)
+# or that it does not (time series, tables). This
 # chapter sets each claim beside the runs recorded in the run registry (`results/runs/`, one JSON
 # file per finished run, written by `maelib.runs`): the runs of every chapter at its default
 # parameters, at the quick profile (CPU) and the full profile (GPU) where they exist.
@@ -70,8 +71,9 @@ viz.glue_figure("fig_forest", fig)
 # ```{glue:figure} fig_forest
 # :name: fig-forest
 # Each claim's paired gap per profile (dots: mean over seeds, bars: 95% interval, n: seeds), oriented so
-# that right means the MAE did better, and the paper's own gap (open diamond). Each panel has its own
-# scale: the metrics differ.
+# that right means the MAE did better, with zero in the middle; above each panel, the side on which the
+# paper found the MAE (its numbers are on other data and scales, so only their direction is drawn). Each
+# panel has its own scale: the metrics differ.
 # ```
 
 # %% tags=["hide-input", "nbval-check-output"]
@@ -82,11 +84,11 @@ viz.show_table(table, "Each claim of the paper: the paper's numbers (MAE / basel
 # %% [markdown]
 # Of the five claims, {glue:text}`verdict_counts` on the runs recorded so far.
 #
-# The two tables where the paper's baseline is not a fair one: in Table 5 the paper's feed-forward
-# imputer learns from the true values of hidden training cells, so the claim is judged against it as
-# the paper ran it, and the chapter shows a fair baseline beside it (below). In Table 2 the paper's
-# masked rows are three; the claim takes, per seed, the masked forecaster with the lowest validation
-# error.
+# Two claims need a note. In Table 5 the paper's feed-forward imputer, as we read it, learns from the
+# true values of hidden training cells, so the claim is judged against it as the paper ran it, and a
+# fair baseline is shown beside it (below). In Table 2 the paper's masked rows are three; the claim takes,
+# per seed, the masked forecaster with the lowest validation error, and where both forecasters are worse
+# than persistence (the next hour equals the last), the verdict's reason says so.
 
 # %% tags=["remove-input"]
 fair = [{"profile": r["profile"], "MAE": r["mae"], "paper's baseline": r["baseline"], "fair baseline": r["fair"],

@@ -36,7 +36,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import book, profiles, runs
+from maelib import book, profiles, runs, summary, viz
 
 p = profiles.resolve_namespace("reproduce", globals())
 glue("params", vars(p), display=False)
@@ -117,27 +117,25 @@ glue("env_missing", ", ".join(missing_env) if missing_env else "none", display=F
 # ## What ran
 #
 # The {glue:text}`n_chapters` chapters of this book ran for {glue:text}`total_min` minutes in all.
-#
-# ```{glue:figure} chapters
-# :name: reproduce-chapters
-# Each chapter's run: its profile and device, when it finished, the git commit checked out (the record
-# does not say whether the working tree had uncommitted changes), the engine (papermill; "script" in
-# records of earlier versions, which could run a chapter as a plain script), the seeds and the wall
-# time; "environment" points to the table below.
-# ```
+
+# %% tags=["remove-input"]
+viz.show_table(table.set_index("chapter").astype(object).fillna(NOT_RECORDED),
+               "Each chapter's run: its profile and device, when it finished, the git commit checked out (the "
+               "record does not say whether the working tree had uncommitted changes), the engine (papermill; "
+               "'script' in records of earlier versions, which could run a chapter as a plain script), the seeds "
+               "and the wall time; 'environment' points to the table below.", "reproduce-chapters")
 
 # %% [markdown]
 # ## The environment
 #
 # The Python and package versions recorded by each run. Chapters whose records differ are shown side by
 # side, each environment with the chapters that ran in it. Chapters recorded before runs stored their
-# environment: {glue:text}`env_missing`.
-#
-# ```{glue:figure} environments
-# :name: reproduce-environment
-# Python and package versions of the runs. Distinct environments recorded: {glue:text}`n_environments`.
-# ```
-#
+# environment: {glue:text}`env_missing`. Distinct environments recorded: {glue:text}`n_environments`.
+
+# %% tags=["remove-input"]
+viz.show_table(env_table, "Python and package versions of the runs.", "reproduce-environment")
+
+# %% [markdown]
 # `requirements.txt` pins the versions a fresh `make book` installs (Python 3.11).
 
 # %% tags=["remove-cell"]
@@ -193,8 +191,8 @@ sweeps = []
 for r in records:
     if "seed" in profiles.SPECS.get(r["chapter"], {}) and r.get("seed") is not None:
         first = r["seed"]
-        sweeps.append(f"python -m maelib sweep {r['chapter']} --profile {r.get('profile') or 'auto'} "
-                      f"--seeds {first} {first + 1} {first + 2}")
+        seeds = " ".join(str(first + i) for i in range(summary.MIN_SEEDS))  # what a verdict needs
+        sweeps.append(f"python -m maelib sweep {r['chapter']} --profile {r.get('profile') or 'auto'} --seeds {seeds}")
 glue("sweep_commands", "\n".join(sweeps), display=False)
 
 # %% [markdown]

@@ -53,6 +53,10 @@ def test_a_changed_chapter_gets_the_stale_box(tmp_path):
     assert "Made by an earlier version" in book.stale_note("series", ex) and "`01234567`" in book.stale_note("series", ex)
     ex.record["stamp"] = runs.stamp("series", ex.record["parameters"])
     assert book.stale_note("series", ex) == ""
+    ex.record.update(notebook_sha=runs.notebook_hash("series"), code=runs.code_hash())  # today's records
+    assert book.stale_note("series", ex) == ""
+    ex.record["code"] = "an earlier version of the computing code"
+    assert "Made by an earlier version" in book.stale_note("series", ex)
 
 
 def session(tmp_path, broken=False):
@@ -76,8 +80,18 @@ def test_import_puts_everything_where_the_book_finds_it(tmp_path):
     assert (root / "results" / "models" / "image_mae_full.pt").read_bytes() == b"weights"
     log = json.loads(next((root / "results" / "device").glob("*/IMPORT.json")).read_text())
     assert log["from"] == str((tmp_path / "out").resolve()) and log["chapters"]["series"]["profile"] == "full"
-    again = device.import_run(session(tmp_path), root)  # a second import keeps both records
-    assert again["records"] == ["series-20261128T100000-abcd-2.json"] and done["records"] != again["records"]
+    again = device.import_run(session(tmp_path), root)  # the same session again: nothing twice
+    assert again["records"] == [] and not again["chapters"] and len(again["skipped"]) == 2
+    assert done["records"] == ["series-20261128T100000-abcd.json"]
+
+
+def test_an_older_session_never_replaces_a_newer_execution(tmp_path):
+    root = tmp_path / "repo"
+    put(root / "results" / "executed" / "full", finished="2026-11-29T10:00:00+00:00")
+    done = device.import_run(session(tmp_path), root)  # its execution finished on 2026-11-28
+    assert not done["chapters"] and "as new or newer" in done["skipped"][0]
+    kept = json.loads((root / "results" / "executed" / "full" / "02_series.run.json").read_text())
+    assert kept["finished"].startswith("2026-11-29")
 
 
 def test_an_incomplete_session_is_refused_whole(tmp_path):
@@ -92,10 +106,11 @@ def test_an_incomplete_session_is_refused_whole(tmp_path):
         device.import_run(out, root)
 
 
-def test_the_masking_chapter_prefers_the_committed_full_model_over_a_quick_one(tmp_path, monkeypatch, isolated_cache):
+def test_the_masking_chapter_takes_the_committed_model_at_the_full_profile_only(tmp_path, monkeypatch, isolated_cache):
     monkeypatch.setattr(runs, "MODELS", tmp_path)
     (tmp_path / "image_mae_full.pt").write_bytes(b"x")
-    path, how = runs.image_mae_checkpoint("quick")
+    path, how = runs.image_mae_checkpoint("full")
     assert path == tmp_path / "image_mae_full.pt" and "committed" in how
-    with pytest.raises(runs.NoCheckpointError):
-        runs.image_mae_checkpoint("smoke")  # the smoke profile never takes it
+    for profile in ("quick", "smoke"):  # the checkpoint of the profile it runs at
+        with pytest.raises(runs.NoCheckpointError):
+            runs.image_mae_checkpoint(profile)

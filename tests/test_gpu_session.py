@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, data_folder
+from maelib import runs
 
 
 def load_session():
@@ -22,7 +23,9 @@ def test_each_call_carries_its_chapters_data_only(tmp_path):
     data_folder("ETT")
     session = load_session()
     session.prepare(ROOT.parent / "shared" / "data", "b", stage=tmp_path / "stage", wheels=False)
-    assert sorted(f.name for f in tmp_path.joinpath("stage").iterdir()) == ["ETT", "california_housing", "hippocampus"]
+    assert sorted(f.name for f in tmp_path.joinpath("stage").iterdir()) == ["COMMIT", "ETT", "california_housing",
+                                                                            "hippocampus"]
+    assert tmp_path.joinpath("stage", "COMMIT").read_text().strip() == runs._git_commit()
     assert session.folder_bytes(tmp_path / "stage") < session.CARRY_LIMIT
     assert set(session.CALLS["a"]) | set(session.CALLS["b"]) == set(session.CHAPTER_ORDER) - {"masking"}
 
@@ -54,13 +57,10 @@ def test_the_prepared_device_session_runs_on_a_cpu(tmp_path):
 
 
 def test_session_commands_run_side_by_side_and_stop_at_the_deadline(tmp_path):
-    import importlib.util
     import io
     import time
 
-    spec = importlib.util.spec_from_file_location("gpu_session", ROOT / "benchmarks" / "gpu_session.py")
-    session = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(session)
+    session = load_session()
     py = sys.executable
     commands = {"quick": [py, "-c", "print('hello')"], "slow": [py, "-c", "import time; time.sleep(60)"],
                 "late": [py, "-c", "print('never')"]}
@@ -71,3 +71,14 @@ def test_session_commands_run_side_by_side_and_stop_at_the_deadline(tmp_path):
     assert result["quick"][0] == 0 and result["slow"][0] is None and result["late"][0] == "not started"
     assert "hello" in log.getvalue() and "never" not in log.getvalue()
     assert [session.outcome(result[k][0]) for k in commands] == ["ok", "stopped", "not started"]
+
+
+def test_seeds_run_as_one_run_or_one_per_seed(tmp_path):
+    """Chapters that train several seeds in one run get one command; the others one per seed, the first
+    seed's notebook where the book takes it from."""
+    session = load_session()
+    series = session.chapter_commands("series", [0, 1, 2, 3, 4], "full", tmp_path)
+    assert list(series) == ["series"] and series["series"][-6:] == ["-p", "seed", "0", "-p", "seeds", "5"]
+    images = session.chapter_commands("images", [0, 1, 2], "full", tmp_path)
+    assert list(images) == ["images", "images-seed1", "images-seed2"]
+    assert str(tmp_path / "executed") in images["images"] and str(tmp_path / "seeds/images-2") in images["images-seed2"]

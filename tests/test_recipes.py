@@ -40,22 +40,33 @@ def test_layer_decay_groups_follow_the_mae_recipe(mae):
     assert "encoder.norm.weight" not in s  # the encoder's final norm is unused by the global-pool head
 
 
-def test_scratch_gets_no_layer_decay(mae, monkeypatch):
-    """finetune passes its layer_decay to the groups; the chapters train scratch with 1 (every scale 1)."""
-    seen = {}
+def test_scratch_gets_no_layer_decay_and_a_random_encoder(mae, monkeypatch):
+    """The chapters' arms (images.arms, segmentation.arms): the MAE arm starts from the pretrained encoder
+    with layer-wise decay, scratch from a random one with none; finetune gives scratch's optimizer groups
+    one learning-rate scale (1), the MAE arm one per layer."""
+    p = SimpleNamespace(batch_size=4, finetune_epochs=1, seed=0, drop_path=0.0, layer_decay=0.75, finetune_lr=None,
+                        scratch_lr=None, width=8)
+    torch.manual_seed(1)
+    mae = MaskedAutoencoder(Patches2d(16, 8), dim=16, depth=4, heads=2, decoder_dim=16, decoder_depth=1)
+    weight = mae.encoder.blocks[0].attn.qkv.weight
+    encoders = {"images": lambda build: build(), "segmentation": lambda build: build().pyramid.encoder}
+    for chapter, arms in (("images", images.arms(mae, p)), ("segmentation", segmentation.arms(mae, p, 3))):
+        (pre_build, pre_decay, _), (scratch_build, scratch_decay, _) = arms.values()
+        assert (pre_decay, scratch_decay) == (0.75, 1.0), chapter
+        assert torch.equal(encoders[chapter](pre_build).blocks[0].attn.qkv.weight, weight), chapter
+        assert not torch.equal(encoders[chapter](scratch_build).blocks[0].attn.qkv.weight, weight), chapter
+    scales = {}
 
     def fake_fit(model, step, loader, cfg, device, groups=None, **kw):
-        seen["scales"] = {g["lr_scale"] for g in groups}
+        scales[cfg.desc] = {g["lr_scale"] for g in groups}
         return pd.DataFrame([{"epoch": 1, "loss": 0.0, "val_acc": 0.5}])
 
     monkeypatch.setattr(images, "fit", fake_fit)
     pair = (torch.zeros(8, 3, 16, 16, dtype=torch.uint8), torch.arange(8) % 2)
-    data = {"train": pair, "val": pair, "names": ["a", "b"]}
-    p = SimpleNamespace(batch_size=4, finetune_epochs=1, seed=0, drop_path=0.0)
-    images.finetune(encoder_like(mae, pretrained=False), data, p, "cpu", "scratch", lr=1e-3, layer_decay=1.0)
-    assert seen["scales"] == {1.0}
-    images.finetune(encoder_like(mae), data, p, "cpu", "MAE", lr=1e-3, layer_decay=0.75)
-    assert len(seen["scales"]) == mae.config["depth"] + 2
+    for arm, (build, decay, _) in images.arms(mae, p).items():
+        images.finetune(build(), {"train": pair, "val": pair, "names": ["a", "b"]}, p, "cpu", arm, lr=1e-3,
+                        layer_decay=decay)
+    assert scales["scratch"] == {1.0} and len(scales["MAE + fine-tune"]) == mae.config["depth"] + 2
 
 
 def test_global_pool_skips_the_encoders_final_norm(mae):

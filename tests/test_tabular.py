@@ -47,10 +47,12 @@ def test_scores_count_exactly_the_hidden_cells():
 
 def test_numeric_and_categorical_errors_are_apart():
     """Numeric MSE averages per-column MSEs of numeric columns only; the category error counts rows whose
-    true category cell is hidden, by the largest imputed hidden one-hot cell."""
+    true category cell is hidden beside another hidden one-hot cell (nothing gives it away), by the largest
+    imputed hidden one-hot cell."""
     cols = ["longitude", "population", *housing.ONE_HOT[:3]]
-    true = np.array([[0.0, 0.0, 1, 0, 0], [0.0, 0.0, 0, 1, 0], [0.0, 0.0, 0, 0, 1], [0.0, 0.0, 1, 0, 0]])
-    observed = np.array([[0, 1, 0, 0, 0], [0, 1, 0, 0, 1], [1, 0, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
+    true = np.array([[0.0, 0.0, 1, 0, 0], [0.0, 0.0, 0, 1, 0], [0.0, 0.0, 0, 0, 1], [0.0, 0.0, 1, 0, 0],
+                     [0.0, 0.0, 0, 0, 1]])
+    observed = np.array([[0, 1, 0, 0, 0], [0, 1, 0, 0, 1], [1, 0, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0]], bool)
     imputed = np.where(observed, true, 0.0)
     imputed[0] = [1.0, 0.0, 0.9, 0.1, 0.2]  # longitude off by 1; category right (cell 0 largest)
     imputed[1] = [0.5, 0.0, 0.7, 0.6, 0.0]  # longitude off by 0.5; category wrong (cell 0 > cell 1)
@@ -58,7 +60,8 @@ def test_numeric_and_categorical_errors_are_apart():
     s = tabular.scores(imputed, true, observed, cols)
     assert s["mse_by_column"] == {"longitude": pytest.approx((1 + 0.25) / 2), "population": pytest.approx(4.0)}
     assert s["mse_numeric"] == pytest.approx((0.625 + 4.0) / 2)
-    assert s["category_error"] == pytest.approx(1 / 2)  # rows 0 and 1 scored; row 3's category shows as a 1
+    # rows 0 and 1 scored; row 3's category shows as an observed 1, row 4's as the only hidden cell
+    assert s["category_error"] == pytest.approx(1 / 2)
 
 
 def test_scikit_learn_imputers_fit_on_training_rows_only():

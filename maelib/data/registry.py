@@ -159,6 +159,14 @@ def sha256(path: str | os.PathLike) -> str:
     return _HASHES[key]
 
 
+def source_key(path: str | os.PathLike) -> str:
+    """A short key of a data source (its path, size and modification time): arrays decoded from it and
+    cached under the key are not reused once the file or folder changes."""
+    path = Path(path)
+    st = path.stat()
+    return hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
+
+
 def provenance(name: str, path: str | os.PathLike) -> dict:
     """What a run read: ``{"dataset", "file", "sha256", "verified"}``; ``verified`` is True when the
     file's sha256 is the registry's (canonical download or staged copy), False when it is not, None for

@@ -11,7 +11,6 @@ void / "other" pixels. Images are resized bilinearly and labels by nearest neigh
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..files import atomic_path
-from .registry import DataMissingError, cache_dir, locate, provenance, search_paths
+from .registry import DataMissingError, cache_dir, locate, provenance, search_paths, source_key
 
 IGNORE = 255
 CAMVID_CLASSES = ["sky", "building", "pole", "road", "pavement", "tree", "sign/symbol", "fence", "car",
@@ -60,9 +59,7 @@ def load_camvid(size: int = 128, data_dir=None, limit: int | None = None) -> dic
     Cached per size and source."""
     folder = locate("camvid", ("camvid_half.tar.gz", "camvid"), data_dir)
     src = folder / "camvid_half.tar.gz" if (folder / "camvid_half.tar.gz").exists() else folder / "camvid"
-    st = src.stat()
-    key = hashlib.sha1(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
-    cache = cache_dir() / f"camvid_{key}_{size}.pt"
+    cache = cache_dir() / f"camvid_{source_key(src)}_{size}.pt"
     if cache.exists():
         out = torch.load(cache, weights_only=True)
     else:
@@ -96,7 +93,8 @@ def load_ade20k(size: int = 256, data_dir=None, limit: int | None = None, train_
     except DataMissingError as e:
         if not train_optional:
             sample = [p for p in search_paths("ade20k_sample", data_dir) if (p / "images").exists()]
-            held = f" ({sample[0]} holds only the 3-pair validation sample, which cannot train a model)" if sample else ""
+            held = (f" ({sample[0]} holds only the 3-pair validation sample, which cannot train a model)"
+                    if sample else "")
             raise DataMissingError(f"ADE20K's training images are missing{held}.\n{e}") from None
         folder = locate("ade20k_sample", ("images",), data_dir)
         splits = {"val": ""}

@@ -10,7 +10,6 @@ About 1.5% of the JPEGs are greyscale; every image is converted to RGB.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 import zlib
@@ -22,6 +21,7 @@ from PIL import Image
 
 from ..files import atomic_path
 from .registry import DataCorruptError, cache_dir, locate, provenance
+from .registry import source_key as registry_source_key
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -129,11 +129,8 @@ def load(n_classes: int = 20, data_dir=None, limit: int | None = None):
 
 
 def source_key(folder: Path, canonical: bool) -> str:
-    """A short key of the images' source (its path, size and modification time): decoded arrays cached
-    under it are not reused once the archive or the folder changes."""
-    src = folder / ("tiny-imagenet-200" if canonical else STAGED)
-    st = src.stat()
-    return hashlib.sha1(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
+    """The cache key of the images' source (the canonical folder or the staged archive)."""
+    return registry_source_key(folder / ("tiny-imagenet-200" if canonical else STAGED))
 
 
 def balanced_prefix(x: np.ndarray, y: np.ndarray, limit: int):

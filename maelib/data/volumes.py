@@ -41,7 +41,7 @@ def hippocampus_files(data_dir=None) -> list[dict]:
                     tar.extractall(tmp, filter="data")
             except (EOFError, tarfile.TarError, lzma.LZMAError) as e:
                 raise DataCorruptError(f"{archive} is damaged ({type(e).__name__}: {e}); copy it again from the "
-                                       "staged data or fetch the dataset (python -m maelib data fetch hippocampus)") from None
+                                       "staged data or fetch it (python -m maelib data fetch hippocampus)") from None
             except OSError:  # another process unpacked it first
                 if not (root / "labels").exists():
                     raise
