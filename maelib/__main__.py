@@ -30,7 +30,7 @@ def _value(text: str):
         return text
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m maelib", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute one chapter with papermill, then rebuild the book")
@@ -58,57 +58,83 @@ def main(argv=None) -> int:
     d = sub.add_parser("data", help="list datasets, or fetch one from its canonical source")
     d.add_argument("action", choices=("list", "fetch"))
     d.add_argument("name", nargs="?")
+    return ap
+
+
+def run(args, ap) -> int:
+    params = {k: _value(v) for k, v in args.param}
+    if args.profile:
+        params["profile"] = args.profile
+    runs.notebook_of(args.chapter)
+    profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
+    out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
+    print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir))
+    if not args.no_book:
+        print(book.build())
+    return 0
+
+
+def build(args, ap) -> int:
+    for chapter in runs.toc_chapters():
+        runs.run_chapter(chapter, {"profile": args.profile}, force=args.force)
+    print(book.build())
+    return 0
+
+
+def sweep(args, ap) -> int:
+    grid = [{"mask_ratio": r} for r in args.ratios] if args.ratios else [{}]
+    for extra in grid:  # validate everything before running anything
+        for seed in args.seeds:
+            profiles.resolve(args.chapter, profile=args.profile, seed=seed, **extra)
+    sweep_dir = runs.ROOT / "results" / "sweeps"  # executed notebooks of sweeps (ignored by git)
+    for extra in grid:
+        for seed in args.seeds:
+            out = sweep_dir / f"{args.chapter}-{seed}-{extra.get('mask_ratio', 'default')}"
+            print(runs.run_chapter(args.chapter, {"profile": args.profile, "seed": seed, **extra}, out_dir=out))
+    return 0
+
+
+def check_control(args, ap) -> int:
+    from .browser import check_static_control
+
+    report = check_static_control(args.page)
+    print(json.dumps(report, indent=2))
+    return 0 if report.get("changed") else 1
+
+
+def device_runs(args, ap) -> int:
+    from . import device
+
+    if args.action == "pending":
+        for folder in device.pending():
+            print(folder)
+    elif not args.folder:
+        ap.error("device import needs the session's folder")
+    else:
+        print(json.dumps(device.import_run(args.folder), indent=2))
+    return 0
+
+
+def data(args, ap) -> int:
+    if args.action == "list":
+        for ds in registry.DATASETS.values():
+            print(f"{ds.name:14s} {ds.folder:20s} {ds.url or '(manual download)'}")
+    elif not args.name:
+        ap.error("data fetch needs a dataset name")
+    else:
+        print(registry.fetch(args.name))
+    return 0
+
+
+COMMANDS = {"run": run, "book": build, "sweep": sweep, "check-control": check_control, "device": device_runs,
+            "data": data}
+
+
+def main(argv=None) -> int:
+    ap = parser()
     args = ap.parse_args(argv)
-
     try:
-        if args.cmd == "run":
-            params = {k: _value(v) for k, v in args.param}
-            if args.profile:
-                params["profile"] = args.profile
-            runs.notebook_of(args.chapter)
-            profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
-            out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
-            print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir))
-            if not args.no_book:
-                print(book.build())
-        elif args.cmd == "book":
-            for chapter in runs.toc_chapters():
-                runs.run_chapter(chapter, {"profile": args.profile}, force=args.force)
-            print(book.build())
-        elif args.cmd == "sweep":
-            grid = [{"mask_ratio": r} for r in args.ratios] if args.ratios else [{}]
-            for extra in grid:  # validate everything before running anything
-                for seed in args.seeds:
-                    profiles.resolve(args.chapter, profile=args.profile, seed=seed, **extra)
-            sweep_dir = runs.ROOT / "results" / "sweeps"  # executed notebooks of sweeps (ignored by git)
-            for extra in grid:
-                for seed in args.seeds:
-                    out = sweep_dir / f"{args.chapter}-{seed}-{extra.get('mask_ratio', 'default')}"
-                    print(runs.run_chapter(args.chapter, {"profile": args.profile, "seed": seed, **extra},
-                                           out_dir=out))
-        elif args.cmd == "check-control":
-            from .browser import check_static_control
-
-            report = check_static_control(args.page)
-            print(json.dumps(report, indent=2))
-            return 0 if report.get("changed") else 1
-        elif args.cmd == "device":
-            from . import device
-
-            if args.action == "pending":
-                for folder in device.pending():
-                    print(folder)
-            elif not args.folder:
-                ap.error("device import needs the session's folder")
-            else:
-                print(json.dumps(device.import_run(args.folder), indent=2))
-        elif args.action == "list":
-            for ds in registry.DATASETS.values():
-                print(f"{ds.name:14s} {ds.folder:20s} {ds.url or '(manual download)'}")
-        else:
-            if not args.name:
-                ap.error("data fetch needs a dataset name")
-            print(registry.fetch(args.name))
+        return COMMANDS[args.cmd](args, ap)
     except KeyboardInterrupt:
         import logging
 
@@ -121,7 +147,6 @@ def main(argv=None) -> int:
     except (ValueError, KeyError) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
-    return 0
 
 
 def one_line(e: BaseException) -> str:

@@ -19,12 +19,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import runs
+from . import runs, summary
 
 COMMITTED = runs.COMMITTED
 CHAPTERS = "book/chapters"  # the staged copies the book is built from (generated, ignored by git)
 LOCAL_ONLY = {"masking", "summary", "reproduce"}  # always run for the build: they read its other runs and models
-CONTROL = {"profile", "seed", "seeds", "device", "data_dir", "checkpoint_dir", "live", "records_dir", "executed_dir"}
+# parameters that do not change what a chapter computes, and the folders the book's own chapters read
+CONTROL = set(summary.CONTROL) | {"records_dir", "executed_dir", "committed_dir"}
 
 
 @dataclass
