@@ -241,7 +241,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     params.setdefault("profile", "auto")
     if "live" in profiles.SPECS.get(chapter, {}):
         params.setdefault("live", False)  # no live widgets in executed notebooks: the book has no kernel
-    if chapter in READS_EXECUTED:
+    if chapter in READS_EXECUTED and Path(out_dir).resolve() != EXECUTED.resolve():
         params.setdefault("executed_dir", str(out_dir))  # the chapters executed beside it
     if params["profile"] == "auto":
         params["profile"] = profiles.default_profile()
