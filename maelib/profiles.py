@@ -210,7 +210,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "full": _IMAGES_FULL,
         "quick": {**_IMAGES_FULL, "patch_size": 16, "pretrain_epochs": 14, "finetune_epochs": 5, "probe_epochs": 30,
                   "batch_size": 128, "dim": 128, "depth": 6, "heads": 4, "decoder_dim": 64, "decoder_depth": 1,
-                  "pretrain_lr": 1e-3, "layer_decay": 0.85, "drop_path": 0.0},
+                  "pretrain_lr": 1e-3, "layer_decay": 0.85, "drop_path": 0.0, "lr_grid": [1e-3, 2e-3, 4e-3]},
         "smoke": {**_IMAGES_FULL, "n_classes": 20, "img_size": 32, "patch_size": 8, "pretrain_epochs": 2,
                   "finetune_epochs": 2, "probe_epochs": 2, "batch_size": 64, "dim": 32, "depth": 2, "heads": 2,
                   "decoder_dim": 32, "decoder_depth": 1, "limit": 200, "drop_path": 0.0},
@@ -239,7 +239,7 @@ PROFILES["tabular"] = {
 
 _SEG_QUICK = dict(dataset="auto", img_size=96, patch_size=16, mask_ratio=0.75, pretrain_epochs=40, epochs=10,
                   batch_size=16, dim=128, depth=6, heads=4, decoder_dim=64, decoder_depth=1, width=64,
-                  pretrain_lr=1e-3, finetune_lr=None, scratch_lr=None, lr_grid=[2.5e-4, 5e-4, 1e-3], layer_decay=0.75,
+                  pretrain_lr=1e-3, finetune_lr=None, scratch_lr=None, lr_grid=[5e-4, 1e-3, 2e-3], layer_decay=0.75,
                   limit=None, norm_target=True, mae_checkpoint=None)
 PROFILES["segmentation"] = {
     "quick": _SEG_QUICK,

@@ -269,6 +269,24 @@ def sweep_frame(records: list[dict]) -> pd.DataFrame:
     return frame[frame["code"].eq(newest) | (frame["code"].isna() & newest.isna())].reset_index(drop=True)
 
 
+TUNING_SEED = 0  # the seed whose run chooses the learning rates the other seeds reuse
+
+
+def tuning(chapter: str, resolved: dict, root=runs.RECORDS) -> dict | None:
+    """The learning rates a run of ``chapter`` chose on held-out training data for the same setting (the
+    resolved parameters, seeds aside) and the same code version, made at :data:`TUNING_SEED`: its record's
+    ``lr`` (arm -> chosen), ``lr_grid`` (arm -> {lr: held-out score}), ``finished`` and ``git_commit``;
+    None when there is none (the run then chooses them itself)."""
+    want = json.dumps({k: v for k, v in resolved.items() if k not in CONTROL}, sort_keys=True, default=str)
+    code = runs.code_hash()
+    for r in reversed(load(root)):  # newest first
+        m = r["metrics"] if isinstance(r["metrics"], dict) else {}
+        if (r["chapter"] == chapter and r.get("code") == code and r["seed"] == TUNING_SEED and setting(r) == want
+                and m.get("lr_grid") and all(m["lr_grid"].values())):
+            return {"lr": m["lr"], "lr_grid": m["lr_grid"], "finished": r["finished"], "git_commit": r["git_commit"]}
+    return None
+
+
 def load(root=runs.RECORDS) -> list[dict]:
     return runs.load_records(root=root)
 

@@ -59,7 +59,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, runs, viz
+from maelib import images, paper, profiles, runs, summary, viz
 from maelib.train import pick_device, seed_everything
 
 p = profiles.resolve_namespace("images", globals())
@@ -145,13 +145,17 @@ viz.glue_figure("fig_recon", fig)
 # would train a random patch embedding at a fraction of the peak rate). Each arm gets its own learning
 # rate, chosen from the grid {glue:text}`lr_grid` (base rates, scaled by the batch size over 256) by
 # the top-1 on a held-out tenth of the *training* images; the validation split reported below plays
-# no part in the choice. And a **linear probe** (a BatchNorm without affine parameters and a linear
+# no part in the choice. The choice was made by {glue:text}`lr_source`. And a **linear probe** (a BatchNorm without affine parameters and a linear
 # layer, as in the original MAE paper) on the frozen MAE encoder's `[cls]` features.
 
 # %% tags=["hide-input"]
 chosen, grids, hists, models = {}, {}, {}, {}
+tuned = summary.tuning("images", vars(p))  # the choice of the seed-0 run of this setting and code, if recorded
 for arm, (build, decay, fixed) in images.arms(mae, p).items():  # scratch: random init, no layer decay
-    chosen[arm], grids[arm] = images.choose_lr(build, data, p, dev, arm, ckpt, decay, fixed)
+    reuse = tuned["lr"][arm] if fixed is None and tuned else None
+    chosen[arm], grids[arm] = images.choose_lr(build, data, p, dev, arm, ckpt, decay, fixed or reuse)
+    if reuse is not None:
+        grids[arm] = {float(lr): score for lr, score in tuned["lr_grid"][arm].items()}
     seed_everything(p.seed)
     models[arm], hists[arm] = images.finetune(build(), data, p, dev, arm, ckpt, chosen[arm], decay)
 seed_everything(p.seed)
@@ -162,6 +166,8 @@ choice = pd.DataFrame([{"arm": arm, "base learning rate": lr, "held-out top-1 (%
                         "chosen": "yes" if lr == chosen[arm] else ""}
                        for arm in chosen for lr in (grids[arm] or {chosen[arm]: None})])
 glue("layer_decay", p.layer_decay, display=False)
+glue("lr_source", f"the seed-{summary.TUNING_SEED} run of this setting and code ({tuned['finished'][:10]}, commit "
+     f"{(tuned['git_commit'] or '')[:8]}), whose choice every seed reuses" if tuned else "this run", display=False)
 glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
 for key, name in [("acc_ft", "MAE + fine-tune"), ("acc_scratch", "scratch"), ("acc_probe", "MAE + linear probe")]:
     glue(key, acc[name], display=False)

@@ -60,7 +60,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, runs, segmentation, viz
+from maelib import images, paper, profiles, runs, segmentation, summary, viz
 from maelib.data import DataMissingError, seg2d
 from maelib.train import pick_device, seed_everything
 
@@ -108,7 +108,8 @@ if name != "ade20k":
 # and with the position embedding trained. The MAE-initialised encoder's learning rate decays layer by
 # layer ({glue:text}`layer_decay` per block), a recipe for pretrained encoders; the scratch encoder's
 # does not. Each arm's learning rate is chosen from the grid {glue:text}`lr_grid` by the mIoU on the
-# last tenth of the *training* images, held out; the validation split reported below plays no part.
+# last tenth of the *training* images, held out; the validation split reported below plays no part. The
+# choice was made by {glue:text}`lr_source`.
 
 # %% tags=["hide-input"]
 seed_everything(p.seed)
@@ -120,12 +121,18 @@ else:
     pre_hist = images.pretrain(mae, {"train": (data["train"][0],), "val": (data["val"][0],)}, p, dev, ckpt)
 
 histories, models, chosen, grids = {}, {}, {}, {}
+tuned = summary.tuning("segmentation", vars(p))  # the seed-0 run's choice for this setting and code, if recorded
 for run, (build, decay, fixed) in segmentation.arms(mae, p, n_classes).items():  # scratch: no layer decay
-    chosen[run], grids[run] = segmentation.choose_lr(build, data, n_classes, p, dev, run, ckpt, decay, fixed)
+    reuse = tuned["lr"][run] if fixed is None and tuned else None
+    chosen[run], grids[run] = segmentation.choose_lr(build, data, n_classes, p, dev, run, ckpt, decay, fixed or reuse)
+    if reuse is not None:
+        grids[run] = {float(lr): score for lr, score in tuned["lr_grid"][run].items()}
     seed_everything(p.seed)
     models[run] = build()
     histories[run] = segmentation.train_segmenter(models[run], data, n_classes, p, dev, run, ckpt, chosen[run], decay)
 glue("layer_decay", p.layer_decay, display=False)
+glue("lr_source", f"the seed-{summary.TUNING_SEED} run of this setting and code ({tuned['finished'][:10]}, commit "
+     f"{(tuned['git_commit'] or '')[:8]}), whose choice every seed reuses" if tuned else "this run", display=False)
 glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
 choice = pd.DataFrame([{"arm": arm, "learning rate": lr, "held-out mIoU": grids[arm].get(lr, float("nan")),
                         "chosen": "yes" if lr == chosen[arm] else ""}

@@ -197,3 +197,24 @@ def test_the_code_version_follows_the_computing_modules(tmp_path, monkeypatch):
     with open(tmp_path / "maelib" / "mae.py", "a") as f:
         f.write("\n# the model changed\n")
     assert runs.code_hash() != compute
+
+
+def test_seeds_reuse_the_learning_rates_the_seed_0_run_chose(tmp_path):
+    """A run finds the choice of the seed-0 run with its setting and code version; a different setting, an
+    earlier code version or another seed's run does not count."""
+    code = runs.code_hash()
+    chosen = {"lr": {"MAE init": 1e-3, "scratch": 2e-3},
+              "lr_grid": {"MAE init": {"0.001": 0.3, "0.002": 0.2}, "scratch": {"0.001": 0.2, "0.002": 0.25}}}
+
+    def rec(seed, code, **resolved):
+        r = record("segmentation", seed, 0.3, 0.3, code=code, parameters=resolved)
+        r["metrics"].update(chosen)
+        return r
+
+    for i, r in enumerate([rec(0, "an earlier version"), rec(1, code), rec(0, code, epochs=99)]):
+        (tmp_path / f"r{i}.json").write_text(json.dumps(r))
+    resolved = {"mask_ratio": 0.75, "seed": 3}
+    assert summary.tuning("segmentation", resolved, root=tmp_path) is None
+    (tmp_path / "r9.json").write_text(json.dumps(rec(0, code)))
+    found = summary.tuning("segmentation", resolved, root=tmp_path)
+    assert found["lr"] == chosen["lr"] and found["lr_grid"] == chosen["lr_grid"]
