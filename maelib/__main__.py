@@ -70,7 +70,10 @@ def run(args, ap) -> int:
     out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
     print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir))
     if not args.no_book:
-        print(book.build())
+        try:
+            print(book.build())
+        except book.MissingExecutions as e:  # the run itself is recorded; the book needs every chapter
+            print(f"the book was not rebuilt: {one_line(e)}", file=sys.stderr)
     return 0
 
 
@@ -141,7 +144,8 @@ def main(argv=None) -> int:
         logging.disable(logging.CRITICAL)  # the kernel's shutdown noise (a dead kernel's task, at exit) stays quiet
         print("interrupted", file=sys.stderr)
         return 130
-    except (runs.ChapterFailed, registry.DataError, FloatingPointError, runs.NoCheckpointError) as e:
+    except (runs.ChapterFailed, registry.DataError, FloatingPointError, runs.NoCheckpointError,
+            book.MissingExecutions) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
     except (ValueError, KeyError) as e:

@@ -28,6 +28,10 @@ LOCAL_ONLY = {"masking", "summary", "reproduce"}  # always run for the build: th
 CONTROL = set(summary.CONTROL) | {"records_dir", "executed_dir", "committed_dir"}
 
 
+class MissingExecutions(FileNotFoundError):
+    """Some chapter of the book has never been executed (locally, or committed from a GPU run)."""
+
+
 @dataclass
 class Execution:
     notebook: Path
@@ -146,11 +150,13 @@ def stage(root: Path = runs.ROOT, executed: Path | None = None, committed: Path 
     out = root / CHAPTERS
     out.mkdir(parents=True, exist_ok=True)
     shown = {}
-    for chapter in runs.toc_chapters(root):
-        ex = choose(chapter, executed, committed, profile)
-        if ex is None:
-            raise FileNotFoundError(f"chapter {chapter!r} has no execution in {executed} or {committed}/full: run "
-                                    f"`python -m maelib run {chapter}` first")
+    chosen = {chapter: choose(chapter, executed, committed, profile) for chapter in runs.toc_chapters(root)}
+    missing = [chapter for chapter, ex in chosen.items() if ex is None]
+    if missing:
+        raise MissingExecutions(f"no execution yet of {', '.join(map(repr, missing))} (in {executed} or "
+                                f"{committed}/full): `python -m maelib book` runs every chapter, or "
+                                f"`python -m maelib run <chapter>` one")
+    for chapter, ex in chosen.items():
         source = runs.notebook_of(chapter)
         shutil.copy2(source, out / source.name)  # the jupytext source, offered for download beside the notebook
         downloads = (f"Download: {{download}}`the executed notebook <{ex.notebook.name}>` · "

@@ -19,7 +19,7 @@ from .mae import MaskedAutoencoder
 from .metrics import accuracy
 from .tokens import Patches2d
 from .files import save_torch_atomic
-from .train import TrainConfig, checkpoint_file, fit, grid_search, param_groups
+from .train import GRID_EXTENSIONS, TrainConfig, checkpoint_file, fit, grid_search, param_groups
 
 MEAN, STD = tinyimagenet.MEAN, tinyimagenet.STD
 
@@ -201,8 +201,9 @@ def holdout(data: dict, fraction: float = 0.1) -> dict:
 def choose_lr(build, data: dict, p, device, arm: str, ckpt_dir: Path | None, layer_decay: float,
               fixed: float | None = None) -> tuple[float, dict]:
     """The base fine-tuning learning rate of one arm: ``fixed`` when given, else the value of ``p.lr_grid``
-    whose model (``build()``, the arm's fresh encoder) ends with the best top-1 on a held-out tenth of the
-    training images (:func:`holdout`). Returns (lr, {lr: held-out top-1 %}) ({} when fixed)."""
+    (grown past an end where the best lies, :func:`~maelib.train.grid_search`) whose model (``build()``,
+    the arm's fresh encoder) ends with the best top-1 on a held-out tenth of the training images
+    (:func:`holdout`). Returns (lr, {lr: held-out top-1 %}) ({} when fixed)."""
     if fixed is not None:
         return fixed, {}
     held = holdout(data)
@@ -213,7 +214,7 @@ def choose_lr(build, data: dict, p, device, arm: str, ckpt_dir: Path | None, lay
                               progress=False)
         return 100 * float(history["val_acc"].iloc[-1])
 
-    return grid_search(p.lr_grid, score)
+    return grid_search(p.lr_grid, score, extend=GRID_EXTENSIONS)
 
 
 def linear_probe(encoder, data: dict, p, device):

@@ -18,7 +18,7 @@ from .data.seg2d import IGNORE
 from .data.tinyimagenet import MEAN, STD
 from .heads import encoder_like
 from .mae import ViTEncoder
-from .train import TrainConfig, checkpoint_file, fit, grid_search, param_groups
+from .train import GRID_EXTENSIONS, TrainConfig, checkpoint_file, fit, grid_search, param_groups
 
 
 def pyramid_blocks(depth: int) -> tuple[int, ...]:
@@ -177,8 +177,9 @@ def holdout(data: dict, fraction: float = 0.1) -> dict:
 
 def choose_lr(build, data: dict, n_classes: int, p, device, arm: str, ckpt_dir, layer_decay: float,
               fixed: float | None = None) -> tuple[float, dict]:
-    """One arm's learning rate: ``fixed`` when given, else the value of ``p.lr_grid`` whose network
-    (``build()``) ends with the best mIoU on the held-out tail of the training images (:func:`holdout`).
+    """One arm's learning rate: ``fixed`` when given, else the value of ``p.lr_grid`` (grown past an
+    end where the best lies, :func:`~maelib.train.grid_search`) whose network (``build()``) ends with the
+    best mIoU on the held-out tail of the training images (:func:`holdout`).
     Returns (lr, {lr: held-out mIoU}) ({} when fixed)."""
     if fixed is not None:
         return fixed, {}
@@ -190,7 +191,7 @@ def choose_lr(build, data: dict, n_classes: int, p, device, arm: str, ckpt_dir, 
                                   layer_decay)
         return float(history["miou"].iloc[-1])
 
-    return grid_search(p.lr_grid, score)
+    return grid_search(p.lr_grid, score, extend=GRID_EXTENSIONS)
 
 
 def colorize(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -103,12 +103,43 @@ def param_groups(model: nn.Module, weight_decay: float, layer_of: Callable[[str]
     return list(groups.values())
 
 
-def grid_search(values, score: Callable[[float], float], higher_is_better: bool = True) -> tuple[float, dict]:
-    """The value of ``values`` with the best ``score(value)``, and every value's score (a hyperparameter
-    chosen on held-out data: ``score`` trains and evaluates there)."""
-    scores = {v: score(v) for v in values}
-    pick = max if higher_is_better else min
-    return pick(scores, key=scores.get), scores
+GRID_EXTENSIONS = 2  # how far a learning-rate grid may grow past an end where its best value lay
+
+
+def grid_search(values, score: Callable[[float], float], higher_is_better: bool = True,
+                extend: int = 0) -> tuple[float, dict]:
+    """The value with the best ``score(value)``, and every value's score (a hyperparameter chosen on
+    held-out data: ``score`` trains and evaluates there; a value whose training diverges scores None and
+    is never chosen). ``values`` is a positive grid; while the best value lies at one of its ends, the
+    grid grows past that end by the ratio of its two outermost values there, at most ``extend`` times
+    (not when another value scores the same), so that where the grid happened to stop does not decide."""
+    if extend < 0:
+        raise ValueError(f"extend must be >= 0, got {extend}")
+    scores = {}
+
+    def trial(v: float) -> None:
+        try:
+            scores[v] = score(v)
+        except FloatingPointError as e:
+            warnings.warn(f"training diverged at {v:g} ({e}); that value is not chosen")
+            scores[v] = None
+
+    def best() -> float:
+        finite = {v: s for v, s in scores.items() if s is not None}
+        if not finite:
+            raise FloatingPointError(f"training diverged at every value of the grid {sorted(scores)}")
+        return (max if higher_is_better else min)(finite, key=finite.get)
+
+    for v in sorted(values):
+        trial(v)
+    for _ in range(extend if len(scores) >= 2 else 0):
+        grid, top = sorted(scores), best()
+        tied = sum(scores[v] == scores[top] for v in grid) > 1
+        if tied or top not in (grid[0], grid[-1]):  # an inner best, or a flat score: nothing to learn past an end
+            break
+        a, b = (grid[-1], grid[-2]) if top == grid[-1] else (grid[0], grid[1])
+        trial(float(f"{a * a / b:.6g}"))
+    return best(), dict(sorted(scores.items()))
 
 
 class _Step(nn.Module):

@@ -143,8 +143,9 @@ viz.glue_figure("fig_recon", fig)
 # LayerNorm, the encoder's final one unused) and the position embedding fine-tuned. **From scratch**:
 # the same network and recipe without layer-wise decay, which is a recipe for pretrained encoders (it
 # would train a random patch embedding at a fraction of the peak rate). Each arm gets its own learning
-# rate, chosen from the grid {glue:text}`lr_grid` (base rates, scaled by the batch size over 256) by
-# the top-1 on a held-out tenth of the *training* images; the validation split reported below plays
+# rate, chosen from the grid {glue:text}`lr_grid` (base rates, scaled by the batch size over 256; when
+# the best value lies at an end, the grid grows past it by doubling or halving, up to twice) by the
+# top-1 on a held-out tenth of the *training* images; the validation split reported below plays
 # no part in the choice. The choice was made by {glue:text}`lr_source`. And a **linear probe** (a BatchNorm without affine parameters and a linear
 # layer, as in the original MAE paper) on the frozen MAE encoder's `[cls]` features.
 

@@ -107,8 +107,9 @@ if name != "ade20k":
 # seed, schedule, augmentation (random crops and flips) and cross-entropy that ignores void pixels,
 # and with the position embedding trained. The MAE-initialised encoder's learning rate decays layer by
 # layer ({glue:text}`layer_decay` per block), a recipe for pretrained encoders; the scratch encoder's
-# does not. Each arm's learning rate is chosen from the grid {glue:text}`lr_grid` by the mIoU on the
-# last tenth of the *training* images, held out; the validation split reported below plays no part. The
+# does not. Each arm's learning rate is chosen from the grid {glue:text}`lr_grid` (grown by doubling or
+# halving, up to twice, past an end where the best value lies) by the mIoU on the last tenth of the
+# *training* images, held out; the validation split reported below plays no part. The
 # choice was made by {glue:text}`lr_source`.
 
 # %% tags=["hide-input"]

@@ -213,3 +213,13 @@ def test_pages_show_result_code_behind_a_toggle_downloads_and_numbered_tables(bu
                      r"profile", body)  # the provenance line right under the title
     summary = (built / "book" / "chapters" / "07_summary.html").read_text()
     assert summary.count('<span class="caption-number">Table') >= 1 and "Fig." in summary
+
+
+def test_a_book_with_unexecuted_chapters_names_them_all(tmp_path):
+    """Staging before every chapter has run fails early with one error that names each missing chapter
+    and the command that runs them (the `run` command then says the book was not rebuilt)."""
+    shutil.copy(ROOT / "_toc.yml", tmp_path / "_toc.yml")
+    with pytest.raises(book.MissingExecutions) as e:
+        book.stage(tmp_path, executed=tmp_path / "none", committed=tmp_path / "none")
+    assert all(repr(c) in str(e.value) for c in runs.toc_chapters(ROOT)) and "maelib book" in str(e.value)
+    assert not (tmp_path / book.CHAPTERS).exists() or not any((tmp_path / book.CHAPTERS).iterdir())

@@ -2,6 +2,7 @@
 global-pool classifier and learned positions, the frozen linear probe, each arm's learning rate chosen on
 held-out training data, and Dice against a hand computation."""
 
+import math
 from types import SimpleNamespace
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maelib import images, profiles, segmentation, volumes
+from maelib import images, profiles, segmentation, train, volumes
 from maelib.heads import LinearProbe, ViTClassifier, encoder_like
 from maelib.mae import MaskedAutoencoder
 from maelib.tokens import Patches2d
@@ -116,6 +117,39 @@ def test_each_arm_chooses_its_lr_on_held_out_training_images(monkeypatch):
     assert lr == 2e-3 and grid == {1e-3: 20.0, 2e-3: 60.0, 4e-3: 40.0}
     assert all(v is not data["val"] for v in seen) and len(seen) == 3
     assert images.choose_lr(lambda: None, data, p, "cpu", "scratch", None, 1.0, fixed=5e-4) == (5e-4, {})
+
+
+def test_a_grid_grows_past_the_end_where_its_best_value_lies():
+    """The best value at the top of the grid: the grid doubles on until the score turns (or twice at
+    most); at the bottom it halves; a value whose training diverges is never chosen."""
+    tried = []
+
+    def peak_at(best):
+        def score(lr):
+            tried.append(lr)
+            return -abs(math.log2(lr / best))
+        return score
+
+    lr, scores = train.grid_search([1e-3, 2e-3, 4e-3], peak_at(8e-3), extend=2)
+    assert lr == 8e-3 and list(scores) == [1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2]
+    tried.clear()
+    lr, scores = train.grid_search([1e-3, 2e-3, 4e-3], peak_at(1e-1), extend=2)
+    assert lr == 1.6e-2 and len(tried) == 5  # stops after two extensions
+    lr, scores = train.grid_search([1e-3, 2e-3, 4e-3], peak_at(5e-4), extend=2)
+    assert lr == 5e-4 and min(scores) == 2.5e-4
+    assert train.grid_search([1e-3, 2e-3, 4e-3], peak_at(2e-3), extend=2)[1].keys() == {1e-3, 2e-3, 4e-3}
+    assert train.grid_search([1e-3, 2e-3, 4e-3], peak_at(8e-3))[0] == 4e-3  # extend=0: the grid as given
+    assert len(train.grid_search([1e-3, 2e-3, 4e-3], lambda lr: 10.0, extend=2)[1]) == 3  # flat: no growth
+
+    def diverges_above(lr):
+        if lr > 4e-3:
+            raise FloatingPointError("loss became nan")
+        return lr
+    with pytest.warns(UserWarning, match="diverged at 0.008"):
+        lr, scores = train.grid_search([1e-3, 2e-3, 4e-3], diverges_above, extend=2)
+    assert lr == 4e-3 and scores[8e-3] is None and len(scores) == 4
+    with pytest.raises(ValueError, match="extend"):
+        train.grid_search([1e-3], diverges_above, extend=-1)
 
 
 def test_segmentation_holds_out_the_tail_of_the_training_images():
