@@ -75,13 +75,14 @@ def provenance_line(ex: Execution) -> str:
     r = ex.record
     resolved = r.get("resolved") or {}
     seed, n = r.get("seed"), resolved.get("seeds")
-    seeds = "no seed" if seed is None else (f"seeds {seed}-{seed + n - 1}" if isinstance(n, int) and n > 1
-                                            else f"seed {seed}")
+    seeds = "" if seed is None else (f", seeds {seed}-{seed + n - 1}" if isinstance(n, int) and n > 1
+                                     else f", seed {seed}")
+    device = f" on **{r['device']}**" if r.get("device") else ""  # chapters that train nothing record none
     where = "committed from a GPU run" if ex.origin == "committed" else "run for this build"
     own = ", ".join(f"{k}={v}" for k, v in ex.own_parameters.items())
-    return (f"*Executed at the **{r.get('profile')}** profile on **{r.get('device') or 'an unrecorded device'}**, "
-            f"{_when(r)}, commit `{(r.get('git_commit') or 'unknown')[:8]}`, "
-            f"{r.get('wall_s', 0) / 60:.1f} min, {seeds}" + (f", with {own}" if own else "") + f" ({where}).*")
+    return (f"*Executed at the **{r.get('profile')}** profile{device}, {_when(r)}, commit "
+            f"`{(r.get('git_commit') or 'unknown')[:8]}`, {r.get('wall_s', 0) / 60:.1f} min{seeds}"
+            + (f", with {own}" if own else "") + f" ({where}).*")
 
 
 def is_stale(chapter: str, record: dict) -> bool:

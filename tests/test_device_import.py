@@ -45,6 +45,9 @@ def test_the_provenance_line_says_profile_device_date_commit_time_and_seeds(tmp_
     for part in ("**full** profile", "cuda (NVIDIA H200)", "2026-11-28 10:00 UTC", "`01234567`", "2.1 min",
                  "seeds 0-2", "committed from a GPU run"):
         assert part in line, part
+    ex.record.update(device=None, seed=None)  # a chapter that trains nothing (summary): no device, no seed
+    line = book.provenance_line(ex)
+    assert "**full** profile, 2026-11-28 10:00 UTC, commit `01234567`, 2.1 min (committed" in line
 
 
 def test_a_changed_chapter_gets_the_stale_box(tmp_path):
