@@ -6,7 +6,11 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 try:  # importing the library (torch) takes seconds: a Ctrl-C then ends as quietly as during a run
@@ -133,17 +137,49 @@ COMMANDS = {"run": run, "book": build, "sweep": sweep, "check-control": check_co
             "data": data}
 
 
+GRACE_S = 10.0  # after a Ctrl-C, how long the kernel's shutdown may take before the run is ended by force
+
+
+def _stop_children() -> None:
+    """Kill this process's children (a chapter's kernel), so that none outlives an interrupted run."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+
+
+def _interrupted() -> int:
+    import logging
+
+    logging.disable(logging.CRITICAL)  # the kernel's shutdown noise (a dead kernel's task, at exit) stays quiet
+    _stop_children()
+    print("interrupted", file=sys.stderr, flush=True)
+    return 130
+
+
+def _on_sigint(signum, frame):
+    """A Ctrl-C raises KeyboardInterrupt as usual; should the clean-up it starts hang (a kernel that never
+    answers its shutdown request), the run still ends within GRACE_S: no record is written until a run
+    has finished, so nothing half-done is kept."""
+    def force():
+        time.sleep(GRACE_S)
+        os._exit(_interrupted())
+
+    threading.Thread(target=force, daemon=True).start()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
     try:
         return COMMANDS[args.cmd](args, ap)
     except KeyboardInterrupt:
-        import logging
-
-        logging.disable(logging.CRITICAL)  # the kernel's shutdown noise (a dead kernel's task, at exit) stays quiet
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except (runs.ChapterFailed, registry.DataError, FloatingPointError, runs.NoCheckpointError,
             book.MissingExecutions) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
@@ -159,5 +195,13 @@ def one_line(e: BaseException) -> str:
     return " ".join(str(text).split())
 
 
+def program(argv=None) -> int:
+    """:func:`main` as the ``python -m maelib`` process: there a Ctrl-C also ends the run by force should
+    its clean-up hang (see :func:`_on_sigint`); main() called from Python leaves signals alone."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_sigint)
+    return main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(program())

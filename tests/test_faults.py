@@ -326,3 +326,37 @@ def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path):
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
     assert not (tmp_path / "records").exists() or not list((tmp_path / "records").glob("*.json"))
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*"))
+
+
+HANGING_CLEANUP = """
+import subprocess, sys, time
+import maelib.__main__ as cli
+
+def hang(args, ap):
+    child = subprocess.Popen(["sleep", "300"])  # stands for the chapter's kernel
+    print(child.pid, flush=True)
+    try:
+        time.sleep(300)
+    finally:
+        time.sleep(300)  # a clean-up that never ends (a kernel that never answers its shutdown request)
+
+cli.GRACE_S = 2.0
+cli.COMMANDS["run"] = hang
+sys.exit(cli.program(["run", "series"]))
+"""
+
+
+def test_ctrl_c_ends_the_run_even_when_its_clean_up_hangs():
+    """After a Ctrl-C the run ends within the grace time, whatever its clean-up does, with `interrupted`,
+    exit 130 and no child process left behind."""
+    psutil = pytest.importorskip("psutil")
+    proc = subprocess.Popen([sys.executable, "-c", HANGING_CLEANUP], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    assert time.monotonic() - start < 10
+    time.sleep(0.2)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
