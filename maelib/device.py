@@ -87,8 +87,8 @@ def import_run(src: str | Path, root: str | Path = runs.ROOT) -> dict:
     if not executed and not records:
         raise ImportRefused(f"{src} holds no executed chapter (executed/*.run.json) and no records.tar")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    done = {"from": str(src.resolve()), "imported": stamp, "chapters": {}, "records": [], "models": [], "logs": []}
-    done["skipped"] = []
+    done = {"from": str(src.resolve()), "imported": stamp, "chapters": {}, "records": [], "models": [], "logs": [],
+            "skipped": []}
     for nb, rec, record in executed:
         dest = root / "results" / "executed" / record["profile"]
         held = runs.read_record(dest / rec.name) if (dest / rec.name).exists() else None

@@ -277,7 +277,7 @@ def tuning(chapter: str, resolved: dict, root=runs.RECORDS) -> dict | None:
     resolved parameters, seeds aside) and the same code version, made at :data:`TUNING_SEED`: its record's
     ``lr`` (arm -> chosen), ``lr_grid`` (arm -> {lr: held-out score}), ``finished`` and ``git_commit``;
     None when there is none (the run then chooses them itself)."""
-    want = json.dumps({k: v for k, v in resolved.items() if k not in CONTROL}, sort_keys=True, default=str)
+    want = setting({"resolved": resolved})
     code = runs.code_hash()
     for r in reversed(load(root)):  # newest first
         m = r["metrics"] if isinstance(r["metrics"], dict) else {}
