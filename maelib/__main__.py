@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 try:  # importing the library (torch) takes seconds: a Ctrl-C then ends as quietly as during a run
-    from . import book, profiles, runs
+    from . import book, jobs, profiles, runs
     from .data import registry
 except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
@@ -48,12 +48,19 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="execute every chapter in _toc.yml (skipping unchanged ones), build the book")
     b.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     b.add_argument("--force", action="store_true")
+    _add_job_options(b, "independent chapters run side by side")
     w = sub.add_parser("sweep", help="run a chapter for several seeds (and mask ratios); every run is recorded")
     w.add_argument("chapter")
     w.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                    help="seeds (default: five, what a verdict needs)")
     w.add_argument("--ratios", type=float, nargs="*", default=None, help="mask ratios; none: default parameters")
     w.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
+    _add_job_options(w, "seeds run side by side")
+    w.add_argument("--out-dir", default=str(runs.ROOT / "results" / "sweeps"),
+                   help="where each run's executed notebook goes, one folder a run (default results/sweeps)")
+    w.add_argument("--launcher", default="local", choices=jobs.LAUNCHERS,
+                   help="local: a process pool here; slurm: a SLURM job array through submitit; "
+                        "submitit-local: submitit's local executor (the SLURM path tried on one machine)")
     c = sub.add_parser("check-control", help="move the book's masking slider in headless Chromium")
     c.add_argument("page", nargs="?", default=str(runs.ROOT / "_build/html/book/chapters/06_masking.html"))
     v = sub.add_parser("device", help="import a GPU session's outputs (executed chapters, records, weights)")
@@ -63,6 +70,24 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=("list", "fetch"))
     d.add_argument("name", nargs="?")
     return ap
+
+
+def _add_job_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--jobs", type=int, default=None,
+                   help=f"how many runs at once ({what}); default: one per core ({jobs.cores()} here)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per run (torch, OpenMP, BLAS); default: the cores divided among the jobs")
+
+
+def _job_settings(args, n_runs: int) -> tuple[int, int]:
+    """(jobs at once, threads per job), refused before anything runs when out of range."""
+    n_jobs = jobs.default_jobs(n_runs) if args.jobs is None else args.jobs
+    if n_jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {n_jobs}")
+    threads = jobs.threads_per_job(n_jobs) if args.threads is None else args.threads
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    return n_jobs, threads
 
 
 def run(args, ap) -> int:
@@ -82,8 +107,18 @@ def run(args, ap) -> int:
 
 
 def build(args, ap) -> int:
-    for chapter in runs.toc_chapters():
-        runs.run_chapter(chapter, {"profile": args.profile}, force=args.force)
+    """Chapters that read no other chapter's results run side by side, then those that read them."""
+    chapters = runs.toc_chapters()
+    first = [c for c in chapters if runs.independent(c)]
+    n_jobs, threads = _job_settings(args, len(first))
+    params = {"profile": args.profile}
+    started = time.time()
+    jobs.launch([jobs.Job(c, params, threads=threads, label=c, progress=n_jobs == 1, force=args.force)
+                 for c in first], n_jobs)
+    alone = args.threads or jobs.cores()  # the chapters that read the others run one at a time, on every core
+    jobs.launch([jobs.Job(c, params, threads=alone, label=c, progress=True, force=args.force)
+                 for c in chapters if c not in first], 1)
+    print(f"chapters: {(time.time() - started) / 60:.1f} min ({n_jobs} job(s) at once, {threads} thread(s) each)")
     print(book.build())
     return 0
 
@@ -93,11 +128,18 @@ def sweep(args, ap) -> int:
     for extra in grid:  # validate everything before running anything
         for seed in args.seeds:
             profiles.resolve(args.chapter, profile=args.profile, seed=seed, **extra)
-    sweep_dir = runs.ROOT / "results" / "sweeps"  # executed notebooks of sweeps (ignored by git)
+    n_jobs, threads = _job_settings(args, len(grid) * len(args.seeds))
+    sweep_dir = Path(args.out_dir)  # executed notebooks of sweeps (results/sweeps is ignored by git)
+    todo = []
     for extra in grid:
+        ratio = extra.get("mask_ratio", "default")
         for seed in args.seeds:
-            out = sweep_dir / f"{args.chapter}-{seed}-{extra.get('mask_ratio', 'default')}"
-            print(runs.run_chapter(args.chapter, {"profile": args.profile, "seed": seed, **extra}, out_dir=out))
+            label = f"seed {seed}" + (f", mask {ratio}" if extra else "")
+            todo.append(jobs.Job(args.chapter, {"profile": args.profile, "seed": seed, **extra},
+                                 out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}"), threads=threads,
+                                 label=label, progress=n_jobs == 1))
+    for path in jobs.launch(todo, n_jobs, launcher=args.launcher):
+        print(path)
     return 0
 
 

@@ -5,6 +5,8 @@
   temporary file.
 - :func:`create_exclusive`: write a new file under a name that no other file has, adding ``-2``,
   ``-3``... when the name is taken (two runs finishing in the same second both keep their record).
+- :func:`file_lock`: an exclusive lock for a block, so that the first of several processes that need the
+  same cache file makes it and the others wait, then read it (a decoded dataset is made once).
 - :func:`claim_folder`: an exclusive lock on a folder for the rest of the process (a second process
   with the same folder waits), after which temporary files left there by dead processes are removed.
 """
@@ -133,6 +135,22 @@ def claim_folder(folder: str | os.PathLike, say=print) -> Path:
     _HELD[folder.resolve()] = fd
     clean_stale(folder, everything=True)
     return folder
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike):
+    """``with file_lock(cache): make it unless it exists``: one process at a time holds the lock, a file
+    ``.<name>.lock`` beside ``path`` (released when the block ends, or when the process dies)."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)
 
 
 def release_folder(folder: str | os.PathLike) -> None:

@@ -45,15 +45,18 @@ class ChapterFailed(RuntimeError):
     parameters it ran with."""
 
     def __init__(self, chapter: str, ename: str, evalue: str, params: dict):
-        self.chapter, self.ename, self.evalue = chapter, ename, evalue
+        self.chapter, self.ename, self.evalue, self.params = chapter, ename, evalue, params
         given = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
         super().__init__(f"chapter {chapter!r} stopped with {ename}: {evalue.strip()} [parameters: {given}]; "
                          "nothing was recorded")
 
+    def __reduce__(self):  # rebuilt from its parts when a sweep's job process hands it back
+        return type(self), (self.chapter, self.ename, self.evalue, self.params)
+
 
 # maelib modules that only run, record, show or check chapters: they do not change what a chapter computes
 NOT_COMPUTING = {"__init__.py", "__main__.py", "runs.py", "summary.py", "viz.py", "widgets.py", "browser.py",
-                 "webmodel.py", "paper.py", "files.py", "profiles.py", "book.py", "device.py"}
+                 "webmodel.py", "paper.py", "files.py", "profiles.py", "book.py", "device.py", "jobs.py"}
 
 
 def code_hash(computing_only: bool = True) -> str:
@@ -82,6 +85,13 @@ def environment() -> dict:
         except PackageNotFoundError:
             continue
     return out
+
+
+def threads() -> int:
+    """The intra-op thread count a chapter's kernel starts with: ``OMP_NUM_THREADS`` where a sweep's job
+    pinned it (:mod:`maelib.jobs`), else torch's default, one per core."""
+    pinned = os.environ.get("OMP_NUM_THREADS", "")
+    return int(pinned) if pinned.isdigit() else len(os.sched_getaffinity(0))
 
 
 def run_dir(chapter: str, p) -> Path:
@@ -272,7 +282,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
             "metrics": values.get("results", {}), "wall_s": round(time.time() - started, 1),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(), "git_commit": _git_commit(), "stamp": key,
             "engine": "papermill", "code": code, "notebook_sha": notebook_hash(chapter),
-            "data": values.get("data_source"), "environment": environment(),
+            "data": values.get("data_source"), "environment": environment(), "threads": threads(),
         }
         text = json.dumps(entry, indent=2, default=str)
         if records_dir is not None:
@@ -309,6 +319,11 @@ def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]
         if all(k in entry for k in RECORD_KEYS) and (chapter is None or entry["chapter"] == chapter):
             out.append(entry)
     return sorted(out, key=lambda e: e["finished"])
+
+
+def independent(chapter: str) -> bool:
+    """Whether a chapter reads no other chapter's results (so it may run beside the others)."""
+    return chapter not in READS_REGISTRY and chapter not in READS_EXECUTED
 
 
 def toc_chapters(root: Path = ROOT) -> list[str]:

@@ -1,0 +1,190 @@
+"""Independent chapter runs side by side: a sweep's seeds, or the book's independent chapters.
+
+Small models do not scale across threads, so two one-thread processes do more work per CPU hour than
+one two-thread process. A :class:`Job` is one chapter run; :func:`run_job` runs it with its thread
+count pinned (torch, OpenMP and the BLAS libraries, in this process and in the chapter's kernel), the
+same function whichever engine calls it:
+
+- ``launcher="local"``: a ``concurrent.futures`` process pool on this machine (``n_jobs`` at once);
+- ``launcher="slurm"``: a SLURM job array through submitit, one task per job;
+- ``launcher="submitit-local"``: submitit's local executor, the SLURM path tried on one machine.
+
+Nothing here schedules: the pool or the cluster does. Correctness comes from what a run already does:
+each run trains in its own locked checkpoint folder (:func:`maelib.files.claim_folder`), decoded-data
+caches are written once under a lock (:func:`maelib.files.cached`), and a record is written only when
+its notebook finished, so a job killed midway leaves nothing recorded. When one job fails (or Ctrl-C),
+the others are ended with their kernels and the first error is raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import time
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS")
+LAUNCHERS = ("local", "slurm", "submitit-local")
+
+
+def cores() -> int:
+    """The CPU cores this process may use (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_jobs(n_runs: int) -> int:
+    """As many jobs at once as there are cores, and no more than runs."""
+    return max(1, min(cores(), n_runs))
+
+
+def threads_per_job(n_jobs: int) -> int:
+    """Each job's share of the cores (at least one thread)."""
+    return max(1, cores() // max(1, n_jobs))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One chapter run: what :func:`maelib.runs.run_chapter` needs, its thread count and a label that
+    prefixes every line it prints (``seed 3``, or the chapter's name)."""
+
+    chapter: str
+    params: dict = field(default_factory=dict)
+    out_dir: str | None = None  # None: book/executed
+    threads: int | None = None  # None: leave the process's thread settings alone
+    label: str = ""
+    progress: bool = False  # papermill's cell bar (one job alone on a terminal only)
+    force: bool = False  # run even when nothing changed since the last run
+    records_dir: str | None = None  # the run registry (None: results/runs, or $MAELIB_RECORDS)
+
+
+def pin_threads(n: int) -> None:
+    """Pin torch, OpenMP and the BLAS libraries to ``n`` threads here and in kernels started from here."""
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    if "torch" in sys.modules:  # already imported: its pool was sized before the variables were set
+        sys.modules["torch"].set_num_threads(n)
+
+
+class _Prefixed(io.TextIOBase):
+    """A text stream that writes ``[label] `` before every line it passes on to ``stream``."""
+
+    def __init__(self, stream, label: str):
+        self.stream, self.prefix, self.at_start = stream, f"[{label}] ", True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):
+            if self.at_start:
+                self.stream.write(self.prefix)
+            self.stream.write(piece)
+            self.at_start = piece.endswith(("\n", "\r"))
+        self.stream.flush()
+        return len(text)
+
+
+@contextlib.contextmanager
+def _prefixed(label: str):
+    if not label:
+        yield
+        return
+    with contextlib.redirect_stdout(_Prefixed(sys.stdout, label)), \
+            contextlib.redirect_stderr(_Prefixed(sys.stderr, label)):
+        yield
+
+
+def run_job(job: Job) -> str:
+    """Run one job (its threads pinned, its lines prefixed); the executed notebook's path."""
+    from . import runs
+
+    if job.threads is not None:
+        pin_threads(job.threads)
+    out_dir = Path(job.out_dir) if job.out_dir else runs.EXECUTED
+    records = Path(job.records_dir) if job.records_dir else runs.RECORDS
+    with _prefixed(job.label):
+        started = time.time()
+        print(f"{job.chapter}: started" + (f" ({job.threads} thread(s))" if job.threads else ""), flush=True)
+        path = runs.run_chapter(job.chapter, dict(job.params), force=job.force, out_dir=out_dir,
+                               progress=job.progress, records_dir=records)
+        print(f"{job.chapter}: done in {(time.time() - started) / 60:.1f} min -> {path}", flush=True)
+    return str(path)
+
+
+def launch(jobs: list[Job], n_jobs: int | None = None, launcher: str = "local",
+           folder: str | os.PathLike | None = None) -> list[str]:
+    """Run ``jobs``, ``n_jobs`` at once (default: :func:`default_jobs`); their notebooks' paths, in order.
+
+    Args:
+        jobs: the runs; each carries its own thread count.
+        n_jobs: how many run at the same time (local pool, or the SLURM array's parallelism).
+        launcher: one of :data:`LAUNCHERS`.
+        folder: submitit's folder for its logs and pickles (default ``results/sweeps/submitit``).
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
+    n_jobs = default_jobs(len(jobs)) if n_jobs is None else n_jobs
+    if n_jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {n_jobs}")
+    if not jobs:
+        return []
+    if launcher != "local":
+        return _submitit(jobs, n_jobs, launcher, folder)
+    if n_jobs == 1:
+        return [run_job(job) for job in jobs]
+    return _pool(jobs, n_jobs)
+
+
+def _pool(jobs: list[Job], n_jobs: int) -> list[str]:
+    """A local process pool; on the first failure (or Ctrl-C) every other job is ended, kernels included."""
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"))
+    futures = [pool.submit(run_job, job) for job in jobs]
+    try:
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f in done and f.exception() is not None]
+        if failed:
+            raise failed[0].exception()
+        return [f.result() for f in futures]
+    except BaseException:
+        end_descendants()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def end_descendants() -> None:
+    """Kill every process started from this one (pool workers and their chapters' kernels)."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+def _submitit(jobs: list[Job], n_jobs: int, launcher: str, folder) -> list[str]:
+    """The same jobs as a submitit job array: SLURM, or submitit's local executor."""
+    import submitit
+
+    from . import runs
+
+    folder = Path(folder) if folder else runs.ROOT / "results" / "sweeps" / "submitit"
+    cluster = "slurm" if launcher == "slurm" else "local"
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    threads = max(job.threads or 1 for job in jobs)
+    executor.update_parameters(cpus_per_task=threads, timeout_min=24 * 60, slurm_array_parallelism=n_jobs)
+    submitted = executor.map_array(run_job, jobs)
+    try:
+        return [job.result() for job in submitted]
+    except BaseException:
+        for job in submitted:
+            with contextlib.suppress(Exception):
+                job.cancel(check=False)
+        raise
