@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import os
 import signal
@@ -74,14 +75,17 @@ def parser() -> argparse.ArgumentParser:
 
 def _add_job_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--jobs", type=int, default=None,
-                   help=f"how many runs at once ({what}); default: one per core ({jobs.cores()} here)")
+                   help=f"how many runs at once ({what}); default: one per core ({jobs.cores()} here), or for "
+                        "a sweep's seeds as many as ends them soonest (five seeds on two cores: all five)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads per run (torch, OpenMP, BLAS); default: the cores divided among the jobs")
 
 
-def _job_settings(args, n_runs: int) -> tuple[int, int]:
-    """(jobs at once, threads per job), refused before anything runs when out of range."""
-    n_jobs = jobs.default_jobs(n_runs) if args.jobs is None else args.jobs
+def _job_settings(args, n_runs: int, equal: bool = True) -> tuple[int, int]:
+    """(jobs at once, threads per job), refused before anything runs when out of range. By default equal
+    runs (a sweep's seeds) start as :func:`maelib.jobs.default_jobs` balances them; unequal ones (the
+    book's chapters, longest first) one per core."""
+    n_jobs = args.jobs if args.jobs is not None else jobs.default_jobs(n_runs) if equal else min(jobs.cores(), n_runs)
     if n_jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {n_jobs}")
     threads = jobs.threads_per_job(n_jobs) if args.threads is None else args.threads
@@ -107,10 +111,11 @@ def run(args, ap) -> int:
 
 
 def build(args, ap) -> int:
-    """Chapters that read no other chapter's results run side by side, then those that read them."""
+    """Chapters that read no other chapter's results run side by side (the longest first, by their last
+    recorded wall time, so that the cores end together), then those that read them."""
     chapters = runs.toc_chapters()
-    first = [c for c in chapters if runs.independent(c)]
-    n_jobs, threads = _job_settings(args, len(first))
+    first = sorted((c for c in chapters if runs.independent(c)), key=lambda c: -runs.last_wall_s(c, args.profile))
+    n_jobs, threads = _job_settings(args, len(first), equal=False)
     params = {"profile": args.profile}
     started = time.time()
     jobs.launch([jobs.Job(c, params, threads=threads, label=c, progress=n_jobs == 1, force=args.force)
@@ -138,9 +143,34 @@ def sweep(args, ap) -> int:
             todo.append(jobs.Job(args.chapter, {"profile": args.profile, "seed": seed, **extra},
                                  out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}"), threads=threads,
                                  label=label, progress=n_jobs == 1))
-    for path in jobs.launch(todo, n_jobs, launcher=args.launcher):
+    first, rest = _tuning_first(args.chapter, todo)
+    if first:
+        print(f"{', '.join(j.label for j in first)}: chooses the learning rates first (none is recorded for this "
+              "setting and code); the other seeds then reuse the choice", flush=True)
+    n_first = min(n_jobs, max(1, len(first)))  # one per setting; several settings side by side
+    first = [dataclasses.replace(j, threads=args.threads or jobs.threads_per_job(n_first)) for j in first]
+    for path in jobs.launch(first, n_first, launcher=args.launcher) + jobs.launch(rest, n_jobs,
+                                                                                   launcher=args.launcher):
         print(path)
     return 0
+
+
+def _tuning_first(chapter: str, todo: list) -> tuple[list, list]:
+    """(jobs to run before the others, the others): a chapter that chooses its learning rates on held-out
+    data (it has an ``lr_grid``) has the tuning seed's run choose them, and the other seeds reuse that
+    choice; run side by side with it, they would each choose their own instead. So where no choice is
+    recorded for a job's setting and code, the tuning seed's job of that setting goes first."""
+    if "lr_grid" not in profiles.SPECS.get(chapter, {}):
+        return [], todo
+    from . import summary
+
+    first = []
+    for job in todo:
+        if job.params.get("seed") == summary.TUNING_SEED:
+            p = profiles.resolve(chapter, **job.params)
+            if summary.tuning(chapter, vars(p)) is None:
+                first.append(job)
+    return first, [j for j in todo if j not in first]
 
 
 def check_control(args, ap) -> int:

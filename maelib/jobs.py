@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import sys
 import time
@@ -41,9 +42,17 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_jobs(n_runs: int) -> int:
-    """As many jobs at once as there are cores, and no more than runs."""
-    return max(1, min(cores(), n_runs))
+def default_jobs(n_runs: int, most_per_core: int = 3) -> int:
+    """How many of ``n_runs`` equal one-thread runs to start at once so that they end soonest: one per
+    core, or more where that balances the cores (five seeds on two cores: all five at once share the
+    cores to the end, where two at a time would leave the fifth alone on one core), at most
+    ``most_per_core`` per core (memory); the fewest among equally quick choices."""
+    c = cores()
+    if n_runs <= c:
+        return max(1, n_runs)
+    def makespan(j):  # in lone-run times: rounds of j runs, each round slowed when j exceeds the cores
+        return math.ceil(n_runs / j) * max(1.0, j / c)
+    return min(range(c, min(n_runs, most_per_core * c) + 1), key=lambda j: (makespan(j), j))
 
 
 def threads_per_job(n_jobs: int) -> int:
@@ -155,18 +164,32 @@ def _pool(jobs: list[Job], n_jobs: int) -> list[str]:
         return [f.result() for f in futures]
     except BaseException:
         end_descendants()
+        _clean_after(jobs)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def end_descendants() -> None:
-    """Kill every process started from this one (pool workers and their chapters' kernels)."""
+    """Kill every process started from this one (pool workers and their chapters' kernels), and wait
+    until they are gone."""
     import psutil
 
-    for child in psutil.Process().children(recursive=True):
+    children = psutil.Process().children(recursive=True)
+    for child in children:
         with contextlib.suppress(psutil.Error):
             child.kill()
+    psutil.wait_procs(children, timeout=10)
+
+
+def _clean_after(jobs: list[Job]) -> None:
+    """Remove the working folders and temporary files that ended jobs left (their writers are gone)."""
+    from . import runs
+    from .files import clean_stale
+
+    for job in jobs:
+        for folder in (job.out_dir or runs.EXECUTED, job.records_dir or runs.RECORDS):
+            clean_stale(folder)
 
 
 def _submitit(jobs: list[Job], n_jobs: int, launcher: str, folder) -> list[str]:

@@ -321,6 +321,15 @@ def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]
     return sorted(out, key=lambda e: e["finished"])
 
 
+def last_wall_s(chapter: str, profile: str = "auto", root: Path = RECORDS) -> float:
+    """The wall time of the newest recorded run of ``chapter`` at ``profile`` with the default parameters
+    (infinite when none is recorded: an unknown chapter is taken to be long)."""
+    profile = profiles.default_profile() if profile == "auto" else profile
+    times = [r["wall_s"] for r in load_records(chapter, root) if r["profile"] == profile and not r["parameters"].keys()
+             - {"profile", "seed", "live", "executed_dir"}]
+    return float(times[-1]) if times else float("inf")
+
+
 def independent(chapter: str) -> bool:
     """Whether a chapter reads no other chapter's results (so it may run beside the others)."""
     return chapter not in READS_REGISTRY and chapter not in READS_EXECUTED

@@ -1,0 +1,215 @@
+"""Runs side by side (maelib.jobs): each job's record equals a lone run's with the same thread count, one
+job's failure ends the others with nothing recorded, the same job runs under submitit, and a decoded
+dataset is made once by runs that start together."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from conftest import ROOT, data_folder
+from maelib import __main__ as cli
+from maelib import jobs, runs
+
+SMOKE = {"profile": "smoke"}
+
+
+def _without_times(value):
+    """A record's metrics without wall-clock times (the only thing two equal runs may differ in)."""
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if k != "wall_s" and not k.endswith("_s")}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+def _records(folder: Path) -> dict[int, dict]:
+    return {r["seed"]: r for r in (json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json")))}
+
+
+def _sweep(tmp: Path, name: str, *options: str) -> tuple[dict[int, dict], str]:
+    """``python -m maelib sweep tabular`` at the smoke profile for seeds 0 and 1: (records by seed, output)."""
+    env = {**os.environ, "MAELIB_RECORDS": str(tmp / name / "runs"), "MAELIB_CACHE": str(tmp / name / "cache")}
+    cmd = [sys.executable, "-m", "maelib", "sweep", "tabular", "--profile", "smoke", "--seeds", "0", "1",
+           "--out-dir", str(tmp / name / "out"), *options]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return _records(tmp / name / "runs"), done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def lone(tmp_path_factory):
+    """Seeds 0 and 1 run one after the other, one thread each."""
+    return _sweep(tmp_path_factory.mktemp("lone"), "lone", "--jobs", "1", "--threads", "1")[0]
+
+
+@pytest.mark.slow
+def test_two_jobs_record_exactly_what_lone_runs_record(lone, tmp_path):
+    side, out = _sweep(tmp_path, "side", "--jobs", "2")  # two jobs on two cores: one thread each
+    assert sorted(side) == sorted(lone) == [0, 1]
+    for seed in (0, 1):
+        assert side[seed]["threads"] == lone[seed]["threads"] == 1
+        assert _without_times(side[seed]["metrics"]) == _without_times(lone[seed]["metrics"])
+        assert f"[seed {seed}] tabular: started" in out and f"[seed {seed}] tabular: done" in out
+    assert _without_times(side[0]["metrics"]) != _without_times(side[1]["metrics"])  # the seeds differ
+
+
+@pytest.mark.slow
+def test_submitit_runs_the_same_job_function(lone, tmp_path):
+    job = jobs.Job("tabular", {**SMOKE, "seed": 1}, out_dir=str(tmp_path / "out"), threads=1,
+                   records_dir=str(tmp_path / "runs"))
+    [path] = jobs.launch([job], 1, launcher="submitit-local", folder=tmp_path / "submitit")
+    assert Path(path).is_file()
+    record = _records(tmp_path / "runs")[1]
+    assert record["threads"] == 1
+    assert _without_times(record["metrics"]) == _without_times(lone[1]["metrics"])
+
+
+@pytest.mark.slow
+def test_one_failing_job_ends_the_others_and_nothing_is_recorded(tmp_path):
+    diverges = jobs.Job("tabular", {**SMOKE, "lr": 1e3}, out_dir=str(tmp_path / "a"), threads=1,
+                        records_dir=str(tmp_path / "runs"))
+    long = jobs.Job("images", {**SMOKE, "pretrain_epochs": 400}, out_dir=str(tmp_path / "b"), threads=1,
+                    records_dir=str(tmp_path / "runs"))
+    started = time.time()
+    with pytest.raises(runs.ChapterFailed, match="tabular.*FloatingPointError"):
+        jobs.launch([diverges, long], 2)
+    assert time.time() - started < 240  # 400 smoke epochs take far longer: the long job was ended
+    assert list(tmp_path.rglob("*.json")) == [] and list(tmp_path.rglob("*.ipynb")) == []  # no record, no notebook
+    time.sleep(0.5)
+    assert [p for p in psutil.Process().children(recursive=True) if p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE] == []  # no worker, no kernel left
+
+
+def test_a_chapter_failure_survives_the_trip_between_processes():
+    import pickle
+
+    e = pickle.loads(pickle.dumps(runs.ChapterFailed("tabular", "FloatingPointError", "nan", {"lr": 1e3})))
+    assert (e.chapter, e.ename, e.params) == ("tabular", "FloatingPointError", {"lr": 1e3})
+    assert "nothing was recorded" in str(e)
+
+
+def test_pinning_sets_torch_openmp_and_blas(monkeypatch):
+    for var in jobs.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    before = torch.get_num_threads()
+    try:
+        jobs.pin_threads(1)
+        assert torch.get_num_threads() == 1
+        assert all(os.environ[v] == "1" for v in jobs.THREAD_VARS)
+        assert runs.threads() == 1  # what the record says
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        jobs.pin_threads(0)
+
+
+def test_each_line_of_a_job_carries_its_label():
+    class Sink:
+        text = ""
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+    sink = Sink()
+    out = jobs._Prefixed(sink, "seed 3")
+    out.write("one\ntwo")
+    out.write(" halves\nbar 10%\rbar 20%\n")
+    assert sink.text == "[seed 3] one\n[seed 3] two halves\n[seed 3] bar 10%\r[seed 3] bar 20%\n"
+
+
+@pytest.mark.parametrize("option", [["--jobs", "0"], ["--threads", "0"]])
+def test_job_options_out_of_range_are_refused_before_anything_runs(option, capsys, monkeypatch):
+    monkeypatch.setattr(jobs, "launch", lambda *a, **k: pytest.fail("ran"))
+    assert cli.main(["sweep", "tabular", "--profile", "smoke", *option]) == 2
+    assert f"error: {option[0]} must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_the_book_runs_independent_chapters_side_by_side_then_the_readers(monkeypatch):
+    calls = []
+    monkeypatch.setattr(jobs, "launch", lambda todo, n, **k: calls.append((todo, n)) or [])
+    monkeypatch.setattr(cli.book, "build", lambda: "index.html")
+    monkeypatch.setattr(jobs, "cores", lambda: 2)
+    last = {"images": 270.0, "series": 115.0, "segmentation": 132.0, "volumes": 205.0, "tabular": 39.0}
+    monkeypatch.setattr(runs, "last_wall_s", lambda chapter, profile: last.get(chapter, float("inf")))
+    assert cli.main(["book", "--profile", "smoke"]) == 0
+    (first, n_first), (then, n_then) = calls
+    assert [j.chapter for j in first] == ["images", "volumes", "segmentation", "series", "tabular"]  # longest first
+    assert n_first == 2 and {j.threads for j in first} == {1}
+    assert [j.chapter for j in then] == ["masking", "summary", "reproduce"]
+    assert n_then == 1 and {j.threads for j in then} == {2}  # each alone, on every core
+
+
+def test_default_jobs_balance_the_cores(monkeypatch):
+    monkeypatch.setattr(jobs, "cores", lambda: 2)
+    assert [jobs.default_jobs(n) for n in (1, 2, 4, 20)] == [1, 2, 2, 2]  # one per core where rounds are full
+    assert jobs.default_jobs(5) == 5  # two at a time would leave the fifth alone on one core
+    assert jobs.default_jobs(7) == 2  # seven at once exceeds three per core
+    assert jobs.threads_per_job(2) == 1 and jobs.threads_per_job(1) == 2 and jobs.threads_per_job(5) == 1
+
+
+def test_decoded_images_are_made_once_by_runs_that_start_together(isolated_cache, monkeypatch):
+    from maelib.data import tinyimagenet
+
+    data_folder("tinyimagenet")
+    made = []
+
+    def slow_read(folder, split, wanted):
+        made.append(split)
+        time.sleep(0.5)  # long enough for the other run to arrive while this one decodes
+        return np.zeros((4, 64, 64, 3), np.uint8), np.zeros(4, np.int64)
+
+    monkeypatch.setattr(tinyimagenet, "_read", slow_read)
+    threads = [threading.Thread(target=tinyimagenet.load, kwargs={"n_classes": 2}) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(made) == ["train", "val"]  # once per split, not once per run
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_two_job_sweep_ends_every_job_with_nothing_recorded(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the sweep, its workers and their kernels."""
+    import signal
+
+    env = {**os.environ, "MAELIB_CACHE": str(tmp_path / "cache"), "MAELIB_RECORDS": str(tmp_path / "runs")}
+    proc = subprocess.Popen([sys.executable, "-m", "maelib", "sweep", "images", "--profile", "smoke", "--seeds", "0",
+                             "1", "--jobs", "2", "--out-dir", str(tmp_path / "out")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    family = []
+    deadline = time.time() + 60
+    while time.time() < deadline and len(family) < 4:  # two workers, each with its kernel
+        time.sleep(1)
+        family = psutil.Process(proc.pid).children(recursive=True)
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    time.sleep(0.5)
+    assert [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert list(tmp_path.rglob("*.json")) == [] and list(tmp_path.rglob("*.ipynb")) == []
+
+
+def test_a_sweep_lets_the_tuning_seed_choose_first_where_no_choice_is_recorded(monkeypatch):
+    from maelib import summary
+
+    todo = [jobs.Job("images", {**SMOKE, "seed": s}, label=f"seed {s}") for s in (0, 1, 2)]
+    monkeypatch.setattr(summary, "tuning", lambda chapter, resolved: None)
+    first, rest = cli._tuning_first("images", todo)
+    assert [j.params["seed"] for j in first] == [0] and [j.params["seed"] for j in rest] == [1, 2]
+    monkeypatch.setattr(summary, "tuning", lambda chapter, resolved: {"lr": {}})  # a recorded choice
+    assert cli._tuning_first("images", todo) == ([], todo)
+    tabular = [jobs.Job("tabular", {**SMOKE, "seed": 0})]  # chooses no learning rate
+    assert cli._tuning_first("tabular", tabular) == ([], tabular)
