@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..files import atomic_path
+from ..files import atomic_path, file_lock
 from .registry import DataMissingError, cache_dir, locate, provenance, search_paths, source_key
 
 IGNORE = 255
@@ -54,23 +54,30 @@ def _camvid_pairs(folder: Path, split: str):
             yield np.asarray(Image.open(f).convert("RGB")), np.asarray(Image.open(base / f"{split}annot" / f.name))
 
 
+def _decode_camvid(folder: Path, size: int) -> dict:
+    """Every split of CamVid resized to ``size``: ``dict(classes=[...], train=(x, y), val=..., test=...)``."""
+    out = {"classes": CAMVID_CLASSES}
+    for split in ("train", "val", "test"):
+        imgs, labs = zip(*_camvid_pairs(folder, split))
+        x, y = _resize(list(imgs), list(labs), size)
+        y[y >= len(CAMVID_CLASSES)] = IGNORE
+        out[split] = (x, y)
+    return out
+
+
 def load_camvid(size: int = 128, data_dir=None, limit: int | None = None) -> dict:
     """``dict(train=(x, y), val=(x, y), test=(x, y), classes=[...], source=provenance)``; void -> IGNORE.
     Cached per size and source."""
     folder = locate("camvid", ("camvid_half.tar.gz", "camvid"), data_dir)
     src = folder / "camvid_half.tar.gz" if (folder / "camvid_half.tar.gz").exists() else folder / "camvid"
     cache = cache_dir() / f"camvid_{source_key(src)}_{size}.pt"
-    if cache.exists():
-        out = torch.load(cache, weights_only=True)
-    else:
-        out = {"classes": CAMVID_CLASSES}
-        for split in ("train", "val", "test"):
-            imgs, labs = zip(*_camvid_pairs(folder, split))
-            x, y = _resize(list(imgs), list(labs), size)
-            y[y >= len(CAMVID_CLASSES)] = IGNORE
-            out[split] = (x, y)
-        with atomic_path(cache) as tmp:
-            torch.save(out, tmp)
+    with file_lock(cache):  # decoded once, even by runs that start together
+        if cache.exists():
+            out = torch.load(cache, weights_only=True)
+        else:
+            out = _decode_camvid(folder, size)
+            with atomic_path(cache) as tmp:
+                torch.save(out, tmp)
     if limit:
         out = {k: (v[0][:limit], v[1][:limit]) if isinstance(v, tuple) else v for k, v in out.items()}
     return {**out, "source": provenance("camvid", src)}

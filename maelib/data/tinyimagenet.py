@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..files import atomic_path
+from ..files import atomic_path, file_lock
 from .registry import DataCorruptError, cache_dir, locate, provenance
 from .registry import source_key as registry_source_key
 
@@ -114,14 +114,15 @@ def load(n_classes: int = 20, data_dir=None, limit: int | None = None):
     tag = f"{'canonical' if canonical else 'staged'}_{source_key(folder, canonical)}"
     for split in ("train", "val"):
         cache = cache_dir() / f"tinyimagenet_{tag}_{n_classes}_{split}.npz"
-        if cache.exists():
-            z = np.load(cache)
-            x, y = z["x"], z["y"]
-        else:
-            x, y = _read(folder, split, wanted)
-            with atomic_path(cache) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, x=x, y=y)
+        with file_lock(cache):  # decoded once, even by runs that start together
+            if cache.exists():
+                z = np.load(cache)
+                x, y = z["x"], z["y"]
+            else:
+                x, y = _read(folder, split, wanted)
+                with atomic_path(cache) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.savez(f, x=x, y=y)
         if limit is not None:
             x, y = balanced_prefix(x, y, limit)
         out[split] = (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y))

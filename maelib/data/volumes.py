@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_path
+from ..files import atomic_path, file_lock
 from .registry import DataCorruptError, cache_dir, locate, provenance
 
 BTCV_ORGANS = ["spleen", "right kidney", "left kidney", "gallbladder", "esophagus", "liver", "stomach", "aorta",
@@ -34,23 +34,25 @@ def hippocampus_files(data_dir=None) -> list[dict]:
         root, images, labels = folder / "Task04_Hippocampus", "imagesTr", "labelsTr"
     else:
         root, images, labels = cache_dir() / "hippocampus", "images", "labels"
-        if not (root / "labels").exists():
-            archive = folder / ARCHIVE
-            try:
-                with atomic_path(root) as tmp, tarfile.open(archive, "r:xz") as tar:
-                    tar.extractall(tmp, filter="data")
-            except (EOFError, tarfile.TarError, lzma.LZMAError) as e:
-                raise DataCorruptError(f"{archive} is damaged ({type(e).__name__}: {e}); copy it again from the "
-                                       "staged data or fetch it (python -m maelib data fetch hippocampus)") from None
-            except OSError:  # another process unpacked it first
-                if not (root / "labels").exists():
-                    raise
+        with file_lock(root):  # unpacked once, even by runs that start together
+            if not (root / "labels").exists():
+                _unpack(folder / ARCHIVE, root)
     pairs = []
     for img in sorted((root / images).glob("hippocampus_*.nii*")):
         lab = root / labels / img.name
         if lab.exists():
             pairs.append({"image": str(img), "label": str(lab)})
     return pairs
+
+
+def _unpack(archive: Path, root: Path) -> None:
+    """The staged archive's cases into ``root`` (whole, or not at all)."""
+    try:
+        with atomic_path(root) as tmp, tarfile.open(archive, "r:xz") as tar:
+            tar.extractall(tmp, filter="data")
+    except (EOFError, tarfile.TarError, lzma.LZMAError) as e:
+        raise DataCorruptError(f"{archive} is damaged ({type(e).__name__}: {e}); copy it again from the "
+                               "staged data or fetch it (python -m maelib data fetch hippocampus)") from None
 
 
 def hippocampus_source(data_dir=None) -> dict:
