@@ -163,23 +163,27 @@ def _pool(jobs: list[Job], n_jobs: int) -> list[str]:
             raise failed[0].exception()
         return [f.result() for f in futures]
     except BaseException:
-        end_descendants()
+        end_processes([p.pid for p in (pool._processes or {}).values()])  # the workers the pool started
         _clean_after(jobs)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def end_descendants() -> None:
-    """Kill every process started from this one (pool workers and their chapters' kernels), and wait
-    until they are gone."""
+def end_processes(pids: list[int]) -> None:
+    """Kill these processes and every process they started (a worker and its chapter's kernel), and
+    wait until they are gone."""
     import psutil
 
-    children = psutil.Process().children(recursive=True)
-    for child in children:
+    family = []
+    for pid in pids:
         with contextlib.suppress(psutil.Error):
-            child.kill()
-    psutil.wait_procs(children, timeout=10)
+            worker = psutil.Process(pid)
+            family += [*worker.children(recursive=True), worker]
+    for p in family:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(family, timeout=10)
 
 
 def _clean_after(jobs: list[Job]) -> None:

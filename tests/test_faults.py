@@ -89,10 +89,10 @@ def test_a_diverging_run_stops_with_one_line_and_records_nothing(tmp_path):
     data_folder("california_housing")
     env = {"MAELIB_RECORDS": str(tmp_path / "records"), "MAELIB_CACHE": str(tmp_path / "cache")}
     done = cli("run", "tabular", "--profile", "smoke", "--no-book", "--out-dir", str(tmp_path / "out"), "-p", "lr",
-               "1e3", env=env, timeout=300)
+               "1e12", env=env, timeout=300)  # 1e3 no longer diverges on this machine's CPU (the loss stays finite)
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "loss became nan" in errors[0] and "lr=1000.0" in errors[0]
+    assert len(errors) == 1 and "loss became nan" in errors[0] and "lr=1000000000000.0" in errors[0]
     assert "Traceback" not in done.stderr
     assert not list((tmp_path / "records").glob("*.json")) and not list((tmp_path / "out").glob("*"))
 
