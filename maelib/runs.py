@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import profiles
 from .data.registry import cache_dir
-from .files import claim_folder, clean_stale, create_exclusive, write_text_atomic
+from .files import claim_folder, clean_stale, create_exclusive, writable_folder, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -245,6 +245,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         params.setdefault("executed_dir", str(out_dir))  # the chapters executed beside it
     if params["profile"] == "auto":
         params["profile"] = profiles.default_profile()
+    check_destinations(params, out_dir, records_dir)
     resolved = profiles.resolve(chapter, **params)  # refuses bad input before any compute
     src = notebook_of(chapter)
     out_nb = out_dir / f"{src.stem}.ipynb"
@@ -281,6 +282,17 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         os.replace(done_nb, out_nb)
         write_text_atomic(record, text)
     return out_nb
+
+
+def check_destinations(params: dict, out_dir: Path, records_dir: Path | None) -> None:
+    """Every folder a run will write in, created and written in once before it computes: the executed
+    notebook's, the run registry's and the checkpoints' (``checkpoint_dir``, else the maelib cache)."""
+    writable_folder(out_dir, "the output folder (--out-dir)")
+    if records_dir is not None:
+        writable_folder(records_dir, "the run registry (MAELIB_RECORDS)")
+    if params.get("checkpoint_dir"):
+        writable_folder(params["checkpoint_dir"], "checkpoint_dir")
+    writable_folder(cache_dir(), "the maelib cache (MAELIB_CACHE)")
 
 
 def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: bool) -> dict:
