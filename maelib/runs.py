@@ -248,6 +248,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     check_destinations(params, out_dir, records_dir)
     resolved = profiles.resolve(chapter, **params)  # refuses bad input before any compute
     src = notebook_of(chapter)
+    check_syntax(src)
     out_nb = out_dir / f"{src.stem}.ipynb"
     record = out_dir / f"{src.stem}.run.json"
     key = stamp(chapter, params)
@@ -282,6 +283,18 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         os.replace(done_nb, out_nb)
         write_text_atomic(record, text)
     return out_nb
+
+
+def check_syntax(src: Path) -> None:
+    """Parse every code cell of a chapter's source before any runs (in the percent format the markdown
+    cells are comments, so the file parses as one); a syntax error names its line and cell."""
+    text = src.read_text()
+    try:
+        ast.parse(text, filename=str(src))
+    except SyntaxError as e:
+        cell = sum(line.startswith("# %%") for line in text.splitlines()[: e.lineno])
+        raise ValueError(f"{src.relative_to(ROOT) if src.is_relative_to(ROOT) else src}, line {e.lineno} (cell "
+                         f"{cell}): {e.msg}: {(e.text or '').strip()!r}; no cell was run") from None
 
 
 def check_destinations(params: dict, out_dir: Path, records_dir: Path | None) -> None:
