@@ -14,6 +14,17 @@ import threading
 import time
 from pathlib import Path
 
+
+def _quit_at_once(signum, frame):
+    """A Ctrl-C while the library loads ends the process at once: nothing has run yet, and an import
+    interrupted half-way can fail again on the next import (scipy's lazy modules, numpy's extension)."""
+    print("interrupted", file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+if __name__ == "__main__" and threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, _quit_at_once)  # until program() installs _on_sigint
+
 try:  # importing the library (torch) takes seconds: a Ctrl-C then ends as quietly as during a run
     from . import book, jobs, profiles, runs
     from .data import registry
@@ -223,23 +234,30 @@ def _stop_children() -> None:
             pass
 
 
-def _interrupted() -> int:
+def _quiet_children() -> None:
+    """Kill the children and silence the logs that report their end (a dead kernel's task, at exit)."""
     import logging
 
-    logging.disable(logging.CRITICAL)  # the kernel's shutdown noise (a dead kernel's task, at exit) stays quiet
+    logging.disable(logging.CRITICAL)
     _stop_children()
+
+
+def _interrupted() -> int:
+    _quiet_children()
     print("interrupted", file=sys.stderr, flush=True)
     return 130
 
 
 def _on_sigint(signum, frame):
-    """A Ctrl-C raises KeyboardInterrupt as usual; should the clean-up it starts hang (a kernel that never
-    answers its shutdown request), the run still ends within GRACE_S: no record is written until a run
-    has finished, so nothing half-done is kept."""
+    """A Ctrl-C first kills the chapter's kernel, so that it cannot print its own interrupted cell's
+    traceback, then raises KeyboardInterrupt as usual; should the clean-up it starts hang (a kernel that
+    never answers its shutdown request), the run still ends within GRACE_S: no record is written until a
+    run has finished, so nothing half-done is kept."""
     def force():
         time.sleep(GRACE_S)
         os._exit(_interrupted())
 
+    _quiet_children()
     threading.Thread(target=force, daemon=True).start()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     raise KeyboardInterrupt

@@ -7,6 +7,8 @@
   ``-3``... when the name is taken (two runs finishing in the same second both keep their record).
 - :func:`file_lock`: an exclusive lock for a block, so that the first of several processes that need the
   same cache file makes it and the others wait, then read it (a decoded dataset is made once).
+- :func:`writable_folder`: create a folder a run will write in and prove it can write there, before the
+  run computes anything.
 - :func:`claim_folder`: an exclusive lock on a folder for the rest of the process (a second process
   with the same folder waits), after which temporary files left there by dead processes are removed.
 """
@@ -20,6 +22,25 @@ from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
 _HELD: dict[Path, int] = {}  # folder -> open lock file descriptor, kept for the process's lifetime
+
+
+class NotWritable(ValueError):
+    """A folder a run would write in cannot be created or written in; the message names it."""
+
+
+def writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """``folder``, created if needed, once a probe file was written in it and removed; else
+    :class:`NotWritable` naming ``what`` (e.g. "the run registry (MAELIB_RECORDS)") and the path."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = temporary_name(folder / "write-check")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise NotWritable(f"{what} {folder} is not a folder this run can write in "
+                          f"({type(e).__name__}: {e.strerror or e})") from None
+    return folder
 
 
 def temporary_name(path: Path) -> Path:

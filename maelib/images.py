@@ -17,6 +17,7 @@ from .data import tinyimagenet
 from .heads import LinearProbe, ViTClassifier, cls_features, encoder_like
 from .mae import MaskedAutoencoder
 from .metrics import accuracy
+from .masking import check_split, visible_count
 from .tokens import Patches2d
 from .files import save_torch_atomic
 from .train import GRID_EXTENSIONS, TrainConfig, checkpoint_file, fit, grid_search, param_groups
@@ -70,6 +71,31 @@ def make_mae(p) -> MaskedAutoencoder:
                              p.decoder_depth, norm_target=p.norm_target)
 
 
+def check_model(p, device=None) -> None:
+    """The MAE of ``p`` built and run once on two blank images (before any data is loaded); its mask must
+    hide a token and show one."""
+    mae = make_mae(p)
+    length = mae.tokenizer.num_tokens
+    source = f"img_size {p.img_size} in patch_size {p.patch_size} patches"
+    check_split(length, visible_count(length, p.mask_ratio), p.mask_ratio, source)
+    with torch.no_grad():
+        mae(torch.zeros(2, 3, p.img_size, p.img_size), p.mask_ratio)
+
+
+def preflight(p, device=None) -> None:
+    """Refuse a setting that cannot work before any data is loaded: :func:`check_model`, and the training
+    images must fill one batch."""
+    check_model(p)
+    if p.limit is not None:
+        tuned = p.finetune_lr is None or p.scratch_lr is None  # a held-out tenth chooses a learning rate
+        labels = torch.arange(p.limit) % p.n_classes
+        n = len(holdout({"train": (labels, labels), "names": []})["train"][1]) if tuned else p.limit
+        if n < p.batch_size:
+            raise ValueError(f"limit {p.limit} leaves {n} training images{' beside the held-out tenth' * tuned}, "
+                             f"fewer than one batch (batch_size {p.batch_size}); an incomplete batch is dropped, "
+                             "so nothing would train: raise limit or lower batch_size")
+
+
 def save_mae(mae: MaskedAutoencoder, p, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
     """The trained MAE with what rebuilds it (config, image and patch size, mask ratio), written
     atomically; ``dtype=torch.float16`` halves the file (the compact copy a book ships)."""
@@ -88,8 +114,9 @@ def load_mae(path: str | Path) -> tuple[MaskedAutoencoder, dict]:
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-        raise ValueError(f"{path} is not a readable image-MAE checkpoint ({str(e).splitlines()[0][:160]})") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, IndexError) as e:  # text: KeyError
+        why = (str(e).splitlines() or [""])[0][:160]
+        raise ValueError(f"{path} is not a readable image-MAE checkpoint ({type(e).__name__}: {why})") from None
     if not isinstance(state, dict) or not {"config", "img_size", "patch_size", "state_dict"} <= set(state):
         raise ValueError(f"{path} is not an image-MAE checkpoint written by maelib (config, img_size, patch_size, "
                          "state_dict)")

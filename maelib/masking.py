@@ -23,6 +23,22 @@ def check_ratio(name: str, value: float, low: float = 0.0, high: float = 1.0, cl
     return v
 
 
+def visible_count(length: int, mask_ratio: float) -> int:
+    """How many of ``length`` tokens :func:`random_masking` leaves visible (at least one)."""
+    return max(1, int(length * (1 - mask_ratio)))
+
+
+def check_split(length: int, n_visible: int, mask_ratio: float, source: str) -> None:
+    """Refuse a mask that hides none of a sample's ``length`` tokens (nothing to reconstruct) or shows
+    none (nothing to encode); ``source`` says where the token count comes from."""
+    if n_visible >= length:
+        raise ValueError(f"mask_ratio {mask_ratio:g} hides none of the {length} token(s) of a sample ({source}): "
+                         "nothing to reconstruct; use smaller patches or a higher mask_ratio")
+    if n_visible < 1:
+        raise ValueError(f"mask_ratio {mask_ratio:g} shows none of the {length} token(s) of a sample ({source}): "
+                         "nothing to encode; use smaller patches or a lower mask_ratio")
+
+
 @dataclass
 class Masking:
     """The outcome of :func:`random_masking` for a batch of ``N`` sequences of ``L`` tokens.
@@ -51,7 +67,7 @@ def random_masking(n: int, length: int, mask_ratio: float, device=None,
     ``mask_ratio`` is in [0, 1); at least one token always stays visible.
     """
     check_ratio("mask_ratio", mask_ratio)
-    n_keep = max(1, int(length * (1 - mask_ratio)))
+    n_keep = visible_count(length, mask_ratio)
     noise = torch.rand(n, length, device=device, generator=generator)
     shuffle = noise.argsort(dim=1)
     restore = shuffle.argsort(dim=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 PROFILE_NAMES = ("smoke", "quick", "full")
@@ -40,7 +41,9 @@ class Spec:
         if value is None:
             return None
         if self.kind is list:
-            values = value if isinstance(value, (list, tuple)) else [value]
+            values = value if isinstance(value, (list, tuple)) else [value]  # one value: a list of one
+            if not values:
+                raise ValueError(f"{name} must be a list of at least one value, got {value!r}")
             return [Spec(self.item, self.low, self.high, self.open_low, self.open_high).check(name, v) for v in values]
         if self.kind is bool:
             if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -48,6 +51,8 @@ class Spec:
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false, got {value!r}")
             return value
+        if isinstance(value, bool) or (self.kind is not str and isinstance(value, (list, tuple, dict))):
+            raise ValueError(f"{name} must be a {self.kind.__name__}, got {value!r}")
         try:
             v = self.kind(value)
         except (TypeError, ValueError):
@@ -316,13 +321,13 @@ def resolve_namespace(chapter: str, namespace: dict) -> SimpleNamespace:
 def validate(chapter: str, params: dict) -> None:
     """Refuse unknown parameter names and values out of range (checked without running anything)."""
     specs = SPECS[chapter]
-    for name, value in params.items():
+    for name in params:
         if name not in specs:
             raise ValueError(f"unknown parameter {name!r} for chapter {chapter!r}; known: {', '.join(sorted(specs))}")
-        specs[name].check(name, value)
+    checked = {name: specs[name].check(name, value) for name, value in params.items()}
     checker = CROSS_CHECKS.get(chapter)
     if checker:
-        checker(params)
+        checker(checked)  # the values as the chapter will see them (a single column: a list of one)
 
 
 def _images_cross(p: dict) -> None:
@@ -364,8 +369,16 @@ def _tabular_cross(p: dict) -> None:
         raise ValueError(f"dim ({p['dim']}) must be a multiple of heads ({p['heads']})")
 
 
+def _existing_folders(p: dict) -> None:
+    """The folders a chapter reads runs from (records_dir, executed_dir, committed_dir) must exist."""
+    for name in ("records_dir", "executed_dir", "committed_dir"):
+        if p.get(name) is not None and not Path(p[name]).is_dir():
+            raise ValueError(f"{name} must be an existing folder, got {p[name]!r} (no such folder)")
+
+
 CROSS_CHECKS = {"images": _images_cross, "series": _series_cross, "tabular": _tabular_cross,
-                "segmentation": _images_cross, "volumes": lambda p: _volumes_cross(p)}
+                "segmentation": _images_cross, "volumes": lambda p: _volumes_cross(p), "summary": _existing_folders,
+                "reproduce": _existing_folders}
 
 
 def _volumes_cross(p: dict) -> None:

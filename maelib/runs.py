@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import profiles
 from .data.registry import cache_dir
-from .files import claim_folder, clean_stale, create_exclusive, write_text_atomic
+from .files import claim_folder, clean_stale, create_exclusive, writable_folder, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -34,8 +34,11 @@ RECORDS = Path(os.environ.get("MAELIB_RECORDS") or ROOT / "results" / "runs")  #
 # chapters whose output depends on recorded runs, and the chapters whose records they read (None: all others)
 READS_REGISTRY = {"masking": {"images"}, "summary": None}
 READS_EXECUTED = {"reproduce"}  # chapters that read the other chapters' run records beside them
-RECORD_KEYS = ("chapter", "notebook", "parameters", "resolved", "profile", "seed", "device", "metrics", "wall_s",
-               "finished", "git_commit", "stamp")
+# the run record's schema: each key a record must hold, and the types its value may have (None: null)
+RECORD_SCHEMA = {"chapter": (str,), "notebook": (str,), "parameters": (dict,), "resolved": (dict,), "profile": (str,),
+                 "seed": (int, None), "device": (str, None), "metrics": (dict,), "wall_s": (int, float),
+                 "finished": (str,), "git_commit": (str, None), "stamp": (str,)}
+RECORD_KEYS = tuple(RECORD_SCHEMA)
 PACKAGES = ("torch", "torchvision", "timm", "monai", "numpy", "pandas", "scikit-learn", "scipy", "matplotlib",
             "seaborn", "papermill", "jupyter-book")
 
@@ -255,8 +258,11 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         params.setdefault("executed_dir", str(out_dir))  # the chapters executed beside it
     if params["profile"] == "auto":
         params["profile"] = profiles.default_profile()
+    check_destinations(params, out_dir, records_dir)
     resolved = profiles.resolve(chapter, **params)  # refuses bad input before any compute
     src = notebook_of(chapter)
+    check_syntax(src)
+    preflight(chapter, resolved)
     out_nb = out_dir / f"{src.stem}.ipynb"
     record = out_dir / f"{src.stem}.run.json"
     key = stamp(chapter, params)
@@ -293,6 +299,74 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     return out_nb
 
 
+def preflight(chapter: str, p) -> None:
+    """Ask the computation itself, once and on tiny inputs, whether a setting can work, before the chapter
+    runs: the device and the seeds, a given image-MAE checkpoint, and the chapter's own check (its model
+    built and run on a blank input; see e.g. :func:`maelib.images.preflight`)."""
+    from . import train
+
+    specs = profiles.SPECS[chapter]
+    device = check_device(p.device) if "device" in specs else None
+    if "seed" in specs:
+        last = p.seed + (getattr(p, "seeds", None) or 1) - 1
+        try:
+            train.seed_everything(last)
+        except (RuntimeError, OverflowError, ValueError) as e:
+            raise ValueError(f"seed: {last} cannot seed torch, which takes seeds in [0, 2**64 - 1] ({e})") from None
+    if getattr(p, "mae_checkpoint", None):
+        from .images import load_mae
+
+        load_mae(image_mae_checkpoint(p.profile, p.mae_checkpoint)[0])
+    if chapter in PREFLIGHTS:
+        import importlib
+
+        module, name = PREFLIGHTS[chapter].split(":")
+        getattr(importlib.import_module(f"maelib.{module}"), name)(p, device)
+
+
+# each chapter's own check of a setting, ``module:function(p, device)``, run before the chapter
+PREFLIGHTS = {"images": "images:preflight", "segmentation": "images:check_model", "series": "series:preflight",
+              "tabular": "tabular:preflight", "volumes": "volumes:preflight"}
+
+
+def check_device(name: str):
+    """The torch device ``name`` stands for, once a tensor was made on it; else a ValueError naming it."""
+    import torch
+
+    from .train import pick_device
+
+    try:
+        device = pick_device(name)
+        torch.zeros(1, device=device)
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise ValueError(f"device must be auto, cpu or a device this machine has (cuda needs a GPU), got {name!r} "
+                         f"({str(e).splitlines()[0]})") from None
+    return device
+
+
+def check_syntax(src: Path) -> None:
+    """Parse every code cell of a chapter's source before any runs (in the percent format the markdown
+    cells are comments, so the file parses as one); a syntax error names its line and cell."""
+    text = src.read_text()
+    try:
+        ast.parse(text, filename=str(src))
+    except SyntaxError as e:
+        cell = sum(line.startswith("# %%") for line in text.splitlines()[: e.lineno])
+        raise ValueError(f"{src.relative_to(ROOT) if src.is_relative_to(ROOT) else src}, line {e.lineno} (cell "
+                         f"{cell}): {e.msg}: {(e.text or '').strip()!r}; no cell was run") from None
+
+
+def check_destinations(params: dict, out_dir: Path, records_dir: Path | None) -> None:
+    """Every folder a run will write in, created and written in once before it computes: the executed
+    notebook's, the run registry's and the checkpoints' (``checkpoint_dir``, else the maelib cache)."""
+    writable_folder(out_dir, "the output folder (--out-dir)")
+    if records_dir is not None:
+        writable_folder(records_dir, "the run registry (MAELIB_RECORDS)")
+    if params.get("checkpoint_dir"):
+        writable_folder(params["checkpoint_dir"], "checkpoint_dir")
+    writable_folder(cache_dir(), "the maelib cache (MAELIB_CACHE)")
+
+
 def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: bool) -> dict:
     """The chapter's glued values after papermill ran it; a run that stops raises :class:`ChapterFailed`
     (or KeyboardInterrupt, when it was interrupted)."""
@@ -309,14 +383,33 @@ def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: boo
         raise ChapterFailed(chapter, ename, evalue, params) from e
 
 
+def record_problem(entry) -> str | None:
+    """What makes ``entry`` (a parsed JSON file) not a run record of :data:`RECORD_SCHEMA`, or None."""
+    if not isinstance(entry, dict):
+        return f"it holds a {type(entry).__name__}, not an object"
+    missing = [k for k in RECORD_SCHEMA if k not in entry]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    for key, kinds in RECORD_SCHEMA.items():
+        value = entry[key]
+        if not (value is None and None in kinds or isinstance(value, tuple(k for k in kinds if k)) and
+                not isinstance(value, bool)):
+            return f"its {key} is {value!r}, not {' or '.join('null' if k is None else k.__name__ for k in kinds)}"
+    if entry["profile"] not in profiles.PROFILE_NAMES:
+        return f"its profile is {entry['profile']!r}, not one of {', '.join(profiles.PROFILE_NAMES)}"
+    return None
+
+
 def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]:
-    """Finished runs from the registry, oldest first; only files with every key of the schema."""
+    """Finished runs from the registry, oldest first; a file that is not a record of the schema is set
+    aside with a warning naming it."""
     out = []
     for f in sorted(Path(root).glob("*.json")):
         entry = read_record(f)
-        if entry is None:
-            continue
-        if all(k in entry for k in RECORD_KEYS) and (chapter is None or entry["chapter"] == chapter):
+        problem = None if entry is None else record_problem(entry)
+        if problem:
+            warnings.warn(f"run record {f} does not follow the schema ({problem}); it is ignored", stacklevel=2)
+        elif entry is not None and (chapter is None or entry["chapter"] == chapter):
             out.append(entry)
     return sorted(out, key=lambda e: e["finished"])
 

@@ -19,11 +19,18 @@ from torch import nn
 from .data import TensorLoader
 from .heads import encoder_like
 from .mae import MaskedAutoencoder, ViTEncoder
-from .masking import random_masking
+from .masking import check_split, random_masking, visible_count
 from .metrics import mae as mae_metric
 from .metrics import mse as mse_metric
 from .tokens import Patches1d
 from .train import TrainConfig, fit, param_groups
+
+
+def preflight(p, device=None) -> None:
+    """Refuse mask ratios that hide none of a window's tokens, or show none, before any data is loaded."""
+    length = p.lag // p.patch_size
+    for r in sorted(set(p.mask_ratios) | {p.mask_ratio}):
+        check_split(length, visible_count(length, r), r, f"lag {p.lag} in patch_size {p.patch_size} patches")
 
 
 def persistence(x: np.ndarray, horizon: int) -> np.ndarray:

@@ -147,6 +147,45 @@ def scores(imputed: np.ndarray, true: np.ndarray, observed: np.ndarray, columns:
     return out
 
 
+def preflight(p, device=None) -> None:
+    """Refuse seeds that scikit-learn's imputers cannot take (numpy's legacy RandomState), before any run."""
+    from sklearn.utils import check_random_state
+
+    last = p.seed + p.seeds - 1
+    try:
+        check_random_state(last)
+    except ValueError as e:
+        raise ValueError(f"seed: the seeds {p.seed} to {last} must lie in [0, 2**32 - 1], the seeds scikit-learn's "
+                         f"imputers take ({e})") from None
+
+
+FAILED_MSE = 1.0  # values lie in [0, 1]: an imputer whose MSE exceeds this has failed numerically
+
+
+def failed(mse: float) -> bool:
+    """Whether an imputer's MSE on the [0, 1] scale says it failed numerically (not finite, or beyond 1)."""
+    return not np.isfinite(mse) or mse > FAILED_MSE
+
+
+def results_table(main, metrics: dict[str, str]):
+    """Per imputer, each metric's "mean ± std" over seeds (``metrics``: column -> label; category_error in
+    %); an imputer that failed numerically in a seed reads "failed numerically (MSE ...)" instead.
+    ``main``: one row per imputer and seed, as :func:`run_all` scores them."""
+    import pandas as pd
+
+    from .viz import sig
+
+    rows = {}
+    for model, g in main.groupby("model", sort=False):
+        if g["mse"].map(failed).any():
+            rows[model] = [f"failed numerically (MSE {sig(g['mse'].max())})"] * len(metrics)
+            continue
+        scale = {k: 100 if k == "category_error" else 1 for k in metrics}
+        stats = {k: (g[k].mean() * scale[k], g[k].std() * scale[k]) for k in metrics}
+        rows[model] = [sig(m) if np.isnan(s) else f"{sig(m)} ± {sig(s, 2)}" for m, s in stats.values()]
+    return pd.DataFrame(rows, index=list(metrics.values())).T.rename_axis("imputer")
+
+
 def run_all(data: dict, p, device, seed: int, missing_rate: float):
     """Every imputer for one seed and one missing rate. Returns (scores by model, histories by model)."""
     train, test = data["train"], data["test"]

@@ -12,6 +12,7 @@ for a whole batch at once: no per-volume host work in the training loop.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ from torch import nn
 
 from .data import TensorLoader
 from .data import volumes as vdata
+from .masking import check_split
 from .train import TrainConfig, checkpoint_file, fit
 
 PATCH = 16  # UNETR's ViT always uses 16^3 patches
@@ -46,6 +48,40 @@ def make_mae(p, roi) -> MaskedAutoEncoderViT:
 def make_unetr(p, roi, n_out: int) -> UNETR:
     return UNETR(1, n_out, roi, feature_size=p.feature_size, hidden_size=p.hidden_size, mlp_dim=p.mlp_dim,
                  num_heads=p.heads, norm_name="instance")
+
+
+def step_bytes(p, roi) -> dict[str, int]:
+    """A lower bound of the memory one UNETR training step holds, in bytes, by its two largest parts:
+    the ViT's attention maps (12 blocks of heads x L x L per crop) and the full-resolution decoder maps
+    (about four feature_size-channel maps of the crop)."""
+    crops, voxels = 2 * p.batch_size, math.prod(roi)  # crop_loader: two crops of each volume in a batch
+    tokens = voxels // PATCH ** 3
+    return {"attention": 12 * crops * p.heads * tokens ** 2 * 4, "decoder maps": crops * voxels * 4 * 4 * p.feature_size}
+
+
+def free_bytes(device: torch.device) -> int:
+    """Memory free for a run on ``device``: the GPU's free memory, else the machine's available memory."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
+def preflight(p, device) -> None:
+    """Refuse a setting that cannot work before any data is loaded: the mask must hide and show a patch,
+    one training step must fit in the memory free on ``device``, and MONAI's MAE runs once on a blank crop."""
+    roi, length = tuple(p.roi), math.prod(r // PATCH for r in p.roi)
+    source = f"roi {list(roi)} in {PATCH}^3 patches"
+    check_split(length, int(length * (1 - p.mask_ratio)), p.mask_ratio, source)  # MONAI keeps int(L * (1 - r))
+    need, free = step_bytes(p, roi), free_bytes(device)
+    if sum(need.values()) > free:
+        parts = ", ".join(f"{k} {v / 2**30:.1f} GiB" for k, v in need.items())
+        raise ValueError(f"roi {list(roi)} with batch_size {p.batch_size} needs at least {sum(need.values()) / 2**30:.1f} "
+                         f"GiB for one training step ({parts}), more than the {free / 2**30:.1f} GiB free on {device}: "
+                         "out of memory; lower roi or batch_size")
+    with torch.no_grad():
+        make_mae(p, roi)(torch.zeros(1, 1, *roi), masking_ratio=p.mask_ratio)
 
 
 def mae_loss(mae: MaskedAutoEncoderViT, x: torch.Tensor, mask_ratio: float) -> torch.Tensor:

@@ -105,14 +105,8 @@ METRICS = {"mse_numeric": "numeric: MSE", "wasserstein": "numeric: Wasserstein",
 summary = main.groupby("model", sort=False)[list(METRICS)].agg(["mean", "std"])
 summary[("category_error", "mean")] *= 100
 summary[("category_error", "std")] *= 100
-
-
-def cell(mean, std):
-    return viz.sig(mean) if np.isnan(std) else f"{viz.sig(mean)} ± {viz.sig(std, 2)}"
-
-
-table = pd.DataFrame({label: [cell(r[(key, "mean")], r[(key, "std")]) for _, r in summary.iterrows()]
-                      for key, label in METRICS.items()}, index=pd.Index(summary.index, name="imputer"))
+table = tabular.results_table(main, METRICS)  # an imputer that failed numerically is marked, not given a number
+failures = [m for m in table.index if table.loc[m].iloc[0].startswith("failed")]
 by_column = pd.DataFrame({m: pd.DataFrame(list(g["mse_by_column"])).mean() for m, g in main.groupby("model", sort=False)})
 PAPER = paper.table("Table 5")
 
@@ -148,6 +142,10 @@ claim = {"seeds": [int(v) for v in per_seed.index], "mae": list(per_seed[MAE]), 
 # %% tags=["hide-input", "nbval-check-output"]
 viz.show_table(paper.table("Table 5", printed=True), "The paper's Table 5, as printed (the scale of its MSE is not "
                "stated).", "table-5-paper")
+if failures:
+    display(Markdown(":::{admonition} Failed numerically\n:class: warning\n" + ", ".join(failures) + " failed "
+                     f"numerically at a missing rate of {p.missing_rate:g} (an MSE beyond {tabular.FAILED_MSE:g} on the "
+                     "[0, 1] scale): its numbers below are not results.\n:::"))
 viz.show_table(table, f"This run: errors on the hidden test cells at a missing rate of {round(100 * p.missing_rate)}% "
                f"(mean ± standard deviation over {p.seeds} seed(s) where there are several).", "table-5")
 viz.show_table(by_column.rename_axis("numeric column"), "MSE on the hidden test cells of each numeric column "

@@ -160,10 +160,7 @@ def test_registry_schema(tmp_path):
 
 def test_committed_records_follow_the_schema():
     for f in runs.RECORDS.glob("*.json"):
-        entry = json.loads(f.read_text())
-        missing = [k for k in runs.RECORD_KEYS if k not in entry]
-        assert not missing, f"{f.name} lacks {missing}"
-        assert entry["profile"] in ("smoke", "quick", "full")
+        assert runs.record_problem(json.loads(f.read_text())) is None, f.name
 
 
 @pytest.mark.slow

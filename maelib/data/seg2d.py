@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..files import atomic_path, file_lock
-from .registry import DataMissingError, cache_dir, locate, provenance, search_paths, source_key
+from .registry import DataCorruptError, DataMissingError, cache_dir, locate, provenance, search_paths, source_key
 
 IGNORE = 255
 CAMVID_CLASSES = ["sky", "building", "pole", "road", "pavement", "tree", "sign/symbol", "fence", "car",
@@ -36,12 +37,22 @@ def _resize(images: list[np.ndarray], labels: list[np.ndarray], size: int):
     return x.round().clamp(0, 255).to(torch.uint8), y.to(torch.int64)
 
 
+def _read_tar(path: Path) -> dict[str, bytes]:
+    """Every file of a gzipped tar by its name inside; a damaged archive is named, with what to do."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    except (EOFError, tarfile.TarError, zlib.error, OSError) as e:
+        raise DataCorruptError(f"{path} is damaged ({type(e).__name__}: {e}); copy {path.name} into {path.parent} "
+                               "again from the staged data, or put SegNet's CamVid folders in "
+                               f"{path.parent / 'camvid'} (python -m maelib data list)") from None
+
+
 def _camvid_pairs(folder: Path, split: str):
     """Yield (image array, label array) for one CamVid split from the staged tar or a SegNet folder."""
     tar_path = folder / "camvid_half.tar.gz"
     if tar_path.exists():
-        with tarfile.open(tar_path, "r:gz") as tar:
-            files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+        files = _read_tar(tar_path)
         root = "camvid_half"
         names = files[f"{root}/{split}.txt"].decode().split()
         for n in names:
