@@ -142,8 +142,8 @@ def build(args, ap) -> int:
 def sweep(args, ap) -> int:
     grid = [{"mask_ratio": r} for r in args.ratios] if args.ratios else [{}]
     for extra in grid:  # validate everything before running anything
-        for seed in args.seeds:
-            profiles.resolve(args.chapter, profile=args.profile, seed=seed, **extra)
+        for seed in args.seeds:  # the computation asked on tiny inputs too, before any job starts
+            runs.preflight(args.chapter, profiles.resolve(args.chapter, profile=args.profile, seed=seed, **extra))
     n_jobs, threads = _job_settings(args, len(grid) * len(args.seeds))
     sweep_dir = Path(args.out_dir)  # executed notebooks of sweeps (results/sweeps is ignored by git)
     todo = []
