@@ -370,8 +370,8 @@ def _tabular_cross(p: dict) -> None:
 
 
 def _existing_folders(p: dict) -> None:
-    """The folders a chapter reads runs from (records_dir, executed_dir, committed_dir) must exist."""
-    for name in ("records_dir", "executed_dir", "committed_dir"):
+    """The folders a chapter reads its runs from must exist (committed_dir may not: no committed runs)."""
+    for name in ("records_dir", "executed_dir"):
         if p.get(name) is not None and not Path(p[name]).is_dir():
             raise ValueError(f"{name} must be an existing folder, got {p[name]!r} (no such folder)")
 
