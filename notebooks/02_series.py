@@ -393,7 +393,7 @@ dl_gap = relative_gaps("DLinear", "DLinear (published)")
 glue("dl_close", gap_text(dl_gap, 1), display=False)
 glue("dl_within", "within" if all(abs(g) <= 0.10 for g in dl_gap.values()) else "not everywhere within", display=False)
 glue("pt_close", gap_text(relative_gaps(forecast.SCRATCH, "PatchTST/42, supervised (published)"), 0), display=False)
-lr_frame = pd.DataFrame([{"arm": k, "learning rate": lr, "best validation MSE": score,
+lr_frame = pd.DataFrame([{"arm": k, "learning rate": f"{lr:g}", "best validation MSE": score,
                           "chosen": "yes" if lr == long_lr[k] else ""}
                          for k in long_lr for lr, score in (long_grid.get(k) or {long_lr[k]: float("nan")}).items()])
 viz.show_table(lr_frame.set_index("arm"), "Each patch-transformer arm's learning rate per horizon, chosen by the "
