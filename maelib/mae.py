@@ -15,14 +15,17 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from .masking import Masking, gather_tokens, random_masking
-from .tokens import sincos_pos_embed
+from .tokens import sincos_1d, sincos_pos_embed
 
 
 def _positions(tokenizer, dim: int) -> nn.Parameter | torch.Tensor:
-    """(1, L, dim) positions: learned for tokenizers that ask for it, fixed sin-cos otherwise."""
+    """(1, L, dim) positions: learned for tokenizers that ask for it, fixed sin-cos otherwise (of the
+    tokenizer's own ``positions`` where it has them: overlapping patches sit at fractional places)."""
     if tokenizer.learned_positions:
         return nn.Parameter(torch.randn(1, tokenizer.num_tokens, dim) * 0.02)
-    return nn.Parameter(sincos_pos_embed(dim, tokenizer.grid).unsqueeze(0), requires_grad=False)
+    at = getattr(tokenizer, "positions", None)
+    table = sincos_pos_embed(dim, tokenizer.grid) if at is None else torch.from_numpy(sincos_1d(dim, at)).float()
+    return nn.Parameter(table.unsqueeze(0), requires_grad=False)
 
 
 def _blocks(dim: int, depth: int, heads: int, mlp_ratio: float, drop_path: float = 0.0) -> nn.ModuleList:

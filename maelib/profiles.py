@@ -126,6 +126,20 @@ SPECS["series"] = {
     "hidden": Spec(int, 1),
     "patch_size": Spec(int, 1),
     "lr": Spec(float, 0, open_low=True),
+    # the long-horizon comparison (maelib.forecast), under the field's protocol
+    "long_lag": Spec(int, 1),
+    "long_horizons": Spec(list, 1, item=int),
+    "long_patch": Spec(int, 1),
+    "long_stride": Spec(int, 1),
+    "long_dim": Spec(int, 4),
+    "long_depth": Spec(int, 1, 24),
+    "long_heads": Spec(int, 1),
+    "long_epochs": Spec(int, 1),
+    "long_pretrain_epochs": Spec(int, 1),
+    "long_pretrain_lr": Spec(float, 0, open_low=True),
+    "long_mask_ratio": RATIO,
+    "long_lr_grid": Spec(list, 0, open_low=True),
+    "long_batch_size": Spec(int, 1),
 }
 
 SPECS["tabular"] = {
@@ -201,9 +215,13 @@ SPECS["masking"] = {
 SPECS["summary"] = {"profile": COMMON["profile"], "records_dir": Spec(str)}
 SPECS["reproduce"] = {"profile": COMMON["profile"], "executed_dir": Spec(str), "committed_dir": Spec(str)}
 
+# long horizons: PatchTST/42's patching and its univariate ETTh1 size (d_model 16, 3 layers, 4 heads), L = 336
+_SERIES_LONG = dict(long_lag=336, long_horizons=[96], long_patch=16, long_stride=8, long_dim=16, long_depth=3,
+                    long_heads=4, long_epochs=6, long_pretrain_epochs=10, long_pretrain_lr=1e-3, long_mask_ratio=0.4,
+                    long_lr_grid=[5e-4, 1e-3, 2e-3], long_batch_size=128)
 _SERIES_QUICK = dict(dataset="ETTh1", robustness_dataset="ETTh2", lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
                      epochs=6, pretrain_epochs=6, seeds=1, dim=32, depth=2, heads=2, hidden=32, patch_size=4,
-                     batch_size=128, lr=2e-3)
+                     batch_size=128, lr=2e-3, **_SERIES_LONG)
 
 _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pretrain_epochs=150, finetune_epochs=40,
                     probe_epochs=90, batch_size=256, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4,
@@ -226,9 +244,12 @@ PROFILES: dict[str, dict[str, dict]] = {
 PROFILES["series"] = {
     "quick": _SERIES_QUICK,
     "full": {**_SERIES_QUICK, "epochs": 30, "pretrain_epochs": 60, "seeds": 5, "dim": 64, "depth": 3, "heads": 4,
-             "hidden": 64, "lr": 1e-3},
+             "hidden": 64, "lr": 1e-3, "long_horizons": [96, 192, 336, 720], "long_epochs": 30,
+             "long_pretrain_epochs": 100, "long_lr_grid": [1e-4, 3e-4, 1e-3]},
     "smoke": {**_SERIES_QUICK, "lag": 16, "patch_size": 4, "epochs": 1, "pretrain_epochs": 1, "dim": 8,
-              "depth": 1, "hidden": 8, "batch_size": 512},
+              "depth": 1, "hidden": 8, "batch_size": 512, "long_lag": 96, "long_horizons": [24], "long_dim": 8,
+              "long_depth": 1, "long_heads": 2, "long_epochs": 1, "long_pretrain_epochs": 1,
+              "long_lr_grid": [1e-3], "long_batch_size": 512},
 }
 
 
@@ -358,6 +379,29 @@ def _series_cross(p: dict) -> None:
         raise ValueError(f"dim ({p['dim']}) must be a multiple of heads ({p['heads']})")
     if p.get("dim") and p["dim"] % 2:
         raise ValueError(f"dim must be even (sin-cos positions), got {p['dim']}")
+    _series_long_cross(p)
+
+
+def _series_long_cross(p: dict) -> None:
+    """The long-horizon comparison's shapes: patches that tile the input for pretraining, heads that divide
+    the width, horizons that fit the 12/4/4-month split."""
+    lag, patch, stride = p.get("long_lag"), p.get("long_patch"), p.get("long_stride")
+    if lag and patch and lag % patch:
+        raise ValueError(f"long_lag ({lag}) must be a multiple of long_patch ({patch}): pretraining tiles it")
+    if patch and stride and stride > patch:
+        raise ValueError(f"long_stride ({stride}) must be at most long_patch ({patch})")
+    dim, heads = p.get("long_dim"), p.get("long_heads")
+    if dim and heads and dim % heads:
+        raise ValueError(f"long_dim ({dim}) must be a multiple of long_heads ({heads})")
+    if dim and dim % 2:
+        raise ValueError(f"long_dim must be even (sin-cos positions), got {dim}")
+    from .data.ett import MONTH_SPLIT, rows_per_month
+
+    month = rows_per_month(p.get("dataset") or "ETTh1")
+    for h in p.get("long_horizons") or []:
+        if h > MONTH_SPLIT[2] * month or (lag and lag + h > MONTH_SPLIT[0] * month):
+            raise ValueError(f"long_horizons: {h} does not fit the 12/4/4-month split with long_lag {lag} (at most "
+                             f"{MONTH_SPLIT[2] * month} steps, and long_lag + horizon at most {MONTH_SPLIT[0] * month})")
 
 
 def _tabular_cross(p: dict) -> None:

@@ -93,9 +93,16 @@ def make_encoder(p, patch_size: int) -> ViTEncoder:
 
 
 def train_forecaster(model: nn.Module, data: dict, p, device, desc: str, seed: int, lr: float | None = None):
-    """MSE training on the scaled windows; keeps the weights of the epoch with the lowest validation MSE.
-    Returns the history (val_mse per epoch)."""
-    loader = TensorLoader(tuple(torch.from_numpy(a) for a in data["train"]), p.batch_size, shuffle=True,
+    """:func:`fit_best` with the chapter's epochs, batch size and (unless given) learning rate."""
+    return fit_best(model, data, epochs=p.epochs, batch_size=p.batch_size, lr=lr or p.lr, device=device, desc=desc,
+                    seed=seed)
+
+
+def fit_best(model: nn.Module, data: dict, *, epochs: int, batch_size: int, lr: float, device, desc: str,
+             seed: int):
+    """MSE training on the scaled windows ``data["train"]`` (X (M, lag), Y (M, horizon)); keeps the weights
+    of the epoch with the lowest MSE on ``data["val"]`` (every window). Returns the history (val_mse per epoch)."""
+    loader = TensorLoader(tuple(torch.from_numpy(a) for a in data["train"]), batch_size, shuffle=True,
                           seed=seed, drop_last=True, device=device)
     xv, yv = (torch.from_numpy(a).to(device) for a in data["val"])
     best = {"mse": float("inf"), "state": None}
@@ -106,7 +113,7 @@ def train_forecaster(model: nn.Module, data: dict, p, device, desc: str, seed: i
             best.update(mse=val, state=copy.deepcopy(m.state_dict()))
         return {"val_mse": val}
 
-    cfg = TrainConfig(epochs=p.epochs, lr=lr or p.lr, weight_decay=1e-4, warmup_epochs=min(1, p.epochs - 1),
+    cfg = TrainConfig(epochs=epochs, lr=lr, weight_decay=1e-4, warmup_epochs=min(1, epochs - 1),
                       seed=seed, desc=desc, grad_clip=1.0)
     step = lambda m, b: F.mse_loss(m(b[0]), b[1])  # noqa: E731
     history = fit(model, step, loader, cfg, device, evaluate=evaluate, progress=False)

@@ -48,7 +48,8 @@ def test_every_chapter_of_the_toc_ran(executed, book_copy):
 
 
 @pytest.mark.parametrize("chapter, keys", [
-    ("series", ("pers_mse", "best_model", "nomask_mse", "pre_mse", "scr_mse")),
+    ("series", ("pers_mse", "best_model", "nomask_mse", "pre_mse", "scr_mse", "long_pre_mse", "long_scr_mse",
+                "long_dl_mse", "long_pers_mse", "long_drop_dl")),
     ("segmentation", ("mae_acc", "scr_acc", "mae_miou", "scr_miou")),
     ("volumes", ("mae_dice", "scr_dice", "n_copied")),
     ("tabular", ("ffp_mse", "fff_mse", "mae_mse", "mean_mse", "knn_mse", "iter_mse")),

@@ -5,7 +5,7 @@ import pytest
 
 from maelib import runs, summary
 
-CLAIM = {c.chapter: c for c in summary.CLAIMS}
+CLAIM = {c.chapter: c for c in summary.CLAIMS if c.key == "claim"}  # each chapter's seed-paper claim
 
 
 def record(chapter, seed, mae, base, profile="quick", parameters=None, finished="2026-11-26T10:00:00", code="c1",
@@ -136,7 +136,21 @@ def test_claims_table_ignores_changed_parameters():
     assert table.loc["Table 3", "verdict"] == "not run"
     assert summary.verdicts(summary.claim_rows(recs)) == {"Table 1": "holds", "Table 2": "not run",
                                                           "Table 3": "not run", "Table 4": "not run",
-                                                          "Table 5": "not run"}
+                                                          "Table 5": "not run", "PatchTST, H = 96": "not run"}
+
+
+def test_the_series_chapter_holds_two_claims_each_with_its_own_values():
+    """The next-step claim reads metrics['claim'], the long-horizon one metrics['claim_long'] of the same runs."""
+    recs = [record("series", s, 0.05, 0.01, floor=[0.001]) for s in range(5)]
+    for s, r in enumerate(recs):
+        r["metrics"]["claim_long"] = {"seeds": [s], "mae": [0.050 - 0.001 * (s % 2)], "baseline": [0.056],
+                                      "floor": [0.069]}
+    v = summary.verdicts(summary.claim_rows(recs))
+    assert v["Table 2"] == "holds"  # masking worse, as in the paper
+    assert v["PatchTST, H = 96"] == "holds"  # pretraining better, as PatchTST's Table 12 at H = 96
+    rows = summary.claim_rows(recs)
+    long = rows[(rows["table"] == "PatchTST, H = 96") & (rows["profile"] == "quick")].iloc[0]
+    assert long["n"] == 5 and long["baseline"] == pytest.approx(0.056) and "different dataset" in long["reason"]
 
 
 def test_sweep_frame_takes_only_mask_ratio_runs():

@@ -1,9 +1,12 @@
 """ETT-small (electricity-transformer data; ETTh1 by default, 17,420 hourly rows): the oil temperature OT
 as one series. ETTh2 (hourly) and ETTm1, ETTm2 (every 15 minutes) load the same way.
 
-Chronological train/validation/test split (70/20/10 by default, never shuffled), a min-max scaler fit
-on the training part only, and windows of ``lag`` past values that predict the next ``horizon``
-values. Windows are cut inside each part, so none crosses a split boundary.
+Two protocols. The seed paper's (:func:`load`): a chronological train/validation/test split (70/20/10 by
+default, never shuffled), a min-max scaler fit on the training part only, and windows of ``lag`` past
+values that predict the next ``horizon`` values, cut inside each part, so none crosses a split boundary.
+The long-horizon literature's (:func:`load_months`, the split of Informer, DLinear and PatchTST): 12
+months to train, the next 4 to validate, the next 4 to test, a standard scaler fit on the training months
+only, and the inputs of validation and test windows may reach back ``lag`` rows into the part before.
 """
 
 from __future__ import annotations
@@ -131,5 +134,70 @@ def load(lag: int = 48, horizon: int = 1, data_dir=None, fractions=(0.7, 0.2, 0.
            "dates": {s: pd.DatetimeIndex(df["date"].iloc[bounds[i]:bounds[i + 1]]) for i, s in enumerate(SPLITS)}}
     for s in SPLITS:
         x, y = windows(scaler.transform(parts[s]), lag, horizon)
+        out[s] = (x.astype(np.float32), y.astype(np.float32))
+    return out
+
+
+MONTH_SPLIT = (12, 4, 4)  # months of training, validation and test in the long-horizon protocol
+
+
+def rows_per_month(dataset: str) -> int:
+    """30 days of rows: 720 for the hourly files, 2,880 for the 15-minute ones."""
+    return 30 * 24 * (4 if dataset.startswith("ETTm") else 1)
+
+
+@dataclass
+class Standard:
+    """x -> (x - mean) / std, fit on the training part (population std, as scikit-learn's StandardScaler)."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "Standard":
+        return cls(float(np.mean(x)), float(np.std(x)))
+
+    def transform(self, x):
+        return (np.asarray(x, float) - self.mean) / self.std
+
+    def inverse(self, x):
+        return np.asarray(x, float) * self.std + self.mean
+
+
+def month_bounds(dataset: str, n_rows: int) -> tuple[int, int, int]:
+    """Row indices where training, validation and test end (12, 16 and 20 months); the rows after are unused."""
+    ends = tuple(int(v) for v in np.cumsum(MONTH_SPLIT) * rows_per_month(dataset))
+    if ends[-1] > n_rows:
+        raise ValueError(f"{dataset} has {n_rows} rows, fewer than the {ends[-1]} of the 12/4/4-month split")
+    return ends
+
+
+def split_months(values: np.ndarray, lag: int, ends: tuple[int, int, int]) -> dict:
+    """Each part's stretch of ``values``: training from row 0; validation and test start ``lag`` rows
+    before their own first row, so that their first window's input lies in the part before."""
+    starts = (0, ends[0] - lag, ends[1] - lag)
+    return {s: values[a:b] for s, a, b in zip(SPLITS, starts, ends)}
+
+
+def load_months(lag: int = 336, horizon: int = 96, data_dir=None, column: str = "OT", dataset: str = "ETTh1") -> dict:
+    """The long-horizon protocol's scaled windows: every window of each part, none dropped.
+
+    Returns ``dict(train=(X, Y), val=(X, Y), test=(X, Y), scaler=Standard, scaled={part: 1-D array},
+    ends=(train_end, val_end, test_end), source=provenance)`` with X (M, lag) and Y (M, horizon) float32 on
+    the training months' standard scale; a validation or test part of R rows has R - horizon + 1 windows.
+    """
+    check_window(lag, horizon)
+    df, source = load_frame(data_dir, dataset)
+    if column not in df:
+        raise ValueError(f"column must be one of {list(df.columns[1:])}, got {column!r}")
+    ends = month_bounds(dataset, len(df))
+    if lag > ends[0] - horizon:
+        raise ValueError(f"lag + horizon = {lag + horizon} exceeds the {ends[0]} training rows")
+    values = df[column].to_numpy(float)
+    scaler = Standard.fit(values[:ends[0]])  # the training months only
+    scaled = split_months(scaler.transform(values), lag, ends)
+    out = {"scaler": scaler, "scaled": scaled, "ends": ends, "source": source}
+    for s in SPLITS:
+        x, y = windows(scaled[s], lag, horizon)
         out[s] = (x.astype(np.float32), y.astype(np.float32))
     return out
