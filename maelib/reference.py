@@ -30,7 +30,7 @@ from .data import TensorLoader, normalize, random_resized_crop_flip
 from .data import tinyimagenet
 from .data.registry import cache_dir, locate, sha256
 from .files import atomic_path
-from .images import MEAN, STD, denormalize, load_mae, save_mae
+from .images import MEAN, STD, denormalize, resize, save_mae
 from .mae import MaskedAutoencoder
 from .masking import random_masking
 from .tokens import Patches2d
@@ -44,7 +44,7 @@ VAL200 = "tin_val200.tar.gz"
 # normalisation, so a reconstruction keeps each patch's brightness)
 CONFIG = dict(img_size=64, patch_size=8, dim=128, depth=6, heads=4, decoder_dim=128, decoder_depth=2,
               decoder_heads=4, norm_target=False)
-SCHEDULE = dict(epochs=30, batch_size=128, lr=1e-3, warmup_epochs=3, weight_decay=0.05, mask_ratio=0.75,
+SCHEDULE = dict(epochs=20, batch_size=128, lr=1e-3, warmup_epochs=3, weight_decay=0.05, mask_ratio=0.75,
                 crop_scale=(0.4, 1.0), seed=0)
 
 
@@ -122,33 +122,62 @@ QUALITY_RATIOS = (0.25, 0.5, 0.75)
 GOAL = 0.25  # the reference model is worth showing when its hidden-patch MSE at 0.75 is this far below flat's
 
 
+HIDDEN_GREY = 0.5  # what a hidden patch is drawn as, everywhere: a neutral grey, fully opaque
+
+
 @torch.no_grad()
-def predictions(mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, seed: int = 0) -> dict:
-    """What the MAE and the two baselines predict for the hidden patches of uint8 images (N, 3, S, S) at
-    the MAE's size S, for one random mask per image drawn from ``seed``: images in [0, 1], (N, 3, S, S).
+def predictions(mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, seed: int = 0,
+                baselines: bool = True) -> dict:
+    """What the MAE (and the two baselines) predict for the hidden patches of uint8 images (N, 3, H, W),
+    resized to the MAE's size S, for one random mask per image drawn from ``seed``.
 
-    Returns ``{"image", "hidden" (1 on hidden pixels), "mae", "flat", "biharmonic"}``; each prediction
-    keeps the visible pixels as they are, so only hidden pixels differ from the image.
+    Returns tensors (N, 3, S, S) in [0, 1]: ``image``, ``hidden`` (1 on hidden pixels), ``reconstruction``
+    (the decoder's prediction of every patch), ``mae`` (that prediction on hidden patches, the image on
+    visible ones) and with ``baselines`` ``flat`` and ``biharmonic`` (the same, for each baseline); and
+    ``mse`` (N,), the MAE's mean squared error on each image's hidden pixels.
     """
-    from skimage.restoration import inpaint_biharmonic
-
     mae.eval()
     tok = mae.tokenizer
+    x = resize(x, tok.img_size).to(next(mae.parameters()).device)
     xn = normalize(x, MEAN, STD)
     tokens = tok.tokenize(xn)
     m = random_masking(len(x), tokens.shape[1], mask_ratio, x.device, torch.Generator().manual_seed(seed))
     pred = mae.forward_decoder(mae.forward_encoder(tokens, m), m)
-    _, pasted = mae.reconstruct(xn, pred, m.mask)  # de-normalised from the visible patches under norm_target
+    recon, pasted = mae.reconstruct(xn, pred, m.mask)  # de-normalised from the visible patches under norm_target
     image = x.float() / 255
     hidden = tok.untokenize(m.mask[:, :, None].expand(-1, -1, tok.token_dim).float())  # (N, 3, S, S)
+    out = {"image": image, "hidden": hidden, "reconstruction": denormalize(recon), "mae": denormalize(pasted)}
+    out["mse"] = hidden_mse(out["mae"], image, hidden)
+    if baselines:
+        out["flat"], out["biharmonic"] = flat_fill(image, hidden), biharmonic_fill(image, hidden)
+    return out
+
+
+def hidden_mse(pred: torch.Tensor, image: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """(N, 3, S, S) each -> (N,) mean squared error over each image's hidden pixels (0 where none)."""
+    return ((pred - image) ** 2 * hidden).sum((1, 2, 3)) / hidden.sum((1, 2, 3)).clamp(min=1)
+
+
+def flat_fill(image: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """The flat predictor: each hidden pixel takes the mean colour of the image's visible pixels."""
     visible = 1 - hidden
     colour = (image * visible).sum((2, 3), keepdim=True) / visible.sum((2, 3), keepdim=True).clamp(min=1)
-    flat = image * visible + colour * hidden
-    bihar = torch.stack([torch.from_numpy(inpaint_biharmonic(img.permute(1, 2, 0).numpy(), h[0].bool().numpy(),
-                                                             channel_axis=-1)).permute(2, 0, 1).float()
-                         for img, h in zip(image, hidden)])
-    return {"image": image, "hidden": hidden, "mae": denormalize(pasted), "flat": flat,
-            "biharmonic": image * visible + bihar.clamp(0, 1) * hidden}
+    return image * visible + colour * hidden
+
+
+def biharmonic_fill(image: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """scikit-image's biharmonic inpainting of the hidden pixels, image by image."""
+    from skimage.restoration import inpaint_biharmonic
+
+    filled = [inpaint_biharmonic(im.permute(1, 2, 0).cpu().numpy(), h[0].bool().cpu().numpy(), channel_axis=-1)
+              for im, h in zip(image, hidden)]
+    filled = torch.from_numpy(np.stack(filled)).permute(0, 3, 1, 2).float().clamp(0, 1).to(image.device)
+    return image * (1 - hidden) + filled * hidden
+
+
+def masked_view(image: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """What the encoder is shown: the visible pixels, hidden patches in opaque :data:`HIDDEN_GREY`."""
+    return image * (1 - hidden) + HIDDEN_GREY * hidden
 
 
 def quality(mae: MaskedAutoencoder, x: torch.Tensor, ratios=QUALITY_RATIOS, seed: int = 0,
@@ -167,12 +196,63 @@ def quality(mae: MaskedAutoencoder, x: torch.Tensor, ratios=QUALITY_RATIOS, seed
         sums = dict.fromkeys(("mae", "flat", "biharmonic"), 0.0)
         for i in range(0, len(x), batch):
             p = predictions(mae, x[i:i + batch], float(r), seed * 1_000 + i)
-            n_hidden = p["hidden"].sum((1, 2, 3))
             for k in sums:
-                sums[k] += float((((p[k] - p["image"]) ** 2 * p["hidden"]).sum((1, 2, 3)) / n_hidden).sum())
+                sums[k] += float(hidden_mse(p[k], p["image"], p["hidden"]).sum())
         row = {"mask_ratio": float(r), **{k: v / len(x) for k, v in sums.items()}}
         rows.append({**row, "below_flat": 1 - row["mae"] / row["flat"]})
     return pd.DataFrame(rows)
+
+
+def verdict(below_flat: float, goal: float = GOAL) -> str:
+    """The sentence on whether the model beats the flat predictor at 75% by the goal, from the signs."""
+    pct, want = 100 * abs(below_flat), round(100 * goal)
+    if below_flat >= goal:
+        return f"{pct:.1f}% below it, which meets the goal of at least {want}% below"
+    if below_flat > 0:
+        return (f"only {pct:.1f}% below it, short of the goal of at least {want}% below: the reconstructions are "
+                "better than a flat fill, but not by the margin that would make them worth showing")
+    return (f"{pct:.1f}% above it, short of the goal of at least {want}% below: the model does worse than "
+            "filling every hidden patch with the visible patches' mean colour")
+
+
+def provenance(path: str | Path = MODEL) -> dict | None:
+    """The provenance file beside a committed model (``<name>.json``), or None where there is none."""
+    f = Path(path).with_suffix(".json")
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def label(saved: dict, prov: dict | None = None, run: bool = False) -> str:
+    """How the book names a model: ``"reference model (...)"`` or ``"this run's model (...)"``.
+    ``saved`` is what :func:`maelib.images.load_mae` returns beside the model."""
+    shape = f"{saved['img_size']}-px images, {saved['patch_size']}-px patches"
+    if run:
+        return f"this run's model ({saved.get('profile', 'unknown')} profile, {shape})"
+    if prov:
+        return (f"reference model ({prov['epochs']} epochs on {prov['n_train_images']:,} images, {shape}, "
+                "trained once and committed)")
+    return f"reference model ({saved.get('profile', 'unknown')} profile, {shape}, committed)"
+
+
+def shown_model(profile: str, path: str | Path | None = None) -> tuple[Path, str, bool]:
+    """The image MAE a reader sees reconstructions of, how it was chosen, and whether it is a committed
+    reference (True) rather than a chapter's run:
+
+    1. ``path`` when given;
+    2. the full-profile image MAE made on a GPU and imported (``results/models/image_mae_full.pt``);
+    3. the reference MAE trained once on a CPU (:data:`MODEL`);
+    4. else the image chapter's own run (:func:`maelib.runs.image_mae_checkpoint`).
+    """
+    from . import runs
+
+    if path:
+        return runs.image_mae_checkpoint(profile, path) + (False,)
+    full = runs.MODELS / "image_mae_full.pt"
+    if full.is_file():
+        return full, "the full-profile image MAE made on a GPU and committed (results/models)", True
+    reference = runs.MODELS / MODEL.name
+    if reference.is_file():
+        return reference, "the reference image MAE, trained once on a CPU and committed (results/models)", True
+    return runs.image_mae_checkpoint(profile) + (False,)
 
 
 def _git_commit() -> str | None:
