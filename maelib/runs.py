@@ -171,8 +171,9 @@ def stamp(chapter: str, params: dict) -> str:
             for f in sorted(folder.glob("*.run.json")):
                 if not f.name.startswith(notebook_of(chapter).stem):
                     h.update(str(f).encode() + (read_record(f) or {}).get("stamp", "").encode())
-    if chapter == "masking" and (MODELS / "image_mae_full.pt").exists():  # the committed model it may show
-        h.update(str((MODELS / "image_mae_full.pt").stat().st_mtime_ns).encode())
+    for model in ("image_mae_full.pt", "image_mae_reference.pt"):  # the committed models masking may show
+        if chapter == "masking" and (MODELS / model).exists():
+            h.update(str((MODELS / model).stat().st_mtime_ns).encode())
     if chapter in READS_REGISTRY:
         reads = READS_REGISTRY[chapter]
         names = [f.name for f in RECORDS.glob("*.json") if f.name.split("-")[0] != chapter

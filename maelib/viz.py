@@ -18,24 +18,34 @@ def glue_figure(name: str, fig) -> None:
     plt.close(fig)
 
 
-def reconstruction_grid(rec: dict, n: int = 6, titles=("original", "masked", "reconstruction", "visible pasted back")):
-    """One row per image: original / masked / reconstruction / reconstruction with visible patches pasted.
-
-    ``rec`` is :func:`maelib.images.reconstructions`'s output.
-    """
-    keys = ("original", "masked", "reconstruction", "pasted")
-    n = min(n, len(rec["original"]))
-    fig, axes = plt.subplots(n, 4, figsize=(6.4, 1.65 * n), squeeze=False)
+def reconstruction_comparison(recs: dict[str, dict], n: int = 4):
+    """Models side by side on the same images: the original, then for each model what its encoder saw
+    (hidden patches grey) and its reconstruction with the visible patches pasted back, each image's
+    hidden-pixel MSE under it. ``recs`` maps a model's label to :func:`maelib.widgets.reconstructions`'
+    output for the same images."""
+    labels = list(recs)
+    first = recs[labels[0]]
+    n = min(n, len(first["original"]))
+    cols = 1 + 2 * len(labels)
+    fig, axes = plt.subplots(n, cols, figsize=(1.45 * cols, 1.5 * n + 0.7), squeeze=False)
     for i in range(n):
-        for j, k in enumerate(keys):
-            ax = axes[i, j]
-            ax.imshow(rec[k][i].clip(0, 1), interpolation="nearest")
+        panels = [(first["original"][i], "original", None)]
+        for label in labels:
+            rec = recs[label]
+            panels += [(rec["masked"][i], "shown", None), (rec["pasted"][i], "reconstructed", rec["loss"][i])]
+        for ax, (img, title, loss) in zip(axes[i], panels):
+            ax.imshow(img.clip(0, 1), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(titles[j], fontsize=9)
-        axes[i, 2].set_xlabel(f"hidden-patch MSE {rec['loss'][i]:.3f}", fontsize=7)
-    fig.tight_layout()
+                ax.set_title(title, fontsize=9)
+            if loss is not None:
+                ax.set_xlabel(f"MSE {loss:.4f}", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (1.5 * n + 0.7)))
+    for k, label in enumerate(labels):  # each model's name over its two columns
+        left, right = axes[0, 1 + 2 * k].get_position(), axes[0, 2 + 2 * k].get_position()
+        fig.text((left.x0 + right.x1) / 2, right.y1 + 0.35 / (1.5 * n + 0.7), label.split(" (")[0], ha="center",
+                 va="bottom", fontsize=9, weight="bold")
     return fig
 
 
@@ -48,6 +58,8 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
             if metric in h:
                 ax.plot(h["epoch"], h[metric], marker="o", ms=3, label=label)
         ax.set_xlabel(xlabel)
+        if xlabel == "epoch":  # whole epochs only: no 1.5 on the axis
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         if logy:
@@ -84,6 +96,65 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
     fig.suptitle(f"random_masking(mask_ratio={mask_ratio}): dark = hidden, light = seen by the encoder", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def change_word(gap: float, up: str = "higher", down: str = "lower") -> str:
+    """The word for a gap's sign: ``up`` above zero, ``down`` below, "no different" at zero."""
+    return up if gap > 0 else down if gap < 0 else "no different"
+
+
+def direction(ours: float, paper: float) -> str:
+    """How one gap compares with the paper's, from the signs: "the same direction as", "the opposite
+    direction to", or "no direction beside" when either is zero (followed by "the paper('s ...)")."""
+    if ours * paper > 0:
+        return "the same direction as"
+    return "the opposite direction to" if ours * paper < 0 else "no direction beside"
+
+
+def agreement(ours: dict[str, float], paper: dict[str, float]) -> str:
+    """Whether each metric's gap goes the paper's way, from the signs: ``ours`` and ``paper`` map a
+    metric's name to (MAE - baseline). "both in the same direction as the paper's gain", "both in the
+    opposite direction to it", or which metric goes which way."""
+    same = [m for m in ours if ours[m] * paper[m] > 0]
+    opposite = [m for m in ours if ours[m] * paper[m] < 0]
+    flat = [m for m in ours if ours[m] == 0 or paper[m] == 0]
+    if len(ours) == 1:
+        return f"{direction(*ours.values(), *paper.values())} the paper's gain"
+    every = "both" if len(ours) == 2 else "all"
+    if len(same) == len(ours):
+        return f"{every} in the same direction as the paper's gain"
+    if len(opposite) == len(ours):
+        return f"{every} in the opposite direction to the paper's gain"
+    parts = []
+    if same:
+        parts.append(f"{' and '.join(same)} in the same direction as the paper's gain")
+    if opposite:
+        parts.append(f"{' and '.join(opposite)} in the opposite direction")
+    if flat:
+        parts.append(f"{' and '.join(flat)} without a direction")
+    return ", ".join(parts)
+
+
+def count(n: int, word: str) -> str:
+    """``count(1, "seed")`` -> "1 seed", ``count(5, "seed")`` -> "5 seeds": no "seed(s)" on a page."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def show_figure(fig, caption: str) -> None:
+    """Display ``fig`` with its caption under it, where a figure is drawn only when there is data for it
+    (a numbered ``{glue:figure}`` would otherwise need a placeholder image)."""
+    from IPython.display import Markdown, display
+
+    display(fig)
+    plt.close(fig)
+    display(Markdown(f"*{caption}*"))
+
+
+def sweep_note(values, profile: str) -> str:
+    """The one line shown instead of a sweep's figure when a run has a single point of it."""
+    shown = ", ".join(f"{v:g}" for v in values)
+    return (f"*No sweep to draw: this {profile}-profile run has one point ({shown}); the full profile sweeps "
+            "several.*")
 
 
 def message_figure(text: str):
