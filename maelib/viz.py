@@ -77,10 +77,11 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
     from .masking import random_masking
 
     g = torch.Generator().manual_seed(seed)
-    panels = [("image: 8x8 patches", (8, 8)), ("time series: 24 patches", (1, 24)),
+    panels = [("image: 8x8 patches\n(the reference model's 64 tokens)", (8, 8)), ("time series: 24 patches", (1, 24)),
               ("table: 6 rows x 12 cells", (6, 12)), ("volume: 3 slices of 4x4 patches", (4, 12))]
-    fig, axes = plt.subplots(1, 4, figsize=(12, 2.6), gridspec_kw={"width_ratios": [1, 2.2, 1.6, 1.6]})
-    for ax, (title, (h, w)) in zip(axes, panels):
+    # 2 x 2 at about the book's text width, so that the labels print at the size of the text
+    fig, axes = plt.subplots(2, 2, figsize=(7.2, 4.6), gridspec_kw={"height_ratios": [1.3, 1]})
+    for ax, (title, (h, w)) in zip(axes.flat, panels):
         rows = h if title.startswith("table") else 1
         m = random_masking(rows, h * w // rows, mask_ratio, generator=g).mask.reshape(h, w).numpy()
         ax.imshow(np.where(m > 0, 0.15, 0.85), cmap="viridis", vmin=0, vmax=1)
@@ -92,8 +93,8 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
                 ax.axvline(x, color="black", lw=3)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(title, fontsize=9)
-    fig.suptitle(f"random_masking(mask_ratio={mask_ratio}): dark = hidden, light = seen by the encoder", fontsize=10)
+        ax.set_title(title, fontsize=11)
+    fig.suptitle(f"random_masking(mask_ratio={mask_ratio}): dark = hidden, light = seen by the encoder", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -247,7 +248,7 @@ def forest(rows: pd.DataFrame):
     seeds, and on which side the paper found the MAE (its numbers are on other data and scales, so only
     their direction is drawn). ``rows`` is :func:`maelib.summary.claim_rows`'s frame."""
     claims = list(dict.fromkeys(rows["table"]))
-    fig, axes = plt.subplots(len(claims), 1, figsize=(7.5, 1.3 * len(claims) + 0.9), squeeze=False)
+    fig, axes = plt.subplots(len(claims), 1, figsize=(7.0, 1.5 * len(claims) + 0.9), squeeze=False)
     colours = {"quick": "tab:blue", "full": "tab:orange"}
     for ax, table in zip(axes[:, 0], claims):
         part = rows[rows["table"] == table].reset_index(drop=True)
@@ -256,23 +257,23 @@ def forest(rows: pd.DataFrame):
                 err = None if np.isnan(r["lo"]) else [[r["gap"] - r["lo"]], [r["hi"] - r["gap"]]]
                 ax.errorbar(r["gap"], y, xerr=err, fmt="o", color=colours.get(r["profile"], "black"), capsize=3)
                 ax.annotate(f"n = {r['n']}", (r["gap"], y), textcoords="offset points", xytext=(0, 6),
-                            ha="center", fontsize=7)
+                            ha="center", fontsize=9)
             else:
                 ax.text(0.5, y, f"{r['profile']}: not run", transform=ax.get_yaxis_transform(), ha="center",
-                        va="center", fontsize=7, color="grey")
+                        va="center", fontsize=9, color="grey")
         ax.axvline(0, color="grey", lw=0.8)
         lo, hi = ax.get_xlim()
         span = max(abs(lo), abs(hi), 1e-12)
         ax.set_xlim(-span, span)  # 0 in the middle: the two sides read as MAE worse / MAE better
         better = part["paper_gap"].iloc[0] > 0
         ax.text(0.99 if better else 0.01, 1.02, "the paper: MAE better →" if better else "← the paper: MAE worse",
-                transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=7, style="italic")
+                transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=9, style="italic")
         ax.set_yticks(range(len(part)), part["profile"])
         ax.set_ylim(-0.6, len(part) - 0.4)
-        ax.set_title(f"{table}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", fontsize=8, loc="left",
+        ax.set_title(f"{table}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", fontsize=10, loc="left",
                      pad=12)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=9)
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=8)
+    axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -56,6 +56,7 @@ layer_decay = None
 import time
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
@@ -188,7 +189,15 @@ for r, i in enumerate(idx):
         ax.axis("off")
         if r == 0:
             ax.set_title(title, fontsize=9)
-fig.tight_layout()
+from matplotlib.patches import Patch
+
+swatch = lambda k: segmentation.colorize(np.array([[k]]), n_classes)[0, 0]  # noqa: E731
+shown = sorted({int(k) for k in np.unique(np.concatenate([yv[idx].numpy().ravel()] + [v.numpy().ravel()
+                                                                                  for v in preds.values()]))
+                if 0 <= k < n_classes})  # the classes drawn, not every class of the dataset
+handles = [Patch(color=swatch(k), label=classes[k]) for k in shown] + [Patch(color="black", label="void")]
+fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=8, frameon=False)
+fig.tight_layout(rect=(0, 0.05 + 0.035 * -(-len(handles) // 6), 1, 1))
 viz.glue_figure("fig_preds", fig)
 
 # %% [markdown]

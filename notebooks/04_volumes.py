@@ -171,7 +171,13 @@ for ax, (img, title, cmap) in zip(axes, panels):
     ax.imshow(img.T, cmap=cmap, origin="lower", vmin=None if cmap == "gray" else 0, vmax=None if cmap == "gray" else n_out - 1)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
-fig.tight_layout()
+from matplotlib.patches import Patch
+
+colour = plt.get_cmap("viridis")
+fig.legend(handles=[Patch(color=colour(k / (n_out - 1)), label=name)
+                    for k, name in enumerate(["background", *labels])], loc="lower center", ncol=n_out, fontsize=8,
+           frameon=False)
+fig.tight_layout(rect=(0, 0.1, 1, 1))
 viz.glue_figure("fig_slices", fig)
 
 # %% [markdown]

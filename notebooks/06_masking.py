@@ -73,8 +73,8 @@ held = val_x[torch.linspace(0, len(val_x) - 1, p.quality_images).long()]  # neve
 # %% [markdown]
 # ## Is the model worth showing?
 #
-# The model shown on this page is the {glue:text}`model_label`. On {glue:text}`n_quality` held-out
-# validation images (the ones chapter 1 reports on, which the reference model never saw), the table
+# The model on this page: {glue:text}`model_label`. On {glue:text}`n_quality` held-out validation
+# images (the ones chapter 1 reports on, which no model here was trained on), the table
 # compares its mean squared error on the hidden pixels (RGB in [0, 1], the same random masks for all)
 # with two predictors that learn nothing: the **flat** predictor, which fills every hidden patch with
 # the mean colour of the visible ones, and scikit-image's **biharmonic** inpainting, which extends the
@@ -95,7 +95,6 @@ at75 = q.set_index("mask_ratio").loc[0.75]
 glue("q_mae75", float(at75["mae"]), display=False)
 glue("q_flat75", float(at75["flat"]), display=False)
 glue("q_below75", 100 * float(at75["below_flat"]), display=False)
-glue("q_goal", round(100 * reference.GOAL), display=False)
 glue("q_verdict", reference.verdict(float(at75["below_flat"])), display=False)
 
 # %% [markdown]
@@ -117,8 +116,8 @@ if p.live:
 #
 # Click or drag over the first picture to hide and show patches, or move the slider for a random mask at
 # that ratio; pick a validation image or open one of yours (it stays on your computer). This page computes
-# the reconstruction and the loss on hidden patches itself, with the {glue:text}`model_label` exported to
-# ONNX. Hidden patches are drawn in opaque grey here and in every figure: nothing of them reaches the model.
+# the reconstruction and the loss on hidden patches itself, with the model named above exported to ONNX.
+# Hidden patches are drawn in opaque grey here and in every figure: nothing of them reaches the model.
 
 # %% tags=["remove-input"]
 if not p.live:
@@ -166,6 +165,7 @@ single = widgets.reconstructions(mae, imgs, r_show, p.seed)["loss"]
 glue("r_show", round(100 * r_show), display=False)
 glue("slider_loss", slider_loss, display=False)
 glue("n_shown", len(imgs), display=False)
+glue("seed_shown", p.seed, display=False)
 glue("single_lo", float(single.min()), display=False)
 glue("single_hi", float(single.max()), display=False)
 glue("curve_loss", float(stats.set_index("mask_ratio").loc[r_show, "mean"]), display=False)
@@ -175,7 +175,7 @@ glue("n_curve_seeds", len(seeds), display=False)
 # %% [markdown]
 # ```{glue:figure} fig_ratio
 # :name: fig-ratio
-# The {glue:text}`model_label`'s mean squared error on hidden pixels against the mask ratio, over
+# The mean squared error on hidden pixels of the model on this page against the mask ratio, over
 # {glue:text}`n_curve` held-out images (mean and standard deviation over seeds; faint dots: single seeds).
 # ```
 #
@@ -184,7 +184,7 @@ glue("n_curve_seeds", len(seeds), display=False)
 #
 # Every loss on this page is this one measure, on different images. At {glue:text}`r_show`% hidden, the
 # precomputed slider's frame averages the {glue:text}`n_shown` pictures it shows
-# ({glue:text}`slider_loss:.4f` at seed 0), the curve {glue:text}`n_curve` held-out images over
+# ({glue:text}`slider_loss:.4f` at seed {glue:text}`seed_shown`), the curve {glue:text}`n_curve` held-out images over
 # {glue:text}`n_curve_seeds` seeds ({glue:text}`curve_loss:.4f`) and the quality table
 # {glue:text}`n_quality` images ({glue:text}`q_mae75:.4f` at 75%). One picture alone, as the in-browser
 # control and the live explorer show it, ranges from {glue:text}`single_lo:.4f` to
