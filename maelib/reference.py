@@ -44,7 +44,7 @@ VAL200 = "tin_val200.tar.gz"
 # normalisation, so a reconstruction keeps each patch's brightness)
 CONFIG = dict(img_size=64, patch_size=8, dim=128, depth=6, heads=4, decoder_dim=128, decoder_depth=2,
               decoder_heads=4, norm_target=False)
-SCHEDULE = dict(epochs=20, batch_size=128, lr=1e-3, warmup_epochs=3, weight_decay=0.05, mask_ratio=0.75,
+SCHEDULE = dict(epochs=10, batch_size=128, lr=1e-3, warmup_epochs=3, weight_decay=0.05, mask_ratio=0.75,
                 crop_scale=(0.4, 1.0), seed=0)
 
 

@@ -128,7 +128,9 @@ def store_fp16(path: str | Path, min_size: int = 1024) -> None:
         name = init.name
         init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}__fp16"))
         casts.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=onnx.TensorProto.FLOAT))
-    graph.node[:0] = casts  # before every use: the graph stays topologically sorted
+    nodes = casts + list(graph.node)  # the casts before every use: the graph stays topologically sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
     onnx.save(model, str(path))
 
 
