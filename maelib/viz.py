@@ -224,14 +224,23 @@ def sig(value, digits: int = 3) -> str:
     return f"{value:.{digits - 1 - magnitude}f}"
 
 
+def column_cells(values, digits: int = 3) -> list[str]:
+    """A column's cells in one format: :func:`sig` each, but all in scientific notation where one of
+    them needs it (so that ``5.00e-04`` never stands above ``0.00100``)."""
+    numbers = [v for v in values if isinstance(v, (float, np.floating)) and v == v and v != 0]
+    if any(abs(v) < 1e-3 for v in numbers) and len(numbers) == len(values):
+        return [f"{v:.{digits - 1}e}" for v in values]
+    return [sig(v, digits) for v in values]
+
+
 def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) -> str:
     """A numbered, captioned table (MyST ``table`` directive) of ``frame``: numbers to ``digits``
     significant digits, text as it is, the index as the first column."""
     frame = frame.reset_index() if frame.index.name or not isinstance(frame.index, pd.RangeIndex) else frame
-    cell = lambda v: sig(v, digits).replace("|", "\\|")  # noqa: E731
+    columns = [column_cells(frame[c], digits) for c in frame.columns]
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    rows = ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in zip(*columns)]
     return "\n".join([f":::{{table}} {caption}", f":name: {name}", "", header, rule, *rows, ":::"])
 
 

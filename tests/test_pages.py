@@ -131,3 +131,12 @@ def test_tune_is_a_parameter_of_the_chapters_that_choose_learning_rates():
         assert profiles.resolve(chapter, "quick", tune="true").tune is True
         assert "tune = None" in runs.notebook_of(chapter).read_text()
     assert "tune" in summary.CONTROL  # the same setting, whoever chose its learning rates
+
+
+def test_a_table_column_keeps_one_number_format():
+    """Item 7: 5.00e-04 never stands above 0.00100 in one column."""
+    import pandas as pd
+
+    md = viz.table_markdown(pd.DataFrame({"lr": [5e-4, 1e-3, 2e-3], "acc": [0.5, 0.25, 0.125]}), "c", "t")
+    assert "| 5.00e-04 | 0.500 |" in md and "| 1.00e-03 | 0.250 |" in md
+    assert "| 0.00100" not in md
