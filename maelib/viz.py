@@ -58,8 +58,11 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
             if metric in h:
                 ax.plot(h["epoch"], h[metric], marker="o", ms=3, label=label)
         ax.set_xlabel(xlabel)
-        if xlabel == "epoch":  # whole epochs only: no 1.5 on the axis
-            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        epochs = sorted({int(e) for h in histories.values() if metric in h for e in h["epoch"]})
+        if xlabel == "epoch" and epochs:  # whole epochs only: no 1.5 (or 0.945) on the axis
+            ax.xaxis.set_major_locator(plt.FixedLocator(epochs) if len(epochs) <= 10 else plt.MaxNLocator(integer=True))
+            if len(epochs) == 1:
+                ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         if logy:

@@ -196,8 +196,8 @@ shown = sorted({int(k) for k in np.unique(np.concatenate([yv[idx].numpy().ravel(
                                                                                   for v in preds.values()]))
                 if 0 <= k < n_classes})  # the classes drawn, not every class of the dataset
 handles = [Patch(color=swatch(k), label=classes[k]) for k in shown] + [Patch(color="black", label="void")]
-fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=8, frameon=False)
-fig.tight_layout(rect=(0, 0.05 + 0.035 * -(-len(handles) // 6), 1, 1))
+fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=9, frameon=False)
+fig.tight_layout(rect=(0, (0.15 + 0.25 * -(-len(handles) // 6)) / fig.get_figheight(), 1, 1))  # room for the legend
 viz.glue_figure("fig_preds", fig)
 
 # %% [markdown]

@@ -140,3 +140,14 @@ def test_a_table_column_keeps_one_number_format():
     md = viz.table_markdown(pd.DataFrame({"lr": [5e-4, 1e-3, 2e-3], "acc": [0.5, 0.25, 0.125]}), "c", "t")
     assert "| 5.00e-04 | 0.500 |" in md and "| 1.00e-03 | 0.250 |" in md
     assert "| 0.00100" not in md
+
+
+def test_epoch_axes_have_whole_epochs_only():
+    """Item 7: no 1.5 or 0.945 on an epoch axis, for one epoch or many."""
+    import pandas as pd
+
+    for n in (1, 3, 40):
+        h = pd.DataFrame({"epoch": range(1, n + 1), "loss": [1.0 / (e + 1) for e in range(n)]})
+        ax = viz.curves({"run": h}, ("loss",)).axes[0]
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), (n, ticks)
