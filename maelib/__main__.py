@@ -26,7 +26,7 @@ if __name__ == "__main__" and threading.current_thread() is threading.main_threa
     signal.signal(signal.SIGINT, _quit_at_once)  # until program() installs _on_sigint
 
 try:  # importing the library (torch) takes seconds: a Ctrl-C then ends as quietly as during a run
-    from . import book, jobs, profiles, runs
+    from . import book, jobs, profiles, runs, summary
     from .data import registry
 except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
@@ -110,7 +110,10 @@ def run(args, ap) -> int:
     if args.profile:
         params["profile"] = args.profile
     runs.notebook_of(args.chapter)
-    profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
+    resolved = profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
+    note = summary.tuning_note(args.chapter, vars(resolved))
+    if note:  # before a rerun that will choose learning rates again, or reuses the default setting's
+        print(note, file=sys.stderr)
     out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
     print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir))
     if not args.no_book:

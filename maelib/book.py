@@ -119,7 +119,7 @@ def shown(executed: Path = runs.EXECUTED, committed: Path = COMMITTED, root: Pat
 
 def _with_header(nb_path: Path, lines: list[str]):
     """The notebook as the book shows it: a markdown cell of ``lines`` right under its title (the first
-    cell's first line), and the parameters cells' code behind a toggle."""
+    cell's first line), the parameters cells' code behind a toggle, and no stderr output."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
@@ -133,6 +133,8 @@ def _with_header(nb_path: Path, lines: list[str]):
     else:
         nb.cells.insert(1, cells[1])
     for cell in nb.cells:
+        if cell.cell_type == "code":  # the page drops stderr (tqdm bars, warnings): so does the download
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
         tags = cell.metadata.get("tags", [])
         if cell.cell_type == "code" and {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:
             cell.metadata["tags"] = [*tags, "hide-input"]

@@ -79,6 +79,10 @@ COMMON = {
     "checkpoint_dir": Spec(str),
 }
 
+# choose the learning rates anew even where a rerun changes only what pretraining does (the mask ratio, the
+# target), instead of reusing the default setting's choice (maelib.summary.default_tuning)
+TUNE = Spec(bool)
+
 SPECS: dict[str, dict[str, Spec]] = {
     "images": {
         **COMMON,
@@ -100,6 +104,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "finetune_lr": Spec(float, 0, open_low=True),
         "scratch_lr": Spec(float, 0, open_low=True),
         "lr_grid": Spec(list, 0, open_low=True),
+        "tune": TUNE,
         "layer_decay": Spec(float, 0, 1, open_low=True),
         "drop_path": Spec(float, 0, 1, open_high=True),
         "synthetic": Spec(bool),
@@ -176,6 +181,7 @@ SPECS["segmentation"] = {
     "finetune_lr": Spec(float, 0, open_low=True),
     "scratch_lr": Spec(float, 0, open_low=True),
     "lr_grid": Spec(list, 0, open_low=True),
+    "tune": TUNE,
     "layer_decay": Spec(float, 0, 1, open_low=True),
     "limit": Spec(int, 2),
     "norm_target": Spec(bool),
@@ -210,6 +216,7 @@ SPECS["masking"] = {
     "n_images": Spec(int, 1, 16),
     "ratios": Spec(list, 0, 1, open_low=True, open_high=True),
     "n_seeds": Spec(int, 1, 10),
+    "quality_images": Spec(int, 10, 1000),  # held-out images of the quality table
 }
 
 SPECS["summary"] = {"profile": COMMON["profile"], "records_dir": Spec(str)}
@@ -226,7 +233,8 @@ _SERIES_QUICK = dict(dataset="ETTh1", robustness_dataset="ETTh2", lag=24, horizo
 _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pretrain_epochs=150, finetune_epochs=40,
                     probe_epochs=90, batch_size=256, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4,
                     norm_target=True, limit=None, pretrain_lr=1.5e-4, finetune_lr=None, scratch_lr=None,
-                    lr_grid=[5e-4, 1e-3, 2e-3], layer_decay=0.75, drop_path=0.1, synthetic=False)
+                    lr_grid=[5e-4, 1e-3, 2e-3], tune=False, layer_decay=0.75, drop_path=0.1,
+                    synthetic=False)
 
 PROFILES: dict[str, dict[str, dict]] = {
     "images": {
@@ -266,7 +274,7 @@ PROFILES["tabular"] = {
 _SEG_QUICK = dict(dataset="auto", img_size=96, patch_size=16, mask_ratio=0.75, pretrain_epochs=40, epochs=10,
                   batch_size=16, dim=128, depth=6, heads=4, decoder_dim=64, decoder_depth=1, width=64,
                   pretrain_lr=1e-3, finetune_lr=None, scratch_lr=None, lr_grid=[5e-4, 1e-3, 2e-3], layer_decay=0.75,
-                  limit=None, norm_target=True, mae_checkpoint=None)
+                  limit=None, norm_target=True, mae_checkpoint=None, tune=False)
 PROFILES["segmentation"] = {
     "quick": _SEG_QUICK,
     "full": {**_SEG_QUICK, "img_size": 256, "patch_size": 16, "pretrain_epochs": 400, "epochs": 80, "dim": 192,
@@ -292,9 +300,10 @@ PROFILES["volumes"] = {
 
 _RATIO_GRID = [round(0.05 * i, 2) for i in range(1, 20)]
 PROFILES["masking"] = {
-    "quick": dict(mae_checkpoint=None, live=True, n_images=4, ratios=_RATIO_GRID, n_seeds=3),
-    "full": dict(mae_checkpoint=None, live=True, n_images=6, ratios=_RATIO_GRID, n_seeds=5),
-    "smoke": dict(mae_checkpoint=None, live=True, n_images=2, ratios=[0.25, 0.5, 0.75], n_seeds=2),
+    "quick": dict(mae_checkpoint=None, live=True, n_images=4, ratios=_RATIO_GRID, n_seeds=3, quality_images=200),
+    "full": dict(mae_checkpoint=None, live=True, n_images=6, ratios=_RATIO_GRID, n_seeds=5, quality_images=1000),
+    "smoke": dict(mae_checkpoint=None, live=True, n_images=2, ratios=[0.25, 0.5, 0.75], n_seeds=2,
+                  quality_images=20),
 }
 
 

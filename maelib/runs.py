@@ -59,7 +59,8 @@ class ChapterFailed(RuntimeError):
 
 # maelib modules that only run, record, show or check chapters: they do not change what a chapter computes
 NOT_COMPUTING = {"__init__.py", "__main__.py", "runs.py", "summary.py", "viz.py", "widgets.py", "browser.py",
-                 "webmodel.py", "paper.py", "published.py", "files.py", "profiles.py", "book.py", "device.py", "jobs.py"}
+                 "webmodel.py", "paper.py", "published.py", "files.py", "profiles.py", "book.py", "device.py",
+                 "jobs.py", "reference.py"}  # reference.py: the committed reference MAE; no chapter trains with it
 
 
 def code_hash(computing_only: bool = True) -> str:
@@ -173,8 +174,9 @@ def stamp(chapter: str, params: dict) -> str:
             for f in sorted(folder.glob("*.run.json")):
                 if not f.name.startswith(notebook_of(chapter).stem):
                     h.update(str(f).encode() + (read_record(f) or {}).get("stamp", "").encode())
-    if chapter == "masking" and (MODELS / "image_mae_full.pt").exists():  # the committed model it may show
-        h.update(str((MODELS / "image_mae_full.pt").stat().st_mtime_ns).encode())
+    for model in ("image_mae_full.pt", "image_mae_reference.pt"):  # the committed models masking may show
+        if chapter == "masking" and (MODELS / model).exists():
+            h.update(str((MODELS / model).stat().st_mtime_ns).encode())
     if chapter in READS_REGISTRY:
         reads = READS_REGISTRY[chapter]
         names = [f.name for f in RECORDS.glob("*.json") if f.name.split("-")[0] != chapter

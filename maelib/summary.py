@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import paper, runs
+from . import paper, profiles, runs
+from .train import GRID_EXTENSIONS
 
-CONTROL = ("seed", "seeds", "profile", "live", "device", "data_dir", "checkpoint_dir")
+CONTROL = ("seed", "seeds", "profile", "live", "device", "data_dir", "checkpoint_dir", "tune")
 MIN_SEEDS = 5
 LEVEL = 0.95
 
@@ -313,6 +314,56 @@ def tuning(chapter: str, resolved: dict, root=runs.RECORDS) -> dict | None:
     return None
 
 
+PRETRAINING_ONLY = ("mask_ratio", "norm_target")  # parameters that change what pretraining does, nothing else
+
+
+def default_tuning(chapter: str, resolved: dict, root=runs.RECORDS) -> dict | None:
+    """For a run that differs from its profile's defaults only in :data:`PRETRAINING_ONLY` parameters and
+    does not ask to choose anew (``tune`` false): :func:`tuning` of the default setting, with ``borrowed``
+    (the names that differ); None otherwise, or when the default setting has no recorded choice."""
+    if resolved.get("tune", True):
+        return None
+    defaults = vars(profiles.resolve(chapter, resolved["profile"]))
+    differ = [k for k in resolved if k not in CONTROL and resolved[k] != defaults.get(k)]
+    if not differ or not set(differ) <= set(PRETRAINING_ONLY):
+        return None
+    found = tuning(chapter, {**resolved, **{k: defaults[k] for k in differ}}, root)
+    return {**found, "borrowed": differ} if found else None
+
+
+def tuning_note(chapter: str, resolved: dict, root=runs.RECORDS) -> str | None:
+    """What a run is about to do about its learning rates, said before it starts when it will choose them
+    (a grid of extra fine-tunings) or reuse the default setting's; None when it reuses its own setting's."""
+    if "tune" not in resolved or (resolved.get("finetune_lr") and resolved.get("scratch_lr")):
+        return None
+    grid, cost = len(resolved["lr_grid"]), 2 * len(resolved["lr_grid"])
+    choose = (f"chooses both arms' learning rates on held-out training images: {cost} extra fine-tunings (up to "
+              f"{cost + 2 * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
+    if resolved["tune"]:
+        return f"{chapter}: tune is true, so this run {choose}"
+    if tuning(chapter, resolved, root):
+        return None
+    borrowed = default_tuning(chapter, resolved, root)
+    if borrowed:
+        return (f"{chapter}: this run changes only what pretraining does ({', '.join(borrowed['borrowed'])}) and "
+                f"reuses the learning rates chosen for the default setting; -p tune true chooses them anew ({cost} "
+                "extra fine-tunings)")
+    return f"{chapter}: no recorded choice for this setting and code, so this run {choose}"
+
+
+def tuning_source(tuned: dict | None) -> str:
+    """Who chose a run's learning rates, for its page: this run, the seed-0 run of its setting, or the
+    default setting's seed-0 run (:func:`default_tuning`)."""
+    if not tuned:
+        return "this run"
+    made = f"({tuned['finished'][:10]}, commit {(tuned['git_commit'] or '')[:8]})"
+    if tuned.get("borrowed"):
+        return (f"the seed-{TUNING_SEED} run of the default setting and this code {made}, reused because this run "
+                f"changes only what pretraining does ({', '.join(tuned['borrowed'])}); `-p tune true` chooses them "
+                "anew for this setting")
+    return f"the seed-{TUNING_SEED} run of this setting and code {made}, whose choice every seed reuses"
+
+
 def load(root=runs.RECORDS) -> list[dict]:
     return runs.load_records(root=root)
 
@@ -340,8 +391,9 @@ def show_recorded(chapter: str, profile: str = "full") -> None:
     from .viz import show_table
 
     frame = recorded_runs(chapter, profile)
-    if frame.empty:
-        display(Markdown(f"*No {profile}-profile run of this chapter is recorded in `results/runs/` yet.*"))
+    if frame.empty:  # one line while there is nothing to show
+        display(Markdown(f"*None yet: no {profile}-profile run of this chapter is recorded in `results/runs/`.*"))
     else:
-        show_table(frame.set_index("finished"), f"Recorded {profile}-profile runs of this chapter (from "
-                   "`results/runs/`), one row per seed.", f"table-recorded-{chapter}-{profile}")
+        show_table(frame.set_index("finished"), f"The {profile}-profile runs of this chapter recorded in "
+                   "`results/runs/` (with their date, commit and device), one row per seed: a book built on a "
+                   "laptop still shows the full-scale study.", f"table-recorded-{chapter}-{profile}")

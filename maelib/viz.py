@@ -18,24 +18,34 @@ def glue_figure(name: str, fig) -> None:
     plt.close(fig)
 
 
-def reconstruction_grid(rec: dict, n: int = 6, titles=("original", "masked", "reconstruction", "visible pasted back")):
-    """One row per image: original / masked / reconstruction / reconstruction with visible patches pasted.
-
-    ``rec`` is :func:`maelib.images.reconstructions`'s output.
-    """
-    keys = ("original", "masked", "reconstruction", "pasted")
-    n = min(n, len(rec["original"]))
-    fig, axes = plt.subplots(n, 4, figsize=(6.4, 1.65 * n), squeeze=False)
+def reconstruction_comparison(recs: dict[str, dict], n: int = 4):
+    """Models side by side on the same images: the original, then for each model what its encoder saw
+    (hidden patches grey) and its reconstruction with the visible patches pasted back, each image's
+    hidden-pixel MSE under it. ``recs`` maps a model's label to :func:`maelib.widgets.reconstructions`'
+    output for the same images."""
+    labels = list(recs)
+    first = recs[labels[0]]
+    n = min(n, len(first["original"]))
+    cols = 1 + 2 * len(labels)
+    fig, axes = plt.subplots(n, cols, figsize=(1.45 * cols, 1.5 * n + 0.7), squeeze=False)
     for i in range(n):
-        for j, k in enumerate(keys):
-            ax = axes[i, j]
-            ax.imshow(rec[k][i].clip(0, 1), interpolation="nearest")
+        panels = [(first["original"][i], "original", None)]
+        for label in labels:
+            rec = recs[label]
+            panels += [(rec["masked"][i], "shown", None), (rec["pasted"][i], "reconstructed", rec["loss"][i])]
+        for ax, (img, title, loss) in zip(axes[i], panels):
+            ax.imshow(img.clip(0, 1), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(titles[j], fontsize=9)
-        axes[i, 2].set_xlabel(f"hidden-patch MSE {rec['loss'][i]:.3f}", fontsize=7)
-    fig.tight_layout()
+                ax.set_title(title, fontsize=9)
+            if loss is not None:
+                ax.set_xlabel(f"MSE {loss:.4f}", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (1.5 * n + 0.7)))
+    for k, label in enumerate(labels):  # each model's name over its two columns
+        left, right = axes[0, 1 + 2 * k].get_position(), axes[0, 2 + 2 * k].get_position()
+        fig.text((left.x0 + right.x1) / 2, right.y1 + 0.35 / (1.5 * n + 0.7), label.split(" (")[0], ha="center",
+                 va="bottom", fontsize=9, weight="bold")
     return fig
 
 
@@ -48,6 +58,11 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
             if metric in h:
                 ax.plot(h["epoch"], h[metric], marker="o", ms=3, label=label)
         ax.set_xlabel(xlabel)
+        epochs = sorted({int(e) for h in histories.values() if metric in h for e in h["epoch"]})
+        if xlabel == "epoch" and epochs:  # whole epochs only: no 1.5 (or 0.945) on the axis
+            ax.xaxis.set_major_locator(plt.FixedLocator(epochs) if len(epochs) <= 10 else plt.MaxNLocator(integer=True))
+            if len(epochs) == 1:
+                ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         if logy:
@@ -65,10 +80,11 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
     from .masking import random_masking
 
     g = torch.Generator().manual_seed(seed)
-    panels = [("image: 8x8 patches", (8, 8)), ("time series: 24 patches", (1, 24)),
+    panels = [("image: 8x8 patches\n(the reference model's 64 tokens)", (8, 8)), ("time series: 24 patches", (1, 24)),
               ("table: 6 rows x 12 cells", (6, 12)), ("volume: 3 slices of 4x4 patches", (4, 12))]
-    fig, axes = plt.subplots(1, 4, figsize=(12, 2.6), gridspec_kw={"width_ratios": [1, 2.2, 1.6, 1.6]})
-    for ax, (title, (h, w)) in zip(axes, panels):
+    # 2 x 2 at about the book's text width, so that the labels print at the size of the text
+    fig, axes = plt.subplots(2, 2, figsize=(7.2, 4.6), gridspec_kw={"height_ratios": [1.3, 1]})
+    for ax, (title, (h, w)) in zip(axes.flat, panels):
         rows = h if title.startswith("table") else 1
         m = random_masking(rows, h * w // rows, mask_ratio, generator=g).mask.reshape(h, w).numpy()
         ax.imshow(np.where(m > 0, 0.15, 0.85), cmap="viridis", vmin=0, vmax=1)
@@ -80,10 +96,69 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
                 ax.axvline(x, color="black", lw=3)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(title, fontsize=9)
-    fig.suptitle(f"random_masking(mask_ratio={mask_ratio}): dark = hidden, light = seen by the encoder", fontsize=10)
+        ax.set_title(title, fontsize=11)
+    fig.suptitle(f"random_masking(mask_ratio={mask_ratio}): dark = hidden, light = seen by the encoder", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def change_word(gap: float, up: str = "higher", down: str = "lower") -> str:
+    """The word for a gap's sign: ``up`` above zero, ``down`` below, "no different" at zero."""
+    return up if gap > 0 else down if gap < 0 else "no different"
+
+
+def direction(ours: float, paper: float) -> str:
+    """How one gap compares with the paper's, from the signs: "the same direction as", "the opposite
+    direction to", or "no direction beside" when either is zero (followed by "the paper('s ...)")."""
+    if ours * paper > 0:
+        return "the same direction as"
+    return "the opposite direction to" if ours * paper < 0 else "no direction beside"
+
+
+def agreement(ours: dict[str, float], paper: dict[str, float]) -> str:
+    """Whether each metric's gap goes the paper's way, from the signs: ``ours`` and ``paper`` map a
+    metric's name to (MAE - baseline). "both in the same direction as the paper's gain", "both in the
+    opposite direction to it", or which metric goes which way."""
+    same = [m for m in ours if ours[m] * paper[m] > 0]
+    opposite = [m for m in ours if ours[m] * paper[m] < 0]
+    flat = [m for m in ours if ours[m] == 0 or paper[m] == 0]
+    if len(ours) == 1:
+        return f"{direction(*ours.values(), *paper.values())} the paper's gain"
+    every = "both" if len(ours) == 2 else "all"
+    if len(same) == len(ours):
+        return f"{every} in the same direction as the paper's gain"
+    if len(opposite) == len(ours):
+        return f"{every} in the opposite direction to the paper's gain"
+    parts = []
+    if same:
+        parts.append(f"{' and '.join(same)} in the same direction as the paper's gain")
+    if opposite:
+        parts.append(f"{' and '.join(opposite)} in the opposite direction")
+    if flat:
+        parts.append(f"{' and '.join(flat)} without a direction")
+    return ", ".join(parts)
+
+
+def count(n: int, word: str) -> str:
+    """``count(1, "seed")`` -> "1 seed", ``count(5, "seed")`` -> "5 seeds": no "seed(s)" on a page."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def show_figure(fig, caption: str) -> None:
+    """Display ``fig`` with its caption under it, where a figure is drawn only when there is data for it
+    (a numbered ``{glue:figure}`` would otherwise need a placeholder image)."""
+    from IPython.display import Markdown, display
+
+    display(fig)
+    plt.close(fig)
+    display(Markdown(f"*{caption}*"))
+
+
+def sweep_note(values, profile: str) -> str:
+    """The one line shown instead of a sweep's figure when a run has a single point of it."""
+    shown = ", ".join(f"{v:g}" for v in values)
+    return (f"*No sweep to draw: this {profile}-profile run has one point ({shown}); the full profile sweeps "
+            "several.*")
 
 
 def message_figure(text: str):
@@ -152,14 +227,23 @@ def sig(value, digits: int = 3) -> str:
     return f"{value:.{digits - 1 - magnitude}f}"
 
 
+def column_cells(values, digits: int = 3) -> list[str]:
+    """A column's cells in one format: :func:`sig` each, but all in scientific notation where one of
+    them needs it (so that ``5.00e-04`` never stands above ``0.00100``)."""
+    numbers = [v for v in values if isinstance(v, (float, np.floating)) and v == v and v != 0]
+    if any(abs(v) < 1e-3 for v in numbers) and len(numbers) == len(values):
+        return [f"{v:.{digits - 1}e}" for v in values]
+    return [sig(v, digits) for v in values]
+
+
 def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) -> str:
     """A numbered, captioned table (MyST ``table`` directive) of ``frame``: numbers to ``digits``
     significant digits, text as it is, the index as the first column."""
     frame = frame.reset_index() if frame.index.name or not isinstance(frame.index, pd.RangeIndex) else frame
-    cell = lambda v: sig(v, digits).replace("|", "\\|")  # noqa: E731
+    columns = [column_cells(frame[c], digits) for c in frame.columns]
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    rows = ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in zip(*columns)]
     return "\n".join([f":::{{table}} {caption}", f":name: {name}", "", header, rule, *rows, ":::"])
 
 
@@ -176,7 +260,7 @@ def forest(rows: pd.DataFrame):
     seeds, and on which side the paper found the MAE (its numbers are on other data and scales, so only
     their direction is drawn). ``rows`` is :func:`maelib.summary.claim_rows`'s frame."""
     claims = list(dict.fromkeys(rows["table"]))
-    fig, axes = plt.subplots(len(claims), 1, figsize=(7.5, 1.3 * len(claims) + 0.9), squeeze=False)
+    fig, axes = plt.subplots(len(claims), 1, figsize=(7.0, 1.5 * len(claims) + 0.9), squeeze=False)
     colours = {"quick": "tab:blue", "full": "tab:orange"}
     for ax, table in zip(axes[:, 0], claims):
         part = rows[rows["table"] == table].reset_index(drop=True)
@@ -185,23 +269,23 @@ def forest(rows: pd.DataFrame):
                 err = None if np.isnan(r["lo"]) else [[r["gap"] - r["lo"]], [r["hi"] - r["gap"]]]
                 ax.errorbar(r["gap"], y, xerr=err, fmt="o", color=colours.get(r["profile"], "black"), capsize=3)
                 ax.annotate(f"n = {r['n']}", (r["gap"], y), textcoords="offset points", xytext=(0, 6),
-                            ha="center", fontsize=7)
+                            ha="center", fontsize=9)
             else:
                 ax.text(0.5, y, f"{r['profile']}: not run", transform=ax.get_yaxis_transform(), ha="center",
-                        va="center", fontsize=7, color="grey")
+                        va="center", fontsize=9, color="grey")
         ax.axvline(0, color="grey", lw=0.8)
         lo, hi = ax.get_xlim()
         span = max(abs(lo), abs(hi), 1e-12)
         ax.set_xlim(-span, span)  # 0 in the middle: the two sides read as MAE worse / MAE better
         better = part["paper_gap"].iloc[0] > 0
         ax.text(0.99 if better else 0.01, 1.02, "the paper: MAE better →" if better else "← the paper: MAE worse",
-                transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=7, style="italic")
+                transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=9, style="italic")
         ax.set_yticks(range(len(part)), part["profile"])
         ax.set_ylim(-0.6, len(part) - 0.4)
-        ax.set_title(f"{table}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", fontsize=8, loc="left",
+        ax.set_title(f"{table}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", fontsize=10, loc="left",
                      pad=12)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=9)
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=8)
+    axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=9)
     fig.tight_layout()
     return fig

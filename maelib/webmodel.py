@@ -22,8 +22,8 @@ input   image          (1, 3, S, S) float32       normalised with :data:`maelib.
 input   visible        (1, L) float32             1 where the encoder sees a patch, 0 where it is hidden
 output  reconstruction (1, 3, S, S) float32       the decoder's prediction of every patch, in [0, 1]
 output  pasted         (1, 3, S, S) float32       visible patches as given, hidden ones predicted, [0, 1]
-output  loss           () float32                 mean squared error on hidden patches (the training
-                                                  loss, per-patch normalised targets; 0 if none hidden)
+output  loss           () float32                 mean squared error on hidden pixels in [0, 1] RGB
+                                                  (:func:`maelib.reference.hidden_mse`; 0 if none hidden)
 ======  =============  =========================  ===================================================
 """
 
@@ -65,7 +65,8 @@ class BrowserMAE(nn.Module):
     The same computation as :meth:`MaskedAutoencoder.forward` and :meth:`MaskedAutoencoder.reconstruct`
     for a mask given patch by patch: :func:`masking_from_visible` with ``width=L`` keeps the shapes fixed
     whatever the number of visible patches (padding slots are marked invalid and never attended to).
-    With a normalised target, predictions are de-normalised with the visible patches' statistics.
+    With a normalised target, predictions are de-normalised with the visible patches' statistics. The
+    loss is the masking page's one measure, the MSE on hidden pixels in [0, 1] RGB.
     """
 
     def __init__(self, mae: MaskedAutoencoder):
@@ -79,18 +80,22 @@ class BrowserMAE(nn.Module):
         tokens = mae.tokenizer.tokenize(image)
         masking = masking_from_visible(visible > 0.5, width=visible.shape[1])
         pred = mae.forward_decoder(mae.forward_encoder(tokens, masking), masking)
-        loss = mae.loss(tokens, pred, masking.mask)
         recon, pasted = mae.reconstruct(image, pred, masking.mask)
-        return self.to_unit(recon), self.to_unit(pasted), loss
+        hidden = mae.tokenizer.untokenize(masking.mask.unsqueeze(-1).expand_as(tokens).to(image.dtype))
+        pasted, original = self.to_unit(pasted), self.to_unit(image)
+        loss = ((pasted - original) ** 2 * hidden).sum() / hidden.sum().clamp(min=1)  # the page's one loss
+        return self.to_unit(recon), pasted, loss
 
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised (1, 3, S, S) -> pixel values in [0, 1]."""
         return (x * self.std + self.mean).clamp(0, 1)
 
 
-def export(mae: MaskedAutoencoder, path: str | Path) -> Path:
+def export(mae: MaskedAutoencoder, path: str | Path, fp16_weights: bool = False) -> Path:
     """Write ``mae`` (encoder and decoder, float32, CPU) as one ONNX file at ``path`` (see the module's
-    table for its inputs and outputs); returns ``path``.
+    table for its inputs and outputs); returns ``path``. With ``fp16_weights`` the weight matrices are
+    stored in float16 and cast to float32 where they are used (:func:`store_fp16`): half the download,
+    and exactly the same model when its weights were float16 to begin with.
 
     Uses the TorchScript-based exporter (``dynamo=False``): the mask's random order of visible tokens
     (a ``torch.rand`` in :func:`masking_from_visible`, which changes no result) has no translation in the
@@ -103,7 +108,30 @@ def export(mae: MaskedAutoencoder, path: str | Path) -> Path:
         warnings.simplefilter("ignore", DeprecationWarning)  # the exporter's own notices of its deprecation
         torch.onnx.export(model, example, str(tmp), input_names=["image", "visible"],
                           output_names=["reconstruction", "pasted", "loss"], opset_version=17, dynamo=False)
+        if fp16_weights:
+            store_fp16(tmp)
     return Path(path)
+
+
+def store_fp16(path: str | Path, min_size: int = 1024) -> None:
+    """Rewrite the ONNX file at ``path`` so that every float32 initializer of at least ``min_size``
+    values is stored as float16 and feeds a Cast back to float32: the graph computes as before."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph, casts = model.graph, []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or np.prod(init.dims) < min_size:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}__fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(graph.node)  # the casts before every use: the graph stays topologically sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(path))
 
 
 def runtime_files(node_modules: str | Path = NODE_MODULES) -> list[Path]:
@@ -135,11 +163,18 @@ def stage(root: str | Path, checkpoint_path: str | Path | None, node_modules: st
             tmp.mkdir()
             for f in files:
                 shutil.copyfile(f, tmp / f.name)
-            export(mae, tmp / MODEL_FILE)
+            export(mae, tmp / MODEL_FILE, fp16_weights=stored_fp16(checkpoint_path))
     except Exception as e:  # noqa: BLE001 - any failure leaves the page its fallback
         return {"staged": False, "reason": f"{type(e).__name__}: {e}", "bytes": {}}
     sizes = {f.name: f.stat().st_size for f in sorted(dest.iterdir())}
     return {"staged": True, "reason": f"model of {checkpoint_path}", "bytes": sizes}
+
+
+def stored_fp16(checkpoint_path: str | Path) -> bool:
+    """Whether an image-MAE checkpoint holds its weights in float16 (the committed models do): then its
+    ONNX export stores them so too, at no loss."""
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
+    return all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
 
 
 def _png_uri(image: torch.Tensor) -> str:

@@ -2,6 +2,8 @@
 
 Both show, for a trained image MAE, the original / masked / reconstruction / reconstruction with the
 visible patches pasted back, and the loss on hidden patches, as the mask ratio and the seed change.
+The loss is the one every number on the masking page uses: the mean squared error on hidden pixels in
+[0, 1] RGB (:func:`maelib.reference.hidden_mse`); hidden patches are drawn in opaque grey.
 """
 
 from __future__ import annotations
@@ -15,10 +17,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import reconstructions, resize
+from .images import resize
 from .mae import MaskedAutoencoder
+from .reference import masked_view, predictions
 
 PANELS = ("original", "masked", "reconstruction", "pasted")
+
+
+def reconstructions(mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, seed: int = 0) -> dict:
+    """The panels of uint8 images (N, 3, H, W) at the MAE's size S, each (N, S, S, 3) numpy in [0, 1], and
+    ``loss`` (N,), each image's MSE on its hidden pixels (what :func:`maelib.viz.reconstruction_comparison` draws)."""
+    p = predictions(mae, x, mask_ratio, seed, baselines=False)
+    panels = {"original": p["image"], "masked": masked_view(p["image"], p["hidden"]),
+              "reconstruction": p["reconstruction"], "pasted": p["mae"]}
+    return {**{k: v.permute(0, 2, 3, 1).cpu().numpy() for k, v in panels.items()}, "loss": p["mse"].cpu().numpy()}
 
 
 def update(mae: MaskedAutoencoder, image: torch.Tensor, mask_ratio: float, seed: int) -> dict:
@@ -53,8 +65,9 @@ def prepare_image(data: bytes, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
 
 
-def explorer(mae: MaskedAutoencoder, images: torch.Tensor, names: list[str] | None = None):
-    """The live explorer: sliders for mask ratio and seed, an image choice and an upload of one's own."""
+def explorer(mae: MaskedAutoencoder, images: torch.Tensor, names: list[str] | None = None, label: str = ""):
+    """The live explorer: sliders for mask ratio and seed, an image choice and an upload of one's own;
+    ``label`` names the model shown (``"reference model (...)"``)."""
     import ipywidgets as W
 
     pool = list(resize(images, mae.tokenizer.img_size))
@@ -69,8 +82,9 @@ def explorer(mae: MaskedAutoencoder, images: torch.Tensor, names: list[str] | No
     def redraw(*_):
         frame = update(mae, pool[choice.value], ratio.value, seed.value)
         picture.value = _png(_strip([frame[k] for k in PANELS]))
-        caption.value = (f"original / masked / reconstruction / visible pasted back &mdash; "
-                         f"loss on hidden patches: <b>{frame['loss']:.3f}</b>")
+        caption.value = (f"{html.escape(label)}{': ' if label else ''}original / masked (hidden patches grey) / "
+                         f"reconstruction / visible pasted back &mdash; loss on hidden patches: "
+                         f"<b>{frame['loss']:.4f}</b> (MSE on this image's hidden pixels, RGB in [0, 1])")
 
     def add_upload(change):
         for item in change["new"]:
@@ -102,9 +116,10 @@ def precompute(mae: MaskedAutoencoder, images: torch.Tensor, ratios, seeds) -> d
     return frames
 
 
-def static_control(frames: dict, element_id: str = "mae-masking") -> str:
+def static_control(frames: dict, element_id: str = "mae-masking", label: str = "", n_images: int | None = None) -> str:
     """A self-contained HTML/JavaScript slider over precomputed frames: no kernel, no network, works
-    from file://. Every frame is an inline PNG (data URI)."""
+    from file://. Every frame is an inline PNG (data URI). ``label`` names the model, ``n_images`` the
+    number of images a frame's mean loss is over."""
     seeds = list(frames)
     ratios = [r for r, _, _ in frames[seeds[0]]]
     data = {str(s): [{"r": r, "src": "data:image/png;base64," + base64.b64encode(png).decode(), "loss": loss}
@@ -116,8 +131,9 @@ def static_control(frames: dict, element_id: str = "mae-masking") -> str:
 <label>mask ratio <input type="range" class="ratio" min="0" max="{len(ratios) - 1}" step="1" value="{start}"
  style="width:16em;vertical-align:middle"> <b class="ratio-value"></b></label>
 <label>seed <select class="seed">{seed_opts}</select></label>
-<span>mean loss on hidden patches: <b class="loss-value"></b></span></div>
-<div style="font-size:0.85em;color:#555;margin:0.4em 0">columns: original / masked / reconstruction / visible pasted back</div>
+<span>mean MSE on hidden pixels{f" of these {n_images} images" if n_images else ""}: <b class="loss-value"></b></span></div>
+<div style="font-size:0.85em;opacity:0.75;margin:0.4em 0">{html.escape(label) + ": " if label else ""}columns: original /
+ masked (hidden patches grey) / reconstruction / visible pasted back</div>
 <img class="frame" alt="MAE reconstructions" style="max-width:100%;image-rendering:pixelated">
 <script type="application/json" class="frames">{json.dumps(data)}</script>
 <script>
@@ -129,7 +145,7 @@ def static_control(frames: dict, element_id: str = "mae-masking") -> str:
     var f = frames[seed.value][parseInt(slider.value, 10)];
     root.querySelector("img.frame").src = f.src;
     root.querySelector(".ratio-value").textContent = f.r.toFixed(2);
-    root.querySelector(".loss-value").textContent = f.loss.toFixed(3);
+    root.querySelector(".loss-value").textContent = f.loss.toFixed(4);
   }}
   slider.addEventListener("input", show);
   seed.addEventListener("change", show);

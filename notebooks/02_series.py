@@ -518,10 +518,6 @@ glue("results", {"dataset": p.dataset, "mse": {m: float(v) for m, v in mean_mse.
 
 # %% [markdown]
 # ## Recorded full-scale runs
-#
-# Beside this build's run, the full-profile runs of this chapter recorded in the run registry (made on
-# a GPU, with their date, commit and device), so that a book built on a laptop still shows the
-# full-scale study.
 
 # %% tags=["remove-input"]
 from maelib import summary as _summary

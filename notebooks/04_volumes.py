@@ -139,14 +139,15 @@ for run, key in [("MAE init", "mae"), ("scratch", "scr")]:
     glue(f"{key}_dice", float(final[run]["dice"]), display=False)
 diff = float(final["MAE init"]["dice"] - final["scratch"]["dice"])
 glue("d_dice", abs(diff), display=False)
-glue("dice_word", "higher" if diff > 0 else "lower", display=False)
-glue("verdict", "the same direction as" if diff > 0 else "the opposite direction to", display=False)
+glue("dice_word", viz.change_word(diff), display=False)
 fig = viz.curves(hists, ("dice", "loss"), ("validation mean Dice", "training DiceCE loss"))
 viz.glue_figure("fig_dice", fig)
 
 PAPER = paper.table("Table 4")
 glue("paper_mae", float(PAPER.loc["Dice Score", "MAE"]), display=False)
 glue("paper_scratch", float(PAPER.loc["Dice Score", "No pretraining"]), display=False)
+glue("verdict", viz.direction(diff, float(PAPER.loc["Dice Score", "MAE"] - PAPER.loc["Dice Score", "No pretraining"])),
+     display=False)
 
 # %% [markdown]
 # The MAE's loss on hidden patches fell from {glue:text}`pre_first:.3f` in its first epoch to
@@ -170,7 +171,13 @@ for ax, (img, title, cmap) in zip(axes, panels):
     ax.imshow(img.T, cmap=cmap, origin="lower", vmin=None if cmap == "gray" else 0, vmax=None if cmap == "gray" else n_out - 1)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
-fig.tight_layout()
+from matplotlib.patches import Patch
+
+colour = plt.get_cmap("viridis")
+fig.legend(handles=[Patch(color=colour(k / (n_out - 1)), label=name)
+                    for k, name in enumerate(["background", *labels])], loc="lower center", ncol=n_out, fontsize=8,
+           frameon=False)
+fig.tight_layout(rect=(0, 0.1, 1, 1))
 viz.glue_figure("fig_slices", fig)
 
 # %% [markdown]
@@ -211,10 +218,6 @@ glue("results", {"dataset": name, "dice": {r: float(final[r]["dice"]) for r in f
 
 # %% [markdown]
 # ## Recorded full-scale runs
-#
-# Beside this build's run, the full-profile runs of this chapter recorded in the run registry (made on
-# a GPU, with their date, commit and device), so that a book built on a laptop still shows the
-# full-scale study.
 
 # %% tags=["remove-input"]
 from maelib import summary as _summary

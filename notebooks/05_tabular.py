@@ -91,13 +91,24 @@ if viz.provenance_note(data["source"]):
 # real data set with missing values would not have.
 
 # %% tags=["hide-input", "nbval-check-output"]
-rows, hists_first = [], None
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
+
+rows, hists_first, unconverged = [], None, 0
 for rate in rates:
     for s in range(p.seed, p.seed + p.seeds):
-        res, hists = tabular.run_all(data, p, dev, s, rate)
+        with warnings.catch_warnings(record=True) as caught:  # said on the page instead
+            warnings.simplefilter("always", ConvergenceWarning)
+            res, hists = tabular.run_all(data, p, dev, s, rate)
+        unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
         rows += [{"missing_rate": rate, "seed": s, "model": m, **v} for m, v in res.items()]
         if rate == p.missing_rate and hists_first is None:
             hists_first = hists
+n_runs = len(rates) * p.seeds
+glue("iter_note", f" (scikit-learn's IterativeImputer stopped at its iteration limit before it converged in "
+     f"{unconverged} of {n_runs} runs: its row is what it had reached by then)" if unconverged
+     else " (scikit-learn's IterativeImputer converged in every run)", display=False)
 scores = pd.DataFrame(rows)
 main = scores[scores["missing_rate"] == p.missing_rate]
 METRICS = {"mse_numeric": "numeric: MSE", "wasserstein": "numeric: Wasserstein",
@@ -146,24 +157,15 @@ if failures:
     display(Markdown(":::{admonition} Failed numerically\n:class: warning\n" + ", ".join(failures) + " failed "
                      f"numerically at a missing rate of {p.missing_rate:g} (an MSE beyond {tabular.FAILED_MSE:g} on the "
                      "[0, 1] scale): its numbers below are not results.\n:::"))
+spread = f"mean ± standard deviation over {viz.count(p.seeds, 'seed')}" if p.seeds > 1 else "one seed"
 viz.show_table(table, f"This run: errors on the hidden test cells at a missing rate of {round(100 * p.missing_rate)}% "
-               f"(mean ± standard deviation over {p.seeds} seed(s) where there are several).", "table-5")
+               f"({spread}).", "table-5")
 viz.show_table(by_column.rename_axis("numeric column"), "MSE on the hidden test cells of each numeric column "
                "([0, 1] scale).", "table-5-columns")
 
 # %% tags=["hide-input"]
 fig = viz.curves({k: v for k, v in hists_first.items()}, ("loss",), ("training loss per epoch",))
 viz.glue_figure("fig_loss", fig)
-if len(rates) > 1:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    viz.mean_std_lines(ax, scores, "missing_rate", "mse_numeric", "model", xlabel="missing rate",
-                       ylabel="numeric MSE on hidden cells ([0, 1] scale)", logy=True)
-    fig.tight_layout()
-else:
-    fig = viz.message_figure("The missing-rate sweep runs at the full profile (0.1, 0.2, 0.5).")
-viz.glue_figure("fig_sweep", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_loss
@@ -171,13 +173,21 @@ viz.glue_figure("fig_sweep", fig)
 # Training loss per epoch (the paper's Figure 9). The losses are not comparable between the paper's
 # baseline, which is scored on every cell, and the two re-masking models, scored on re-masked cells.
 # ```
-#
-# ```{glue:figure} fig_sweep
-# :name: fig-tab-sweep
-# Numeric MSE on hidden cells against the missing rate (error bars: standard deviation over seeds; faint dots:
-# single runs).
-# ```
-#
+
+# %% tags=["remove-input"]
+if len(rates) > 1:  # a figure only where there is a sweep to draw
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    viz.mean_std_lines(ax, scores, "missing_rate", "mse_numeric", "model", xlabel="missing rate",
+                       ylabel="numeric MSE on hidden cells ([0, 1] scale)", logy=True)
+    fig.tight_layout()
+    viz.show_figure(fig, f"Numeric MSE on hidden cells against the missing rate (error bars: standard deviation "
+                    f"over {viz.count(p.seeds, 'seed')}; faint dots: single runs).")
+else:
+    display(Markdown(viz.sweep_note(rates, p.profile)))
+
+# %% [markdown]
 # ## What this run says
 #
 # - **The paper's setup.** The baseline trained on full rows reaches a numeric MSE of
@@ -191,7 +201,7 @@ viz.glue_figure("fig_sweep", fig)
 #   ({glue:text}`mae_cat:.1f`% against {glue:text}`fff_cat:.1f`%). Where the MAE is worse than this
 #   baseline: {glue:text}`mae_worse_on`.
 # - **Reference rows.** Mean imputation: {glue:text}`mean_mse:.4f`; KNN: {glue:text}`knn_mse:.4f`;
-#   iterative: {glue:text}`iter_mse:.4f`. The MAE {glue:text}`mae_vs_mean` mean imputation and ranks
+#   iterative: {glue:text}`iter_mse:.4f`{glue:text}`iter_note`. The MAE {glue:text}`mae_vs_mean` mean imputation and ranks
 #   {glue:text}`mae_rank` of {glue:text}`n_models` by numeric MSE; the best is *{glue:text}`best`*.
 #
 # The summary chapter pairs the MAE with the paper's baseline (the claim) and with the fair one over
@@ -208,10 +218,6 @@ glue("results", {"mse_numeric": {k: float(v) for k, v in m.items()}, "wasserstei
 
 # %% [markdown]
 # ## Recorded full-scale runs
-#
-# Beside this build's run, the full-profile runs of this chapter recorded in the run registry (made on
-# a GPU, with their date, commit and device), so that a book built on a laptop still shows the
-# full-scale study.
 
 # %% tags=["remove-input"]
 from maelib import summary as _summary

@@ -14,8 +14,10 @@
 # %% [markdown]
 # # Interactive masking
 #
-# How much of an image can an MAE hide and still reconstruct? This chapter loads the image MAE that
-# the first chapter trained and lets you move the mask ratio. In JupyterLab, the live explorer (sliders
+# How much of an image can an MAE hide and still reconstruct? This chapter loads a reference image MAE,
+# trained once for about an hour and committed with its provenance (a chapter's quick run trains for
+# minutes and learns little more than each image's mean colour), measures whether its reconstructions
+# are worth looking at, and lets you move the mask ratio. In JupyterLab, the live explorer (sliders
 # for the ratio and the seed, a choice of validation image, an upload of your own) recomputes every
 # frame. In the published book, which has no kernel, the page runs the model itself in your browser
 # (served over HTTP; nothing is sent anywhere), and a second control switches between frames computed
@@ -25,11 +27,12 @@
 # Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
 profile = "auto"  # smoke, quick or full; auto picks full on a GPU and quick on a CPU
 data_dir = None
-mae_checkpoint = None  # an mae_final.pt; by default the image chapter's run at this profile
+mae_checkpoint = None  # an mae_final.pt; by default the committed reference model (results/models)
 live = True  # show the ipywidgets explorer (the book's build turns it off: it has no kernel)
 n_images = None  # validation images in the book's control
 ratios = None  # mask ratios the book's control and the loss curve step through
 n_seeds = None  # masks drawn per ratio
+quality_images = None  # held-out images of the quality table
 seed = 0
 device = "auto"
 
@@ -40,14 +43,16 @@ import torch
 from IPython.display import HTML, display
 from myst_nb import glue
 
-from maelib import images, profiles, runs, viz, webmodel, widgets
+from maelib import images, profiles, reference, runs, viz, webmodel, widgets
 from maelib.data import tinyimagenet
 from maelib.train import pick_device
 
 p = profiles.resolve_namespace("masking", globals())
 glue("params", vars(p), display=False)
-path, chosen = runs.image_mae_checkpoint(p.profile, p.mae_checkpoint)
+path, chosen, is_reference = reference.shown_model(p.profile, p.mae_checkpoint)
 mae, saved = images.load_mae(path)
+model_label = reference.label(saved, reference.provenance(path), run=not is_reference)
+glue("model_label", model_label, display=False)
 dev = pick_device(p.device)
 mae.to(dev)
 glue("device", str(dev), display=False)
@@ -63,6 +68,38 @@ glue("checkpoint_profile", saved.get("profile", "unknown"), display=False)
 glue("trained_ratio", round(100 * saved["mask_ratio"]), display=False)
 glue("patch", mae.tokenizer.patch_size, display=False)
 glue("size", size, display=False)
+held = val_x[torch.linspace(0, len(val_x) - 1, p.quality_images).long()]  # never seen by the reference model
+
+# %% [markdown]
+# ## Is the model worth showing?
+#
+# The model on this page: {glue:text}`model_label`. On {glue:text}`n_quality` held-out validation
+# images (the ones chapter 1 reports on, which no model here was trained on), the table
+# compares its mean squared error on the hidden pixels (RGB in [0, 1], the same random masks for all)
+# with two predictors that learn nothing: the **flat** predictor, which fills every hidden patch with
+# the mean colour of the visible ones, and scikit-image's **biharmonic** inpainting, which extends the
+# visible pixels smoothly into the hidden ones.
+
+# %% tags=["remove-input"]
+q = reference.quality(mae, held, seed=p.seed)
+glue("n_quality", len(held), display=False)
+table = pd.DataFrame({"mask ratio": [f"{r:.2f}" for r in q["mask_ratio"]],
+                      **{name: [f"{v:.4f}" for v in q[k]] for k, name in (("mae", "MAE"), ("flat", "flat predictor"),
+                                                                      ("biharmonic", "biharmonic inpainting"))},
+                      "MAE below flat": [f"{100 * v:+.1f}%" for v in q["below_flat"]],
+                      "MAE below biharmonic": [f"{100 * (1 - m / b):+.1f}%" for m, b in zip(q["mae"], q["biharmonic"])]})
+viz.show_table(table.set_index("mask ratio"), "Mean squared error on hidden pixels (RGB in [0, 1]) of held-out "
+               "images, by mask ratio: the model shown on this page and two predictors that learn nothing.",
+               "table-quality")
+at75 = q.set_index("mask_ratio").loc[0.75]
+glue("q_mae75", float(at75["mae"]), display=False)
+glue("q_flat75", float(at75["flat"]), display=False)
+glue("q_below75", 100 * float(at75["below_flat"]), display=False)
+glue("q_verdict", reference.verdict(float(at75["below_flat"])), display=False)
+
+# %% [markdown]
+# At 75% hidden, the MAE's error is {glue:text}`q_mae75:.4f` against {glue:text}`q_flat75:.4f` for the
+# flat predictor: {glue:text}`q_verdict`.
 
 # %% [markdown]
 # ## Live explorer (Jupyter)
@@ -72,15 +109,15 @@ glue("size", size, display=False)
 
 # %% tags=["remove-cell"]
 if p.live:
-    display(widgets.explorer(mae, imgs))
+    display(widgets.explorer(mae, imgs, label=model_label))
 
 # %% [markdown]
 # ## In the book: the model in your browser
 #
 # Click or drag over the first picture to hide and show patches, or move the slider for a random mask at
 # that ratio; pick a validation image or open one of yours (it stays on your computer). This page computes
-# the reconstruction and the loss on hidden patches itself, with this chapter's model
-# ({glue:text}`checkpoint_how`) exported to ONNX.
+# the reconstruction and the loss on hidden patches itself, with the model named above exported to ONNX.
+# Hidden patches are drawn in opaque grey here and in every figure: nothing of them reaches the model.
 
 # %% tags=["remove-input"]
 if not p.live:
@@ -94,7 +131,7 @@ if not p.live:
 
 # %% tags=["remove-input"]
 frames = widgets.precompute(mae, imgs, p.ratios, seeds)
-display(HTML(widgets.static_control(frames)))
+display(HTML(widgets.static_control(frames, label=model_label, n_images=len(imgs))))
 
 # %% [markdown]
 # ## The mask-ratio story
@@ -103,10 +140,11 @@ display(HTML(widgets.static_control(frames)))
 # hard the model finds the task it was trained on, and the tasks around it.
 
 # %% tags=["hide-input"]
-curve = widgets.loss_curve(mae, val_x[:: max(1, len(val_x) // 64)][:64], p.ratios, seeds)
+curve_x = held[:64]
+curve = widgets.loss_curve(mae, curve_x, p.ratios, seeds)
 stats = curve.groupby("mask_ratio")["loss"].agg(["mean", "std"]).reset_index()
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
-viz.mean_std_lines(ax, curve, "mask_ratio", "loss", xlabel="mask ratio", ylabel="loss on hidden patches")
+viz.mean_std_lines(ax, curve, "mask_ratio", "loss", xlabel="mask ratio", ylabel="MSE on hidden pixels")
 ax.axvline(saved["mask_ratio"], color="grey", ls="--", label="training mask ratio")
 ax.legend()
 fig.tight_layout()
@@ -117,18 +155,40 @@ glue("loss_hi", float(hi["mean"]), display=False)
 glue("r_lo", round(100 * float(lo["mask_ratio"])), display=False)
 glue("r_hi", round(100 * float(hi["mask_ratio"])), display=False)
 glue("results", {"checkpoint": str(path), "checkpoint_how": chosen, "checkpoint_profile": saved.get("profile"),
+                 "model": model_label, "quality": q.to_dict("records"),
                  "loss_by_ratio": {float(r): float(m) for r, m in zip(stats["mask_ratio"], stats["mean"])}},
      display=False)
+# the same measure on other images: the slider's frames, one image at a time, the curve, the table
+r_show = min(p.ratios, key=lambda r: abs(r - 0.75))
+slider_loss = next(loss for r, _, loss in frames[p.seed] if r == r_show)
+single = widgets.reconstructions(mae, imgs, r_show, p.seed)["loss"]
+glue("r_show", round(100 * r_show), display=False)
+glue("slider_loss", slider_loss, display=False)
+glue("n_shown", len(imgs), display=False)
+glue("seed_shown", p.seed, display=False)
+glue("single_lo", float(single.min()), display=False)
+glue("single_hi", float(single.max()), display=False)
+glue("curve_loss", float(stats.set_index("mask_ratio").loc[r_show, "mean"]), display=False)
+glue("n_curve", len(curve_x), display=False)
+glue("n_curve_seeds", len(seeds), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_ratio
 # :name: fig-ratio
-# Loss on hidden patches against the mask ratio (mean and standard deviation over seeds; faint dots:
-# single seeds).
+# The mean squared error on hidden pixels of the model on this page against the mask ratio, over
+# {glue:text}`n_curve` held-out images (mean and standard deviation over seeds; faint dots: single seeds).
 # ```
 #
-# With {glue:text}`r_lo`% hidden the loss on the hidden patches is {glue:text}`loss_lo:.3f`; with
-# {glue:text}`r_hi`% it is {glue:text}`loss_hi:.3f`.
+# With {glue:text}`r_lo`% hidden the error on the hidden pixels is {glue:text}`loss_lo:.4f`; with
+# {glue:text}`r_hi`% it is {glue:text}`loss_hi:.4f`.
+#
+# Every loss on this page is this one measure, on different images. At {glue:text}`r_show`% hidden, the
+# precomputed slider's frame averages the {glue:text}`n_shown` pictures it shows
+# ({glue:text}`slider_loss:.4f` at seed {glue:text}`seed_shown`), the curve {glue:text}`n_curve` held-out images over
+# {glue:text}`n_curve_seeds` seeds ({glue:text}`curve_loss:.4f`) and the quality table
+# {glue:text}`n_quality` images ({glue:text}`q_mae75:.4f` at 75%). One picture alone, as the in-browser
+# control and the live explorer show it, ranges from {glue:text}`single_lo:.4f` to
+# {glue:text}`single_hi:.4f` among the slider's pictures: some images are simply harder to fill in.
 #
 # ## Reruns that add up
 #
@@ -144,28 +204,39 @@ glue("results", {"checkpoint": str(path), "checkpoint_how": chosen, "checkpoint_
 
 # %% tags=["hide-input"]
 records = runs.load_records("images")
-rows = [{"mask ratio": r["resolved"]["mask_ratio"], "profile": r["profile"], "device": r["device"],
-         "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"], "scratch top-1 (%)": 100 * r["metrics"]["acc_scratch"],
-         "linear probe top-1 (%)": 100 * r["metrics"]["acc_probe"], "finished": r["finished"][:16].replace("T", " ")}
+rows = [{"code": (r.get("code") or "unknown")[:8], "profile": r["profile"], "mask ratio": r["resolved"]["mask_ratio"],
+         "seed": r["seed"], "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"],
+         "linear probe top-1 (%)": 100 * r["metrics"]["acc_probe"], "finished": r["finished"][:10]}
         for r in records if "acc_finetune" in r.get("metrics", {})]
 sweep = pd.DataFrame(rows)
+current = runs.code_hash()[:8]
 glue("n_runs", len(sweep), display=False)
-if len(sweep):
-    viz.show_table(sweep.sort_values(["profile", "mask ratio"]).set_index("finished"), "The image chapter's recorded "
-                   "runs: pretraining mask ratio and validation top-1 (%).", "table-masking-reruns")
+glue("n_current", int((sweep["code"] == current).sum()) if len(sweep) else 0, display=False)
+glue("code_now", current, display=False)
+if len(sweep):  # one row per code version, profile and mask ratio: the seeds pooled, counted
+    by = sweep.groupby(["code", "profile", "mask ratio"], sort=False)
+    grouped = by.agg(seeds=("seed", "count"), **{c: (c, "mean") for c in ("fine-tune top-1 (%)",
+                     "linear probe top-1 (%)")}, last=("finished", "max")).reset_index()
+    grouped = grouped.sort_values(["last", "profile", "mask ratio"], ascending=[False, True, True])
+    grouped["code"] = [c + (" (this book's)" if c == current else "") for c in grouped["code"]]
+    viz.show_table(grouped.rename(columns={"last": "last run"}).set_index("code"), "The image chapter's recorded "
+                   "runs, one row per code version, profile and pretraining mask ratio: validation top-1 (%), the "
+                   "mean over the seeds counted.", "table-masking-reruns")
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    for prof, g in sweep.groupby("profile"):
+    for (code, prof), g in grouped.groupby(["code", "profile"], sort=False):
         g = g.sort_values("mask ratio")
-        ax.plot(g["mask ratio"], g["fine-tune top-1 (%)"], marker="o", label=f"fine-tune ({prof})")
-        ax.plot(g["mask ratio"], g["linear probe top-1 (%)"], marker="s", ls=":", label=f"linear probe ({prof})")
+        ax.plot(g["mask ratio"], g["fine-tune top-1 (%)"], marker="o", label=f"fine-tune ({prof}, code {code[:8]})")
     ax.set_xlabel("pretraining mask ratio")
-    ax.set_ylabel("validation top-1 (%)")
+    ax.set_ylabel("validation top-1 (%), fine-tuned")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     plt.show()
 else:
     display(HTML("<p><em>No image-chapter run is recorded yet.</em></p>"))
 
 # %% [markdown]
-# {glue:text}`n_runs` recorded run(s) of the image chapter are shown.
+# The registry holds {glue:text}`n_runs` run(s) of the image chapter; {glue:text}`n_current` of them are of
+# this book's code version ({glue:text}`code_now`). The summary chapter's mask-ratio sweep pools, for each
+# profile, only the runs of the newest code version that has any (seeds of different code are never
+# pooled), so runs of older versions appear here but not there.

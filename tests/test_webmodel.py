@@ -15,6 +15,7 @@ import torch
 
 from conftest import ROOT
 from maelib import browser, images, webmodel
+from maelib import reference as reference_mod
 from maelib.data import normalize
 from maelib.mae import MaskedAutoencoder
 from maelib.masking import masking_from_visible
@@ -45,15 +46,18 @@ def pictures():
 
 def reference(mae, image: torch.Tensor, visible: torch.Tensor) -> dict:
     """PyTorch, without the export's wrapper: uint8 (3, S, S) and bool (L,) -> reconstruction and pasted
-    (3, S, S) in [0, 1], and the loss on hidden patches."""
+    (3, S, S) in [0, 1], and the loss on hidden patches: the MSE on hidden pixels, as every loss on the
+    masking page (maelib.reference.hidden_mse)."""
     with torch.no_grad():
         x = normalize(image[None], images.MEAN, images.STD)
         tokens = mae.tokenizer.tokenize(x)
         m = masking_from_visible(visible[None], width=L)
         pred = mae.forward_decoder(mae.forward_encoder(tokens, m), m)
         recon, pasted = mae.reconstruct(x, pred, m.mask)
+        hidden = mae.tokenizer.untokenize(m.mask[:, :, None].expand_as(tokens).float())
+        loss = reference_mod.hidden_mse(images.denormalize(pasted), image[None].float() / 255, hidden)
         return {"reconstruction": images.denormalize(recon)[0].numpy(), "pasted": images.denormalize(pasted)[0].numpy(),
-                "loss": float(mae.loss(tokens, pred, m.mask)), "input": x}
+                "loss": float(loss[0]), "input": x}
 
 
 MASKS = {
@@ -84,6 +88,39 @@ def test_onnx_runtime_matches_pytorch(mae, pictures, tmp_path, name):
     pasted = out["pasted"][0].transpose(1, 2, 0)
     np.testing.assert_allclose(pasted[shown == 1], original[shown == 1], atol=1e-5)
     assert np.abs(pasted[shown == 0] - original[shown == 0]).max() > 0.05
+
+
+def test_the_page_loss_is_the_hidden_pixel_mse_of_the_explorer(mae, pictures, tmp_path):
+    """The in-browser model's loss is the live explorer's and the precomputed slider's measure (item 4:
+    the numbers on one page agree), not the training loss on normalised targets."""
+    import onnxruntime as ort
+
+    from maelib import widgets
+
+    session = ort.InferenceSession(str(webmodel.export(mae, tmp_path / "m.onnx")), providers=["CPUExecutionProvider"])
+    p = reference_mod.predictions(mae, pictures[:1], 0.5, seed=2, baselines=False)
+    visible = (p["hidden"][0, 0, ::PATCH, ::PATCH].flatten() == 0).float()[None]
+    x = normalize(pictures[:1], images.MEAN, images.STD).numpy()
+    loss = session.run(None, {"image": x, "visible": visible.numpy()})[2]
+    assert float(loss) == pytest.approx(widgets.update(mae, pictures[0], 0.5, 2)["loss"], abs=1e-5)
+
+
+def test_fp16_weights_halve_the_file_and_change_nothing_for_a_fp16_checkpoint(pictures, tmp_path):
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    wide = MaskedAutoencoder(Patches2d(SIZE, PATCH), dim=96, depth=2, heads=2, decoder_dim=96, decoder_depth=1)
+    ckpt = images.save_mae(wide, SimpleNamespace(mask_ratio=0.75, profile="test"), tmp_path / "m.pt", torch.float16)
+    assert webmodel.stored_fp16(ckpt)
+    half, _ = images.load_mae(ckpt)
+    small = webmodel.export(half, tmp_path / "small.onnx", fp16_weights=True)
+    big = webmodel.export(half, tmp_path / "big.onnx")
+    assert small.stat().st_size < 0.6 * big.stat().st_size
+    x = normalize(pictures[:1], images.MEAN, images.STD).numpy()
+    feed = {"image": x, "visible": MASKS["random half"].float()[None].numpy()}
+    run = lambda f: ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(None, feed)  # noqa: E731
+    for a, b in zip(run(small), run(big)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_the_exported_graph_is_valid_with_static_shapes(mae, tmp_path):
@@ -241,6 +278,26 @@ def test_the_reader_hides_patches_picks_images_and_opens_their_own(site, tmp_pat
         row, col = divmod(k, SIZE // PATCH)
         pixel = (row * PATCH) * SIZE + col * PATCH
         assert [round(255 * pasted[c * SIZE * SIZE + pixel]) for c in range(3)] == [250, 30, 30]
+
+
+@pytest.mark.slow
+def test_hidden_patches_are_opaque_grey_on_the_page(site):
+    """Hidden means hidden (item 4): the centre of every hidden patch of the picture the reader clicks is
+    the neutral grey of every figure, whatever the image underneath."""
+    folder, page_path = site
+    with browser.serve(folder) as url, browser.open_page() as page:
+        assert _ready(page, url + page_path) == "ready"
+        visible = MASKS["random half"].float().tolist()
+        page.evaluate(SET_AND_RUN, visible)
+        centres = page.evaluate("""(patch) => { const c = document.querySelector('.mae-live-input');
+            const ctx = c.getContext('2d'), g = Math.round(Math.sqrt(%d)), p = c.width / g, out = [];
+            for (let k = 0; k < g * g; k++) out.push(Array.from(ctx.getImageData(
+                (k %% g) * p + p / 2, Math.floor(k / g) * p + p / 2, 1, 1).data));
+            return out; }""" % L, PATCH)
+    grey = round(255 * reference_mod.HIDDEN_GREY)
+    for k, v in enumerate(visible):
+        if v == 0:
+            assert centres[k][:3] == [grey] * 3, (k, centres[k])
 
 
 @pytest.mark.slow

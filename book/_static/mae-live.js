@@ -15,6 +15,7 @@
 (function () {
   "use strict";
   var runtime = null; // one promise per page: onnxruntime-web loaded and set up
+  var HIDDEN = "rgb(128, 128, 128)"; // a hidden patch: maelib.reference.HIDDEN_GREY, fully opaque
 
   function loadRuntime(base) {
     if (!runtime) {
@@ -48,7 +49,8 @@
     '<figure><canvas class="mae-live-recon"></canvas><figcaption>reconstruction</figcaption></figure>' +
     '<figure><canvas class="mae-live-pasted"></canvas><figcaption>visible patches pasted back</figcaption></figure>' +
     "</div>" +
-    '<p class="mae-live-status">loss on hidden patches: <b class="mae-live-loss">&ndash;</b>' +
+    '<p class="mae-live-status">loss on hidden patches (MSE on this image\'s hidden pixels, RGB in [0, 1]): ' +
+    '<b class="mae-live-loss">&ndash;</b>' +
     ' <span class="mae-live-count"></span></p>';
 
   function setup(root) {
@@ -124,12 +126,12 @@
       return ctx;
     }
 
-    function drawInput() { // the image with hidden patches darkened, and the patch grid
+    function drawInput() { // the image with hidden patches in opaque grey (as in every figure), and the patch grid
       var im = wctx.createImageData(S, S);
       im.data.set(pixels);
       wctx.putImageData(im, 0, 0);
       var ctx = blit(input), p = cfg.patch * scale;
-      ctx.fillStyle = "rgba(20, 20, 20, 0.82)";
+      ctx.fillStyle = HIDDEN; // hidden means hidden: nothing of the image shows through
       for (var k = 0; k < L; k++) if (visible[k] < 0.5) ctx.fillRect((k % G) * p, Math.floor(k / G) * p, p, p);
       ctx.strokeStyle = "rgba(255, 255, 255, 0.35)";
       ctx.beginPath();
@@ -149,7 +151,7 @@
       var hidden = sent.reduce(function (n, v) { return n + (v < 0.5 ? 1 : 0); }, 0);
       var r = {reconstruction: out.reconstruction.data, pasted: out.pasted.data, loss: out.loss.data[0],
                visible: Array.from(sent), hidden: hidden, ms: performance.now() - t0};
-      $(".mae-live-loss").textContent = hidden ? r.loss.toFixed(3) : "none hidden";
+      $(".mae-live-loss").textContent = hidden ? r.loss.toFixed(4) : "none hidden";
       $(".mae-live-count").textContent = "(" + hidden + " of " + L + " patches hidden; computed in " +
         Math.round(r.ms) + " ms)";
       root.setAttribute("data-loss", String(r.loss));

@@ -1,0 +1,153 @@
+"""What a reader meets on the pages: sentences generated from the signs of their numbers, sections and
+figures that show something or say in one line that there is nothing yet, downloadable notebooks without
+stderr noise, and a rerun with another mask ratio that reuses the default setting's learning rates."""
+
+import json
+import re
+
+import nbformat
+import pytest
+
+from maelib import book, profiles, runs, summary, viz
+from test_summary import record
+
+
+# --- sentences generated from signs (item 6) ---------------------------------------------------------
+
+def test_two_metrics_that_go_opposite_ways_are_not_called_the_papers_direction():
+    """Chapter 3's sentence: accuracy lower, mIoU higher, against a paper whose MAE gains on both."""
+    paper = {"pixel accuracy": 1.2, "mIoU": 0.01}
+    mixed = viz.agreement({"pixel accuracy": -0.3, "mIoU": 0.002}, paper)
+    assert mixed == "mIoU in the same direction as the paper's gain, pixel accuracy in the opposite direction"
+    assert viz.agreement({"pixel accuracy": 0.3, "mIoU": 0.002}, paper) == "both in the same direction as the paper's gain"
+    assert viz.agreement({"pixel accuracy": -0.3, "mIoU": -0.002}, paper) == ("both in the opposite direction to the "
+                                                                             "paper's gain")
+    assert viz.agreement({"pixel accuracy": 0.3, "mIoU": -0.002}, paper).startswith("pixel accuracy in the same")
+
+
+@pytest.mark.parametrize("ours, paper, expected", [(0.5, 2.0, "the same direction as"), (-0.5, 2.0, "the opposite "
+                         "direction to"), (0.5, -2.0, "the opposite direction to"), (-0.5, -2.0, "the same direction as"),
+                         (0.0, 2.0, "no direction beside")])
+def test_one_gap_against_the_papers_with_either_sign(ours, paper, expected):
+    assert viz.direction(ours, paper) == expected
+
+
+def test_change_words_follow_the_sign():
+    assert [viz.change_word(g) for g in (0.1, -0.1, 0.0)] == ["higher", "lower", "no different"]
+    assert viz.count(1, "seed") == "1 seed" and viz.count(5, "seed") == "5 seeds"
+
+
+def test_no_chapter_decides_a_direction_from_one_sign_alone():
+    """The chapters word their gaps with viz.direction/agreement/change_word, never an inline
+    ``"higher" if d > 0 else "lower"`` that assumes the paper's sign or ignores a tie."""
+    for chapter, path in runs.chapters().items():
+        text = path.read_text()
+        assert not re.search(r'"(the same direction as|higher|above)" if ', text), chapter
+
+
+# --- empty parts (item 5) ----------------------------------------------------------------------------
+
+def _displayed_markdown(monkeypatch):
+    shown = []
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **_: shown.append(obj.data))
+    return shown
+
+
+def test_an_empty_recorded_runs_section_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(runs, "RECORDS", tmp_path)
+    monkeypatch.setattr(summary, "load", lambda root=None: [])
+    shown = _displayed_markdown(monkeypatch)
+    summary.show_recorded("images", "full")
+    assert len(shown) == 1 and "\n" not in shown[0].strip() and shown[0].startswith("*None yet")
+    for chapter, path in runs.chapters().items():  # and the chapter adds no paragraph of its own above it
+        text = path.read_text()
+        if "## Recorded full-scale runs" in text:
+            after = text.split("## Recorded full-scale runs", 1)[1].split("# %%", 1)[0]
+            assert after.strip("#\n ") == "", (chapter, after)
+
+
+def test_a_run_with_one_missing_rate_shows_a_line_not_a_placeholder_figure():
+    note = viz.sweep_note([0.2], "quick")
+    assert "\n" not in note and "0.2" in note and "quick" in note
+    text = runs.notebook_of("tabular").read_text()
+    assert "message_figure" not in text and "fig_sweep" not in text  # no placeholder image, no figure number
+
+
+# --- noise in the downloads (item 8) -----------------------------------------------------------------
+
+def test_the_downloadable_notebook_has_no_stderr_output(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title\n\nText."), nbformat.v4.new_code_cell("x = 1")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stderr", text="pretraining: 40%|####   | 2/5\n"),
+                           nbformat.v4.new_output("stream", name="stdout", text="kept\n")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    staged = book._with_header(path, ["provenance"])
+    outputs = [o for c in staged.cells if c.cell_type == "code" for o in c.outputs]
+    assert [o.name for o in outputs] == ["stdout"]
+
+
+# --- a rerun with another mask ratio (item 9) --------------------------------------------------------
+
+def _registry(tmp_path, chapter="images"):
+    """The seed-0 run of the default setting at the quick profile, with its choice of learning rates."""
+    resolved = {**vars(profiles.resolve(chapter, "quick")), "seed": 0}
+    r = record(chapter, 0, 0.3, 0.3, code=runs.code_hash(), parameters=resolved)
+    r["metrics"].update({"lr": {"MAE + fine-tune": 2e-3, "scratch": 4e-3},
+                         "lr_grid": {"MAE + fine-tune": {"0.002": 40.0}, "scratch": {"0.004": 30.0}}})
+    (tmp_path / "r0.json").write_text(json.dumps(r))
+    return resolved
+
+
+def test_a_rerun_that_changes_only_the_mask_ratio_reuses_the_default_settings_learning_rates(tmp_path):
+    default = _registry(tmp_path)
+    rerun = {**default, "mask_ratio": 0.5}
+    assert summary.tuning("images", rerun, root=tmp_path) is None  # a setting of its own, not chosen yet
+    borrowed = summary.default_tuning("images", rerun, root=tmp_path)
+    assert borrowed["lr"] == {"MAE + fine-tune": 2e-3, "scratch": 4e-3} and borrowed["borrowed"] == ["mask_ratio"]
+    assert "reused because this run changes only what pretraining does (mask_ratio)" in summary.tuning_source(borrowed)
+    assert "-p tune true" in summary.tuning_source(borrowed)
+    for other in ({"mask_ratio": 0.5, "tune": True}, {"mask_ratio": 0.5, "finetune_epochs": 9}, {}):
+        assert summary.default_tuning("images", {**default, **other}, root=tmp_path) is None, other
+
+
+def test_a_rerun_says_before_it_starts_whether_it_chooses_learning_rates_again(tmp_path):
+    default = _registry(tmp_path)
+    assert summary.tuning_note("images", default, root=tmp_path) is None  # its own setting's choice, reused
+    note = summary.tuning_note("images", {**default, "mask_ratio": 0.5}, root=tmp_path)
+    assert "reuses the learning rates chosen for the default setting" in note and "-p tune true" in note
+    note = summary.tuning_note("images", {**default, "mask_ratio": 0.5, "tune": True}, root=tmp_path)
+    assert "6 extra fine-tunings" in note
+    note = summary.tuning_note("images", {**default, "finetune_epochs": 9}, root=tmp_path)
+    assert note.startswith("images: no recorded choice for this setting and code")
+    assert summary.tuning_note("tabular", vars(profiles.resolve("tabular", "quick")), root=tmp_path) is None
+
+
+def test_tune_is_a_parameter_of_the_chapters_that_choose_learning_rates():
+    for chapter in ("images", "segmentation"):
+        assert profiles.resolve(chapter, "quick").tune is False
+        assert profiles.resolve(chapter, "quick", tune="true").tune is True
+        assert "tune = None" in runs.notebook_of(chapter).read_text()
+    assert "tune" in summary.CONTROL  # the same setting, whoever chose its learning rates
+
+
+def test_a_table_column_keeps_one_number_format():
+    """Item 7: 5.00e-04 never stands above 0.00100 in one column."""
+    import pandas as pd
+
+    md = viz.table_markdown(pd.DataFrame({"lr": [5e-4, 1e-3, 2e-3], "acc": [0.5, 0.25, 0.125]}), "c", "t")
+    assert "| 5.00e-04 | 0.500 |" in md and "| 1.00e-03 | 0.250 |" in md
+    assert "| 0.00100" not in md
+
+
+def test_epoch_axes_have_whole_epochs_only():
+    """Item 7: no 1.5 or 0.945 on an epoch axis, for one epoch or many."""
+    import pandas as pd
+
+    for n in (1, 3, 40):
+        h = pd.DataFrame({"epoch": range(1, n + 1), "loss": [1.0 / (e + 1) for e in range(n)]})
+        ax = viz.curves({"run": h}, ("loss",)).axes[0]
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), (n, ticks)
