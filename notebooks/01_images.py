@@ -60,7 +60,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, runs, summary, viz
+from maelib import images, paper, profiles, reference, runs, summary, viz, widgets
 from maelib.train import pick_device, seed_everything
 
 p = profiles.resolve_namespace("images", globals())
@@ -129,8 +129,6 @@ glue("pre_first", float(pre_hist["val_loss"].iloc[0]), display=False)
 # that learn nothing.
 
 # %% tags=["hide-input"]
-from maelib import reference, widgets
-
 shown = data["val"][0][:: max(1, n_val // 4)][:4]
 run_label = reference.label({"profile": p.profile, "img_size": p.img_size, "patch_size": p.patch_size}, run=True)
 recs = {run_label: widgets.reconstructions(mae, shown, p.mask_ratio, seed=p.seed)}
