@@ -125,7 +125,7 @@ glue("pre_first", float(pre_hist["val_loss"].iloc[0]), display=False)
 # Validation images, never seen in training: the original, then for each model what its encoder was
 # shown (hidden patches grey) and its prediction with the visible patches pasted back, with the mean
 # squared error on the hidden pixels under it. Beside this run's model, the {glue:text}`ref_label`,
-# made once for about an hour and committed; the masking chapter measures it against two predictors
+# made once, at more length than this run, and committed; the masking chapter measures it against two predictors
 # that learn nothing.
 
 # %% tags=["hide-input"]
