@@ -143,7 +143,7 @@ else:
     ref_label = "reference model (not committed yet: python -m maelib.reference train)"
 glue("ref_label", ref_label, display=False)
 glue("run_label", run_label, display=False)
-glue("recon_mse", " and ".join(f"{float(r['loss'].mean()):.4f} for the {k.split(' (')[0]}" for k, r in recs.items()),
+glue("recon_mse", " and ".join(f"{float(r['loss'].mean()):.4f} ({k.split(' (')[0]})" for k, r in recs.items()),
      display=False)
 fig = viz.reconstruction_comparison(recs)
 viz.glue_figure("fig_recon", fig)
