@@ -1,7 +1,7 @@
 """The reference image MAE: trained once, committed, shown wherever the book shows reconstructions.
 
 A chapter's quick run trains for minutes and its MAE learns little more than each image's mean colour.
-The reference model is trained once, for about an hour in the background, on every staged TinyImageNet
+The reference model is trained once, for half an hour to an hour in the background, on every staged TinyImageNet
 image that chapter 1 does not evaluate on, and committed in fp16 under ``results/models/`` with a
 provenance file beside it. ``python -m maelib.reference train`` makes it (checkpointed every epoch,
 resumable: run the same command again after a kill); :func:`quality` measures it against two baselines.
@@ -228,7 +228,10 @@ def label(saved: dict, prov: dict | None = None, run: bool = False) -> str:
     if run:
         return f"this run's model ({saved.get('profile', 'unknown')} profile, {shape})"
     if prov:
-        return (f"reference model ({prov['epochs']} epochs on {prov['n_train_images']:,} images, {shape}, "
+        where = "one CPU thread" if prov.get("device", "").startswith("cpu") and " 1 thread" in prov["device"] else (
+            prov.get("device", "unknown device").split(" (")[0])
+        took = f" in {prov['train_s'] / 60:.0f} min on {where}" if "train_s" in prov else ""
+        return (f"reference model ({prov['epochs']} epochs on {prov['n_train_images']:,} images{took}, {shape}, "
                 "trained once and committed)")
     return f"reference model ({saved.get('profile', 'unknown')} profile, {shape}, committed)"
 

@@ -125,7 +125,7 @@ glue("pre_first", float(pre_hist["val_loss"].iloc[0]), display=False)
 # Validation images, never seen in training: the original, then for each model what its encoder was
 # shown (hidden patches grey) and its prediction with the visible patches pasted back, with the mean
 # squared error on the hidden pixels under it. Beside this run's model, the {glue:text}`ref_label`,
-# made once for about an hour and committed; the masking chapter measures it against two predictors
+# made once, at more length than this run, and committed; the masking chapter measures it against two predictors
 # that learn nothing.
 
 # %% tags=["hide-input"]
@@ -141,7 +141,7 @@ else:
     ref_label = "reference model (not committed yet: python -m maelib.reference train)"
 glue("ref_label", ref_label, display=False)
 glue("run_label", run_label, display=False)
-glue("recon_mse", " and ".join(f"{float(r['loss'].mean()):.4f} for the {k.split(' (')[0]}" for k, r in recs.items()),
+glue("recon_mse", " and ".join(f"{float(r['loss'].mean()):.4f} ({k.split(' (')[0]})" for k, r in recs.items()),
      display=False)
 fig = viz.reconstruction_comparison(recs)
 viz.glue_figure("fig_recon", fig)

@@ -15,7 +15,7 @@
 # # Interactive masking
 #
 # How much of an image can an MAE hide and still reconstruct? This chapter loads a reference image MAE,
-# trained once for about an hour and committed with its provenance (a chapter's quick run trains for
+# trained once, at more length than a chapter's run, and committed with its provenance (a chapter's quick run trains for
 # minutes and learns little more than each image's mean colour), measures whether its reconstructions
 # are worth looking at, and lets you move the mask ratio. In JupyterLab, the live explorer (sliders
 # for the ratio and the seed, a choice of validation image, an upload of your own) recomputes every
