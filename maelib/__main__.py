@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
+
 
 def _quit_at_once(signum, frame):
     """A Ctrl-C while the library loads ends the process at once: nothing has run yet, and an import
@@ -26,7 +28,7 @@ if __name__ == "__main__" and threading.current_thread() is threading.main_threa
     signal.signal(signal.SIGINT, _quit_at_once)  # until program() installs _on_sigint
 
 try:  # importing the library (torch) takes seconds: a Ctrl-C then ends as quietly as during a run
-    from . import book, jobs, profiles, runs, summary
+    from . import book, jobs, profiles, runs, tuning
     from .data import registry
 except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
@@ -65,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("chapter")
     w.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                    help="seeds (default: five, what a verdict needs)")
+    w.add_argument("--power", action="store_true",
+                   help="instead of --seeds: the seeds that 80%% power at the paper's gap asks (5 to 20), from the "
+                        "spread of the seeds this code version recorded, less those already recorded")
     w.add_argument("--ratios", type=float, nargs="*", default=None, help="mask ratios; none: default parameters")
     w.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     _add_job_options(w, "seeds run side by side")
@@ -111,7 +116,7 @@ def run(args, ap) -> int:
         params["profile"] = args.profile
     runs.notebook_of(args.chapter)
     resolved = profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
-    note = summary.tuning_note(args.chapter, vars(resolved))
+    note = tuning.note(args.chapter, vars(resolved))
     if note:  # before a rerun that will choose learning rates again, or reuses the default setting's
         print(note, file=sys.stderr)
     out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
@@ -143,6 +148,14 @@ def build(args, ap) -> int:
 
 
 def sweep(args, ap) -> int:
+    if args.power:
+        from . import summary
+
+        profile = profiles.default_profile() if args.profile == "auto" else args.profile
+        args.seeds, why = summary.seeds_needed(args.chapter, profile, summary.load())
+        print(f"{args.chapter}: {why}; to run: {' '.join(map(str, args.seeds)) or 'none'}", flush=True)
+        if not args.seeds:
+            return 0
     grid = [{"mask_ratio": r} for r in args.ratios] if args.ratios else [{}]
     for extra in grid:  # validate everything before running anything
         for seed in args.seeds:  # the computation asked on tiny inputs too, before any job starts
@@ -176,13 +189,11 @@ def _tuning_first(chapter: str, todo: list) -> tuple[list, list]:
     recorded for a job's setting and code, the tuning seed's job of that setting goes first."""
     if "lr_grid" not in profiles.SPECS.get(chapter, {}):
         return [], todo
-    from . import summary
-
     first = []
     for job in todo:
-        if job.params.get("seed") == summary.TUNING_SEED:
+        if job.params.get("seed") == tuning.TUNING_SEED:
             p = profiles.resolve(chapter, **job.params)
-            if summary.tuning(chapter, vars(p)) is None:
+            if tuning.any_recorded(chapter, vars(p)) is None:
                 first.append(job)
     return first, [j for j in todo if j not in first]
 

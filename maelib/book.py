@@ -19,13 +19,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import runs, summary
+from . import runs, tuning
+
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 COMMITTED = runs.COMMITTED
 CHAPTERS = "book/chapters"  # the staged copies the book is built from (generated, ignored by git)
 LOCAL_ONLY = {"masking", "summary", "reproduce"}  # always run for the build: they read its other runs and models
 # parameters that do not change what a chapter computes, and the folders the book's own chapters read
-CONTROL = set(summary.CONTROL) | {"records_dir", "executed_dir", "committed_dir"}
+CONTROL = set(tuning.CONTROL) | {"records_dir", "executed_dir", "committed_dir"}
 
 
 class MissingExecutions(FileNotFoundError):

@@ -26,6 +26,8 @@ from pathlib import Path
 from . import runs
 from .files import atomic_path, create_exclusive, write_text_atomic
 
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
+
 
 class ImportRefused(ValueError):
     """A session's folder is not complete or not readable; nothing was imported."""

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
+
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS")
 LAUNCHERS = ("local", "slurm", "submitit-local")

@@ -75,6 +75,10 @@ class ViTEncoder(nn.Module):
         _init_weights(self)
         nn.init.normal_(self.cls_token, std=0.02)
 
+    def no_weight_decay(self) -> set[str]:
+        """The parameters AdamW should not decay: the class token and the positions."""
+        return {"cls_token", "pos_embed"}
+
     def forward(self, tokens: torch.Tensor, keep: torch.Tensor | None = None, valid: torch.Tensor | None = None,
                 collect: tuple[int, ...] = (), final_norm: bool = True
                 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
@@ -120,6 +124,10 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_pred = nn.Linear(decoder_dim, tokenizer.token_dim)
         _init_weights(nn.ModuleList([self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred]))
         nn.init.normal_(self.mask_token, std=0.02)
+
+    def no_weight_decay(self) -> set[str]:
+        """The decoder's parameters AdamW should not decay (the encoder names its own)."""
+        return {"mask_token", "decoder_pos"}
 
     def forward_encoder(self, tokens: torch.Tensor, masking: Masking) -> torch.Tensor:
         """(N, L, token_dim) -> latent (N, 1 + n_keep, dim) of the visible tokens only."""

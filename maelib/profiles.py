@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
+
 PROFILE_NAMES = ("smoke", "quick", "full")
 
 
@@ -80,7 +82,7 @@ COMMON = {
 }
 
 # choose the learning rates anew even where a rerun changes only what pretraining does (the mask ratio, the
-# target), instead of reusing the default setting's choice (maelib.summary.default_tuning)
+# target), instead of reusing the default setting's choice (maelib.tuning.borrowed)
 TUNE = Spec(bool)
 
 SPECS: dict[str, dict[str, Spec]] = {

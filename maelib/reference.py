@@ -36,6 +36,8 @@ from .masking import random_masking
 from .tokens import Patches2d
 from .train import TrainConfig, fit, param_groups
 
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "results" / "models" / "image_mae_reference.pt"
 VAL200 = "tin_val200.tar.gz"

@@ -26,6 +26,8 @@ from . import profiles
 from .data.registry import cache_dir
 from .files import claim_folder, clean_stale, create_exclusive, writable_folder, write_text_atomic
 
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "book" / "executed"  # local executions (papermill), one per chapter
@@ -57,24 +59,45 @@ class ChapterFailed(RuntimeError):
         return type(self), (self.chapter, self.ename, self.evalue, self.params)
 
 
-# maelib modules that only run, record, show or check chapters: they do not change what a chapter computes
-NOT_COMPUTING = {"__init__.py", "__main__.py", "runs.py", "summary.py", "viz.py", "widgets.py", "browser.py",
-                 "webmodel.py", "paper.py", "published.py", "files.py", "profiles.py", "book.py", "device.py",
-                 "jobs.py", "reference.py"}  # reference.py: the committed reference MAE; no chapter trains with it
+# Which runs are the same? Three questions, three functions, all here:
+# - skip this chapter? ``stamp`` (its notebook, parameters, all of maelib and the records it reads): a local
+#   execution with the same stamp is not run again (``run_chapter``).
+# - resume this checkpoint? ``run_dir`` (the resolved parameters and ``code_hash``, the computing code): a run
+#   resumes only checkpoints made by the same parameters and code; inside the folder, ``train.fit`` checks its
+#   training configuration too before it resumes.
+# - pool these seeds? ``pool_version`` (a record's ``version``: ``code_hash`` and the chapter's notebook) beside
+#   ``tuning.setting`` (its resolved parameters and the data it read): the summary pools only seeds of one
+#   version and setting.
+# A maelib module is part of the code version unless it says ``COMPUTES = False`` itself.
+NOT_COMPUTING_MARK = re.compile(rb"^COMPUTES = False\b", re.M)
 
 
 def code_hash(computing_only: bool = True) -> str:
     """A hash of maelib's source files: by default only those that compute (models, training, data,
-    metrics), which is the code version a run record carries and checkpoint folders are keyed by, so that
-    a change to how results are shown does not split seeds into versions; all of them with
-    ``computing_only=False`` (what decides whether an executed chapter is stale)."""
+    metrics, learning-rate reuse: every module without its own ``COMPUTES = False`` line), which is the code
+    version checkpoint folders are keyed by, so that a change to how results are shown does not split
+    seeds into versions; all of them with ``computing_only=False`` (what decides whether an executed
+    chapter is stale)."""
     h = hashlib.sha256()
     root = ROOT / "maelib"
     for f in sorted(root.rglob("*.py")):
-        if computing_only and f.parent == root and f.name in NOT_COMPUTING:
+        text = f.read_bytes()
+        if computing_only and NOT_COMPUTING_MARK.search(text):
             continue
-        h.update(str(f.relative_to(root)).encode() + f.read_bytes())
+        h.update(str(f.relative_to(root)).encode() + text)
     return h.hexdigest()
+
+
+def version(chapter: str) -> str:
+    """The version a chapter's seeds are pooled by: the computing code (:func:`code_hash`) and the
+    chapter's notebook, which decides how the arms are trained and scored."""
+    return hashlib.sha256((code_hash() + notebook_hash(chapter)).encode()).hexdigest()
+
+
+def pool_version(record: dict) -> str | None:
+    """A record's :func:`version`; records made before it existed carry only ``code``, which no newer
+    version equals, so they stay apart."""
+    return record.get("version") or record.get("code")
 
 
 def environment() -> dict:
@@ -275,7 +298,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     if not force and out_nb.exists() and last.get("stamp") == key:
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
-    started, code = time.time(), code_hash()  # the code as it was when the run began
+    started, code, pooled = time.time(), code_hash(), version(chapter)  # the code as it was when the run began
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".running-{os.getpid()}-") as tmp:  # beside the result
         done_nb = Path(tmp) / out_nb.name
@@ -289,7 +312,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
             "profile": ran.get("profile", resolved.profile), "seed": ran.get("seed"), "device": values.get("device"),
             "metrics": values.get("results", {}), "wall_s": round(time.time() - started, 1),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(), "git_commit": _git_commit(), "stamp": key,
-            "engine": "papermill", "code": code, "notebook_sha": notebook_hash(chapter),
+            "engine": "papermill", "code": code, "version": pooled, "notebook_sha": notebook_hash(chapter),
             "data": values.get("data_source"), "environment": environment(), "threads": threads(),
         }
         text = json.dumps(entry, indent=2, default=str)

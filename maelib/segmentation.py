@@ -22,10 +22,12 @@ from .train import GRID_EXTENSIONS, TrainConfig, checkpoint_file, fit, grid_sear
 
 
 def pyramid_blocks(depth: int) -> tuple[int, ...]:
-    """Four evenly spaced blocks, 1-based: depth 12 -> (3, 6, 9, 12); depth 4 -> (1, 2, 3, 4)."""
+    """Four evenly spaced blocks, 1-based, ending at the last: a step of ``depth // 4`` blocks, so depth 12
+    -> (3, 6, 9, 12), depth 6 -> (3, 4, 5, 6), depth 4 -> (1, 2, 3, 4)."""
     if depth < 4:
         raise ValueError(f"the pyramid needs an encoder of at least 4 blocks, got depth={depth}")
-    return tuple(round(depth * k / 4) for k in (1, 2, 3, 4))
+    step = depth // 4
+    return tuple(depth - step * k for k in (3, 2, 1, 0))
 
 
 def conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:

@@ -1,33 +1,36 @@
-"""The summary: each claim of the paper against the recorded runs, as a paired comparison with a 95% interval.
+"""The summary: each claim of the paper against the recorded runs, as the registry's queries and tables.
 
 Numbers come from the run registry (``results/runs``, written by :mod:`maelib.runs`), never typed in.
 Each chapter records, per seed, the value of its MAE arm and of its baseline (``metrics.claim``). For a
 claim and a profile, the runs made with the chapter's default parameters are grouped by what they
-computed (the resolved parameters, seeds aside) and by the code that computed them (``code``, a hash of
-maelib): seeds are never pooled across code versions. The newest group with at least
-:data:`MIN_SEEDS` seeds is judged (else the newest group, which is then inconclusive); the gap per seed
-is MAE minus baseline, signed so that positive means the MAE is better, and a paired t-interval over the
-seeds (scipy.stats) decides.
+computed (:func:`maelib.tuning.setting`: the resolved parameters, seeds aside, and the data read) and by
+the version that computed them (:func:`maelib.runs.pool_version`: the computing code and the chapter's
+notebook): seeds are never pooled across versions. The newest group with at least ``MIN_SEEDS`` seeds is
+judged (else the newest group, which is then inconclusive). The statistics of a verdict (the paired gap,
+its interval, the t-test's and the sign-flip p, Holm's adjustment across the claims, the power at the
+paper's gap) are :mod:`maelib.stats`'s; this module gathers the values and lays out the tables.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import paper, profiles, runs
-from .train import GRID_EXTENSIONS
+from . import paper, runs, stats
+from .report import SeedValues
+from .stats import MIN_SEEDS
+from .tuning import CONTROL, setting
 
-CONTROL = ("seed", "seeds", "profile", "live", "device", "data_dir", "checkpoint_dir", "tune")
-MIN_SEEDS = 5
-LEVEL = 0.95
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     table: str
     chapter: str
@@ -41,6 +44,8 @@ class Claim:
     paper_dataset: str
     fair_label: str | None = None  # a fairer baseline shown beside the paper's (tables)
     key: str = "claim"  # the metrics entry of a run record that holds this claim's values per seed
+    model: tuple[str, str | None] = ("dim", "depth")  # the resolved parameters that give the model's width, depth
+    mae_row_by_choice: str | None = None  # the paper's MAE row for the option validation chose ({} = the ratio)
 
     @property
     def paper_mae(self) -> float:
@@ -61,31 +66,42 @@ class Claim:
 
 
 CLAIMS = [
-    Claim("Table 1", "images", "MAE pretraining vs a ViT trained from scratch (TinyImageNet)", "top-1 (%)", True,
-          ("Table 1", "", "Baseline MAE"), ("Table 1", "", "ViT (trained from scratch)"), "MAE + fine-tune",
-          "scratch", "tinyimagenet"),
-    Claim("Table 2", "series", "masking the transformer's input vs no masking (ETTh1 OT forecasts)",
-          "test MSE (scaled)", False, ("Table 2", "MAE, mask=0.50", "Mean Sqr. Err."),
-          ("Table 2", "no MAE", "Mean Sqr. Err."), "masked forecaster (ratio chosen on validation)",
-          "forecaster without masking", "ETTh1"),
-    Claim("Table 3", "segmentation", "MAE initialisation vs scratch for ViT-UPerNet", "mIoU", True,
-          ("Table 3", "MIou", "MAE"), ("Table 3", "MIou", "No Pretrain"), "MAE init", "scratch", "ade20k"),
-    Claim("Table 4", "volumes", "MAE-pretrained UNETR vs scratch", "mean Dice", True,
-          ("Table 4", "Dice Score", "MAE"), ("Table 4", "Dice Score", "No pretraining"), "MAE init", "scratch", "btcv"),
-    Claim("Table 5", "tabular", "MAE vs the paper's feed-forward imputer (housing, hidden numeric cells)",
-          "MSE ([0, 1] scale)", False, ("Table 5", "MSE Loss", "MAE"), ("Table 5", "MSE Loss", "Baseline"),
-          "MAE", "feed-forward (paper: full-row targets)", "housing",
+    Claim(table="Table 1", chapter="images", claim="MAE pretraining vs a ViT trained from scratch (TinyImageNet)",
+          metric="top-1 (%)", higher_is_better=True, paper_mae_cell=("Table 1", "", "Baseline MAE"),
+          paper_base_cell=("Table 1", "", "ViT (trained from scratch)"), mae_label="MAE + fine-tune",
+          base_label="scratch", paper_dataset="tinyimagenet"),
+    # the paper's Table 2 has three masked rows (ratios 0.25, 0.5, 0.75): the claim compares no masking with the
+    # row of the ratio that our validation chose most often (seeds choose on their own), see paper_cell
+    Claim(table="Table 2", chapter="series", claim="masking the transformer's input vs no masking (ETTh1 OT forecasts)",
+          metric="test MSE (scaled)", higher_is_better=False,
+          paper_mae_cell=("Table 2", "MAE, mask=0.50", "Mean Sqr. Err."),
+          paper_base_cell=("Table 2", "no MAE", "Mean Sqr. Err."),
+          mae_label="masked forecaster (ratio chosen on validation)", base_label="forecaster without masking",
+          paper_dataset="ETTh1", mae_row_by_choice="MAE, mask={}"),
+    Claim(table="Table 3", chapter="segmentation", claim="MAE initialisation vs scratch for ViT-UPerNet", metric="mIoU",
+          higher_is_better=True, paper_mae_cell=("Table 3", "MIou", "MAE"),
+          paper_base_cell=("Table 3", "MIou", "No Pretrain"), mae_label="MAE init", base_label="scratch",
+          paper_dataset="ade20k"),
+    Claim(table="Table 4", chapter="volumes", claim="MAE-pretrained UNETR vs scratch", metric="mean Dice",
+          higher_is_better=True, paper_mae_cell=("Table 4", "Dice Score", "MAE"),
+          paper_base_cell=("Table 4", "Dice Score", "No pretraining"), mae_label="MAE init", base_label="scratch",
+          paper_dataset="btcv", model=("hidden_size", None)),
+    Claim(table="Table 5", chapter="tabular", claim="MAE vs the paper's feed-forward imputer (housing, every hidden "
+          "cell)", metric="MSE over every hidden cell ([0, 1] scale)", higher_is_better=False,
+          paper_mae_cell=("Table 5", "MSE Loss", "MAE"),
+          paper_base_cell=("Table 5", "MSE Loss", "Baseline"), mae_label="MAE",
+          base_label="feed-forward (paper: full-row targets)", paper_dataset="housing",
           fair_label="feed-forward (re-masked observed cells)"),
+    # The long-horizon claim is the forecasting literature's, not the seed paper's: PatchTST reports masked
+    # pretraining then fine-tuning against supervised training on ETTh1 for multivariate data only (its
+    # Table 12), so that is the direction it is judged against (maelib.published).
+    Claim(table="PatchTST, H = 96", chapter="series", claim="MAE pretraining vs the same patch transformer from "
+          "scratch, 96 steps ahead (ETTh1 OT under the long-horizon protocol)", metric="test MSE (standardised)",
+          higher_is_better=False, paper_mae_cell=("PatchTST Table 12", "96", "Fine-tuning MSE"),
+          paper_base_cell=("PatchTST Table 12", "96", "Sup. MSE"), mae_label="MAE-pretrained patch transformer",
+          base_label="patch transformer from scratch", paper_dataset="ETTh1 (multivariate)", key="claim_long",
+          model=("long_dim", "long_depth")),
 ]
-# the paper's Table 2 has three masked rows; its claim compares no masking with the best of them (0.50)
-# The long-horizon claim is the forecasting literature's, not the seed paper's: PatchTST reports masked
-# pretraining then fine-tuning against supervised training on ETTh1 for multivariate data only (its Table 12),
-# so that is the direction it is judged against (maelib.published).
-CLAIMS.append(Claim("PatchTST, H = 96", "series", "MAE pretraining vs the same patch transformer from scratch, 96 "
-                    "steps ahead (ETTh1 OT under the long-horizon protocol)", "test MSE (standardised)", False,
-                    ("PatchTST Table 12", "96", "Fine-tuning MSE"), ("PatchTST Table 12", "96", "Sup. MSE"),
-                    "MAE-pretrained patch transformer", "patch transformer from scratch", "ETTh1 (multivariate)",
-                    key="claim_long"))
 
 
 def reference_value(cell: tuple[str, str, str]) -> float:
@@ -105,9 +121,19 @@ def reference_text(cell: tuple[str, str, str]) -> str:
     return paper.table(cell[0], printed=True).loc[cell[1], cell[2]]
 
 
-def setting(record: dict) -> str:
-    """What a run computed, seeds and machines aside: its resolved parameters without the controls."""
-    return json.dumps({k: v for k, v in record["resolved"].items() if k not in CONTROL}, sort_keys=True, default=str)
+def paper_cell(c: Claim, group: dict | None) -> tuple[tuple[str, str, str], str]:
+    """The paper's MAE cell a claim is judged against, and a note on it: for a claim whose MAE arm is
+    chosen on validation among several options (Table 2's mask ratios), the paper's row for the option
+    chosen most often by the group's seeds; otherwise the claim's own cell and no note."""
+    chosen = [v.get("chosen") for v in group["seeds"].values()] if group and c.mae_row_by_choice else []
+    ratios = [m.group(1) for text in chosen if text and (m := re.search(r"mask (\d*\.?\d+)", text))]
+    if not ratios:
+        return c.paper_mae_cell, ""
+    ratio = max(set(ratios), key=ratios.count)
+    row = c.mae_row_by_choice.format(f"{float(ratio):.2f}")
+    share = f"{ratios.count(ratio)} of {len(ratios)} seeds" if len(set(ratios)) > 1 else "every seed"
+    return (c.paper_mae_cell[0], row, c.paper_mae_cell[2]), f"the paper's row at mask {float(ratio):.2f}, which " \
+        f"validation chose for {share}"
 
 
 def dataset_of(record: dict, chapter: str) -> str:
@@ -119,14 +145,39 @@ def dataset_of(record: dict, chapter: str) -> str:
 
 
 def seed_values(record: dict, key: str = "claim") -> list[dict]:
-    """The per-seed values a record holds for one of its chapter's claims (metrics entry ``key``):
-    [{seed, mae, baseline, ...}]."""
+    """The per-seed values a record holds for one of its chapter's claims (metrics entry ``key``, a
+    :class:`maelib.report.SeedValues`): [{seed, mae, baseline, ...}]; [] when it holds none. A malformed
+    entry is a ValueError naming the record."""
     metrics = record["metrics"]
-    claim = metrics.get(key) if isinstance(metrics, dict) else None
-    if not isinstance(claim, dict):
+    entry = metrics.get(key) if isinstance(metrics, dict) else None
+    if not isinstance(entry, dict):
         return []
-    keys = [k for k in claim if k not in ("seeds", "chosen")]
-    return [{"seed": s, **{k: float(claim[k][i]) for k in keys}} for i, s in enumerate(claim["seeds"])]
+    try:
+        return SeedValues.from_dict(entry).per_seed()
+    except ValueError as e:
+        raise ValueError(f"the {record['chapter']} run record finished {record['finished']} has a malformed "
+                         f"metrics.{key}: {e}") from None
+
+
+def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[int], str]:
+    """The seeds a verdict sweep of ``chapter`` at ``profile`` still has to run, and why: for each of the
+    chapter's claims, the seeds that give 80% power at the paper's gap with the spread of the seeds this
+    version of the code recorded (at least five, at most twenty), or five while fewer than two are
+    recorded (a pilot); the most any claim needs, less the seeds already recorded."""
+    want, recorded, why = stats.MIN_SEEDS, set(), []
+    for c in (c for c in CLAIMS if c.chapter == chapter):
+        current = [g for g in groups(records, chapter, profile, c.key) if g["code"] == runs.version(chapter)]
+        vals = list(current[0]["seeds"].values()) if current else []
+        recorded |= {v["seed"] for v in vals}
+        if len(vals) < 2:
+            why.append(f"{c.table}: {len(vals)} seed(s) at this version, so a pilot of {stats.MIN_SEEDS}")
+            continue
+        st = stats.paired([v["mae"] for v in vals], [v["baseline"] for v in vals], c.higher_is_better)
+        n = stats.seeds_for_power(c.paper_gap, st["sd"]) or stats.MAX_SEEDS
+        want = max(want, n)
+        why.append(f"{c.table}: {n} seeds for {stats.TARGET_POWER:.0%} power at the paper's gap "
+                   f"({c.paper_gap:.3g}) with the spread of {len(vals)} recorded seeds (sd {st['sd']:.3g})")
+    return [s for s in range(want) if s not in recorded], "; ".join(why)
 
 
 def _is_default(record: dict) -> bool:
@@ -144,8 +195,8 @@ def groups(records: list[dict], chapter: str, profile: str, key: str = "claim") 
         values = seed_values(r, key)
         if not values:
             continue
-        group = (setting(r), r.get("code"))
-        g = out.setdefault(group, {"code": r.get("code"), "setting": group[0], "seeds": {}})
+        group = (setting(r), runs.pool_version(r))
+        g = out.setdefault(group, {"code": group[1], "setting": group[0], "seeds": {}})
         g.update(finished=r["finished"], dataset=dataset_of(r, chapter))
         for v in values:
             g["seeds"][v["seed"]] = v
@@ -157,49 +208,6 @@ def judged_group(records: list[dict], chapter: str, profile: str, key: str = "cl
     found = groups(records, chapter, profile, key)
     enough = [g for g in found if len(g["seeds"]) >= MIN_SEEDS]
     return (enough or found or [None])[0]
-
-
-def paired(mae, base, higher_is_better: bool = True, level: float = LEVEL) -> dict:
-    """Paired comparison over seeds: n, mean gap (MAE minus baseline, positive = MAE better), its
-    ``level`` t-interval (lo, hi) and the two-sided p of a zero mean gap."""
-    gaps = (1 if higher_is_better else -1) * (np.asarray(mae, float) - np.asarray(base, float))
-    n = len(gaps)
-    out = {"n": n, "gap": float(gaps.mean()) if n else float("nan"), "lo": float("nan"), "hi": float("nan"),
-           "p": float("nan")}
-    if n < 2:
-        return out
-    if np.ptp(gaps) == 0:  # every seed the same gap: the interval is that point
-        return {**out, "lo": out["gap"], "hi": out["gap"], "p": 0.0 if out["gap"] else 1.0}
-    test = stats.ttest_1samp(gaps, 0.0)
-    ci = test.confidence_interval(level)
-    return {**out, "lo": float(ci.low), "hi": float(ci.high), "p": float(test.pvalue)}
-
-
-def verdict(st: dict, claim: Claim, same_dataset: bool, floor: list[float] | None = None,
-            mae: list[float] | None = None, base: list[float] | None = None) -> tuple[str, str]:
-    """holds / does not hold / inconclusive, and why, from :func:`paired`'s result ``st``.
-
-    A verdict needs MIN_SEEDS seeds, finite values and a 95% interval that excludes 0; its direction is
-    compared with the paper's. Where both forecasting arms are worse than the persistence floor, the
-    reason says so (a caveat, not a different verdict).
-    """
-    if st["n"] == 0:
-        return "not run", "no recorded run"
-    notes = [] if same_dataset else ["a different dataset from the paper's"]
-    if floor is not None and np.mean(mae) > np.mean(floor) and np.mean(base) > np.mean(floor):
-        notes.append("both arms are worse than the persistence floor")
-    note = "".join(f"; {n}" for n in notes)
-    if not all(np.isfinite([st["gap"], st["lo"], st["hi"]])) and st["n"] >= MIN_SEEDS:
-        return "inconclusive", "a gap or its interval is not a finite number" + note
-    if st["n"] < MIN_SEEDS:
-        return f"inconclusive ({st['n']} seed{'s' if st['n'] != 1 else ''})", \
-            f"a verdict needs at least {MIN_SEEDS} seeds" + note
-    if st["lo"] <= 0 <= st["hi"]:
-        return "inconclusive", "the 95% interval of the gap includes 0" + note
-    side = "MAE better" if st["gap"] > 0 else "MAE worse"
-    if np.sign(st["gap"]) == np.sign(claim.paper_gap):
-        return "holds", f"{side}, as in the paper; the 95% interval excludes 0" + note
-    return "does not hold", f"{side}, unlike the paper; the 95% interval excludes 0" + note
 
 
 def judged(part: pd.DataFrame) -> pd.Series | None:
@@ -215,28 +223,96 @@ def judged(part: pd.DataFrame) -> pd.Series | None:
     return (full if len(full) else pool).iloc[0]
 
 
+def _values(group: dict | None, name: str) -> list[float] | None:
+    """One per-seed entry (``mae``, ``baseline``, ``floor``, ``baseline_fair``) of a group, None if absent."""
+    vals = list(group["seeds"].values()) if group else []
+    return [v[name] for v in vals] if vals and name in vals[0] else ([] if name in ("mae", "baseline") else None)
+
+
+def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
+    """The caveats a verdict's reason carries: another dataset than the paper's, both forecasters worse
+    than persistence, seeds made by another version than this book's code."""
+    notes = []
+    if group and group["dataset"] != c.paper_dataset:
+        notes.append("a different dataset from the paper's")
+    if floor is not None and np.mean(mae) > np.mean(floor) and np.mean(base) > np.mean(floor):
+        notes.append("both arms are worse than the persistence floor")
+    if group and group["code"] != runs.version(c.chapter):
+        notes.append("made by an older version of the code than this book's")
+    return "".join(f"; {n}" for n in notes)
+
+
+def _row(c: Claim, g: dict | None, profile: str) -> dict:
+    """One claim's row at one profile from its judged group ``g`` (None: not run), verdict aside."""
+    mae, base, fair = _values(g, "mae"), _values(g, "baseline"), _values(g, "baseline_fair")
+    st = stats.paired(mae, base, c.higher_is_better)
+    cell, cell_note = paper_cell(c, g)
+    paper_gap = c.sign * (reference_value(cell) - c.paper_base)
+    return {"table": c.table, "claim": c.claim, "profile": profile, "metric": c.metric, **st,
+            "power": stats.power(paper_gap, st["sd"], st["n"]),
+            "seeds_for_power": stats.seeds_for_power(paper_gap, st["sd"]),
+            "mae": np.mean(mae) if mae else float("nan"), "baseline": np.mean(base) if base else float("nan"),
+            "fair": np.mean(fair) if fair else float("nan"),
+            "fair_gap": stats.paired(mae, fair, c.higher_is_better) if fair else None,
+            "paper_cell": cell, "paper_note": cell_note, "paper_mae": reference_value(cell),
+            "paper_base": c.paper_base, "paper_gap": paper_gap,
+            "dataset": g["dataset"] if g else "", "code": (g["code"] or "")[:8] if g else "",
+            "current": bool(g) and g["code"] == runs.version(c.chapter),
+            "notes": _notes(c, g, mae, base, _values(g, "floor")) if g else ""}
+
+
 def claim_rows(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
-    """One row per claim and profile: n, the arms' means, the paired gap with its interval and p, the
-    paper's gap, the verdict and why (the group judged: newest code with enough seeds)."""
+    """One row per claim and profile, from the group judged (the newest version with enough seeds):
+    n, the arms' means, :func:`maelib.stats.paired`'s gap, interval, sd and p values, the Holm-adjusted p
+    across the claims of that profile, the paper's cell and gap, the power at the paper's gap and the
+    seeds that would give 80%, the version, the verdict and why."""
+    frame = pd.DataFrame([_row(c, judged_group(records, c.chapter, prof, c.key), prof)
+                          for c in CLAIMS for prof in profiles])
+    frame["p_holm"] = np.nan
+    for _, part in frame.groupby("profile"):  # the family: the claims judged at one profile
+        frame.loc[part.index, "p_holm"] = stats.holm(part["p"].where(part["n"] >= MIN_SEEDS))
+    family = frame.groupby("profile")["p_holm"].transform(lambda v: int(v.notna().sum()))
+    words = [stats.decide(r.to_dict(), r["paper_gap"], p_family=None if np.isnan(r["p_holm"]) else r["p_holm"],
+                          family=int(family[i])) for i, r in frame.iterrows()]
+    frame["verdict"] = [w for w, _ in words]
+    frame["reason"] = [why + notes for (_, why), notes in zip(words, frame["notes"])]
+    return frame
+
+
+REACH = 0.9  # "in fewer epochs": the epochs each arm needs to reach this fraction of scratch's final score
+
+
+def curves(records: list[dict], c: Claim, profile: str) -> dict[str, np.ndarray]:
+    """The judged group's per-epoch validation curves of a claim's two arms: label -> (seeds, epochs);
+    {} where the runs recorded none (seeds whose curves differ in length from the first are left out)."""
+    g = judged_group(records, c.chapter, profile, c.key)
+    vals = [v for v in (g["seeds"].values() if g else []) if "mae_curve" in v]
+    vals = [v for v in vals if len(v["mae_curve"]) == len(vals[0]["mae_curve"])]
+    if not vals:
+        return {}
+    return {c.mae_label: np.array([v["mae_curve"] for v in vals]),
+            c.base_label: np.array([v["baseline_curve"] for v in vals])}
+
+
+def epochs_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
+    """For each claim about the whole fine-tuning run and each profile with curves: per seed, the epochs
+    each arm needed to reach :data:`REACH` of the scratch arm's final score (a run that never does counts
+    one epoch past its end), and the paired gap in epochs (positive = the MAE arm got there sooner)."""
     rows = []
     for c in CLAIMS:
         for prof in profiles:
-            g = judged_group(records, c.chapter, prof, c.key)
-            vals = list(g["seeds"].values()) if g else []
-            mae, base = [v["mae"] for v in vals], [v["baseline"] for v in vals]
-            st = paired(mae, base, c.higher_is_better)
-            floor = [v["floor"] for v in vals] if vals and "floor" in vals[0] else None
-            same = bool(g) and g["dataset"] == c.paper_dataset
-            word, why = verdict(st, c, same, floor, mae, base)
-            fair = [v["baseline_fair"] for v in vals] if vals and "baseline_fair" in vals[0] else None
-            rows.append({"table": c.table, "claim": c.claim, "profile": prof, "metric": c.metric, **st,
-                         "mae": np.mean(mae) if mae else float("nan"),
-                         "baseline": np.mean(base) if base else float("nan"),
-                         "fair": np.mean(fair) if fair else float("nan"),
-                         "fair_gap": paired(mae, fair, c.higher_is_better) if fair else None,
-                         "paper_mae": c.paper_mae, "paper_base": c.paper_base, "paper_gap": c.paper_gap,
-                         "dataset": g["dataset"] if g else "", "code": (g["code"] or "")[:8] if g else "",
-                         "verdict": word, "reason": why})
+            got = curves(records, c, prof)
+            if not got:
+                continue
+            mae, base = got.values()
+            targets = REACH * base[:, -1]
+            e_mae = [stats.epochs_to_reach(m, t) for m, t in zip(mae, targets)]
+            e_base = [stats.epochs_to_reach(b, t) for b, t in zip(base, targets)]
+            st = stats.paired(e_mae, e_base, higher_is_better=False)
+            rows.append({"table": c.table, "profile": prof, "epochs": mae.shape[1],
+                         f"{c.mae_label}: epochs": np.mean(e_mae), f"{c.base_label}: epochs": np.mean(e_base),
+                         "epochs saved [95% CI] (n)": _gap_text(st), "p (t)": _p_text(st["p"]),
+                         "p (sign-flip)": _p_text(st["p_flip"])})
     return pd.DataFrame(rows)
 
 
@@ -249,30 +325,111 @@ def verdicts(rows: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def claims_table(records: list[dict]) -> pd.DataFrame:
-    """The verdict table the book shows: per claim, the paper's numbers, then per profile the paired gap
-    (mean, 95% interval, seeds, p) and the verdict with its reason; the judged verdict is the full
-    profile's when it was run, else the quick one's."""
+def _gap_text(r) -> str:
+    """``gap [lo, hi] (n = k)`` of a :func:`claim_rows` row."""
     from .viz import sig
 
+    ci = "" if np.isnan(r["lo"]) else f" [{sig(r['lo'])}, {sig(r['hi'])}]"
+    return f"{sig(r['gap'])}{ci} (n = {r['n']})"
+
+
+def _p_text(value) -> str:
+    from .viz import sig
+
+    return "–" if value is None or np.isnan(value) else sig(value, 2)
+
+
+def claims_table(records: list[dict]) -> pd.DataFrame:
+    """The verdict table the book shows, one row per claim, from its judged profile (:func:`judged`):
+    the paper's numbers, our paired gap with its 95% interval and seeds, the t-test's, Holm-adjusted and
+    sign-flip p, the power at the paper's gap, and the verdict with its reason."""
     rows = claim_rows(records)
     out = []
     for c in CLAIMS:
+        chosen = judged(rows[rows["table"] == c.table])
+        cell = chosen["paper_cell"] if chosen is not None else c.paper_mae_cell
+        note = f" ({chosen['paper_note']})" if chosen is not None and chosen["paper_note"] else ""
         row = {"table": c.table, "claim (metric)": f"{c.claim} ({c.metric})",
-               "paper: MAE / baseline": " / ".join(reference_text(cell) for cell in (c.paper_mae_cell, c.paper_base_cell))}
-        part = rows[rows["table"] == c.table]
-        for _, r in part.iterrows():
-            prof = r["profile"]
-            if r["n"] == 0:
-                row[f"{prof}: gap [95% CI] (n), p"] = "not run"
-                continue
-            ci = "" if np.isnan(r["lo"]) else f" [{sig(r['lo'])}, {sig(r['hi'])}]"
-            p = "" if np.isnan(r["p"]) else f", p = {sig(r['p'], 2)}"
-            row[f"{prof}: gap [95% CI] (n), p"] = f"{sig(r['gap'])}{ci} (n = {r['n']}){p}"
-        chosen = judged(part)
-        row["verdict"] = (f"{chosen['verdict']}: {chosen['reason']} ({chosen['profile']} profile)"
-                          if chosen is not None else "not run")
-        out.append(row)
+               "paper: MAE / baseline": " / ".join(reference_text(x) for x in (cell, c.paper_base_cell)) + note}
+        if chosen is None:
+            out.append({**row, "gap [95% CI] (n)": "not run", "p: t / Holm / sign-flip": "–",
+                        "power at the paper's gap": "–", "verdict": "not run"})
+            continue
+        power = "–" if np.isnan(chosen["power"]) else f"{chosen['power']:.0%}"
+        out.append({**row, "gap [95% CI] (n)": f"{_gap_text(chosen)}, {chosen['profile']}",
+                    "p: t / Holm / sign-flip": " / ".join(_p_text(chosen[k]) for k in ("p", "p_holm", "p_flip")),
+                    "power at the paper's gap": power, "verdict": f"{chosen['verdict']}: {chosen['reason']}"})
+    return pd.DataFrame(out).set_index("table")
+
+
+def evidence_table(records: list[dict]) -> pd.DataFrame:
+    """Every claim at every profile that has runs: seeds, the gap with its interval, the gaps' standard
+    deviation, the three p values, the power at the paper's gap, the seeds that would give 80% power, the
+    version that made the seeds (marked where it is older than this book's code) and the verdict."""
+    from .viz import sig
+
+    rows = claim_rows(records)
+    rows = rows[rows["n"] > 0]
+    return pd.DataFrame({
+        "table": rows["table"], "profile": rows["profile"], "gap [95% CI] (n)": rows.apply(_gap_text, axis=1),
+        "sd of the gaps": rows["sd"].map(lambda v: "–" if np.isnan(v) else sig(v)),
+        "p (t)": rows["p"].map(_p_text), "p (Holm)": rows["p_holm"].map(_p_text),
+        "p (sign-flip)": rows["p_flip"].map(_p_text),
+        "power at the paper's gap": rows["power"].map(lambda v: "–" if np.isnan(v) else f"{v:.0%}"),
+        f"seeds for {stats.TARGET_POWER:.0%} power": rows["seeds_for_power"].map(
+            lambda v: f"> {stats.MAX_SEEDS}" if v is None or pd.isna(v) else str(int(v))),
+        "version": [f"{c} (older)" if not cur else c for c, cur in zip(rows["code"], rows["current"])],
+        "verdict": rows["verdict"]}).set_index(["table", "profile"])
+
+
+def _same_group(a: dict, b: dict | None) -> bool:
+    return b is not None and (a["code"], a["setting"]) == (b["code"], b["setting"])
+
+
+def history(records: list[dict]) -> pd.DataFrame:
+    """Every protocol iteration a claim went through: per claim, profile and version (newest first), the
+    date of its last seed, n, the paired gap with its interval, whether it is this book's version, and
+    whether it is the group judged."""
+    out = []
+    for c in CLAIMS:
+        for prof in ("quick", "full"):
+            found = groups(records, c.chapter, prof, c.key)
+            judged_one = judged_group(records, c.chapter, prof, c.key)
+            for g in found:
+                vals = list(g["seeds"].values())
+                st = stats.paired([v["mae"] for v in vals], [v["baseline"] for v in vals], c.higher_is_better)
+                out.append({"table": c.table, "profile": prof, "version": (g["code"] or "")[:8],
+                            "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st),
+                            "this book's code": "yes" if g["code"] == runs.version(c.chapter) else "no",
+                            "judged": "yes" if _same_group(g, judged_one) else ""})
+    columns = ["table", "profile", "version", "last seed", "gap [95% CI] (n)", "this book's code", "judged"]
+    return pd.DataFrame(out, columns=columns)
+
+
+PAPER_CLASSES = 200  # TinyImageNet's classes, all of which the paper's Table 1 uses
+
+
+def scale_table(records: list[dict]) -> pd.DataFrame:
+    """The scale of every verdict: per claim, the profile judged, the data (and whether they stand in for
+    the paper's), the model's width and depth, and the version, from the group judged."""
+    rows = claim_rows(records)
+    out = []
+    for c in CLAIMS:
+        chosen = judged(rows[rows["table"] == c.table])
+        g = judged_group(records, c.chapter, chosen["profile"], c.key) if chosen is not None else None
+        if g is None:
+            out.append({"table": c.table, "profile": "not run", "data": "", "model": "", "version": ""})
+            continue
+        resolved = json.loads(g["setting"])
+        data = g["dataset"]
+        if data != c.paper_dataset:
+            data += f" (a stand-in for the paper's {c.paper_dataset})"
+        if c.chapter == "images" and resolved.get("n_classes", PAPER_CLASSES) < PAPER_CLASSES:
+            data += f", {resolved['n_classes']} of its {PAPER_CLASSES} classes (the paper: all {PAPER_CLASSES})"
+        width, depth = (resolved.get(k) if k else None for k in c.model)
+        model = f"width {width}" + (f", depth {depth}" if depth else "") if width else "as the chapter states"
+        out.append({"table": c.table, "profile": chosen["profile"], "data": data, "model": model,
+                    "version": chosen["code"] + ("" if chosen["current"] else " (older)")})
     return pd.DataFrame(out).set_index("table")
 
 
@@ -294,74 +451,6 @@ def sweep_frame(records: list[dict]) -> pd.DataFrame:
     frame = frame.drop_duplicates(["chapter", "profile", "mask_ratio", "seed", "code"], keep="last")
     newest = frame.groupby(["chapter", "profile"])["code"].transform("last")  # records come oldest first
     return frame[frame["code"].eq(newest) | (frame["code"].isna() & newest.isna())].reset_index(drop=True)
-
-
-TUNING_SEED = 0  # the seed whose run chooses the learning rates the other seeds reuse
-
-
-def tuning(chapter: str, resolved: dict, root=runs.RECORDS) -> dict | None:
-    """The learning rates a run of ``chapter`` chose on held-out training data for the same setting (the
-    resolved parameters, seeds aside) and the same code version, made at :data:`TUNING_SEED`: its record's
-    ``lr`` (arm -> chosen), ``lr_grid`` (arm -> {lr: held-out score}), ``finished`` and ``git_commit``;
-    None when there is none (the run then chooses them itself)."""
-    want = setting({"resolved": resolved})
-    code = runs.code_hash()
-    for r in reversed(load(root)):  # newest first
-        m = r["metrics"] if isinstance(r["metrics"], dict) else {}
-        if (r["chapter"] == chapter and r.get("code") == code and r["seed"] == TUNING_SEED and setting(r) == want
-                and m.get("lr_grid") and all(m["lr_grid"].values())):
-            return {"lr": m["lr"], "lr_grid": m["lr_grid"], "finished": r["finished"], "git_commit": r["git_commit"]}
-    return None
-
-
-PRETRAINING_ONLY = ("mask_ratio", "norm_target")  # parameters that change what pretraining does, nothing else
-
-
-def default_tuning(chapter: str, resolved: dict, root=runs.RECORDS) -> dict | None:
-    """For a run that differs from its profile's defaults only in :data:`PRETRAINING_ONLY` parameters and
-    does not ask to choose anew (``tune`` false): :func:`tuning` of the default setting, with ``borrowed``
-    (the names that differ); None otherwise, or when the default setting has no recorded choice."""
-    if resolved.get("tune", True):
-        return None
-    defaults = vars(profiles.resolve(chapter, resolved["profile"]))
-    differ = [k for k in resolved if k not in CONTROL and resolved[k] != defaults.get(k)]
-    if not differ or not set(differ) <= set(PRETRAINING_ONLY):
-        return None
-    found = tuning(chapter, {**resolved, **{k: defaults[k] for k in differ}}, root)
-    return {**found, "borrowed": differ} if found else None
-
-
-def tuning_note(chapter: str, resolved: dict, root=runs.RECORDS) -> str | None:
-    """What a run is about to do about its learning rates, said before it starts when it will choose them
-    (a grid of extra fine-tunings) or reuse the default setting's; None when it reuses its own setting's."""
-    if "tune" not in resolved or (resolved.get("finetune_lr") and resolved.get("scratch_lr")):
-        return None
-    grid, cost = len(resolved["lr_grid"]), 2 * len(resolved["lr_grid"])
-    choose = (f"chooses both arms' learning rates on held-out training images: {cost} extra fine-tunings (up to "
-              f"{cost + 2 * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
-    if resolved["tune"]:
-        return f"{chapter}: tune is true, so this run {choose}"
-    if tuning(chapter, resolved, root):
-        return None
-    borrowed = default_tuning(chapter, resolved, root)
-    if borrowed:
-        return (f"{chapter}: this run changes only what pretraining does ({', '.join(borrowed['borrowed'])}) and "
-                f"reuses the learning rates chosen for the default setting; -p tune true chooses them anew ({cost} "
-                "extra fine-tunings)")
-    return f"{chapter}: no recorded choice for this setting and code, so this run {choose}"
-
-
-def tuning_source(tuned: dict | None) -> str:
-    """Who chose a run's learning rates, for its page: this run, the seed-0 run of its setting, or the
-    default setting's seed-0 run (:func:`default_tuning`)."""
-    if not tuned:
-        return "this run"
-    made = f"({tuned['finished'][:10]}, commit {(tuned['git_commit'] or '')[:8]})"
-    if tuned.get("borrowed"):
-        return (f"the seed-{TUNING_SEED} run of the default setting and this code {made}, reused because this run "
-                f"changes only what pretraining does ({', '.join(tuned['borrowed'])}); `-p tune true` chooses them "
-                "anew for this setting")
-    return f"the seed-{TUNING_SEED} run of this setting and code {made}, whose choice every seed reuses"
 
 
 def load(root=runs.RECORDS) -> list[dict]:

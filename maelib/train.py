@@ -83,18 +83,30 @@ def lr_at(step: float, total: int, warmup: float, lr: float, min_lr: float) -> f
     return min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def no_decay_names(model: nn.Module) -> set[str]:
+    """The full names of the parameters that ``model``'s modules exempt from weight decay, each through
+    its own ``no_weight_decay()`` (as timm's models do)."""
+    names = set()
+    for prefix, module in model.named_modules():
+        if hasattr(module, "no_weight_decay"):
+            names |= {f"{prefix}.{n}" if prefix else n for n in module.no_weight_decay()}
+    return names
+
+
 def param_groups(model: nn.Module, weight_decay: float, layer_of: Callable[[str], int] | None = None,
                  n_layers: int = 0, layer_decay: float = 1.0) -> list[dict]:
-    """AdamW groups: no decay on biases, norms and tokens; optional layer-wise lr decay.
+    """AdamW groups: no decay on biases and norms (1-d) nor on what the model's modules name in their
+    ``no_weight_decay()`` (tokens, positions); optional layer-wise lr decay.
 
     With ``layer_of`` (parameter name -> layer id in 0..n_layers), a parameter's lr is scaled by
     ``layer_decay ** (n_layers - id)`` (the BEiT/MAE fine-tuning recipe).
     """
+    exempt = no_decay_names(model)
     groups: dict[tuple, dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        no_decay = p.ndim < 2 or name.endswith(("cls_token", "pos_embed", "mask_token"))
+        no_decay = p.ndim < 2 or name in exempt
         layer = layer_of(name) if layer_of else n_layers
         key = (layer, no_decay)
         g = groups.setdefault(key, {"params": [], "weight_decay": 0.0 if no_decay else weight_decay,

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
+
 
 def glue_figure(name: str, fig) -> None:
     """Glue a figure for the book (``{glue:figure}``) and close it so it is not shown twice."""
@@ -166,6 +168,28 @@ def message_figure(text: str):
     fig, ax = plt.subplots(figsize=(6.5, 1.2))
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center")
+    return fig
+
+
+def curve_bands(panels: dict[str, dict[str, "np.ndarray"]], ylabels: dict[str, str] | None = None):
+    """One panel per entry of ``panels`` (title -> {arm label -> (seeds, epochs) values}): each arm's mean
+    curve over seeds with a band of one standard deviation (seaborn), and the seed count in the legend."""
+    import numpy as np
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.3), squeeze=False)
+    for ax, (title, arms) in zip(axes[0], panels.items()):
+        for label, values in arms.items():
+            seeds, epochs = np.asarray(values).shape
+            long = pd.DataFrame({"epoch": np.tile(np.arange(1, epochs + 1), seeds), "value": np.ravel(values)})
+            sns.lineplot(data=long, x="epoch", y="value", errorbar="sd", err_style="band", marker="o", ms=3,
+                         label=f"{label} ({count(seeds, 'seed')})", ax=ax)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel((ylabels or {}).get(title, "validation metric"), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 

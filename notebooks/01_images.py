@@ -60,7 +60,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, reference, runs, summary, viz, widgets
+from maelib import images, paper, profiles, reference, runs, tuning, viz, widgets
+from maelib.report import SeedValues
 from maelib.train import pick_device, seed_everything
 
 p = profiles.resolve_namespace("images", globals())
@@ -172,7 +173,7 @@ viz.glue_figure("fig_recon", fig)
 chosen, grids, hists, models = {}, {}, {}, {}
 # the seed-0 run's choice for this setting and code; for a rerun that changes only pretraining, the default
 # setting's; none with tune (this run chooses)
-tuned = None if p.tune else summary.tuning("images", vars(p)) or summary.default_tuning("images", vars(p))
+tuned = tuning.reused("images", p, data.get("source"))
 for arm, (build, decay, fixed) in images.arms(mae, p).items():  # scratch: random init, no layer decay
     reuse = tuned["lr"][arm] if fixed is None and tuned else None
     chosen[arm], grids[arm] = images.choose_lr(build, data, p, dev, arm, ckpt, decay, fixed or reuse)
@@ -188,7 +189,7 @@ choice = pd.DataFrame([{"arm": arm, "base learning rate": lr, "held-out top-1 (%
                         "chosen": "yes" if lr == chosen[arm] else ""}
                        for arm in chosen for lr in (grids[arm] or {chosen[arm]: None})])
 glue("layer_decay", p.layer_decay, display=False)
-glue("lr_source", summary.tuning_source(tuned), display=False)
+glue("lr_source", tuning.source(tuned), display=False)
 glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
 for key, name in [("acc_ft", "MAE + fine-tune"), ("acc_scratch", "scratch"), ("acc_probe", "MAE + linear probe")]:
     glue(key, acc[name], display=False)
@@ -243,7 +244,7 @@ glue("wall_min", wall / 60, display=False)
 glue("results", {"acc_scratch": acc["scratch"] / 100, "acc_finetune": acc["MAE + fine-tune"] / 100,
                  "acc_probe": acc["MAE + linear probe"] / 100, "pretrain_val_loss": float(pre_hist["val_loss"].iloc[-1]),
                  "lr": chosen, "lr_grid": {arm: {str(k): v for k, v in g.items()} for arm, g in grids.items()},
-                 "claim": {"seeds": [p.seed], "mae": [acc["MAE + fine-tune"]], "baseline": [acc["scratch"]]},
+                 "claim": SeedValues([p.seed], [acc["MAE + fine-tune"]], [acc["scratch"]]).to_dict(),
                  "mask_ratio_metric": {"label": "validation top-1 (%), MAE + fine-tune",
                                        "values": [acc["MAE + fine-tune"]]},
                  "wall_s": wall}, display=False)

@@ -75,6 +75,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from maelib import paper, profiles, series, viz
+from maelib.report import SeedValues
 from maelib.data import ett
 from maelib.train import pick_device
 
@@ -315,11 +316,11 @@ viz.glue_figure("fig_curves", fig)
 # network; and we train for a few epochs, not its 100.
 
 # %% tags=["hide-input"]
-from maelib import forecast, published, summary
+from maelib import forecast, published, stats, tuning
 
 long_data = {h: ett.load_months(p.long_lag, h, p.data_dir, dataset=p.dataset) for h in p.long_horizons}
 h0 = p.long_horizons[0]
-tuned = summary.tuning("series", vars(p))  # the seed-0 run's choice for this setting and code, if recorded
+tuned = tuning.recorded("series", vars(p), data["source"])  # the seed-0 run's choice for this setting and code, if recorded
 long_lr = {k: v for k, v in ((tuned or {}).get("lr") or {}).items() if k.startswith("H")}
 long_grid = {k: {float(lr): s for lr, s in g.items()} for k, g in ((tuned or {}).get("lr_grid") or {}).items()
              if k in long_lr}
@@ -357,7 +358,7 @@ drop = first_long.groupby("model")[["mse", "mse_drop_last"]].mean()
 glue("long_drop_dl", float(100 * (drop.loc["DLinear", "mse_drop_last"] / drop.loc["DLinear", "mse"] - 1)), display=False)
 glue("long_drop_pt", float(100 * (drop.loc[forecast.SCRATCH, "mse_drop_last"] / drop.loc[forecast.SCRATCH, "mse"] - 1)),
      display=False)
-glue("long_lr_source", f"the seed-{summary.TUNING_SEED} run of this setting and code ({tuned['finished'][:10]}, commit "
+glue("long_lr_source", f"the seed-{tuning.TUNING_SEED} run of this setting and code ({tuned['finished'][:10]}, commit "
      f"{(tuned['git_commit'] or '')[:8]}), whose choice every seed reuses" if tuned and long_grid else
      "this run's first seed, whose choice the later seeds reuse", display=False)
 
@@ -424,13 +425,13 @@ long_claim = {"seeds": [], "mae": [], "baseline": [], "floor": []}
 verdict_lines = []
 for h in p.long_horizons:
     part = long_scores[long_scores["horizon"] == h].pivot(index="seed", columns="model", values="mse")
-    st = summary.paired(part[forecast.PRETRAINED], part[forecast.SCRATCH], higher_is_better=False)
+    st = stats.paired(part[forecast.PRETRAINED], part[forecast.SCRATCH], higher_is_better=False)
     if h == 96:
         long_claim = {"seeds": [int(v) for v in part.index], "mae": list(part[forecast.PRETRAINED]),
                       "baseline": list(part[forecast.SCRATCH]), "floor": list(part["persistence"])}
-    if st["n"] < summary.MIN_SEEDS:
+    if st["n"] < stats.MIN_SEEDS:
         verdict_lines.append(f"- **H = {h}**: {st['n']} seed(s) in this run, fewer than the "
-                             f"{summary.MIN_SEEDS} a verdict needs (the summary chapter pairs the recorded seeds).")
+                             f"{stats.MIN_SEEDS} a verdict needs (the summary chapter pairs the recorded seeds).")
         continue
     word = ("no detectable difference: the 95% interval includes 0" if st["lo"] <= 0 <= st["hi"] else
             "pretraining helps" if st["gap"] > 0 else "pretraining hurts")
@@ -506,12 +507,12 @@ wall = time.time() - started
 per_seed = [{"seed": int(sd), "mse": {m: float(v) for m, v in g.set_index("model")["mse"].items()}}
             for sd, g in scores.groupby("seed")]
 glue("results", {"dataset": p.dataset, "mse": {m: float(v) for m, v in mean_mse.items()}, "persistence_mse": float(pers),
-                 "best_model": best, "per_seed": per_seed, "claim": claim,
+                 "best_model": best, "per_seed": per_seed, "claim": SeedValues(**claim).to_dict(),
                  "robustness": {"dataset": p.robustness_dataset, "per_seed": robust_rows},
                  "mask_ratio_metric": {"label": "test MSE, MAE-pretrained patch transformer",
                                        "values": [r["mse"]["patch transformer, MAE-pretrained"] for r in per_seed]},
                  "long": {"rows": long_rows, "lag": p.long_lag, "horizons": p.long_horizons},
-                 "claim_long": long_claim, "lr": long_lr,
+                 "claim_long": SeedValues(**long_claim).to_dict(), "lr": long_lr,
                  "lr_grid": {k: {str(lr): v for lr, v in g.items()} for k, g in long_grid.items()},
                  "wall_s": wall}, display=False)
 

@@ -62,7 +62,8 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, runs, segmentation, summary, viz
+from maelib import images, paper, profiles, runs, segmentation, tuning, viz
+from maelib.report import SeedValues
 from maelib.data import DataMissingError, seg2d
 from maelib.train import pick_device, seed_everything
 
@@ -126,7 +127,7 @@ else:
 histories, models, chosen, grids = {}, {}, {}, {}
 # the seed-0 run's choice for this setting and code; for a rerun that changes only pretraining, the default
 # setting's; none with tune (this run chooses)
-tuned = None if p.tune else summary.tuning("segmentation", vars(p)) or summary.default_tuning("segmentation", vars(p))
+tuned = tuning.reused("segmentation", p, data.get("source"))
 for run, (build, decay, fixed) in segmentation.arms(mae, p, n_classes).items():  # scratch: no layer decay
     reuse = tuned["lr"][run] if fixed is None and tuned else None
     chosen[run], grids[run] = segmentation.choose_lr(build, data, n_classes, p, dev, run, ckpt, decay, fixed or reuse)
@@ -136,7 +137,7 @@ for run, (build, decay, fixed) in segmentation.arms(mae, p, n_classes).items(): 
     models[run] = build()
     histories[run] = segmentation.train_segmenter(models[run], data, n_classes, p, dev, run, ckpt, chosen[run], decay)
 glue("layer_decay", p.layer_decay, display=False)
-glue("lr_source", summary.tuning_source(tuned), display=False)
+glue("lr_source", tuning.source(tuned), display=False)
 glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
 choice = pd.DataFrame([{"arm": arm, "learning rate": lr, "held-out mIoU": grids[arm].get(lr, float("nan")),
                         "chosen": "yes" if lr == chosen[arm] else ""}
@@ -220,8 +221,10 @@ wall = time.time() - started
 glue("results", {"dataset": name, "pixel_acc": {r: float(final[r]["pixel_acc"]) for r in final},
                  "miou": {r: float(final[r]["miou"]) for r in final}, "lr": chosen,
                  "lr_grid": {arm: {str(k): v for k, v in g.items()} for arm, g in grids.items()},
-                 "claim": {"seeds": [p.seed], "mae": [float(final["MAE init"]["miou"])],
-                           "baseline": [float(final["scratch"]["miou"])]},
+                 "claim": SeedValues([p.seed], [float(final["MAE init"]["miou"])],
+                                     [float(final["scratch"]["miou"])],
+                                     mae_curve=[[float(v) for v in histories["MAE init"]["miou"]]],
+                                     baseline_curve=[[float(v) for v in histories["scratch"]["miou"]]]).to_dict(),
                  "mask_ratio_metric": {"label": "validation mIoU, MAE init", "values": [float(final["MAE init"]["miou"])]},
                  "wall_s": wall}, display=False)
 

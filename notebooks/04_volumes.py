@@ -58,6 +58,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from maelib import paper, profiles, runs, viz, volumes
+from maelib.report import SeedValues
 from maelib.data import DataMissingError
 from maelib.data import volumes as vdata
 from maelib.train import pick_device, seed_everything
@@ -200,8 +201,10 @@ viz.show_table(pd.DataFrame(rows).set_index("model"), f"Final-epoch mean Dice on
                f"structure. The paper's numbers are on BTCV; this run's on {label}.", "table-4")
 wall = time.time() - started
 glue("results", {"dataset": name, "dice": {r: float(final[r]["dice"]) for r in final},
-                 "claim": {"seeds": [p.seed], "mae": [float(final["MAE init"]["dice"])],
-                           "baseline": [float(final["scratch"]["dice"])]},
+                 "claim": SeedValues([p.seed], [float(final["MAE init"]["dice"])],
+                                     [float(final["scratch"]["dice"])],
+                                     mae_curve=[[float(v) for v in hists["MAE init"]["dice"]]],
+                                     baseline_curve=[[float(v) for v in hists["scratch"]["dice"]]]).to_dict(),
                  "mask_ratio_metric": {"label": "validation mean Dice, MAE init", "values": [float(final["MAE init"]["dice"])]},
                  "wall_s": wall}, display=False)
 

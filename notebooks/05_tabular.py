@@ -52,6 +52,7 @@ from myst_nb import glue
 
 from maelib import paper, profiles, tabular, viz
 from maelib.data import housing
+from maelib.report import SeedValues
 from maelib.train import pick_device
 
 p = profiles.resolve_namespace("tabular", globals())
@@ -143,9 +144,17 @@ worse = [METRICS[k].split(":")[0] + " " + METRICS[k].split(": ")[1] for k in ("m
 glue("mae_worse_on", ", ".join(worse) if worse else "none of the three", display=False)
 glue("paper_mse_base", float(PAPER.loc["MSE Loss", "Baseline"]), display=False)
 glue("paper_mse_mae", float(PAPER.loc["MSE Loss", "MAE"]), display=False)
-per_seed = main[main["model"].isin([FF_PAPER, FF_FAIR, MAE])].pivot(index="seed", columns="model", values="mse_numeric")
-claim = {"seeds": [int(v) for v in per_seed.index], "mae": list(per_seed[MAE]), "baseline": list(per_seed[FF_PAPER]),
-         "baseline_fair": list(per_seed[FF_FAIR])}
+
+
+def seed_values(metric: str) -> SeedValues:
+    """The three networks' ``metric`` per seed: the MAE, the paper's baseline and the fair one."""
+    per_seed = main[main["model"].isin([FF_PAPER, FF_FAIR, MAE])].pivot(index="seed", columns="model", values=metric)
+    return SeedValues([int(v) for v in per_seed.index], list(per_seed[MAE]), list(per_seed[FF_PAPER]),
+                      baseline_fair=list(per_seed[FF_FAIR]))
+
+
+claim = seed_values("mse")  # the paper's single number: the MSE over every hidden cell
+claim_numeric = seed_values("mse_numeric")  # a secondary result, as the category error is
 
 # %% [markdown]
 # ## Table 5, the paper's and ours
@@ -205,14 +214,16 @@ else:
 #   {glue:text}`mae_rank` of {glue:text}`n_models` by numeric MSE; the best is *{glue:text}`best`*.
 #
 # The summary chapter pairs the MAE with the paper's baseline (the claim) and with the fair one over
-# at least five seeds.
+# at least five seeds, on the paper's single number: the MSE over every hidden cell. The numeric-only MSE
+# and the category error stay secondary results, in the tables above.
 
 # %% tags=["remove-cell"]
 wall = time.time() - started
 glue("results", {"mse_numeric": {k: float(v) for k, v in m.items()}, "wasserstein": {k: float(v) for k, v in ws.items()},
                  "category_error_pct": {k: float(v) for k, v in ce.items()},
-                 "mse": {k: float(v) for k, v in summary[("mse", "mean")].items()}, "claim": claim,
-                 "mask_ratio_metric": {"label": "numeric MSE on hidden cells, MAE", "values": claim["mae"]},
+                 "mse": {k: float(v) for k, v in summary[("mse", "mean")].items()}, "claim": claim.to_dict(),
+                 "claim_numeric": claim_numeric.to_dict(),
+                 "mask_ratio_metric": {"label": "MSE on every hidden cell, MAE", "values": claim.mae},
                  "wall_s": wall}, display=False)
 
 

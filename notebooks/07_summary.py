@@ -24,10 +24,20 @@
 #
 # Each run records, per seed, its MAE arm and its baseline, trained with the same seed. The comparison is
 # paired: the gap per seed (MAE minus baseline, signed so that a positive gap means the MAE did better),
-# its mean over seeds, the 95% t-interval of that mean and the p-value of a zero gap (scipy.stats). A
-# verdict needs at least five seeds made by one version of the code (runs of different code are never
-# pooled) and an interval that excludes zero; then it *holds* when the MAE's side is the paper's and
-# *does not hold* when it is not. Anything less is *inconclusive*, with its reason.
+# its mean over seeds, the 95% t-interval of that mean, the t-test's p of a zero gap and an exact
+# sign-flip p (every one of the 2^n sign patterns of the gaps; with five seeds it cannot fall below
+# {glue:text}`min_flip_p`). The claims of one profile form a family, so each p is also given after Holm's
+# correction, and a gap counts only when it survives it. Seeds are pooled only when one version of the
+# code (the library and the chapter's notebook) made them on one setting and dataset. The intervals cover
+# training noise only (initialisation, masks, batch order): every seed is scored on the same fixed test
+# set, whose own sampling error is not in them.
+#
+# A verdict needs at least five seeds. It *holds* when the interval excludes zero on the paper's side
+# (and the gap survives Holm's correction), and it *does not hold* when it does so on the other side. When
+# the interval includes zero but excludes the paper's gap, *the paper's effect is ruled out*: the MAE may
+# differ a little, but not by as much as the paper found. When it holds both, the verdict is *inconclusive
+# (underpowered)*, and the power to detect the paper's gap with the observed spread, and the number of
+# seeds that would give 80%, say how far the runs are from an answer.
 
 # %% tags=["parameters"]
 profile = "auto"  # smoke, quick or full; only used to label this build
@@ -42,7 +52,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import profiles, runs, summary, viz
+from maelib import profiles, runs, stats, summary, viz
 
 p = profiles.resolve_namespace("summary", globals())
 glue("params", vars(p), display=False)
@@ -55,10 +65,12 @@ glue("n_records", len(records), display=False)
 glue("n_quick", int(counts.get("quick", 0)), display=False)
 glue("n_full", int(counts.get("full", 0)), display=False)
 glue("min_seeds", summary.MIN_SEEDS, display=False)
+glue("min_flip_p", viz.sig(stats.sign_flip_p(list(range(1, summary.MIN_SEEDS + 1))), 2), display=False)
 glue("n_claims", len(summary.CLAIMS), display=False)
 judged = summary.verdicts(rows)
 kinds = pd.Series(judged).map(lambda v: "inconclusive" if v.startswith("inconclusive") else v).value_counts()
 FORMS = {"holds": ("holds", "hold"), "does not hold": ("does not hold", "do not hold"),
+         "the paper's effect ruled out": ("rules out the paper's effect", "rule out the paper's effect"),
          "inconclusive": ("is inconclusive", "are inconclusive"), "not run": ("was not run", "were not run")}
 parts = [f"{kinds[k]} {FORMS[k][int(kinds[k] != 1)]}" for k in FORMS if kinds.get(k)]
 glue("verdict_counts", ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts), display=False)
@@ -80,9 +92,28 @@ viz.glue_figure("fig_forest", fig)
 # ```
 
 # %% tags=["hide-input", "nbval-check-output"]
-viz.show_table(table, "Each claim of the paper: the paper's numbers (MAE / baseline, as printed), the paired gap "
-               "per profile (MAE minus baseline, positive = MAE better; mean, 95% interval, p, seeds), and the "
-               "verdict of the most complete profile.", "table-claims")
+viz.show_table(table, "Each claim of the paper: the paper's numbers (MAE / baseline, as printed), then, from the "
+               "profile judged, our paired gap (MAE minus baseline, positive = MAE better; mean, 95% interval, "
+               "seeds), its p values (t-test, Holm-adjusted across the claims, exact sign-flip), the power to "
+               "detect the paper's gap, and the verdict.", "table-claims")
+
+# %% [markdown]
+# Every verdict's scale: the profile it comes from, the data (and where they stand in for the paper's),
+# the model's size and the version of the code that made its seeds ("older" where that is not this book's
+# code: such a verdict awaits a rerun).
+
+# %% tags=["hide-input"]
+viz.show_table(summary.scale_table(records), "The scale of each verdict: profile, data, model width and depth, "
+               "and the code version that made its seeds.", "table-claims-scale")
+
+# %% tags=["hide-input"]
+evidence = summary.evidence_table(records)
+if len(evidence):
+    viz.show_table(evidence, "The evidence per claim and profile: the paired gap, the spread of the gaps over "
+                   "seeds, the three p values, the power at the paper's gap, the seeds that 80% power would "
+                   "need (at most 20), the version and the verdict.", "table-claims-evidence")
+else:
+    display(Markdown("*No claim has recorded runs yet.*"))
 
 # %% [markdown]
 # Of the {glue:text}`n_claims` claims, {glue:text}`verdict_counts` on the runs recorded so far.
@@ -100,14 +131,44 @@ fair = [{"profile": r["profile"], "MAE": r["mae"], "paper's baseline": r["baseli
         for _, r in rows.iterrows() if r["fair_gap"] is not None and r["n"]]
 if fair:
     viz.show_table(pd.DataFrame(fair).set_index("profile"), "Table 5 beside a fair baseline (a feed-forward imputer "
-                   "that learns from re-masked observed cells, as the MAE does): numeric MSE on hidden cells, the "
+                   "that learns from re-masked observed cells, as the MAE does): MSE over every hidden cell, the "
                    "gap signed so that positive = MAE better.", "table-claims-fair")
 
 # %% tags=["remove-input"]
-if not kinds.get("holds") and not kinds.get("does not hold"):
+if not any(kinds.get(k) for k in ("holds", "does not hold", "the paper's effect ruled out")):
     display(Markdown(":::{admonition} No firm verdict yet\n:class: note\nNo claim reached a firm verdict: either "
                      "too few seeds are recorded or the gaps' intervals include zero. Record more seeds with "
                      "`python -m maelib sweep <chapter> --seeds 0 1 2 3 4`.\n:::"))
+
+# %% [markdown]
+# ## Over the whole fine-tuning run
+#
+# Two of the paper's claims are about the whole run, not its end: MAE initialisation is "effective for
+# all epochs trained" (Table 3), and reaches its score "in fewer number of training epochs" (Table 4).
+# Runs record each arm's validation score after every epoch; below, the mean curve of each arm with a
+# band of one standard deviation over the seeds of the judged group, and the epochs each arm needed to
+# reach {glue:text}`reach_pct`% of the scratch arm's final score (a run that never gets there counts one
+# epoch past its end).
+
+# %% tags=["hide-input"]
+panels, ylabels = {}, {}
+for c in summary.CLAIMS:
+    row = summary.judged(rows[rows["table"] == c.table])
+    got = summary.curves(records, c, row["profile"]) if row is not None else {}
+    if got:
+        panels[f"{c.table} ({row['profile']})"] = got
+        ylabels[f"{c.table} ({row['profile']})"] = f"validation {c.metric}"
+glue("reach_pct", round(100 * summary.REACH), display=False)
+if panels:
+    viz.show_figure(viz.curve_bands(panels, ylabels), "Validation score after every fine-tuning epoch, per arm: "
+                    "the mean over the judged group's seeds, with a band of one standard deviation.")
+else:
+    display(Markdown("*No run of these claims has recorded its per-epoch curves yet.*"))
+epochs = summary.epochs_table(records)
+if len(epochs):
+    viz.show_table(epochs.set_index(["table", "profile"]), f"Epochs to reach {summary.REACH:.0%} of the scratch "
+                   "arm's final score, per arm (mean over seeds), and the paired gap in epochs (positive = the "
+                   "MAE arm got there sooner).", "table-claims-epochs")
 
 # %% [markdown]
 # ## The mask ratio across modalities
@@ -156,6 +217,22 @@ viz.glue_figure("fig_sweep", fig)
 # {glue:text}`series_tokens` patches, so every ratio above {glue:text}`series_same` leaves a single
 # patch visible.
 
+# %% [markdown]
+# ## The history of each verdict
+#
+# Every protocol iteration a claim went through: each version of the code that recorded seeds of a
+# claim's default setting, newest first, with its seeds and gap. Only one group per claim and profile is
+# judged (the newest with at least five seeds); the others stay visible here.
+
+# %% tags=["hide-input"]
+hist = summary.history(records)
+if len(hist):
+    viz.show_table(hist.set_index(["table", "profile"]), "Each claim's groups of seeds by code version (newest "
+                   "first): when its last seed finished, the paired gap with its 95% interval and seeds, whether it "
+                   "is this book's code, and which group is judged.", "table-claims-history")
+else:
+    display(Markdown("*No claim has recorded runs yet.*"))
+
 # %% tags=["remove-cell"]
 glue("results", {"verdicts": judged, "n_records": len(records),
-                 "claims": json.loads(rows.drop(columns=["fair_gap"]).to_json(orient="records"))}, display=False)
+                 "claims": json.loads(rows.drop(columns=["fair_gap"]).to_json(orient="records", default_handler=str))}, display=False)

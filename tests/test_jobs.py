@@ -191,8 +191,8 @@ def test_ctrl_c_during_a_two_job_sweep_ends_every_job_with_nothing_recorded(tmp_
                              "2", "--jobs", "2", "--out-dir", str(tmp_path / "out")], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     family = []
-    deadline = time.time() + 60
-    while time.time() < deadline and len(family) < 4:  # two workers, each with its kernel
+    deadline = time.time() + 180  # a loaded machine takes a while to import torch in four processes
+    while time.time() < deadline and len(family) < 4 and proc.poll() is None:  # two workers, each with its kernel
         time.sleep(1)
         family = psutil.Process(proc.pid).children(recursive=True)
     # seeds 1 and 2, not 0: the tuning seed would run alone first, and the sweep could end before the signal

@@ -8,7 +8,7 @@ import re
 import nbformat
 import pytest
 
-from maelib import book, profiles, runs, summary, viz
+from maelib import book, profiles, runs, summary, tuning, viz
 from test_summary import record
 
 
@@ -94,7 +94,7 @@ def test_the_downloadable_notebook_has_no_stderr_output(tmp_path):
 def _registry(tmp_path, chapter="images"):
     """The seed-0 run of the default setting at the quick profile, with its choice of learning rates."""
     resolved = {**vars(profiles.resolve(chapter, "quick")), "seed": 0}
-    r = record(chapter, 0, 0.3, 0.3, code=runs.code_hash(), parameters=resolved)
+    r = record(chapter, 0, 0.3, 0.3, code=runs.version(chapter), parameters=resolved)
     r["metrics"].update({"lr": {"MAE + fine-tune": 2e-3, "scratch": 4e-3},
                          "lr_grid": {"MAE + fine-tune": {"0.002": 40.0}, "scratch": {"0.004": 30.0}}})
     (tmp_path / "r0.json").write_text(json.dumps(r))
@@ -104,25 +104,25 @@ def _registry(tmp_path, chapter="images"):
 def test_a_rerun_that_changes_only_the_mask_ratio_reuses_the_default_settings_learning_rates(tmp_path):
     default = _registry(tmp_path)
     rerun = {**default, "mask_ratio": 0.5}
-    assert summary.tuning("images", rerun, root=tmp_path) is None  # a setting of its own, not chosen yet
-    borrowed = summary.default_tuning("images", rerun, root=tmp_path)
+    assert tuning.recorded("images", rerun, root=tmp_path) is None  # a setting of its own, not chosen yet
+    borrowed = tuning.borrowed("images", rerun, root=tmp_path)
     assert borrowed["lr"] == {"MAE + fine-tune": 2e-3, "scratch": 4e-3} and borrowed["borrowed"] == ["mask_ratio"]
-    assert "reused because this run changes only what pretraining does (mask_ratio)" in summary.tuning_source(borrowed)
-    assert "-p tune true" in summary.tuning_source(borrowed)
+    assert "reused because this run changes only what pretraining does (mask_ratio)" in tuning.source(borrowed)
+    assert "-p tune true" in tuning.source(borrowed)
     for other in ({"mask_ratio": 0.5, "tune": True}, {"mask_ratio": 0.5, "finetune_epochs": 9}, {}):
-        assert summary.default_tuning("images", {**default, **other}, root=tmp_path) is None, other
+        assert tuning.borrowed("images", {**default, **other}, root=tmp_path) is None, other
 
 
 def test_a_rerun_says_before_it_starts_whether_it_chooses_learning_rates_again(tmp_path):
     default = _registry(tmp_path)
-    assert summary.tuning_note("images", default, root=tmp_path) is None  # its own setting's choice, reused
-    note = summary.tuning_note("images", {**default, "mask_ratio": 0.5}, root=tmp_path)
+    assert tuning.note("images", default, root=tmp_path) is None  # its own setting's choice, reused
+    note = tuning.note("images", {**default, "mask_ratio": 0.5}, root=tmp_path)
     assert "reuses the learning rates chosen for the default setting" in note and "-p tune true" in note
-    note = summary.tuning_note("images", {**default, "mask_ratio": 0.5, "tune": True}, root=tmp_path)
+    note = tuning.note("images", {**default, "mask_ratio": 0.5, "tune": True}, root=tmp_path)
     assert "6 extra fine-tunings" in note
-    note = summary.tuning_note("images", {**default, "finetune_epochs": 9}, root=tmp_path)
+    note = tuning.note("images", {**default, "finetune_epochs": 9}, root=tmp_path)
     assert note.startswith("images: no recorded choice for this setting and code")
-    assert summary.tuning_note("tabular", vars(profiles.resolve("tabular", "quick")), root=tmp_path) is None
+    assert tuning.note("tabular", vars(profiles.resolve("tabular", "quick")), root=tmp_path) is None
 
 
 def test_tune_is_a_parameter_of_the_chapters_that_choose_learning_rates():
@@ -130,7 +130,7 @@ def test_tune_is_a_parameter_of_the_chapters_that_choose_learning_rates():
         assert profiles.resolve(chapter, "quick").tune is False
         assert profiles.resolve(chapter, "quick", tune="true").tune is True
         assert "tune = None" in runs.notebook_of(chapter).read_text()
-    assert "tune" in summary.CONTROL  # the same setting, whoever chose its learning rates
+    assert "tune" in tuning.CONTROL  # the same setting, whoever chose its learning rates
 
 
 def test_a_table_column_keeps_one_number_format():

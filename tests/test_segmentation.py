@@ -11,6 +11,9 @@ from maelib.tokens import Patches2d
 def test_pyramid_blocks_scale_with_depth():
     assert segmentation.pyramid_blocks(12) == (3, 6, 9, 12)
     assert segmentation.pyramid_blocks(4) == (1, 2, 3, 4)
+    for depth in range(4, 25):  # evenly spaced, ending at the last block (depth 6 once gave 2, 3, 4, 6)
+        blocks = segmentation.pyramid_blocks(depth)
+        assert len(set(b - a for a, b in zip(blocks, blocks[1:]))) == 1 and blocks[-1] == depth and blocks[0] >= 1
     with pytest.raises(ValueError, match="at least 4 blocks"):
         segmentation.pyramid_blocks(3)
 

@@ -1,9 +1,10 @@
 import json
 
 import nbformat
+import numpy as np
 import pytest
 
-from maelib import runs, summary
+from maelib import runs, stats, summary, tuning
 
 CLAIM = {c.chapter: c for c in summary.CLAIMS if c.key == "claim"}  # each chapter's seed-paper claim
 
@@ -24,22 +25,31 @@ def record(chapter, seed, mae, base, profile="quick", parameters=None, finished=
 
 
 def test_paired_interval_is_scipys_t_interval():
-    from scipy import stats
+    from scipy import stats as sps
 
     mae, base = [0.31, 0.30, 0.33, 0.29, 0.32], [0.28, 0.29, 0.30, 0.29, 0.28]
-    st = summary.paired(mae, base, higher_is_better=True)
+    st = stats.paired(mae, base, higher_is_better=True)
     gaps = [a - b for a, b in zip(mae, base)]
-    lo, hi = stats.t.interval(0.95, 4, loc=sum(gaps) / 5, scale=stats.sem(gaps))
+    lo, hi = sps.t.interval(0.95, 4, loc=sum(gaps) / 5, scale=sps.sem(gaps))
     assert st["n"] == 5 and st["gap"] == pytest.approx(sum(gaps) / 5)
     assert (st["lo"], st["hi"]) == (pytest.approx(lo), pytest.approx(hi))
-    assert st["p"] == pytest.approx(stats.ttest_rel(mae, base).pvalue)
-    flipped = summary.paired(mae, base, higher_is_better=False)  # lower is better: the sign turns
+    assert st["p"] == pytest.approx(sps.ttest_rel(mae, base).pvalue)
+    flipped = stats.paired(mae, base, higher_is_better=False)  # lower is better: the sign turns
     assert flipped["gap"] == pytest.approx(-st["gap"]) and flipped["lo"] == pytest.approx(-st["hi"])
 
 
-def verdict_of(mae, base, chapter="segmentation", same=True):
+def row_of(chapter, mae, base, table=None, **extra):
+    """The quick-profile claim row of five (or len(mae)) seeds of ``chapter`` recorded at this code."""
     c = CLAIM[chapter]
-    return summary.verdict(summary.paired(mae, base, c.higher_is_better), c, same)
+    recs = [record(chapter, s, m, b, code=runs.version(chapter), **{k: [v[s]] for k, v in extra.items()})
+            for s, (m, b) in enumerate(zip(mae, base))]
+    rows = summary.claim_rows(recs)
+    return rows[(rows["table"] == (table or c.table)) & (rows["profile"] == "quick")].iloc[0]
+
+
+def verdict_of(mae, base, chapter="segmentation"):
+    row = row_of(chapter, mae, base)
+    return row["verdict"], row["reason"]
 
 
 def test_verdict_holds_when_the_interval_excludes_zero_in_the_papers_direction():
@@ -53,21 +63,21 @@ def test_a_verdict_needs_five_seeds():
     assert v == "inconclusive (3 seeds)" and "at least 5 seeds" in why
 
 
-def test_an_interval_that_includes_zero_is_inconclusive():
+def test_an_interval_that_includes_zero_and_the_papers_gap_is_underpowered():
     v, why = verdict_of([0.30, 0.20, 0.25, 0.28, 0.22], [0.26, 0.24, 0.25, 0.24, 0.26])
-    assert v == "inconclusive" and "includes 0" in why
+    assert v == "inconclusive (underpowered)" and "includes both 0 and the paper's gap" in why
 
 
 def test_table_1_is_the_papers_mae_above_scratch():
     c = CLAIM["images"]
     assert (c.paper_mae, c.paper_base) == (45.6, 37.7) and c.paper_gap > 0
-    assert verdict_of([45, 46, 44, 45, 47], [40, 41, 39, 40, 42], "images")[0] == "holds"
+    assert verdict_of([45, 46, 44, 45, 47], [40, 41, 40, 40, 42], "images")[0] == "holds"
 
 
 def test_table_2_has_the_papers_numbers_and_direction():
     c = CLAIM["series"]
     assert c.paper_base == 0.01538 and c.paper_mae == 0.07546 and c.paper_gap < 0  # masking worse
-    assert verdict_of([0.05] * 4 + [0.051], [0.01] * 4 + [0.011], "series")[0] == "holds"
+    assert verdict_of([0.05, 0.052, 0.049, 0.051, 0.05], [0.01, 0.011, 0.0105, 0.01, 0.011], "series")[0] == "holds"
 
 
 def test_lower_is_better_claims_flip_the_sign():
@@ -79,16 +89,47 @@ def test_lower_is_better_claims_flip_the_sign():
 def test_forecasts_worse_than_persistence_are_judged_with_a_caveat():
     """The paired interval decides; that both arms are worse than the persistence floor is said, and does
     not turn a clear gap into 'inconclusive'."""
-    c = CLAIM["series"]
     mae, base = [0.0045, 0.0044, 0.0046, 0.0045, 0.0047], [0.0040, 0.0041, 0.0040, 0.0042, 0.0040]
-    st = summary.paired(mae, base, False)
-    v, why = summary.verdict(st, c, True, floor=[0.001] * 5, mae=mae, base=base)
-    assert v == "holds" and "worse than the persistence floor" in why  # masking worse, as in the paper
+    row = row_of("series", mae, base, floor=[0.001] * 5)
+    assert row["verdict"] == "holds" and "worse than the persistence floor" in row["reason"]
 
 
 def test_a_non_finite_gap_is_inconclusive():
-    st = summary.paired([0.3, float("nan"), 0.31, 0.32, 0.3], [0.2] * 5, True)
-    assert summary.verdict(st, CLAIM["segmentation"], True)[0] == "inconclusive"
+    assert verdict_of([0.3, float("nan"), 0.31, 0.32, 0.3], [0.2] * 5)[0] == "inconclusive"
+
+
+def test_the_family_of_claims_is_holm_adjusted():
+    """Two claims at one profile, raw p 0.027 and 0.042: each holds alone, and neither survives Holm's
+    correction (adjusted p 2 x 0.027 for both)."""
+    seg_gaps, img_gaps = [0.001, 0.016, 0.006, 0.014, 0.009], [3, 0, 2, 1, 1.4]
+    seg = [record("segmentation", s, 0.3 + g, 0.3, code=runs.version("segmentation")) for s, g in enumerate(seg_gaps)]
+    img = [record("images", s, 40.0 + g, 40.0, code=runs.version("images")) for s, g in enumerate(img_gaps)]
+    alone = summary.claim_rows(seg).set_index(["table", "profile"]).loc[("Table 3", "quick")]
+    assert alone["verdict"] == "holds" and alone["p_holm"] == pytest.approx(alone["p"])  # a family of one
+    rows = summary.claim_rows(seg + img).set_index(["table", "profile"])
+    p_seg, p_img = rows.loc[("Table 3", "quick"), "p"], rows.loc[("Table 1", "quick"), "p"]
+    assert p_seg == pytest.approx(0.0274, abs=1e-3) and p_img == pytest.approx(0.0417, abs=1e-3)
+    for table in ("Table 3", "Table 1"):
+        row = rows.loc[(table, "quick")]
+        assert row["p_holm"] == pytest.approx(2 * p_seg)
+        assert row["verdict"] == "inconclusive" and "does not survive Holm's correction across the 2 claims" in row["reason"]
+
+
+def test_seeds_of_an_older_version_are_marked():
+    old = [record("images", s, 45 + s, 40.0, code="an older version") for s in range(5)]
+    row = summary.claim_rows(old).set_index(["table", "profile"]).loc[("Table 1", "quick")]
+    assert not row["current"] and "older version of the code" in row["reason"]
+    assert "(older)" in summary.evidence_table(old).loc[("Table 1", "quick"), "version"]
+
+
+def test_the_history_shows_every_version_and_which_one_is_judged():
+    old = [record("images", s, 45 + s, 40.0, code="v-old", finished="2026-11-20T10:00:00") for s in range(5)]
+    new = [record("images", s, 40.0, 41 + s, code=runs.version("images")) for s in range(2)]
+    hist = summary.history(old + new)
+    part = hist[(hist["table"] == "Table 1") & (hist["profile"] == "quick")]
+    assert list(part["version"]) == [runs.version("images")[:8], "v-old"]  # newest first
+    assert list(part["judged"]) == ["", "yes"] and list(part["this book's code"]) == ["yes", "no"]
+    assert "(n = 2)" in part.iloc[0]["gap [95% CI] (n)"]
 
 
 def test_a_verdict_comes_from_the_profile_with_enough_seeds():
@@ -101,8 +142,13 @@ def test_a_verdict_comes_from_the_profile_with_enough_seeds():
 
 
 def test_different_dataset_is_said():
-    v, why = verdict_of([0.30, 0.31, 0.32, 0.33, 0.31], [0.20, 0.21, 0.20, 0.22, 0.21], "volumes", same=False)
-    assert v == "holds" and "different dataset" in why
+    c = CLAIM["volumes"]
+    recs = [record("volumes", s, 0.30 + 0.01 * s, 0.20, code=runs.version("volumes")) for s in range(5)]
+    for r in recs:
+        r["metrics"]["dataset"] = "hippocampus"
+    rows = summary.claim_rows(recs)
+    row = rows[(rows["table"] == c.table) & (rows["profile"] == "quick")].iloc[0]
+    assert row["verdict"] == "holds" and "different dataset" in row["reason"]
 
 
 def test_seeds_of_different_code_are_never_pooled():
@@ -131,8 +177,8 @@ def test_claims_table_ignores_changed_parameters():
     recs.append(record("images", 0, 10.0, 90.0, parameters={"mask_ratio": 0.5}))  # a sweep run
     table = summary.claims_table(recs)
     row = table.loc["Table 1"]
-    assert row["verdict"].startswith("holds: MAE better") and "(n = 5)" in row["quick: gap [95% CI] (n), p"]
-    assert row["full: gap [95% CI] (n), p"] == "not run"
+    assert row["verdict"].startswith("holds: MAE better") and "(n = 5), quick" in row["gap [95% CI] (n)"]
+    assert row["p: t / Holm / sign-flip"].count(" / ") == 2
     assert table.loc["Table 3", "verdict"] == "not run"
     assert summary.verdicts(summary.claim_rows(recs)) == {"Table 1": "holds", "Table 2": "not run",
                                                           "Table 3": "not run", "Table 4": "not run",
@@ -141,7 +187,7 @@ def test_claims_table_ignores_changed_parameters():
 
 def test_the_series_chapter_holds_two_claims_each_with_its_own_values():
     """The next-step claim reads metrics['claim'], the long-horizon one metrics['claim_long'] of the same runs."""
-    recs = [record("series", s, 0.05, 0.01, floor=[0.001]) for s in range(5)]
+    recs = [record("series", s, 0.05 + 0.001 * (s % 3), 0.01, floor=[0.001]) for s in range(5)]
     for s, r in enumerate(recs):
         r["metrics"]["claim_long"] = {"seeds": [s], "mae": [0.050 - 0.001 * (s % 2)], "baseline": [0.056],
                                       "floor": [0.069]}
@@ -174,7 +220,10 @@ def test_registry_schema(tmp_path):
 
 def test_committed_records_follow_the_schema():
     for f in runs.RECORDS.glob("*.json"):
-        assert runs.record_problem(json.loads(f.read_text())) is None, f.name
+        record = json.loads(f.read_text())
+        assert runs.record_problem(record) is None, f.name
+        for key in ("claim", "claim_long", "claim_numeric"):
+            summary.seed_values(record, key)  # each per-seed entry reads back as a SeedValues
 
 
 @pytest.mark.slow
@@ -210,10 +259,34 @@ def test_the_code_version_follows_the_computing_modules(tmp_path, monkeypatch):
     assert runs.code_hash() != compute
 
 
+def test_the_pooling_version_covers_the_notebook_and_the_learning_rate_reuse(tmp_path, monkeypatch):
+    """Seeds are pooled by a version that changes with the chapter's notebook and with tuning.py (which
+    decides which learning rates a seed reuses); a module is left out only by its own COMPUTES = False."""
+    import shutil
+
+    shutil.copytree(runs.ROOT / "maelib", tmp_path / "maelib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(runs.ROOT / "notebooks", tmp_path / "notebooks")
+    monkeypatch.setattr(runs, "ROOT", tmp_path)
+    monkeypatch.setattr(runs, "NOTEBOOKS", tmp_path / "notebooks")
+    version, code = runs.version("segmentation"), runs.code_hash()
+    with open(tmp_path / "notebooks" / "03_segmentation.py", "a") as f:
+        f.write("\n# the arms are scored differently\n")
+    assert runs.version("segmentation") != version and runs.code_hash() == code
+    version = runs.version("segmentation")
+    with open(tmp_path / "maelib" / "tuning.py", "a") as f:
+        f.write("\n# another seed chooses\n")
+    assert runs.version("segmentation") != version
+    version = runs.version("segmentation")
+    (tmp_path / "maelib" / "shows.py").write_text('"""A new page helper."""\n\nCOMPUTES = False  # only shows\n')
+    assert runs.version("segmentation") == version
+    (tmp_path / "maelib" / "helper.py").write_text('"""A new computing helper."""\n')
+    assert runs.version("segmentation") != version  # a new module counts until it says otherwise
+
+
 def test_seeds_reuse_the_learning_rates_the_seed_0_run_chose(tmp_path):
     """A run finds the choice of the seed-0 run with its setting and code version; a different setting, an
     earlier code version or another seed's run does not count."""
-    code = runs.code_hash()
+    code = runs.version("segmentation")
     chosen = {"lr": {"MAE init": 1e-3, "scratch": 2e-3},
               "lr_grid": {"MAE init": {"0.001": 0.3, "0.002": 0.2}, "scratch": {"0.001": 0.2, "0.002": 0.25}}}
 
@@ -225,7 +298,74 @@ def test_seeds_reuse_the_learning_rates_the_seed_0_run_chose(tmp_path):
     for i, r in enumerate([rec(0, "an earlier version"), rec(1, code), rec(0, code, epochs=99)]):
         (tmp_path / f"r{i}.json").write_text(json.dumps(r))
     resolved = {"mask_ratio": 0.75, "seed": 3}
-    assert summary.tuning("segmentation", resolved, root=tmp_path) is None
+    assert tuning.recorded("segmentation", resolved, root=tmp_path) is None
     (tmp_path / "r9.json").write_text(json.dumps(rec(0, code)))
-    found = summary.tuning("segmentation", resolved, root=tmp_path)
+    found = tuning.recorded("segmentation", resolved, root=tmp_path)
     assert found["lr"] == chosen["lr"] and found["lr_grid"] == chosen["lr_grid"]
+
+
+def test_table_2_is_judged_against_the_papers_row_for_the_ratio_validation_chose():
+    mae, base = [0.05, 0.052, 0.049, 0.051, 0.05], [0.01, 0.011, 0.0105, 0.01, 0.011]
+    chosen = ["transformer forecaster, input mask 0.25"] * 4 + ["transformer forecaster, input mask 0.75"]
+    row = row_of("series", mae, base, chosen=chosen)
+    assert row["paper_cell"] == ("Table 2", "MAE, mask=0.25", "Mean Sqr. Err.") and row["paper_mae"] == 0.07778
+    assert row["paper_note"] == "the paper's row at mask 0.25, which validation chose for 4 of 5 seeds"
+    assert row["paper_gap"] == pytest.approx(-(0.07778 - 0.01538))
+    recs = [record("series", s, m, b, chosen=[c]) for s, (m, b, c) in enumerate(zip(mae, base, chosen))]
+    assert summary.claims_table(recs).loc["Table 2", "paper: MAE / baseline"].startswith("0.07778 / 0.01538 (the")
+    assert row_of("series", mae, base)["paper_mae"] == 0.07546  # nothing recorded: the claim's own row (0.50)
+
+
+def test_runs_on_other_data_are_neither_pooled_nor_tuned_together(tmp_path):
+    """Under dataset="auto", a run that read ADE20K and one that read CamVid have the same resolved
+    parameters; the data they read (name and checksum) keeps them apart, for pooling and for reuse."""
+    version = runs.version("segmentation")
+    camvid = {"dataset": "camvid", "file": "camvid.zip", "sha256": "a" * 64, "verified": True}
+    ade = {"dataset": "ade20k", "file": "ade.zip", "sha256": "b" * 64, "verified": True}
+    recs = []
+    for data in (camvid, ade):
+        for s in range(5):
+            r = record("segmentation", s, 0.3 + 0.01 * s, 0.29, code=version)
+            r["resolved"]["dataset"], r["data"] = "auto", data  # the default parameters, other data read
+            r["metrics"].update({"lr": {"MAE init": 1e-3}, "lr_grid": {"MAE init": {"0.001": 0.3}}})
+            recs.append(r)
+    found = summary.groups(recs, "segmentation", "quick")
+    assert sorted(g["dataset"] for g in found) == ["ade20k", "camvid"] and all(len(g["seeds"]) == 5 for g in found)
+    (tmp_path / "r0.json").write_text(json.dumps(recs[0]))  # only CamVid's seed 0 chose
+    resolved = {"mask_ratio": 0.75, "dataset": "auto", "seed": 1}
+    assert tuning.recorded("segmentation", resolved, camvid, root=tmp_path)["lr"] == {"MAE init": 1e-3}
+    assert tuning.recorded("segmentation", resolved, ade, root=tmp_path) is None
+    assert tuning.recorded("segmentation", resolved, {**camvid, "sha256": "c" * 64}, root=tmp_path) is None
+
+
+def test_a_power_sweep_asks_for_the_seeds_that_80_percent_power_needs():
+    version = runs.version("segmentation")
+    seeds, why = summary.seeds_needed("segmentation", "quick", [])
+    assert seeds == [0, 1, 2, 3, 4] and "pilot of 5" in why
+    gaps = [0.0085 + d for d in (0.01, -0.01, 0.005, -0.005, 0.0)]  # sd 0.0079 around the paper's gap
+    pilot = [record("segmentation", s, 0.3 + g, 0.3, code=version) for s, g in enumerate(gaps)]
+    seeds, why = summary.seeds_needed("segmentation", "quick", pilot)
+    need = stats.seeds_for_power(CLAIM["segmentation"].paper_gap, float(np.std(gaps, ddof=1)))
+    assert 5 < need <= 20 and seeds == list(range(5, need)) and f"{need} seeds for 80% power" in why
+    noisy = [record("segmentation", s, 0.3 + g * 10, 0.3, code=version) for s, g in enumerate(gaps)]
+    assert summary.seeds_needed("segmentation", "quick", noisy)[0] == list(range(5, 20))  # capped at 20
+    old = [record("segmentation", s, 0.3 + g, 0.3, code="older") for s, g in enumerate(gaps)]
+    assert summary.seeds_needed("segmentation", "quick", old)[0] == [0, 1, 2, 3, 4]  # another version: a pilot
+
+
+def test_in_fewer_epochs_is_judged_on_the_recorded_curves():
+    """Per seed, the epochs each arm needs to reach 90% of scratch's final score: here the MAE arm gets
+    there at epoch 2 and scratch at epoch 4, so 2 epochs saved; a curve that never gets there counts E + 1."""
+    version = runs.version("volumes")
+    recs = []
+    for s in range(5):
+        mae_curve, base_curve = [0.5, 0.9, 0.95, 0.96], [0.2, 0.5, 0.8, 0.95 + 0.001 * s]
+        recs.append(record("volumes", s, mae_curve[-1], base_curve[-1], code=version, mae_curve=[mae_curve],
+                           baseline_curve=[base_curve]))
+    got = summary.curves(recs, CLAIM["volumes"], "quick")
+    assert [v.shape for v in got.values()] == [(5, 4), (5, 4)]
+    row = summary.epochs_table(recs).iloc[0]
+    assert row["table"] == "Table 4" and row["MAE init: epochs"] == 2 and row["scratch: epochs"] == 4
+    assert row["epochs saved [95% CI] (n)"].startswith("2.00") and "(n = 5)" in row["epochs saved [95% CI] (n)"]
+    assert stats.epochs_to_reach([0.1, 0.2], 0.5) == 3.0  # never reached: one epoch past the run
+    assert summary.epochs_table([record("volumes", 0, 0.3, 0.2, code=version)]).empty  # no curves recorded

@@ -128,3 +128,20 @@ def test_progress_bar_shows_each_loss_beside_its_own_epoch(capsys):
     assert states and states[-1][0] == "3"
     for count, loss in states:
         assert int(count) >= 1 and loss == f"{h['loss'][int(count) - 1]:.4g}"
+
+
+def test_the_models_name_the_parameters_that_skip_weight_decay():
+    """Learned positions anywhere (the tabular MAE's decoder_pos too, once decayed by a name-ending rule),
+    the class and mask tokens, biases and norms skip decay; weight matrices do not."""
+    from types import SimpleNamespace
+
+    from maelib import tabular
+    from maelib.train import param_groups
+
+    mae = tabular.make_mae(5, SimpleNamespace(dim=8, depth=1, heads=2))
+    decay_of = {id(p): g["weight_decay"] for g in param_groups(mae, 0.05) for p in g["params"]}
+    named = dict(mae.named_parameters())
+    assert named["decoder_pos"].requires_grad and named["encoder.pos_embed"].requires_grad  # learned here
+    for name in ("decoder_pos", "encoder.pos_embed", "encoder.cls_token", "mask_token", "decoder_embed.bias"):
+        assert decay_of[id(named[name])] == 0.0, name
+    assert decay_of[id(named["decoder_embed.weight"])] == 0.05

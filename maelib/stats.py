@@ -1,0 +1,156 @@
+"""The statistics of a verdict: pure functions of the per-seed values of a claim's two arms.
+
+A claim is judged on its paired gaps, one per seed: MAE minus baseline, signed so that a positive gap
+means the MAE did better. :func:`paired` gives their mean, its t-interval, the t-test's p and an exact
+sign-flip p; :func:`power` the chance that ``n`` seeds detect a given gap with a spread like the observed
+one, and :func:`seeds_for_power` how many seeds reach a target power; :func:`holm` adjusts the p values of
+a family of claims; :func:`decide` turns all of it into one of the verdicts in :data:`VERDICTS`.
+
+The intervals cover training noise only (seeds: initialisation, masks, batch order): every seed is scored
+on the same fixed test set, so the test set's own sampling error is not in them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95  # the interval's coverage; tests are two-sided at 1 - LEVEL
+MIN_SEEDS = 5  # a verdict needs at least this many seeds
+MAX_SEEDS = 20  # the most seeds a power calculation asks for
+TARGET_POWER = 0.8
+VERDICTS = ("holds", "does not hold", "the paper's effect ruled out", "inconclusive")
+
+
+def gaps(mae, base, higher_is_better: bool = True) -> np.ndarray:
+    """(n,) paired gaps, positive where the MAE did better."""
+    return (1 if higher_is_better else -1) * (np.asarray(mae, float) - np.asarray(base, float))
+
+
+def _signed_sums(g: np.ndarray) -> np.ndarray:
+    """(2**n,) the sum of the (n,) values ``g`` under every choice of signs."""
+    sums = np.zeros(1)
+    for x in g:
+        sums = np.concatenate([sums + x, sums - x])
+    return sums
+
+
+def sign_flip_p(g) -> float:
+    """Exact two-sided p of a zero mean gap by sign flips of the (n,) gaps ``g``: under the null every
+    gap is as likely negative as positive, so the p is the share of all 2**n sign choices whose sum is at
+    least as far from 0 as the observed one. Its smallest possible value is 2 / 2**n (0.0625 at five
+    seeds). The two halves' sums are enumerated apart and added as an outer sum (2**20 at 20 seeds)."""
+    g = np.asarray(g, float)
+    if len(g) < 2 or not np.isfinite(g).all():
+        return float("nan")
+    half = len(g) // 2
+    sums = np.add.outer(_signed_sums(g[:half]), _signed_sums(g[half:]))
+    observed = abs(g.sum()) * (1 - 1e-12)  # a flip as extreme as the data counts despite rounding
+    return float(np.mean(np.abs(sums) >= observed))
+
+
+def paired(mae, base, higher_is_better: bool = True, level: float = LEVEL) -> dict:
+    """The paired comparison of two arms over seeds.
+
+    Returns:
+        {n, gap (mean), sd (of the gaps), lo, hi (the ``level`` t-interval of the mean), p (t-test of a zero
+        mean), p_flip (:func:`sign_flip_p`), identical (every seed gave the same gap)}; nan where the seeds
+        cannot say (fewer than two, or identical gaps: those are not independent replicates).
+    """
+    g = gaps(mae, base, higher_is_better)
+    n = len(g)
+    nan = float("nan")
+    out = {"n": n, "gap": float(g.mean()) if n else nan, "sd": float(g.std(ddof=1)) if n > 1 else nan,
+           "lo": nan, "hi": nan, "p": nan, "p_flip": nan, "identical": bool(n > 1 and np.ptp(g) == 0)}
+    if n < 2 or out["identical"] or not np.isfinite(g).all():
+        return out
+    test = stats.ttest_1samp(g, 0.0)
+    ci = test.confidence_interval(level)
+    return {**out, "lo": float(ci.low), "hi": float(ci.high), "p": float(test.pvalue), "p_flip": sign_flip_p(g)}
+
+
+def power(effect: float, sd: float, n: int, level: float = LEVEL) -> float:
+    """The chance that a two-sided paired t-test over ``n`` seeds rejects a zero gap when the true mean gap
+    is ``effect`` and the gaps spread with standard deviation ``sd`` (the noncentral t, scipy.stats)."""
+    if n < 2 or not (np.isfinite(sd) and sd > 0 and np.isfinite(effect)):
+        return float("nan")
+    df = n - 1
+    t = stats.t.ppf(1 - (1 - level) / 2, df)
+    shift = abs(effect) * math.sqrt(n) / sd
+    return float(stats.nct.sf(t, df, shift) + stats.nct.cdf(-t, df, shift))
+
+
+def seeds_for_power(effect: float, sd: float, target: float = TARGET_POWER, least: int = MIN_SEEDS,
+                    most: int = MAX_SEEDS) -> int | None:
+    """The fewest seeds, from ``least`` to ``most``, whose :func:`power` at ``effect`` reaches ``target``;
+    None when even ``most`` seeds fall short (or the spread is unknown)."""
+    for n in range(least, most + 1):
+        if power(effect, sd, n) >= target:
+            return n
+    return None
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p values (nan entries are not in the family and stay
+    nan): the k-th smallest of m is multiplied by m - k + 1, made monotone and capped at 1."""
+    p = np.asarray(p, float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out[order] = adjusted
+    return out
+
+
+def epochs_to_reach(curve, target: float) -> float:
+    """The first epoch (1-based) at which a (E,) ``curve`` (higher is better) reaches ``target``; a curve that
+    never does counts as E + 1, one epoch past the run (a censored value, which favours it)."""
+    curve = np.asarray(curve, float)
+    hit = np.flatnonzero(curve >= target)
+    return float(hit[0] + 1) if len(hit) else float(len(curve) + 1)
+
+
+def decide(st: dict, paper_gap: float, *, p_family: float | None = None, family: int = 1,
+           level: float = LEVEL) -> tuple[str, str]:
+    """A verdict and its reason from :func:`paired`'s ``st`` and the paper's gap (signed like ours).
+
+    Args:
+        st: :func:`paired`'s result.
+        paper_gap: the paper's gap, positive where the paper found the MAE better.
+        p_family: the claim's Holm-adjusted p across its family (:func:`holm`); None: judged alone.
+        family: how many claims that family has (for the reason).
+
+    Returns:
+        (verdict, reason). The verdict is one of :data:`VERDICTS`, the inconclusive ones with what they
+        lack in brackets: "inconclusive (3 seeds)" (too few seeds), "inconclusive (underpowered)" (the
+        interval holds both 0 and the paper's gap, with the power said), or plain "inconclusive".
+    """
+    n, alpha = st["n"], 1 - level
+    if n == 0:
+        return "not run", "no recorded run"
+    if n < MIN_SEEDS:
+        return f"inconclusive ({n} seed{'s' if n != 1 else ''})", f"a verdict needs at least {MIN_SEEDS} seeds"
+    if st.get("identical"):
+        return "inconclusive", (f"every seed gives the same gap ({st['gap']:.3g}): the seeds are not independent "
+                                "replicates")
+    if not all(np.isfinite([st["gap"], st["lo"], st["hi"]])):
+        return "inconclusive", "a gap or its interval is not a finite number"
+    pct = f"{level:.0%}"
+    if not st["lo"] <= 0 <= st["hi"]:
+        side = "MAE better" if st["gap"] > 0 else "MAE worse"
+        if p_family is not None and p_family >= alpha:
+            return "inconclusive", (f"{side}: the {pct} interval excludes 0, but the gap does not survive Holm's "
+                                    f"correction across the {family} claims (adjusted p = {p_family:.2g})")
+        same = np.sign(st["gap"]) == np.sign(paper_gap)
+        return ("holds" if same else "does not hold"), \
+            f"{side}, {'as in' if same else 'unlike'} the paper; the {pct} interval excludes 0"
+    if not st["lo"] <= paper_gap <= st["hi"]:
+        return "the paper's effect ruled out", (f"the {pct} interval includes 0 but excludes the paper's gap "
+                                                f"({paper_gap:.3g})")
+    pw, need = power(paper_gap, st["sd"], n, level), seeds_for_power(paper_gap, st["sd"])
+    more = f"{need} seeds would give {TARGET_POWER:.0%}" if need else f"more than {MAX_SEEDS} seeds would be needed"
+    return "inconclusive (underpowered)", (f"the {pct} interval includes both 0 and the paper's gap; the power at "
+                                           f"the paper's gap is {pw:.0%} with {n} seeds ({more})")

@@ -1,0 +1,127 @@
+"""Which learning rates a run reuses, and what counts as the same setting.
+
+A chapter with an ``lr_grid`` chooses each arm's learning rate on held-out training data. The run of
+:data:`TUNING_SEED` chooses; the other seeds of the same setting and code version reuse its choice
+(:func:`recorded`). A rerun that changes only what pretraining does reuses the default setting's choice
+unless it asks to choose anew (:func:`borrowed`). :func:`reused` is the one call a chapter makes, and
+:func:`source` says on its page where the rates came from.
+
+A *setting* (:func:`setting`) is what a run computed, seeds and machines aside: its resolved parameters
+without the controls, plus the data it read (the registry's dataset name and the file's checksum), so
+that a run on another dataset under ``dataset="auto"`` is never pooled with, nor tuned by, this one.
+This module decides numbers (which rates a run trains with), so it is part of the code version.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import profiles, runs
+from .train import GRID_EXTENSIONS
+
+# parameters that do not change what a run computes: they never split a setting
+CONTROL = ("seed", "seeds", "profile", "live", "device", "data_dir", "checkpoint_dir", "tune")
+TUNING_SEED = 0  # the seed whose run chooses the learning rates the other seeds reuse
+PRETRAINING_ONLY = ("mask_ratio", "norm_target")  # parameters that change what pretraining does, nothing else
+
+
+def data_key(data: dict | None) -> str | None:
+    """``"<dataset>:<sha256 head>"`` of a run's data provenance (``{"dataset", "sha256", ...}``), the dataset
+    name alone for an unpacked folder, None when nothing was recorded."""
+    if not data:
+        return None
+    digest = data.get("sha256")
+    return f"{data.get('dataset')}:{digest[:16]}" if digest else str(data.get("dataset"))
+
+
+def setting(record: dict) -> str:
+    """What a run computed, as a sorted JSON text: its resolved parameters without the controls, and the
+    data it read (:func:`data_key`, where the record has it)."""
+    chosen = {k: v for k, v in record["resolved"].items() if k not in CONTROL}
+    key = data_key(record.get("data"))
+    if key:
+        chosen["_data"] = key
+    return json.dumps(chosen, sort_keys=True, default=str)
+
+
+def recorded(chapter: str, resolved: dict, data: dict | None = None, root=runs.RECORDS) -> dict | None:
+    """The choice of the newest :data:`TUNING_SEED` run of ``chapter`` with the same setting (the
+    ``resolved`` parameters and the ``data`` provenance read) and code version.
+
+    Returns:
+        {"lr": arm -> chosen rate, "lr_grid": arm -> {rate: held-out score}, "finished", "git_commit"},
+        or None when there is none (the run then chooses the rates itself).
+    """
+    want = setting({"resolved": resolved, "data": data})
+    version = runs.version(chapter)
+    for r in reversed(runs.load_records(root=root)):  # newest first
+        m = r["metrics"] if isinstance(r["metrics"], dict) else {}
+        if (r["chapter"] == chapter and runs.pool_version(r) == version and r["seed"] == TUNING_SEED
+                and setting(r) == want and m.get("lr_grid") and all(m["lr_grid"].values())):
+            return {"lr": m["lr"], "lr_grid": m["lr_grid"], "finished": r["finished"], "git_commit": r["git_commit"]}
+    return None
+
+
+def borrowed(chapter: str, resolved: dict, data: dict | None = None, root=runs.RECORDS) -> dict | None:
+    """For a run that differs from its profile's defaults only in :data:`PRETRAINING_ONLY` parameters and
+    does not ask to choose anew (``tune`` false): :func:`recorded` of the default setting, with
+    ``borrowed`` (the names that differ); None otherwise, or when the default setting has no choice."""
+    if resolved.get("tune", True):
+        return None
+    defaults = vars(profiles.resolve(chapter, resolved["profile"]))
+    differ = [k for k in resolved if k not in CONTROL and resolved[k] != defaults.get(k)]
+    if not differ or not set(differ) <= set(PRETRAINING_ONLY):
+        return None
+    found = recorded(chapter, {**resolved, **{k: defaults[k] for k in differ}}, data, root)
+    return {**found, "borrowed": differ} if found else None
+
+
+def reused(chapter: str, p, data: dict | None = None, root=runs.RECORDS) -> dict | None:
+    """The recorded choice a run of ``chapter`` with resolved parameters ``p`` trains with: none when it
+    asks to choose anew (``tune``), else its own setting's (:func:`recorded`), else the default
+    setting's (:func:`borrowed`); None when the run must choose."""
+    if getattr(p, "tune", False):
+        return None
+    return recorded(chapter, vars(p), data, root) or borrowed(chapter, vars(p), data, root)
+
+
+def note(chapter: str, resolved: dict, root=runs.RECORDS) -> str | None:
+    """What a run is about to do about its learning rates, said before it starts when it will choose them
+    (a grid of extra fine-tunings) or reuse the default setting's; None when it reuses its own setting's.
+    The data are not known before the run, so any recorded data of the same setting count here."""
+    if "tune" not in resolved or (resolved.get("finetune_lr") and resolved.get("scratch_lr")):
+        return None
+    grid, cost = len(resolved["lr_grid"]), 2 * len(resolved["lr_grid"])
+    choose = (f"chooses both arms' learning rates on held-out training images: {cost} extra fine-tunings (up to "
+              f"{cost + 2 * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
+    if resolved["tune"]:
+        return f"{chapter}: tune is true, so this run {choose}"
+    if any_recorded(chapter, resolved, root):
+        return None
+    found = any_recorded(chapter, resolved, root, borrow=True)
+    if found:
+        return (f"{chapter}: this run changes only what pretraining does ({', '.join(found['borrowed'])}) and "
+                f"reuses the learning rates chosen for the default setting; -p tune true chooses them anew ({cost} "
+                "extra fine-tunings)")
+    return f"{chapter}: no recorded choice for this setting and code, so this run {choose}"
+
+
+def any_recorded(chapter: str, resolved: dict, root=runs.RECORDS, borrow: bool = False) -> dict | None:
+    """:func:`recorded` (or with ``borrow``, :func:`borrowed`) for any of the data recorded for this
+    chapter: what a sweep or a rerun can know before its run has read its data."""
+    seen = {data_key(r.get("data")): r.get("data") for r in runs.load_records(root=root) if r["chapter"] == chapter}
+    look = borrowed if borrow else recorded
+    return next((found for d in seen.values() or [None] if (found := look(chapter, resolved, d, root))), None)
+
+
+def source(tuned: dict | None) -> str:
+    """Who chose a run's learning rates, for its page: this run, the seed-0 run of its setting, or the
+    default setting's seed-0 run (:func:`borrowed`)."""
+    if not tuned:
+        return "this run"
+    made = f"({tuned['finished'][:10]}, commit {(tuned['git_commit'] or '')[:8]})"
+    if tuned.get("borrowed"):
+        return (f"the seed-{TUNING_SEED} run of the default setting and this code {made}, reused because this run "
+                f"changes only what pretraining does ({', '.join(tuned['borrowed'])}); `-p tune true` chooses them "
+                "anew for this setting")
+    return f"the seed-{TUNING_SEED} run of this setting and code {made}, whose choice every seed reuses"

@@ -1,0 +1,83 @@
+"""The statistics of a verdict (maelib.stats), on their own: pure functions of per-seed values."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from maelib import stats
+
+PAPER_GAP = 0.0085  # Table 3's mIoU gap, MAE better
+
+
+def test_sign_flip_p_is_the_exact_permutation_test():
+    for n in (2, 5, 8):
+        g = np.random.default_rng(n).normal(0.4, 1.0, n)
+        exact = sps.permutation_test((g,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                                     vectorized=True).pvalue
+        assert stats.sign_flip_p(g) == pytest.approx(exact)
+    assert stats.sign_flip_p([1, 2, 3, 4, 5]) == pytest.approx(2 / 32)  # the smallest p five seeds allow
+
+
+def test_sign_flip_p_enumerates_twenty_seeds():
+    g = np.r_[np.ones(19), -1.0]  # one flip of twenty is as extreme per sign pattern: count them
+    p = stats.sign_flip_p(g)
+    extreme = sum(sps.binom.pmf(k, 20, 0.5) for k in range(21) if abs(20 - 2 * k) >= 18)
+    assert p == pytest.approx(extreme)
+
+
+def test_identical_gaps_are_not_independent_replicates():
+    st = stats.paired([0.31] * 5, [0.30] * 5)
+    assert st["identical"] and np.isnan(st["p"]) and np.isnan(st["lo"])  # not p = 0
+    verdict, why = stats.decide(st, PAPER_GAP)
+    assert verdict == "inconclusive" and "not independent replicates" in why
+
+
+def test_power_matches_a_simulated_t_test():
+    rng = np.random.default_rng(0)
+    sims = rng.normal(PAPER_GAP, 0.01, size=(20000, 6))
+    simulated = np.mean(sps.ttest_1samp(sims, 0.0, axis=1).pvalue < 0.05)
+    assert stats.power(PAPER_GAP, 0.01, 6) == pytest.approx(simulated, abs=0.01)
+    assert stats.power(PAPER_GAP, 0.01, 12) > stats.power(PAPER_GAP, 0.01, 6)
+
+
+def test_seeds_for_power_is_the_fewest_that_reach_80_percent():
+    n = stats.seeds_for_power(PAPER_GAP, 0.01)
+    assert stats.power(PAPER_GAP, 0.01, n) >= 0.8 > stats.power(PAPER_GAP, 0.01, n - 1)
+    assert stats.seeds_for_power(PAPER_GAP, 0.1) is None  # more than 20 seeds would be needed
+    assert stats.seeds_for_power(PAPER_GAP, 1e-5) == stats.MIN_SEEDS  # never fewer than five
+
+
+def test_holm_adjusts_a_family_step_down():
+    adjusted = stats.holm([0.01, 0.04, float("nan"), 0.03])
+    assert adjusted[0] == pytest.approx(0.03) and adjusted[3] == pytest.approx(0.06)
+    assert adjusted[1] == pytest.approx(0.06) and np.isnan(adjusted[2])  # monotone; nan stays out
+    assert list(stats.holm([0.5, 0.9])) == [1.0, 1.0]  # capped at 1
+
+
+def _st(gaps):
+    return stats.paired(np.asarray(gaps) + 1.0, np.ones(len(gaps)))
+
+
+def test_an_interval_that_excludes_the_papers_gap_rules_it_out():
+    st = _st([0.001, -0.001, 0.0005, -0.0005, 0.0])  # tight around 0, far from 0.0085
+    verdict, why = stats.decide(st, PAPER_GAP)
+    assert verdict == "the paper's effect ruled out" and "excludes the paper's gap" in why
+
+
+def test_an_interval_that_holds_both_zero_and_the_papers_gap_is_underpowered():
+    st = _st([0.02, -0.015, 0.01, -0.005, 0.012])
+    verdict, why = stats.decide(st, PAPER_GAP)
+    assert verdict == "inconclusive (underpowered)" and "power at the paper's gap is" in why
+
+
+def test_a_gap_that_does_not_survive_holm_is_inconclusive():
+    st = _st([0.010, 0.012, 0.011, 0.0095, 0.0125])
+    assert stats.decide(st, PAPER_GAP)[0] == "holds"
+    verdict, why = stats.decide(st, PAPER_GAP, p_family=0.056, family=5)
+    assert verdict == "inconclusive" and "Holm" in why and "0.056" in why
+    assert stats.decide(st, -PAPER_GAP, p_family=0.01, family=5)[0] == "does not hold"
+
+
+def test_fewer_than_five_seeds_is_too_few():
+    verdict, why = stats.decide(_st([0.01, 0.02, 0.015]), PAPER_GAP)
+    assert verdict == "inconclusive (3 seeds)" and "at least 5 seeds" in why
