@@ -162,7 +162,8 @@ SPECS["tabular"] = {
     "depth": Spec(int, 1, 24),
     "heads": Spec(int, 1),
     "hidden": Spec(int, 1),
-    "lr": Spec(float, 0, open_low=True),
+    "lr": Spec(float, 0, open_low=True),  # None: each network's rate is chosen from lr_grid on held-out rows
+    "lr_grid": Spec(list, 0, open_low=True),
 }
 
 SPECS["segmentation"] = {
@@ -264,7 +265,8 @@ PROFILES["series"] = {
 
 
 _TABULAR_QUICK = dict(missing_rate=0.2, missing_rates=[0.2], mask_ratio=0.3, columns=None, rows=None, epochs=12, seeds=1,
-                      dim=32, depth=2, heads=2, hidden=64, batch_size=256, lr=2e-3)
+                      dim=32, depth=2, heads=2, hidden=64, batch_size=256, lr=None,
+                      lr_grid=[1e-3, 2e-3, 4e-3])
 PROFILES["tabular"] = {
     "quick": _TABULAR_QUICK,
     "full": {**_TABULAR_QUICK, "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 5, "dim": 64, "depth": 3,

@@ -24,7 +24,7 @@ from .data.housing import ONE_HOT, hide
 from .mae import MaskedAutoencoder
 from .masking import masking_from_visible
 from .tokens import Columns
-from .train import TrainConfig, fit, param_groups
+from .train import GRID_EXTENSIONS, TrainConfig, fit, grid_search, param_groups
 
 
 class FeedForwardImputer(nn.Module):
@@ -77,11 +77,12 @@ def step_mae(ratio: float):
     return step
 
 
-def train_imputer(model: nn.Module, step, x_true, x_filled, observed, p, device, seed: int, desc: str):
-    """Train an imputer; the history holds the training loss per epoch (the paper's Figure 9)."""
+def train_imputer(model: nn.Module, step, x_true, x_filled, observed, p, device, seed: int, desc: str, lr: float):
+    """Train an imputer at learning rate ``lr``; the history holds the training loss per epoch (the
+    paper's Figure 9)."""
     tensors = (torch.from_numpy(x_true), torch.from_numpy(x_filled), torch.from_numpy(observed))
     loader = TensorLoader(tensors, p.batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
-    cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=1e-4, warmup_epochs=min(1, p.epochs - 1), seed=seed,
+    cfg = TrainConfig(epochs=p.epochs, lr=lr, weight_decay=1e-4, warmup_epochs=min(1, p.epochs - 1), seed=seed,
                       desc=desc)
     groups = param_groups(model, cfg.weight_decay)
     return fit(model, step, loader, cfg, device, groups=groups, progress=False)
@@ -186,23 +187,61 @@ def results_table(main, metrics: dict[str, str]):
     return pd.DataFrame(rows, index=list(metrics.values())).T.rename_axis("imputer")
 
 
-def run_all(data: dict, p, device, seed: int, missing_rate: float):
-    """Every imputer for one seed and one missing rate. Returns (scores by model, histories by model)."""
+def networks(n_features: int, p) -> dict:
+    """The three learned imputers: name -> (build, step)."""
+    return {"feed-forward (paper: full-row targets)": (lambda: FeedForwardImputer(n_features, p.hidden), step_ff_paper),
+            "feed-forward (re-masked observed cells)": (lambda: FeedForwardImputer(n_features, p.hidden),
+                                                        step_ff_fair(p.mask_ratio)),
+            "MAE (re-masked observed cells)": (lambda: make_mae(n_features, p), step_mae(p.mask_ratio))}
+
+
+HELD_OUT = 0.1  # the fraction of the training rows a learning rate is chosen on
+
+
+def choose_lr(name: str, data: dict, p, device, seed: int, missing_rate: float) -> tuple[float, dict]:
+    """(chosen rate, {rate: held-out MSE}) for one network: each rate of ``p.lr_grid`` (grown past an end
+    where the best lay) trains on 90% of the training rows and imputes the hidden cells of the other 10%;
+    the lowest MSE over every hidden cell wins. The test rows are never seen."""
+    train = data["train"]
+    order = np.random.default_rng(seed).permutation(len(train))
+    held, fit_rows = train[order[: int(HELD_OUT * len(train))]], train[order[int(HELD_OUT * len(train)):]]
+    fit_filled, fit_obs = hide(fit_rows, missing_rate, seed)
+    held_filled, held_obs = hide(held, missing_rate, seed + 20_000)
+    build, step = networks(train.shape[1], p)[name]
+
+    def score(lr: float) -> float:
+        torch.manual_seed(seed)
+        model = build()
+        train_imputer(model, step, fit_rows, fit_filled, fit_obs, p, device, seed, f"{name}, lr {lr:g}", lr)
+        mse = scores(impute(model, held_filled, held_obs, device), held, held_obs, data["columns"])["mse"]
+        if failed(mse):  # diverged without a non-finite loss: never chosen (grid_search)
+            raise FloatingPointError(f"held-out MSE {mse:g}")
+        return mse
+
+    return grid_search(p.lr_grid, score, higher_is_better=False, extend=GRID_EXTENSIONS)
+
+
+def run_all(data: dict, p, device, seed: int, missing_rate: float, lrs: dict | None = None):
+    """Every imputer for one seed and one missing rate, each network at its rate in ``lrs`` (name ->
+    rate), else at ``p.lr``, else at the rate :func:`choose_lr` picks.
+
+    Returns:
+        (scores by model, histories by model, rates by network, {network: {rate: held-out MSE}} of the
+        choices made here).
+    """
     train, test = data["train"], data["test"]
     tr_filled, tr_obs = hide(train, missing_rate, seed)
     te_filled, te_obs = hide(test, missing_rate, seed + 10_000)
-    out, hists = {}, {}
+    out, hists, chosen, grids = {}, {}, {}, {}
     for name, imputer in sklearn_imputers(seed).items():
         out[name] = impute_sklearn(imputer, tr_filled, tr_obs, te_filled, te_obs)
-    n = train.shape[1]
-    nets = [("feed-forward (paper: full-row targets)", lambda: FeedForwardImputer(n, p.hidden), step_ff_paper),
-            ("feed-forward (re-masked observed cells)", lambda: FeedForwardImputer(n, p.hidden),
-             step_ff_fair(p.mask_ratio)),
-            ("MAE (re-masked observed cells)", lambda: make_mae(n, p), step_mae(p.mask_ratio))]
-    for name, build, step in nets:
+    for name, (build, step) in networks(train.shape[1], p).items():
+        chosen[name] = (lrs or {}).get(name) or p.lr
+        if chosen[name] is None:
+            chosen[name], grids[name] = choose_lr(name, data, p, device, seed, missing_rate)
         torch.manual_seed(seed)
         model = build()
-        hists[name] = train_imputer(model, step, train, tr_filled, tr_obs, p, device, seed, name)
+        hists[name] = train_imputer(model, step, train, tr_filled, tr_obs, p, device, seed, name, chosen[name])
         out[name] = impute(model, te_filled, te_obs, device)
-    return {k: scores(v, test, te_obs, data["columns"]) for k, v in out.items()}, hists
+    return {k: scores(v, test, te_obs, data["columns"]) for k, v in out.items()}, hists, chosen, grids
 
