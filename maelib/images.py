@@ -20,7 +20,7 @@ from .metrics import accuracy
 from .masking import check_split, visible_count
 from .tokens import Patches2d
 from .files import save_torch_atomic
-from .train import GRID_EXTENSIONS, TrainConfig, checkpoint_file, fit, grid_search, param_groups
+from .train import GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, param_groups
 
 MEAN, STD = tinyimagenet.MEAN, tinyimagenet.STD
 
@@ -182,16 +182,17 @@ def _classification_eval(data, device, batch_size: int = 512):
 
 
 def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = None, lr: float | None = None,
-             layer_decay: float = 1.0, progress: bool = True):
-    """Supervised training of ``ViTClassifier(encoder)``: AdamW at the base learning rate ``lr`` (scaled
-    by batch_size / 256), warmup + cosine, layer-wise lr decay ``layer_decay`` (1: none, as for a ViT
-    trained from scratch), label smoothing 0.1, crop + flip. Returns (model, history with val_acc per
-    epoch, on ``data["val"]``)."""
+             layer_decay: float = 1.0, progress: bool = True, epochs: int | None = None):
+    """Supervised training of ``ViTClassifier(encoder)`` for ``epochs`` (default ``p.finetune_epochs``):
+    AdamW at the base learning rate ``lr`` (scaled by batch_size / 256), warmup + cosine, layer-wise lr
+    decay ``layer_decay`` (1: none, as for a ViT trained from scratch), label smoothing 0.1, crop + flip.
+    Returns (model, history with val_acc per epoch, on ``data["val"]``)."""
+    epochs = epochs or p.finetune_epochs
     model = ViTClassifier(encoder, len(data["names"]))
     loader = TensorLoader(data["train"], p.batch_size, shuffle=True, seed=p.seed, drop_last=True, device=device,
                           transform=_augment((0.35, 1.0)))
-    cfg = TrainConfig(epochs=p.finetune_epochs, lr=lr * p.batch_size / 256, weight_decay=0.05,
-                      warmup_epochs=min(5, max(1, p.finetune_epochs // 8)), betas=(0.9, 0.999), seed=p.seed,
+    cfg = TrainConfig(epochs=epochs, lr=lr * p.batch_size / 256, weight_decay=0.05,
+                      warmup_epochs=min(5, max(1, epochs // 8)), betas=(0.9, 0.999), seed=p.seed,
                       checkpoint=checkpoint_file(ckpt_dir, desc), desc=desc,
                       extra={"layer_decay": layer_decay, "drop_path": p.drop_path})
     groups = param_groups(model, cfg.weight_decay, model.layer_of, encoder.depth + 1, layer_decay)
@@ -201,15 +202,23 @@ def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = 
     return model, history
 
 
-def arms(mae: MaskedAutoencoder, p) -> dict[str, tuple]:
-    """The two fine-tuned arms, each ``(build, layer_decay, fixed_lr)``: ``build()`` makes the arm's fresh
-    encoder (positions learned, as the original MAE fine-tunes them), ``fixed_lr`` is None where the
-    learning rate is to be chosen on held-out data. The MAE arm starts from the pretrained encoder with
-    layer-wise decay; scratch starts at random without it (a recipe for pretrained encoders)."""
-    return {"MAE + fine-tune": (lambda: encoder_like(mae, p.drop_path, learn_positions=True), p.layer_decay,
-                                p.finetune_lr),
-            "scratch": (lambda: encoder_like(mae, p.drop_path, pretrained=False, learn_positions=True), 1.0,
-                        p.scratch_lr)}
+MATCHED = "scratch, budget-matched"  # the scratch arm with as many passes as pretraining and fine-tuning
+
+
+def arms(mae: MaskedAutoencoder, p) -> dict[str, Arm]:
+    """The three supervised arms (:class:`~maelib.train.Arm`; ``build()`` makes the arm's fresh encoder, its
+    positions learned, as the original MAE fine-tunes them). The MAE arm starts from the pretrained
+    encoder with layer-wise decay; scratch starts at random without it (a recipe for pretrained encoders),
+    for as many epochs as the MAE arm's fine-tuning, and once more for as many as its pretraining and
+    fine-tuning together (:data:`MATCHED`), so that "MAE beats scratch" cannot mean "more training beats
+    less"."""
+    def scratch():
+        return encoder_like(mae, p.drop_path, pretrained=False, learn_positions=True)
+
+    return {"MAE + fine-tune": Arm(lambda: encoder_like(mae, p.drop_path, learn_positions=True), p.layer_decay,
+                                   p.finetune_lr, p.finetune_epochs),
+            "scratch": Arm(scratch, 1.0, p.scratch_lr, p.finetune_epochs),
+            MATCHED: Arm(scratch, 1.0, p.matched_lr, p.pretrain_epochs + p.finetune_epochs)}
 
 
 def holdout(data: dict, fraction: float = 0.1) -> dict:
@@ -226,7 +235,7 @@ def holdout(data: dict, fraction: float = 0.1) -> dict:
 
 
 def choose_lr(build, data: dict, p, device, arm: str, ckpt_dir: Path | None, layer_decay: float,
-              fixed: float | None = None) -> tuple[float, dict]:
+              fixed: float | None = None, epochs: int | None = None) -> tuple[float, dict]:
     """The base fine-tuning learning rate of one arm: ``fixed`` when given, else the value of ``p.lr_grid``
     (grown past an end where the best lies, :func:`~maelib.train.grid_search`) whose model (``build()``,
     the arm's fresh encoder) ends with the best top-1 on a held-out tenth of the training images
@@ -238,7 +247,7 @@ def choose_lr(build, data: dict, p, device, arm: str, ckpt_dir: Path | None, lay
     def score(lr):
         torch.manual_seed(p.seed)
         _, history = finetune(build(), held, p, device, f"tune {arm} lr={lr:g}", ckpt_dir, lr, layer_decay,
-                              progress=False)
+                              progress=False, epochs=epochs)
         return 100 * float(history["val_acc"].iloc[-1])
 
     return grid_search(p.lr_grid, score, extend=GRID_EXTENSIONS)

@@ -105,6 +105,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "pretrain_lr": Spec(float, 0, open_low=True),
         "finetune_lr": Spec(float, 0, open_low=True),
         "scratch_lr": Spec(float, 0, open_low=True),
+        "matched_lr": Spec(float, 0, open_low=True),  # the budget-matched scratch arm's; None: chosen
         "lr_grid": Spec(list, 0, open_low=True),
         "tune": TUNE,
         "layer_decay": Spec(float, 0, 1, open_low=True),
@@ -183,6 +184,7 @@ SPECS["segmentation"] = {
     "pretrain_lr": Spec(float, 0, open_low=True),
     "finetune_lr": Spec(float, 0, open_low=True),
     "scratch_lr": Spec(float, 0, open_low=True),
+    "matched_lr": Spec(float, 0, open_low=True),  # the budget-matched scratch arm's; None: chosen
     "lr_grid": Spec(list, 0, open_low=True),
     "tune": TUNE,
     "layer_decay": Spec(float, 0, 1, open_low=True),
@@ -206,7 +208,8 @@ SPECS["volumes"] = {
     "decoder_heads": Spec(int, 1),
     "feature_size": Spec(int, 4),
     "pretrain_lr": Spec(float, 0, open_low=True),
-    "lr": Spec(float, 0, open_low=True),
+    "lr": Spec(float, 0, open_low=True),  # one rate for both arms; None: each arm's chosen from lr_grid
+    "lr_grid": Spec(list, 0, open_low=True),
     "limit": Spec(int, 4),
 }
 
@@ -236,7 +239,7 @@ _SERIES_QUICK = dict(dataset="ETTh1", robustness_dataset="ETTh2", lag=24, horizo
 _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pretrain_epochs=150, finetune_epochs=40,
                     probe_epochs=90, batch_size=256, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4,
                     norm_target=True, limit=None, pretrain_lr=1.5e-4, finetune_lr=None, scratch_lr=None,
-                    lr_grid=[5e-4, 1e-3, 2e-3], tune=False, layer_decay=0.75, drop_path=0.1,
+                    matched_lr=None, lr_grid=[5e-4, 1e-3, 2e-3], tune=False, layer_decay=0.75, drop_path=0.1,
                     synthetic=False)
 
 PROFILES: dict[str, dict[str, dict]] = {
@@ -277,7 +280,8 @@ PROFILES["tabular"] = {
 
 _SEG_QUICK = dict(dataset="auto", img_size=96, patch_size=16, mask_ratio=0.75, pretrain_epochs=40, epochs=10,
                   batch_size=16, dim=128, depth=6, heads=4, decoder_dim=64, decoder_depth=1, width=64,
-                  pretrain_lr=1e-3, finetune_lr=None, scratch_lr=None, lr_grid=[5e-4, 1e-3, 2e-3], layer_decay=0.75,
+                  pretrain_lr=1e-3, finetune_lr=None, scratch_lr=None, matched_lr=None, lr_grid=[5e-4, 1e-3, 2e-3],
+                  layer_decay=0.75,
                   limit=None, norm_target=True, mae_checkpoint=None, tune=False)
 PROFILES["segmentation"] = {
     "quick": _SEG_QUICK,
@@ -291,12 +295,12 @@ PROFILES["segmentation"] = {
 
 _VOL_QUICK = dict(dataset="auto", roi=[32, 48, 32], mask_ratio=0.75, pretrain_epochs=40, epochs=4, batch_size=4,
                   hidden_size=96, mlp_dim=192, heads=4, decoder_dim=48, decoder_depth=1, decoder_heads=4,
-                  feature_size=8, pretrain_lr=1e-3, lr=1e-3, limit=100)
+                  feature_size=8, pretrain_lr=1e-3, lr=None, lr_grid=[5e-4, 1e-3, 2e-3], limit=100)
 PROFILES["volumes"] = {
     "quick": _VOL_QUICK,
     "full": {**_VOL_QUICK, "roi": [48, 64, 48], "pretrain_epochs": 300, "epochs": 100, "hidden_size": 384,
              "mlp_dim": 1536, "heads": 6, "decoder_dim": 192, "decoder_depth": 2, "decoder_heads": 6,
-             "feature_size": 16, "lr": 2e-4, "limit": None},
+             "feature_size": 16, "lr_grid": [1e-4, 2e-4, 4e-4], "limit": None},
     "smoke": {**_VOL_QUICK, "pretrain_epochs": 1, "epochs": 1, "hidden_size": 12, "mlp_dim": 16, "heads": 2,
               "decoder_dim": 12, "decoder_heads": 2, "feature_size": 4, "limit": 6, "batch_size": 2},
 }

@@ -26,6 +26,8 @@ class SeedValues:
         baseline: the baseline arm's value per seed.
         floor: a reference both arms should beat (persistence forecasts), where the chapter has one.
         baseline_fair: a second, fairer baseline shown beside the paper's (tables).
+        baseline_matched: the baseline trained for as many passes as the MAE arm's pretraining and
+            fine-tuning together (images, segmentation); the claim is judged against the stronger one.
         chosen: the option validation chose per seed for the MAE arm (series: the masked forecaster).
         mae_curve, baseline_curve: per seed, the arm's validation metric after every fine-tuning epoch
             (the claims about the whole run: segmentation, volumes).
@@ -36,6 +38,7 @@ class SeedValues:
     baseline: list[float]
     floor: list[float] | None = None
     baseline_fair: list[float] | None = None
+    baseline_matched: list[float] | None = None
     chosen: list[str] | None = None
     mae_curve: list[list[float]] | None = None
     baseline_curve: list[list[float]] | None = None

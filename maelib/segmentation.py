@@ -18,7 +18,7 @@ from .data.seg2d import IGNORE
 from .data.tinyimagenet import MEAN, STD
 from .heads import encoder_like
 from .mae import ViTEncoder
-from .train import GRID_EXTENSIONS, TrainConfig, checkpoint_file, fit, grid_search, param_groups
+from .train import GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, param_groups
 
 
 def pyramid_blocks(depth: int) -> tuple[int, ...]:
@@ -127,10 +127,12 @@ def predict(model: nn.Module, x: torch.Tensor, device, batch_size: int = 32) -> 
 
 
 def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, desc: str, ckpt_dir=None,
-                    lr: float | None = None, layer_decay: float = 1.0):
+                    lr: float | None = None, layer_decay: float = 1.0, epochs: int | None = None):
     """Cross-entropy (void ignored), crop + flip, AdamW at ``lr`` with layer-wise decay ``layer_decay`` on
-    the encoder (1: none, as for a ViT trained from scratch). Returns the history with pixel accuracy and
-    mIoU on ``data["val"]`` per epoch. With ``ckpt_dir`` it checkpoints every epoch and resumes."""
+    the encoder (1: none, as for a ViT trained from scratch), for ``epochs`` (default ``p.epochs``).
+    Returns the history with pixel accuracy and mIoU on ``data["val"]`` per epoch. With ``ckpt_dir`` it
+    checkpoints every epoch and resumes."""
+    epochs = epochs or p.epochs
     def transform(batch, g):
         x, y = joint_crop_flip(normalize(batch[0], MEAN, STD), batch[1], g)
         return x, y
@@ -151,7 +153,7 @@ def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, de
             return 0
         return depth + 1
 
-    cfg = TrainConfig(epochs=p.epochs, lr=lr, weight_decay=0.05, warmup_epochs=min(2, p.epochs - 1), seed=p.seed,
+    cfg = TrainConfig(epochs=epochs, lr=lr, weight_decay=0.05, warmup_epochs=min(2, epochs - 1), seed=p.seed,
                       desc=desc, checkpoint=checkpoint_file(ckpt_dir, desc),
                       extra={"layer_decay": layer_decay, "width": p.width, "n_classes": n_classes})
     groups = param_groups(model, cfg.weight_decay, layer_of, depth + 1, layer_decay)
@@ -159,14 +161,20 @@ def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, de
     return fit(model, step, loader, cfg, device, groups=groups, evaluate=evaluate, progress=False)
 
 
-def arms(mae, p, n_classes: int) -> dict[str, tuple]:
-    """The two arms, each ``(build, layer_decay, fixed_lr)``: ``build()`` makes a fresh ViT-UPerNet whose
-    encoder is the MAE's (with layer-wise decay) or random (without: a recipe for pretrained encoders),
-    positions learned; ``fixed_lr`` is None where the learning rate is chosen on held-out data."""
+MATCHED = "scratch, budget-matched"  # the scratch arm with as many passes as pretraining and fine-tuning
+
+
+def arms(mae, p, n_classes: int) -> dict[str, Arm]:
+    """The three arms (:class:`~maelib.train.Arm`; ``build()`` makes a fresh ViT-UPerNet, positions
+    learned): the MAE's encoder with layer-wise decay; a random one without it (a recipe for pretrained
+    encoders) for as many epochs as the MAE arm's fine-tuning; and the same for as many epochs as its
+    pretraining and fine-tuning together (:data:`MATCHED`)."""
     def build(pretrained: bool):
         return lambda: ViTUPerNet(encoder_like(mae, pretrained=pretrained, learn_positions=True), n_classes, p.width)
 
-    return {"MAE init": (build(True), p.layer_decay, p.finetune_lr), "scratch": (build(False), 1.0, p.scratch_lr)}
+    return {"MAE init": Arm(build(True), p.layer_decay, p.finetune_lr, p.epochs),
+            "scratch": Arm(build(False), 1.0, p.scratch_lr, p.epochs),
+            MATCHED: Arm(build(False), 1.0, p.matched_lr, p.pretrain_epochs + p.epochs)}
 
 
 def holdout(data: dict, fraction: float = 0.1) -> dict:
@@ -178,7 +186,7 @@ def holdout(data: dict, fraction: float = 0.1) -> dict:
 
 
 def choose_lr(build, data: dict, n_classes: int, p, device, arm: str, ckpt_dir, layer_decay: float,
-              fixed: float | None = None) -> tuple[float, dict]:
+              fixed: float | None = None, epochs: int | None = None) -> tuple[float, dict]:
     """One arm's learning rate: ``fixed`` when given, else the value of ``p.lr_grid`` (grown past an
     end where the best lies, :func:`~maelib.train.grid_search`) whose network (``build()``) ends with the
     best mIoU on the held-out tail of the training images (:func:`holdout`).
@@ -190,7 +198,7 @@ def choose_lr(build, data: dict, n_classes: int, p, device, arm: str, ckpt_dir, 
     def score(lr):
         torch.manual_seed(p.seed)
         history = train_segmenter(build(), held, n_classes, p, device, f"tune {arm} lr={lr:g}", ckpt_dir, lr,
-                                  layer_decay)
+                                  layer_decay, epochs)
         return float(history["miou"].iloc[-1])
 
     return grid_search(p.lr_grid, score, extend=GRID_EXTENSIONS)

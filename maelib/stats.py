@@ -6,8 +6,8 @@ sign-flip p; :func:`power` the chance that ``n`` seeds detect a given gap with a
 one, and :func:`seeds_for_power` how many seeds reach a target power; :func:`holm` adjusts the p values of
 a family of claims; :func:`decide` turns all of it into one of the verdicts in :data:`VERDICTS`.
 
-The intervals cover training noise only (seeds: initialisation, masks, batch order): every seed is scored
-on the same fixed test set, so the test set's own sampling error is not in them.
+The intervals cover training noise only (seeds: initialisation, masks, crops, batch order): every chapter
+scores every seed on one fixed test or validation set, so that set's own sampling error is not in them.
 """
 
 from __future__ import annotations

@@ -242,9 +242,25 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
     return "".join(f"; {n}" for n in notes)
 
 
+def stronger_baseline(c: Claim, group: dict | None) -> tuple[list[float], str, dict | None]:
+    """The baseline a claim is judged against: of the scratch arm and the budget-matched one (where the
+    runs have it), the one with the better mean over the group's seeds. Returns (its values per seed, a
+    note naming it, the paired comparison with the other one, or None)."""
+    base, matched = _values(group, "baseline"), _values(group, "baseline_matched")
+    if not matched or not base:
+        return base, "", None
+    better = (np.mean(matched) > np.mean(base)) == c.higher_is_better
+    judged_on, other = (matched, base) if better else (base, matched)
+    mae = _values(group, "mae")
+    return judged_on, ("against the budget-matched scratch arm, the stronger of the two" if better else
+                       "against the scratch arm trained as long as the MAE arm's fine-tuning, the stronger of the "
+                       "two"), stats.paired(mae, other, c.higher_is_better)
+
+
 def _row(c: Claim, g: dict | None, profile: str) -> dict:
     """One claim's row at one profile from its judged group ``g`` (None: not run), verdict aside."""
-    mae, base, fair = _values(g, "mae"), _values(g, "baseline"), _values(g, "baseline_fair")
+    mae, fair = _values(g, "mae"), _values(g, "baseline_fair")
+    base, against, other = stronger_baseline(c, g)
     st = stats.paired(mae, base, c.higher_is_better)
     cell, cell_note = paper_cell(c, g)
     paper_gap = c.sign * (reference_value(cell) - c.paper_base)
@@ -258,7 +274,8 @@ def _row(c: Claim, g: dict | None, profile: str) -> dict:
             "paper_base": c.paper_base, "paper_gap": paper_gap,
             "dataset": g["dataset"] if g else "", "code": (g["code"] or "")[:8] if g else "",
             "current": bool(g) and g["code"] == runs.version(c.chapter),
-            "notes": _notes(c, g, mae, base, _values(g, "floor")) if g else ""}
+            "against": against, "other_gap": other,
+            "notes": (f"; {against}" if against else "") + (_notes(c, g, mae, base, _values(g, "floor")) if g else "")}
 
 
 def claim_rows(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
@@ -384,6 +401,18 @@ def evidence_table(records: list[dict]) -> pd.DataFrame:
 
 def _same_group(a: dict, b: dict | None) -> bool:
     return b is not None and (a["code"], a["setting"]) == (b["code"], b["setting"])
+
+
+def budget_table(records: list[dict]) -> pd.DataFrame:
+    """Both scratch arms of the claims that have a budget-matched one: per claim and profile, which arm
+    the claim is judged against (the stronger), and the paired gap to each."""
+    rows = claim_rows(records)
+    rows = rows[rows["other_gap"].notna() & (rows["n"] > 0)]
+    return pd.DataFrame({"table": rows["table"], "profile": rows["profile"], "judged": rows["against"],
+                         "gap to the stronger scratch arm [95% CI] (n)": rows.apply(_gap_text, axis=1),
+                         "gap to the other [95% CI] (n)": rows["other_gap"].map(_gap_text)},
+                        columns=["table", "profile", "judged", "gap to the stronger scratch arm [95% CI] (n)",
+                                 "gap to the other [95% CI] (n)"])
 
 
 def history(records: list[dict]) -> pd.DataFrame:

@@ -51,6 +51,18 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+@dataclass(frozen=True)
+class Arm:
+    """One trained arm of a comparison: ``build()`` makes its fresh model (or encoder), ``layer_decay`` is its
+    layer-wise learning-rate decay (1: none), ``lr`` a fixed rate (None: chosen on held-out data), and
+    ``epochs`` its passes over the training data."""
+
+    build: Callable[[], nn.Module]
+    layer_decay: float
+    lr: float | None
+    epochs: int
+
+
 @dataclass
 class TrainConfig:
     """What ``fit`` needs to know. ``lr`` is the peak learning rate after warmup."""

@@ -22,6 +22,7 @@ from .train import GRID_EXTENSIONS
 # parameters that do not change what a run computes: they never split a setting
 CONTROL = ("seed", "seeds", "profile", "live", "device", "data_dir", "checkpoint_dir", "tune")
 TUNING_SEED = 0  # the seed whose run chooses the learning rates the other seeds reuse
+ARM_RATES = ("finetune_lr", "scratch_lr", "matched_lr")  # each arm's fixed rate; None: chosen on held-out data
 PRETRAINING_ONLY = ("mask_ratio", "norm_target")  # parameters that change what pretraining does, nothing else
 
 
@@ -89,11 +90,12 @@ def note(chapter: str, resolved: dict, root=runs.RECORDS) -> str | None:
     """What a run is about to do about its learning rates, said before it starts when it will choose them
     (a grid of extra fine-tunings) or reuse the default setting's; None when it reuses its own setting's.
     The data are not known before the run, so any recorded data of the same setting count here."""
-    if "tune" not in resolved or (resolved.get("finetune_lr") and resolved.get("scratch_lr")):
+    free = [k for k in ARM_RATES if k in resolved and not resolved[k]]  # the arms whose rate is to be chosen
+    if "tune" not in resolved or not free:
         return None
-    grid, cost = len(resolved["lr_grid"]), 2 * len(resolved["lr_grid"])
-    choose = (f"chooses both arms' learning rates on held-out training images: {cost} extra fine-tunings (up to "
-              f"{cost + 2 * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
+    grid, cost = len(resolved["lr_grid"]), len(free) * len(resolved["lr_grid"])
+    choose = (f"chooses {len(free)} arms' learning rates on held-out training images: {cost} extra fine-tunings "
+              f"(up to {cost + len(free) * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
     if resolved["tune"]:
         return f"{chapter}: tune is true, so this run {choose}"
     if any_recorded(chapter, resolved, root):

@@ -26,7 +26,7 @@ from torch import nn
 from .data import TensorLoader
 from .data import volumes as vdata
 from .masking import check_split
-from .train import TrainConfig, checkpoint_file, fit
+from .train import GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search
 
 PATCH = 16  # UNETR's ViT always uses 16^3 patches
 
@@ -124,6 +124,10 @@ class VolumeSet:
 
     def __len__(self) -> int:
         return len(self.image)
+
+    def subset(self, index) -> "VolumeSet":
+        """The cases ``index`` (a slice or index tensor) as a VolumeSet of their own."""
+        return VolumeSet(self.image[index], self.label[index], self.shapes[index])
 
     def to(self, device) -> "VolumeSet":
         return VolumeSet(self.image.to(device), self.label.to(device), self.shapes.to(device))
@@ -244,16 +248,57 @@ def evaluate_dice(model: nn.Module, val: VolumeSet, roi, n_out: int, device, bat
     return {"dice": float(per_class.nanmean()), **{f"dice_{i + 1}": float(v) for i, v in enumerate(per_class)}}
 
 
-def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed: int, desc: str, ckpt_dir=None):
-    """DiceCE training from random crops; Dice on the validation volumes after every epoch; checkpoints
-    in ``ckpt_dir``."""
+def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed: int, desc: str, ckpt_dir=None,
+                lr: float | None = None, epochs: int | None = None):
+    """DiceCE training from random crops at ``lr`` (default ``p.lr``) for ``epochs`` (default ``p.epochs``);
+    Dice on the validation volumes after every epoch; checkpoints in ``ckpt_dir``."""
     loader = crop_loader(train_ds, roi, p.batch_size, seed, device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    cfg = TrainConfig(epochs=p.epochs, lr=p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed, desc=desc,
+    cfg = TrainConfig(epochs=epochs or p.epochs, lr=lr or p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed, desc=desc,
                       checkpoint=checkpoint_file(ckpt_dir, desc), extra={"roi": list(roi), "n_out": n_out})
     step = lambda m, b: loss_fn(m(b[0]), b[1])  # noqa: E731
     return fit(model, step, loader, cfg, device, evaluate=lambda m: evaluate_dice(m, val_ds, roi, n_out, device),
                progress=False)
+
+
+MATCHED = "scratch, budget-matched"  # the scratch arm with as many passes as pretraining and fine-tuning
+
+
+def arms(mae, p, roi, n_out: int) -> dict[str, Arm]:
+    """The three UNETR arms (:class:`~maelib.train.Arm`, none with layer-wise decay): the MAE's ViT copied
+    in; a random one for as many epochs as the MAE arm's fine-tuning; and a random one for as many as its
+    pretraining and fine-tuning together (:data:`MATCHED`)."""
+    def build(pretrained: bool):
+        def make():
+            model = make_unetr(p, roi, n_out)
+            if pretrained:
+                transfer(mae, model)
+            return model
+        return make
+
+    return {"MAE init": Arm(build(True), 1.0, p.lr, p.epochs), "scratch": Arm(build(False), 1.0, p.lr, p.epochs),
+            MATCHED: Arm(build(False), 1.0, p.lr, p.pretrain_epochs + p.epochs)}
+
+
+HELD_OUT = 0.2  # the fraction of the training cases a learning rate is chosen on
+
+
+def choose_lr(build, train_ds: VolumeSet, roi, n_out: int, p, device, seed: int, arm: str,
+              ckpt_dir=None, epochs: int | None = None) -> tuple[float, dict]:
+    """One arm's learning rate: the value of ``p.lr_grid`` (grown past an end where the best lies,
+    :func:`~maelib.train.grid_search`) whose UNETR (``build()``), trained on the other training cases,
+    ends with the best mean Dice on the last ``HELD_OUT`` of them; the validation cases are never seen.
+    Returns (lr, {lr: held-out Dice})."""
+    cut = len(train_ds) - max(1, round(HELD_OUT * len(train_ds)))
+    fit_ds, held_ds = train_ds.subset(slice(0, cut)), train_ds.subset(slice(cut, None))
+
+    def score(lr: float) -> float:
+        torch.manual_seed(seed)
+        history = train_unetr(build(), fit_ds, held_ds, roi, n_out, p, device, seed, f"tune {arm} lr={lr:g}",
+                              ckpt_dir, lr, epochs)
+        return float(history["dice"].iloc[-1])
+
+    return grid_search(p.lr_grid, score, extend=GRID_EXTENSIONS)
 
 
 @torch.no_grad()

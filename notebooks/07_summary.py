@@ -107,6 +107,13 @@ viz.show_table(summary.scale_table(records), "The scale of each verdict: profile
                "and the code version that made its seeds.", "table-claims-scale")
 
 # %% tags=["hide-input"]
+budget = summary.budget_table(records)
+if len(budget):
+    viz.show_table(budget.set_index(["table", "profile"]), "The claims with two scratch arms: one trained as long "
+                   "as the MAE arm's fine-tuning, one as long as its pretraining and fine-tuning together. Each "
+                   "claim is judged against the stronger (positive gap = MAE better).", "table-claims-budget")
+
+# %% tags=["hide-input"]
 evidence = summary.evidence_table(records)
 if len(evidence):
     viz.show_table(evidence, "The evidence per claim and profile: the paired gap, the spread of the gaps over "

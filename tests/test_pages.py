@@ -119,7 +119,7 @@ def test_a_rerun_says_before_it_starts_whether_it_chooses_learning_rates_again(t
     note = tuning.note("images", {**default, "mask_ratio": 0.5}, root=tmp_path)
     assert "reuses the learning rates chosen for the default setting" in note and "-p tune true" in note
     note = tuning.note("images", {**default, "mask_ratio": 0.5, "tune": True}, root=tmp_path)
-    assert "6 extra fine-tunings" in note
+    assert "9 extra fine-tunings" in note and "3 arms" in note
     note = tuning.note("images", {**default, "finetune_epochs": 9}, root=tmp_path)
     assert note.startswith("images: no recorded choice for this setting and code")
     assert tuning.note("tabular", vars(profiles.resolve("tabular", "quick")), root=tmp_path) is None

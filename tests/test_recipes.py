@@ -45,17 +45,19 @@ def test_scratch_gets_no_layer_decay_and_a_random_encoder(mae, monkeypatch):
     """The chapters' arms (images.arms, segmentation.arms): the MAE arm starts from the pretrained encoder
     with layer-wise decay, scratch from a random one with none; finetune gives scratch's optimizer groups
     one learning-rate scale (1), the MAE arm one per layer."""
-    p = SimpleNamespace(batch_size=4, finetune_epochs=1, seed=0, drop_path=0.0, layer_decay=0.75, finetune_lr=None,
-                        scratch_lr=None, width=8)
+    p = SimpleNamespace(batch_size=4, finetune_epochs=1, epochs=1, pretrain_epochs=3, seed=0, drop_path=0.0,
+                        layer_decay=0.75, finetune_lr=None, scratch_lr=None, matched_lr=None, width=8)
     torch.manual_seed(1)
     mae = MaskedAutoencoder(Patches2d(16, 8), dim=16, depth=4, heads=2, decoder_dim=16, decoder_depth=1)
     weight = mae.encoder.blocks[0].attn.qkv.weight
     encoders = {"images": lambda build: build(), "segmentation": lambda build: build().pyramid.encoder}
     for chapter, arms in (("images", images.arms(mae, p)), ("segmentation", segmentation.arms(mae, p, 3))):
-        (pre_build, pre_decay, _), (scratch_build, scratch_decay, _) = arms.values()
-        assert (pre_decay, scratch_decay) == (0.75, 1.0), chapter
-        assert torch.equal(encoders[chapter](pre_build).blocks[0].attn.qkv.weight, weight), chapter
-        assert not torch.equal(encoders[chapter](scratch_build).blocks[0].attn.qkv.weight, weight), chapter
+        pre, scratch, matched = arms.values()
+        assert (pre.layer_decay, scratch.layer_decay, matched.layer_decay) == (0.75, 1.0, 1.0), chapter
+        assert torch.equal(encoders[chapter](pre.build).blocks[0].attn.qkv.weight, weight), chapter
+        assert not torch.equal(encoders[chapter](scratch.build).blocks[0].attn.qkv.weight, weight), chapter
+        # the budget-matched arm trains as long as the MAE arm's pretraining and fine-tuning together
+        assert matched.epochs == p.pretrain_epochs + pre.epochs and scratch.epochs == pre.epochs, chapter
     scales = {}
 
     def fake_fit(model, step, loader, cfg, device, groups=None, **kw):
@@ -64,10 +66,10 @@ def test_scratch_gets_no_layer_decay_and_a_random_encoder(mae, monkeypatch):
 
     monkeypatch.setattr(images, "fit", fake_fit)
     pair = (torch.zeros(8, 3, 16, 16, dtype=torch.uint8), torch.arange(8) % 2)
-    for arm, (build, decay, _) in images.arms(mae, p).items():
-        images.finetune(build(), {"train": pair, "val": pair, "names": ["a", "b"]}, p, "cpu", arm, lr=1e-3,
-                        layer_decay=decay)
-    assert scales["scratch"] == {1.0} and len(scales["MAE + fine-tune"]) == mae.config["depth"] + 2
+    for arm, a in images.arms(mae, p).items():
+        images.finetune(a.build(), {"train": pair, "val": pair, "names": ["a", "b"]}, p, "cpu", arm, lr=1e-3,
+                        layer_decay=a.layer_decay, epochs=a.epochs)
+    assert scales["scratch"] == {1.0} == scales[images.MATCHED] and len(scales["MAE + fine-tune"]) == mae.config["depth"] + 2
 
 
 def test_global_pool_skips_the_encoders_final_norm(mae):
@@ -107,7 +109,8 @@ def test_each_arm_chooses_its_lr_on_held_out_training_images(monkeypatch):
     assert not set(held["val"][0][:, 0, 0, 0].tolist()) & set(held["train"][0][:, 0, 0, 0].tolist())
     seen = []
 
-    def fake_finetune(encoder, d, p, device, desc, ckpt_dir=None, lr=None, layer_decay=1.0, progress=True):
+    def fake_finetune(encoder, d, p, device, desc, ckpt_dir=None, lr=None, layer_decay=1.0, progress=True,
+                      epochs=None):
         seen.append(d["val"])
         return None, pd.DataFrame([{"val_acc": {1e-3: 0.2, 2e-3: 0.6, 4e-3: 0.4}[lr]}])
 

@@ -369,3 +369,21 @@ def test_in_fewer_epochs_is_judged_on_the_recorded_curves():
     assert row["epochs saved [95% CI] (n)"].startswith("2.00") and "(n = 5)" in row["epochs saved [95% CI] (n)"]
     assert stats.epochs_to_reach([0.1, 0.2], 0.5) == 3.0  # never reached: one epoch past the run
     assert summary.epochs_table([record("volumes", 0, 0.3, 0.2, code=version)]).empty  # no curves recorded
+
+
+def test_a_claim_is_judged_against_the_stronger_scratch_arm():
+    """Scratch trained as long as the MAE's fine-tuning is beaten; scratch trained for the MAE arm's whole
+    budget is not: the claim is judged against the latter, and both gaps are shown."""
+    version = runs.version("images")
+    recs = [record("images", s, 45.0 + 0.3 * s, 40.0 + 0.2 * s, code=version, baseline_matched=[46.0 + 0.25 * s])
+            for s in range(5)]
+    row = summary.claim_rows(recs).set_index(["table", "profile"]).loc[("Table 1", "quick")]
+    assert row["baseline"] == pytest.approx(np.mean([46.0 + 0.25 * s for s in range(5)]))
+    assert row["verdict"] == "does not hold" and "budget-matched scratch arm, the stronger" in row["reason"]
+    assert row["other_gap"]["gap"] > 0  # the MAE arm does beat the shorter scratch arm
+    budget = summary.budget_table(recs)
+    assert list(budget["judged"]) == ["against the budget-matched scratch arm, the stronger of the two"]
+    weaker = [record("images", s, 45.0 + 0.3 * s, 40.0 + 0.2 * s, code=version, baseline_matched=[30.0 + 0.1 * s])
+              for s in range(5)]
+    row = summary.claim_rows(weaker).set_index(["table", "profile"]).loc[("Table 1", "quick")]
+    assert row["verdict"] == "holds" and row["baseline"] == pytest.approx(40.4)
