@@ -333,6 +333,35 @@ def epochs_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+LEARNS = 0.5  # every arm learns: no seed of an arm below this fraction of that arm's median (higher is better)
+
+
+def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
+    """Whether every seed of every arm learned, per claim, profile and arm of the judged group: the arm's
+    median and worst seed, and whether the worst is within :data:`LEARNS` of the median (for an error
+    metric, at most 1 / LEARNS times the median); a forecaster is also compared with the persistence
+    floor, which it should not be worse than."""
+    rows = []
+    for c in CLAIMS:
+        for prof in profiles:
+            g = judged_group(records, c.chapter, prof, c.key)
+            floor = _values(g, "floor")
+            for arm, key in ((c.mae_label, "mae"), (c.base_label, "baseline"), ("budget-matched scratch",
+                                                                                 "baseline_matched")):
+                vals = _values(g, key)
+                if not vals:
+                    continue
+                med = float(np.median(vals))
+                worst = min(vals) if c.higher_is_better else max(vals)
+                ok = worst >= LEARNS * med if c.higher_is_better else worst <= med / LEARNS
+                beats = "–" if floor is None else ("yes" if np.mean(vals) <= np.mean(floor) else "no")
+                rows.append({"table": c.table, "profile": prof, "arm": arm, "seeds": len(vals), "median": med,
+                             "worst seed": worst, "every seed learned": "yes" if ok else "no",
+                             "as good as persistence": beats})
+    return pd.DataFrame(rows, columns=["table", "profile", "arm", "seeds", "median", "worst seed",
+                                       "every seed learned", "as good as persistence"])
+
+
 def verdicts(rows: pd.DataFrame) -> dict[str, str]:
     """Each claim's verdict (:func:`judged` row of :func:`claim_rows`)."""
     out = {}

@@ -113,6 +113,20 @@ if len(budget):
                    "as the MAE arm's fine-tuning, one as long as its pretraining and fine-tuning together. Each "
                    "claim is judged against the stronger (positive gap = MAE better).", "table-claims-budget")
 
+# %% [markdown]
+# A comparison means something only when every arm learned. The criterion, checked on every judged group:
+# no seed of an arm is worse than half that arm's median (for an error, more than twice it), and a
+# forecaster is at least as good as persistence (the next value equals the last); an arm that fails it is
+# marked below, and its claim should be read with that in mind.
+
+# %% tags=["hide-input"]
+learning = summary.learning_table(records)
+if len(learning):
+    viz.show_table(learning.set_index(["table", "profile", "arm"]), "Did every arm learn? Per claim, profile and "
+                   "arm of the judged group: the median and the worst seed, whether the worst is within half of "
+                   "the median, and, for forecasters, whether the arm is as good as persistence on average.",
+                   "table-claims-learning")
+
 # %% tags=["hide-input"]
 evidence = summary.evidence_table(records)
 if len(evidence):

@@ -387,3 +387,28 @@ def test_a_claim_is_judged_against_the_stronger_scratch_arm():
               for s in range(5)]
     row = summary.claim_rows(weaker).set_index(["table", "profile"]).loc[("Table 1", "quick")]
     assert row["verdict"] == "holds" and row["baseline"] == pytest.approx(40.4)
+
+
+def test_an_arm_with_a_seed_that_did_not_learn_is_marked():
+    version = runs.version("volumes")
+    recs = [record("volumes", s, v, 0.3 + 0.01 * s, code=version) for s, v in enumerate([0.6, 0.62, 0.05, 0.61, 0.6])]
+    table = summary.learning_table(recs).set_index("arm")
+    assert table.loc["MAE init", "every seed learned"] == "no" and table.loc["MAE init", "worst seed"] == 0.05
+    assert table.loc["scratch", "every seed learned"] == "yes"
+    series = [record("series", s, 0.002 + 0.0001 * s, 0.0021, code=runs.version("series"), floor=[0.001])
+              for s in range(5)]
+    table = summary.learning_table(series).set_index(["table", "arm"])
+    assert table.loc[("Table 2", "forecaster without masking"), "as good as persistence"] == "no"
+
+
+def test_the_judged_groups_of_this_code_learned_in_every_arm():
+    """On the committed records: every arm of every group made by this book's code learned in every seed
+    (groups of older code are judged by the code they were made with)."""
+    records = summary.load()
+    for c in summary.CLAIMS:
+        for prof in ("quick", "full"):
+            g = summary.judged_group(records, c.chapter, prof, c.key)
+            if g is None or g["code"] != runs.version(c.chapter) or len(g["seeds"]) < summary.MIN_SEEDS:
+                continue
+            table = summary.learning_table([r for r in records if r["chapter"] == c.chapter], (prof,))
+            assert (table[table["table"] == c.table]["every seed learned"] == "yes").all(), (c.table, prof)
