@@ -133,7 +133,9 @@ SPECS["series"] = {
     "heads": Spec(int, 1),
     "hidden": Spec(int, 1),
     "patch_size": Spec(int, 1),
-    "lr": Spec(float, 0, open_low=True),
+    "lr": Spec(float, 0, open_low=True),  # one rate for every next-step model; None: each chosen from lr_grid
+    "lr_grid": Spec(list, 0, open_low=True),
+    "pretrain_lr": Spec(float, 0, open_low=True),
     # the long-horizon comparison (maelib.forecast), under the field's protocol
     "long_lag": Spec(int, 1),
     "long_horizons": Spec(list, 1, item=int),
@@ -234,7 +236,7 @@ _SERIES_LONG = dict(long_lag=336, long_horizons=[96], long_patch=16, long_stride
                     long_lr_grid=[5e-4, 1e-3, 2e-3], long_batch_size=128)
 _SERIES_QUICK = dict(dataset="ETTh1", robustness_dataset="ETTh2", lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
                      epochs=6, pretrain_epochs=6, seeds=1, dim=32, depth=2, heads=2, hidden=32, patch_size=4,
-                     batch_size=128, lr=2e-3, **_SERIES_LONG)
+                     batch_size=128, lr=None, lr_grid=[1e-3, 2e-3, 4e-3], pretrain_lr=2e-3, **_SERIES_LONG)
 
 _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pretrain_epochs=150, finetune_epochs=40,
                     probe_epochs=90, batch_size=256, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4,
@@ -258,7 +260,7 @@ PROFILES: dict[str, dict[str, dict]] = {
 PROFILES["series"] = {
     "quick": _SERIES_QUICK,
     "full": {**_SERIES_QUICK, "epochs": 30, "pretrain_epochs": 60, "seeds": 5, "dim": 64, "depth": 3, "heads": 4,
-             "hidden": 64, "lr": 1e-3, "long_horizons": [96, 192, 336, 720], "long_epochs": 30,
+             "hidden": 64, "lr_grid": [5e-4, 1e-3, 2e-3], "pretrain_lr": 1e-3, "long_horizons": [96, 192, 336, 720], "long_epochs": 30,
              "long_pretrain_epochs": 100, "long_lr_grid": [1e-4, 3e-4, 1e-3]},
     "smoke": {**_SERIES_QUICK, "lag": 16, "patch_size": 4, "epochs": 1, "pretrain_epochs": 1, "dim": 8,
               "depth": 1, "hidden": 8, "batch_size": 512, "long_lag": 96, "long_horizons": [24], "long_dim": 8,

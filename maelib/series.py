@@ -10,6 +10,7 @@ fine-tuned) against the same network trained from scratch.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from .masking import check_split, random_masking, visible_count
 from .metrics import mae as mae_metric
 from .metrics import mse as mse_metric
 from .tokens import Patches1d
-from .train import TrainConfig, fit, param_groups
+from .train import GRID_EXTENSIONS, TrainConfig, fit, grid_search, param_groups
 
 
 def preflight(p, device=None) -> None:
@@ -140,7 +141,7 @@ def pretrain_mae(data: dict, p, device, seed: int):
                             decoder_depth=1)
     x = torch.from_numpy(data["train"][0]).unsqueeze(-1)
     loader = TensorLoader((x,), p.batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
-    cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.lr, weight_decay=0.05, warmup_epochs=1, betas=(0.9, 0.95),
+    cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.pretrain_lr, weight_decay=0.05, warmup_epochs=1, betas=(0.9, 0.95),
                       seed=seed, desc="series MAE pretraining")
     history = fit(mae, lambda m, b: m(b[0], p.mask_ratio)[0], loader, cfg, device,
                   groups=param_groups(mae, 0.05), progress=False)
@@ -161,39 +162,65 @@ def masked_name(ratio: float) -> str:
     return NO_MASKING if ratio == 0 else f"transformer forecaster, input mask {ratio:g}"
 
 
-def _train_scored(model: nn.Module, data: dict, p, device, name: str, seed: int, preds: dict, hists: dict,
-                  val: dict) -> None:
-    """Train ``model`` as ``name``; its test predictions, history and best validation MSE go into the dicts."""
-    hists[name] = train_forecaster(model, data, p, device, name, seed)
-    preds[name] = predict(model, data["test"][0], device)
-    val[name] = float(hists[name]["val_mse"].min())
+@dataclass
+class Trained:
+    """What one seed's models give (each dict by model name): test predictions, histories, the best
+    validation MSE, and each model's learning rate with its grid ({rate: best validation MSE}; empty where
+    the rate was given)."""
+
+    preds: dict = field(default_factory=dict)
+    hists: dict = field(default_factory=dict)
+    val: dict = field(default_factory=dict)
+    lr: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
 
 
-def paper_rows(data: dict, p, device, seed: int, recurrent: bool = True) -> tuple[dict, dict, dict]:
+def _train_scored(build, data: dict, p, device, name: str, seed: int, out: Trained, lrs: dict | None) -> None:
+    """Train ``build()`` as ``name`` at its rate in ``lrs``, else ``p.lr``, else at each rate of
+    ``p.lr_grid`` (grown past an end where the best lay), keeping the one with the lowest best validation
+    MSE: the validation part chooses, never the test part. Its results go into ``out``."""
+    kept = {}
+
+    def score(lr: float) -> float:
+        torch.manual_seed(seed)
+        model = build()
+        kept[lr] = (model, train_forecaster(model, data, p, device, name, seed, lr))
+        return float(kept[lr][1]["val_mse"].min())
+
+    fixed = (lrs or {}).get(name) or p.lr
+    if fixed:
+        score(fixed)
+        out.lr[name], out.grid[name] = fixed, {}
+    else:
+        out.lr[name], out.grid[name] = grid_search(p.lr_grid, score, higher_is_better=False, extend=GRID_EXTENSIONS)
+    model, out.hists[name] = kept[out.lr[name]]
+    out.preds[name] = predict(model, data["test"][0], device)
+    out.val[name] = float(out.hists[name]["val_mse"].min())
+
+
+def paper_rows(data: dict, p, device, seed: int, recurrent: bool = True, lrs: dict | None = None) -> Trained:
     """The paper's Table 2 rows for one seed: the floors, RNN/LSTM/GRU (with ``recurrent``), the
-    transformer forecaster without masking and with each input mask ratio of ``p.mask_ratios``.
-    Returns (test predictions, histories, best validation MSE) by model name."""
+    transformer forecaster without masking and with each input mask ratio of ``p.mask_ratios``, each
+    neural model at its own learning rate (:func:`_train_scored`)."""
     xt = data["test"][0]
-    preds = {"persistence": persistence(xt, p.horizon), "linear AR": LinearAR().fit(*data["train"]).predict(xt)}
-    hists, val = {}, {}
+    out = Trained(preds={"persistence": persistence(xt, p.horizon),
+                         "linear AR": LinearAR().fit(*data["train"]).predict(xt)})
     for kind, name in [("rnn", "RNN"), ("lstm", "LSTM"), ("gru", "GRU")] if recurrent else []:
-        torch.manual_seed(seed)
-        _train_scored(RecurrentForecaster(kind, p.horizon, p.hidden), data, p, device, name, seed, preds, hists, val)
+        _train_scored(lambda k=kind: RecurrentForecaster(k, p.horizon, p.hidden), data, p, device, name, seed, out,
+                      lrs)
     for r in [0.0] + list(p.mask_ratios):
-        torch.manual_seed(seed)
-        model = TransformerForecaster(make_encoder(p, 1), p.horizon, r)
-        _train_scored(model, data, p, device, masked_name(r), seed, preds, hists, val)
-    return preds, hists, val
+        _train_scored(lambda r=r: TransformerForecaster(make_encoder(p, 1), p.horizon, r), data, p, device,
+                      masked_name(r), seed, out, lrs)
+    return out
 
 
-def mae_recipe(data: dict, p, device, seed: int, preds: dict, hists: dict, val: dict) -> None:
+def mae_recipe(data: dict, p, device, seed: int, out: Trained, lrs: dict | None = None) -> None:
     """The MAE recipe for one seed: masked-reconstruction pretraining, then the patch transformer
-    fine-tuned to forecast, against the same network from scratch (added to the three dicts)."""
-    mae, hists["MAE pretraining"] = pretrain_mae(data, p, device, seed)
+    fine-tuned to forecast, against the same network from scratch (added to ``out``)."""
+    mae, out.hists["MAE pretraining"] = pretrain_mae(data, p, device, seed)
     for name, pretrained in [("patch transformer, MAE-pretrained", True), ("patch transformer, scratch", False)]:
-        torch.manual_seed(seed)
-        model = TransformerForecaster(encoder_like(mae, pretrained=pretrained), p.horizon)
-        _train_scored(model, data, p, device, name, seed, preds, hists, val)
+        _train_scored(lambda pre=pretrained: TransformerForecaster(encoder_like(mae, pretrained=pre), p.horizon),
+                      data, p, device, name, seed, out, lrs)
 
 
 def best_masked(val: dict, ratios) -> str:
@@ -201,11 +228,9 @@ def best_masked(val: dict, ratios) -> str:
     return min((masked_name(r) for r in ratios), key=lambda m: val[m])
 
 
-def run_all(data: dict, p, device, seed: int) -> tuple[dict, dict, dict, dict]:
-    """Every model of the chapter for one seed.
-
-    Returns (test predictions, histories, test scores, best validation MSE), each by model name.
-    """
-    preds, hists, val = paper_rows(data, p, device, seed)
-    mae_recipe(data, p, device, seed, preds, hists, val)
-    return preds, hists, {k: scores(v, data["test"][1], data["scaler"]) for k, v in preds.items()}, val
+def run_all(data: dict, p, device, seed: int, lrs: dict | None = None) -> tuple[Trained, dict]:
+    """Every model of the chapter for one seed, each neural one at its rate in ``lrs`` or chosen on the
+    validation part. Returns (what they gave, test scores by model name)."""
+    out = paper_rows(data, p, device, seed, lrs=lrs)
+    mae_recipe(data, p, device, seed, out, lrs)
+    return out, {k: scores(v, data["test"][1], data["scaler"]) for k, v in out.preds.items()}

@@ -43,7 +43,9 @@ mask_ratio = None  # mask ratio of the MAE-recipe pretraining
 epochs = None
 pretrain_epochs = None
 batch_size = None
-lr = None
+lr = None  # one learning rate for every next-step model; None: each model's chosen from lr_grid on validation
+lr_grid = None
+pretrain_lr = None  # the MAE recipe's pretraining rate
 dim = None  # the transformers: width, blocks, heads, patch length of the MAE recipe
 depth = None
 heads = None
@@ -107,13 +109,23 @@ if viz.provenance_note(data["source"]):
 # boundary. Values are min-max scaled with the training part's minimum and maximum
 # ({glue:text}`ot_low:.2f` and {glue:text}`ot_high:.2f` degrees), as the paper's numbers suggest; errors
 # are reported on that scale and in degrees. Neural models keep the weights of their best validation
-# epoch and are scored once on the test part; each runs with {glue:text}`n_seeds` seed(s).
+# epoch and are scored once on the test part; each runs with {glue:text}`n_seeds` seed(s). Each neural
+# model has its own learning rate, chosen from the grid {glue:text}`next_lr_grid` by its best validation
+# MSE (the grid grows past an end where the best lay), by {glue:text}`next_lr_source` (the table below).
 
 # %% tags=["hide-input", "nbval-check-output"]
 rows, preds_by_seed, hists_by_seed, val_by_seed, claim = [], [], [], [], {"seeds": [], "mae": [], "baseline": [],
                                                                               "floor": [], "chosen": []}
-for s in range(p.seed, p.seed + p.seeds):
-    preds, hists, sc_by_model, val = series.run_all(data, p, dev, s)
+from maelib import tuning
+
+tuned_next = tuning.recorded("series", vars(p), data["source"])  # the seed-0 run's choice for this setting and code
+next_lrs = {k: v for k, v in (tuned_next or {}).get("lr", {}).items() if not k.startswith("H")} or None
+next_grids = {k: {float(lr): v for lr, v in g.items()} for k, g in (tuned_next or {}).get("lr_grid", {}).items()
+              if next_lrs and k in next_lrs}
+for s in range(p.seed, p.seed + p.seeds):  # the first seed chooses each model's rate, the later ones reuse it
+    out, sc_by_model = series.run_all(data, p, dev, s, next_lrs)
+    next_lrs, next_grids = next_lrs or out.lr, next_grids or out.grid
+    preds, hists, val = out.preds, out.hists, out.val
     preds_by_seed.append(preds)
     hists_by_seed.append(hists)
     val_by_seed.append(val)
@@ -124,6 +136,13 @@ for s in range(p.seed, p.seed + p.seeds):
     claim["baseline"].append(sc_by_model[series.NO_MASKING]["mse"])
     claim["floor"].append(sc_by_model["persistence"]["mse"])
     claim["chosen"].append(masked)
+glue("next_lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
+glue("next_lr_source", "the lr parameter" if p.lr else tuning.source(tuned_next) if tuned_next else
+     f"this run's first seed ({p.seed}), whose choice its other seeds reuse", display=False)
+next_lr_frame = pd.DataFrame([{"model": m, "learning rate": f"{lr:g}", "best validation MSE": score,
+                               "chosen": "yes" if lr == next_lrs[m] else ""}
+                              for m, g in ((m, next_grids.get(m) or {next_lrs[m]: float("nan")}) for m in next_lrs)
+                              for lr, score in sorted(g.items())])
 scores = pd.DataFrame(rows)
 summary = scores.groupby("model", sort=False)[["mse", "mae", "mse_deg", "mae_deg"]].agg(["mean", "std"])
 mean_mse = summary[("mse", "mean")]
@@ -177,6 +196,10 @@ glue("paper_ratios", ", ".join(f"{round(100 * r)}" for r in ratios[:-1]) + f" or
 glue("paper_nomask", float(PAPER.loc["no MAE", "Mean Sqr. Err."]), display=False)
 glue("paper_masked_low", float(PAPER.loc[[k for k in PAPER.index if k.startswith("MAE")], "Mean Sqr. Err."].min()), display=False)
 
+# %% tags=["remove-input"]
+viz.show_table(next_lr_frame.set_index("model"), "Each next-step model's learning rate, chosen by its best "
+               "validation MSE.", "table-series-lr")
+
 # %% [markdown]
 # ## Table 2, the paper's and ours
 #
@@ -191,7 +214,8 @@ glue("paper_masked_low", float(PAPER.loc[[k for k in PAPER.index if k.startswith
 robust = ett.load(p.lag, p.horizon, p.data_dir, fractions=tuple(p.split), dataset=p.robustness_dataset)
 robust_rows = []
 for s in range(p.seed, p.seed + p.seeds):
-    r_preds, _, r_val = series.paper_rows(robust, p, dev, s, recurrent=False)
+    r_out = series.paper_rows(robust, p, dev, s, recurrent=False, lrs=next_lrs)  # the rates chosen on ETTh1
+    r_preds, r_val = r_out.preds, r_out.val
     r_scores = {m: series.scores(v, robust["test"][1], robust["scaler"])["mse"] for m, v in r_preds.items()}
     masked = series.best_masked(r_val, p.mask_ratios)
     robust_rows.append({"seed": s, "persistence": r_scores["persistence"], "no masking": r_scores[series.NO_MASKING],
@@ -512,8 +536,8 @@ glue("results", {"dataset": p.dataset, "mse": {m: float(v) for m, v in mean_mse.
                  "mask_ratio_metric": {"label": "test MSE, MAE-pretrained patch transformer",
                                        "values": [r["mse"]["patch transformer, MAE-pretrained"] for r in per_seed]},
                  "long": {"rows": long_rows, "lag": p.long_lag, "horizons": p.long_horizons},
-                 "claim_long": SeedValues(**long_claim).to_dict(), "lr": long_lr,
-                 "lr_grid": {k: {str(lr): v for lr, v in g.items()} for k, g in long_grid.items()},
+                 "claim_long": SeedValues(**long_claim).to_dict(), "lr": {**next_lrs, **long_lr},
+                 "lr_grid": {k: {str(lr): v for lr, v in g.items()} for k, g in {**next_grids, **long_grid}.items()},
                  "wall_s": wall}, display=False)
 
 

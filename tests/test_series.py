@@ -100,3 +100,29 @@ def test_bad_series_parameters(kw, msg):
 def test_too_short_part_is_a_clear_error():
     with pytest.raises(ValueError, match="too short for lag=30 and horizon=1"):
         ett.windows(np.arange(20.0), 30, 1)
+
+
+def test_each_next_step_model_chooses_its_learning_rate_on_validation(monkeypatch):
+    """Every rate of the grid trains; the lowest best validation MSE wins and that model is the one
+    scored on the test part; a rate in lrs (the seed-0 run's) skips the grid."""
+    import pandas as pd
+    from types import SimpleNamespace
+
+    trained = []
+
+    def fake_train(model, data, p, device, desc, seed, lr=None):
+        trained.append(lr)
+        model.lr = lr
+        return pd.DataFrame({"val_mse": [{1e-3: 0.5, 2e-3: 0.2, 4e-3: 0.3}[lr]]})
+
+    monkeypatch.setattr(series, "train_forecaster", fake_train)
+    monkeypatch.setattr(series, "predict", lambda model, x, device: np.full(len(x), model.lr))
+    p = SimpleNamespace(lr=None, lr_grid=[1e-3, 2e-3, 4e-3])
+    data = {"test": (np.zeros((4, 2)), np.zeros((4, 1)))}
+    out = series.Trained()
+    series._train_scored(lambda: torch.nn.Linear(1, 1), data, p, "cpu", "RNN", 0, out, None)
+    assert sorted(trained) == [1e-3, 2e-3, 4e-3] and out.lr["RNN"] == 2e-3 and out.val["RNN"] == 0.2
+    assert (out.preds["RNN"] == 2e-3).all() and out.grid["RNN"] == {1e-3: 0.5, 2e-3: 0.2, 4e-3: 0.3}
+    trained.clear()
+    series._train_scored(lambda: torch.nn.Linear(1, 1), data, p, "cpu", "RNN", 0, out, {"RNN": 4e-3})
+    assert trained == [4e-3] and out.grid["RNN"] == {}
