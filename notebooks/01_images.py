@@ -297,6 +297,6 @@ glue("results", {"acc_scratch": acc["scratch"] / 100, "acc_finetune": acc["MAE +
 # ## Recorded full-scale runs
 
 # %% tags=["remove-input"]
-from maelib import summary as _summary
+from maelib import claim_tables as _tables
 
-_summary.show_recorded("images", "full")
+_tables.show_recorded("images", "full")

@@ -545,6 +545,6 @@ glue("results", {"dataset": p.dataset, "mse": {m: float(v) for m, v in mean_mse.
 # ## Recorded full-scale runs
 
 # %% tags=["remove-input"]
-from maelib import summary as _summary
+from maelib import claim_tables as _tables
 
-_summary.show_recorded("series", "full")
+_tables.show_recorded("series", "full")

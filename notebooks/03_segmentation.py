@@ -267,6 +267,6 @@ glue("results", {"dataset": name, "pixel_acc": {r: float(final[r]["pixel_acc"]) 
 # ## Recorded full-scale runs
 
 # %% tags=["remove-input"]
-from maelib import summary as _summary
+from maelib import claim_tables as _tables
 
-_summary.show_recorded("segmentation", "full")
+_tables.show_recorded("segmentation", "full")

@@ -257,6 +257,6 @@ glue("results", {"dataset": name, "dice": {r: float(final[r]["dice"]) for r in f
 # ## Recorded full-scale runs
 
 # %% tags=["remove-input"]
-from maelib import summary as _summary
+from maelib import claim_tables as _tables
 
-_summary.show_recorded("volumes", "full")
+_tables.show_recorded("volumes", "full")

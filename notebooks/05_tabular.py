@@ -252,6 +252,6 @@ glue("results", {"mse_numeric": {k: float(v) for k, v in m.items()}, "wasserstei
 # ## Recorded full-scale runs
 
 # %% tags=["remove-input"]
-from maelib import summary as _summary
+from maelib import claim_tables as _tables
 
-_summary.show_recorded("tabular", "full")
+_tables.show_recorded("tabular", "full")

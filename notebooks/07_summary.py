@@ -52,14 +52,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import profiles, runs, stats, summary, viz
+from maelib import claim_tables, profiles, runs, stats, summary, viz
 
 p = profiles.resolve_namespace("summary", globals())
 glue("params", vars(p), display=False)
 root = Path(p.records_dir) if p.records_dir else runs.RECORDS
 records = summary.load(root)
 rows = summary.claim_rows(records)
-table = summary.claims_table(records)
+table = claim_tables.claims_table(records)
 counts = pd.Series([r["profile"] for r in records]).value_counts() if records else pd.Series(dtype=int)
 glue("n_records", len(records), display=False)
 glue("n_quick", int(counts.get("quick", 0)), display=False)
@@ -103,11 +103,11 @@ viz.show_table(table, "Each claim of the paper: the paper's numbers (MAE / basel
 # code: such a verdict awaits a rerun).
 
 # %% tags=["hide-input"]
-viz.show_table(summary.scale_table(records), "The scale of each verdict: profile, data, model width and depth, "
+viz.show_table(claim_tables.scale_table(records), "The scale of each verdict: profile, data, model width and depth, "
                "and the code version that made its seeds.", "table-claims-scale")
 
 # %% tags=["hide-input"]
-budget = summary.budget_table(records)
+budget = claim_tables.budget_table(records)
 if len(budget):
     viz.show_table(budget.set_index(["table", "profile"]), "The claims with two scratch arms: one trained as long "
                    "as the MAE arm's fine-tuning, one as long as its pretraining and fine-tuning together. Each "
@@ -120,7 +120,7 @@ if len(budget):
 # marked below, and its claim should be read with that in mind.
 
 # %% tags=["hide-input"]
-learning = summary.learning_table(records)
+learning = claim_tables.learning_table(records)
 if len(learning):
     viz.show_table(learning.set_index(["table", "profile", "arm"]), "Did every arm learn? Per claim, profile and "
                    "arm of the judged group: the median and the worst seed, whether the worst is within half of "
@@ -128,7 +128,7 @@ if len(learning):
                    "table-claims-learning")
 
 # %% tags=["hide-input"]
-evidence = summary.evidence_table(records)
+evidence = claim_tables.evidence_table(records)
 if len(evidence):
     viz.show_table(evidence, "The evidence per claim and profile: the paired gap, the spread of the gaps over "
                    "seeds, the three p values, the power at the paper's gap, the seeds that 80% power would "
@@ -175,19 +175,19 @@ if not any(kinds.get(k) for k in ("holds", "does not hold", "the paper's effect 
 panels, ylabels = {}, {}
 for c in summary.CLAIMS:
     row = summary.judged(rows[rows["table"] == c.table])
-    got = summary.curves(records, c, row["profile"]) if row is not None else {}
+    got = claim_tables.curves(records, c, row["profile"]) if row is not None else {}
     if got:
         panels[f"{c.table} ({row['profile']})"] = got
         ylabels[f"{c.table} ({row['profile']})"] = f"validation {c.metric}"
-glue("reach_pct", round(100 * summary.REACH), display=False)
+glue("reach_pct", round(100 * claim_tables.REACH), display=False)
 if panels:
     viz.show_figure(viz.curve_bands(panels, ylabels), "Validation score after every fine-tuning epoch, per arm: "
                     "the mean over the judged group's seeds, with a band of one standard deviation.")
 else:
     display(Markdown("*No run of these claims has recorded its per-epoch curves yet.*"))
-epochs = summary.epochs_table(records)
+epochs = claim_tables.epochs_table(records)
 if len(epochs):
-    viz.show_table(epochs.set_index(["table", "profile"]), f"Epochs to reach {summary.REACH:.0%} of the scratch "
+    viz.show_table(epochs.set_index(["table", "profile"]), f"Epochs to reach {claim_tables.REACH:.0%} of the scratch "
                    "arm's final score, per arm (mean over seeds), and the paired gap in epochs (positive = the "
                    "MAE arm got there sooner).", "table-claims-epochs")
 
@@ -246,7 +246,7 @@ viz.glue_figure("fig_sweep", fig)
 # judged (the newest with at least five seeds); the others stay visible here.
 
 # %% tags=["hide-input"]
-hist = summary.history(records)
+hist = claim_tables.history(records)
 if len(hist):
     viz.show_table(hist.set_index(["table", "profile"]), "Each claim's groups of seeds by code version (newest "
                    "first): when its last seed finished, the paired gap with its 95% interval and seeds, whether it "

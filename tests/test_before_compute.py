@@ -221,7 +221,7 @@ def test_one_column_is_a_list_of_one():
 def test_a_record_with_wrong_types_is_set_aside_with_its_name(tmp_path):
     from test_summary import record
 
-    from maelib import summary
+    from maelib import claim_tables
 
     good = record("images", 0, 40.0, 30.0)
     (tmp_path / "good.json").write_text(json.dumps(good))
@@ -233,7 +233,7 @@ def test_a_record_with_wrong_types_is_set_aside_with_its_name(tmp_path):
     said = " ".join(str(w.message) for w in caught)
     assert "nulls.json does not follow the schema (its chapter is None, not str)" in said
     assert "list.json does not follow the schema (it holds a list, not an object)" in said
-    assert summary.claims_table(loaded).loc["Table 1", "verdict"].startswith("inconclusive")
+    assert claim_tables.claims_table(loaded).loc["Table 1", "verdict"].startswith("inconclusive")
 
 
 # ---- 13. an imputer that fails numerically is named, not printed as a result

@@ -8,7 +8,7 @@ import re
 import nbformat
 import pytest
 
-from maelib import book, profiles, runs, summary, tuning, viz
+from maelib import book, claim_tables, profiles, runs, summary, tuning, viz
 from test_summary import record
 
 
@@ -59,7 +59,7 @@ def test_an_empty_recorded_runs_section_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(runs, "RECORDS", tmp_path)
     monkeypatch.setattr(summary, "load", lambda root=None: [])
     shown = _displayed_markdown(monkeypatch)
-    summary.show_recorded("images", "full")
+    claim_tables.show_recorded("images", "full")
     assert len(shown) == 1 and "\n" not in shown[0].strip() and shown[0].startswith("*None yet")
     for chapter, path in runs.chapters().items():  # and the chapter adds no paragraph of its own above it
         text = path.read_text()

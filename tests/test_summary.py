@@ -4,7 +4,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from maelib import runs, stats, summary, tuning
+from maelib import claim_tables, runs, stats, summary, tuning
 
 CLAIM = {c.chapter: c for c in summary.CLAIMS if c.key == "claim"}  # each chapter's seed-paper claim
 
@@ -119,13 +119,13 @@ def test_seeds_of_an_older_version_are_marked():
     old = [record("images", s, 45 + s, 40.0, code="an older version") for s in range(5)]
     row = summary.claim_rows(old).set_index(["table", "profile"]).loc[("Table 1", "quick")]
     assert not row["current"] and "older version of the code" in row["reason"]
-    assert "(older)" in summary.evidence_table(old).loc[("Table 1", "quick"), "version"]
+    assert "(older)" in claim_tables.evidence_table(old).loc[("Table 1", "quick"), "version"]
 
 
 def test_the_history_shows_every_version_and_which_one_is_judged():
     old = [record("images", s, 45 + s, 40.0, code="v-old", finished="2026-11-20T10:00:00") for s in range(5)]
     new = [record("images", s, 40.0, 41 + s, code=runs.version("images")) for s in range(2)]
-    hist = summary.history(old + new)
+    hist = claim_tables.history(old + new)
     part = hist[(hist["table"] == "Table 1") & (hist["profile"] == "quick")]
     assert list(part["version"]) == [runs.version("images")[:8], "v-old"]  # newest first
     assert list(part["judged"]) == ["", "yes"] and list(part["this book's code"]) == ["yes", "no"]
@@ -175,7 +175,7 @@ def test_a_record_holding_several_seeds_counts_as_that_many():
 def test_claims_table_ignores_changed_parameters():
     recs = [record("images", s, 41.0 + s, 30.0) for s in range(5)]
     recs.append(record("images", 0, 10.0, 90.0, parameters={"mask_ratio": 0.5}))  # a sweep run
-    table = summary.claims_table(recs)
+    table = claim_tables.claims_table(recs)
     row = table.loc["Table 1"]
     assert row["verdict"].startswith("holds: MAE better") and "(n = 5), quick" in row["gap [95% CI] (n)"]
     assert row["p: t / Holm / sign-flip"].count(" / ") == 2
@@ -312,7 +312,7 @@ def test_table_2_is_judged_against_the_papers_row_for_the_ratio_validation_chose
     assert row["paper_note"] == "the paper's row at mask 0.25, which validation chose for 4 of 5 seeds"
     assert row["paper_gap"] == pytest.approx(-(0.07778 - 0.01538))
     recs = [record("series", s, m, b, chosen=[c]) for s, (m, b, c) in enumerate(zip(mae, base, chosen))]
-    assert summary.claims_table(recs).loc["Table 2", "paper: MAE / baseline"].startswith("0.07778 / 0.01538 (the")
+    assert claim_tables.claims_table(recs).loc["Table 2", "paper: MAE / baseline"].startswith("0.07778 / 0.01538 (the")
     assert row_of("series", mae, base)["paper_mae"] == 0.07546  # nothing recorded: the claim's own row (0.50)
 
 
@@ -362,13 +362,13 @@ def test_in_fewer_epochs_is_judged_on_the_recorded_curves():
         mae_curve, base_curve = [0.5, 0.9, 0.95, 0.96], [0.2, 0.5, 0.8, 0.95 + 0.001 * s]
         recs.append(record("volumes", s, mae_curve[-1], base_curve[-1], code=version, mae_curve=[mae_curve],
                            baseline_curve=[base_curve]))
-    got = summary.curves(recs, CLAIM["volumes"], "quick")
+    got = claim_tables.curves(recs, CLAIM["volumes"], "quick")
     assert [v.shape for v in got.values()] == [(5, 4), (5, 4)]
-    row = summary.epochs_table(recs).iloc[0]
+    row = claim_tables.epochs_table(recs).iloc[0]
     assert row["table"] == "Table 4" and row["MAE init: epochs"] == 2 and row["scratch: epochs"] == 4
     assert row["epochs saved [95% CI] (n)"].startswith("2.00") and "(n = 5)" in row["epochs saved [95% CI] (n)"]
     assert stats.epochs_to_reach([0.1, 0.2], 0.5) == 3.0  # never reached: one epoch past the run
-    assert summary.epochs_table([record("volumes", 0, 0.3, 0.2, code=version)]).empty  # no curves recorded
+    assert claim_tables.epochs_table([record("volumes", 0, 0.3, 0.2, code=version)]).empty  # no curves recorded
 
 
 def test_a_claim_is_judged_against_the_stronger_scratch_arm():
@@ -381,7 +381,7 @@ def test_a_claim_is_judged_against_the_stronger_scratch_arm():
     assert row["baseline"] == pytest.approx(np.mean([46.0 + 0.25 * s for s in range(5)]))
     assert row["verdict"] == "does not hold" and "budget-matched scratch arm, the stronger" in row["reason"]
     assert row["other_gap"]["gap"] > 0  # the MAE arm does beat the shorter scratch arm
-    budget = summary.budget_table(recs)
+    budget = claim_tables.budget_table(recs)
     assert list(budget["judged"]) == ["against the budget-matched scratch arm, the stronger of the two"]
     weaker = [record("images", s, 45.0 + 0.3 * s, 40.0 + 0.2 * s, code=version, baseline_matched=[30.0 + 0.1 * s])
               for s in range(5)]
@@ -392,12 +392,12 @@ def test_a_claim_is_judged_against_the_stronger_scratch_arm():
 def test_an_arm_with_a_seed_that_did_not_learn_is_marked():
     version = runs.version("volumes")
     recs = [record("volumes", s, v, 0.3 + 0.01 * s, code=version) for s, v in enumerate([0.6, 0.62, 0.05, 0.61, 0.6])]
-    table = summary.learning_table(recs).set_index("arm")
+    table = claim_tables.learning_table(recs).set_index("arm")
     assert table.loc["MAE init", "every seed learned"] == "no" and table.loc["MAE init", "worst seed"] == 0.05
     assert table.loc["scratch", "every seed learned"] == "yes"
     series = [record("series", s, 0.002 + 0.0001 * s, 0.0021, code=runs.version("series"), floor=[0.001])
               for s in range(5)]
-    table = summary.learning_table(series).set_index(["table", "arm"])
+    table = claim_tables.learning_table(series).set_index(["table", "arm"])
     assert table.loc[("Table 2", "forecaster without masking"), "as good as persistence"] == "no"
 
 
@@ -410,5 +410,5 @@ def test_the_judged_groups_of_this_code_learned_in_every_arm():
             g = summary.judged_group(records, c.chapter, prof, c.key)
             if g is None or g["code"] != runs.version(c.chapter) or len(g["seeds"]) < summary.MIN_SEEDS:
                 continue
-            table = summary.learning_table([r for r in records if r["chapter"] == c.chapter], (prof,))
+            table = claim_tables.learning_table([r for r in records if r["chapter"] == c.chapter], (prof,))
             assert (table[table["table"] == c.table]["every seed learned"] == "yes").all(), (c.table, prof)

@@ -1,0 +1,236 @@
+"""The tables and figures of the summary chapter: each claim's verdict, its evidence, its scale, its
+history, its two scratch arms, whether every arm learned, and its curves over the fine-tuning run.
+
+Each is laid out from :func:`maelib.summary.claim_rows` (the registry's groups and their statistics,
+:mod:`maelib.stats`); nothing here computes a verdict of its own.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from . import runs, stats, summary
+from .summary import (CLAIMS, Claim, _is_default, _values, claim_rows, groups, judged, judged_group,
+                      reference_text, seed_values)
+
+COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
+
+
+REACH = 0.9  # "in fewer epochs": the epochs each arm needs to reach this fraction of scratch's final score
+
+
+def curves(records: list[dict], c: Claim, profile: str) -> dict[str, np.ndarray]:
+    """The judged group's per-epoch validation curves of a claim's two arms: label -> (seeds, epochs);
+    {} where the runs recorded none (seeds whose curves differ in length from the first are left out)."""
+    g = judged_group(records, c.chapter, profile, c.key)
+    vals = [v for v in (g["seeds"].values() if g else []) if "mae_curve" in v]
+    vals = [v for v in vals if len(v["mae_curve"]) == len(vals[0]["mae_curve"])]
+    if not vals:
+        return {}
+    return {c.mae_label: np.array([v["mae_curve"] for v in vals]),
+            c.base_label: np.array([v["baseline_curve"] for v in vals])}
+
+
+def epochs_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
+    """For each claim about the whole fine-tuning run and each profile with curves: per seed, the epochs
+    each arm needed to reach :data:`REACH` of the scratch arm's final score (a run that never does counts
+    one epoch past its end), and the paired gap in epochs (positive = the MAE arm got there sooner)."""
+    rows = []
+    for c in CLAIMS:
+        for prof in profiles:
+            got = curves(records, c, prof)
+            if not got:
+                continue
+            mae, base = got.values()
+            targets = REACH * base[:, -1]
+            e_mae = [stats.epochs_to_reach(m, t) for m, t in zip(mae, targets)]
+            e_base = [stats.epochs_to_reach(b, t) for b, t in zip(base, targets)]
+            st = stats.paired(e_mae, e_base, higher_is_better=False)
+            rows.append({"table": c.table, "profile": prof, "epochs": mae.shape[1],
+                         f"{c.mae_label}: epochs": np.mean(e_mae), f"{c.base_label}: epochs": np.mean(e_base),
+                         "epochs saved [95% CI] (n)": _gap_text(st), "p (t)": _p_text(st["p"]),
+                         "p (sign-flip)": _p_text(st["p_flip"])})
+    return pd.DataFrame(rows)
+
+
+LEARNS = 0.5  # every arm learns: no seed of an arm below this fraction of that arm's median (higher is better)
+
+
+def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
+    """Whether every seed of every arm learned, per claim, profile and arm of the judged group: the arm's
+    median and worst seed, and whether the worst is within :data:`LEARNS` of the median (for an error
+    metric, at most 1 / LEARNS times the median); a forecaster is also compared with the persistence
+    floor, which it should not be worse than."""
+    rows = []
+    for c in CLAIMS:
+        for prof in profiles:
+            g = judged_group(records, c.chapter, prof, c.key)
+            floor = _values(g, "floor")
+            for arm, key in ((c.mae_label, "mae"), (c.base_label, "baseline"), ("budget-matched scratch",
+                                                                                 "baseline_matched")):
+                vals = _values(g, key)
+                if not vals:
+                    continue
+                med = float(np.median(vals))
+                worst = min(vals) if c.higher_is_better else max(vals)
+                ok = worst >= LEARNS * med if c.higher_is_better else worst <= med / LEARNS
+                beats = "–" if floor is None else ("yes" if np.mean(vals) <= np.mean(floor) else "no")
+                rows.append({"table": c.table, "profile": prof, "arm": arm, "seeds": len(vals), "median": med,
+                             "worst seed": worst, "every seed learned": "yes" if ok else "no",
+                             "as good as persistence": beats})
+    return pd.DataFrame(rows, columns=["table", "profile", "arm", "seeds", "median", "worst seed",
+                                       "every seed learned", "as good as persistence"])
+
+
+def _gap_text(r) -> str:
+    """``gap [lo, hi] (n = k)`` of a :func:`claim_rows` row."""
+    from .viz import sig
+
+    ci = "" if np.isnan(r["lo"]) else f" [{sig(r['lo'])}, {sig(r['hi'])}]"
+    return f"{sig(r['gap'])}{ci} (n = {r['n']})"
+
+
+def _p_text(value) -> str:
+    from .viz import sig
+
+    return "–" if value is None or np.isnan(value) else sig(value, 2)
+
+
+def claims_table(records: list[dict]) -> pd.DataFrame:
+    """The verdict table the book shows, one row per claim, from its judged profile (:func:`judged`):
+    the paper's numbers, our paired gap with its 95% interval and seeds, the t-test's, Holm-adjusted and
+    sign-flip p, the power at the paper's gap, and the verdict with its reason."""
+    rows = claim_rows(records)
+    out = []
+    for c in CLAIMS:
+        chosen = judged(rows[rows["table"] == c.table])
+        cell = chosen["paper_cell"] if chosen is not None else c.paper_mae_cell
+        note = f" ({chosen['paper_note']})" if chosen is not None and chosen["paper_note"] else ""
+        row = {"table": c.table, "claim (metric)": f"{c.claim} ({c.metric})",
+               "paper: MAE / baseline": " / ".join(reference_text(x) for x in (cell, c.paper_base_cell)) + note}
+        if chosen is None:
+            out.append({**row, "gap [95% CI] (n)": "not run", "p: t / Holm / sign-flip": "–",
+                        "power at the paper's gap": "–", "verdict": "not run"})
+            continue
+        power = "–" if np.isnan(chosen["power"]) else f"{chosen['power']:.0%}"
+        out.append({**row, "gap [95% CI] (n)": f"{_gap_text(chosen)}, {chosen['profile']}",
+                    "p: t / Holm / sign-flip": " / ".join(_p_text(chosen[k]) for k in ("p", "p_holm", "p_flip")),
+                    "power at the paper's gap": power, "verdict": f"{chosen['verdict']}: {chosen['reason']}"})
+    return pd.DataFrame(out).set_index("table")
+
+
+def evidence_table(records: list[dict]) -> pd.DataFrame:
+    """Every claim at every profile that has runs: seeds, the gap with its interval, the gaps' standard
+    deviation, the three p values, the power at the paper's gap, the seeds that would give 80% power, the
+    version that made the seeds (marked where it is older than this book's code) and the verdict."""
+    from .viz import sig
+
+    rows = claim_rows(records)
+    rows = rows[rows["n"] > 0]
+    return pd.DataFrame({
+        "table": rows["table"], "profile": rows["profile"], "gap [95% CI] (n)": rows.apply(_gap_text, axis=1),
+        "sd of the gaps": rows["sd"].map(lambda v: "–" if np.isnan(v) else sig(v)),
+        "p (t)": rows["p"].map(_p_text), "p (Holm)": rows["p_holm"].map(_p_text),
+        "p (sign-flip)": rows["p_flip"].map(_p_text),
+        "power at the paper's gap": rows["power"].map(lambda v: "–" if np.isnan(v) else f"{v:.0%}"),
+        f"seeds for {stats.TARGET_POWER:.0%} power": rows["seeds_for_power"].map(
+            lambda v: f"> {stats.MAX_SEEDS}" if v is None or pd.isna(v) else str(int(v))),
+        "version": [f"{c} (older)" if not cur else c for c, cur in zip(rows["code"], rows["current"])],
+        "verdict": rows["verdict"]}).set_index(["table", "profile"])
+
+
+def _same_group(a: dict, b: dict | None) -> bool:
+    return b is not None and (a["code"], a["setting"]) == (b["code"], b["setting"])
+
+
+def budget_table(records: list[dict]) -> pd.DataFrame:
+    """Both scratch arms of the claims that have a budget-matched one: per claim and profile, which arm
+    the claim is judged against (the stronger), and the paired gap to each."""
+    rows = claim_rows(records)
+    rows = rows[rows["other_gap"].notna() & (rows["n"] > 0)]
+    return pd.DataFrame({"table": rows["table"], "profile": rows["profile"], "judged": rows["against"],
+                         "gap to the stronger scratch arm [95% CI] (n)": rows.apply(_gap_text, axis=1),
+                         "gap to the other [95% CI] (n)": rows["other_gap"].map(_gap_text)},
+                        columns=["table", "profile", "judged", "gap to the stronger scratch arm [95% CI] (n)",
+                                 "gap to the other [95% CI] (n)"])
+
+
+def history(records: list[dict]) -> pd.DataFrame:
+    """Every protocol iteration a claim went through: per claim, profile and version (newest first), the
+    date of its last seed, n, the paired gap with its interval, whether it is this book's version, and
+    whether it is the group judged."""
+    out = []
+    for c in CLAIMS:
+        for prof in ("quick", "full"):
+            found = groups(records, c.chapter, prof, c.key)
+            judged_one = judged_group(records, c.chapter, prof, c.key)
+            for g in found:
+                vals = list(g["seeds"].values())
+                st = stats.paired([v["mae"] for v in vals], [v["baseline"] for v in vals], c.higher_is_better)
+                out.append({"table": c.table, "profile": prof, "version": (g["code"] or "")[:8],
+                            "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st),
+                            "this book's code": "yes" if g["code"] == runs.version(c.chapter) else "no",
+                            "judged": "yes" if _same_group(g, judged_one) else ""})
+    columns = ["table", "profile", "version", "last seed", "gap [95% CI] (n)", "this book's code", "judged"]
+    return pd.DataFrame(out, columns=columns)
+
+
+PAPER_CLASSES = 200  # TinyImageNet's classes, all of which the paper's Table 1 uses
+
+
+def scale_table(records: list[dict]) -> pd.DataFrame:
+    """The scale of every verdict: per claim, the profile judged, the data (and whether they stand in for
+    the paper's), the model's width and depth, and the version, from the group judged."""
+    rows = claim_rows(records)
+    out = []
+    for c in CLAIMS:
+        chosen = judged(rows[rows["table"] == c.table])
+        g = judged_group(records, c.chapter, chosen["profile"], c.key) if chosen is not None else None
+        if g is None:
+            out.append({"table": c.table, "profile": "not run", "data": "", "model": "", "version": ""})
+            continue
+        resolved = json.loads(g["setting"])
+        data = g["dataset"]
+        if data != c.paper_dataset:
+            data += f" (a stand-in for the paper's {c.paper_dataset})"
+        if c.chapter == "images" and resolved.get("n_classes", PAPER_CLASSES) < PAPER_CLASSES:
+            data += f", {resolved['n_classes']} of its {PAPER_CLASSES} classes (the paper: all {PAPER_CLASSES})"
+        width, depth = (resolved.get(k) if k else None for k in c.model)
+        model = f"width {width}" + (f", depth {depth}" if depth else "") if width else "as the chapter states"
+        out.append({"table": c.table, "profile": chosen["profile"], "data": data, "model": model,
+                    "version": chosen["code"] + ("" if chosen["current"] else " (older)")})
+    return pd.DataFrame(out).set_index("table")
+
+
+def recorded_runs(chapter: str, profile: str = "full", root=runs.RECORDS) -> pd.DataFrame:
+    """The registry's default-parameter runs of ``chapter`` at ``profile`` that hold claim values, one
+    row per seed: date, code, device, seed, wall time and the two arms' values."""
+    claim = next(c for c in CLAIMS if c.chapter == chapter)
+    rows = []
+    for r in summary.load(root):
+        if r["chapter"] != chapter or r["profile"] != profile or not _is_default(r):
+            continue
+        for v in seed_values(r):
+            rows.append({"finished": r["finished"][:16].replace("T", " "), "code": (r.get("code") or "")[:8],
+                         "device": r["device"], "seed": v["seed"], "run's wall time (min)": round(r["wall_s"] / 60, 1),
+                         f"{claim.mae_label} ({claim.metric})": v["mae"],
+                         f"{claim.base_label} ({claim.metric})": v["baseline"]})
+    return pd.DataFrame(rows)
+
+
+def show_recorded(chapter: str, profile: str = "full") -> None:
+    """Display the recorded runs of a chapter at ``profile``, or say that none is recorded."""
+    from IPython.display import Markdown, display
+
+    from .viz import show_table
+
+    frame = recorded_runs(chapter, profile)
+    if frame.empty:  # one line while there is nothing to show
+        display(Markdown(f"*None yet: no {profile}-profile run of this chapter is recorded in `results/runs/`.*"))
+    else:
+        show_table(frame.set_index("finished"), f"The {profile}-profile runs of this chapter recorded in "
+                   "`results/runs/` (with their date, commit and device), one row per seed: a book built on a "
+                   "laptop still shows the full-scale study.", f"table-recorded-{chapter}-{profile}")
