@@ -7,6 +7,7 @@ Each is laid out from :func:`maelib.summary.claim_rows` (the registry's groups a
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -64,6 +65,8 @@ def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFr
     median and worst seed, and whether the worst is within :data:`LEARNS` of the median (for an error
     metric, at most 1 / LEARNS times the median); a forecaster is also compared with the persistence
     floor, which it should not be worse than."""
+    from .viz import sig
+
     rows = []
     for c in CLAIMS:
         for prof in profiles:
@@ -78,8 +81,8 @@ def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFr
                 worst = min(vals) if c.higher_is_better else max(vals)
                 ok = worst >= LEARNS * med if c.higher_is_better else worst <= med / LEARNS
                 beats = "–" if floor is None else ("yes" if np.mean(vals) <= np.mean(floor) else "no")
-                rows.append({"table": c.table, "profile": prof, "arm": arm, "seeds": len(vals), "median": med,
-                             "worst seed": worst, "every seed learned": "yes" if ok else "no",
+                rows.append({"table": c.table, "profile": prof, "arm": arm, "seeds": len(vals), "median": sig(med),
+                             "worst seed": sig(worst), "every seed learned": "yes" if ok else "no",
                              "as good as persistence": beats})
     return pd.DataFrame(rows, columns=["table", "profile", "arm", "seeds", "median", "worst seed",
                                        "every seed learned", "as good as persistence"])
@@ -171,10 +174,11 @@ def history(records: list[dict]) -> pd.DataFrame:
                 vals = list(g["seeds"].values())
                 st = stats.paired([v["mae"] for v in vals], [v["baseline"] for v in vals], c.higher_is_better)
                 out.append({"table": c.table, "profile": prof, "version": (g["code"] or "")[:8],
+                            "setting": hashlib.sha1(g["setting"].encode()).hexdigest()[:6],
                             "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st),
                             "this book's code": "yes" if g["code"] == runs.version(c.chapter) else "no",
                             "judged": "yes" if _same_group(g, judged_one) else ""})
-    columns = ["table", "profile", "version", "last seed", "gap [95% CI] (n)", "this book's code", "judged"]
+    columns = ["table", "profile", "version", "setting", "last seed", "gap [95% CI] (n)", "this book's code", "judged"]
     return pd.DataFrame(out, columns=columns)
 
 

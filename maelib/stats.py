@@ -79,7 +79,10 @@ def power(effect: float, sd: float, n: int, level: float = LEVEL) -> float:
     df = n - 1
     t = stats.t.ppf(1 - (1 - level) / 2, df)
     shift = abs(effect) * math.sqrt(n) / sd
-    return float(stats.nct.sf(t, df, shift) + stats.nct.cdf(-t, df, shift))
+    upper, lower = stats.nct.sf(t, df, shift), stats.nct.cdf(-t, df, shift)
+    if not np.isfinite(upper):  # scipy's noncentral t fails far in a tail: the normal limit is exact enough
+        upper = stats.norm.sf(t - shift)
+    return float(upper + (lower if np.isfinite(lower) else 0.0))  # the far lower tail: ~0
 
 
 def seeds_for_power(effect: float, sd: float, target: float = TARGET_POWER, least: int = MIN_SEEDS,

@@ -81,3 +81,10 @@ def test_a_gap_that_does_not_survive_holm_is_inconclusive():
 def test_fewer_than_five_seeds_is_too_few():
     verdict, why = stats.decide(_st([0.01, 0.02, 0.015]), PAPER_GAP)
     assert verdict == "inconclusive (3 seeds)" and "at least 5 seeds" in why
+
+
+def test_power_far_in_the_tail_is_a_number():
+    """A gap many spreads wide (Table 1's 7.9 points with a spread of 1.4) has power ~1, not nan, and
+    needs the fewest seeds a verdict allows."""
+    assert stats.power(7.9, 1.39, 5) == pytest.approx(1.0, abs=1e-6)
+    assert stats.seeds_for_power(7.9, 1.39) == stats.MIN_SEEDS
