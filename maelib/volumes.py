@@ -254,8 +254,8 @@ def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed
     Dice on the validation volumes after every epoch; checkpoints in ``ckpt_dir``."""
     loader = crop_loader(train_ds, roi, p.batch_size, seed, device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    cfg = TrainConfig(epochs=epochs or p.epochs, lr=lr or p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed, desc=desc,
-                      checkpoint=checkpoint_file(ckpt_dir, desc), extra={"roi": list(roi), "n_out": n_out})
+    cfg = TrainConfig(epochs=epochs or p.epochs, lr=lr or p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed,
+                      desc=desc, checkpoint=checkpoint_file(ckpt_dir, desc), extra={"roi": list(roi), "n_out": n_out})
     step = lambda m, b: loss_fn(m(b[0]), b[1])  # noqa: E731
     return fit(model, step, loader, cfg, device, evaluate=lambda m: evaluate_dice(m, val_ds, roi, n_out, device),
                progress=False)

@@ -249,11 +249,14 @@ viz.glue_figure("fig_sweep", fig)
 hist = claim_tables.history(records)
 if len(hist):
     viz.show_table(hist.set_index(["table", "profile"]), "Each claim's groups of seeds by code version (newest "
-                   "first; a setting is a short hash of the parameters and data): when its last seed finished, the paired gap with its 95% interval and seeds, whether it "
-                   "is this book's code, and which group is judged.", "table-claims-history")
+                   "first; a setting is a short hash of the parameters and data): when its last seed finished, the "
+                   "paired gap with its 95% interval and seeds, whether it is this book's code, and which group is "
+                   "judged.", "table-claims-history")
 else:
     display(Markdown("*No claim has recorded runs yet.*"))
 
 # %% tags=["remove-cell"]
 glue("results", {"verdicts": judged, "n_records": len(records),
-                 "claims": json.loads(rows.drop(columns=["fair_gap"]).to_json(orient="records", default_handler=str))}, display=False)
+                 "claims": json.loads(rows.drop(columns=["fair_gap", "other_gap"]).to_json(orient="records",
+                                                                                          default_handler=str))},
+     display=False)
