@@ -166,3 +166,27 @@ def test_cases_of_different_sizes_are_cropped_inside_themselves_and_scored_at_th
     # 16-voxel windows at overlap 0.25: 2x2x2 over the 20^3 case, 3x2x2 over the other; 24 if both were
     # scored at the stack's 30x20x24
     assert sum(s[0] for s in seen) == 8 + 12
+
+
+def test_each_arm_chooses_its_learning_rate_on_held_out_training_cases(monkeypatch):
+    """Every rate trains on the first four fifths of the training cases and is scored on the last fifth;
+    the best held-out Dice wins; the validation cases are never given."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from maelib import volumes
+
+    seen = []
+
+    def fake_train(model, train_ds, val_ds, roi, n_out, p, device, seed, desc, ckpt_dir=None, lr=None, epochs=None):
+        seen.append((len(train_ds), len(val_ds), lr, epochs))
+        return pd.DataFrame({"dice": [{5e-4: 0.2, 1e-3: 0.5, 2e-3: 0.4}[lr]]})
+
+    monkeypatch.setattr(volumes, "train_unetr", fake_train)
+    cases = volumes.VolumeSet(torch.zeros(10, 1, 2, 2, 2), torch.zeros(10, 1, 2, 2, 2, dtype=torch.uint8),
+                              torch.full((10, 3), 2))
+    p = SimpleNamespace(lr_grid=[5e-4, 1e-3, 2e-3])
+    lr, grid = volumes.choose_lr(lambda: None, cases, (2, 2, 2), 2, p, "cpu", 0, "scratch", epochs=7)
+    assert lr == 1e-3 and grid == {5e-4: 0.2, 1e-3: 0.5, 2e-3: 0.4}
+    assert {(n_fit, n_held, e) for n_fit, n_held, _, e in seen} == {(8, 2, 7)}
