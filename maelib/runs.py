@@ -232,16 +232,28 @@ def read_record(path: Path) -> dict | None:
 
 
 def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool) -> dict:
-    """papermill into ``done_nb`` (a temporary file); the glued values."""
+    """papermill into ``done_nb`` (a temporary file); the glued values. The kernel talks to papermill
+    over local sockets (IPC), not TCP: a TCP kernel warns that its traffic is unencrypted."""
     import jupytext
     import nbformat
     import papermill as pm
 
     src_nb = done_nb.with_name(f"{src.stem}.source.ipynb")
     nbformat.write(jupytext.read(src), src_nb)
-    pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
-                        progress_bar=progress, log_output=False)
+    with tempfile.TemporaryDirectory(prefix="maelib-kernel-") as sockets:
+        pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
+                            progress_bar=progress, log_output=False, config=_kernel_config(sockets))
     return glued(nbformat.read(done_nb, as_version=4))
+
+
+def _kernel_config(folder: str):
+    """The kernel manager's configuration: IPC sockets in ``folder`` (a short path of this run's own)
+    where the system has them, so that runs side by side never share a socket."""
+    from traitlets.config import Config
+
+    if os.name != "posix":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
 
 
 def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
