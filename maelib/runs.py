@@ -11,6 +11,7 @@ since its last finished run is skipped.
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -60,7 +61,8 @@ class ChapterFailed(RuntimeError):
 # maelib modules that only run, record, show or check chapters: they do not change what a chapter computes
 NOT_COMPUTING = {"__init__.py", "__main__.py", "runs.py", "summary.py", "viz.py", "widgets.py", "browser.py",
                  "webmodel.py", "paper.py", "published.py", "files.py", "profiles.py", "book.py", "device.py",
-                 "jobs.py", "reference.py"}  # reference.py: the committed reference MAE; no chapter trains with it
+                 "jobs.py", "progress.py",  # progress.py: what a run shows in the terminal
+                 "reference.py"}  # reference.py: the committed reference MAE; no chapter trains with it
 
 
 def code_hash(computing_only: bool = True) -> str:
@@ -231,18 +233,24 @@ def read_record(path: Path) -> dict | None:
         return None
 
 
-def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool) -> dict:
-    """papermill into ``done_nb`` (a temporary file); the glued values. The kernel talks to papermill
-    over local sockets (IPC), not TCP: a TCP kernel warns that its traffic is unencrypted."""
+def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool, chapter: str = "") -> dict:
+    """papermill into ``done_nb`` (a temporary file); the glued values. A
+    :class:`maelib.progress.Watcher` shows in the terminal how the kernel's trainings go (a live line
+    where ``progress`` and on a terminal). The kernel talks to papermill over local sockets (IPC), not
+    TCP: a TCP kernel warns that its traffic is unencrypted."""
     import jupytext
     import nbformat
     import papermill as pm
 
+    from . import progress as shown
+
     src_nb = done_nb.with_name(f"{src.stem}.source.ipynb")
     nbformat.write(jupytext.read(src), src_nb)
-    with tempfile.TemporaryDirectory(prefix="maelib-kernel-") as sockets:
+    report = done_nb.with_name("progress.jsonl")
+    with tempfile.TemporaryDirectory(prefix="maelib-kernel-") as sockets, _environ(shown.ENV, str(report)), \
+            shown.Watcher(report, chapter or src.stem, live=None if progress else False):
         pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
-                            progress_bar=progress, log_output=False, config=_kernel_config(sockets))
+                            progress_bar=False, log_output=False, config=_kernel_config(sockets))
     return glued(nbformat.read(done_nb, as_version=4))
 
 
@@ -254,6 +262,20 @@ def _kernel_config(folder: str):
     if os.name != "posix":
         return Config()
     return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str):
+    """``os.environ[name] = value`` for the block (a kernel started inside it inherits it)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
@@ -385,7 +407,7 @@ def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: boo
     """The chapter's glued values after papermill ran it; a run that stops raises :class:`ChapterFailed`
     (or KeyboardInterrupt, when it was interrupted)."""
     try:
-        return _execute_notebook(src, params, done_nb, progress)
+        return _execute_notebook(src, params, done_nb, progress, chapter)
     except KeyboardInterrupt:
         raise
     except Exception as e:

@@ -1,6 +1,15 @@
-"""What a run shows in the terminal: no kernel warning about TCP."""
+"""What a run shows in the terminal (maelib.progress): the chapter, its phase, epochs and the time left,
+throttled away from a terminal, prefixed inside a sweep's job, never in the notebook; no kernel warning
+about TCP."""
 
-from maelib import runs
+import io
+import json
+
+import pytest
+
+from maelib import jobs, progress, runs
+from maelib.data import TensorLoader
+from maelib.train import TrainConfig, fit
 
 TINY = '''# ---
 # jupyter:
@@ -27,3 +36,102 @@ def test_a_chapters_kernel_prints_no_warning_about_tcp(tmp_path, capfd):
     assert values["params"] == {"x": 2}
     err = capfd.readouterr().err
     assert "TCP" not in err and "WARNING" not in err, err
+
+
+class Clock:
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def reporter(path, clock):
+    """``progress.report`` at the fake clock's time."""
+    def report(desc, done, total):
+        with open(path, "a") as f:
+            f.write(json.dumps({"desc": desc, "done": done, "total": total, "t": clock()}) + "\n")
+    return report
+
+
+@pytest.mark.parametrize("desc, phase", [
+    ("MAE pretraining", "pretraining"), ("3D MAE pretraining", "pretraining"),
+    ("long-horizon MAE pretraining", "pretraining"), ("tune scratch lr=0.002", "choosing learning rates"),
+    ("tune MAE + fine-tune lr=0.001", "choosing learning rates"), ("MAE + fine-tune", "fine-tuning"),
+    ("scratch", "training"), ("RNN", "training"), ("linear probe", "linear probe")])
+def test_each_training_is_named_by_its_phase(desc, phase):
+    assert progress.phase_of(desc) == phase
+
+
+def test_fit_reports_each_epoch_to_the_file_a_run_names(tmp_path, monkeypatch):
+    import torch
+
+    data = TensorLoader((torch.randn(32, 4), torch.randn(32, 1)), 8)
+    step = lambda m, b: ((m(b[0]) - b[1]) ** 2).mean()  # noqa: E731
+    fit(torch.nn.Linear(4, 1), step, data, TrainConfig(epochs=2, desc="quiet"), progress=False)
+    assert not list(tmp_path.iterdir())  # no variable: nothing written
+    monkeypatch.setenv(progress.ENV, str(tmp_path / "progress.jsonl"))
+    fit(torch.nn.Linear(4, 1), step, data, TrainConfig(epochs=3, desc="demo"), progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    assert [(x["desc"], x["done"], x["total"]) for x in lines] == [("demo", k, 3) for k in range(4)]
+
+
+def test_a_line_names_chapter_phase_epoch_and_the_time_left(tmp_path):
+    clock, path = Clock(), tmp_path / "p.jsonl"
+    report = reporter(path, clock)
+    w = progress.Watcher(path, "images", io.StringIO(), live=False, expected=600.0, clock=clock)
+    report("MAE pretraining", 0, 10)
+    clock.t += 20
+    report("MAE pretraining", 2, 10)  # 10 s an epoch: 8 more take 80 s
+    w.read()
+    assert w.line(clock()) == ("images · pretraining (MAE pretraining): epoch 2/10, 01:20 left · 0.3 min in, "
+                               "about 9.7 min left in the chapter")
+    clock.t += 30  # 30 s into the third epoch
+    assert "00:50 left" in w.line(clock())
+
+
+def test_away_from_a_terminal_lines_come_on_phase_changes_and_at_most_every_period(tmp_path):
+    clock, path, out = Clock(), tmp_path / "p.jsonl", io.StringIO()
+    report = reporter(path, clock)
+    w = progress.Watcher(path, "images", out, live=False, every=60, clock=clock)
+    for desc, epochs in [("MAE pretraining", 300), ("tune scratch lr=0.001", 100), ("tune scratch lr=0.002", 100),
+                         ("scratch", 100)]:
+        for done in range(epochs + 1):  # an epoch a second, polled every second
+            report(desc, done, epochs)
+            w.poll()
+            clock.t += 1
+    lines = out.getvalue().splitlines()
+    phases = [line.split(" · ")[1].split(" (")[0] for line in lines]
+    # 600 s: three phases, each named when it begins, and at most one line a minute besides
+    assert phases[0] == "pretraining" and len(lines) <= 3 + 600 / 60 + 1, lines
+    assert [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]] == [
+        "pretraining", "choosing learning rates", "training"]
+    assert all(not line.startswith("\r") for line in lines)
+
+
+def test_on_a_terminal_one_line_is_drawn_in_place(tmp_path):
+    clock, path = Clock(), tmp_path / "p.jsonl"
+    out = io.StringIO()
+    report = reporter(path, clock)
+    w = progress.Watcher(path, "volumes", out, live=True, clock=clock)
+    for done in range(4):
+        report("3D MAE pretraining", done, 3)
+        w.poll()
+        clock.t += 5
+    w.stop()
+    text = out.getvalue()
+    assert text.count("\r") == 4 and text.count("\n") == 1 and text.endswith("epoch 3/3 · 0.2 min in\x1b[K\n")
+
+
+def test_a_jobs_progress_lines_carry_its_label(tmp_path, capsys):
+    clock, path = Clock(), tmp_path / "p.jsonl"
+    report = reporter(path, clock)
+    with jobs._prefixed("seed 3"):  # as a sweep's job runs its chapter: the watcher writes where it began
+        w = progress.Watcher(path, "images", every=60, clock=clock)
+    assert not w.live  # not a terminal
+    report("MAE pretraining", 0, 2)
+    w.poll()
+    report("tune scratch lr=0.001", 0, 2)
+    w.poll()
+    assert [line[:30] for line in capsys.readouterr().err.splitlines()] == [
+        "[seed 3] images · pretraining ", "[seed 3] images · choosing lea"]
