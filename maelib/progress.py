@@ -15,13 +15,15 @@ the job's label.
 Nothing is printed inside the kernel, so the executed notebook gains no output. Phases get their names
 from the training's description (:func:`phase_of`): pretraining, choosing learning rates, fine-tuning,
 training, linear probe. The time left in a training comes from its mean epoch so far. The time left in
-the chapter comes from the expected wall time the watcher is given, where there is one.
+the chapter comes from the recorded runs' wall times (:func:`expected_s`), where they give one.
+:func:`tuning_cost` estimates, from the same records, what choosing the learning rates again costs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -192,3 +194,96 @@ def _is_terminal(stream) -> bool:
     except (AttributeError, ValueError):
         return False
 
+
+# What the recorded runs say a run costs (the registry, maelib.runs.RECORDS).
+
+def _per_seed_s(record: dict) -> float:
+    return record["wall_s"] / (record["resolved"].get("seeds") or 1)
+
+
+def _classified(chapter: str, profile: str, root) -> list[tuple[dict, bool]]:
+    """The chapter's default-parameter runs at ``profile``, oldest first, each with whether it chose its
+    learning rates. A run that holds a choice (``lr_grid``) made it unless an earlier seed-0 run of its
+    setting and code had; every other run chose nothing."""
+    from . import runs, summary
+
+    made, out = set(), []
+    for r in runs.load_records(chapter, root):
+        if r["profile"] != profile or set(r["parameters"]) - set(summary.CONTROL):
+            continue
+        grid = r["metrics"].get("lr_grid") if isinstance(r["metrics"], dict) else None
+        key = (r.get("code"), summary.setting(r))
+        chose = bool(grid) and all(grid.values()) and key not in made
+        if chose and r["seed"] == summary.TUNING_SEED:
+            made.add(key)
+        out.append((r, chose))
+    return out
+
+
+def tuning_cost(chapter: str, profile: str, root=None) -> dict | None:
+    """What choosing the learning rates adds to a run, by the newest code version whose records hold a
+    run that chose them and runs that reused the choice: {"cost_s", "chose_s", "reused_s" (a seed),
+    "code"}; None when no such pair is recorded."""
+    from . import runs
+
+    classified = _classified(chapter, profile, root or runs.RECORDS)
+    for code in dict.fromkeys(r.get("code") for r, _ in reversed(classified)):  # newest code first
+        chose = [r for r, c in classified if c and r.get("code") == code]
+        reused = [_per_seed_s(r) for r, c in classified if not c and r.get("code") == code
+                  and r["metrics"].get("lr_grid")]
+        if chose and reused:
+            per_seed = statistics.median(reused)
+            first = chose[-1]
+            cost = first["wall_s"] - (first["resolved"].get("seeds") or 1) * per_seed
+            if cost > 0:
+                return {"cost_s": cost, "chose_s": first["wall_s"], "reused_s": per_seed, "code": code}
+    return None
+
+
+def cost_phrase(chapter: str, profile: str, root=None) -> str:
+    """One clause on what choosing the learning rates costs at ``profile``, for a note said before a run."""
+    c = tuning_cost(chapter, profile, root)
+    if c is None:
+        return f"no recorded pair of runs at the {profile} profile tells what choosing them costs"
+    return (f"choosing them takes about {_minutes(c['cost_s'])} at the {profile} profile, by the recorded runs "
+            f"(code {(c['code'] or 'unknown')[:8]}: the run that chose them took {_minutes(c['chose_s'])}, "
+            f"the runs that reused its choice {_minutes(c['reused_s'])} a seed)")
+
+
+def will_choose(chapter: str, resolved: dict, root=None) -> bool:
+    """Whether a run with the ``resolved`` parameters chooses learning rates on held-out data (no
+    recorded choice to reuse, or ``tune`` true), as its notebook decides."""
+    from . import runs, summary
+
+    root = root or runs.RECORDS
+    if "long_lr_grid" in resolved:  # series: the long-horizon arms
+        return summary.tuning(chapter, resolved, root) is None
+    if "lr_grid" not in resolved or (resolved.get("finetune_lr") and resolved.get("scratch_lr")):
+        return False
+    return bool(resolved.get("tune")) or not (summary.tuning(chapter, resolved, root)
+                                              or summary.default_tuning(chapter, resolved, root))
+
+
+def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
+    """About how long a run with the ``resolved`` parameters takes, by the recorded runs; None where they
+    do not tell. Where it changes nothing but pretraining (or nothing), the default setting's runs of the
+    newest code that chose no learning rates give a seed's time (their median), and :func:`tuning_cost` is added when this run chooses
+    them. For any other setting, the newest run of that setting gives the time."""
+    from . import profiles, runs, summary
+
+    root = root or runs.RECORDS
+    profile, seeds = resolved["profile"], resolved.get("seeds") or 1
+    defaults = vars(profiles.resolve(chapter, profile))
+    differ = {k for k in resolved if k not in summary.CONTROL and resolved[k] != defaults.get(k)}
+    if differ <= set(summary.PRETRAINING_ONLY):
+        reused = [r for r, chose in _classified(chapter, profile, root) if not chose]
+        if not reused:
+            return None
+        base = statistics.median(_per_seed_s(r) for r in reused if r.get("code") == reused[-1].get("code")) * seeds
+        if not will_choose(chapter, resolved, root):
+            return base
+        cost = tuning_cost(chapter, profile, root)
+        return base + cost["cost_s"] if cost else None
+    want = summary.setting({"resolved": resolved})
+    same = [r for r in runs.load_records(chapter, root) if r["profile"] == profile and summary.setting(r) == want]
+    return _per_seed_s(same[-1]) * seeds if same else None

@@ -233,10 +233,12 @@ def read_record(path: Path) -> dict | None:
         return None
 
 
-def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool, chapter: str = "") -> dict:
+def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool, chapter: str = "",
+                      expected: float | None = None) -> dict:
     """papermill into ``done_nb`` (a temporary file); the glued values. A
     :class:`maelib.progress.Watcher` shows in the terminal how the kernel's trainings go (a live line
-    where ``progress`` and on a terminal). The kernel talks to papermill over local sockets (IPC), not
+    where ``progress`` and on a terminal) and, where ``expected`` (seconds) is known, the time left in
+    the chapter. The kernel talks to papermill over local sockets (IPC), not
     TCP: a TCP kernel warns that its traffic is unencrypted."""
     import jupytext
     import nbformat
@@ -248,7 +250,7 @@ def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool, ch
     nbformat.write(jupytext.read(src), src_nb)
     report = done_nb.with_name("progress.jsonl")
     with tempfile.TemporaryDirectory(prefix="maelib-kernel-") as sockets, _environ(shown.ENV, str(report)), \
-            shown.Watcher(report, chapter or src.stem, live=None if progress else False):
+            shown.Watcher(report, chapter or src.stem, live=None if progress else False, expected=expected):
         pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
                             progress_bar=False, log_output=False, config=_kernel_config(sockets))
     return glued(nbformat.read(done_nb, as_version=4))
@@ -310,10 +312,13 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
     started, code = time.time(), code_hash()  # the code as it was when the run began
+    from .progress import expected_s
+
+    expected = expected_s(chapter, vars(resolved))  # by the recorded runs, for the time left it shows
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".running-{os.getpid()}-") as tmp:  # beside the result
         done_nb = Path(tmp) / out_nb.name
-        values = _execute(chapter, src, params, done_nb, progress)
+        values = _execute(chapter, src, params, done_nb, progress, expected)
         if not isinstance(values.get("params"), dict):
             raise ChapterFailed(chapter, "RuntimeError", "the chapter did not glue 'params' (its resolved "
                                 "parameters)", params)
@@ -403,11 +408,12 @@ def check_destinations(params: dict, out_dir: Path, records_dir: Path | None) ->
     writable_folder(cache_dir(), "the maelib cache (MAELIB_CACHE)")
 
 
-def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: bool) -> dict:
+def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: bool,
+             expected: float | None = None) -> dict:
     """The chapter's glued values after papermill ran it; a run that stops raises :class:`ChapterFailed`
     (or KeyboardInterrupt, when it was interrupted)."""
     try:
-        return _execute_notebook(src, params, done_nb, progress, chapter)
+        return _execute_notebook(src, params, done_nb, progress, chapter, expected)
     except KeyboardInterrupt:
         raise
     except Exception as e:

@@ -334,6 +334,11 @@ def default_tuning(chapter: str, resolved: dict, root=runs.RECORDS) -> dict | No
 def tuning_note(chapter: str, resolved: dict, root=runs.RECORDS) -> str | None:
     """What a run is about to do about its learning rates, said before it starts when it will choose them
     (a grid of extra fine-tunings) or reuse the default setting's; None when it reuses its own setting's."""
+    if "long_lr_grid" in resolved:  # series: the long-horizon arms choose on the validation months
+        extra = 2 * len(resolved["long_horizons"]) * (len(resolved["long_lr_grid"]) - 1)
+        return None if tuning(chapter, resolved, root) else (
+            f"{chapter}: no recorded choice for this setting and code, so this run chooses the long-horizon "
+            f"learning rates on the validation months: {extra} extra trainings (more where the grid grows)")
     if "tune" not in resolved or (resolved.get("finetune_lr") and resolved.get("scratch_lr")):
         return None
     grid, cost = len(resolved["lr_grid"]), 2 * len(resolved["lr_grid"])

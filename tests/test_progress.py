@@ -1,13 +1,19 @@
 """What a run shows in the terminal (maelib.progress): the chapter, its phase, epochs and the time left,
-throttled away from a terminal, prefixed inside a sweep's job, never in the notebook; no kernel warning
-about TCP."""
+throttled away from a terminal, prefixed inside a sweep's job, never in the notebook; what choosing the
+learning rates again costs, said before a run; no kernel warning about TCP."""
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 
+import nbformat
 import pytest
 
-from maelib import jobs, progress, runs
+from conftest import ROOT, data_folder
+from maelib import jobs, profiles, progress, runs, summary
 from maelib.data import TensorLoader
 from maelib.train import TrainConfig, fit
 
@@ -135,3 +141,71 @@ def test_a_jobs_progress_lines_carry_its_label(tmp_path, capsys):
     w.poll()
     assert [line[:30] for line in capsys.readouterr().err.splitlines()] == [
         "[seed 3] images · pretraining ", "[seed 3] images · choosing lea"]
+
+
+def record(tmp_path, name, *, seed, wall_s, chose_grid=True, code="0" * 64):
+    """A run record of images at the smoke profile's default setting, made by code ``code``."""
+    resolved = json.loads(json.dumps(vars(profiles.resolve("images", "smoke", seed=seed)), default=str))
+    grid = {"MAE + fine-tune": {"0.001": 5.0}, "scratch": {"0.001": 4.0}} if chose_grid else {}
+    entry = {"chapter": "images", "notebook": "01_images.py", "parameters": {"profile": "smoke", "seed": seed},
+             "resolved": resolved, "profile": "smoke", "seed": seed, "device": "cpu",
+             "metrics": {"lr": {"MAE + fine-tune": 1e-3, "scratch": 1e-3}, "lr_grid": grid}, "wall_s": wall_s,
+             "finished": f"2026-01-0{seed + 1}T00:00:00+00:00", "git_commit": None, "stamp": name, "code": code}
+    (tmp_path / f"images-{name}.json").write_text(json.dumps(entry))
+
+
+def test_the_cost_of_choosing_learning_rates_comes_from_the_records(tmp_path):
+    record(tmp_path, "a", seed=0, wall_s=900.0)  # chose: no earlier seed-0 run of its setting and code
+    record(tmp_path, "b", seed=1, wall_s=300.0)  # reused its choice
+    record(tmp_path, "c", seed=2, wall_s=320.0)
+    cost = progress.tuning_cost("images", "smoke", tmp_path)
+    assert cost["cost_s"] == pytest.approx(900 - 310) and cost["reused_s"] == pytest.approx(310)
+    assert "about 9.8 min at the smoke profile" in progress.cost_phrase("images", "smoke", tmp_path)
+    p = vars(profiles.resolve("images", "smoke"))  # no choice at this code: this run chooses, 310 + 590 s
+    assert progress.will_choose("images", p, tmp_path) and progress.expected_s("images", p, tmp_path) == pytest.approx(900)
+    assert progress.tuning_cost("images", "quick", tmp_path) is None
+
+
+@pytest.mark.slow
+def test_a_smoke_run_shows_its_phases_and_time_left_without_warnings(tmp_path):
+    """``python -m maelib run images`` away from a terminal: the cost note, then throttled lines naming
+    each phase with the time left in the chapter (by the records), no TCP warning, and a notebook without
+    any of it."""
+    data_folder("tinyimagenet")
+    records = tmp_path / "records"
+    records.mkdir()
+    record(records, "a", seed=0, wall_s=90.0)  # another code's runs: they tell the cost, 60 s
+    record(records, "b", seed=1, wall_s=30.0)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MAELIB_RECORDS": str(records), "MAELIB_CACHE": str(tmp_path / "c"),
+           "MAELIB_PROGRESS_EVERY": "20"}
+    done = subprocess.run([sys.executable, "-m", "maelib", "run", "images", "--profile", "smoke", "--no-book",
+                           "--out-dir", str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    err = done.stderr
+    assert "TCP" not in err and "WARNING" not in err, err
+    assert "choosing them takes about 1.0 min at the smoke profile" in err.splitlines()[0]
+    shown = [line for line in err.splitlines() if line.startswith("images · ")]
+    for phase in ("pretraining", "choosing learning rates", "fine-tuning", "linear probe"):
+        assert any(f" · {phase}" in line for line in shown), err
+    assert all(re.search(r"min in(, about [\d.]+ min left in the chapter|, past the 1.5 min expected)$", line)
+               for line in shown), shown
+    wall = json.loads((tmp_path / "out" / "01_images.run.json").read_text())["wall_s"]
+    assert len(shown) <= 6 + wall / 20 + 1, shown  # six phase changes, a line each 20 s besides
+    nb = nbformat.read(tmp_path / "out" / "01_images.ipynb", as_version=4)
+    outputs = json.dumps([c.get("outputs", []) for c in nb.cells])
+    assert "images · " not in outputs and "min left in the chapter" not in outputs
+
+
+def test_a_series_rerun_says_it_chooses_its_long_horizon_learning_rates_again(tmp_path):
+    p = vars(profiles.resolve("series", "quick"))
+    note = summary.tuning_note("series", p, root=tmp_path)
+    assert "chooses the long-horizon learning rates" in note and "4 extra trainings" in note  # 2 arms, 3 rates
+    resolved = json.loads(json.dumps({**p, "seed": 0}, default=str))
+    entry = {"chapter": "series", "notebook": "02_series.py", "parameters": {"profile": "quick"},
+             "resolved": resolved, "profile": "quick", "seed": 0, "device": "cpu", "wall_s": 60.0,
+             "metrics": {"lr": {"H96 scratch": 1e-3}, "lr_grid": {"H96 scratch": {"0.001": 0.4}}},
+             "finished": "2026-01-01T00:00:00+00:00", "git_commit": None, "stamp": "s", "code": runs.code_hash()}
+    (tmp_path / "series-a.json").write_text(json.dumps(entry))
+    assert summary.tuning_note("series", p, root=tmp_path) is None  # this setting's choice is reused
+    assert summary.tuning_note("series", {**p, "long_mask_ratio": 0.5}, root=tmp_path)  # another setting's is not
