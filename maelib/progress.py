@@ -21,6 +21,7 @@ the chapter comes from the recorded runs' wall times (:func:`expected_s`), where
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import statistics
@@ -131,25 +132,31 @@ class Watcher:
         phase = phase_of(t.desc)
         what = phase if t.desc.lower() == phase else f"{phase} ({t.desc})"
         left = t.left_s(now)
-        epochs = f"epoch {t.done}/{t.total}" + ("" if t.done == t.total else
-                                                 f", {tqdm.format_interval(left)} left" if left is not None else "")
-        chapter = f"{_minutes(now - self.begun)} in"
-        if self.expected is not None:
-            chapter += (f", about {_minutes(self.expected - (now - self.begun))} left in the chapter"
-                        if self.expected > now - self.begun else f", past the {_minutes(self.expected)} expected")
-        return f"{self.chapter} · {what}: {epochs} · {chapter}"
+        epochs = (f"epoch {t.done}/{t.total}, done" if t.done == t.total else f"epoch {t.done}/{t.total}"
+                  + (f", {tqdm.format_interval(left)} left" if left is not None else ""))
+        return f"{self.chapter} · {what}: {epochs} · {self._in_chapter(now)}"
+
+    def _in_chapter(self, now: float) -> str:
+        """``1.2 min in, about 3.0 min left in the chapter`` (the second part where a time is expected)."""
+        spent = now - self.begun
+        if self.expected is None:
+            return f"{_minutes(spent)} in"
+        if spent < self.expected:
+            return f"{_minutes(spent)} in, about {_minutes(self.expected - spent)} left in the chapter"
+        return f"{_minutes(spent)} in, past the {_minutes(self.expected)} expected"
 
     def poll(self) -> None:
         """Read the file, then draw the live line, or write a line where one is due."""
         self.read()
         now = self.clock()
-        text = self.line(now)
-        if text is None:
-            return
-        if self.live:
-            self.stream.write(f"\r{text}\x1b[K")
+        if self.live:  # before the first training (the kernel starting, data loading): the time so far
+            text = self.line(now) or f"{self.chapter} · before the first training · {self._in_chapter(now)}"
+            self.stream.write(f"\r{text[:_width(self.stream) - 1]}\x1b[K")  # one row: \r returns to its start
             self.stream.flush()
             self.drawn = True
+            return
+        text = self.line(now)
+        if text is None:
             return
         phase = phase_of(self.training.desc)
         if phase != self.shown_phase or (self.news and now - self.shown_at >= self.every):
@@ -169,10 +176,12 @@ class Watcher:
             self.poll()
 
     def stop(self) -> None:
-        """End the thread; a live line is ended with a newline, so that what follows starts on its own."""
+        """End the thread after a last look at the file; a live line is ended with a newline, so that
+        what follows starts on a line of its own."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self.poll()
         if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
@@ -182,6 +191,16 @@ class Watcher:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _width(stream) -> int:
+    """The terminal's width in characters (120 where it cannot be told)."""
+    while getattr(stream, "stream", None) is not None:  # a job's prefixed stream: the one it wraps
+        stream = stream.stream
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 120  # 0: a terminal that has no size set
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return 120
 
 
 def _is_terminal(stream) -> bool:

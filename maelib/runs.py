@@ -238,8 +238,8 @@ def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool, ch
     """papermill into ``done_nb`` (a temporary file); the glued values. A
     :class:`maelib.progress.Watcher` shows in the terminal how the kernel's trainings go (a live line
     where ``progress`` and on a terminal) and, where ``expected`` (seconds) is known, the time left in
-    the chapter. The kernel talks to papermill over local sockets (IPC), not
-    TCP: a TCP kernel warns that its traffic is unencrypted."""
+    the chapter. The kernel talks to papermill over local sockets (IPC), not TCP: a TCP kernel warns
+    that its traffic is unencrypted."""
     import jupytext
     import nbformat
     import papermill as pm

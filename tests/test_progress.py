@@ -120,13 +120,16 @@ def test_on_a_terminal_one_line_is_drawn_in_place(tmp_path):
     out = io.StringIO()
     report = reporter(path, clock)
     w = progress.Watcher(path, "volumes", out, live=True, clock=clock)
+    w.poll()  # the kernel starting: the time so far
     for done in range(4):
+        clock.t += 5
         report("3D MAE pretraining", done, 3)
         w.poll()
-        clock.t += 5
     w.stop()
     text = out.getvalue()
-    assert text.count("\r") == 4 and text.count("\n") == 1 and text.endswith("epoch 3/3 · 0.2 min in\x1b[K\n")
+    assert text.startswith("\rvolumes · before the first training · 0.0 min in\x1b[K\r")
+    assert text.count("\r") == 6 and text.count("\n") == 1  # the sixth draw: the last look, when it stops
+    assert text.endswith("epoch 3/3, done · 0.3 min in\x1b[K\n")
 
 
 def test_a_jobs_progress_lines_carry_its_label(tmp_path, capsys):
