@@ -95,7 +95,7 @@ class Watcher:
         self.path, self.chapter, self.clock = Path(path), chapter, clock
         self.stream = stream or sys.stderr
         self.live = _is_terminal(self.stream) if live is None else live
-        self.every = float(os.environ.get("MAELIB_PROGRESS_EVERY", EVERY_S)) if every is None else every
+        self.every = _every_s() if every is None else every
         self.expected, self.begun = expected, clock()
         self.training: Training | None = None
         self.offset, self.news = 0, False
@@ -113,7 +113,10 @@ class Watcher:
         complete = text[: text.rfind("\n") + 1]
         self.offset += len(complete.encode())
         for line in complete.splitlines():
-            self._take(json.loads(line))
+            try:
+                self._take(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError):  # not a report: passed over, not shown
+                continue
 
     def _take(self, r: dict) -> None:
         t = self.training
@@ -151,7 +154,7 @@ class Watcher:
         now = self.clock()
         if self.live:  # before the first training (the kernel starting, data loading): the time so far
             text = self.line(now) or f"{self.chapter} · before the first training · {self._in_chapter(now)}"
-            self.stream.write(f"\r{text[:_width(self.stream) - 1]}\x1b[K")  # one row: \r returns to its start
+            self.stream.write(f"\r{text[:_room(self.stream)]}\x1b[K")  # one row: \r returns to its start
             self.stream.flush()
             self.drawn = True
             return
@@ -193,14 +196,26 @@ class Watcher:
         self.stop()
 
 
-def _width(stream) -> int:
-    """The terminal's width in characters (120 where it cannot be told)."""
-    while getattr(stream, "stream", None) is not None:  # a job's prefixed stream: the one it wraps
-        stream = stream.stream
+def _every_s() -> float:
+    """``$MAELIB_PROGRESS_EVERY`` in seconds (default :data:`EVERY_S`)."""
+    text = os.environ.get("MAELIB_PROGRESS_EVERY", str(EVERY_S))
     try:
-        return os.get_terminal_size(stream.fileno()).columns or 120  # 0: a terminal that has no size set
+        return float(text)
+    except ValueError:
+        raise ValueError(f"MAELIB_PROGRESS_EVERY must be a number of seconds, got {text!r}") from None
+
+
+def _room(stream) -> int:
+    """How many characters a live line may have: the terminal's width (120 where it cannot be told), less
+    a job's prefix and one column, so that the line never wraps."""
+    prefix = 0
+    while getattr(stream, "stream", None) is not None:  # a job's prefixed stream: the one it wraps
+        prefix, stream = prefix + len(getattr(stream, "prefix", "")), stream.stream
+    try:
+        width = os.get_terminal_size(stream.fileno()).columns or 120  # 0: a terminal that has no size set
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return 120
+        width = 120
+    return max(20, width - prefix - 1)
 
 
 def _is_terminal(stream) -> bool:

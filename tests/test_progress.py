@@ -132,6 +132,16 @@ def test_on_a_terminal_one_line_is_drawn_in_place(tmp_path):
     assert text.endswith("epoch 3/3, done · 0.3 min in\x1b[K\n")
 
 
+def test_a_live_line_never_wraps(tmp_path):
+    clock, path, sink = Clock(), tmp_path / "p.jsonl", io.StringIO()
+    report = reporter(path, clock)
+    w = progress.Watcher(path, "images", jobs._Prefixed(sink, "seed 3"), live=True, clock=clock)
+    report("tune " + "a very long description " * 10, 0, 2)
+    w.poll()
+    rows = [row.replace("\x1b[K", "") for row in sink.getvalue().split("\r") if row.strip() != "[seed 3]"]
+    assert rows and all(row.startswith("[seed 3] images · choosing") and len(row) < 120 for row in rows), rows
+
+
 def test_a_jobs_progress_lines_carry_its_label(tmp_path, capsys):
     clock, path = Clock(), tmp_path / "p.jsonl"
     report = reporter(path, clock)
