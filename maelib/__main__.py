@@ -28,7 +28,7 @@ if __name__ == "__main__" and threading.current_thread() is threading.main_threa
     signal.signal(signal.SIGINT, _quit_at_once)  # until program() installs _on_sigint
 
 try:  # importing the library (torch) takes seconds: a Ctrl-C then ends as quietly as during a run
-    from . import book, jobs, profiles, runs, tuning
+    from . import book, jobs, profiles, progress, runs, tuning
     from .data import registry
 except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
@@ -118,7 +118,7 @@ def run(args, ap) -> int:
     resolved = profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
     note = tuning.note(args.chapter, vars(resolved))
     if note:  # before a rerun that will choose learning rates again, or reuses the default setting's
-        print(note, file=sys.stderr)
+        print(f"{note}; {progress.cost_phrase(args.chapter, resolved.profile)}", file=sys.stderr)
     out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
     print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir))
     if not args.no_book:
@@ -172,8 +172,10 @@ def sweep(args, ap) -> int:
                                  label=label, progress=n_jobs == 1))
     first, rest = _tuning_first(args.chapter, todo)
     if first:
+        profile = profiles.resolve(args.chapter, **first[0].params).profile
         print(f"{', '.join(j.label for j in first)}: chooses the learning rates first (none is recorded for this "
-              "setting and code); the other seeds then reuse the choice", flush=True)
+              f"setting and code); the other seeds then reuse the choice; "
+              f"{progress.cost_phrase(args.chapter, profile)}", flush=True)
     n_first = min(n_jobs, max(1, len(first)))  # one per setting; several settings side by side
     first = [dataclasses.replace(j, threads=args.threads or jobs.threads_per_job(n_first)) for j in first]
     for path in jobs.launch(first, n_first, launcher=args.launcher) + jobs.launch(rest, n_jobs,

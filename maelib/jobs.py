@@ -72,7 +72,7 @@ class Job:
     out_dir: str | None = None  # None: book/executed
     threads: int | None = None  # None: leave the process's thread settings alone
     label: str = ""
-    progress: bool = False  # papermill's cell bar (one job alone on a terminal only)
+    progress: bool = False  # a live progress line (one job alone on a terminal only; else throttled lines)
     force: bool = False  # run even when nothing changed since the last run
     records_dir: str | None = None  # the run registry (None: results/runs, or $MAELIB_RECORDS)
 

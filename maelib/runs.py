@@ -11,6 +11,7 @@ since its last finished run is skipped.
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -254,17 +255,51 @@ def read_record(path: Path) -> dict | None:
         return None
 
 
-def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool) -> dict:
-    """papermill into ``done_nb`` (a temporary file); the glued values."""
+def _execute_notebook(src: Path, params: dict, done_nb: Path, progress: bool, chapter: str = "",
+                      expected: float | None = None) -> dict:
+    """papermill into ``done_nb`` (a temporary file); the glued values. A
+    :class:`maelib.progress.Watcher` shows in the terminal how the kernel's trainings go (a live line
+    where ``progress`` and on a terminal) and, where ``expected`` (seconds) is known, the time left in
+    the chapter. The kernel talks to papermill over local sockets (IPC), not TCP: a TCP kernel warns
+    that its traffic is unencrypted."""
     import jupytext
     import nbformat
     import papermill as pm
 
+    from . import progress as shown
+
     src_nb = done_nb.with_name(f"{src.stem}.source.ipynb")
     nbformat.write(jupytext.read(src), src_nb)
-    pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
-                        progress_bar=progress, log_output=False)
+    report = done_nb.with_name("progress.jsonl")
+    with tempfile.TemporaryDirectory(prefix="maelib-kernel-") as sockets, _environ(shown.ENV, str(report)), \
+            shown.Watcher(report, chapter or src.stem, live=None if progress else False, expected=expected):
+        pm.execute_notebook(str(src_nb), str(done_nb), parameters=params, cwd=str(ROOT), kernel_name="python3",
+                            progress_bar=False, log_output=False, config=_kernel_config(sockets))
     return glued(nbformat.read(done_nb, as_version=4))
+
+
+def _kernel_config(folder: str):
+    """The kernel manager's configuration: IPC sockets in ``folder`` (a short path of this run's own)
+    where the system has them, so that runs side by side never share a socket."""
+    from traitlets.config import Config
+
+    if os.name != "posix":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str):
+    """``os.environ[name] = value`` for the block (a kernel started inside it inherits it)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
@@ -299,10 +334,13 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
     started, code, pooled = time.time(), code_hash(), version(chapter)  # the code as it was when the run began
+    from .progress import expected_s
+
+    expected = expected_s(chapter, vars(resolved))  # by the recorded runs, for the time left it shows
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".running-{os.getpid()}-") as tmp:  # beside the result
         done_nb = Path(tmp) / out_nb.name
-        values = _execute(chapter, src, params, done_nb, progress)
+        values = _execute(chapter, src, params, done_nb, progress, expected)
         if not isinstance(values.get("params"), dict):
             raise ChapterFailed(chapter, "RuntimeError", "the chapter did not glue 'params' (its resolved "
                                 "parameters)", params)
@@ -392,11 +430,12 @@ def check_destinations(params: dict, out_dir: Path, records_dir: Path | None) ->
     writable_folder(cache_dir(), "the maelib cache (MAELIB_CACHE)")
 
 
-def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: bool) -> dict:
+def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: bool,
+             expected: float | None = None) -> dict:
     """The chapter's glued values after papermill ran it; a run that stops raises :class:`ChapterFailed`
     (or KeyboardInterrupt, when it was interrupted)."""
     try:
-        return _execute_notebook(src, params, done_nb, progress)
+        return _execute_notebook(src, params, done_nb, progress, chapter, expected)
     except KeyboardInterrupt:
         raise
     except Exception as e:

@@ -1,9 +1,10 @@
 """One training loop for every experiment.
 
-``fit`` runs AdamW with a linear warmup and a cosine decay (per step), bf16 autocast on CUDA, a tqdm bar,
-a per-epoch history (a DataFrame, with each epoch's training time), an atomic checkpoint after every
-epoch and resume from it. Each epoch reseeds torch from ``(seed, epoch)``, and loaders draw their order
-from the same pair, so an interrupted run that resumes gives the same numbers as one that never stopped.
+``fit`` runs AdamW with a linear warmup and a cosine decay (per step), bf16 autocast on CUDA, a tqdm bar
+and a report of each epoch to a chapter run's terminal (:mod:`maelib.progress`), a per-epoch history (a
+DataFrame, with each epoch's training time), an atomic checkpoint after every epoch and resume from it.
+Each epoch reseeds torch from ``(seed, epoch)``, and loaders draw their order from the same pair, so an
+interrupted run that resumes gives the same numbers as one that never stopped.
 
 Under ``torchrun`` (torch.distributed initialised) the step runs inside DistributedDataParallel, so
 gradients are averaged over processes; rank 0 alone writes checkpoints and draws the progress bar.
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from . import progress as reports
 from .data import dist_rank_world
 from .files import save_torch_atomic
 
@@ -295,6 +297,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
     if compiled:
         runner = torch.compile(runner, mode=None if cfg.compile is True else cfg.compile)
     main_rank = dist_rank_world()[0] == 0
+    if main_rank:  # to the run's terminal, when a chapter run watches (maelib.progress); else nothing
+        reports.report(cfg.desc, start, cfg.epochs)
     # a manual bar: iterating a tqdm bar updates its count only when it redraws, so a postfix drawn
     # each epoch would show a stale count
     with tqdm(total=cfg.epochs, initial=start, desc=cfg.desc, disable=not (progress and main_rank),
@@ -316,6 +320,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "epoch_s")},
                             refresh=False)
             bar.update(1)
+            if main_rank:
+                reports.report(cfg.desc, epoch + 1, cfg.epochs)
             if ckpt and main_rank:
                 save_torch_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                               "history": history, "fingerprint": fingerprint}, ckpt)

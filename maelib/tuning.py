@@ -86,14 +86,42 @@ def reused(chapter: str, p, data: dict | None = None, root=runs.RECORDS) -> dict
     return recorded(chapter, vars(p), data, root) or borrowed(chapter, vars(p), data, root)
 
 
+# the arms a chapter without a ``tune`` parameter chooses rates for: one training per rate of the grid each
+TUNED_ARMS = {"tabular": 3, "volumes": 3, "series": 9}
+
+
+def will_choose(chapter: str, resolved: dict, root=runs.RECORDS) -> bool:
+    """Whether a run with the ``resolved`` parameters will choose learning rates on held-out data, as its
+    notebook decides: ``tune`` true, or rates left free with no recorded choice to reuse (for any data)."""
+    if "lr_grid" not in resolved:
+        return False
+    if "tune" in resolved:  # images, segmentation: each arm's rate may be fixed by its parameter
+        if not [k for k in ARM_RATES if k in resolved and not resolved[k]]:
+            return False
+        return bool(resolved["tune"]) or not (any_recorded(chapter, resolved, root)
+                                              or any_recorded(chapter, resolved, root, borrow=True))
+    return not resolved.get("lr") and any_recorded(chapter, resolved, root) is None
+
+
 def note(chapter: str, resolved: dict, root=runs.RECORDS) -> str | None:
     """What a run is about to do about its learning rates, said before it starts when it will choose them
-    (a grid of extra fine-tunings) or reuse the default setting's; None when it reuses its own setting's.
+    (a grid of extra trainings) or reuse the default setting's; None when it reuses its own setting's.
     The data are not known before the run, so any recorded data of the same setting count here."""
-    free = [k for k in ARM_RATES if k in resolved and not resolved[k]]  # the arms whose rate is to be chosen
-    if "tune" not in resolved or not free:
+    if "lr_grid" not in resolved:
         return None
-    grid, cost = len(resolved["lr_grid"]), len(free) * len(resolved["lr_grid"])
+    grid = len(resolved["lr_grid"])
+    if "tune" not in resolved:  # series, tabular, volumes
+        if not will_choose(chapter, resolved, root):
+            return None
+        extra = TUNED_ARMS.get(chapter, 1) * (grid - 1)
+        if "long_lr_grid" in resolved:  # series: the long-horizon arms choose on the validation months too
+            extra += 2 * len(resolved["long_horizons"]) * (len(resolved["long_lr_grid"]) - 1)
+        return (f"{chapter}: no recorded choice for this setting and code, so this run chooses each network's "
+                f"learning rate on held-out data: about {extra} extra trainings (more where a grid grows)")
+    free = [k for k in ARM_RATES if k in resolved and not resolved[k]]  # the arms whose rate is to be chosen
+    if not free:
+        return None
+    cost = len(free) * grid
     choose = (f"chooses {len(free)} arms' learning rates on held-out training images: {cost} extra fine-tunings "
               f"(up to {cost + len(free) * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
     if resolved["tune"]:

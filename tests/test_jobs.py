@@ -55,6 +55,8 @@ def lone(tmp_path_factory):
 def test_two_jobs_record_exactly_what_lone_runs_record(lone, tmp_path):
     side, out = _sweep(tmp_path, "side", "--jobs", "2")  # two jobs on two cores: one thread each
     assert sorted(side) == sorted(lone) == [0, 1]
+    for seed in (0, 1):  # each job's progress lines carry its label
+        assert any(line.startswith(f"[seed {seed}] tabular · training (") for line in out.splitlines()), out
     for seed in (0, 1):
         assert side[seed]["threads"] == lone[seed]["threads"] == 1
         assert _without_times(side[seed]["metrics"]) == _without_times(lone[seed]["metrics"])

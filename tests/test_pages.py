@@ -122,7 +122,9 @@ def test_a_rerun_says_before_it_starts_whether_it_chooses_learning_rates_again(t
     assert "9 extra fine-tunings" in note and "3 arms" in note
     note = tuning.note("images", {**default, "finetune_epochs": 9}, root=tmp_path)
     assert note.startswith("images: no recorded choice for this setting and code")
-    assert tuning.note("tabular", vars(profiles.resolve("tabular", "quick")), root=tmp_path) is None
+    tab = vars(profiles.resolve("tabular", "quick"))  # no tune parameter: it chooses unless a rate is given
+    assert "chooses each network's learning rate" in tuning.note("tabular", tab, root=tmp_path)
+    assert tuning.note("tabular", {**tab, "lr": 1e-3}, root=tmp_path) is None
 
 
 def test_tune_is_a_parameter_of_the_chapters_that_choose_learning_rates():

@@ -1,0 +1,225 @@
+"""What a run shows in the terminal (maelib.progress): the chapter, its phase, epochs and the time left,
+throttled away from a terminal, prefixed inside a sweep's job, never in the notebook; what choosing the
+learning rates again costs, said before a run; no kernel warning about TCP."""
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from conftest import ROOT, data_folder
+from maelib import jobs, profiles, progress, runs, tuning
+from maelib.data import TensorLoader
+from maelib.train import TrainConfig, fit
+
+TINY = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+x = 1
+
+# %%
+from myst_nb import glue
+glue("params", {"x": x}, display=False)
+'''
+
+
+def test_a_chapters_kernel_prints_no_warning_about_tcp(tmp_path, capfd):
+    """The kernel talks over IPC: a TCP kernel warns on its stderr (the run's) that it is unencrypted."""
+    src = tmp_path / "01_tiny.py"
+    src.write_text(TINY)
+    values = runs._execute_notebook(src, {"x": 2}, tmp_path / "01_tiny.ipynb", False)
+    assert values["params"] == {"x": 2}
+    err = capfd.readouterr().err
+    assert "TCP" not in err and "WARNING" not in err, err
+
+
+class Clock:
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def reporter(path, clock):
+    """``progress.report`` at the fake clock's time."""
+    def report(desc, done, total):
+        with open(path, "a") as f:
+            f.write(json.dumps({"desc": desc, "done": done, "total": total, "t": clock()}) + "\n")
+    return report
+
+
+@pytest.mark.parametrize("desc, phase", [
+    ("MAE pretraining", "pretraining"), ("3D MAE pretraining", "pretraining"),
+    ("long-horizon MAE pretraining", "pretraining"), ("tune scratch lr=0.002", "choosing learning rates"),
+    ("tune MAE + fine-tune lr=0.001", "choosing learning rates"), ("MAE + fine-tune", "fine-tuning"),
+    ("scratch", "training"), ("RNN", "training"), ("linear probe", "linear probe")])
+def test_each_training_is_named_by_its_phase(desc, phase):
+    assert progress.phase_of(desc) == phase
+
+
+def test_fit_reports_each_epoch_to_the_file_a_run_names(tmp_path, monkeypatch):
+    import torch
+
+    data = TensorLoader((torch.randn(32, 4), torch.randn(32, 1)), 8)
+    step = lambda m, b: ((m(b[0]) - b[1]) ** 2).mean()  # noqa: E731
+    fit(torch.nn.Linear(4, 1), step, data, TrainConfig(epochs=2, desc="quiet"), progress=False)
+    assert not list(tmp_path.iterdir())  # no variable: nothing written
+    monkeypatch.setenv(progress.ENV, str(tmp_path / "progress.jsonl"))
+    fit(torch.nn.Linear(4, 1), step, data, TrainConfig(epochs=3, desc="demo"), progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    assert [(x["desc"], x["done"], x["total"]) for x in lines] == [("demo", k, 3) for k in range(4)]
+
+
+def test_a_line_names_chapter_phase_epoch_and_the_time_left(tmp_path):
+    clock, path = Clock(), tmp_path / "p.jsonl"
+    report = reporter(path, clock)
+    w = progress.Watcher(path, "images", io.StringIO(), live=False, expected=600.0, clock=clock)
+    report("MAE pretraining", 0, 10)
+    clock.t += 20
+    report("MAE pretraining", 2, 10)  # 10 s an epoch: 8 more take 80 s
+    w.read()
+    assert w.line(clock()) == ("images · pretraining (MAE pretraining): epoch 2/10, 01:20 left · 0.3 min in, "
+                               "about 9.7 min left in the chapter")
+    clock.t += 30  # 30 s into the third epoch
+    assert "00:50 left" in w.line(clock())
+
+
+def test_away_from_a_terminal_lines_come_on_phase_changes_and_at_most_every_period(tmp_path):
+    clock, path, out = Clock(), tmp_path / "p.jsonl", io.StringIO()
+    report = reporter(path, clock)
+    w = progress.Watcher(path, "images", out, live=False, every=60, clock=clock)
+    for desc, epochs in [("MAE pretraining", 300), ("tune scratch lr=0.001", 100), ("tune scratch lr=0.002", 100),
+                         ("scratch", 100)]:
+        for done in range(epochs + 1):  # an epoch a second, polled every second
+            report(desc, done, epochs)
+            w.poll()
+            clock.t += 1
+    lines = out.getvalue().splitlines()
+    phases = [line.split(" · ")[1].split(" (")[0] for line in lines]
+    # 600 s: three phases, each named when it begins, and at most one line a minute besides
+    assert phases[0] == "pretraining" and len(lines) <= 3 + 600 / 60 + 1, lines
+    assert [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]] == [
+        "pretraining", "choosing learning rates", "training"]
+    assert all(not line.startswith("\r") for line in lines)
+
+
+def test_on_a_terminal_one_line_is_drawn_in_place(tmp_path):
+    clock, path = Clock(), tmp_path / "p.jsonl"
+    out = io.StringIO()
+    report = reporter(path, clock)
+    w = progress.Watcher(path, "volumes", out, live=True, clock=clock)
+    w.poll()  # the kernel starting: the time so far
+    for done in range(4):
+        clock.t += 5
+        report("3D MAE pretraining", done, 3)
+        w.poll()
+    w.stop()
+    text = out.getvalue()
+    assert text.startswith("\rvolumes · before the first training · 0.0 min in\x1b[K\r")
+    assert text.count("\r") == 6 and text.count("\n") == 1  # the sixth draw: the last look, when it stops
+    assert text.endswith("epoch 3/3, done · 0.3 min in\x1b[K\n")
+
+
+def test_a_live_line_never_wraps(tmp_path):
+    clock, path, sink = Clock(), tmp_path / "p.jsonl", io.StringIO()
+    report = reporter(path, clock)
+    w = progress.Watcher(path, "images", jobs._Prefixed(sink, "seed 3"), live=True, clock=clock)
+    report("tune " + "a very long description " * 10, 0, 2)
+    w.poll()
+    rows = [row.replace("\x1b[K", "") for row in sink.getvalue().split("\r") if row.strip() != "[seed 3]"]
+    assert rows and all(row.startswith("[seed 3] images · choosing") and len(row) < 120 for row in rows), rows
+
+
+def test_a_jobs_progress_lines_carry_its_label(tmp_path, capsys):
+    clock, path = Clock(), tmp_path / "p.jsonl"
+    report = reporter(path, clock)
+    with jobs._prefixed("seed 3"):  # as a sweep's job runs its chapter: the watcher writes where it began
+        w = progress.Watcher(path, "images", every=60, clock=clock)
+    assert not w.live  # not a terminal
+    report("MAE pretraining", 0, 2)
+    w.poll()
+    report("tune scratch lr=0.001", 0, 2)
+    w.poll()
+    assert [line[:30] for line in capsys.readouterr().err.splitlines()] == [
+        "[seed 3] images · pretraining ", "[seed 3] images · choosing lea"]
+
+
+def record(tmp_path, name, *, seed, wall_s, chose_grid=True, code="0" * 64):
+    """A run record of images at the smoke profile's default setting, made by code ``code``."""
+    resolved = json.loads(json.dumps(vars(profiles.resolve("images", "smoke", seed=seed)), default=str))
+    grid = {"MAE + fine-tune": {"0.001": 5.0}, "scratch": {"0.001": 4.0}} if chose_grid else {}
+    entry = {"chapter": "images", "notebook": "01_images.py", "parameters": {"profile": "smoke", "seed": seed},
+             "resolved": resolved, "profile": "smoke", "seed": seed, "device": "cpu",
+             "metrics": {"lr": {"MAE + fine-tune": 1e-3, "scratch": 1e-3}, "lr_grid": grid}, "wall_s": wall_s,
+             "finished": f"2026-01-0{seed + 1}T00:00:00+00:00", "git_commit": None, "stamp": name, "code": code}
+    (tmp_path / f"images-{name}.json").write_text(json.dumps(entry))
+
+
+def test_the_cost_of_choosing_learning_rates_comes_from_the_records(tmp_path):
+    record(tmp_path, "a", seed=0, wall_s=900.0)  # chose: no earlier seed-0 run of its setting and code
+    record(tmp_path, "b", seed=1, wall_s=300.0)  # reused its choice
+    record(tmp_path, "c", seed=2, wall_s=320.0)
+    cost = progress.tuning_cost("images", "smoke", tmp_path)
+    assert cost["cost_s"] == pytest.approx(900 - 310) and cost["reused_s"] == pytest.approx(310)
+    assert "about 9.8 min at the smoke profile" in progress.cost_phrase("images", "smoke", tmp_path)
+    p = vars(profiles.resolve("images", "smoke"))  # no choice at this code: this run chooses, 310 + 590 s
+    assert tuning.will_choose("images", p, tmp_path) and progress.expected_s("images", p, tmp_path) == pytest.approx(900)
+    assert progress.tuning_cost("images", "quick", tmp_path) is None
+
+
+@pytest.mark.slow
+def test_a_smoke_run_shows_its_phases_and_time_left_without_warnings(tmp_path):
+    """``python -m maelib run images`` away from a terminal: the cost note, then throttled lines naming
+    each phase with the time left in the chapter (by the records), no TCP warning, and a notebook without
+    any of it."""
+    data_folder("tinyimagenet")
+    records = tmp_path / "records"
+    records.mkdir()
+    record(records, "a", seed=0, wall_s=90.0)  # another code's runs: they tell the cost, 60 s
+    record(records, "b", seed=1, wall_s=30.0)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MAELIB_RECORDS": str(records), "MAELIB_CACHE": str(tmp_path / "c"),
+           "MAELIB_PROGRESS_EVERY": "20"}
+    done = subprocess.run([sys.executable, "-m", "maelib", "run", "images", "--profile", "smoke", "--no-book",
+                           "--out-dir", str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    err = done.stderr
+    assert "TCP" not in err and "WARNING" not in err, err
+    assert "choosing them takes about 1.0 min at the smoke profile" in err.splitlines()[0]
+    shown = [line for line in err.splitlines() if line.startswith("images · ")]
+    for phase in ("pretraining", "choosing learning rates", "fine-tuning", "linear probe"):
+        assert any(f" · {phase}" in line for line in shown), err
+    assert all(re.search(r"min in(, about [\d.]+ min left in the chapter|, past the 1.5 min expected)$", line)
+               for line in shown), shown
+    wall = json.loads((tmp_path / "out" / "01_images.run.json").read_text())["wall_s"]
+    assert len(shown) <= 6 + wall / 20 + 1, shown  # six phase changes, a line each 20 s besides
+    nb = nbformat.read(tmp_path / "out" / "01_images.ipynb", as_version=4)
+    outputs = json.dumps([c.get("outputs", []) for c in nb.cells])
+    assert "images · " not in outputs and "min left in the chapter" not in outputs
+
+
+def test_a_series_rerun_says_it_chooses_its_long_horizon_learning_rates_again(tmp_path):
+    p = vars(profiles.resolve("series", "quick"))
+    note = tuning.note("series", p, root=tmp_path)
+    # nine next-step models and two long-horizon arms, three rates each: 9 * 2 + 2 * 2 extra trainings
+    assert "chooses each network's learning rate" in note and "about 22 extra trainings" in note
+    resolved = json.loads(json.dumps({**p, "seed": 0}, default=str))
+    entry = {"chapter": "series", "notebook": "02_series.py", "parameters": {"profile": "quick"},
+             "resolved": resolved, "profile": "quick", "seed": 0, "device": "cpu", "wall_s": 60.0,
+             "metrics": {"lr": {"H96 scratch": 1e-3}, "lr_grid": {"H96 scratch": {"0.001": 0.4}}},
+             "finished": "2026-01-01T00:00:00+00:00", "git_commit": None, "stamp": "s", "code": runs.version("series")}
+    (tmp_path / "series-a.json").write_text(json.dumps(entry))
+    assert tuning.note("series", p, root=tmp_path) is None  # this setting's choice is reused
+    assert tuning.note("series", {**p, "long_mask_ratio": 0.5}, root=tmp_path)  # another setting's is not
