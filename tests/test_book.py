@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, data_folder
+from test_book_scripts import repeated_scripts
 from maelib import book, device, profiles, runs
 
 pytestmark = pytest.mark.slow
@@ -131,6 +132,7 @@ def test_book_builds_with_warnings_as_errors_and_loads_nothing_from_the_network(
         html = page.read_text()
         remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//[^"]+"', html)
         assert not remote, f"{page.name} loads {remote[:2]}"
+        assert not repeated_scripts(html), f"{page.name} has a script twice"  # THEBE_JS_URL declared twice
 
 
 @pytest.fixture(scope="session")
