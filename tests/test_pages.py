@@ -151,3 +151,29 @@ def test_epoch_axes_have_whole_epochs_only():
         ax = viz.curves({"run": h}, ("loss",)).axes[0]
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert ticks and all(float(t).is_integer() for t in ticks), (n, ticks)
+
+
+# --- citations (item 8) -------------------------------------------------------------------------------
+
+def _cited_keys() -> set[str]:
+    """Every key of a {cite}`a,b` role in the book's hand-written pages and the chapters' sources."""
+    from conftest import ROOT
+
+    texts = [p.read_text() for p in [*(ROOT / "book").glob("*.md"), *(ROOT / "notebooks").glob("*.py")]]
+    return {k.strip() for t in texts for group in re.findall(r"\{cite[pt]?\}`([^`]+)`", t) for k in group.split(",")}
+
+
+def test_every_reference_is_cited_and_every_citation_has_a_reference():
+    from conftest import ROOT
+
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), re.M))
+    assert keys - _cited_keys() == set(), "references the book never cites"
+    assert _cited_keys() - keys == set(), "citations without a reference"
+
+
+def test_each_dataset_of_the_data_table_cites_its_source():
+    from conftest import ROOT
+
+    intro = (ROOT / "book" / "intro.md").read_text().split("## Data and licences", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in intro.splitlines() if line.startswith("| ") and not line.startswith("| dataset")]
+    assert rows and all("{cite}`" in row for row in rows), [r.split("|")[1] for r in rows if "{cite}" not in r]
