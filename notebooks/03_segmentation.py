@@ -138,7 +138,7 @@ for run, (build, decay, fixed) in segmentation.arms(mae, p, n_classes).items(): 
     histories[run] = segmentation.train_segmenter(models[run], data, n_classes, p, dev, run, ckpt, chosen[run], decay)
 glue("layer_decay", p.layer_decay, display=False)
 glue("lr_source", tuning.source(tuned), display=False)
-glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
+glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 choice = pd.DataFrame([{"arm": arm, "learning rate": lr, "held-out mIoU": grids[arm].get(lr, float("nan")),
                         "chosen": "yes" if lr == chosen[arm] else ""}
                        for arm in chosen for lr in (grids[arm] or {chosen[arm]: None})]).set_index("arm")
@@ -147,6 +147,8 @@ final = {run: h.iloc[-1] for run, h in histories.items()}
 for run, key in [("MAE init", "mae"), ("scratch", "scr")]:
     glue(f"{key}_acc", 100 * float(final[run]["pixel_acc"]), display=False)
     glue(f"{key}_miou", float(final[run]["miou"]), display=False)
+    viz.glue_text(f"{key}_acc_text", 100 * final[run]["pixel_acc"])  # as the table writes them
+    viz.glue_text(f"{key}_miou_text", final[run]["miou"])
 d_acc = 100 * float(final["MAE init"]["pixel_acc"] - final["scratch"]["pixel_acc"])
 d_miou = float(final["MAE init"]["miou"] - final["scratch"]["miou"])
 glue("d_acc", abs(d_acc), display=False)
@@ -231,9 +233,9 @@ glue("results", {"dataset": name, "pixel_acc": {r: float(final[r]["pixel_acc"]) 
 # %% [markdown]
 # ## What this run says
 #
-# Initialised from the MAE, the ViT-UPerNet reached {glue:text}`mae_acc:.1f`% pixel accuracy and an
-# mIoU of {glue:text}`mae_miou:.3f`; from scratch, {glue:text}`scr_acc:.1f`% and
-# {glue:text}`scr_miou:.3f`. The MAE initialisation's pixel accuracy is {glue:text}`d_acc:.1f` points
+# Initialised from the MAE, the ViT-UPerNet reached {glue:text}`mae_acc_text`% pixel accuracy and an
+# mIoU of {glue:text}`mae_miou_text`; from scratch, {glue:text}`scr_acc_text`% and
+# {glue:text}`scr_miou_text`. The MAE initialisation's pixel accuracy is {glue:text}`d_acc:.1f` points
 # {glue:text}`acc_word`, its mIoU {glue:text}`d_miou:.3f` {glue:text}`miou_word`: {glue:text}`verdict`
 # (the paper's gain: {glue:text}`paper_d_acc:.2f` points of accuracy and {glue:text}`paper_d_miou:.4f` of
 # mIoU, in its Table 3). This is one seed on a small dataset; the summary chapter pairs the two arms over at
