@@ -58,7 +58,7 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
     the lines)."""
     below = len(histories) > 4
     rows = -(-len(histories) // 2) if below else 0  # the legend's rows, two runs a row
-    width = max(4.2 * len(metrics), 6.4 if below else 0)  # wide enough for two names a row
+    width = max(min(4.2 * len(metrics), 7.2), 6.4 if below else 0)  # the text's width; two names a row
     fig, axes = plt.subplots(1, len(metrics), figsize=(width, 3.2 + 0.2 * rows), squeeze=False)
     for ax, metric, title in zip(axes[0], metrics, titles or metrics):
         for label, h in histories.items():

@@ -225,7 +225,7 @@ truth = sc.inverse(data["test"][1][:, 0])
 dates = data["dates"]["test"][p.lag:p.lag + len(truth)]
 best_rnn = min(["RNN", "LSTM", "GRU"], key=lambda m: mean_mse[m])
 shown = ["persistence", best_rnn, series.NO_MASKING, "patch transformer, MAE-pretrained"]
-fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
+fig, axes = plt.subplots(2, 1, figsize=(7.2, 5.2), sharex=True)  # the text width: no figure shrunk
 window_paper = paper.setting("series_smoothing")
 glue("paper_window", window_paper, display=False)
 for ax, window, title in [(axes[0], 1, "raw"), (axes[1], window_paper, f"{window_paper}-step moving average")]:
@@ -236,7 +236,7 @@ for ax, window, title in [(axes[0], 1, "raw"), (axes[1], window_paper, f"{window
     ax.set_ylabel("OT (°C)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-axes[0].legend(fontsize=8, ncol=3)
+axes[0].legend(fontsize=7, ncol=3)
 fig.tight_layout()
 viz.glue_figure("fig_forecast", fig)
 
@@ -407,7 +407,7 @@ viz.show_table(lr_frame.set_index("arm"), "Each patch-transformer arm's learning
                "lowest validation MSE (the test months play no part).", "table-long-lr", digits=4)
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7.5, 4.2))
+fig, ax = plt.subplots(figsize=(7.2, 4.2))
 xs = np.array(p.long_horizons)
 for m in forecast.MODELS:
     mean = np.array([long_mean.loc[(h, m), ("mse", "mean")] for h in xs])

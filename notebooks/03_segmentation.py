@@ -182,7 +182,7 @@ viz.show_table(choice, "Each arm's learning rate, chosen on the held-out tail of
 xv, yv = data["val"]
 idx = torch.linspace(0, len(xv) - 1, min(4, len(xv))).long()
 preds = {run: segmentation.predict(m, xv[idx], dev) for run, m in models.items()}
-fig, axes = plt.subplots(len(idx), 4, figsize=(8, 2.1 * len(idx)), squeeze=False)
+fig, axes = plt.subplots(len(idx), 4, figsize=(7.2, 1.9 * len(idx)), squeeze=False)
 for r, i in enumerate(idx):
     panels = [xv[i].permute(1, 2, 0).numpy(), segmentation.colorize(yv[i].numpy(), n_classes),
               segmentation.colorize(preds["scratch"][r].numpy(), n_classes),
@@ -199,7 +199,7 @@ shown = sorted({int(k) for k in np.unique(np.concatenate([yv[idx].numpy().ravel(
                                                                                   for v in preds.values()]))
                 if 0 <= k < n_classes})  # the classes drawn, not every class of the dataset
 handles = [Patch(color=swatch(k), label=classes[k]) for k in shown] + [Patch(color="black", label="void")]
-fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=9, frameon=False)
+fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=8, frameon=False)
 fig.tight_layout(rect=(0, (0.15 + 0.25 * -(-len(handles) // 6)) / fig.get_figheight(), 1, 1))  # room for the legend
 viz.glue_figure("fig_preds", fig)
 

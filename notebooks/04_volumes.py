@@ -166,7 +166,7 @@ glue("verdict", viz.direction(diff, float(PAPER.loc["Dice Score", "MAE"] - PAPER
 image, truth = val_ds.case(0)
 preds = {run: volumes.predict_volume(m, image, roi, dev) for run, m in models.items()}
 z = int(truth.sum((0, 1)).argmax())  # the slice with the most foreground
-fig, axes = plt.subplots(1, 4, figsize=(10, 3))
+fig, axes = plt.subplots(1, 4, figsize=(7.2, 2.5))  # the text width: no figure shrunk
 panels = [(image[0, :, :, z], "image", "gray"), (truth[:, :, z], "truth", "viridis"),
           (preds["scratch"][:, :, z], "scratch", "viridis"), (preds["MAE init"][:, :, z], "MAE init", "viridis")]
 for ax, (img, title, cmap) in zip(axes, panels):
@@ -179,7 +179,7 @@ colour = plt.get_cmap("viridis")
 fig.legend(handles=[Patch(color=colour(k / (n_out - 1)), label=name)
                     for k, name in enumerate(["background", *labels])], loc="lower center", ncol=n_out, fontsize=8,
            frameon=False)
-fig.tight_layout(rect=(0, 0.1, 1, 1))
+fig.tight_layout(rect=(0, 0.12, 1, 1))
 viz.glue_figure("fig_slices", fig)
 
 # %% [markdown]

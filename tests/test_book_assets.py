@@ -1,5 +1,5 @@
-"""The built pages load each script once: a one-page book built with the project's _config.yml (its
-extensions, theme and static files), checked the way a browser would trip on it."""
+"""What every built page loads: each script once, and a favicon. A one-page book is built with the project's
+_config.yml (its extensions, theme and static files) and checked where a browser would trip on it."""
 
 import re
 import shutil
@@ -46,3 +46,10 @@ def test_each_script_is_on_a_page_once(one_page_book):
     html = (one_page_book / "book" / "page.html").read_text()
     assert html.count("THEBE_JS_URL") <= 1
     assert repeated_scripts(html) == []
+
+
+def test_the_page_names_a_favicon_that_the_build_has(one_page_book):
+    """Without one, the browser asks for /favicon.ico and logs a 404 on the first page it opens."""
+    html = (one_page_book / "book" / "page.html").read_text()
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', html)
+    assert icon and (one_page_book / "book" / icon.group(1)).resolve().is_file()
