@@ -173,18 +173,17 @@ def results_table(main, metrics: dict[str, str]):
     ``main``: one row per imputer and seed, as :func:`run_all` scores them."""
     import pandas as pd
 
-    from .viz import mean_std_cells, sig
+    from .viz import sig
 
-    groups = dict(list(main.groupby("model", sort=False)))
-    ok = [model for model, g in groups.items() if not g["mse"].map(failed).any()]
-    table = pd.DataFrame(index=pd.Index(list(groups), name="imputer"), columns=list(metrics.values()), dtype=object)
-    for k, label in metrics.items():  # one number format per column, over the imputers that did not fail
-        scale = 100 if k == "category_error" else 1
-        table.loc[ok, label] = mean_std_cells([groups[m][k].mean() * scale for m in ok],
-                                              [groups[m][k].std() * scale for m in ok])
-    for model in (m for m in groups if m not in ok):
-        table.loc[model] = f"failed numerically (MSE {sig(groups[model]['mse'].max())})"
-    return table
+    rows = {}
+    for model, g in main.groupby("model", sort=False):
+        if g["mse"].map(failed).any():
+            rows[model] = [f"failed numerically (MSE {sig(g['mse'].max())})"] * len(metrics)
+            continue
+        scale = {k: 100 if k == "category_error" else 1 for k in metrics}
+        stats = {k: (g[k].mean() * scale[k], g[k].std() * scale[k]) for k in metrics}
+        rows[model] = [sig(m) if np.isnan(s) else f"{sig(m)} ± {sig(s, 2)}" for m, s in stats.values()]
+    return pd.DataFrame(rows, index=list(metrics.values())).T.rename_axis("imputer")
 
 
 def run_all(data: dict, p, device, seed: int, missing_rate: float):
