@@ -182,7 +182,7 @@ def build(root: Path = runs.ROOT, warnings_as_errors: bool = True, executed: Pat
     root = Path(root)
     fig_dir = root / "book" / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    masking_recipe_figure().savefig(fig_dir / "masking_recipe.png", dpi=110)
+    masking_recipe_figure().savefig(fig_dir / "masking_recipe.png", dpi=100)  # 720 px: the text width
     shown = stage(root, executed, profile=profile)
     from . import webmodel
 

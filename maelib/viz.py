@@ -53,8 +53,13 @@ def reconstruction_comparison(recs: dict[str, dict], n: int = 4):
 
 def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles: tuple[str, ...] | None = None,
            xlabel: str = "epoch", logy: bool = False):
-    """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame. Up to
+    four runs are named in the first panel's legend; more, in a legend under the panels (it would cover
+    the lines)."""
+    below = len(histories) > 4
+    rows = -(-len(histories) // 2) if below else 0  # the legend's rows, two runs a row
+    width = max(min(4.2 * len(metrics), 7.2), 6.4 if below else 0)  # the text's width; two names a row
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width, 3.2 + 0.2 * rows), squeeze=False)
     for ax, metric, title in zip(axes[0], metrics, titles or metrics):
         for label, h in histories.items():
             if metric in h:
@@ -69,8 +74,12 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
         ax.grid(alpha=0.3)
         if logy:
             ax.set_yscale("log")
-    axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
+    if below:
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, (0.2 * rows + 0.02) / fig.get_figheight(), 1, 1))
+    else:
+        axes[0, 0].legend(fontsize=8)
+        fig.tight_layout()
     return fig
 
 
@@ -232,8 +241,9 @@ def provenance_note(source: dict | None) -> str:
 
 
 def sig(value, digits: int = 3) -> str:
-    """A number with ``digits`` significant digits, trailing zeros kept (``2.00``, ``0.0154``), without an
-    exponent for ordinary magnitudes; whole numbers of more digits are printed whole; text as it is."""
+    """A number with ``digits`` significant digits, trailing zeros kept (``2.00``, ``0.0154``,
+    ``0.000174``), without an exponent from 0.0001 up; whole numbers of more digits are printed whole; text
+    as it is. The one number format of the book's prose and tables."""
     if isinstance(value, str) or value is None:
         return "" if value is None else value
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -246,18 +256,32 @@ def sig(value, digits: int = 3) -> str:
     magnitude = math.floor(math.log10(abs(value)))
     if magnitude >= digits - 1:
         return f"{value:.0f}" if magnitude < 9 else f"{value:.{digits - 1}e}"
-    if magnitude < -3:  # below 0.001: 8.52e-05 reads better than 0.0000852
+    if magnitude < -4:  # below 0.0001: 8.52e-05 reads better than 0.0000852
         return f"{value:.{digits - 1}e}"
     return f"{value:.{digits - 1 - magnitude}f}"
 
 
 def column_cells(values, digits: int = 3) -> list[str]:
     """A column's cells in one format: :func:`sig` each, but all in scientific notation where one of
-    them needs it (so that ``5.00e-04`` never stands above ``0.00100``)."""
+    them needs it (so that ``5.00e-05`` never stands above ``0.000100``)."""
     numbers = [v for v in values if isinstance(v, (float, np.floating)) and v == v and v != 0]
-    if any(abs(v) < 1e-3 for v in numbers) and len(numbers) == len(values):
+    if any(abs(v) < 1e-4 for v in numbers) and len(numbers) == len(values):
         return [f"{v:.{digits - 1}e}" for v in values]
     return [sig(v, digits) for v in values]
+
+
+def mean_std_cells(means, stds, digits: int = 3) -> list[str]:
+    """A column of "mean ± std" cells (the mean alone where the std is NaN: one seed), the means in
+    one format (:func:`column_cells`), each standard deviation to ``digits - 1`` significant digits."""
+    return [m if s != s else f"{m} ± {sig(s, digits - 1)}" for m, s in zip(column_cells(list(means), digits), stds)]
+
+
+def glue_text(name: str, value, digits: int = 3) -> None:
+    """Glue ``value`` as :func:`sig` writes it (the prose's ``{glue:text}`name``` then reads as the
+    tables do: ``0.000174``, never ``0.00017`` beside a table's ``0.000174``)."""
+    from myst_nb import glue
+
+    glue(name, sig(value, digits), display=False)
 
 
 def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) -> str:
@@ -268,7 +292,16 @@ def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in zip(*columns)]
-    return "\n".join([f":::{{table}} {caption}", f":name: {name}", "", header, rule, *rows, ":::"])
+    unbroken = " ".join(f"nowrap-{k}" for k, cells in enumerate(columns, 1) if _single_tokens(cells))
+    options = [f":name: {name}"] + ([f":class: {unbroken}"] if unbroken else [])
+    return "\n".join([f":::{{table}} {caption}", *options, "", header, rule, *rows, ":::"])
+
+
+def _single_tokens(cells: list[str]) -> bool:
+    """Whether a column holds numbers or dates only, each one token (``9.11e-04`` must not break at its
+    hyphen; book/_static/book.css keeps such a column's cells on one line)."""
+    tokens = [c for c in cells if c]
+    return bool(tokens) and all(any(ch.isdigit() for ch in c) and not any(ch.isspace() for ch in c) for c in tokens)
 
 
 def show_table(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) -> None:
@@ -283,8 +316,13 @@ def forest(rows: pd.DataFrame):
     profile with runs: the mean paired gap (right = MAE better) with its 95% interval and the number of
     seeds, and on which side the paper found the MAE (its numbers are on other data and scales, so only
     their direction is drawn). ``rows`` is :func:`maelib.summary.claim_rows`'s frame."""
+    import textwrap
+
     claims = list(dict.fromkeys(rows["table"]))
-    fig, axes = plt.subplots(len(claims), 1, figsize=(7.0, 1.5 * len(claims) + 0.9), squeeze=False)
+    titles = {t: textwrap.fill(f"{t}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", 80)
+              for t, part in rows.groupby("table", sort=False)}  # within the figure's width: no 12-inch title
+    extra = sum(title.count("\n") for title in titles.values())
+    fig, axes = plt.subplots(len(claims), 1, figsize=(7.0, 1.5 * len(claims) + 0.9 + 0.2 * extra), squeeze=False)
     colours = {"quick": "tab:blue", "full": "tab:orange"}
     for ax, table in zip(axes[:, 0], claims):
         part = rows[rows["table"] == table].reset_index(drop=True)
@@ -306,8 +344,7 @@ def forest(rows: pd.DataFrame):
                 transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=9, style="italic")
         ax.set_yticks(range(len(part)), part["profile"])
         ax.set_ylim(-0.6, len(part) - 0.4)
-        ax.set_title(f"{table}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", fontsize=10, loc="left",
-                     pad=12)
+        ax.set_title(titles[table], fontsize=10, loc="left", pad=12)
         ax.tick_params(labelsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=9)

@@ -14,9 +14,9 @@
 # %% [markdown]
 # # Images: MAE pretraining vs training from scratch on TinyImageNet
 #
-# The paper's first experiment reproduces the original claim on a small scale: a ViT whose encoder was
-# first trained as a masked autoencoder (hide most patches, encode the visible ones, reconstruct the rest)
-# classifies TinyImageNet better than the same ViT trained from scratch. This chapter pretrains an MAE,
+# The paper's first experiment reproduces the original claim on a small scale: a ViT
+# {cite}`dosovitskiy2021vit` whose encoder was first trained as a masked autoencoder (hide most
+# patches, encode the visible ones, reconstruct the rest) classifies TinyImageNet better than the same ViT trained from scratch. This chapter pretrains an MAE,
 # shows what it reconstructs, then fine-tunes its encoder, trains the same ViT from scratch with a recipe
 # of its own, and fits the original MAE's linear probe {cite}`he2022mae` on the frozen encoder.
 #
@@ -159,7 +159,7 @@ viz.glue_figure("fig_recon", fig)
 # ## Fine-tuning, scratch and the linear probe
 #
 # Three uses of the same ViT. **Fine-tuned from the MAE encoder**, with the original MAE recipe: AdamW,
-# warmup then cosine, layer-wise learning-rate decay ({glue:text}`layer_decay`), label smoothing,
+# warmup then cosine, layer-wise learning-rate decay ({glue:text}`layer_decay`, from BEiT {cite}`bao2022beit`), label smoothing,
 # random crops and flips, a classifier on the mean of the last block's patch features (with its own
 # LayerNorm, the encoder's final one unused) and the position embedding fine-tuned. **From scratch**:
 # the same network and recipe without layer-wise decay, which is a recipe for pretrained encoders (it
@@ -206,13 +206,14 @@ choice = pd.DataFrame([{"arm": arm, "base learning rate": lr, "held-out top-1 (%
                        for arm in chosen for lr in (grids[arm] or {chosen[arm]: None})])
 glue("layer_decay", p.layer_decay, display=False)
 glue("lr_source", tuning.source(tuned), display=False)
-glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
+glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 for key, name in [("acc_ft", "MAE + fine-tune"), ("acc_scratch", "scratch"), ("acc_matched", images.MATCHED),
                   ("acc_probe", "MAE + linear probe")]:
     glue(key, acc[name], display=False)
-glue("lr_mae", chosen["MAE + fine-tune"], display=False)
-glue("lr_scratch", chosen["scratch"], display=False)
-glue("lr_matched", chosen[images.MATCHED], display=False)
+    viz.glue_text(f"{key}_text", acc[name])  # the prose's numbers as the tables write them
+viz.glue_text("lr_mae", chosen["MAE + fine-tune"])
+viz.glue_text("lr_scratch", chosen["scratch"])
+viz.glue_text("lr_matched", chosen[images.MATCHED])
 glue("matched_epochs", arms[images.MATCHED].epochs, display=False)
 stronger = max(("scratch", images.MATCHED), key=acc.get)  # this run's stronger scratch arm (one seed)
 glue("stronger", stronger, display=False)
@@ -280,12 +281,13 @@ glue("results", {"acc_scratch": acc["scratch"] / 100, "acc_finetune": acc["MAE +
 # ## What this run says
 #
 # Fine-tuned from the MAE encoder (base learning rate {glue:text}`lr_mae`), the ViT reached
-# {glue:text}`acc_ft:.1f`% top-1. The same ViT trained from scratch reached {glue:text}`acc_scratch:.1f`%
-# in as many epochs (base learning rate {glue:text}`lr_scratch`) and {glue:text}`acc_matched:.1f`% in
+# {glue:text}`acc_ft_text`% top-1. The same ViT trained from scratch reached {glue:text}`acc_scratch_text`%
+# in as many epochs (base learning rate {glue:text}`lr_scratch`) and {glue:text}`acc_matched_text`% in
 # {glue:text}`matched_epochs` epochs, the MAE arm's budget (base learning rate {glue:text}`lr_matched`).
 # Against the stronger of the two in this run (*{glue:text}`stronger`*) the MAE arm is
 # {glue:text}`gain:.1f` points {glue:text}`gain_word` it: {glue:text}`agree_word` the paper, whose
-# MAE-pretrained ViT is {glue:text}`paper_gap:.1f` points above scratch. The linear probe on the frozen encoder reached {glue:text}`acc_probe:.1f`%. The chapter took
+# MAE-pretrained ViT is {glue:text}`paper_gap:.1f` points above scratch. The linear probe on the frozen
+# encoder reached {glue:text}`acc_probe_text`%. The chapter took
 # {glue:text}`wall_min:.1f` minutes on {glue:text}`device`.
 #
 # This is one seed. Whether the gap is more than seed-to-seed noise is the summary chapter's question:

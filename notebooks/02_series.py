@@ -94,6 +94,7 @@ for key, value in {"dataset_name": p.dataset, "n_rows": sum(data["sizes"]), "n_t
                    "ot_low": sc.low, "ot_high": sc.high, "ot_range": sc.high - sc.low,
                    "test_start": str(data["dates"]["test"][0].date()), "test_end": str(data["dates"]["test"][-1].date())}.items():
     glue(key, value, display=False)
+glue("n_seeds_text", viz.count(p.seeds, "seed"), display=False)
 
 # %% tags=["remove-input"]
 if viz.provenance_note(data["source"]):
@@ -109,7 +110,7 @@ if viz.provenance_note(data["source"]):
 # boundary. Values are min-max scaled with the training part's minimum and maximum
 # ({glue:text}`ot_low:.2f` and {glue:text}`ot_high:.2f` degrees), as the paper's numbers suggest; errors
 # are reported on that scale and in degrees. Neural models keep the weights of their best validation
-# epoch and are scored once on the test part; each runs with {glue:text}`n_seeds` seed(s). Each neural
+# epoch and are scored once on the test part; each runs with {glue:text}`n_seeds_text`. Each neural
 # model has its own learning rate, chosen from the grid {glue:text}`next_lr_grid` by its best validation
 # MSE (the grid grows past an end where the best lay), by {glue:text}`next_lr_source` (the table below).
 
@@ -136,10 +137,10 @@ for s in range(p.seed, p.seed + p.seeds):  # the first seed chooses each model's
     claim["baseline"].append(sc_by_model[series.NO_MASKING]["mse"])
     claim["floor"].append(sc_by_model["persistence"]["mse"])
     claim["chosen"].append(masked)
-glue("next_lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
+glue("next_lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 glue("next_lr_source", "the lr parameter" if p.lr else tuning.source(tuned_next) if tuned_next else
      f"this run's first seed ({p.seed}), whose choice its other seeds reuse", display=False)
-next_lr_frame = pd.DataFrame([{"model": m, "learning rate": f"{lr:g}", "best validation MSE": score,
+next_lr_frame = pd.DataFrame([{"model": m, "learning rate": viz.sig(lr), "best validation MSE": score,
                                "chosen": "yes" if lr == next_lrs[m] else ""}
                               for m, g in ((m, next_grids.get(m) or {next_lrs[m]: float("nan")}) for m in next_lrs)
                               for lr, score in sorted(g.items())])
@@ -153,23 +154,19 @@ OURS = {"no MAE": series.NO_MASKING, "RNN": "RNN", "LSTM": "LSTM", "GRU": "GRU",
         **{f"MAE, mask={r:.2f}": series.masked_name(r) for r in (0.25, 0.5, 0.75)}}
 
 
-def cell(mean, std):
-    return viz.sig(mean) if np.isnan(std) else f"{viz.sig(mean)} ± {viz.sig(std, 2)}"
-
-
 paper_of = {ours: label for label, ours in OURS.items()}
 printed = paper.table("Table 2", printed=True)  # the paper's cells as it prints them
 table = pd.DataFrame({
     "paper: MSE": [printed.loc[paper_of[m], "Mean Sqr. Err."] if m in paper_of else "" for m in summary.index],
     "paper: MAE": [printed.loc[paper_of[m], "Mean Abs. Err."] if m in paper_of else "" for m in summary.index],
-    "MSE (scaled)": [cell(r[("mse", "mean")], r[("mse", "std")]) for _, r in summary.iterrows()],
-    "MAE (scaled)": [cell(r[("mae", "mean")], r[("mae", "std")]) for _, r in summary.iterrows()],
+    "MSE (scaled)": viz.mean_std_cells(summary[("mse", "mean")], summary[("mse", "std")]),
+    "MAE (scaled)": viz.mean_std_cells(summary[("mae", "mean")], summary[("mae", "std")]),
     "MSE (°C²)": list(summary[("mse_deg", "mean")]),
     "MAE (°C)": list(summary[("mae_deg", "mean")]),
     "MSE / persistence": list(mean_mse / pers),
 }, index=pd.Index(summary.index, name="model"))
 viz.show_table(table, f"Test errors on {p.dataset} OT, {p.horizon}-step forecasts from {p.lag} steps "
-               f"(mean ± standard deviation over {p.seeds} seed(s) where there are several), beside the paper's "
+               f"(mean ± standard deviation over {viz.count(p.seeds, 'seed')} where there are several), beside the paper's "
                "Table 2 as printed (its scale is not stated). The last column divides each model's MSE by "
                "persistence's: below 1 beats the naive forecast.", "table-2")
 
@@ -179,6 +176,12 @@ glue("best_model", best, display=False)
 glue("best_ratio", float(mean_mse[best] / pers), display=False)
 glue("n_beat", int((mean_mse[neural] < pers).sum()), display=False)
 glue("n_neural", len(neural), display=False)
+for name, value in {"best_ratio": mean_mse[best] / pers, "pers_mse": pers, "ar_ratio": mean_mse["linear AR"] / pers,
+                    "pers_mae_deg": summary.loc["persistence", ("mae_deg", "mean")],
+                    "nomask_mse": np.mean(claim["baseline"]), "best_masked_mse": np.mean(claim["mae"]),
+                    "pre_mse": mean_mse["patch transformer, MAE-pretrained"],
+                    "scr_mse": mean_mse["patch transformer, scratch"]}.items():
+    viz.glue_text(f"{name}_text", value)  # the prose's numbers as the tables write them
 glue("pers_mse", float(pers), display=False)
 glue("pers_mae_deg", float(summary.loc["persistence", ("mae_deg", "mean")]), display=False)
 glue("ar_ratio", float(mean_mse["linear AR"] / pers), display=False)
@@ -226,7 +229,7 @@ viz.show_table(pd.DataFrame([{"dataset": p.robustness_dataset, **{f"{k}: test MS
                               "masking lower": "yes" if means["masked (chosen on validation)"] < means["no masking"] else "no"}]
                             ).set_index("dataset"),
                f"Robustness: the paper's transformer rows on {p.robustness_dataset}, another ETT file, "
-               f"mean over {p.seeds} seed(s).", "table-2-robustness")
+               f"mean over {viz.count(p.seeds, 'seed')}.", "table-2-robustness")
 glue("robust_dataset", p.robustness_dataset, display=False)
 glue("robust_word", "lower" if means["masked (chosen on validation)"] < means["no masking"] else "higher",
      display=False)
@@ -246,7 +249,7 @@ truth = sc.inverse(data["test"][1][:, 0])
 dates = data["dates"]["test"][p.lag:p.lag + len(truth)]
 best_rnn = min(["RNN", "LSTM", "GRU"], key=lambda m: mean_mse[m])
 shown = ["persistence", best_rnn, series.NO_MASKING, "patch transformer, MAE-pretrained"]
-fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
+fig, axes = plt.subplots(2, 1, figsize=(7.2, 5.2), sharex=True)  # the text width: no figure shrunk
 window_paper = paper.setting("series_smoothing")
 glue("paper_window", window_paper, display=False)
 for ax, window, title in [(axes[0], 1, "raw"), (axes[1], window_paper, f"{window_paper}-step moving average")]:
@@ -257,7 +260,7 @@ for ax, window, title in [(axes[0], 1, "raw"), (axes[1], window_paper, f"{window
     ax.set_ylabel("OT (°C)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-axes[0].legend(fontsize=8, ncol=3)
+axes[0].legend(fontsize=7, ncol=3)
 fig.tight_layout()
 viz.glue_figure("fig_forecast", fig)
 
@@ -278,18 +281,18 @@ viz.glue_figure("fig_curves", fig)
 #
 # ## What this run says
 #
-# - **The floor.** Persistence reaches a test MSE of {glue:text}`pers_mse:.5f` on the scaled values
-#   (a mean absolute error of {glue:text}`pers_mae_deg:.3f` degrees). The linear autoregression's MSE is
-#   {glue:text}`ar_ratio:.3f` times persistence's.
+# - **The floor.** Persistence reaches a test MSE of {glue:text}`pers_mse_text` on the scaled values
+#   (a mean absolute error of {glue:text}`pers_mae_deg_text` degrees). The linear autoregression's MSE is
+#   {glue:text}`ar_ratio_text` times persistence's.
 # - **Neural models.** {glue:text}`n_beat` of the {glue:text}`n_neural` neural models beat
-#   persistence. The best, *{glue:text}`best_model`*, has {glue:text}`best_ratio:.3f` times
+#   persistence. The best, *{glue:text}`best_model`*, has {glue:text}`best_ratio_text` times
 #   persistence's MSE.
 # - **The paper's question.** Without masking the transformer forecaster reaches a test MSE of
-#   {glue:text}`nomask_mse:.5f`; the masked variant chosen on validation {glue:text}`best_masked_mse:.5f`:
+#   {glue:text}`nomask_mse_text`; the masked variant chosen on validation {glue:text}`best_masked_mse_text`:
 #   in this run, hiding input tokens while training to forecast gives a {glue:text}`masking_word` error
 #   (the paper: higher). On {glue:text}`robust_dataset` it is {glue:text}`robust_word`.
 # - **The MAE recipe.** Pretrained by masked reconstruction and then fine-tuned, the patch transformer's
-#   MSE is {glue:text}`pre_mse:.5f`, {glue:text}`pre_word` than the {glue:text}`scr_mse:.5f` of the
+#   MSE is {glue:text}`pre_mse_text`, {glue:text}`pre_word` than the {glue:text}`scr_mse_text` of the
 #   same network trained from scratch.
 #
 # The paper calls its unmasked row an autoencoder, but a network trained to forecast is a forecaster;
@@ -387,17 +390,20 @@ glue("long_lr_source", f"the seed-{tuning.TUNING_SEED} run of this setting and c
      "this run's first seed, whose choice the later seeds reuse", display=False)
 
 # %% tags=["hide-input", "nbval-check-output"]
-def long_cell(h, model, metric):
-    mean, std = long_mean.loc[(h, model), (metric, "mean")], long_mean.loc[(h, model), (metric, "std")]
-    return cell(mean, std)
+def long_cells(metric):
+    """Our MSE or MAE at every horizon and model, "mean ± std", in one format."""
+    keys = [(h, m) for h in p.long_horizons for m in forecast.MODELS]
+    return viz.mean_std_cells([long_mean.loc[k, (metric, "mean")] for k in keys],
+                              [long_mean.loc[k, (metric, "std")] for k in keys], digits=4)
 
 
-ours = [{"H": h, "model": m, "MSE": long_cell(h, m, "mse"), "MAE": long_cell(h, m, "mae"), "source": "this run"}
-        for h in p.long_horizons for m in forecast.MODELS]
+ours = [{"H": h, "model": m, "MSE": mse, "MAE": mae, "source": "this run"}
+        for (h, m), mse, mae in zip([(h, m) for h in p.long_horizons for m in forecast.MODELS], long_cells("mse"),
+                                    long_cells("mae"))]
 refs = published.long_horizon_table(p.long_horizons).drop(columns="setting").rename(columns={"published": "model"})
 long_table = pd.concat([pd.DataFrame(ours), refs]).sort_values("H", kind="stable").set_index(["H", "model"])
 viz.show_table(long_table, f"Test errors on {p.dataset} OT under the long-horizon protocol (L = {p.long_lag}, "
-               f"standardised scale, every test window; mean ± standard deviation over {p.seeds} seed(s) where "
+               f"standardised scale, every test window; mean ± standard deviation over {viz.count(p.seeds, 'seed')} where "
                "there are several), beside published numbers with their sources. " + published.NOT_FOUND,
                "table-long-horizon", digits=4)
 
@@ -418,14 +424,14 @@ dl_gap = relative_gaps("DLinear", "DLinear (published)")
 glue("dl_close", gap_text(dl_gap, 1), display=False)
 glue("dl_within", "within" if all(abs(g) <= 0.10 for g in dl_gap.values()) else "not everywhere within", display=False)
 glue("pt_close", gap_text(relative_gaps(forecast.SCRATCH, "PatchTST/42, supervised (published)"), 0), display=False)
-lr_frame = pd.DataFrame([{"arm": k, "learning rate": f"{lr:g}", "best validation MSE": score,
+lr_frame = pd.DataFrame([{"arm": k, "learning rate": lr, "best validation MSE": score,
                           "chosen": "yes" if lr == long_lr[k] else ""}
                          for k in long_lr for lr, score in (long_grid.get(k) or {long_lr[k]: float("nan")}).items()])
 viz.show_table(lr_frame.set_index("arm"), "Each patch-transformer arm's learning rate per horizon, chosen by the "
                "lowest validation MSE (the test months play no part).", "table-long-lr", digits=4)
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7.5, 4.2))
+fig, ax = plt.subplots(figsize=(7.2, 4.2))
 xs = np.array(p.long_horizons)
 for m in forecast.MODELS:
     mean = np.array([long_mean.loc[(h, m), ("mse", "mean")] for h in xs])
@@ -454,7 +460,7 @@ for h in p.long_horizons:
         long_claim = {"seeds": [int(v) for v in part.index], "mae": list(part[forecast.PRETRAINED]),
                       "baseline": list(part[forecast.SCRATCH]), "floor": list(part["persistence"])}
     if st["n"] < stats.MIN_SEEDS:
-        verdict_lines.append(f"- **H = {h}**: {st['n']} seed(s) in this run, fewer than the "
+        verdict_lines.append(f"- **H = {h}**: {viz.count(st['n'], 'seed')} in this run, fewer than the "
                              f"{stats.MIN_SEEDS} a verdict needs (the summary chapter pairs the recorded seeds).")
         continue
     word = ("no detectable difference: the 95% interval includes 0" if st["lo"] <= 0 <= st["hi"] else
@@ -473,6 +479,9 @@ glue("long_scr_mse", float(scr_mse), display=False)
 glue("long_pre_word", "lower" if pre_mse < scr_mse else "higher", display=False)
 glue("long_pers_mse", float(long_mean.loc[(h0, "persistence"), ("mse", "mean")]), display=False)
 glue("long_dl_mse", float(long_mean.loc[(h0, "DLinear"), ("mse", "mean")]), display=False)
+for name, model in {"long_pre_mse": forecast.PRETRAINED, "long_scr_mse": forecast.SCRATCH,
+                    "long_pers_mse": "persistence", "long_dl_mse": "DLinear"}.items():
+    viz.glue_text(f"{name}_text", long_mean.loc[(h0, model), ("mse", "mean")], digits=4)  # as the table writes them
 glue("long_best", min(forecast.MODELS, key=lambda m: long_mean.loc[(h0, m), ("mse", "mean")]), display=False)
 dl_mse = long_mean.loc[(h0, "DLinear"), ("mse", "mean")]
 outcome = ["In this run the MAE loses: pretraining gives the transformer a higher error than training it from "
@@ -495,9 +504,9 @@ glue("long_outcome", " ".join(outcome), display=False)
 # ```
 #
 # At H = {glue:text}`long_h0` the MAE-pretrained patch transformer reaches a test MSE of
-# {glue:text}`long_pre_mse:.4f`, {glue:text}`long_pre_word` than the {glue:text}`long_scr_mse:.4f` of
-# the same network from scratch; DLinear reaches {glue:text}`long_dl_mse:.4f` and persistence
-# {glue:text}`long_pers_mse:.4f`, and the lowest is *{glue:text}`long_best`*. Our DLinear lands
+# {glue:text}`long_pre_mse_text`, {glue:text}`long_pre_word` than the {glue:text}`long_scr_mse_text` of
+# the same network from scratch; DLinear reaches {glue:text}`long_dl_mse_text` and persistence
+# {glue:text}`long_pers_mse_text`, and the lowest is *{glue:text}`long_best`*. Our DLinear lands
 # {glue:text}`dl_close` of the published number ({glue:text}`dl_within` 10%), and our scratch
 # transformer {glue:text}`pt_close` of PatchTST/42's. {glue:text}`long_outcome` The sentences above the
 # figures give the verdict per horizon where this run has enough seeds; the summary chapter judges the
@@ -523,7 +532,7 @@ both = pd.DataFrame([
      "persistence": float(long_mean.loc[(h0, "persistence"), ("mse", "mean")]), "scale": "standard"},
 ]).set_index("question")
 both["lower"] = np.where(both["masked or pretrained"] < both["baseline"], "masked or pretrained", "baseline")
-viz.show_table(both, f"Test MSE of each question's two arms and its persistence floor (mean over {p.seeds} seed(s)).",
+viz.show_table(both, f"Test MSE of each question's two arms and its persistence floor (mean over {viz.count(p.seeds, 'seed')}).",
                "table-two-questions", digits=4)
 
 # %% tags=["remove-cell"]

@@ -152,7 +152,7 @@ budget = pd.DataFrame([{"network": run, "pretraining passes": pre_epochs if run 
                        for run, a in arms.items()]).set_index("network")
 glue("layer_decay", p.layer_decay, display=False)
 glue("lr_source", tuning.source(tuned), display=False)
-glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
+glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 choice = pd.DataFrame([{"arm": arm, "learning rate": lr, "held-out mIoU": grids[arm].get(lr, float("nan")),
                         "chosen": "yes" if lr == chosen[arm] else ""}
                        for arm in chosen for lr in (grids[arm] or {chosen[arm]: None})]).set_index("arm")
@@ -161,6 +161,8 @@ final = {run: h.iloc[-1] for run, h in histories.items()}
 for run, key in [("MAE init", "mae"), ("scratch", "scr")]:
     glue(f"{key}_acc", 100 * float(final[run]["pixel_acc"]), display=False)
     glue(f"{key}_miou", float(final[run]["miou"]), display=False)
+    viz.glue_text(f"{key}_acc_text", 100 * final[run]["pixel_acc"])  # as the table writes them
+    viz.glue_text(f"{key}_miou_text", final[run]["miou"])
 d_acc = 100 * float(final["MAE init"]["pixel_acc"] - final["scratch"]["pixel_acc"])
 d_miou = float(final["MAE init"]["miou"] - final["scratch"]["miou"])
 glue("mat_miou", float(final[segmentation.MATCHED]["miou"]), display=False)
@@ -197,7 +199,7 @@ viz.show_table(budget, "Each network's training budget: passes over the training
 xv, yv = data["val"]
 idx = torch.linspace(0, len(xv) - 1, min(4, len(xv))).long()
 preds = {run: segmentation.predict(m, xv[idx], dev) for run, m in models.items()}
-fig, axes = plt.subplots(len(idx), 4, figsize=(8, 2.1 * len(idx)), squeeze=False)
+fig, axes = plt.subplots(len(idx), 4, figsize=(7.2, 1.9 * len(idx)), squeeze=False)
 for r, i in enumerate(idx):
     panels = [xv[i].permute(1, 2, 0).numpy(), segmentation.colorize(yv[i].numpy(), n_classes),
               segmentation.colorize(preds["scratch"][r].numpy(), n_classes),
@@ -214,7 +216,7 @@ shown = sorted({int(k) for k in np.unique(np.concatenate([yv[idx].numpy().ravel(
                                                                                   for v in preds.values()]))
                 if 0 <= k < n_classes})  # the classes drawn, not every class of the dataset
 handles = [Patch(color=swatch(k), label=classes[k]) for k in shown] + [Patch(color="black", label="void")]
-fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=9, frameon=False)
+fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=8, frameon=False)
 fig.tight_layout(rect=(0, (0.15 + 0.25 * -(-len(handles) // 6)) / fig.get_figheight(), 1, 1))  # room for the legend
 viz.glue_figure("fig_preds", fig)
 
@@ -253,9 +255,9 @@ glue("results", {"dataset": name, "pixel_acc": {r: float(final[r]["pixel_acc"]) 
 # %% [markdown]
 # ## What this run says
 #
-# Initialised from the MAE, the ViT-UPerNet reached {glue:text}`mae_acc:.1f`% pixel accuracy and an
-# mIoU of {glue:text}`mae_miou:.3f`; from scratch, {glue:text}`scr_acc:.1f`% and
-# {glue:text}`scr_miou:.3f`. The MAE initialisation's pixel accuracy is {glue:text}`d_acc:.1f` points
+# Initialised from the MAE, the ViT-UPerNet reached {glue:text}`mae_acc_text`% pixel accuracy and an
+# mIoU of {glue:text}`mae_miou_text`; from scratch, {glue:text}`scr_acc_text`% and
+# {glue:text}`scr_miou_text`. The MAE initialisation's pixel accuracy is {glue:text}`d_acc:.1f` points
 # {glue:text}`acc_word`, its mIoU {glue:text}`d_miou:.3f` {glue:text}`miou_word`: {glue:text}`verdict`
 # (the paper's gain: {glue:text}`paper_d_acc:.2f` points of accuracy and {glue:text}`paper_d_miou:.4f` of
 # mIoU, in its Table 3). Trained from scratch for the MAE arm's whole budget ({glue:text}`matched_epochs`

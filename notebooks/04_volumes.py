@@ -153,7 +153,7 @@ budget = pd.DataFrame([{"arm": run, "pretraining passes": p.pretrain_epochs if r
 lr_choice = pd.DataFrame([{"arm": run, "learning rate": lr, "held-out Dice": g.get(lr, float("nan")),
                            "chosen": "yes" if lr == chosen[run] else ""}
                           for run, g in ((r, grids[r] or {chosen[r]: None}) for r in arms) for lr in g]).set_index("arm")
-glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
+glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 glue("lr_source", "the lr parameter" if p.lr else tuning.source(tuned) if tuned else "this run", display=False)
 glue("matched_epochs", arms[volumes.MATCHED].epochs, display=False)
 glue("n_copied", len(copied), display=False)
@@ -162,6 +162,7 @@ glue("pre_last", float(pre_hist["loss"].iloc[-1]), display=False)
 final = {run: h.iloc[-1] for run, h in hists.items()}
 for run, key in [("MAE init", "mae"), ("scratch", "scr")]:
     glue(f"{key}_dice", float(final[run]["dice"]), display=False)
+    viz.glue_text(f"{key}_dice_text", final[run]["dice"])  # as the table writes it
 diff = float(final["MAE init"]["dice"] - final["scratch"]["dice"])
 glue("mat_dice", float(final[volumes.MATCHED]["dice"]), display=False)
 glue("d_dice", abs(diff), display=False)
@@ -196,7 +197,7 @@ viz.show_table(budget, "Each arm's training budget: passes over the training cas
 image, truth = val_ds.case(0)
 preds = {run: volumes.predict_volume(m, image, roi, dev) for run, m in models.items()}
 z = int(truth.sum((0, 1)).argmax())  # the slice with the most foreground
-fig, axes = plt.subplots(1, 4, figsize=(10, 3))
+fig, axes = plt.subplots(1, 4, figsize=(7.2, 2.5))  # the text width: no figure shrunk
 panels = [(image[0, :, :, z], "image", "gray"), (truth[:, :, z], "truth", "viridis"),
           (preds["scratch"][:, :, z], "scratch", "viridis"), (preds["MAE init"][:, :, z], "MAE init", "viridis")]
 for ax, (img, title, cmap) in zip(axes, panels):
@@ -209,7 +210,7 @@ colour = plt.get_cmap("viridis")
 fig.legend(handles=[Patch(color=colour(k / (n_out - 1)), label=name)
                     for k, name in enumerate(["background", *labels])], loc="lower center", ncol=n_out, fontsize=8,
            frameon=False)
-fig.tight_layout(rect=(0, 0.1, 1, 1))
+fig.tight_layout(rect=(0, 0.12, 1, 1))
 viz.glue_figure("fig_slices", fig)
 
 # %% [markdown]
@@ -245,8 +246,8 @@ glue("results", {"dataset": name, "dice": {r: float(final[r]["dice"]) for r in f
 # %% [markdown]
 # ## What this run says
 #
-# The MAE-initialised UNETR reached a mean Dice of {glue:text}`mae_dice:.3f`, the scratch one
-# {glue:text}`scr_dice:.3f`: the pretrained one is {glue:text}`d_dice:.3f` {glue:text}`dice_word`,
+# The MAE-initialised UNETR reached a mean Dice of {glue:text}`mae_dice_text`, the scratch one
+# {glue:text}`scr_dice_text`: the pretrained one is {glue:text}`d_dice:.3f` {glue:text}`dice_word`,
 # {glue:text}`verdict` the paper's gap ({glue:text}`paper_mae` against {glue:text}`paper_scratch` on
 # BTCV). The budget-matched scratch UNETR ({glue:text}`matched_epochs` epochs) reached
 # {glue:text}`mat_dice:.3f`. No arm uses layer-wise decay; each has its own learning rate. One seed on {glue:text}`other_data`: the summary chapter pairs

@@ -117,7 +117,7 @@ for rate in [p.missing_rate] + [r for r in rates if r != p.missing_rate]:
         if rate == p.missing_rate and hists_first is None:
             hists_first = hists
 n_runs = len(rates) * p.seeds
-glue("lr_grid", ", ".join(f"{v:g}" for v in p.lr_grid), display=False)
+glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 glue("lr_source", "fixed by the lr parameter" if p.lr else tuning.source(tuned) if tuned else
      f"this run's first seed ({p.seed}), whose choice its other seeds and missing rates reuse", display=False)
 lr_choice = pd.DataFrame([{"network": name, "learning rate": lr, "held-out MSE": g.get(lr, float("nan")),
@@ -148,6 +148,8 @@ for key, name in [("ffp", FF_PAPER), ("fff", FF_FAIR), ("mae", MAE), ("mean", "m
     glue(f"{key}_mse", float(m[name]), display=False)
     glue(f"{key}_w", float(ws[name]), display=False)
     glue(f"{key}_cat", float(ce[name]), display=False)
+    viz.glue_text(f"{key}_mse_text", m[name])  # the prose's numbers as the tables write them
+    viz.glue_text(f"{key}_cat_text", ce[name])
 glue("best", m.idxmin(), display=False)
 glue("mae_vs_fair", "lower" if m[MAE] < m[FF_FAIR] else "higher", display=False)
 glue("mae_vs_paper", "lower" if m[MAE] < m[FF_PAPER] else "higher", display=False)
@@ -189,8 +191,12 @@ if failures:
 spread = f"mean ± standard deviation over {viz.count(p.seeds, 'seed')}" if p.seeds > 1 else "one seed"
 viz.show_table(table, f"This run: errors on the hidden test cells at a missing rate of {round(100 * p.missing_rate)}% "
                f"({spread}).", "table-5")
-viz.show_table(by_column.rename_axis("numeric column"), "MSE on the hidden test cells of each numeric column "
-               "([0, 1] scale).", "table-5-columns")
+SHORT = {"mean (scikit-learn)": "mean", "KNN, k=5 (scikit-learn)": "KNN", "iterative (scikit-learn)": "iterative",
+         FF_PAPER: "FF, paper", FF_FAIR: "FF, fair", MAE: "MAE"}
+viz.show_table(by_column.rename(columns=SHORT).rename_axis("numeric column"), "MSE on the hidden test cells of each "
+               "numeric column ([0, 1] scale). FF, paper: the feed-forward net on full-row targets; FF, fair: the "
+               "feed-forward net on re-masked observed cells, as the MAE; mean, KNN (k = 5) and iterative: "
+               "scikit-learn's imputers.", "table-5-columns")
 
 # %% tags=["hide-input"]
 fig = viz.curves({k: v for k, v in hists_first.items()}, ("loss",), ("training loss per epoch",))
@@ -220,17 +226,17 @@ else:
 # ## What this run says
 #
 # - **The paper's setup.** The baseline trained on full rows reaches a numeric MSE of
-#   {glue:text}`ffp_mse:.4f` on the [0, 1] scale; the MAE {glue:text}`mae_mse:.4f`, which is
+#   {glue:text}`ffp_mse_text` on the [0, 1] scale; the MAE {glue:text}`mae_mse_text`, which is
 #   {glue:text}`mae_vs_paper` (the paper: {glue:text}`paper_mse_base` against {glue:text}`paper_mse_mae`,
 #   MAE worse). That baseline learns from the true values of hidden training cells, which a real data set
 #   with missing values would not give it.
 # - **A fair comparison.** Learning from the same information (re-masked observed cells), the
-#   feed-forward net reaches {glue:text}`fff_mse:.4f`, and the MAE's numeric MSE is
+#   feed-forward net reaches {glue:text}`fff_mse_text`, and the MAE's numeric MSE is
 #   {glue:text}`mae_vs_fair`; its ocean_proximity error is {glue:text}`cat_vs_fair`
-#   ({glue:text}`mae_cat:.1f`% against {glue:text}`fff_cat:.1f`%). Where the MAE is worse than this
+#   ({glue:text}`mae_cat_text`% against {glue:text}`fff_cat_text`%). Where the MAE is worse than this
 #   baseline: {glue:text}`mae_worse_on`.
-# - **Reference rows.** Mean imputation: {glue:text}`mean_mse:.4f`; KNN: {glue:text}`knn_mse:.4f`;
-#   iterative: {glue:text}`iter_mse:.4f`{glue:text}`iter_note`. The MAE {glue:text}`mae_vs_mean` mean imputation and ranks
+# - **Reference rows.** Mean imputation: {glue:text}`mean_mse_text`; KNN: {glue:text}`knn_mse_text`;
+#   iterative: {glue:text}`iter_mse_text`{glue:text}`iter_note`. The MAE {glue:text}`mae_vs_mean` mean imputation and ranks
 #   {glue:text}`mae_rank` of {glue:text}`n_models` by numeric MSE; the best is *{glue:text}`best`*.
 #
 # The summary chapter pairs the MAE with the paper's baseline (the claim) and with the fair one over

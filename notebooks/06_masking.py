@@ -211,6 +211,7 @@ rows = [{"code": (r.get("code") or "unknown")[:8], "profile": r["profile"], "mas
 sweep = pd.DataFrame(rows)
 current = runs.code_hash()[:8]
 glue("n_runs", len(sweep), display=False)
+glue("n_runs_text", viz.count(len(sweep), "run"), display=False)
 glue("n_current", int((sweep["code"] == current).sum()) if len(sweep) else 0, display=False)
 glue("code_now", current, display=False)
 if len(sweep):  # one row per code version, profile and mask ratio: the seeds pooled, counted
@@ -236,7 +237,7 @@ else:
     display(HTML("<p><em>No image-chapter run is recorded yet.</em></p>"))
 
 # %% [markdown]
-# The registry holds {glue:text}`n_runs` run(s) of the image chapter; {glue:text}`n_current` of them are of
+# The registry holds {glue:text}`n_runs_text` of the image chapter; {glue:text}`n_current` of them are of
 # this book's code version ({glue:text}`code_now`). The summary chapter's mask-ratio sweep pools, for each
 # profile, only the runs of the newest code version that has any (seeds of different code are never
 # pooled), so runs of older versions appear here but not there.

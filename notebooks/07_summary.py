@@ -206,18 +206,51 @@ n_tok = quick_series["lag"] // quick_series["patch_size"]
 glue("series_tokens", n_tok, display=False)
 glue("series_same", round(1 - 2 / n_tok, 2), display=False)
 chapters = list(dict.fromkeys(sweep["chapter"]))
+claim_of = {c.chapter: c.table for c in summary.CLAIMS if c.key == "claim"}  # each chapter's main claim
+
+
+def line_label(part):
+    """A sweep line's name: its profile, the code version drawn and the seeds per point."""
+    def label(prof, stats):
+        code = (part.loc[part["profile"] == prof, "code"].iloc[-1] or "unknown")[:8]
+        lo, hi = int(stats["count"].min()), int(stats["count"].max())
+        return f"{prof}, code {code}: {viz.count(lo, 'seed') if lo == hi else f'{lo}-{hi} seeds'} per point"
+    return label
+
+
+def other_code(chapter: str) -> list[str]:
+    """Where the claims table judges seeds of another code version than the sweep draws, the sentence."""
+    out = []
+    for prof, part in sweep[sweep["chapter"] == chapter].groupby("profile"):
+        claim = rows[(rows["table"] == claim_of.get(chapter)) & (rows["profile"] == prof)]
+        code = (part["code"].iloc[-1] or "")[:8]
+        if len(claim) and claim["n"].iloc[0] and claim["code"].iloc[0] != code:
+            out.append(f"{chapter} ({prof}): the sweep draws the newest code version, {code}, with "
+                       f"{viz.count(part['seed'].nunique(), 'seed')}; the claims table judges the "
+                       f"{viz.count(int(claim['n'].iloc[0]), 'seed')} of {claim['code'].iloc[0]}, the newest with "
+                       f"at least {summary.MIN_SEEDS}")
+    return out
+
+
+notes = [line for chapter in chapters for line in other_code(chapter)]
+glue("sweep_codes", (" Seeds of different code versions are never pooled, so the points can hold fewer seeds "
+                     "than the claims above: " + "; ".join(notes) + ".") if notes else "", display=False)
 if chapters:
     cols = min(2, len(chapters))
     nrows = -(-len(chapters) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.9 * nrows), squeeze=False)  # the text's width
     for ax, chapter in zip(axes.flat, chapters):
         part = sweep[sweep["chapter"] == chapter]
         viz.mean_std_lines(ax, part, "mask_ratio", "value", "profile", xlabel="pretraining mask ratio",
                            ylabel=part["metric"].iloc[0],
-                           label=lambda prof, s: f"{prof} (seeds per point: {s['count'].min()}-{s['count'].max()})")
-        ax.set_title(chapter, fontsize=10)
+                           label=line_label(part))
+        ax.set_title(chapter, fontsize=9)
+        ax.set_xlim(0, 1)  # the whole range of ratios: a single point shows where it lies
+        ax.tick_params(labelsize=8)
+        ax.xaxis.label.set_size(8)
+        ax.legend(fontsize=7, loc="best")
         if part["mask_ratio"].nunique() < 2:
-            ax.text(0.5, 0.9, "one mask ratio recorded so far", transform=ax.transAxes, ha="center", fontsize=8,
+            ax.text(0.5, 0.88, "one mask ratio recorded so far", transform=ax.transAxes, ha="center", fontsize=8,
                     color="grey")
     for ax in list(axes.flat)[len(chapters):]:
         ax.axis("off")
@@ -230,7 +263,7 @@ viz.glue_figure("fig_sweep", fig)
 # ```{glue:figure} fig_sweep
 # :name: fig-sweep
 # The downstream metric against the pretraining mask ratio, per modality ({glue:text}`n_sweep` runs;
-# mean and standard deviation over seeds, faint dots: single runs).
+# mean and standard deviation over seeds, faint dots: single runs).{glue:text}`sweep_codes`
 # ```
 #
 # A mask hides a whole number of tokens, `L - max(1, int(L * (1 - ratio)))` of `L`: with few tokens,

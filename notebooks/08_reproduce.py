@@ -96,15 +96,16 @@ for r in records:
                  "environment": env_label[r["chapter"]]})
 table = pd.DataFrame(rows, columns=["chapter", "profile", "device", "finished", "commit", "engine", "seeds",
                                     "wall time (min)", "environment"])
-# on the page, narrower: a date that does not wrap (non-breaking hyphens and space, the zone in the header), short
-# commits, and the engine in the caption when every chapter had the same
+# on the page, narrower: a date that does not wrap (non-breaking hyphens and space, the zone in the header) and
+# short commits
 shown_table = table.assign(finished=[t.replace(" UTC", "").replace("-", "\u2011").replace(" ", "\u00a0")
                                      for t in table["finished"]], commit=[c[:8] for c in table["commit"]])
-shown_table = shown_table.rename(columns={"finished": "finished (UTC)"})
-engines = set(table["engine"])
-one_engine = len(engines) == 1
-if one_engine:
-    shown_table = shown_table.drop(columns="engine")
+shown_table = shown_table.rename(columns={"finished": "finished (UTC)", "wall time (min)": "wall (min)"})
+shown_table["device"] = [d.replace(" ", "\u00a0") for d in shown_table["device"]]  # "not recorded" on one line
+# a column with one value for every chapter goes into the caption, so that the table fits the page
+same = {c: shown_table[c].iloc[0] for c in ("profile", "device", "commit", "engine", "environment")
+        if len(shown_table) > 1 and shown_table[c].nunique() == 1}
+shown_table = shown_table.drop(columns=list(same))
 total_s = sum(r.get("wall_s") or 0 for r in records)
 glue("n_chapters", len(records), display=False)
 glue("total_min", round(total_s / 60, 1), display=False)
@@ -128,13 +129,18 @@ glue("env_missing", ", ".join(missing_env) if missing_env else "none", display=F
 # The {glue:text}`n_chapters` chapters of this book ran for {glue:text}`total_min` minutes in all.
 
 # %% tags=["remove-input"]
+WHAT = {"profile": "profile {}", "device": "device {}", "commit": "git commit {}", "engine": "engine {}",
+        "environment": "the environment {} in the table below"}
+every = ", ".join(WHAT[c].format(v.replace("\u00a0", " ")) for c, v in same.items())
 viz.show_table(shown_table.set_index("chapter").astype(object).fillna(NOT_RECORDED),
-               "Each chapter's run: its profile and device, when it finished, the git commit checked out (the "
-               "record does not say whether the working tree had uncommitted changes), "
-               + (f"the seeds and the wall time (every chapter ran with {next(iter(engines))}); "
-                  if one_engine else "the engine (papermill; 'script' in records of earlier versions, which could "
-                  "run a chapter as a plain script), the seeds and the wall time; ")
-               + "'environment' points to the table below.", "reproduce-chapters")
+               "Each chapter's run: when it finished, its seeds and wall time"
+               + "".join(f", its {c}" for c in ("profile", "device", "commit", "engine", "environment")
+                         if c in shown_table)
+               + (f"; every chapter: {every}" if every else "")
+               + ". A commit is the one checked out (the record does not say whether the working tree had "
+               "uncommitted changes)"
+               + ("; the engine 'script', in records of earlier versions, ran a chapter as a plain script."
+                  if "engine" in shown_table else "."), "reproduce-chapters")
 
 # %% [markdown]
 # ## The environment

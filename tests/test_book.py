@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, data_folder
+from test_book_assets import repeated_scripts
 from maelib import book, device, profiles, runs
 
 pytestmark = pytest.mark.slow
@@ -131,6 +132,21 @@ def test_book_builds_with_warnings_as_errors_and_loads_nothing_from_the_network(
         html = page.read_text()
         remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//[^"]+"', html)
         assert not remote, f"{page.name} loads {remote[:2]}"
+        assert not repeated_scripts(html), f"{page.name} has a script twice"  # THEBE_JS_URL declared twice
+
+
+TEXT_WIDTH_PX = 760  # the book's text column is about 720 px wide: a wider figure is shrunk, and its text with it
+
+
+def test_every_figure_is_drawn_at_the_text_width(built):
+    """Item 7: the forest plot (1230 px), the series forecasts (1090 px) and the volume slices (904 px) were
+    shrunk to the text column, their labels to about 7 px. A figure is at most the column's width."""
+    from PIL import Image
+
+    for page in (built / "book").rglob("*.html"):
+        for src in re.findall(r'<img[^>]+src="([^"]+\.png)"', page.read_text()):
+            width = Image.open((page.parent / src).resolve()).size[0]
+            assert width <= TEXT_WIDTH_PX, f"{page.name}: {src} is {width} px wide"
 
 
 @pytest.fixture(scope="session")

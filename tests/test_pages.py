@@ -136,12 +136,46 @@ def test_tune_is_a_parameter_of_the_chapters_that_choose_learning_rates():
 
 
 def test_a_table_column_keeps_one_number_format():
-    """Item 7: 5.00e-04 never stands above 0.00100 in one column."""
+    """Item 7: 5.00e-04 never stands above 0.00100 in one column: both without an exponent, and a column
+    that needs one (below 0.0001) has it in every cell."""
     import pandas as pd
 
     md = viz.table_markdown(pd.DataFrame({"lr": [5e-4, 1e-3, 2e-3], "acc": [0.5, 0.25, 0.125]}), "c", "t")
-    assert "| 5.00e-04 | 0.500 |" in md and "| 1.00e-03 | 0.250 |" in md
-    assert "| 0.00100" not in md
+    assert "| 0.000500 | 0.500 |" in md and "| 0.00100 | 0.250 |" in md and "e-0" not in md
+    md = viz.table_markdown(pd.DataFrame({"p": [5e-5, 1e-3]}), "c", "t")
+    assert "| 5.00e-05 |" in md and "| 1.00e-03 |" in md
+
+
+def test_one_number_format_for_prose_and_tables():
+    """Item 7: the prose's 0.00017 beside a table's 1.74e-04 - both are now viz.sig's 0.000174."""
+    assert [viz.sig(v) for v in (1.74e-4, 5e-4, 1e-3, 0.0154, 45.27, 8.52e-5)] == [
+        "0.000174", "0.000500", "0.00100", "0.0154", "45.3", "8.52e-05"]
+    cells = viz.mean_std_cells([1.74e-4, 0.0196, 0.5], [float("nan"), 0.0012, 0.031])
+    assert cells == ["0.000174", "0.0196 ± 0.0012", "0.500 ± 0.031"]
+
+
+def test_no_chapter_writes_a_tables_metric_in_its_own_format_in_the_prose():
+    """The prose shows an MSE, accuracy, mIoU or Dice through a text glue made by viz.glue_text, never as
+    ``{glue:text}`pers_mse:.5f``` (0.00017 beside the table's 0.000174)."""
+    for chapter, path in runs.chapters().items():
+        own = re.findall(r"\{glue:text\}`(\w*(?:mse|acc|acc_ft|acc_scratch|acc_probe|miou|dice|cat)):[^`]*`", path.read_text())
+        own = [name for name in own if not name.startswith(("d_", "paper_"))]  # gaps and the paper's: in no table
+        assert not own, (chapter, own)
+
+
+def test_a_column_of_numbers_is_kept_on_one_line():
+    """Item 7: 9.11e-04 does not break at its hyphen: a column of single-token numbers gets a nowrap class
+    (book/_static/book.css), a column of words or of "mean ± std" cells does not."""
+    import pandas as pd
+
+    md = viz.table_markdown(pd.DataFrame({"model": ["a b", "c"], "mse": [9.11e-5, 1e-3], "both": ["1 ± 2", "3"]})
+                            .set_index("model"), "c", "t")
+    assert ":class: nowrap-2\n" in md
+    from conftest import ROOT
+
+    css = (ROOT / "book" / "_static" / "book.css").read_text()
+    assert "table.nowrap-2 td:nth-child(2)" in css and "white-space: nowrap" in css
+    assert "book.css" in (ROOT / "_config.yml").read_text()
 
 
 def test_epoch_axes_have_whole_epochs_only():
@@ -153,3 +187,58 @@ def test_epoch_axes_have_whole_epochs_only():
         ax = viz.curves({"run": h}, ("loss",)).axes[0]
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert ticks and all(float(t).is_integer() for t in ticks), (n, ticks)
+
+
+# --- citations (item 8) -------------------------------------------------------------------------------
+
+def _cited_keys() -> set[str]:
+    """Every key of a {cite}`a,b` role in the book's hand-written pages and the chapters' sources."""
+    from conftest import ROOT
+
+    texts = [p.read_text() for p in [*(ROOT / "book").glob("*.md"), *(ROOT / "notebooks").glob("*.py")]]
+    return {k.strip() for t in texts for group in re.findall(r"\{cite[pt]?\}`([^`]+)`", t) for k in group.split(",")}
+
+
+def test_every_reference_is_cited_and_every_citation_has_a_reference():
+    from conftest import ROOT
+
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), re.M))
+    assert keys - _cited_keys() == set(), "references the book never cites"
+    assert _cited_keys() - keys == set(), "citations without a reference"
+
+
+def test_each_dataset_of_the_data_table_cites_its_source():
+    from conftest import ROOT
+
+    intro = (ROOT / "book" / "intro.md").read_text().split("## Data and licences", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in intro.splitlines() if line.startswith("| ") and not line.startswith("| dataset")]
+    assert rows and all("{cite}`" in row for row in rows), [r.split("|")[1] for r in rows if "{cite}" not in r]
+
+
+def test_a_legend_of_many_runs_stands_under_the_panels_not_over_the_lines():
+    """Item 7: Figure 6's nine names covered half of the plot."""
+    import pandas as pd
+
+    runs_ = {f"transformer forecaster, input mask 0.{i}": pd.DataFrame({"epoch": [1, 2, 3], "val_mse": [3.0, 2.0, 1.0]})
+             for i in range(9)}
+    fig = viz.curves(runs_, ("val_mse",))
+    ax = fig.axes[0]
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    fig.canvas.draw()
+    legend, panel = fig.legends[0].get_window_extent(), ax.get_tightbbox()
+    assert legend.y1 <= panel.y0 + 1, (legend, panel)  # wholly under the panel and its axis labels
+    few = viz.curves(dict(list(runs_.items())[:2]), ("val_mse",))
+    assert few.axes[0].get_legend() is not None and not few.legends
+
+
+def test_the_forest_plot_keeps_to_the_text_width():
+    """Item 7: the claims' one-line titles made the forest plot 12 inches wide once saved (bbox tight),
+    so the page shrank it and its text to about 7 px."""
+    import io
+
+    from PIL import Image
+
+    fig = viz.forest(summary.claim_rows([]))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")  # as the notebook's inline backend does
+    assert Image.open(buffer).size[0] <= 7.3 * 100

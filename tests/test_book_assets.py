@@ -1,0 +1,55 @@
+"""What every built page loads: each script once, and a favicon. A one-page book is built with the project's
+_config.yml (its extensions, theme and static files) and checked where a browser would trip on it."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def repeated_scripts(html: str) -> list[str]:
+    """The ``<script>`` tags of a page that appear more than once (inline bodies and files alike)."""
+    tags = re.findall(r"<script\b[^>]*>.*?</script>", html, re.S)
+    return sorted({t for t in tags if tags.count(t) > 1})
+
+
+def test_a_repeated_script_is_found():
+    page = '<script>const A = 1</script><script src="x.js"></script><script>const A = 1</script>'
+    assert repeated_scripts(page) == ["<script>const A = 1</script>"]
+
+
+@pytest.fixture(scope="module")
+def one_page_book(tmp_path_factory):
+    """The project's _config.yml and book/ folder with a table of contents of one page, built."""
+    root = tmp_path_factory.mktemp("onepage")
+    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed", "chapters", "figures",
+                                                                                "mae-live"))
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/page\n")
+    (root / "book" / "page.md").write_text("# A page\n\nText {cite}`he2022mae`.\n")
+    exe = Path(sys.executable).parent / "jupyter-book"
+    subprocess.run([str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--builder", "html"],
+                   check=True, cwd=root, capture_output=True)
+    return root / "_build" / "html"
+
+
+def test_each_script_is_on_a_page_once(one_page_book):
+    """No `Identifier 'THEBE_JS_URL' has already been declared` in the console: thebe's inline config
+    (and every other script) is included once."""
+    html = (one_page_book / "book" / "page.html").read_text()
+    assert html.count("THEBE_JS_URL") <= 1
+    assert repeated_scripts(html) == []
+
+
+def test_the_page_names_a_favicon_that_the_build_has(one_page_book):
+    """Without one, the browser asks for /favicon.ico and logs a 404 on the first page it opens."""
+    html = (one_page_book / "book" / "page.html").read_text()
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', html)
+    assert icon and (one_page_book / "book" / icon.group(1)).resolve().is_file()
