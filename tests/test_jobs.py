@@ -4,6 +4,7 @@ dataset is made once by runs that start together."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -35,10 +36,25 @@ def _records(folder: Path) -> dict[int, dict]:
     return {r["seed"]: r for r in (json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json")))}
 
 
-def _sweep(tmp: Path, name: str, *options: str) -> tuple[dict[int, dict], str]:
-    """``python -m maelib sweep tabular`` at the smoke profile for seeds 0 and 1: (records by seed, output)."""
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory) -> Path:
+    """A registry holding the seed-0 smoke run of tabular, whose learning rates later seeds reuse: with it,
+    a sweep of seeds 1 and 2 runs them side by side (the tuning seed would otherwise go first, alone)."""
+    folder = tmp_path_factory.mktemp("tuned")
+    env = {**os.environ, "MAELIB_RECORDS": str(folder / "runs"), "MAELIB_CACHE": str(folder / "cache")}
+    done = subprocess.run([sys.executable, "-m", "maelib", "run", "tabular", "--profile", "smoke", "--no-book",
+                           "--out-dir", str(folder / "out")], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder / "runs"
+
+
+def _sweep(tmp: Path, name: str, tuned: Path, *options: str) -> tuple[dict[int, dict], str]:
+    """``python -m maelib sweep tabular`` at the smoke profile for seeds 1 and 2, beside the seed-0 run of
+    ``tuned``: (records by seed, output)."""
+    shutil.copytree(tuned, tmp / name / "runs")
     env = {**os.environ, "MAELIB_RECORDS": str(tmp / name / "runs"), "MAELIB_CACHE": str(tmp / name / "cache")}
-    cmd = [sys.executable, "-m", "maelib", "sweep", "tabular", "--profile", "smoke", "--seeds", "0", "1",
+    cmd = [sys.executable, "-m", "maelib", "sweep", "tabular", "--profile", "smoke", "--seeds", "1", "2",
            "--out-dir", str(tmp / name / "out"), *options]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -46,29 +62,33 @@ def _sweep(tmp: Path, name: str, *options: str) -> tuple[dict[int, dict], str]:
 
 
 @pytest.fixture(scope="module")
-def lone(tmp_path_factory):
-    """Seeds 0 and 1 run one after the other, one thread each."""
-    return _sweep(tmp_path_factory.mktemp("lone"), "lone", "--jobs", "1", "--threads", "1")[0]
+def lone(tmp_path_factory, tuned):
+    """Seeds 1 and 2 run one after the other, one thread each."""
+    return _sweep(tmp_path_factory.mktemp("lone"), "lone", tuned, "--jobs", "1", "--threads", "1")[0]
 
 
 @pytest.mark.slow
-def test_two_jobs_record_exactly_what_lone_runs_record(lone, tmp_path):
-    side, out = _sweep(tmp_path, "side", "--jobs", "2")  # two jobs on two cores: one thread each
-    assert sorted(side) == sorted(lone) == [0, 1]
-    for seed in (0, 1):  # each job's progress lines carry its label
+def test_two_jobs_record_exactly_what_lone_runs_record(lone, tuned, tmp_path):
+    side, out = _sweep(tmp_path, "side", tuned, "--jobs", "2")  # two jobs on two cores: one thread each
+    assert sorted(side) == sorted(lone) == [0, 1, 2]  # seed 0: the tuning run both reuse
+    assert "chooses the learning rates first" not in out  # the seeds ran side by side
+    for seed in (1, 2):  # each job's progress lines carry its label
         assert any(line.startswith(f"[seed {seed}] tabular · training (") for line in out.splitlines()), out
-    for seed in (0, 1):
+    for seed in (1, 2):
         assert side[seed]["threads"] == lone[seed]["threads"] == 1
         assert _without_times(side[seed]["metrics"]) == _without_times(lone[seed]["metrics"])
         assert f"[seed {seed}] tabular: started" in out and f"[seed {seed}] tabular: done" in out
-    assert _without_times(side[0]["metrics"]) != _without_times(side[1]["metrics"])  # the seeds differ
+    assert _without_times(side[1]["metrics"]) != _without_times(side[2]["metrics"])  # the seeds differ
 
 
 @pytest.mark.slow
-def test_submitit_runs_the_same_job_function(lone, tmp_path):
+def test_submitit_runs_the_same_job_function(lone, tuned, tmp_path):
+    shutil.copytree(tuned, tmp_path / "runs")
     job = jobs.Job("tabular", {**SMOKE, "seed": 1}, out_dir=str(tmp_path / "out"), threads=1,
                    records_dir=str(tmp_path / "runs"))
-    [path] = jobs.launch([job], 1, launcher="submitit-local", folder=tmp_path / "submitit")
+    with pytest.MonkeyPatch.context() as m:  # the job reads the learning rates from its own registry
+        m.setenv("MAELIB_RECORDS", str(tmp_path / "runs"))
+        [path] = jobs.launch([job], 1, launcher="submitit-local", folder=tmp_path / "submitit")
     assert Path(path).is_file()
     record = _records(tmp_path / "runs")[1]
     assert record["threads"] == 1
@@ -209,13 +229,13 @@ def test_ctrl_c_during_a_two_job_sweep_ends_every_job_with_nothing_recorded(tmp_
 
 
 def test_a_sweep_lets_the_tuning_seed_choose_first_where_no_choice_is_recorded(monkeypatch):
-    from maelib import summary
+    from maelib import tuning
 
     todo = [jobs.Job("images", {**SMOKE, "seed": s}, label=f"seed {s}") for s in (0, 1, 2)]
-    monkeypatch.setattr(summary, "tuning", lambda chapter, resolved: None)
+    monkeypatch.setattr(tuning, "any_recorded", lambda chapter, resolved: None)
     first, rest = cli._tuning_first("images", todo)
     assert [j.params["seed"] for j in first] == [0] and [j.params["seed"] for j in rest] == [1, 2]
-    monkeypatch.setattr(summary, "tuning", lambda chapter, resolved: {"lr": {}})  # a recorded choice
+    monkeypatch.setattr(tuning, "any_recorded", lambda chapter, resolved: {"lr": {}})  # a recorded choice
     assert cli._tuning_first("images", todo) == ([], todo)
-    tabular = [jobs.Job("tabular", {**SMOKE, "seed": 0})]  # chooses no learning rate
-    assert cli._tuning_first("tabular", tabular) == ([], tabular)
+    masking = [jobs.Job("masking", {**SMOKE, "seed": 0})]  # chooses no learning rate
+    assert cli._tuning_first("masking", masking) == ([], masking)
