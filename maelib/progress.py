@@ -100,6 +100,7 @@ class Watcher:
         self.every = _every_s() if every is None else every
         self.expected, self.begun = expected, clock()
         self.training: Training | None = None
+        self.passed: list[Training] = []  # trainings of a new phase that began and ended between two looks
         self.offset, self.news = 0, False
         self.shown_phase, self.shown_at, self.drawn = None, float("-inf"), False
         self._stop, self._thread = threading.Event(), None
@@ -123,15 +124,20 @@ class Watcher:
     def _take(self, r: dict) -> None:
         t = self.training
         if t is None or r["desc"] != t.desc or r["done"] < t.done or r["total"] != t.total:  # another training
+            if t is not None and not self.live and phase_of(t.desc) not in (self.shown_phase, *self._passed_phases()):
+                self.passed.append(t)  # its phase would otherwise never be said
             self.training = Training(r["desc"], r["done"], r["total"], r["done"], r["t"], r["t"])
         else:
             t.done, t.last = r["done"], r["t"]
         self.news = True
 
-    def line(self, now: float) -> str | None:
-        """What is running now, e.g. ``images · pretraining (MAE pretraining): epoch 2/10, 00:32 left ·
-        1.2 min in, about 3.0 min left in the chapter``; None before the first report."""
-        t = self.training
+    def _passed_phases(self) -> list[str]:
+        return [phase_of(t.desc) for t in self.passed]
+
+    def line(self, now: float, t: Training | None = None) -> str | None:
+        """What is running now (or the training ``t``), e.g. ``images · pretraining (MAE pretraining): epoch
+        2/10, 00:32 left · 1.2 min in, about 3.0 min left in the chapter``; None before the first report."""
+        t = t or self.training
         if t is None:
             return None
         phase = phase_of(t.desc)
@@ -160,6 +166,10 @@ class Watcher:
             self.stream.flush()
             self.drawn = True
             return
+        for t in self.passed:  # phases that came and went since the last look, each said once
+            print(self.line(now, t), file=self.stream, flush=True)
+            self.shown_phase, self.shown_at = phase_of(t.desc), now
+        self.passed.clear()
         text = self.line(now)
         if text is None:
             return

@@ -223,3 +223,16 @@ def test_a_series_rerun_says_it_chooses_its_long_horizon_learning_rates_again(tm
     (tmp_path / "series-a.json").write_text(json.dumps(entry))
     assert tuning.note("series", p, root=tmp_path) is None  # this setting's choice is reused
     assert tuning.note("series", {**p, "long_mask_ratio": 0.5}, root=tmp_path)  # another setting's is not
+
+
+def test_a_phase_that_comes_and_goes_between_two_looks_is_still_said(tmp_path, capsys):
+    """Smoke trainings take less than the watcher's second: each phase is said once all the same, in order."""
+    clock, path = Clock(), tmp_path / "p.jsonl"
+    report = reporter(path, clock)
+    w = progress.Watcher(path, "images", every=60, clock=clock, live=False)
+    for desc in ("MAE pretraining", "tune MAE + fine-tune lr=0.001", "MAE + fine-tune", "scratch", "linear probe"):
+        report(desc, 0, 1)
+        report(desc, 1, 1)
+    w.poll()  # one look after all of them
+    said = [line.split(" · ")[1].split(" (")[0].split(":")[0] for line in capsys.readouterr().err.splitlines()]
+    assert said == ["pretraining", "choosing learning rates", "fine-tuning", "training", "linear probe"], said
