@@ -4,7 +4,8 @@ Floors: persistence (next = last) and a linear autoregression fit by least squar
 RNN, LSTM, GRU. Transformers: the paper's rows (one token per time step, trained to forecast while a
 fraction of the input tokens is hidden from the encoder, 0 = "without masking"), and the MAE recipe
 (patch tokens, masked-reconstruction pretraining on the training split, then a forecasting head
-fine-tuned) against the same network trained from scratch.
+fine-tuned) against the same network trained from scratch. Every neural forecaster predicts the change
+from the window's last value (:class:`FromLast`), so each starts at persistence and learns what it can add.
 """
 
 from __future__ import annotations
@@ -87,6 +88,20 @@ class TransformerForecaster(nn.Module):
             keep = random_masking(len(x), tokens.shape[1], self.mask_ratio, x.device).keep
         h = self.encoder(tokens, keep=keep)
         return self.head(self.norm(torch.cat([h[:, 0], h[:, 1:].mean(1)], dim=-1)))
+
+
+class FromLast(nn.Module):
+    """A forecaster of the change from the window's last value: (N, lag) -> last + net(x), (N, horizon).
+    The net's last linear layer starts at zero, so an untrained forecaster is persistence."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        nn.init.zeros_(net.head.weight)
+        nn.init.zeros_(net.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, -1:] + self.net(x)
 
 
 def make_encoder(p, patch_size: int) -> ViTEncoder:
@@ -206,10 +221,10 @@ def paper_rows(data: dict, p, device, seed: int, recurrent: bool = True, lrs: di
     out = Trained(preds={"persistence": persistence(xt, p.horizon),
                          "linear AR": LinearAR().fit(*data["train"]).predict(xt)})
     for kind, name in [("rnn", "RNN"), ("lstm", "LSTM"), ("gru", "GRU")] if recurrent else []:
-        _train_scored(lambda k=kind: RecurrentForecaster(k, p.horizon, p.hidden), data, p, device, name, seed, out,
-                      lrs)
+        _train_scored(lambda k=kind: FromLast(RecurrentForecaster(k, p.horizon, p.hidden)), data, p, device, name,
+                      seed, out, lrs)
     for r in [0.0] + list(p.mask_ratios):
-        _train_scored(lambda r=r: TransformerForecaster(make_encoder(p, 1), p.horizon, r), data, p, device,
+        _train_scored(lambda r=r: FromLast(TransformerForecaster(make_encoder(p, 1), p.horizon, r)), data, p, device,
                       masked_name(r), seed, out, lrs)
     return out
 
@@ -219,8 +234,10 @@ def mae_recipe(data: dict, p, device, seed: int, out: Trained, lrs: dict | None 
     fine-tuned to forecast, against the same network from scratch (added to ``out``)."""
     mae, out.hists["MAE pretraining"] = pretrain_mae(data, p, device, seed)
     for name, pretrained in [("patch transformer, MAE-pretrained", True), ("patch transformer, scratch", False)]:
-        _train_scored(lambda pre=pretrained: TransformerForecaster(encoder_like(mae, pretrained=pre), p.horizon),
-                      data, p, device, name, seed, out, lrs)
+        def build(pre=pretrained):
+            return FromLast(TransformerForecaster(encoder_like(mae, pretrained=pre), p.horizon))
+
+        _train_scored(build, data, p, device, name, seed, out, lrs)
 
 
 def best_masked(val: dict, ratios) -> str:

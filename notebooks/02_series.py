@@ -21,6 +21,10 @@
 #
 # - two floors every model must beat: **persistence** (the next value is the last one) and a **linear
 #   autoregression** fit by least squares;
+# - every neural forecaster, masked or not, recurrent or transformer, predicts the **change from the
+#   window's last value**, with its last layer started at zero: an untrained one is persistence, so each
+#   arm starts at the floor and learns what it can add to it (a standard remedy for forecasters that lose
+#   to the naive forecast; it applies to every arm alike);
 # - the MAE as its recipe intends: a patch-token transformer **pretrained by masked reconstruction** on
 #   the training split, then fine-tuned to forecast, against the same network trained from scratch;
 # - the question as the forecasting literature asks it ({ref}`long-horizons`): {glue:text}`long_lag_text`

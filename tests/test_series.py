@@ -73,6 +73,18 @@ def test_recurrent_shapes(kind):
     assert series.RecurrentForecaster(kind, horizon=3, hidden=8)(torch.randn(5, 24)).shape == (5, 3)
 
 
+@pytest.mark.parametrize("net", [lambda p: series.RecurrentForecaster("gru", 2, 8),
+                                 lambda p: series.TransformerForecaster(series.make_encoder(p, 1), 2)])
+def test_an_untrained_forecaster_is_persistence_and_training_moves_it(net):
+    p = profiles.resolve("series", "smoke")
+    model = series.FromLast(net(p))
+    x = torch.randn(6, p.lag)
+    assert torch.equal(model(x), x[:, -1:].expand(6, 2))
+    loss = torch.nn.functional.mse_loss(model(x), torch.randn(6, 2))
+    loss.backward()
+    assert model.net.head.weight.grad.abs().sum() > 0
+
+
 def test_masked_transformer_hides_inputs_only_in_training():
     p = profiles.resolve("series", "smoke")
     model = series.TransformerForecaster(series.make_encoder(p, 1), 1, mask_ratio=0.75)
