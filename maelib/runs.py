@@ -90,9 +90,10 @@ def code_hash(computing_only: bool = True) -> str:
 
 
 def version(chapter: str) -> str:
-    """The version a chapter's seeds are pooled by: the computing code (:func:`code_hash`) and the
-    chapter's notebook, which decides how the arms are trained and scored."""
-    return hashlib.sha256((code_hash() + notebook_hash(chapter)).encode()).hexdigest()
+    """The version a chapter's seeds are pooled by: the computing code (:func:`code_hash`) and the code
+    cells of the chapter's notebook, which decide how the arms are trained and scored (its prose does not,
+    so mending a sentence does not split the seeds)."""
+    return hashlib.sha256((code_hash() + notebook_code_hash(chapter)).encode()).hexdigest()
 
 
 def pool_version(record: dict) -> str | None:
@@ -243,7 +244,23 @@ def _git_commit() -> str | None:
 
 
 def notebook_hash(chapter: str) -> str:
+    """The whole notebook, prose included (what the book's "changed since" box compares)."""
     return hashlib.sha256(notebook_of(chapter).read_bytes()).hexdigest()
+
+
+MARKDOWN_CELL = re.compile(r"^# %% \[(markdown|md)\]")
+
+
+def notebook_code_hash(chapter: str) -> str:
+    """The notebook's code cells only, blank lines left out (jupytext percent format: a markdown cell runs
+    from its ``# %% [markdown]`` line to the next ``# %%`` line)."""
+    code, prose = [], False
+    for line in notebook_of(chapter).read_text().splitlines():
+        if line.startswith("# %%"):
+            prose = bool(MARKDOWN_CELL.match(line))
+        if not prose and line.strip():
+            code.append(line.rstrip())
+    return hashlib.sha256("\n".join(code).encode()).hexdigest()
 
 
 def read_record(path: Path) -> dict | None:

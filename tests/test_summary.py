@@ -260,8 +260,8 @@ def test_the_code_version_follows_the_computing_modules(tmp_path, monkeypatch):
 
 
 def test_the_pooling_version_covers_the_notebook_and_the_learning_rate_reuse(tmp_path, monkeypatch):
-    """Seeds are pooled by a version that changes with the chapter's notebook and with tuning.py (which
-    decides which learning rates a seed reuses); a module is left out only by its own COMPUTES = False."""
+    """Seeds are pooled by a version that changes with the code of the chapter's notebook (not its prose),
+    and with tuning.py (which decides which learning rates a seed reuses); a module is left out only by its own COMPUTES = False."""
     import shutil
 
     shutil.copytree(runs.ROOT / "maelib", tmp_path / "maelib", ignore=shutil.ignore_patterns("__pycache__"))
@@ -270,7 +270,10 @@ def test_the_pooling_version_covers_the_notebook_and_the_learning_rate_reuse(tmp
     monkeypatch.setattr(runs, "NOTEBOOKS", tmp_path / "notebooks")
     version, code = runs.version("segmentation"), runs.code_hash()
     with open(tmp_path / "notebooks" / "03_segmentation.py", "a") as f:
-        f.write("\n# the arms are scored differently\n")
+        f.write("\n# %% [markdown]\n# A sentence of the chapter mended.\n")
+    assert runs.version("segmentation") == version  # prose decides no number
+    with open(tmp_path / "notebooks" / "03_segmentation.py", "a") as f:
+        f.write("\n# %%\nscored_differently = True\n")
     assert runs.version("segmentation") != version and runs.code_hash() == code
     version = runs.version("segmentation")
     with open(tmp_path / "maelib" / "tuning.py", "a") as f:
