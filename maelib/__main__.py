@@ -116,11 +116,10 @@ def run(args, ap) -> int:
         params["profile"] = args.profile
     runs.notebook_of(args.chapter)
     resolved = profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
-    note = tuning.note(args.chapter, vars(resolved))
-    if note:  # before a rerun that will choose learning rates again, or reuses the default setting's
-        print(f"{note}; {progress.cost_phrase(args.chapter, resolved.profile)}", file=sys.stderr)
+    note = tuning.note(args.chapter, vars(resolved))  # a rerun that will choose learning rates again, or reuses
+    note = note and f"{note}; {progress.cost_phrase(args.chapter, resolved.profile)}"  # the default setting's
     out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
-    print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir))
+    print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir, note=note))
     if not args.no_book:
         try:
             print(book.build())

@@ -20,6 +20,9 @@ COMPUTES = False  # runs, records, shows or checks chapters: not part of the cod
 PROFILE_NAMES = ("smoke", "quick", "full")
 
 
+KIND_WORDS = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false"}
+
+
 @dataclass(frozen=True)
 class Spec:
     kind: type  # int, float, str, bool, list (of floats)
@@ -54,11 +57,11 @@ class Spec:
                 raise ValueError(f"{name} must be true or false, got {value!r}")
             return value
         if isinstance(value, bool) or (self.kind is not str and isinstance(value, (list, tuple, dict))):
-            raise ValueError(f"{name} must be a {self.kind.__name__}, got {value!r}")
+            raise ValueError(f"{name} must be {KIND_WORDS[self.kind]}, got {value!r}")
         try:
             v = self.kind(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a {self.kind.__name__}, got {value!r}") from None
+            raise ValueError(f"{name} must be {KIND_WORDS[self.kind]}, got {value!r}") from None
         if self.kind is int and isinstance(value, float) and value != int(value):
             raise ValueError(f"{name} must be a whole number, got {value!r}")
         if self.choices is not None and v not in self.choices:
@@ -439,9 +442,15 @@ def _existing_folders(p: dict) -> None:
             raise ValueError(f"{name} must be an existing folder, got {p[name]!r} (no such folder)")
 
 
+def _existing_checkpoint(p: dict) -> None:
+    if p.get("mae_checkpoint") is not None and not Path(p["mae_checkpoint"]).is_file():
+        raise ValueError(f"mae_checkpoint must be an existing file, got {p['mae_checkpoint']!r} (no such file)")
+
+
 CROSS_CHECKS = {"images": _images_cross, "series": _series_cross, "tabular": _tabular_cross,
-                "segmentation": _images_cross, "volumes": lambda p: _volumes_cross(p), "summary": _existing_folders,
-                "reproduce": _existing_folders}
+                "segmentation": lambda p: (_images_cross(p), _existing_checkpoint(p)),
+                "volumes": lambda p: _volumes_cross(p), "summary": _existing_folders,
+                "reproduce": _existing_folders, "masking": _existing_checkpoint}
 
 
 def _volumes_cross(p: dict) -> None:

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -320,8 +321,9 @@ def _environ(name: str, value: str):
 
 
 def run_chapter(chapter: str, params: dict | None = None, force: bool = False, out_dir: Path = EXECUTED,
-                progress: bool = True, records_dir: Path | None = RECORDS) -> Path:
+                progress: bool = True, records_dir: Path | None = RECORDS, note: str | None = None) -> Path:
     """Execute one chapter with ``params`` (papermill parameters); return the executed notebook's path.
+    ``note`` is said on stderr once every check has passed, just before the chapter starts.
 
     Only a notebook that finished is moved into ``out_dir`` (``<stem>.ipynb``), its run record beside it
     (``<stem>.run.json``); a chapter whose inputs are unchanged since then is skipped. When
@@ -350,6 +352,8 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     if not force and out_nb.exists() and last.get("stamp") == key:
         print(f"{chapter}: unchanged since its last run, skipped ({out_nb})")
         return out_nb
+    if note:  # only for a run that will start: a refused one announces nothing
+        print(note, file=sys.stderr)
     started, code, pooled = time.time(), code_hash(), version(chapter)  # the code as it was when the run began
     from .progress import expected_s
 

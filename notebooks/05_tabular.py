@@ -123,9 +123,6 @@ glue("lr_source", "fixed by the lr parameter" if p.lr else tuning.source(tuned) 
 lr_choice = pd.DataFrame([{"network": name, "learning rate": lr, "held-out MSE": g.get(lr, float("nan")),
                            "chosen": "yes" if lr == lrs[name] else ""}
                           for name, g in (grids or {n: {v: None} for n, v in lrs.items()}).items() for lr in g])
-glue("iter_note", f" (scikit-learn's IterativeImputer stopped at its iteration limit before it converged in "
-     f"{unconverged} of {n_runs} runs: its row is what it had reached by then)" if unconverged
-     else " (scikit-learn's IterativeImputer converged in every run)", display=False)
 scores = pd.DataFrame(rows)
 main = scores[scores["missing_rate"] == p.missing_rate]
 METRICS = {"mse_numeric": "numeric: MSE", "wasserstein": "numeric: Wasserstein",
@@ -134,8 +131,15 @@ summary = main.groupby("model", sort=False)[list(METRICS)].agg(["mean", "std"])
 summary[("category_error", "mean")] *= 100
 summary[("category_error", "std")] *= 100
 table = tabular.results_table(main, METRICS)  # an imputer that failed numerically is marked, not given a number
-failures = [m for m in table.index if table.loc[m].iloc[0].startswith("failed")]
+failures = [m for m in table.index if table.loc[m].iloc[0].startswith("failed")]  # in a seed at this rate
 by_column = pd.DataFrame({m: pd.DataFrame(list(g["mse_by_column"])).mean() for m, g in main.groupby("model", sort=False)})
+by_column = by_column.astype(object)
+by_column[failures] = "failed numerically"  # no column of a failed imputer reads as a result
+ITER = "iterative (scikit-learn)"
+glue("iter_note", " (it failed numerically: no result)" if ITER in failures else
+     f" (scikit-learn's IterativeImputer stopped at its iteration limit before it converged in "
+     f"{unconverged} of {n_runs} runs: its row is what it had reached by then)" if unconverged
+     else " (scikit-learn's IterativeImputer converged in every run)", display=False)
 PAPER = paper.table("Table 5")
 
 m = summary[("mse_numeric", "mean")]
@@ -150,12 +154,16 @@ for key, name in [("ffp", FF_PAPER), ("fff", FF_FAIR), ("mae", MAE), ("mean", "m
     glue(f"{key}_cat", float(ce[name]), display=False)
     viz.glue_text(f"{key}_mse_text", m[name])  # the prose's numbers as the tables write them
     viz.glue_text(f"{key}_cat_text", ce[name])
-glue("best", m.idxmin(), display=False)
+    if name in failures:
+        glue(f"{key}_mse_text", "failed numerically", display=False)
+        glue(f"{key}_cat_text", "failed numerically", display=False)
+ranked = m.drop(failures)  # the ranking counts only the imputers that gave a result
+glue("best", ranked.idxmin(), display=False)
 glue("mae_vs_fair", "lower" if m[MAE] < m[FF_FAIR] else "higher", display=False)
 glue("mae_vs_paper", "lower" if m[MAE] < m[FF_PAPER] else "higher", display=False)
 glue("mae_vs_mean", "beats" if m[MAE] < m["mean (scikit-learn)"] else "does not beat", display=False)
-glue("mae_rank", int((m < m[MAE]).sum()) + 1, display=False)
-glue("n_models", len(m), display=False)
+glue("mae_rank", int((ranked < ranked[MAE]).sum()) + 1 if MAE in ranked else "none (it failed)", display=False)
+glue("n_models", f"{len(ranked)} imputers that gave a result" if failures else f"{len(ranked)}", display=False)
 glue("cat_vs_fair", "lower" if ce[MAE] < ce[FF_FAIR] else "higher", display=False)
 worse = [METRICS[k].split(":")[0] + " " + METRICS[k].split(": ")[1] for k in ("mse_numeric", "wasserstein", "category_error")
          if summary.loc[MAE, (k, "mean")] > summary.loc[FF_FAIR, (k, "mean")]]
@@ -214,11 +222,15 @@ if len(rates) > 1:  # a figure only where there is a sweep to draw
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    viz.mean_std_lines(ax, scores, "missing_rate", "mse_numeric", "model", xlabel="missing rate",
+    bad = scores.groupby(["model", "missing_rate"])["mse"].transform(lambda v: v.map(tabular.failed).any())
+    drawn = scores[~bad]  # an imputer that failed in a seed is named in the caption, not drawn at that rate
+    gone = sorted(set(scores[bad]["model"] + " at " + scores[bad]["missing_rate"].map("{:g}".format)))
+    viz.mean_std_lines(ax, drawn, "missing_rate", "mse_numeric", "model", xlabel="missing rate",
                        ylabel="numeric MSE on hidden cells ([0, 1] scale)", logy=True)
     fig.tight_layout()
     viz.show_figure(fig, f"Numeric MSE on hidden cells against the missing rate (error bars: standard deviation "
-                    f"over {viz.count(p.seeds, 'seed')}; faint dots: single runs).")
+                    f"over {viz.count(p.seeds, 'seed')}; faint dots: single runs)." +
+                    (f" Not drawn, as they failed numerically in a seed: {', '.join(gone)}." if gone else ""))
 else:
     display(Markdown(viz.sweep_note(rates, p.profile)))
 
@@ -248,6 +260,7 @@ wall = time.time() - started
 glue("results", {"mse_numeric": {k: float(v) for k, v in m.items()}, "wasserstein": {k: float(v) for k, v in ws.items()},
                  "category_error_pct": {k: float(v) for k, v in ce.items()},
                  "mse": {k: float(v) for k, v in summary[("mse", "mean")].items()}, "claim": claim.to_dict(),
+                 "failed_numerically": failures,
                  "lr": lrs, "lr_grid": {k: {str(lr): v for lr, v in g.items()} for k, g in grids.items()},
                  "claim_numeric": claim_numeric.to_dict(),
                  "mask_ratio_metric": {"label": "MSE on every hidden cell, MAE", "values": claim.mae},

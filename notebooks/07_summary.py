@@ -45,6 +45,7 @@ records_dir = None  # the run registry (default: results/runs)
 
 # %% tags=["remove-cell"]
 import json
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -57,7 +58,10 @@ from maelib import claim_tables, profiles, runs, stats, summary, viz
 p = profiles.resolve_namespace("summary", globals())
 glue("params", vars(p), display=False)
 root = Path(p.records_dir) if p.records_dir else runs.RECORDS
-records = summary.load(root)
+with warnings.catch_warnings(record=True) as set_aside:  # shown on the page (below), not only in a log
+    warnings.simplefilter("always")
+    records = summary.load(root)
+set_aside = [str(w.message) for w in set_aside if str(w.message).startswith("run record ")]
 rows = summary.claim_rows(records)
 table = claim_tables.claims_table(records)
 counts = pd.Series([r["profile"] for r in records]).value_counts() if records else pd.Series(dtype=int)
@@ -74,6 +78,11 @@ FORMS = {"holds": ("holds", "hold"), "does not hold": ("does not hold", "do not 
          "inconclusive": ("is inconclusive", "are inconclusive"), "not run": ("was not run", "were not run")}
 parts = [f"{kinds[k]} {FORMS[k][int(kinds[k] != 1)]}" for k in FORMS if kinds.get(k)]
 glue("verdict_counts", ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts), display=False)
+
+# %% tags=["remove-input"]
+if set_aside:  # records that could not be read or do not follow the schema: named, and left out
+    display(Markdown(":::{admonition} Records set aside\n:class: warning\n" + "\n".join(
+        f"- {m}" for m in set_aside) + "\n:::"))
 
 # %% tags=["hide-input"]
 fig = viz.forest(rows)  # the paired gap of each claim per profile, and the paper's

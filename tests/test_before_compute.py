@@ -35,11 +35,11 @@ def cli(*args, env=None, **kw):
 
 
 def one_error(done) -> str:
-    """The single `error:` line of a finished CLI call that printed no traceback."""
-    assert "Traceback" not in done.stderr, done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, done.stderr
-    return errors[0]
+    """The single `error:` line of a finished CLI call, the only line it printed (no traceback, and no
+    announcement of work it then refused)."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
+    return lines[0]
 
 
 # ---- 1. every place a run writes is checked first
@@ -65,6 +65,14 @@ def test_cli_names_an_unwritable_records_folder_in_one_line(tmp_path):
     assert re.fullmatch(r"error: the run registry \(MAELIB_RECORDS\) \S+ is not a folder this run can write in .*",
                         one_error(done))
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_refused_setting_announces_no_work_first(tmp_path):
+    """A run that would choose learning rates says so only once it passed every check."""
+    env = {"MAELIB_RECORDS": str(tmp_path / "records"), "MAELIB_CACHE": str(tmp_path / "cache")}
+    done = cli("run", "images", "--profile", "smoke", "-p", "patch_size", "32", "--no-book", "--out-dir",
+               str(tmp_path / "out"), env=env, timeout=120)
+    assert done.returncode == 2 and "hides none of the 1 token" in one_error(done)
 
 
 def drop_dac(args: list[str]) -> list[str]:
@@ -201,14 +209,20 @@ def test_a_text_file_as_mae_checkpoint_is_refused_before_compute(tmp_path, no_co
     ("images", "lr_grid", [], r"lr_grid must be a list of at least one value, got \[\]"),
     ("series", "mask_ratios", [], r"mask_ratios must be a list of at least one value"),
     ("tabular", "columns", [], r"columns must be a list of at least one value"),
-    ("tabular", "seed", True, r"seed must be a int, got True"),
-    ("images", "depth", True, r"depth must be a int, got True"),
+    ("tabular", "seed", True, r"seed must be an integer, got True"),
+    ("images", "depth", True, r"depth must be an integer, got True"),
     ("summary", "records_dir", "/no/such/folder", r"records_dir must be an existing folder, got '/no/such/folder'"),
     ("reproduce", "executed_dir", "/no/such/folder", r"executed_dir must be an existing folder"),
 ])
 def test_a_value_that_means_nothing_is_refused(chapter, name, value, message):
     with pytest.raises(ValueError, match=message):
         profiles.resolve(chapter, "smoke", **{name: value})
+
+
+@pytest.mark.parametrize("chapter", ["masking", "segmentation"])
+def test_a_missing_checkpoint_file_is_refused(tmp_path, chapter):
+    with pytest.raises(ValueError, match=r"mae_checkpoint must be an existing file, got '.*nothere.pt' \(no such"):
+        profiles.resolve(chapter, "smoke", mae_checkpoint=str(tmp_path / "nothere.pt"))
 
 
 def test_one_column_is_a_list_of_one():
@@ -236,6 +250,22 @@ def test_a_record_with_wrong_types_is_set_aside_with_its_name(tmp_path):
     assert claim_tables.claims_table(loaded).loc["Table 1", "verdict"].startswith("inconclusive")
 
 
+@pytest.mark.slow
+def test_the_summary_page_names_the_records_it_set_aside(tmp_path):
+    from test_summary import record
+
+    reg = tmp_path / "registry"
+    reg.mkdir()
+    (reg / "good.json").write_text(json.dumps(record("images", 0, 40.0, 30.0)))
+    (reg / "nulls.json").write_text(json.dumps({k: None for k in runs.RECORD_KEYS}))
+    out = runs.run_chapter("summary", {"profile": "smoke", "records_dir": str(reg)}, force=True,
+                           out_dir=tmp_path / "out", progress=False, records_dir=None)
+    shown = ["".join(o.get("data", {}).get("text/markdown", "")) for c in json.loads(out.read_text())["cells"]
+             for o in c.get("outputs", []) if "scrapbook" not in o.get("metadata", {})]
+    box = next(t for t in shown if "Records set aside" in t)
+    assert "nulls.json does not follow the schema" in box and "good.json" not in box
+
+
 # ---- 13. an imputer that fails numerically is named, not printed as a result
 
 
@@ -251,3 +281,23 @@ def test_a_numerically_failed_imputer_is_marked_in_the_table():
     assert list(table.loc["iterative (scikit-learn)"]) == ["failed numerically (MSE 6.70e+13)"] * 3
     assert list(table.loc["mean (scikit-learn)"]) == ["0.0500", "0.0400", "50.0"]
     assert tabular.failed(float("nan")) and tabular.failed(6.7e13) and not tabular.failed(0.04)
+
+
+@pytest.mark.slow
+def test_a_numerically_failed_imputer_is_no_result_anywhere_on_the_page(tmp_path, isolated_cache):
+    """At a 99% missing rate the iterative imputer fails numerically: its by-column row, its rank, the
+    prose and the record say so instead of giving its numbers."""
+    data_folder("california_housing")
+    out = runs.run_chapter("tabular", {"profile": "smoke", "missing_rate": 0.99, "rows": 750}, out_dir=tmp_path,
+                           records_dir=None, progress=False)
+    metrics = json.loads(out.with_suffix(".run.json").read_text())["metrics"]
+    assert "iterative (scikit-learn)" in metrics["failed_numerically"]
+    cells = json.loads(out.read_text())["cells"]
+    texts = ["".join(o.get("data", {}).get("text/markdown", "")) for c in cells for o in c.get("outputs", [])]
+    by_column = next(t for t in texts if "table-5-columns" in t)
+    rows = [line for line in by_column.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows and all("failed numerically" in row for row in rows)  # every numeric column's row
+    glued = {o["metadata"]["scrapbook"]["name"]: "".join(v for k, v in o["data"].items() if k.endswith("text/plain"))
+             for c in cells for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+    assert "failed" in glued["iter_note"] and "failed" in glued["iter_mse_text"]
+    assert "that gave a result" in glued["n_models"]
