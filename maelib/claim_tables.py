@@ -88,12 +88,21 @@ def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFr
                                        "every seed learned", "as good as persistence"])
 
 
-def _gap_text(r) -> str:
-    """``gap [lo, hi] (n = k)`` of a :func:`claim_rows` row."""
-    from .viz import sig
+NBSP = "\u00a0"  # a table cell breaks its line at a space: "(n = 5)" stays on one line
 
-    ci = "" if np.isnan(r["lo"]) else f" [{sig(r['lo'])}, {sig(r['hi'])}]"
-    return f"{sig(r['gap'])}{ci} (n = {r['n']})"
+
+def _gap_text(r) -> str:
+    """``gap [lo, hi] (n = k)`` of a :func:`claim_rows` row: the three numbers in one format (all in
+    scientific notation where one needs it, never ``-6.59e-05 [-0.000110, -2.22e-05]``), and "(n = k)"
+    unbroken."""
+    from .viz import column_cells
+
+    if np.isnan(r["lo"]):
+        gap, ci = column_cells([float(r["gap"])])[0], ""
+    else:
+        gap, lo, hi = column_cells([float(r["gap"]), float(r["lo"]), float(r["hi"])])
+        ci = f" [{lo}, {hi}]"
+    return f"{gap}{ci} (n{NBSP}={NBSP}{r['n']})"
 
 
 def _p_text(value) -> str:
@@ -136,8 +145,9 @@ def evidence_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({
         "table": rows["table"], "profile": rows["profile"], "gap [95% CI] (n)": rows.apply(_gap_text, axis=1),
         "sd of the gaps": rows["sd"].map(lambda v: "–" if np.isnan(v) else sig(v)),
-        "p (t)": rows["p"].map(_p_text), "p (Holm)": rows["p_holm"].map(_p_text),
-        "p (sign-flip)": rows["p_flip"].map(_p_text),
+        "p: t / Holm / sign-flip": [" / ".join(_p_text(r[k]) for k in ("p", "p_holm", "p_flip"))
+                                    for _, r in rows.iterrows()],  # one column, as in the claims table: the
+        # table keeps to the text width (three p columns and the rest made it 912 px wide in 752)
         "power at the paper's gap": rows["power"].map(lambda v: "–" if np.isnan(v) else f"{v:.0%}"),
         f"seeds for {stats.TARGET_POWER:.0%} power": rows["seeds_for_power"].map(
             lambda v: f"> {stats.MAX_SEEDS}" if v is None or pd.isna(v) else str(int(v))),
