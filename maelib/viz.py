@@ -53,10 +53,10 @@ def reconstruction_comparison(recs: dict[str, dict], n: int = 4):
 
 def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles: tuple[str, ...] | None = None,
            xlabel: str = "epoch", logy: bool = False):
-    """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame. Up to
-    four runs are named in the first panel's legend; more, in a legend under the panels (it would cover
-    the lines)."""
-    below = len(histories) > 4
+    """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame. One or
+    two runs are named in the first panel's legend; more, in a legend under the panels (three names
+    already covered the lines of chapter 1's accuracy panel)."""
+    below = len(histories) > 2
     rows = -(-len(histories) // 2) if below else 0  # the legend's rows, two runs a row
     width = max(min(4.2 * len(metrics), 7.2), 6.4 if below else 0)  # the text's width; two names a row
     fig, axes = plt.subplots(1, len(metrics), figsize=(width, 3.2 + 0.2 * rows), squeeze=False)
@@ -107,6 +107,7 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
                 ax.axvline(x, color="black", lw=3)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.tick_params(which="both", length=0)  # no tick marks left of and under the grids
         ax.set_title(title, fontsize=11)
     fig.suptitle(f"random_masking(mask_ratio={mask_ratio}): dark = hidden, light = seen by the encoder", fontsize=11)
     fig.tight_layout()
@@ -319,7 +320,8 @@ def forest(rows: pd.DataFrame):
     import textwrap
 
     claims = list(dict.fromkeys(rows["table"]))
-    titles = {t: textwrap.fill(f"{t}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", 80)
+    unbroken = lambda text: text.replace(" ", "\u00a0")  # noqa: E731  the metric's words stay on one line
+    titles = {t: textwrap.fill(f"{t}: {part['claim'].iloc[0]} ({unbroken(part['metric'].iloc[0])})", 80)
               for t, part in rows.groupby("table", sort=False)}  # within the figure's width: no 12-inch title
     extra = sum(title.count("\n") for title in titles.values())
     fig, axes = plt.subplots(len(claims), 1, figsize=(7.0, 1.5 * len(claims) + 0.9 + 0.2 * extra), squeeze=False)
@@ -334,7 +336,8 @@ def forest(rows: pd.DataFrame):
                             ha="center", fontsize=9)
             else:
                 ax.text(0.5, y, f"{r['profile']}: not run", transform=ax.get_yaxis_transform(), ha="center",
-                        va="center", fontsize=9, color="grey")
+                        va="center", fontsize=9, color="grey", zorder=3,  # over the zero line, not crossed by it
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
         ax.axvline(0, color="grey", lw=0.8)
         lo, hi = ax.get_xlim()
         span = max(abs(lo), abs(hi), 1e-12)
@@ -344,7 +347,7 @@ def forest(rows: pd.DataFrame):
                 transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=9, style="italic")
         ax.set_yticks(range(len(part)), part["profile"])
         ax.set_ylim(-0.6, len(part) - 0.4)
-        ax.set_title(titles[table], fontsize=10, loc="left", pad=12)
+        ax.set_title(titles[table], fontsize=10, loc="left", pad=16)  # clear of the paper's side above the axes
         ax.tick_params(labelsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=9)
