@@ -89,6 +89,27 @@ def test_the_downloadable_notebook_has_no_stderr_output(tmp_path):
     assert [o.name for o in outputs] == ["stdout"]
 
 
+def test_the_downloadable_notebook_carries_no_local_path(tmp_path):
+    """Item 8: papermill's temporary input and output paths and the glued checkpoint path of the machine
+    that ran the chapter (``/home/me/mae/results/models/...``) leave the download; the repository's files
+    are named from its root."""
+    root = tmp_path / "repo"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"input_path": f"{root}/book/executed/.running-1-x/a.source.ipynb",
+                                "output_path": f"{root}/book/executed/.running-1-x/a.ipynb", "duration": 1.0}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title\n\nText."), nbformat.v4.new_code_cell(f"d = '{root}/x'")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={
+        "text/plain": f"{{'checkpoint': '{root}/results/models/m.pt'}}", "image/png": "iVBORw0KGgo="}),
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved {root}/results/runs/r.json\n")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    staged = book._with_header(path, ["provenance"], root)
+    text = nbformat.writes(staged)
+    assert str(root) not in text and str(tmp_path) not in text
+    assert "results/models/m.pt" in text and "results/runs/r.json" in text
+    assert staged.metadata["papermill"] == {"duration": 1.0}
+
+
 # --- a rerun with another mask ratio (item 9) --------------------------------------------------------
 
 def _registry(tmp_path, chapter="images"):
