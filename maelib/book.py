@@ -165,7 +165,8 @@ def _with_header(nb_path: Path, lines: list[str], root: Path = runs.ROOT):
             for o in cell.outputs:
                 if "text" in o:
                     o.text = _without_local_paths(o.text, pairs)
-                for mime in [m for m in o.get("data", {}) if m.startswith("text/")]:
+                # text/plain, text/html, ... and glue's application/papermill.record/text/plain
+                for mime in [m for m in o.get("data", {}) if "text/" in m]:
                     o.data[mime] = _without_local_paths(o.data[mime], pairs)
         tags = cell.metadata.get("tags", [])
         if cell.cell_type == "code" and {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:

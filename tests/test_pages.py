@@ -99,7 +99,8 @@ def test_the_downloadable_notebook_carries_no_local_path(tmp_path):
                                 "output_path": f"{root}/book/executed/.running-1-x/a.ipynb", "duration": 1.0}
     nb.cells = [nbformat.v4.new_markdown_cell("# Title\n\nText."), nbformat.v4.new_code_cell(f"d = '{root}/x'")]
     nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={
-        "text/plain": f"{{'checkpoint': '{root}/results/models/m.pt'}}", "image/png": "iVBORw0KGgo="}),
+        "application/papermill.record/text/plain": f"{{'checkpoint': '{root}/results/models/m.pt'}}",
+        "text/plain": f"'{root}/results/models/m.pt'", "image/png": "iVBORw0KGgo="}),  # a glue and its text
         nbformat.v4.new_output("stream", name="stdout", text=f"saved {root}/results/runs/r.json\n")]
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
