@@ -264,9 +264,8 @@ viz.glue_figure("fig_sweep", fig)
 # :name: fig-sweep
 # The downstream metric against the pretraining mask ratio, per modality ({glue:text}`n_sweep` runs;
 # mean and standard deviation over seeds, faint dots: single runs). Each line draws one profile's runs of
-# the newest code version that has any, since seeds of different code are never pooled: runs of older
-# versions at other ratios are left out (the masking chapter lists the image chapter's, every version),
-# so a panel may show a single ratio.{glue:text}`sweep_codes`
+# the newest code version that has any: runs of older versions at other ratios are left out (the masking
+# chapter lists the image chapter's, of every version), so a panel may show a single ratio.{glue:text}`sweep_codes`
 # ```
 #
 # A mask hides a whole number of tokens, `L - max(1, int(L * (1 - ratio)))` of `L`: with few tokens,
