@@ -285,6 +285,9 @@ def glue_text(name: str, value, digits: int = 3) -> None:
     glue(name, sig(value, digits), display=False)
 
 
+COMPACT_COLUMNS = 8  # a table of this many columns or more gets narrower cell padding, to keep to the text width
+
+
 def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) -> str:
     """A numbered, captioned table (MyST ``table`` directive) of ``frame``: numbers to ``digits``
     significant digits, text as it is, the index as the first column."""
@@ -293,8 +296,9 @@ def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in zip(*columns)]
-    unbroken = " ".join(f"nowrap-{k}" for k, cells in enumerate(columns, 1) if _single_tokens(cells))
-    options = [f":name: {name}"] + ([f":class: {unbroken}"] if unbroken else [])
+    classes = [f"nowrap-{k}" for k, cells in enumerate(columns, 1) if _single_tokens(cells)]
+    classes += ["compact"] if len(frame.columns) >= COMPACT_COLUMNS else []  # narrower cell padding (book.css)
+    options = [f":name: {name}"] + ([f":class: {' '.join(classes)}"] if classes else [])
     return "\n".join([f":::{{table}} {caption}", *options, "", header, rule, *rows, ":::"])
 
 

@@ -200,6 +200,22 @@ def test_a_column_of_numbers_is_kept_on_one_line():
     assert "book.css" in (ROOT / "_config.yml").read_text()
 
 
+def test_a_table_of_many_columns_keeps_to_the_text_width():
+    """Item 7: the summary's evidence table (eleven columns) was 912 px wide in 688, its caption cut: its p
+    values and power now share columns, and a table of many columns gets narrower cell padding."""
+    import pandas as pd
+
+    from conftest import ROOT
+
+    wide = viz.table_markdown(pd.DataFrame({f"c{k}": ["a b"] for k in range(viz.COMPACT_COLUMNS)}), "c", "t")
+    narrow = viz.table_markdown(pd.DataFrame({f"c{k}": ["a b"] for k in range(viz.COMPACT_COLUMNS - 1)}), "c", "t")
+    assert ":class: compact" in wide and "compact" not in narrow
+    assert "table.compact" in (ROOT / "book" / "_static" / "book.css").read_text()
+    records = [record("images", s, 0.40 + 0.01 * s, 0.30) for s in range(5)]
+    evidence = claim_tables.evidence_table(records)
+    assert len(evidence.reset_index().columns) <= 9 and evidence.iloc[0].iloc[-3].endswith(")")
+
+
 def test_epoch_axes_have_whole_epochs_only():
     """Item 7: no 1.5 or 0.945 on an epoch axis, for one epoch or many."""
     import pandas as pd
