@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
@@ -51,6 +52,23 @@ def reconstruction_comparison(recs: dict[str, dict], n: int = 4):
     return fig
 
 
+class _PlainLogFormatter(mticker.LogFormatter):
+    """A log axis's labels in the book's number format (``0.000150``, as the tables write it), not
+    matplotlib's ``1.5 x 10^-4``, with the significant digits that tell neighbouring ticks apart on the
+    axis's span (two to four); which ticks get a label is matplotlib's choice."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        step = (abs(vmax - vmin) or abs(x)) / 5  # about the ticks' spacing
+        digits = math.floor(math.log10(abs(x))) - math.floor(math.log10(step)) + 1
+        return sig(x, min(4, max(2, digits)))
+
+
+def plain_log_axis(axis) -> None:
+    """Label a log-scaled ``axis`` (``ax.yaxis``) in the book's number format."""
+    axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+
+
 def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles: tuple[str, ...] | None = None,
            xlabel: str = "epoch", logy: bool = False):
     """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame. One or
@@ -74,6 +92,7 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
         ax.grid(alpha=0.3)
         if logy:
             ax.set_yscale("log")
+            plain_log_axis(ax.yaxis)
     if below:
         fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
         fig.tight_layout(rect=(0, (0.2 * rows + 0.02) / fig.get_figheight(), 1, 1))
@@ -225,6 +244,7 @@ def mean_std_lines(ax, frame: pd.DataFrame, x: str, y: str, by: str | None = Non
     ax.set_ylabel(ylabel or y, fontsize=8)
     if logy:
         ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
     ax.grid(alpha=0.3)
     if by is not None:
         ax.legend(fontsize=7, title=None)

@@ -269,6 +269,21 @@ def test_a_legend_of_many_runs_stands_under_the_panels_not_over_the_lines():
     assert few.axes[0].get_legend() is not None and not few.legends
 
 
+def test_a_log_axis_writes_its_numbers_as_the_tables_do():
+    """Item 7: 1.56 x 10^-4 on an axis beside 0.000156 in the table; and neighbouring ticks stay apart."""
+    import pandas as pd
+
+    runs_ = {f"r{i}": pd.DataFrame({"epoch": [1, 2], "val_mse": [1.48e-4 + 1e-6 * i, 1.5e-4]}) for i in range(9)}
+    fig = viz.curves(runs_, ("val_mse",), logy=True)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    ticks = [(t.get_position()[1], t.get_text()) for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True)]
+    shown = [text for y, text in ticks if text and lo <= y <= hi]
+    assert shown and all("10^" not in t and "times" not in t and "e-" not in t for t in shown), shown
+    assert len(set(shown)) == len(shown) and "0.000150" in shown, shown
+
+
 def test_the_forest_plot_keeps_to_the_text_width():
     """Item 7: the claims' one-line titles made the forest plot 12 inches wide once saved (bbox tight),
     so the page shrank it and its text to about 7 px."""
