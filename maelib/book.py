@@ -119,9 +119,30 @@ def shown(executed: Path = runs.EXECUTED, committed: Path = COMMITTED, root: Pat
     return out
 
 
-def _with_header(nb_path: Path, lines: list[str]):
+def _local_paths(root: Path) -> list[tuple[str, str]]:
+    """Where this machine's paths are written in an executed notebook, and what a reader sees instead:
+    the repository's root (``/home/me/mae/results/...`` -> ``results/...``), then the home folder (``~``)."""
+    pairs = [(f"{Path(root).resolve()}/", ""), (f"{Path(root)}/", "")]
+    if Path.home() != Path("/"):
+        pairs.append((f"{Path.home()}/", "~/"))
+    return list(dict(pairs).items())
+
+
+def _without_local_paths(text, pairs: list[tuple[str, str]]):
+    if isinstance(text, list):
+        return [_without_local_paths(t, pairs) for t in text]
+    if not isinstance(text, str):
+        return text
+    for local, shown in pairs:
+        text = text.replace(local, shown)
+    return text
+
+
+def _with_header(nb_path: Path, lines: list[str], root: Path = runs.ROOT):
     """The notebook as the book shows it: a markdown cell of ``lines`` right under its title (the first
-    cell's first line), the parameters cells' code behind a toggle, and no stderr output."""
+    cell's first line), the parameters cells' code behind a toggle, no stderr output, and no path of the
+    machine that ran it (papermill's temporary input and output paths are dropped; the repository's root
+    and the home folder are written relative, in code and outputs alike)."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
@@ -134,9 +155,19 @@ def _with_header(nb_path: Path, lines: list[str]):
         nb.cells[:1] = cells
     else:
         nb.cells.insert(1, cells[1])
+    pairs = _local_paths(root)
+    for key in ("input_path", "output_path"):  # .running-<pid>-<tmp>/<stem>.ipynb on the machine that ran it
+        nb.metadata.get("papermill", {}).pop(key, None)
     for cell in nb.cells:
         if cell.cell_type == "code":  # the page drops stderr (tqdm bars, warnings): so does the download
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+            cell.source = _without_local_paths(cell.source, pairs)
+            for o in cell.outputs:
+                if "text" in o:
+                    o.text = _without_local_paths(o.text, pairs)
+                # text/plain, text/html, ... and glue's application/papermill.record/text/plain
+                for mime in [m for m in o.get("data", {}) if "text/" in m]:
+                    o.data[mime] = _without_local_paths(o.data[mime], pairs)
         tags = cell.metadata.get("tags", [])
         if cell.cell_type == "code" and {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:
             cell.metadata["tags"] = [*tags, "hide-input"]
@@ -166,7 +197,7 @@ def stage(root: Path = runs.ROOT, executed: Path | None = None, committed: Path 
         shutil.copy2(source, out / source.name)  # the jupytext source, offered for download beside the notebook
         downloads = (f"Download: {{download}}`the executed notebook <{ex.notebook.name}>` · "
                      f"{{download}}`its source (jupytext) <{source.name}>`")
-        nb = _with_header(ex.notebook, [provenance_line(ex), downloads, stale_note(chapter, ex)])
+        nb = _with_header(ex.notebook, [provenance_line(ex), downloads, stale_note(chapter, ex)], root)
         with open(out / ex.notebook.name, "w") as f:
             nbformat.write(nb, f)
         shown[chapter] = ex

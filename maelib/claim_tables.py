@@ -88,18 +88,34 @@ def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFr
                                        "every seed learned", "as good as persistence"])
 
 
-def _gap_text(r) -> str:
-    """``gap [lo, hi] (n = k)`` of a :func:`claim_rows` row."""
-    from .viz import sig
+NBSP = "\u00a0"  # a table cell breaks its line at a space: "(n = 5)" stays on one line
 
-    ci = "" if np.isnan(r["lo"]) else f" [{sig(r['lo'])}, {sig(r['hi'])}]"
-    return f"{sig(r['gap'])}{ci} (n = {r['n']})"
+
+def _gap_text(r) -> str:
+    """``gap [lo, hi] (n = k)`` of a :func:`claim_rows` row: the three numbers in one format (all in
+    scientific notation where one needs it, never ``-6.59e-05 [-0.000110, -2.22e-05]``), and "(n = k)"
+    unbroken."""
+    from .viz import column_cells
+
+    if np.isnan(r["lo"]):
+        gap, ci = column_cells([float(r["gap"])])[0], ""
+    else:
+        gap, lo, hi = column_cells([float(r["gap"]), float(r["lo"]), float(r["hi"])])
+        ci = f" [{lo}, {hi}]"
+    return f"{gap}{ci} (n{NBSP}={NBSP}{r['n']})"
 
 
 def _p_text(value) -> str:
     from .viz import sig
 
     return "–" if value is None or np.isnan(value) else sig(value, 2)
+
+
+def _power_text(power, need) -> str:
+    """``22% (20)``: the power at the paper's gap and the seeds that would give 80% (``> 20`` beyond the most
+    a sweep runs)."""
+    seeds = f">{NBSP}{stats.MAX_SEEDS}" if need is None or pd.isna(need) else str(int(need))
+    return f"{'–' if np.isnan(power) else f'{power:.0%}'} ({seeds})"
 
 
 def claims_table(records: list[dict]) -> pd.DataFrame:
@@ -127,8 +143,9 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
 
 def evidence_table(records: list[dict]) -> pd.DataFrame:
     """Every claim at every profile that has runs: seeds, the gap with its interval, the gaps' standard
-    deviation, the three p values, the power at the paper's gap, the seeds that would give 80% power, the
-    version that made the seeds (marked where it is older than this book's code) and the verdict."""
+    deviation, the three p values (one column), the power at the paper's gap with the seeds that would give
+    80% power (one column), the version that made the seeds (marked where it is older than this book's
+    code) and the verdict."""
     from .viz import sig
 
     rows = claim_rows(records)
@@ -136,11 +153,12 @@ def evidence_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({
         "table": rows["table"], "profile": rows["profile"], "gap [95% CI] (n)": rows.apply(_gap_text, axis=1),
         "sd of the gaps": rows["sd"].map(lambda v: "–" if np.isnan(v) else sig(v)),
-        "p (t)": rows["p"].map(_p_text), "p (Holm)": rows["p_holm"].map(_p_text),
-        "p (sign-flip)": rows["p_flip"].map(_p_text),
-        "power at the paper's gap": rows["power"].map(lambda v: "–" if np.isnan(v) else f"{v:.0%}"),
-        f"seeds for {stats.TARGET_POWER:.0%} power": rows["seeds_for_power"].map(
-            lambda v: f"> {stats.MAX_SEEDS}" if v is None or pd.isna(v) else str(int(v))),
+        # the p values in one column, as in the claims table, and the power with the seeds it asks: the table
+        # keeps to the text width (eleven columns made it 912 px wide in 688, its caption cut)
+        "p: t / Holm / sign-flip": [" / ".join(_p_text(r[k]) for k in ("p", "p_holm", "p_flip"))
+                                    for _, r in rows.iterrows()],
+        f"power at the paper's gap (seeds for {stats.TARGET_POWER:.0%})": [
+            _power_text(power, need) for power, need in zip(rows["power"], rows["seeds_for_power"])],
         "version": [f"{c} (older)" if not cur else c for c, cur in zip(rows["code"], rows["current"])],
         "verdict": rows["verdict"]}).set_index(["table", "profile"])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
@@ -51,12 +52,29 @@ def reconstruction_comparison(recs: dict[str, dict], n: int = 4):
     return fig
 
 
+class _PlainLogFormatter(mticker.LogFormatter):
+    """A log axis's labels in the book's number format (``0.000150``, as the tables write it), not
+    matplotlib's ``1.5 x 10^-4``, with the significant digits that tell neighbouring ticks apart on the
+    axis's span (two to four); which ticks get a label is matplotlib's choice."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        step = (abs(vmax - vmin) or abs(x)) / 5  # about the ticks' spacing
+        digits = math.floor(math.log10(abs(x))) - math.floor(math.log10(step)) + 1
+        return sig(x, min(4, max(2, digits)))
+
+
+def plain_log_axis(axis) -> None:
+    """Label a log-scaled ``axis`` (``ax.yaxis``) in the book's number format."""
+    axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+
+
 def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles: tuple[str, ...] | None = None,
            xlabel: str = "epoch", logy: bool = False):
-    """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame. Up to
-    four runs are named in the first panel's legend; more, in a legend under the panels (it would cover
-    the lines)."""
-    below = len(histories) > 4
+    """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame. One or
+    two runs are named in the first panel's legend; more, in a legend under the panels (three names
+    already covered the lines of chapter 1's accuracy panel)."""
+    below = len(histories) > 2
     rows = -(-len(histories) // 2) if below else 0  # the legend's rows, two runs a row
     width = max(min(4.2 * len(metrics), 7.2), 6.4 if below else 0)  # the text's width; two names a row
     fig, axes = plt.subplots(1, len(metrics), figsize=(width, 3.2 + 0.2 * rows), squeeze=False)
@@ -74,6 +92,7 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
         ax.grid(alpha=0.3)
         if logy:
             ax.set_yscale("log")
+            plain_log_axis(ax.yaxis)
     if below:
         fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
         fig.tight_layout(rect=(0, (0.2 * rows + 0.02) / fig.get_figheight(), 1, 1))
@@ -107,6 +126,7 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
                 ax.axvline(x, color="black", lw=3)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.tick_params(which="both", length=0)  # no tick marks left of and under the grids
         ax.set_title(title, fontsize=11)
     fig.suptitle(f"random_masking(mask_ratio={mask_ratio}): dark = hidden, light = seen by the encoder", fontsize=11)
     fig.tight_layout()
@@ -224,6 +244,7 @@ def mean_std_lines(ax, frame: pd.DataFrame, x: str, y: str, by: str | None = Non
     ax.set_ylabel(ylabel or y, fontsize=8)
     if logy:
         ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
     ax.grid(alpha=0.3)
     if by is not None:
         ax.legend(fontsize=7, title=None)
@@ -284,6 +305,9 @@ def glue_text(name: str, value, digits: int = 3) -> None:
     glue(name, sig(value, digits), display=False)
 
 
+COMPACT_COLUMNS = 8  # a table of this many columns or more gets narrower cell padding, to keep to the text width
+
+
 def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) -> str:
     """A numbered, captioned table (MyST ``table`` directive) of ``frame``: numbers to ``digits``
     significant digits, text as it is, the index as the first column."""
@@ -292,8 +316,9 @@ def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in zip(*columns)]
-    unbroken = " ".join(f"nowrap-{k}" for k, cells in enumerate(columns, 1) if _single_tokens(cells))
-    options = [f":name: {name}"] + ([f":class: {unbroken}"] if unbroken else [])
+    classes = [f"nowrap-{k}" for k, cells in enumerate(columns, 1) if _single_tokens(cells)]
+    classes += ["compact"] if len(frame.columns) >= COMPACT_COLUMNS else []  # narrower cell padding (book.css)
+    options = [f":name: {name}"] + ([f":class: {' '.join(classes)}"] if classes else [])
     return "\n".join([f":::{{table}} {caption}", *options, "", header, rule, *rows, ":::"])
 
 
@@ -319,7 +344,8 @@ def forest(rows: pd.DataFrame):
     import textwrap
 
     claims = list(dict.fromkeys(rows["table"]))
-    titles = {t: textwrap.fill(f"{t}: {part['claim'].iloc[0]} ({part['metric'].iloc[0]})", 80)
+    unbroken = lambda text: text.replace(" ", "\u00a0")  # noqa: E731  the metric's words stay on one line
+    titles = {t: textwrap.fill(f"{t}: {part['claim'].iloc[0]} ({unbroken(part['metric'].iloc[0])})", 80)
               for t, part in rows.groupby("table", sort=False)}  # within the figure's width: no 12-inch title
     extra = sum(title.count("\n") for title in titles.values())
     fig, axes = plt.subplots(len(claims), 1, figsize=(7.0, 1.5 * len(claims) + 0.9 + 0.2 * extra), squeeze=False)
@@ -334,7 +360,8 @@ def forest(rows: pd.DataFrame):
                             ha="center", fontsize=9)
             else:
                 ax.text(0.5, y, f"{r['profile']}: not run", transform=ax.get_yaxis_transform(), ha="center",
-                        va="center", fontsize=9, color="grey")
+                        va="center", fontsize=9, color="grey", zorder=3,  # over the zero line, not crossed by it
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
         ax.axvline(0, color="grey", lw=0.8)
         lo, hi = ax.get_xlim()
         span = max(abs(lo), abs(hi), 1e-12)
@@ -344,7 +371,7 @@ def forest(rows: pd.DataFrame):
                 transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=9, style="italic")
         ax.set_yticks(range(len(part)), part["profile"])
         ax.set_ylim(-0.6, len(part) - 0.4)
-        ax.set_title(titles[table], fontsize=10, loc="left", pad=12)
+        ax.set_title(titles[table], fontsize=10, loc="left", pad=16)  # clear of the paper's side above the axes
         ax.tick_params(labelsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=9)

@@ -16,7 +16,7 @@
 #
 # The paper's first experiment reproduces the original claim on a small scale: a ViT
 # {cite}`dosovitskiy2021vit` whose encoder was first trained as a masked autoencoder (hide most
-# patches, encode the visible ones, reconstruct the rest) classifies TinyImageNet better than the same ViT trained from scratch. This chapter pretrains an MAE,
+# patches, encode the visible ones, reconstruct the rest) classifies TinyImageNet {cite}`le2015tinyimagenet` better than the same ViT trained from scratch. This chapter pretrains an MAE,
 # shows what it reconstructs, then fine-tunes its encoder, trains the same ViT from scratch with a recipe
 # of its own, and fits the original MAE's linear probe {cite}`he2022mae` on the frozen encoder.
 #
@@ -285,7 +285,7 @@ glue("results", {"acc_scratch": acc["scratch"] / 100, "acc_finetune": acc["MAE +
 # in as many epochs (base learning rate {glue:text}`lr_scratch`) and {glue:text}`acc_matched_text`% in
 # {glue:text}`matched_epochs` epochs, the MAE arm's budget (base learning rate {glue:text}`lr_matched`).
 # Against the stronger of the two in this run (*{glue:text}`stronger`*) the MAE arm is
-# {glue:text}`gain:.1f` points {glue:text}`gain_word` it: {glue:text}`agree_word` the paper, whose
+# {glue:text}`gain:#.3g` points {glue:text}`gain_word` it: {glue:text}`agree_word` the paper, whose
 # MAE-pretrained ViT is {glue:text}`paper_gap:.1f` points above scratch. The linear probe on the frozen
 # encoder reached {glue:text}`acc_probe_text`%. The chapter took
 # {glue:text}`wall_min:.1f` minutes on {glue:text}`device`.

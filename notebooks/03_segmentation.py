@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 2D segmentation: UPerNet on a ViT, MAE initialisation vs scratch
 #
-# The paper's third experiment segments ADE20K scenes at {glue:text}`paper_size` pixels square with a
+# The paper's third experiment segments ADE20K {cite}`zhou2017ade20k` scenes at {glue:text}`paper_size` pixels square with a
 # UPerNet head {cite}`xiao2018upernet` on a ViT whose blocks {glue:text}`paper_blocks` are rescaled into
 # a feature pyramid, and compares a ViT initialised from an MAE with one trained from scratch. This
 # chapter trains both with the same seed and schedule, each at a learning rate chosen for it on held-out
@@ -117,7 +117,9 @@ if name != "ade20k":
 # choice was made by {glue:text}`lr_source`. A third network, **scratch, budget-matched**, trains from
 # scratch for as many epochs as the MAE arm's pretraining and fine-tuning together
 # ({glue:text}`matched_epochs`), with its own learning rate, so that a gain of the MAE arm cannot be
-# just more training; the summary judges the claim against the stronger scratch arm.
+# just more training; the summary judges the claim against the stronger scratch arm. The chapter reads
+# ADE20K {cite}`zhou2017ade20k` where its full set is present, else CamVid {cite}`brostow2009camvid` in
+# SegNet's 11-class version {cite}`badrinarayanan2017segnet`.
 
 # %% tags=["hide-input"]
 seed_everything(p.seed)
@@ -257,8 +259,8 @@ glue("results", {"dataset": name, "pixel_acc": {r: float(final[r]["pixel_acc"]) 
 #
 # Initialised from the MAE, the ViT-UPerNet reached {glue:text}`mae_acc_text`% pixel accuracy and an
 # mIoU of {glue:text}`mae_miou_text`; from scratch, {glue:text}`scr_acc_text`% and
-# {glue:text}`scr_miou_text`. The MAE initialisation's pixel accuracy is {glue:text}`d_acc:.1f` points
-# {glue:text}`acc_word`, its mIoU {glue:text}`d_miou:.3f` {glue:text}`miou_word`: {glue:text}`verdict`
+# {glue:text}`scr_miou_text`. The MAE initialisation's pixel accuracy is {glue:text}`d_acc:#.3g` points
+# {glue:text}`acc_word`, its mIoU {glue:text}`d_miou:#.3g` {glue:text}`miou_word`: {glue:text}`verdict`
 # (the paper's gain: {glue:text}`paper_d_acc:.2f` points of accuracy and {glue:text}`paper_d_miou:.4f` of
 # mIoU, in its Table 3). Trained from scratch for the MAE arm's whole budget ({glue:text}`matched_epochs`
 # epochs), the third network reached an mIoU of {glue:text}`mat_miou_text`. This is one seed on a small dataset; the summary chapter pairs the two arms over at

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 3D segmentation: UNETR, MAE-pretrained ViT vs scratch
 #
-# The paper's fourth experiment segments {glue:text}`paper_organs` abdominal organs in BTCV CT volumes with UNETR
+# The paper's fourth experiment segments {glue:text}`paper_organs` abdominal organs in BTCV {cite}`landman2015btcv` CT volumes with UNETR
 # {cite}`hatamizadeh2022unetr`, a 3D ViT whose hidden states feed a convolutional decoder, and compares
 # a ViT pretrained as a masked autoencoder with one trained from scratch. The networks and measures are
 # MONAI's: the MAE (`MaskedAutoEncoderViT`), UNETR, the transforms that load and normalise each case,
@@ -123,7 +123,9 @@ if name != "btcv":
 # **budget-matched** one, trains for as many epochs as the MAE arm's pretraining and fine-tuning together
 # ({glue:text}`matched_epochs`). Each arm's learning rate is chosen from the grid {glue:text}`lr_grid`
 # (grown past an end where the best lay) by the mean Dice on the last fifth of the *training* cases, held
-# out; the validation cases play no part. The choice was made by {glue:text}`lr_source`.
+# out; the validation cases play no part. The choice was made by {glue:text}`lr_source`. The chapter
+# reads BTCV {cite}`landman2015btcv` where it is present, else Task04 Hippocampus of the Medical
+# Segmentation Decathlon {cite}`simpson2019msd,antonelli2022msd`.
 
 # %% tags=["hide-input"]
 seed_everything(p.seed)
@@ -177,7 +179,7 @@ glue("verdict", viz.direction(diff, float(PAPER.loc["Dice Score", "MAE"] - PAPER
      display=False)
 
 # %% [markdown]
-# The MAE's loss on hidden patches fell from {glue:text}`pre_first:.3f` in its first epoch to
+# The MAE's loss on hidden patches went from {glue:text}`pre_first:.3f` in its first epoch to
 # {glue:text}`pre_last:.3f` in its last; {glue:text}`n_copied` tensors moved into UNETR's ViT (every
 # one it has).
 #
@@ -247,7 +249,7 @@ glue("results", {"dataset": name, "dice": {r: float(final[r]["dice"]) for r in f
 # ## What this run says
 #
 # The MAE-initialised UNETR reached a mean Dice of {glue:text}`mae_dice_text`, the scratch one
-# {glue:text}`scr_dice_text`: the pretrained one is {glue:text}`d_dice:.3f` {glue:text}`dice_word`,
+# {glue:text}`scr_dice_text`: the pretrained one is {glue:text}`d_dice:#.3g` {glue:text}`dice_word`,
 # {glue:text}`verdict` the paper's gap ({glue:text}`paper_mae` against {glue:text}`paper_scratch` on
 # BTCV). The budget-matched scratch UNETR ({glue:text}`matched_epochs` epochs) reached
 # {glue:text}`mat_dice_text`. No arm uses layer-wise decay; each has its own learning rate. One seed on {glue:text}`other_data`: the summary chapter pairs

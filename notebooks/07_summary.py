@@ -89,8 +89,8 @@ fig = viz.forest(rows)  # the paired gap of each claim per profile, and the pape
 viz.glue_figure("fig_forest", fig)
 
 # %% [markdown]
-# The registry holds {glue:text}`n_records` finished runs: {glue:text}`n_quick` at the quick profile
-# and {glue:text}`n_full` at the full profile.
+# The registry holds {glue:text}`n_records` finished runs, of which {glue:text}`n_quick` at the quick
+# profile and {glue:text}`n_full` at the full profile: the verdicts use these two profiles only.
 #
 # ```{glue:figure} fig_forest
 # :name: fig-forest
@@ -272,7 +272,9 @@ viz.glue_figure("fig_sweep", fig)
 # ```{glue:figure} fig_sweep
 # :name: fig-sweep
 # The downstream metric against the pretraining mask ratio, per modality ({glue:text}`n_sweep` runs;
-# mean and standard deviation over seeds, faint dots: single runs).{glue:text}`sweep_codes`
+# mean and standard deviation over seeds, faint dots: single runs). Each line draws one profile's runs of
+# the newest code version that has any: runs of older versions at other ratios are left out (the masking
+# chapter lists the image chapter's, of every version), so a panel may show a single ratio.{glue:text}`sweep_codes`
 # ```
 #
 # A mask hides a whole number of tokens, `L - max(1, int(L * (1 - ratio)))` of `L`: with few tokens,

@@ -89,6 +89,28 @@ def test_the_downloadable_notebook_has_no_stderr_output(tmp_path):
     assert [o.name for o in outputs] == ["stdout"]
 
 
+def test_the_downloadable_notebook_carries_no_local_path(tmp_path):
+    """Item 8: papermill's temporary input and output paths and the glued checkpoint path of the machine
+    that ran the chapter (``/home/me/mae/results/models/...``) leave the download; the repository's files
+    are named from its root."""
+    root = tmp_path / "repo"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"input_path": f"{root}/book/executed/.running-1-x/a.source.ipynb",
+                                "output_path": f"{root}/book/executed/.running-1-x/a.ipynb", "duration": 1.0}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title\n\nText."), nbformat.v4.new_code_cell(f"d = '{root}/x'")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={
+        "application/papermill.record/text/plain": f"{{'checkpoint': '{root}/results/models/m.pt'}}",
+        "text/plain": f"'{root}/results/models/m.pt'", "image/png": "iVBORw0KGgo="}),  # a glue and its text
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved {root}/results/runs/r.json\n")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    staged = book._with_header(path, ["provenance"], root)
+    text = nbformat.writes(staged)
+    assert str(root) not in text and str(tmp_path) not in text
+    assert "results/models/m.pt" in text and "results/runs/r.json" in text
+    assert staged.metadata["papermill"] == {"duration": 1.0}
+
+
 # --- a rerun with another mask ratio (item 9) --------------------------------------------------------
 
 def _registry(tmp_path, chapter="images"):
@@ -178,6 +200,22 @@ def test_a_column_of_numbers_is_kept_on_one_line():
     assert "book.css" in (ROOT / "_config.yml").read_text()
 
 
+def test_a_table_of_many_columns_keeps_to_the_text_width():
+    """Item 7: the summary's evidence table (eleven columns) was 912 px wide in 688, its caption cut: its p
+    values and power now share columns, and a table of many columns gets narrower cell padding."""
+    import pandas as pd
+
+    from conftest import ROOT
+
+    wide = viz.table_markdown(pd.DataFrame({f"c{k}": ["a b"] for k in range(viz.COMPACT_COLUMNS)}), "c", "t")
+    narrow = viz.table_markdown(pd.DataFrame({f"c{k}": ["a b"] for k in range(viz.COMPACT_COLUMNS - 1)}), "c", "t")
+    assert ":class: compact" in wide and "compact" not in narrow
+    assert "table.compact" in (ROOT / "book" / "_static" / "book.css").read_text()
+    records = [record("images", s, 0.40 + 0.01 * s, 0.30) for s in range(5)]
+    evidence = claim_tables.evidence_table(records)
+    assert len(evidence.reset_index().columns) <= 9 and evidence.iloc[0].iloc[-3].endswith(")")
+
+
 def test_epoch_axes_have_whole_epochs_only():
     """Item 7: no 1.5 or 0.945 on an epoch axis, for one epoch or many."""
     import pandas as pd
@@ -229,6 +267,21 @@ def test_a_legend_of_many_runs_stands_under_the_panels_not_over_the_lines():
     assert legend.y1 <= panel.y0 + 1, (legend, panel)  # wholly under the panel and its axis labels
     few = viz.curves(dict(list(runs_.items())[:2]), ("val_mse",))
     assert few.axes[0].get_legend() is not None and not few.legends
+
+
+def test_a_log_axis_writes_its_numbers_as_the_tables_do():
+    """Item 7: 1.56 x 10^-4 on an axis beside 0.000156 in the table; and neighbouring ticks stay apart."""
+    import pandas as pd
+
+    runs_ = {f"r{i}": pd.DataFrame({"epoch": [1, 2], "val_mse": [1.48e-4 + 1e-6 * i, 1.5e-4]}) for i in range(9)}
+    fig = viz.curves(runs_, ("val_mse",), logy=True)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    ticks = [(t.get_position()[1], t.get_text()) for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True)]
+    shown = [text for y, text in ticks if text and lo <= y <= hi]
+    assert shown and all("10^" not in t and "times" not in t and "e-" not in t for t in shown), shown
+    assert len(set(shown)) == len(shown) and "0.000150" in shown, shown
 
 
 def test_the_forest_plot_keeps_to_the_text_width():

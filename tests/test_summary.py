@@ -129,7 +129,7 @@ def test_the_history_shows_every_version_and_which_one_is_judged():
     part = hist[(hist["table"] == "Table 1") & (hist["profile"] == "quick")]
     assert list(part["version"]) == [runs.version("images")[:8], "v-old"]  # newest first
     assert list(part["judged"]) == ["", "yes"] and list(part["this book's code"]) == ["yes", "no"]
-    assert "(n = 2)" in part.iloc[0]["gap [95% CI] (n)"]
+    assert "(n\u00a0=\u00a02)" in part.iloc[0]["gap [95% CI] (n)"]
 
 
 def test_a_verdict_comes_from_the_profile_with_enough_seeds():
@@ -177,7 +177,7 @@ def test_claims_table_ignores_changed_parameters():
     recs.append(record("images", 0, 10.0, 90.0, parameters={"mask_ratio": 0.5}))  # a sweep run
     table = claim_tables.claims_table(recs)
     row = table.loc["Table 1"]
-    assert row["verdict"].startswith("holds: MAE better") and "(n = 5), quick" in row["gap [95% CI] (n)"]
+    assert row["verdict"].startswith("holds: MAE better") and "(n\u00a0=\u00a05), quick" in row["gap [95% CI] (n)"]
     assert row["p: t / Holm / sign-flip"].count(" / ") == 2
     assert table.loc["Table 3", "verdict"] == "not run"
     assert summary.verdicts(summary.claim_rows(recs)) == {"Table 1": "holds", "Table 2": "not run",
@@ -369,7 +369,7 @@ def test_in_fewer_epochs_is_judged_on_the_recorded_curves():
     assert [v.shape for v in got.values()] == [(5, 4), (5, 4)]
     row = claim_tables.epochs_table(recs).iloc[0]
     assert row["table"] == "Table 4" and row["MAE init: epochs"] == 2 and row["scratch: epochs"] == 4
-    assert row["epochs saved [95% CI] (n)"].startswith("2.00") and "(n = 5)" in row["epochs saved [95% CI] (n)"]
+    assert row["epochs saved [95% CI] (n)"].startswith("2.00") and "(n\u00a0=\u00a05)" in row["epochs saved [95% CI] (n)"]
     assert stats.epochs_to_reach([0.1, 0.2], 0.5) == 3.0  # never reached: one epoch past the run
     assert claim_tables.epochs_table([record("volumes", 0, 0.3, 0.2, code=version)]).empty  # no curves recorded
 
@@ -415,3 +415,12 @@ def test_the_judged_groups_of_this_code_learned_in_every_arm():
                 continue
             table = claim_tables.learning_table([r for r in records if r["chapter"] == c.chapter], (prof,))
             assert (table[table["table"] == c.table]["every seed learned"] == "yes").all(), (c.table, prof)
+
+
+def test_a_gap_and_its_interval_are_written_in_one_format():
+    """Item 7: "-6.59e-05 [-0.000110, -2.22e-05]" put two formats in one cell; "(n = 5)" broke at its spaces."""
+    row = {"gap": -6.59e-5, "lo": -1.10e-4, "hi": -2.22e-5, "n": 5}
+    assert claim_tables._gap_text(row) == "-6.59e-05 [-1.10e-04, -2.22e-05] (n\u00a0=\u00a05)"
+    row = {"gap": 0.00598, "lo": -0.00967, "hi": 0.0216, "n": 5}
+    assert claim_tables._gap_text(row).startswith("0.00598 [-0.00967, 0.0216]")
+    assert claim_tables._gap_text({"gap": 2.4, "lo": float("nan"), "hi": float("nan"), "n": 1}) == "2.40 (n\u00a0=\u00a01)"
