@@ -45,6 +45,7 @@ class Claim:
     key: str = "claim"  # the metrics entry of a run record that holds this claim's values per seed
     model: tuple[str, str | None] = ("dim", "depth")  # the resolved parameters that give the model's width, depth
     mae_row_by_choice: str | None = None  # the paper's MAE row for the option validation chose ({} = the ratio)
+    paper_scale_unknown: bool = False  # the paper does not say on what scale its errors are: see paper_gap_here
 
     @property
     def paper_mae(self) -> float:
@@ -60,8 +61,18 @@ class Claim:
 
     @property
     def paper_gap(self) -> float:
-        """The paper's gap, signed like ours (positive: MAE better)."""
+        """The paper's gap in its own units, signed like ours (positive: MAE better)."""
         return self.sign * (self.paper_mae - self.paper_base)
+
+    def paper_gap_here(self, paper_mae: float, base_mean: float) -> float:
+        """The paper's gap (MAE cell ``paper_mae`` against its baseline), signed like ours (positive: MAE
+        better), in our units. Where the paper does not say on what scale its errors are, its gap is taken
+        as a ratio, MAE / baseline, applied to our baseline's mean ``base_mean``: an MSE scales by the
+        same factor in both arms under any linear rescaling of the data, so that ratio is the part of the
+        paper's result that does not depend on its unstated scale."""
+        if self.paper_scale_unknown:
+            return self.sign * (paper_mae / self.paper_base - 1) * base_mean
+        return self.sign * (paper_mae - self.paper_base)
 
 
 CLAIMS = [
@@ -76,7 +87,7 @@ CLAIMS = [
           paper_mae_cell=("Table 2", "MAE, mask=0.50", "Mean Sqr. Err."),
           paper_base_cell=("Table 2", "no MAE", "Mean Sqr. Err."),
           mae_label="masked forecaster (ratio chosen on validation)", base_label="forecaster without masking",
-          paper_dataset="ETTh1", mae_row_by_choice="MAE, mask={}"),
+          paper_dataset="ETTh1", mae_row_by_choice="MAE, mask={}", paper_scale_unknown=True),
     Claim(table="Table 3", chapter="segmentation", claim="MAE initialisation vs scratch for ViT-UPerNet", metric="mIoU",
           higher_is_better=True, paper_mae_cell=("Table 3", "MIou", "MAE"),
           paper_base_cell=("Table 3", "MIou", "No Pretrain"), mae_label="MAE init", base_label="scratch",
@@ -90,7 +101,7 @@ CLAIMS = [
           paper_mae_cell=("Table 5", "MSE Loss", "MAE"),
           paper_base_cell=("Table 5", "MSE Loss", "Baseline"), mae_label="MAE",
           base_label="feed-forward (paper: full-row targets)", paper_dataset="housing",
-          fair_label="feed-forward (re-masked observed cells)"),
+          fair_label="feed-forward (re-masked observed cells)", paper_scale_unknown=True),
     # The long-horizon claim is the forecasting literature's, not the seed paper's: PatchTST reports masked
     # pretraining then fine-tuning against supervised training on ETTh1 for multivariate data only (its
     # Table 12), so that is the direction it is judged against (maelib.published).
@@ -171,11 +182,13 @@ def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[
         if len(vals) < 2:
             why.append(f"{c.table}: {len(vals)} seed(s) at this version, so a pilot of {stats.MIN_SEEDS}")
             continue
-        st = stats.paired([v["mae"] for v in vals], [v["baseline"] for v in vals], c.higher_is_better)
-        n = stats.seeds_for_power(c.paper_gap, st["sd"]) or stats.MAX_SEEDS
+        base = [v["baseline"] for v in vals]
+        st = stats.paired([v["mae"] for v in vals], base, c.higher_is_better)
+        gap = c.paper_gap_here(c.paper_mae, float(np.mean(base)))
+        n = stats.seeds_for_power(gap, st["sd"]) or stats.MAX_SEEDS
         want = max(want, n)
         why.append(f"{c.table}: {n} seeds for {stats.TARGET_POWER:.0%} power at the paper's gap "
-                   f"({c.paper_gap:.3g}) with the spread of {len(vals)} recorded seeds (sd {st['sd']:.3g})")
+                   f"({gap:.3g}) with the spread of {len(vals)} recorded seeds (sd {st['sd']:.3g})")
     return [s for s in range(want) if s not in recorded], "; ".join(why)
 
 
@@ -262,7 +275,11 @@ def _row(c: Claim, g: dict | None, profile: str) -> dict:
     base, against, other = stronger_baseline(c, g)
     st = stats.paired(mae, base, c.higher_is_better)
     cell, cell_note = paper_cell(c, g)
-    paper_gap = c.sign * (reference_value(cell) - c.paper_base)
+    paper_gap = c.paper_gap_here(reference_value(cell), np.mean(base) if base else float("nan"))
+    if c.paper_scale_unknown:
+        ratio = reference_value(cell) / c.paper_base
+        cell_note += ("; " if cell_note else "") + (f"its error scale is not stated, so its gap is its ratio "
+                                                    f"(MAE / baseline = {ratio:.3g}) at our baseline's scale")
     return {"table": c.table, "claim": c.claim, "profile": profile, "metric": c.metric, **st,
             "power": stats.power(paper_gap, st["sd"], st["n"]),
             "seeds_for_power": stats.seeds_for_power(paper_gap, st["sd"]),

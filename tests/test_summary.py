@@ -80,6 +80,23 @@ def test_table_2_has_the_papers_numbers_and_direction():
     assert verdict_of([0.05, 0.052, 0.049, 0.051, 0.05], [0.01, 0.011, 0.0105, 0.01, 0.011], "series")[0] == "holds"
 
 
+def test_a_paper_gap_on_an_unstated_scale_is_taken_as_its_ratio_at_ours():
+    """Table 2's MSEs are on a scale the paper does not state (its masked row is 5x its unmasked one): its
+    gap is that ratio at our baseline's scale, not 0.06 of our units, which a 1e-4-sized MSE could never
+    reach (the verdict would be 'ruled out' whatever the runs said)."""
+    base = [1.70e-4, 1.71e-4, 1.69e-4, 1.72e-4, 1.70e-4]
+    mae = [b * 1.5 + d for b, d in zip(base, [0, 2e-6, -1e-6, 1e-6, 3e-6])]  # masking 1.5x worse
+    row = row_of("series", mae, base)
+    c = CLAIM["series"]
+    assert row["paper_gap"] == pytest.approx(-(c.paper_mae / c.paper_base - 1) * np.mean(base))
+    assert "ratio (MAE / baseline = 4.91) at our baseline's scale" in row["paper_note"]
+    assert row["verdict"] == "holds"  # masking worse, as in the paper
+    same = row_of("series", base, base[::-1])  # no gap, an interval ~1e-6 wide: the paper's ~7e-4 ruled out
+    assert same["verdict"] == "the paper's effect ruled out" and same["paper_gap"] < same["lo"]
+    images = row_of("images", [45, 46, 44, 45, 47], [40, 41, 40, 40, 42])
+    assert images["paper_gap"] == pytest.approx(45.6 - 37.7) and not images["paper_note"]  # a stated scale
+
+
 def test_lower_is_better_claims_flip_the_sign():
     # the paper: the MAE's MSE is higher (MAE worse)
     assert verdict_of([0.5, 0.51, 0.52, 0.5, 0.53], [0.01, 0.011, 0.012, 0.01, 0.013], "tabular")[0] == "holds"
@@ -312,8 +329,8 @@ def test_table_2_is_judged_against_the_papers_row_for_the_ratio_validation_chose
     chosen = ["transformer forecaster, input mask 0.25"] * 4 + ["transformer forecaster, input mask 0.75"]
     row = row_of("series", mae, base, chosen=chosen)
     assert row["paper_cell"] == ("Table 2", "MAE, mask=0.25", "Mean Sqr. Err.") and row["paper_mae"] == 0.07778
-    assert row["paper_note"] == "the paper's row at mask 0.25, which validation chose for 4 of 5 seeds"
-    assert row["paper_gap"] == pytest.approx(-(0.07778 - 0.01538))
+    assert row["paper_note"].startswith("the paper's row at mask 0.25, which validation chose for 4 of 5 seeds; ")
+    assert row["paper_gap"] == pytest.approx(-(0.07778 / 0.01538 - 1) * np.mean(base))  # its ratio, at our scale
     recs = [record("series", s, m, b, chosen=[c]) for s, (m, b, c) in enumerate(zip(mae, base, chosen))]
     assert claim_tables.claims_table(recs).loc["Table 2", "paper: MAE / baseline"].startswith("0.07778 / 0.01538 (the")
     assert row_of("series", mae, base)["paper_mae"] == 0.07546  # nothing recorded: the claim's own row (0.50)
