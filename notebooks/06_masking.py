@@ -220,7 +220,8 @@ if len(sweep):  # one row per code version, profile and mask ratio: the seeds po
                      "linear probe top-1 (%)")}, last=("finished", "max")).reset_index()
     grouped = grouped.sort_values(["last", "profile", "mask ratio"], ascending=[False, True, True])
     grouped["code"] = [c + (" (this book's)" if c == current else "") for c in grouped["code"]]
-    viz.show_table(grouped.rename(columns={"last": "last run"}).set_index("code"), "The image chapter's recorded "
+    shown = grouped.assign(**{"mask ratio": grouped["mask ratio"].map("{:.2f}".format)})  # as in the table above
+    viz.show_table(shown.rename(columns={"last": "last run"}).set_index("code"), "The image chapter's recorded "
                    "runs, one row per code version, profile and pretraining mask ratio: validation top-1 (%), the "
                    "mean over the seeds counted.", "table-masking-reruns")
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
@@ -232,7 +233,9 @@ if len(sweep):  # one row per code version, profile and mask ratio: the seeds po
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    plt.show()
+    viz.show_figure(fig, "Validation top-1 of the fine-tuned ViT against the pretraining mask ratio, one line per "
+                    "code version and profile (the mean over the seeds the table counts); lines of different code "
+                    "versions are not comparable run for run.")
 else:
     display(HTML("<p><em>No image-chapter run is recorded yet.</em></p>"))
 

@@ -259,8 +259,8 @@ if chapters:
         ax.xaxis.label.set_size(8)
         ax.legend(fontsize=7, loc="best")
         if part["mask_ratio"].nunique() < 2:
-            ax.text(0.5, 0.88, "one mask ratio recorded so far", transform=ax.transAxes, ha="center", fontsize=8,
-                    color="grey")
+            ax.text(0.5, 0.88, "one mask ratio at this code version", transform=ax.transAxes, ha="center",
+                    fontsize=8, color="grey")
     for ax in list(axes.flat)[len(chapters):]:
         ax.axis("off")
     fig.tight_layout()
