@@ -73,15 +73,18 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
            xlabel: str = "epoch", logy: bool = False):
     """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame. One or
     two runs are named in the first panel's legend; more, in a legend under the panels (three names
-    already covered the lines of chapter 1's accuracy panel)."""
+    already covered the lines of chapter 1's accuracy panel). An accuracy (a metric named ``*acc``, a
+    fraction in the histories) is drawn in percent, as the book's tables write it, and its title says so."""
     below = len(histories) > 2
     rows = -(-len(histories) // 2) if below else 0  # the legend's rows, two runs a row
     width = max(min(4.2 * len(metrics), 7.2), 6.4 if below else 0)  # the text's width; two names a row
     fig, axes = plt.subplots(1, len(metrics), figsize=(width, 3.2 + 0.2 * rows), squeeze=False)
     for ax, metric, title in zip(axes[0], metrics, titles or metrics):
+        percent = metric.endswith("acc")
         for label, h in histories.items():
             if metric in h:
-                ax.plot(h["epoch"], h[metric], marker="o", ms=3, label=label)
+                ax.plot(h["epoch"], h[metric] * (100 if percent else 1), marker="o", ms=3, label=label)
+        title = f"{title} (%)" if percent else title
         ax.set_xlabel(xlabel)
         epochs = sorted({int(e) for h in histories.values() if metric in h for e in h["epoch"]})
         if xlabel == "epoch" and epochs:  # whole epochs only: no 1.5 (or 0.945) on the axis

@@ -295,3 +295,14 @@ def test_the_forest_plot_keeps_to_the_text_width():
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")  # as the notebook's inline backend does
     assert Image.open(buffer).size[0] <= 7.3 * 100
+
+
+def test_an_accuracy_is_drawn_in_percent_as_the_tables_write_it():
+    """A reader saw 0.095 on a figure beside 9.50% in the table under it (chapters 1 and 3)."""
+    import pandas as pd
+
+    h = pd.DataFrame({"epoch": [1, 2], "pixel_acc": [0.090, 0.095], "miou": [0.1, 0.2]})
+    fig = viz.curves({"run": h}, ("pixel_acc", "miou"), ("validation pixel accuracy", "validation mIoU"))
+    acc, miou = fig.axes[:2]
+    assert list(acc.lines[0].get_ydata()) == pytest.approx([9.0, 9.5]) and acc.get_title().endswith("(%)")
+    assert list(miou.lines[0].get_ydata()) == pytest.approx([0.1, 0.2]) and miou.get_title() == "validation mIoU"
