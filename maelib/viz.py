@@ -141,6 +141,27 @@ def change_word(gap: float, up: str = "higher", down: str = "lower") -> str:
     return up if gap > 0 else down if gap < 0 else "no different"
 
 
+def spread(n_seeds: int, mean_only: bool = False) -> str:
+    """What a table's cells are over ``n_seeds``: "one seed", else "mean ± standard deviation over 5 seeds"
+    ("mean over 5 seeds" with ``mean_only``)."""
+    if n_seeds == 1:
+        return "one seed"
+    return f"mean {'' if mean_only else '± standard deviation '}over {count(n_seeds, 'seed')}"
+
+
+def compare_word(a: float, b: float, than: bool = False, digits: int = 3) -> str:
+    """How ``a`` compares with ``b`` as the page prints them (:func:`sig` at ``digits``): "lower" or "higher"
+    (with ``than``: "lower than", "higher than"), and where the printed numbers are the same, "no different
+    at three significant digits" ("the same, at three significant digits, as"): never "0.000174, higher
+    than the 0.000174"."""
+    words = ("the same, at {n} significant digits, as", "lower than", "higher than") if than else \
+        ("no different at {n} significant digits", "lower", "higher")
+    n = {2: "two", 3: "three", 4: "four"}.get(digits, str(digits))
+    if sig(a, digits) == sig(b, digits):
+        return words[0].format(n=n)
+    return words[1] if a < b else words[2]
+
+
 def direction(ours: float, paper: float) -> str:
     """How one gap compares with the paper's, from the signs: "the same direction as", "the opposite
     direction to", or "no direction beside" when either is zero (followed by "the paper('s ...)")."""

@@ -170,7 +170,7 @@ table = pd.DataFrame({
     "MSE / persistence": list(mean_mse / pers),
 }, index=pd.Index(summary.index, name="model"))
 viz.show_table(table, f"Test errors on {p.dataset} OT, {p.horizon}-step forecasts from {p.lag} steps "
-               f"(mean ± standard deviation over {viz.count(p.seeds, 'seed')} where there are several), beside the paper's "
+               f"({viz.spread(p.seeds)}), beside the paper's "
                "Table 2 as printed (its scale is not stated). The last column divides each model's MSE by "
                "persistence's: below 1 beats the naive forecast.", "table-2")
 
@@ -192,11 +192,11 @@ glue("ar_ratio", float(mean_mse["linear AR"] / pers), display=False)
 glue("nomask_mse", float(np.mean(claim["baseline"])), display=False)
 glue("best_masked_mse", float(np.mean(claim["mae"])), display=False)
 glue("chosen_masked", ", ".join(dict.fromkeys(claim["chosen"])), display=False)
-glue("masking_word", "lower" if np.mean(claim["mae"]) < np.mean(claim["baseline"]) else "higher", display=False)
+glue("masking_word", viz.compare_word(np.mean(claim["mae"]), np.mean(claim["baseline"])), display=False)
 pre, scr = mean_mse["patch transformer, MAE-pretrained"], mean_mse["patch transformer, scratch"]
 glue("pre_mse", float(pre), display=False)
 glue("scr_mse", float(scr), display=False)
-glue("pre_word", "lower" if pre < scr else "higher", display=False)
+glue("pre_word", viz.compare_word(pre, scr, than=True), display=False)
 ratios = sorted(paper.setting("series_mask_ratios"))
 glue("paper_ratios", ", ".join(f"{round(100 * r)}" for r in ratios[:-1]) + f" or {round(100 * ratios[-1])}%",
      display=False)
@@ -233,10 +233,9 @@ viz.show_table(pd.DataFrame([{"dataset": p.robustness_dataset, **{f"{k}: test MS
                               "masking lower": "yes" if means["masked (chosen on validation)"] < means["no masking"] else "no"}]
                             ).set_index("dataset"),
                f"Robustness: the paper's transformer rows on {p.robustness_dataset}, another ETT file, "
-               f"mean over {viz.count(p.seeds, 'seed')}.", "table-2-robustness")
+               f"{viz.spread(p.seeds, mean_only=True)}.", "table-2-robustness")
 glue("robust_dataset", p.robustness_dataset, display=False)
-glue("robust_word", "lower" if means["masked (chosen on validation)"] < means["no masking"] else "higher",
-     display=False)
+glue("robust_word", viz.compare_word(means["masked (chosen on validation)"], means["no masking"]), display=False)
 
 # %% [markdown]
 # ## Forecasts against the truth
@@ -264,8 +263,8 @@ for ax, window, title in [(axes[0], 1, "raw"), (axes[1], window_paper, f"{window
     ax.set_ylabel("OT (°C)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-axes[0].legend(fontsize=7, ncol=3)
-fig.tight_layout()
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+fig.tight_layout(rect=(0, 0.09, 1, 1))  # the legend under the panels, never over the lines
 viz.glue_figure("fig_forecast", fig)
 
 curves = {m: h for m, h in hists_by_seed[0].items() if "val_mse" in h}
@@ -293,10 +292,10 @@ viz.glue_figure("fig_curves", fig)
 #   persistence's MSE.
 # - **The paper's question.** Without masking the transformer forecaster reaches a test MSE of
 #   {glue:text}`nomask_mse_text`; the masked variant chosen on validation {glue:text}`best_masked_mse_text`:
-#   in this run, hiding input tokens while training to forecast gives a {glue:text}`masking_word` error
+#   in this run, hiding input tokens while training to forecast makes the error {glue:text}`masking_word`
 #   (the paper: higher). On {glue:text}`robust_dataset` it is {glue:text}`robust_word`.
 # - **The MAE recipe.** Pretrained by masked reconstruction and then fine-tuned, the patch transformer's
-#   MSE is {glue:text}`pre_mse_text`, {glue:text}`pre_word` than the {glue:text}`scr_mse_text` of the
+#   MSE is {glue:text}`pre_mse_text`, {glue:text}`pre_word` the {glue:text}`scr_mse_text` of the
 #   same network trained from scratch.
 #
 # The paper calls its unmasked row an autoencoder, but a network trained to forecast is a forecaster;
@@ -398,7 +397,7 @@ def long_cells(metric):
     """Our MSE or MAE at every horizon and model, "mean ± std", in one format."""
     keys = [(h, m) for h in p.long_horizons for m in forecast.MODELS]
     return viz.mean_std_cells([long_mean.loc[k, (metric, "mean")] for k in keys],
-                              [long_mean.loc[k, (metric, "std")] for k in keys], digits=4)
+                              [long_mean.loc[k, (metric, "std")] for k in keys])
 
 
 ours = [{"H": h, "model": m, "MSE": mse, "MAE": mae, "source": "this run"}
@@ -407,9 +406,8 @@ ours = [{"H": h, "model": m, "MSE": mse, "MAE": mae, "source": "this run"}
 refs = published.long_horizon_table(p.long_horizons).drop(columns="setting").rename(columns={"published": "model"})
 long_table = pd.concat([pd.DataFrame(ours), refs]).sort_values("H", kind="stable").set_index(["H", "model"])
 viz.show_table(long_table, f"Test errors on {p.dataset} OT under the long-horizon protocol (L = {p.long_lag}, "
-               f"standardised scale, every test window; mean ± standard deviation over {viz.count(p.seeds, 'seed')} where "
-               "there are several), beside published numbers with their sources. " + published.NOT_FOUND,
-               "table-long-horizon", digits=4)
+               f"standardised scale, every test window; {viz.spread(p.seeds)}), beside published numbers with "
+               "their sources. " + published.NOT_FOUND, "table-long-horizon")
 
 
 
@@ -420,19 +418,20 @@ def relative_gaps(model: str, label: str) -> dict:
 
 
 def gap_text(gaps: dict, digits: int) -> str:
-    return "; ".join(f"{100 * abs(g):.{digits}f}% {'above' if g > 0 else 'below'} at H = {h}" for h, g in gaps.items()) \
-        or "(no published number at the horizons run)"
+    return "; ".join(f"{100 * abs(g):.{digits}f}% {'above' if g > 0 else 'below'} at H = {h}" for h, g in gaps.items())
 
 
 dl_gap = relative_gaps("DLinear", "DLinear (published)")
-glue("dl_close", gap_text(dl_gap, 1), display=False)
-glue("dl_within", "within" if all(abs(g) <= 0.10 for g in dl_gap.values()) else "not everywhere within", display=False)
-glue("pt_close", gap_text(relative_gaps(forecast.SCRATCH, "PatchTST/42, supervised (published)"), 0), display=False)
+pt_gap = relative_gaps(forecast.SCRATCH, "PatchTST/42, supervised (published)")
+within = "within" if all(abs(g) <= 0.10 for g in dl_gap.values()) else "not everywhere within"
+glue("published_close", (f"Our DLinear lands {gap_text(dl_gap, 1)} of the published number ({within} 10%)"
+                         if dl_gap else "No published DLinear number exists at the horizons this run has") +
+     (f", and our scratch transformer {gap_text(pt_gap, 0)} of PatchTST/42's." if pt_gap else "."), display=False)
 lr_frame = pd.DataFrame([{"arm": k, "learning rate": lr, "best validation MSE": score,
                           "chosen": "yes" if lr == long_lr[k] else ""}
                          for k in long_lr for lr, score in (long_grid.get(k) or {long_lr[k]: float("nan")}).items()])
 viz.show_table(lr_frame.set_index("arm"), "Each patch-transformer arm's learning rate per horizon, chosen by the "
-               "lowest validation MSE (the test months play no part).", "table-long-lr", digits=4)
+               "lowest validation MSE (the test months play no part).", "table-long-lr")
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7.2, 4.2))
@@ -480,16 +479,19 @@ pre_mse = long_mean.loc[(h0, forecast.PRETRAINED), ("mse", "mean")]
 scr_mse = long_mean.loc[(h0, forecast.SCRATCH), ("mse", "mean")]
 glue("long_pre_mse", float(pre_mse), display=False)
 glue("long_scr_mse", float(scr_mse), display=False)
-glue("long_pre_word", "lower" if pre_mse < scr_mse else "higher", display=False)
+glue("long_pre_word", viz.compare_word(pre_mse, scr_mse, than=True), display=False)
 glue("long_pers_mse", float(long_mean.loc[(h0, "persistence"), ("mse", "mean")]), display=False)
 glue("long_dl_mse", float(long_mean.loc[(h0, "DLinear"), ("mse", "mean")]), display=False)
 for name, model in {"long_pre_mse": forecast.PRETRAINED, "long_scr_mse": forecast.SCRATCH,
                     "long_pers_mse": "persistence", "long_dl_mse": "DLinear"}.items():
-    viz.glue_text(f"{name}_text", long_mean.loc[(h0, model), ("mse", "mean")], digits=4)  # as the table writes them
+    viz.glue_text(f"{name}_text", long_mean.loc[(h0, model), ("mse", "mean")])  # as the table writes them
 glue("long_best", min(forecast.MODELS, key=lambda m: long_mean.loc[(h0, m), ("mse", "mean")]), display=False)
 dl_mse = long_mean.loc[(h0, "DLinear"), ("mse", "mean")]
-outcome = ["In this run the MAE loses: pretraining gives the transformer a higher error than training it from "
-           "scratch." if pre_mse >= scr_mse else "In this run pretraining lowers the transformer's error."]
+outcome = [{"higher": "In this run the MAE loses: pretraining gives the transformer a higher error than training it "
+                       "from scratch.",
+            "lower": "In this run pretraining lowers the transformer's error."}.get(
+    viz.compare_word(pre_mse, scr_mse), "In this run pretraining leaves the transformer's error the same at three "
+                                        "significant digits.")]
 if min(pre_mse, scr_mse) >= dl_mse:
     outcome.append("Neither transformer beats DLinear, a linear model on the same inputs.")
 glue("long_outcome", " ".join(outcome), display=False)
@@ -508,11 +510,10 @@ glue("long_outcome", " ".join(outcome), display=False)
 # ```
 #
 # At H = {glue:text}`long_h0` the MAE-pretrained patch transformer reaches a test MSE of
-# {glue:text}`long_pre_mse_text`, {glue:text}`long_pre_word` than the {glue:text}`long_scr_mse_text` of
+# {glue:text}`long_pre_mse_text`, {glue:text}`long_pre_word` the {glue:text}`long_scr_mse_text` of
 # the same network from scratch; DLinear reaches {glue:text}`long_dl_mse_text` and persistence
-# {glue:text}`long_pers_mse_text`, and the lowest is *{glue:text}`long_best`*. Our DLinear lands
-# {glue:text}`dl_close` of the published number ({glue:text}`dl_within` 10%), and our scratch
-# transformer {glue:text}`pt_close` of PatchTST/42's. {glue:text}`long_outcome` The sentences above the
+# {glue:text}`long_pers_mse_text`, and the lowest is *{glue:text}`long_best`*.
+# {glue:text}`published_close` {glue:text}`long_outcome` The sentences above the
 # figures give the verdict per horizon where this run has enough seeds; the summary chapter judges the
 # recorded seeds.
 
@@ -536,8 +537,8 @@ both = pd.DataFrame([
      "persistence": float(long_mean.loc[(h0, "persistence"), ("mse", "mean")]), "scale": "standard"},
 ]).set_index("question")
 both["lower"] = np.where(both["masked or pretrained"] < both["baseline"], "masked or pretrained", "baseline")
-viz.show_table(both, f"Test MSE of each question's two arms and its persistence floor (mean over {viz.count(p.seeds, 'seed')}).",
-               "table-two-questions", digits=4)
+viz.show_table(both, f"Test MSE of each question's two arms and its persistence floor "
+               f"({viz.spread(p.seeds, mean_only=True)}).", "table-two-questions")
 
 # %% tags=["remove-cell"]
 wall = time.time() - started

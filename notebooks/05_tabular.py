@@ -159,12 +159,13 @@ for key, name in [("ffp", FF_PAPER), ("fff", FF_FAIR), ("mae", MAE), ("mean", "m
         glue(f"{key}_cat_text", "failed numerically", display=False)
 ranked = m.drop(failures)  # the ranking counts only the imputers that gave a result
 glue("best", ranked.idxmin(), display=False)
-glue("mae_vs_fair", "lower" if m[MAE] < m[FF_FAIR] else "higher", display=False)
-glue("mae_vs_paper", "lower" if m[MAE] < m[FF_PAPER] else "higher", display=False)
-glue("mae_vs_mean", "beats" if m[MAE] < m["mean (scikit-learn)"] else "does not beat", display=False)
+glue("mae_vs_fair", viz.compare_word(m[MAE], m[FF_FAIR]), display=False)
+glue("mae_vs_paper", viz.compare_word(m[MAE], m[FF_PAPER]), display=False)
+glue("mae_vs_mean", {"lower": "beats"}.get(viz.compare_word(m[MAE], m["mean (scikit-learn)"]), "does not beat"),
+     display=False)
 glue("mae_rank", int((ranked < ranked[MAE]).sum()) + 1 if MAE in ranked else "none (it failed)", display=False)
 glue("n_models", f"{len(ranked)} imputers that gave a result" if failures else f"{len(ranked)}", display=False)
-glue("cat_vs_fair", "lower" if ce[MAE] < ce[FF_FAIR] else "higher", display=False)
+glue("cat_vs_fair", viz.compare_word(ce[MAE], ce[FF_FAIR]), display=False)
 worse = [METRICS[k].split(":")[0] + " " + METRICS[k].split(": ")[1] for k in ("mse_numeric", "wasserstein", "category_error")
          if summary.loc[MAE, (k, "mean")] > summary.loc[FF_FAIR, (k, "mean")]]
 glue("mae_worse_on", ", ".join(worse) if worse else "none of the three", display=False)

@@ -42,7 +42,14 @@ def test_no_chapter_decides_a_direction_from_one_sign_alone():
     ``"higher" if d > 0 else "lower"`` that assumes the paper's sign or ignores a tie."""
     for chapter, path in runs.chapters().items():
         text = path.read_text()
-        assert not re.search(r'"(the same direction as|higher|above)" if ', text), chapter
+        assert not re.search(r'"(the same direction as|higher|above|lower|beats)" if ', text), chapter
+
+
+def test_a_comparison_word_follows_the_printed_numbers():
+    """'0.000174, higher than the 0.000174': a tie at the printed precision is said as one."""
+    assert viz.compare_word(0.0001740, 0.0001741) == "no different at three significant digits"
+    assert viz.compare_word(0.0001740, 0.0001741, than=True) == "the same, at three significant digits, as"
+    assert viz.compare_word(0.000173, 0.000174) == "lower" and viz.compare_word(2.0, 1.0, than=True) == "higher than"
 
 
 # --- empty parts (item 5) ----------------------------------------------------------------------------
