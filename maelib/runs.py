@@ -264,12 +264,17 @@ def notebook_code_hash(chapter: str) -> str:
     return hashlib.sha256("\n".join(code).encode()).hexdigest()
 
 
+class RecordSetAside(UserWarning):
+    """A run record that is not read: damaged, or not of the schema (the summary page lists them)."""
+
+
 def read_record(path: Path) -> dict | None:
     """A run record, or None (with a warning naming the file) when it is not readable JSON."""
     try:
         return json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
-        warnings.warn(f"run record {path} is damaged ({type(e).__name__}: {e}); it is ignored", stacklevel=2)
+        warnings.warn(f"run record {path} is damaged ({type(e).__name__}: {e}); it is ignored", RecordSetAside,
+                      stacklevel=2)
         return None
 
 
@@ -493,7 +498,8 @@ def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]
         entry = read_record(f)
         problem = None if entry is None else record_problem(entry)
         if problem:
-            warnings.warn(f"run record {f} does not follow the schema ({problem}); it is ignored", stacklevel=2)
+            warnings.warn(f"run record {f} does not follow the schema ({problem}); it is ignored", RecordSetAside,
+                          stacklevel=2)
         elif entry is not None and (chapter is None or entry["chapter"] == chapter):
             out.append(entry)
     return sorted(out, key=lambda e: e["finished"])

@@ -61,7 +61,7 @@ root = Path(p.records_dir) if p.records_dir else runs.RECORDS
 with warnings.catch_warnings(record=True) as set_aside:  # shown on the page (below), not only in a log
     warnings.simplefilter("always")
     records = summary.load(root)
-set_aside = [str(w.message) for w in set_aside if str(w.message).startswith("run record ")]
+set_aside = [str(w.message) for w in set_aside if issubclass(w.category, runs.RecordSetAside)]
 rows = summary.claim_rows(records)
 table = claim_tables.claims_table(records)
 counts = pd.Series([r["profile"] for r in records]).value_counts() if records else pd.Series(dtype=int)
