@@ -136,9 +136,14 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
     return fig
 
 
+_TIE = {"above": "away from"}  # a tie in "is 0.00 points ___ it"; "apart" elsewhere ("is 0.000 ___,")
+
+
 def change_word(gap: float, up: str = "higher", down: str = "lower") -> str:
-    """The word for a gap's sign: ``up`` above zero, ``down`` below, "no different" at zero."""
-    return up if gap > 0 else down if gap < 0 else "no different"
+    """The word for a gap's sign, read after the gap's size: ``up`` above zero, ``down`` below, and at an
+    exact tie a word the same sentence still reads with: "0.00 points away from it" where the words are
+    "above"/"below", else "0.000 apart" (never "0.00 points no different it")."""
+    return up if gap > 0 else down if gap < 0 else _TIE.get(up, "apart")
 
 
 def spread(n_seeds: int, mean_only: bool = False) -> str:

@@ -33,7 +33,30 @@ def test_one_gap_against_the_papers_with_either_sign(ours, paper, expected):
 
 
 def test_change_words_follow_the_sign():
-    assert [viz.change_word(g) for g in (0.1, -0.1, 0.0)] == ["higher", "lower", "no different"]
+    assert [viz.change_word(g) for g in (0.1, -0.1, 0.0)] == ["higher", "lower", "apart"]
+    assert [viz.change_word(g, "above", "below") for g in (0.1, -0.1, 0.0)] == ["above", "below", "away from"]
+
+
+@pytest.mark.parametrize("chapter, sizes, words", [
+    ("images", {"gain": "#.3g"}, {"gain_word": ("above", "below")}),
+    ("segmentation", {"d_acc": ".1f", "d_miou": "#.3g"}, {"acc_word": (), "miou_word": ()}),
+    ("volumes", {"d_dice": "#.3g"}, {"dice_word": ()})])
+@pytest.mark.parametrize("gap", [1.5, -1.5, 0.0])
+def test_each_chapters_gap_sentence_reads_with_either_sign_and_at_a_tie(chapter, sizes, words, gap):
+    """The chapter's own sentence, its size and sign glues filled as the notebook fills them (the size
+    as abs(gap), the word from viz.change_word): at a tie it reads "0.00 points away from it", never
+    "0.00 points no different it"."""
+    text = " ".join(line.lstrip("# ") for line in runs.chapters()[chapter].read_text().splitlines())
+    for key, fmt in sizes.items():
+        text = re.sub(r"\{glue:text\}`" + key + r"(:[^`]*)?`", format(abs(gap), fmt.lstrip(":")), text)
+    for key, args in words.items():
+        text = text.replace("{glue:text}`" + key + "`", viz.change_word(gap, *args))
+    for key in sizes:
+        assert "{glue:text}`" + key not in text
+    for bad in ("no different it", "no different,", "points apart it", "away from,"):
+        assert bad not in text, (chapter, gap)
+    if gap == 0:
+        assert re.search(r"0\.0+ (points )?(away from it|apart)", text), chapter
     assert viz.count(1, "seed") == "1 seed" and viz.count(5, "seed") == "5 seeds"
 
 
