@@ -172,7 +172,7 @@ def seed_values(record: dict, key: str = "claim") -> list[dict]:
 def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[int], str]:
     """The seeds a verdict sweep of ``chapter`` at ``profile`` still has to run, and why: for each of the
     chapter's claims, the seeds that give 80% power at the paper's gap with the spread of the seeds this
-    version of the code recorded (at least five, at most twenty), or five while fewer than two are
+    version of the code recorded (of the gap the verdict judges: against the stronger scratch arm) (at least five, at most twenty), or five while fewer than two are
     recorded (a pilot); the most any claim needs, less the seeds already recorded."""
     want, recorded, why = stats.MIN_SEEDS, set(), []
     for c in (c for c in CLAIMS if c.chapter == chapter):
@@ -182,8 +182,8 @@ def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[
         if len(vals) < 2:
             why.append(f"{c.table}: {len(vals)} seed(s) at this version, so a pilot of {stats.MIN_SEEDS}")
             continue
-        base = [v["baseline"] for v in vals]
-        st = stats.paired([v["mae"] for v in vals], base, c.higher_is_better)
+        base, _, _ = stronger_baseline(c, current[0])  # the comparison the verdict judges, as in claim_rows
+        st = stats.paired(_values(current[0], "mae"), base, c.higher_is_better)
         gap = c.paper_gap_here(c.paper_mae, float(np.mean(base)))
         n = stats.seeds_for_power(gap, st["sd"]) or stats.MAX_SEEDS
         want = max(want, n)

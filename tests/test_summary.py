@@ -373,6 +373,19 @@ def test_a_power_sweep_asks_for_the_seeds_that_80_percent_power_needs():
     assert summary.seeds_needed("segmentation", "quick", old)[0] == [0, 1, 2, 3, 4]  # another version: a pilot
 
 
+def test_the_seeds_for_power_come_from_the_comparison_the_verdict_judges():
+    """The pilot's MAE arm is tight against the short scratch arm but noisy against the budget-matched one,
+    which is stronger and so the one judged: the seeds asked are those of that noisy comparison."""
+    version = runs.version("segmentation")
+    wobble = (0.01, -0.01, 0.005, -0.005, 0.0)
+    pilot = [record("segmentation", s, 0.33, 0.32, code=version, baseline_matched=[0.45 + 2 * w])
+             for s, w in enumerate(wobble)]
+    seeds, why = summary.seeds_needed("segmentation", "quick", pilot)
+    sd = float(np.std([0.33 - 0.45 - 2 * w for w in wobble], ddof=1))
+    need = stats.seeds_for_power(CLAIM["segmentation"].paper_gap_here(CLAIM["segmentation"].paper_mae, 0.45), sd)
+    assert seeds == list(range(5, need or stats.MAX_SEEDS)) and seeds and f"(sd {sd:.3g})" in why
+
+
 def test_in_fewer_epochs_is_judged_on_the_recorded_curves():
     """Per seed, the epochs each arm needs to reach 90% of scratch's final score: here the MAE arm gets
     there at epoch 2 and scratch at epoch 4, so 2 epochs saved; a curve that never gets there counts E + 1."""
