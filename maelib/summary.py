@@ -180,7 +180,8 @@ def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[
         vals = list(current[0]["seeds"].values()) if current else []
         recorded |= {v["seed"] for v in vals}
         if len(vals) < 2:
-            why.append(f"{c.table}: {len(vals)} seed(s) at this version, so a pilot of {stats.MIN_SEEDS}")
+            why.append(f"{c.table}: {len(vals)} seed{'' if len(vals) == 1 else 's'} at this version, so a pilot of "
+                       f"{stats.MIN_SEEDS}")
             continue
         base, _, _ = stronger_baseline(c, current[0])  # the comparison the verdict judges, as in claim_rows
         st = stats.paired(_values(current[0], "mae"), base, c.higher_is_better)

@@ -361,7 +361,9 @@ def test_runs_on_other_data_are_neither_pooled_nor_tuned_together(tmp_path):
 def test_a_power_sweep_asks_for_the_seeds_that_80_percent_power_needs():
     version = runs.version("segmentation")
     seeds, why = summary.seeds_needed("segmentation", "quick", [])
-    assert seeds == [0, 1, 2, 3, 4] and "pilot of 5" in why
+    assert seeds == [0, 1, 2, 3, 4] and why.endswith("0 seeds at this version, so a pilot of 5")
+    one = [record("segmentation", 0, 0.3, 0.3, code=runs.version("segmentation"))]
+    assert "1 seed at this version" in summary.seeds_needed("segmentation", "quick", one)[1]
     gaps = [0.0085 + d for d in (0.01, -0.01, 0.005, -0.005, 0.0)]  # sd 0.0079 around the paper's gap
     pilot = [record("segmentation", s, 0.3 + g, 0.3, code=version) for s, g in enumerate(gaps)]
     seeds, why = summary.seeds_needed("segmentation", "quick", pilot)
