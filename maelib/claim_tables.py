@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import runs, stats, summary
 from .summary import (CLAIMS, Claim, _is_default, _values, claim_rows, groups, judged, judged_group,
-                      reference_text, seed_values)
+                      reference_text, seed_values, stronger_baseline)
 
 COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
@@ -181,7 +181,8 @@ def budget_table(records: list[dict]) -> pd.DataFrame:
 
 def history(records: list[dict]) -> pd.DataFrame:
     """Every protocol iteration a claim went through: per claim, profile and version (newest first), the
-    date of its last seed, n, the paired gap with its interval, whether it is this book's version, and
+    date of its last seed, the scratch arm its gap is taken against (the stronger of the group's, as its
+    verdict is judged), n, the paired gap with its interval, whether it is this book's version, and
     whether it is the group judged."""
     out = []
     for c in CLAIMS:
@@ -189,14 +190,16 @@ def history(records: list[dict]) -> pd.DataFrame:
             found = groups(records, c.chapter, prof, c.key)
             judged_one = judged_group(records, c.chapter, prof, c.key)
             for g in found:
-                vals = list(g["seeds"].values())
-                st = stats.paired([v["mae"] for v in vals], [v["baseline"] for v in vals], c.higher_is_better)
+                base, against, _ = stronger_baseline(c, g)  # as the verdict of that group would judge it
+                st = stats.paired([v["mae"] for v in g["seeds"].values()], base, c.higher_is_better)
                 out.append({"table": c.table, "profile": prof, "version": (g["code"] or "")[:8],
                             "setting": hashlib.sha1(g["setting"].encode()).hexdigest()[:6],
                             "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st),
+                            "against": "budget-matched scratch" if "budget-matched" in against else "scratch",
                             "this book's code": "yes" if g["code"] == runs.version(c.chapter) else "no",
                             "judged": "yes" if _same_group(g, judged_one) else ""})
-    columns = ["table", "profile", "version", "setting", "last seed", "gap [95% CI] (n)", "this book's code", "judged"]
+    columns = ["table", "profile", "version", "setting", "last seed", "against", "gap [95% CI] (n)", "this book's code",
+               "judged"]
     return pd.DataFrame(out, columns=columns)
 
 

@@ -4,7 +4,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from maelib import claim_tables, runs, stats, summary, tuning
+from maelib import claim_tables, runs, stats, summary, tuning, viz
 
 CLAIM = {c.chapter: c for c in summary.CLAIMS if c.key == "claim"}  # each chapter's seed-paper claim
 
@@ -147,6 +147,18 @@ def test_the_history_shows_every_version_and_which_one_is_judged():
     assert list(part["version"]) == [runs.version("images")[:8], "v-old"]  # newest first
     assert list(part["judged"]) == ["", "yes"] and list(part["this book's code"]) == ["yes", "no"]
     assert "(n\u00a0=\u00a02)" in part.iloc[0]["gap [95% CI] (n)"]
+
+
+def test_the_history_gives_the_gap_its_verdict_judges():
+    """A group with a budget-matched arm stronger than the short scratch arm: its history row gives the gap
+    to the matched arm, the claims table's gap, not the MAE's win over the short arm."""
+    version = runs.version("images")
+    recs = [record("images", s, 45.0 + 0.3 * s, 40.0, code=version, baseline_matched=[48.0 + 0.2 * s])
+            for s in range(5)]
+    row = claim_tables.history(recs).set_index(["table", "profile"]).loc[("Table 1", "quick")]
+    claim = summary.claim_rows(recs).set_index(["table", "profile"]).loc[("Table 1", "quick")]
+    assert row["gap [95% CI] (n)"].startswith(viz.sig(claim["gap"])) and claim["gap"] < 0
+    assert row["against"] == "budget-matched scratch"
 
 
 def test_a_verdict_comes_from_the_profile_with_enough_seeds():
