@@ -239,7 +239,7 @@ def recorded_runs(chapter: str, profile: str = "full", root=runs.RECORDS) -> pd.
         if r["chapter"] != chapter or r["profile"] != profile or not _is_default(r):
             continue
         for v in seed_values(r):
-            rows.append({"finished": r["finished"][:16].replace("T", " "), "code": (r.get("code") or "")[:8],
+            rows.append({"finished": r["finished"][:16].replace("T", " "), "code": (runs.pool_version(r) or "")[:8],
                          "device": r["device"], "seed": v["seed"], "run's wall time (min)": round(r["wall_s"] / 60, 1),
                          f"{claim.mae_label} ({claim.metric})": v["mae"],
                          f"{claim.base_label} ({claim.metric})": v["baseline"]})

@@ -324,7 +324,8 @@ def verdicts(rows: pd.DataFrame) -> dict[str, str]:
 
 def sweep_frame(records: list[dict]) -> pd.DataFrame:
     """Runs that changed only the mask ratio (and the seeds): chapter, metric, profile, mask_ratio, seed,
-    value, code; one value per seed, the newest per (chapter, profile, mask ratio, seed), all made by the
+    value, code (the version seeds are pooled by, :func:`maelib.runs.pool_version`, as the claims table
+    names it); one value per seed, the newest per (chapter, profile, mask ratio, seed), all made by the
     newest code version of each chapter and profile (seeds of different code are not pooled)."""
     rows = []
     for r in records:
@@ -335,7 +336,7 @@ def sweep_frame(records: list[dict]) -> pd.DataFrame:
             for seed, value in zip(seeds, metric["values"]):
                 rows.append({"chapter": r["chapter"], "metric": metric["label"], "profile": r["profile"],
                              "mask_ratio": r["resolved"].get("mask_ratio"), "seed": seed, "value": value,
-                             "code": r.get("code")})
+                             "code": runs.pool_version(r)})
     frame = pd.DataFrame(rows, columns=["chapter", "metric", "profile", "mask_ratio", "seed", "value", "code"])
     frame = frame.drop_duplicates(["chapter", "profile", "mask_ratio", "seed", "code"], keep="last")
     newest = frame.groupby(["chapter", "profile"])["code"].transform("last")  # records come oldest first

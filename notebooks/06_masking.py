@@ -204,12 +204,12 @@ glue("n_curve_seeds", len(seeds), display=False)
 
 # %% tags=["hide-input"]
 records = runs.load_records("images")
-rows = [{"code": (r.get("code") or "unknown")[:8], "profile": r["profile"], "mask ratio": r["resolved"]["mask_ratio"],
+rows = [{"code": (runs.pool_version(r) or "unknown")[:8], "profile": r["profile"], "mask ratio": r["resolved"]["mask_ratio"],
          "seed": r["seed"], "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"],
          "linear probe top-1 (%)": 100 * r["metrics"]["acc_probe"], "finished": r["finished"][:10]}
         for r in records if "acc_finetune" in r.get("metrics", {})]
 sweep = pd.DataFrame(rows)
-current = runs.code_hash()[:8]
+current = runs.version("images")[:8]  # the version the summary pools the image chapter's seeds by
 glue("n_runs", len(sweep), display=False)
 glue("n_runs_text", viz.count(len(sweep), "run"), display=False)
 glue("n_current", int((sweep["code"] == current).sum()) if len(sweep) else 0, display=False)

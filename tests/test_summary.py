@@ -236,6 +236,14 @@ def test_sweep_frame_takes_only_mask_ratio_runs():
     assert len(frame) == 2 and set(frame["mask_ratio"]) == {0.75, 0.5}
 
 
+def test_the_sweep_names_a_run_by_the_version_the_claims_table_names():
+    """A record's library hash (``code``) and its pooling version (library + notebook) differ: the sweep
+    labels its points by the latter, so the figure and the claims table name the same seeds alike."""
+    recs = [{**record("images", s, 40.0, 30.0, code="lib-only"), "version": "lib-and-notebook"} for s in range(2)]
+    assert set(summary.sweep_frame(recs)["code"]) == {"lib-and-notebook"}
+    assert summary.groups(recs, "images", "quick")[0]["code"] == "lib-and-notebook"
+
+
 def test_registry_schema(tmp_path):
     """Records written by run_chapter carry every key of the schema; others are ignored."""
     good = record("images", 0, 40.0, 30.0)
