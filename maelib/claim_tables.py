@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from . import runs, stats, summary
-from .summary import (CLAIMS, Claim, _is_default, _values, claim_rows, groups, judged, judged_group,
-                      reference_text, seed_values, stronger_baseline)
+from .summary import (ARMS, CLAIMS, Claim, _is_default, _values, claim_rows, groups, judged, judged_group,
+                      learned, reference_text, seed_values, stronger_baseline)
 
 COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
@@ -57,13 +57,9 @@ def epochs_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-LEARNS = 0.5  # every arm learns: no seed of an arm below this fraction of that arm's median (higher is better)
-
-
 def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
     """Whether every seed of every arm learned, per claim, profile and arm of the judged group: the arm's
-    median and worst seed, and whether the worst is within :data:`LEARNS` of the median (for an error
-    metric, at most 1 / LEARNS times the median); a forecaster is also compared with the persistence
+    median and worst seed, and whether every seed learned (:func:`maelib.summary.learned`); a forecaster is also compared with the persistence
     floor, which it should not be worse than."""
     from .viz import sig
 
@@ -72,14 +68,13 @@ def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFr
         for prof in profiles:
             g = judged_group(records, c.chapter, prof, c.key)
             floor = _values(g, "floor")
-            for arm, key in ((c.mae_label, "mae"), (c.base_label, "baseline"), ("budget-matched scratch",
-                                                                                 "baseline_matched")):
-                vals = _values(g, key)
+            for key, label in ARMS:
+                vals, arm = _values(g, key), label or {"mae": c.mae_label, "baseline": c.base_label}[key]
                 if not vals:
                     continue
                 med = float(np.median(vals))
                 worst = min(vals) if c.higher_is_better else max(vals)
-                ok = worst >= LEARNS * med if c.higher_is_better else worst <= med / LEARNS
+                ok = learned(vals, c.higher_is_better)
                 beats = "–" if floor is None else ("yes" if np.mean(vals) <= np.mean(floor) else "no")
                 rows.append({"table": c.table, "profile": prof, "arm": arm, "seeds": len(vals), "median": sig(med),
                              "worst seed": sig(worst), "every seed learned": "yes" if ok else "no",

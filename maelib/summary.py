@@ -242,10 +242,27 @@ def _values(group: dict | None, name: str) -> list[float] | None:
     return [v[name] for v in vals] if vals and name in vals[0] else ([] if name in ("mae", "baseline") else None)
 
 
+LEARNS = 0.5  # every arm learns: no seed of an arm below this fraction of that arm's median (higher is better)
+ARMS = (("mae", None), ("baseline", None), ("baseline_matched", "budget-matched scratch"))  # per-seed keys
+
+
+def learned(values, higher_is_better: bool) -> bool:
+    """Whether every seed of one arm learned: its worst seed within :data:`LEARNS` of the arm's median (for
+    an error metric, at most 1 / LEARNS times the median)."""
+    med = float(np.median(values))
+    return min(values) >= LEARNS * med if higher_is_better else max(values) <= med / LEARNS
+
+
 def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
-    """The caveats a verdict's reason carries: another dataset than the paper's, both forecasters worse
-    than persistence, seeds made by another version than this book's code."""
+    """The caveats a verdict's reason carries: another dataset than the paper's, an arm with a seed that
+    did not learn (:func:`learned`), both forecasters worse than persistence, seeds made by another version
+    than this book's code."""
     notes = []
+    failed = [label or {"mae": c.mae_label, "baseline": c.base_label}[key] for key, label in ARMS
+              if _values(group, key) and not learned(_values(group, key), c.higher_is_better)]
+    if failed:
+        notes.append(f"not every seed learned ({', '.join(failed)}: a seed far worse than its arm's median, "
+                     "by the learning table's criterion), so the comparison says little")
     if group and group["dataset"] != c.paper_dataset:
         notes.append("a different dataset from the paper's")
     if floor is not None and np.mean(mae) > np.mean(floor) and np.mean(base) > np.mean(floor):

@@ -161,6 +161,20 @@ def test_the_history_gives_the_gap_its_verdict_judges():
     assert row["against"] == "budget-matched scratch"
 
 
+def test_a_verdict_whose_arm_did_not_learn_on_every_seed_says_so():
+    """Table 4's old seeds: one seed of both arms at Dice 0.05 against medians near 0.4. The reason says
+    so, and the learning table marks both arms; seeds that all learned carry no such note."""
+    version = runs.version("volumes")
+    dice = [0.59, 0.37, 0.65, 0.38, 0.05]
+    recs = [record("volumes", s, d, d + 0.002 * (-1) ** s, code=version) for s, d in enumerate(dice)]
+    row = summary.claim_rows(recs).set_index(["table", "profile"]).loc[("Table 4", "quick")]
+    assert "not every seed learned (MAE init, scratch" in row["reason"]
+    learning = claim_tables.learning_table(recs)
+    assert list(learning[learning["table"] == "Table 4"]["every seed learned"]) == ["no", "no"]
+    fine = [record("volumes", s, 0.8 + 0.01 * s, 0.79, code=version) for s in range(5)]
+    assert "learned" not in summary.claim_rows(fine).set_index(["table", "profile"]).loc[("Table 4", "quick"), "reason"]
+
+
 def test_a_verdict_comes_from_the_profile_with_enough_seeds():
     """One full-profile seed does not hide five quick ones; five full seeds win over five quick ones."""
     quick = [record("images", s, 45.0 + s % 2, 40.0) for s in range(5)]
