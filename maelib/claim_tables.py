@@ -84,6 +84,7 @@ def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFr
 
 
 NBSP = "\u00a0"  # a table cell breaks its line at a space: "(n = 5)" stays on one line
+NB_HYPHEN = "\u2011"  # a non-breaking hyphen: a line never breaks inside an exponent
 
 
 def _gap_text(r) -> str:
@@ -97,7 +98,7 @@ def _gap_text(r) -> str:
     else:
         gap, lo, hi = column_cells([float(r["gap"]), float(r["lo"]), float(r["hi"])])
         ci = f" [{lo}, {hi}]"
-    return f"{gap}{ci} (n{NBSP}={NBSP}{r['n']})"
+    return f"{gap}{ci} (n{NBSP}={NBSP}{r['n']})".replace("e-", f"e{NB_HYPHEN}")  # "3.46e-" / "06" never splits
 
 
 def _p_text(value) -> str:

@@ -175,6 +175,11 @@ def test_a_verdict_whose_arm_did_not_learn_on_every_seed_says_so():
     assert "learned" not in summary.claim_rows(fine).set_index(["table", "profile"]).loc[("Table 4", "quick"), "reason"]
 
 
+def test_a_gap_in_scientific_notation_never_breaks_inside_its_exponent():
+    text = claim_tables._gap_text({"gap": -1.2e-06, "lo": -3.46e-06, "hi": 1.01e-06, "n": 5})
+    assert "e-" not in text and text.count("e\u2011") == 3 and "(n\u00a0=\u00a05)" in text
+
+
 def test_a_verdict_comes_from_the_profile_with_enough_seeds():
     """One full-profile seed does not hide five quick ones; five full seeds win over five quick ones."""
     quick = [record("images", s, 45.0 + s % 2, 40.0) for s in range(5)]
