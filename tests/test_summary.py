@@ -491,7 +491,7 @@ def test_the_judged_groups_of_this_code_learned_in_every_arm():
 def test_a_gap_and_its_interval_are_written_in_one_format():
     """Item 7: "-6.59e-05 [-0.000110, -2.22e-05]" put two formats in one cell; "(n = 5)" broke at its spaces."""
     row = {"gap": -6.59e-5, "lo": -1.10e-4, "hi": -2.22e-5, "n": 5}
-    assert claim_tables._gap_text(row) == "-6.59e-05 [-1.10e-04, -2.22e-05] (n\u00a0=\u00a05)"
+    assert claim_tables._gap_text(row) == "-6.59e\u201105 [-1.10e\u201104, -2.22e\u201105] (n\u00a0=\u00a05)"
     row = {"gap": 0.00598, "lo": -0.00967, "hi": 0.0216, "n": 5}
     assert claim_tables._gap_text(row).startswith("0.00598 [-0.00967, 0.0216]")
     assert claim_tables._gap_text({"gap": 2.4, "lo": float("nan"), "hi": float("nan"), "n": 1}) == "2.40 (n\u00a0=\u00a01)"
