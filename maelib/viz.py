@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
+TEXT_WIDTH_IN = 7.2  # the book's text column at 100 dpi: a wider figure is shrunk, and its labels with it
 
 
 def glue_figure(name: str, fig) -> None:
@@ -77,7 +78,7 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
     fraction in the histories) is drawn in percent, as the book's tables write it, and its title says so."""
     below = len(histories) > 2
     rows = -(-len(histories) // 2) if below else 0  # the legend's rows, two runs a row
-    width = max(min(4.2 * len(metrics), 7.2), 6.4 if below else 0)  # the text's width; two names a row
+    width = max(min(4.2 * len(metrics), TEXT_WIDTH_IN), 6.4 if below else 0)  # the text's width; two names a row
     fig, axes = plt.subplots(1, len(metrics), figsize=(width, 3.2 + 0.2 * rows), squeeze=False)
     for ax, metric, title in zip(axes[0], metrics, titles or metrics):
         percent = metric.endswith("acc")
@@ -116,7 +117,7 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
     panels = [("image: 8x8 patches\n(the reference model's 64 tokens)", (8, 8)), ("time series: 24 patches", (1, 24)),
               ("table: 6 rows x 12 cells", (6, 12)), ("volume: 3 slices of 4x4 patches", (4, 12))]
     # 2 x 2 at about the book's text width, so that the labels print at the size of the text
-    fig, axes = plt.subplots(2, 2, figsize=(7.2, 4.6), gridspec_kw={"height_ratios": [1.3, 1]})
+    fig, axes = plt.subplots(2, 2, figsize=(TEXT_WIDTH_IN, 4.6), gridspec_kw={"height_ratios": [1.3, 1]})
     for ax, (title, (h, w)) in zip(axes.flat, panels):
         rows = h if title.startswith("table") else 1
         m = random_masking(rows, h * w // rows, mask_ratio, generator=g).mask.reshape(h, w).numpy()
@@ -235,7 +236,8 @@ def curve_bands(panels: dict[str, dict[str, "np.ndarray"]], ylabels: dict[str, s
     import numpy as np
     import seaborn as sns
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.3), squeeze=False)
+    width = min(TEXT_WIDTH_IN, 4.6 * len(panels))  # two panels share the text's width, not twice it
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.3), squeeze=False)
     for ax, (title, arms) in zip(axes[0], panels.items()):
         for label, values in arms.items():
             seeds, epochs = np.asarray(values).shape

@@ -336,3 +336,13 @@ def test_an_accuracy_is_drawn_in_percent_as_the_tables_write_it():
     acc, miou = fig.axes[:2]
     assert list(acc.lines[0].get_ydata()) == pytest.approx([9.0, 9.5]) and acc.get_title().endswith("(%)")
     assert list(miou.lines[0].get_ydata()) == pytest.approx([0.1, 0.2]) and miou.get_title() == "validation mIoU"
+
+
+@pytest.mark.parametrize("n_panels", [1, 2, 3])
+def test_the_curve_panels_share_the_texts_width(n_panels):
+    """Two claims' curves (Tables 3 and 4) drew a 9.2-inch figure, shrunk on the page with its labels."""
+    import numpy as np
+
+    panels = {f"Table {i}": {"MAE init": np.ones((5, 4)), "scratch": np.zeros((5, 4))} for i in range(n_panels)}
+    fig = viz.curve_bands(panels)
+    assert fig.get_size_inches()[0] <= viz.TEXT_WIDTH_IN
