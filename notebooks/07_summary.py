@@ -25,7 +25,7 @@
 # Each run records, per seed, its MAE arm and its baseline, trained with the same seed. The comparison is
 # paired: the gap per seed (MAE minus baseline, signed so that a positive gap means the MAE did better),
 # its mean over seeds, the 95% t-interval of that mean, the t-test's p of a zero gap and an exact
-# sign-flip p (every one of the 2^n sign patterns of the gaps; with five seeds it cannot fall below
+# sign-flip p (every one of the 2ⁿ sign patterns of n gaps; with five seeds it cannot fall below
 # {glue:text}`min_flip_p`). The claims of one profile form a family, so each p is also given after Holm's
 # correction, and a gap counts only when it survives it. Seeds are pooled only when one version of the
 # code (the library and the chapter's notebook) made them on one setting and dataset. The intervals cover
@@ -69,7 +69,7 @@ glue("n_records", len(records), display=False)
 glue("n_quick", int(counts.get("quick", 0)), display=False)
 glue("n_full", int(counts.get("full", 0)), display=False)
 glue("min_seeds", summary.MIN_SEEDS, display=False)
-glue("min_flip_p", viz.sig(stats.sign_flip_p(list(range(1, summary.MIN_SEEDS + 1))), 2), display=False)
+glue("min_flip_p", viz.sig(stats.sign_flip_p(list(range(1, summary.MIN_SEEDS + 1))), 3), display=False)
 glue("n_claims", len(summary.CLAIMS), display=False)
 judged = summary.verdicts(rows)
 kinds = pd.Series(judged).map(lambda v: "inconclusive" if v.startswith("inconclusive") else v).value_counts()
