@@ -200,6 +200,8 @@ def history(records: list[dict]) -> pd.DataFrame:
 
 
 PAPER_CLASSES = 200  # TinyImageNet's classes, all of which the paper's Table 1 uses
+DATASET_NAMES = {"tinyimagenet": "TinyImageNet", "camvid": "CamVid", "ade20k": "ADE20K", "btcv": "BTCV",
+                 "hippocampus": "MSD Task04 Hippocampus", "housing": "California housing"}  # as a reader knows them
 
 
 def scale_table(records: list[dict]) -> pd.DataFrame:
@@ -214,9 +216,10 @@ def scale_table(records: list[dict]) -> pd.DataFrame:
             out.append({"table": c.table, "profile": "not run", "data": "", "model": "", "version": ""})
             continue
         resolved = json.loads(g["setting"])
-        data = g["dataset"]
-        if data != c.paper_dataset:
-            data += f" (a stand-in for the paper's {c.paper_dataset})"
+        name = lambda key: DATASET_NAMES.get(key, key)  # noqa: E731
+        data = name(g["dataset"])
+        if g["dataset"] != c.paper_dataset:
+            data += f" (a stand-in for the paper's {name(c.paper_dataset)})"
         if c.chapter == "images" and resolved.get("n_classes", PAPER_CLASSES) < PAPER_CLASSES:
             data += f", {resolved['n_classes']} of its {PAPER_CLASSES} classes (the paper: all {PAPER_CLASSES})"
         width, depth = (resolved.get(k) if k else None for k in c.model)

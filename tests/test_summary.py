@@ -495,3 +495,13 @@ def test_a_gap_and_its_interval_are_written_in_one_format():
     row = {"gap": 0.00598, "lo": -0.00967, "hi": 0.0216, "n": 5}
     assert claim_tables._gap_text(row).startswith("0.00598 [-0.00967, 0.0216]")
     assert claim_tables._gap_text({"gap": 2.4, "lo": float("nan"), "hi": float("nan"), "n": 1}) == "2.40 (n\u00a0=\u00a01)"
+
+
+def test_the_scale_table_names_datasets_as_readers_know_them():
+    """Table 23 wrote the registry's keys ("tinyimagenet", "camvid ... ade20k")."""
+    version = runs.version("segmentation")
+    recs = [record("segmentation", s, 0.33, 0.32, code=version) for s in range(5)]
+    for r in recs:
+        r["metrics"]["dataset"] = "camvid"
+    data = claim_tables.scale_table(recs).loc["Table 3", "data"]
+    assert data == "CamVid (a stand-in for the paper's ADE20K)"
