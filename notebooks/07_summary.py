@@ -247,20 +247,18 @@ glue("sweep_codes", (" Seeds of different code versions are never pooled, so the
 if chapters:
     cols = min(2, len(chapters))
     nrows = -(-len(chapters) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.9 * nrows), squeeze=False)  # the text's width
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 3.5 * nrows), squeeze=False)  # the text's width
     for ax, chapter in zip(axes.flat, chapters):
         part = sweep[sweep["chapter"] == chapter]
         viz.mean_std_lines(ax, part, "mask_ratio", "value", "profile", xlabel="pretraining mask ratio",
                            ylabel=part["metric"].iloc[0],
                            label=line_label(part))
-        ax.set_title(chapter, fontsize=9)
+        one = part["mask_ratio"].nunique() < 2  # said in the title, not over the data
+        ax.set_title(chapter + ("\n(one mask ratio at this code version)" if one else ""), fontsize=9)
         ax.set_xlim(0, 1)  # the whole range of ratios: a single point shows where it lies
         ax.tick_params(labelsize=8)
         ax.xaxis.label.set_size(8)
-        ax.legend(fontsize=7, loc="best")
-        if part["mask_ratio"].nunique() < 2:
-            ax.text(0.5, 0.88, "one mask ratio at this code version", transform=ax.transAxes, ha="center",
-                    fontsize=8, color="grey")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # under the panel
     for ax in list(axes.flat)[len(chapters):]:
         ax.axis("off")
     fig.tight_layout()
