@@ -59,8 +59,8 @@ def epochs_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFram
 
 def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
     """Whether every seed of every arm learned, per claim, profile and arm of the judged group: the arm's
-    median and worst seed, and whether every seed learned (:func:`maelib.summary.learned`); a forecaster is also compared with the persistence
-    floor, which it should not be worse than."""
+    median and worst seed, and whether every seed learned (:func:`maelib.summary.learned`); a forecaster
+    is also compared with the persistence floor, which it should not be worse than."""
     from .viz import sig
 
     rows = []

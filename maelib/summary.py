@@ -172,8 +172,9 @@ def seed_values(record: dict, key: str = "claim") -> list[dict]:
 def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[int], str]:
     """The seeds a verdict sweep of ``chapter`` at ``profile`` still has to run, and why: for each of the
     chapter's claims, the seeds that give 80% power at the paper's gap with the spread of the seeds this
-    version of the code recorded (of the gap the verdict judges: against the stronger scratch arm) (at least five, at most twenty), or five while fewer than two are
-    recorded (a pilot); the most any claim needs, less the seeds already recorded."""
+    version of the code recorded, in the gap the verdict judges (against the stronger scratch arm); at
+    least five, at most twenty, or five while fewer than two are recorded (a pilot); the most any claim
+    needs, less the seeds already recorded."""
     want, recorded, why = stats.MIN_SEEDS, set(), []
     for c in (c for c in CLAIMS if c.chapter == chapter):
         current = [g for g in groups(records, chapter, profile, c.key) if g["code"] == runs.version(chapter)]
