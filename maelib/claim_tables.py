@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from . import runs, stats, summary
-from .summary import (ARMS, CLAIMS, Claim, _is_default, _values, claim_rows, groups, judged, judged_group,
-                      learned, reference_text, seed_values, stronger_baseline)
+from .summary import (ARMS, CLAIMS, Claim, _is_default, _values, arm_label, claim_rows, groups, judged,
+                      judged_group, learned, reference_text, seed_values, stronger_key)
 
 COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
@@ -68,8 +68,8 @@ def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFr
         for prof in profiles:
             g = judged_group(records, c.chapter, prof, c.key)
             floor = _values(g, "floor")
-            for key, label in ARMS:
-                vals, arm = _values(g, key), label or {"mae": c.mae_label, "baseline": c.base_label}[key]
+            for key, _ in ARMS:
+                vals, arm = _values(g, key), arm_label(c, key)
                 if not vals:
                     continue
                 med = float(np.median(vals))
@@ -186,12 +186,12 @@ def history(records: list[dict]) -> pd.DataFrame:
             found = groups(records, c.chapter, prof, c.key)
             judged_one = judged_group(records, c.chapter, prof, c.key)
             for g in found:
-                base, against, _ = stronger_baseline(c, g)  # as the verdict of that group would judge it
-                st = stats.paired([v["mae"] for v in g["seeds"].values()], base, c.higher_is_better)
+                key = stronger_key(c, g)  # as the verdict of that group would judge it
+                st = stats.paired(_values(g, "mae"), _values(g, key), c.higher_is_better)
                 out.append({"table": c.table, "profile": prof, "version": (g["code"] or "")[:8],
                             "setting": hashlib.sha1(g["setting"].encode()).hexdigest()[:6],
                             "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st),
-                            "against": "budget-matched scratch" if "budget-matched" in against else "scratch",
+                            "against": "budget-matched scratch" if key == "baseline_matched" else "scratch",
                             "this book's code": "yes" if g["code"] == runs.version(c.chapter) else "no",
                             "judged": "yes" if _same_group(g, judged_one) else ""})
     columns = ["table", "profile", "version", "setting", "last seed", "against", "gap [95% CI] (n)", "this book's code",
@@ -216,10 +216,9 @@ def scale_table(records: list[dict]) -> pd.DataFrame:
             out.append({"table": c.table, "profile": "not run", "data": "", "model": "", "version": ""})
             continue
         resolved = json.loads(g["setting"])
-        name = lambda key: DATASET_NAMES.get(key, key)  # noqa: E731
-        data = name(g["dataset"])
+        data = DATASET_NAMES.get(g["dataset"], g["dataset"])
         if g["dataset"] != c.paper_dataset:
-            data += f" (a stand-in for the paper's {name(c.paper_dataset)})"
+            data += f" (a stand-in for the paper's {DATASET_NAMES.get(c.paper_dataset, c.paper_dataset)})"
         if c.chapter == "images" and resolved.get("n_classes", PAPER_CLASSES) < PAPER_CLASSES:
             data += f", {resolved['n_classes']} of its {PAPER_CLASSES} classes (the paper: all {PAPER_CLASSES})"
         width, depth = (resolved.get(k) if k else None for k in c.model)

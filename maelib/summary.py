@@ -247,6 +247,11 @@ LEARNS = 0.5  # every arm learns: no seed of an arm below this fraction of that 
 ARMS = (("mae", None), ("baseline", None), ("baseline_matched", "budget-matched scratch"))  # per-seed keys
 
 
+def arm_label(c: Claim, key: str) -> str:
+    """The name of one of :data:`ARMS` in claim ``c``'s tables."""
+    return dict(ARMS)[key] or {"mae": c.mae_label, "baseline": c.base_label}[key]
+
+
 def learned(values, higher_is_better: bool) -> bool:
     """Whether every seed of one arm learned: its worst seed within :data:`LEARNS` of the arm's median (for
     an error metric, at most 1 / LEARNS times the median)."""
@@ -259,7 +264,7 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
     did not learn (:func:`learned`), both forecasters worse than persistence, seeds made by another version
     than this book's code."""
     notes = []
-    failed = [label or {"mae": c.mae_label, "baseline": c.base_label}[key] for key, label in ARMS
+    failed = [arm_label(c, key) for key, _ in ARMS
               if _values(group, key) and not learned(_values(group, key), c.higher_is_better)]
     if failed:
         notes.append(f"not every seed learned ({', '.join(failed)}: a seed far worse than its arm's median, "
@@ -273,6 +278,15 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
     return "".join(f"; {n}" for n in notes)
 
 
+def stronger_key(c: Claim, group: dict | None) -> str:
+    """Which scratch arm a claim is judged against: "baseline_matched" where the runs have the
+    budget-matched arm and its mean over the group's seeds is the better one, else "baseline"."""
+    base, matched = _values(group, "baseline"), _values(group, "baseline_matched")
+    if matched and base and (np.mean(matched) > np.mean(base)) == c.higher_is_better:
+        return "baseline_matched"
+    return "baseline"
+
+
 def stronger_baseline(c: Claim, group: dict | None) -> tuple[list[float], str, dict | None]:
     """The baseline a claim is judged against: of the scratch arm and the budget-matched one (where the
     runs have it), the one with the better mean over the group's seeds. Returns (its values per seed, a
@@ -280,7 +294,7 @@ def stronger_baseline(c: Claim, group: dict | None) -> tuple[list[float], str, d
     base, matched = _values(group, "baseline"), _values(group, "baseline_matched")
     if not matched or not base:
         return base, "", None
-    better = (np.mean(matched) > np.mean(base)) == c.higher_is_better
+    better = stronger_key(c, group) == "baseline_matched"
     judged_on, other = (matched, base) if better else (base, matched)
     mae = _values(group, "mae")
     return judged_on, ("against the budget-matched scratch arm, the stronger of the two" if better else

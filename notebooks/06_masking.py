@@ -204,8 +204,9 @@ glue("n_curve_seeds", len(seeds), display=False)
 
 # %% tags=["hide-input"]
 records = runs.load_records("images")
-rows = [{"code": (runs.pool_version(r) or "unknown")[:8], "profile": r["profile"], "mask ratio": r["resolved"]["mask_ratio"],
-         "seed": r["seed"], "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"],
+rows = [{"code": (runs.pool_version(r) or "unknown")[:8], "profile": r["profile"],
+         "mask ratio": r["resolved"]["mask_ratio"], "seed": r["seed"],
+         "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"],
          "linear probe top-1 (%)": 100 * r["metrics"]["acc_probe"], "finished": r["finished"][:10]}
         for r in records if "acc_finetune" in r.get("metrics", {})]
 sweep = pd.DataFrame(rows)
