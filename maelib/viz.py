@@ -75,19 +75,41 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
     """One panel per metric, one line per run: ``histories`` maps a label to a per-epoch DataFrame. One or
     two runs are named in the first panel's legend; more, in a legend under the panels (three names
     already covered the lines of chapter 1's accuracy panel). An accuracy (a metric named ``*acc``, a
-    fraction in the histories) is drawn in percent, as the book's tables write it, and its title says so."""
+    fraction in the histories) is drawn in percent, as the book's tables write it, and its title says so.
+    A run more than twice as long as the shortest (a budget-matched arm) does not squeeze the others
+    into a corner: the axis spans the shorter runs' epochs, and the long run's final value is a dotted
+    line marked with its epoch. Runs differ in line style and marker too, so that one never hides
+    another."""
     below = len(histories) > 2
+    last = {label: int(h["epoch"].max()) for label, h in histories.items() if len(h)}
+    shown_to = max((e for e in last.values() if e <= 2 * min(last.values(), default=0)), default=None)
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]
     rows = -(-len(histories) // 2) if below else 0  # the legend's rows, two runs a row
     width = max(min(4.2 * len(metrics), TEXT_WIDTH_IN), 6.4 if below else 0)  # the text's width; two names a row
     fig, axes = plt.subplots(1, len(metrics), figsize=(width, 3.2 + 0.2 * rows), squeeze=False)
     for ax, metric, title in zip(axes[0], metrics, titles or metrics):
         percent = metric.endswith("acc")
-        for label, h in histories.items():
-            if metric in h:
-                ax.plot(h["epoch"], h[metric] * (100 if percent else 1), marker="o", ms=3, label=label)
+        ends = []  # (value, colour, epoch) of the runs whose end lies beyond the axis
+        for k, (label, h) in enumerate(histories.items()):
+            if metric not in h:
+                continue
+            y = h[metric] * (100 if percent else 1)
+            line, = ax.plot(h["epoch"], y, linestyle=styles[k % 4][0], marker=styles[k % 4][1], ms=3, label=label)
+            if shown_to is not None and last[label] > shown_to:
+                ends.append((float(y.iloc[-1]), line.get_color(), last[label]))
+        for value, colour, epoch in ends:
+            ax.axhline(value, color=colour, linestyle=":", lw=1)
+            lo, hi = ax.get_ylim()
+            up = value < (lo + hi) / 2  # the label on the side of the line with room
+            ax.annotate(f"epoch {epoch}: {sig(value)}", (1, value), xycoords=("axes fraction", "data"),
+                        xytext=(-3, 3 if up else -3), textcoords="offset points", ha="right",
+                        va="bottom" if up else "top", fontsize=8, color=colour)
         title = f"{title} (%)" if percent else title
         ax.set_xlabel(xlabel)
-        epochs = sorted({int(e) for h in histories.values() if metric in h for e in h["epoch"]})
+        epochs = sorted({int(e) for h in histories.values() if metric in h for e in h["epoch"]
+                         if shown_to is None or e <= shown_to})
+        if shown_to is not None and shown_to < max(last.values()):
+            ax.set_xlim(min(epochs, default=0) - 0.5, shown_to + 0.5)
         if xlabel == "epoch" and epochs:  # whole epochs only: no 1.5 (or 0.945) on the axis
             ax.xaxis.set_major_locator(plt.FixedLocator(epochs) if len(epochs) <= 10 else plt.MaxNLocator(integer=True))
             if len(epochs) == 1:
@@ -323,9 +345,14 @@ def column_cells(values, digits: int = 3) -> list[str]:
 
 
 def mean_std_cells(means, stds, digits: int = 3) -> list[str]:
-    """A column of "mean ± std" cells (the mean alone where the std is NaN: one seed), the means in
-    one format (:func:`column_cells`), each standard deviation to ``digits - 1`` significant digits."""
-    return [m if s != s else f"{m} ± {sig(s, digits - 1)}" for m, s in zip(column_cells(list(means), digits), stds)]
+    """A column of "mean ± std" cells (the mean alone where the std is NaN: one seed; "± 0" where the
+    runs agree exactly), each standard deviation to ``digits - 1`` significant digits. Means and standard
+    deviations share one notation: all in scientific notation where one of them needs it, so that
+    ``0.000174 ± 4.9e-07`` never appears (it is ``1.74e-04 ± 4.9e-07``)."""
+    numbers = [float(v) for v in [*means, *stds] if v == v and v != 0]
+    fmt = (lambda v, d: f"{v:.{d - 1}e}") if any(abs(v) < 1e-4 for v in numbers) else sig
+    return [fmt(m, digits) if s != s else f"{fmt(m, digits)} ± {'0' if s == 0 else fmt(s, digits - 1)}"
+            for m, s in zip(means, stds)]
 
 
 def glue_text(name: str, value, digits: int = 3) -> None:

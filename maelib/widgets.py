@@ -128,7 +128,7 @@ def static_control(frames: dict, element_id: str = "mae-masking", label: str = "
                      for r, png, loss in frames[s]] for s in seeds}
     start = min(range(len(ratios)), key=lambda i: abs(ratios[i] - 0.75))
     seed_opts = "".join(f'<option value="{html.escape(str(s))}">{html.escape(str(s))}</option>' for s in seeds)
-    return f"""<div id="{element_id}" class="mae-static-control" style="font-family:sans-serif;max-width:100%">
+    return f"""<div id="{element_id}" class="mae-static-control" style="max-width:100%">
 <div style="display:flex;gap:1.5em;align-items:center;flex-wrap:wrap">
 <label>mask ratio <input type="range" class="ratio" min="0" max="{len(ratios) - 1}" step="1" value="{start}"
  style="width:16em;vertical-align:middle"> <b class="ratio-value"></b></label>

@@ -241,7 +241,9 @@ viz.show_table(budget, "Each arm's training budget: passes over the training ima
 # ```{glue:figure} fig_ft
 # :name: fig-ft
 # Validation accuracy and training loss per epoch, MAE initialisation against the two scratch arms
-# (as many epochs, and the MAE arm's whole budget), each at its chosen learning rate.
+# (as many epochs, and the MAE arm's whole budget), each at its chosen learning rate. Where the
+# budget-matched arm trains more than twice as long, the axis spans the two arms of equal epochs, and the
+# budget-matched arm's final value is the dotted line, marked with its last epoch.
 # ```
 #
 # ## Table 1, the paper's and ours

@@ -94,8 +94,9 @@ if viz.provenance_note(data["source"]):
 # real data set with missing values would not have.
 #
 # Each of the three networks has its own learning rate, chosen from the grid {glue:text}`lr_grid` on a
-# held-out tenth of the training rows (the MSE over their hidden cells; the grid grows past an end where
-# the best rate lay); the choice comes from {glue:text}`lr_source` (the table below).
+# held-out tenth of the training rows (the MSE over their hidden cells; the grid grows by doubling or halving,
+# at most twice, past an end where the best rate lay, so a rate at an end of the grown grid may still be
+# short of the best); the choice comes from {glue:text}`lr_source` (the table below).
 
 # %% tags=["hide-input", "nbval-check-output"]
 import warnings

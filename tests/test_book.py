@@ -224,9 +224,11 @@ def test_pages_show_result_code_behind_a_toggle_downloads_and_numbered_tables(bu
     assert "from maelib import" not in text  # the imports (a removed cell) are not on the page
     assert re.search(r'href="[^"]*_downloads/[^"]*/01_images\.ipynb"', page)
     assert re.search(r'href="[^"]*_downloads/[^"]*/01_images\.py"', page)
-    assert re.search(r'<span class="caption-number">Table \d+ </span>', page)
+    # numbered within the chapter (Table 1.2), so that the book's tables are never read as the paper's Table 1-5
+    assert re.search(r'<span class="caption-number">Table 1\.\d+ </span>', page)
+    assert not re.search(r'<span class="caption-number">Table \d+ </span>', page)
     body = " ".join(re.sub(r"<[^>]+>", "", page[page.index("<article"):]).split())
-    assert re.search(r"^Images: MAE pretraining vs training from scratch on TinyImageNet# Executed at the smoke "
+    assert re.search(r"^1\. Images: MAE pretraining vs training from scratch on TinyImageNet# Executed at the smoke "
                      r"profile", body)  # the provenance line right under the title
     summary = (built / "book" / "chapters" / "07_summary.html").read_text()
     assert summary.count('<span class="caption-number">Table') >= 1 and "Fig." in summary

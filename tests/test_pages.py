@@ -206,6 +206,14 @@ def test_one_number_format_for_prose_and_tables():
     assert cells == ["0.000174", "0.0196 ± 0.0012", "0.500 ± 0.031"]
 
 
+def test_a_mean_and_its_spread_share_one_notation():
+    """The tour's series Table 4 printed ``0.000174 ± 4.9e-07`` beside ``0.00869 ± 0.00016``, and ``± 0.0``
+    for the deterministic floors: one notation per column, and an exact zero spread as ``± 0``."""
+    cells = viz.mean_std_cells([1.74e-4, 8.69e-3, 1.71e-4], [4.9e-7, 1.6e-4, 0.0])
+    assert cells == ["1.74e-04 ± 4.9e-07", "8.69e-03 ± 1.6e-04", "1.71e-04 ± 0"]
+    assert viz.mean_std_cells([0.0196, 0.5], [0.0, 0.031]) == ["0.0196 ± 0", "0.500 ± 0.031"]
+
+
 def test_no_chapter_writes_a_tables_metric_in_its_own_format_in_the_prose():
     """The prose shows an MSE, accuracy, mIoU or Dice through a text glue made by viz.glue_text, never as
     ``{glue:text}`pers_mse:.5f``` (0.00017 beside the table's 0.000174)."""
@@ -297,6 +305,26 @@ def test_a_legend_of_many_runs_stands_under_the_panels_not_over_the_lines():
     assert legend.y1 <= panel.y0 + 1, (legend, panel)  # wholly under the panel and its axis labels
     few = viz.curves(dict(list(runs_.items())[:2]), ("val_mse",))
     assert few.axes[0].get_legend() is not None and not few.legends
+
+
+def test_a_budget_matched_run_does_not_squeeze_the_per_epoch_comparison():
+    """The tour: chapter 3's 50-epoch budget-matched curve pushed the 10-epoch MAE and scratch curves into
+    the left fifth of each panel, and in chapter 4 the MAE line hid under the scratch one. The axis spans
+    the short runs; the long run's end is a dotted line marked with its epoch and value; no two runs share
+    a line style."""
+    import pandas as pd
+
+    short = lambda v: pd.DataFrame({"epoch": range(1, 11), "miou": [v] * 10})  # noqa: E731
+    long_ = pd.DataFrame({"epoch": range(1, 51), "miou": [0.2] * 49 + [0.465]})
+    fig = viz.curves({"MAE init": short(0.33), "scratch": short(0.33), "scratch, budget-matched": long_}, ("miou",))
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] < 11, ax.get_xlim()
+    assert [t.get_text() for t in ax.texts] == ["epoch 50: 0.465"]
+    assert any(list(line.get_ydata()) == [0.465, 0.465] for line in ax.lines)  # the dotted end
+    curves = [line for line in ax.lines if len(line.get_xdata()) > 2]
+    assert len({(line.get_linestyle(), line.get_marker()) for line in curves}) == 3
+    even = viz.curves({"a": short(0.3), "b": short(0.4)}, ("miou",)).axes[0]
+    assert not even.texts and even.get_xlim()[1] < 11
 
 
 def test_a_log_axis_writes_its_numbers_as_the_tables_do():
