@@ -126,9 +126,9 @@ glue("pre_first", float(pre_hist["val_loss"].iloc[0]), display=False)
 #
 # Validation images, never seen in training: the original, then for each model what its encoder was
 # shown (hidden patches grey) and its prediction with the visible patches pasted back, with the mean
-# squared error on the hidden pixels under it. Beside this run's model, the {glue:text}`ref_label`,
-# made once, at more length than this run, and committed; the masking chapter measures it against two predictors
-# that learn nothing.
+# squared error on the hidden pixels under it. Beside this run's model stands the
+# {glue:text}`ref_label`: it trained far longer than this run, and the masking chapter measures it
+# against two predictors that learn nothing.
 
 # %% tags=["hide-input"]
 shown = data["val"][0][:: max(1, n_val // 4)][:4]

@@ -248,6 +248,7 @@ glue("robust_word", viz.compare_word(means["masked (chosen on validation)"], mea
 # MAE-pretrained one (first seed).
 
 # %% tags=["hide-input"]
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 
 first = preds_by_seed[0]
@@ -255,19 +256,23 @@ truth = sc.inverse(data["test"][1][:, 0])
 dates = data["dates"]["test"][p.lag:p.lag + len(truth)]
 best_rnn = min(["RNN", "LSTM", "GRU"], key=lambda m: mean_mse[m])
 shown = ["persistence", best_rnn, series.NO_MASKING, "patch transformer, MAE-pretrained"]
-fig, axes = plt.subplots(2, 1, figsize=(7.2, 5.2), sharex=True)  # the text width: no figure shrunk
+fig, axes = plt.subplots(3, 1, figsize=(7.2, 7.6))  # the text width: no figure shrunk
 window_paper = paper.setting("series_smoothing")
 glue("paper_window", window_paper, display=False)
-for ax, window, title in [(axes[0], 1, "raw"), (axes[1], window_paper, f"{window_paper}-step moving average")]:
-    smooth = lambda v: pd.Series(v).rolling(window, min_periods=1).mean().to_numpy()  # noqa: E731
-    ax.plot(dates, smooth(truth), color="black", lw=1.6, label="truth")
-    for m in shown:
-        ax.plot(dates, smooth(sc.inverse(first[m][:, 0])), lw=0.9, alpha=0.85, label=m)
+week = slice(0, min(len(truth), 7 * 24))  # hourly rows: at the whole part's scale the forecasts overlap
+for ax, window, part, title in [(axes[0], 1, slice(None), "raw"),
+                                (axes[1], window_paper, slice(None), f"{window_paper}-step moving average"),
+                                (axes[2], 1, week, "raw, the first week of the test part")]:
+    smooth = lambda v: pd.Series(v).rolling(window, min_periods=1).mean().to_numpy()[part]  # noqa: E731
+    ax.plot(dates[part], smooth(truth), color="black", lw=1.6, label="truth")
+    for m, style in zip(shown, ("-", "--", ":", "-.")):
+        ax.plot(dates[part], smooth(sc.inverse(first[m][:, 0])), lw=1.1, ls=style, alpha=0.9, label=m)
     ax.set_ylabel("OT (°C)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
 fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-fig.tight_layout(rect=(0, 0.09, 1, 1))  # the legend under the panels, never over the lines
+fig.tight_layout(rect=(0, 0.07, 1, 1))  # the legend under the panels, never over the lines
 viz.glue_figure("fig_forecast", fig)
 
 curves = {m: h for m, h in hists_by_seed[0].items() if "val_mse" in h}
@@ -277,7 +282,8 @@ viz.glue_figure("fig_curves", fig)
 # %% [markdown]
 # ```{glue:figure} fig_forecast
 # :name: fig-forecast
-# Test-part forecasts of OT in degrees (first step of each forecast), raw and smoothed.
+# Test-part forecasts of OT in degrees (first step of each forecast), raw and smoothed, and the first
+# week raw, where the forecasts can be told apart.
 # ```
 #
 # ```{glue:figure} fig_curves
@@ -438,23 +444,37 @@ viz.show_table(lr_frame.set_index("arm"), "Each patch-transformer arm's learning
                "lowest validation MSE (the test months play no part).", "table-long-lr")
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7.2, 4.2))
 xs = np.array(p.long_horizons)
-for m in forecast.MODELS:
-    mean = np.array([long_mean.loc[(h, m), ("mse", "mean")] for h in xs])
-    std = np.nan_to_num(np.array([long_mean.loc[(h, m), ("mse", "std")] for h in xs]))
-    line = ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, label=f"{m} (this run)")
-    ax.fill_between(xs, mean - std, mean + std, color=line[0].get_color(), alpha=0.15)
-for label, marker in zip(published.SHOWN, ("x", "D")):
-    at = [h for h in xs if label in published.shown(h)]
-    ax.plot(at, [published.shown(h)[label][0] for h in at], marker, ms=8, ls="none", color="black", mfc="none",
-            label=label)
-ax.set_xscale("log")
-ax.set_xticks(xs, [str(h) for h in xs])
-ax.set_xlabel("horizon H (hours)")
-ax.set_ylabel("test MSE (standardised)")
-ax.grid(alpha=0.3)
-ax.legend(fontsize=7)
+if len(xs) == 1:  # one horizon: a row per model, not points at one end of an axis of horizons
+    h = int(xs[0])
+    rows = [(f"{m} (this run)", long_mean.loc[(h, m), ("mse", "mean")],
+             float(np.nan_to_num(long_mean.loc[(h, m), ("mse", "std")]))) for m in forecast.MODELS]
+    rows += [(label, mse, None) for label, (mse, _) in published.shown(h).items()]
+    fig, ax = plt.subplots(figsize=(7.2, 0.9 + 0.32 * len(rows)))
+    for y, (label, mean, std) in zip(range(len(rows))[::-1], rows):
+        ours = std is not None
+        ax.errorbar(mean, y, xerr=std, capsize=3, ls="none", ms=6, marker="o" if ours else "D",
+                    color="C0" if ours else "black", mfc="C0" if ours else "none")
+    ax.set_yticks(range(len(rows))[::-1], [r[0] for r in rows], fontsize=9)
+    ax.set_xlabel(f"test MSE at H = {h} (standardised; bars: one standard deviation over seeds)")
+    ax.grid(alpha=0.3, axis="x")
+else:
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
+    for m in forecast.MODELS:
+        mean = np.array([long_mean.loc[(h, m), ("mse", "mean")] for h in xs])
+        std = np.nan_to_num(np.array([long_mean.loc[(h, m), ("mse", "std")] for h in xs]))
+        line = ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, label=f"{m} (this run)")
+        ax.fill_between(xs, mean - std, mean + std, color=line[0].get_color(), alpha=0.15)
+    for label, marker in zip(published.SHOWN, ("x", "D")):
+        at = [h for h in xs if label in published.shown(h)]
+        ax.plot(at, [published.shown(h)[label][0] for h in at], marker, ms=8, ls="none", color="black", mfc="none",
+                label=label)
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [str(h) for h in xs])
+    ax.set_xlabel("horizon H (hours)")
+    ax.set_ylabel("test MSE (standardised)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 fig.tight_layout()
 viz.glue_figure("fig_long_horizon", fig)
 
@@ -503,8 +523,8 @@ glue("long_outcome", " ".join(outcome), display=False)
 # %% [markdown]
 # ```{glue:figure} fig_long_horizon
 # :name: fig-long-horizon
-# Test MSE by horizon under the long-horizon protocol: our models (mean over seeds, bars and bands: one
-# standard deviation) and the published numbers as black markers.
+# Test MSE under the long-horizon protocol: our models (mean over seeds, bars and, across several
+# horizons, bands: one standard deviation) and the published numbers as open black markers.
 # ```
 #
 # ```{glue:figure} fig_long_curves
