@@ -116,7 +116,8 @@ if viz.provenance_note(data["source"]):
 # are reported on that scale and in degrees. Neural models keep the weights of their best validation
 # epoch and are scored once on the test part; each runs with {glue:text}`n_seeds_text`. Each neural
 # model has its own learning rate, chosen from the grid {glue:text}`next_lr_grid` by its best validation
-# MSE (the grid grows by doubling or halving, at most twice, past an end where the best lay), by {glue:text}`next_lr_source` (the table below).
+# MSE (the grid grows by doubling or halving, at most twice, past an end where the best lay), by
+# {glue:text}`next_lr_source` (the table below).
 
 # %% tags=["hide-input", "nbval-check-output"]
 rows, preds_by_seed, hists_by_seed, val_by_seed, claim = [], [], [], [], {"seeds": [], "mae": [], "baseline": [],
@@ -296,8 +297,8 @@ viz.glue_figure("fig_curves", fig)
 # - **The floor.** Persistence reaches a test MSE of {glue:text}`pers_mse_text` on the scaled values
 #   (a mean absolute error of {glue:text}`pers_mae_deg_text` degrees). The linear autoregression's MSE is
 #   {glue:text}`ar_ratio_text` times persistence's.
-# - **Neural models.** {glue:text}`neural_beat`. The best, *{glue:text}`best_model`*, has {glue:text}`best_ratio_text` times
-#   persistence's MSE.
+# - **Neural models.** {glue:text}`neural_beat`. The best, *{glue:text}`best_model`*, has
+#   {glue:text}`best_ratio_text` times persistence's MSE.
 # - **The paper's question.** Without masking the transformer forecaster reaches a test MSE of
 #   {glue:text}`nomask_mse_text`; the masked variant chosen on validation {glue:text}`best_masked_mse_text`:
 #   in this run, hiding input tokens while training to forecast makes the error {glue:text}`masking_word`
@@ -326,8 +327,8 @@ viz.glue_figure("fig_curves", fig)
 # - **Every test window is scored**: {glue:text}`long_n_test` windows at H = {glue:text}`long_h0`, none
 #   dropped. The reference scripts' test loaders drop the last incomplete batch
 #   (at their batch size of 32 the windows left out number {glue:text}`long_dropped_32`, at 128
-#   {glue:text}`long_dropped_128`); scored that way, DLinear's test MSE would change by {glue:text}`long_drop_dl:+.2f`% and the
-#   scratch transformer's by {glue:text}`long_drop_pt:+.2f`%.
+#   {glue:text}`long_dropped_128`); scored that way, DLinear's test MSE would change by
+#   {glue:text}`long_drop_dl:+.2f`% and the scratch transformer's by {glue:text}`long_drop_pt:+.2f`%.
 # - **Floors.** Persistence (the last input value repeated) and DLinear {cite}`zeng2023dlinear` (a moving-average trend and the
 #   remainder, one linear layer each), trained as its authors' univariate ETTh1 script trains it (Adam,
 #   batches of 32, the learning rate halved each epoch, early stopping on the validation MSE).
