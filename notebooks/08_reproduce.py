@@ -126,7 +126,7 @@ glue("env_missing", ", ".join(missing_env) if missing_env else "none", display=F
 # %% [markdown]
 # ## What ran
 #
-# The {glue:text}`n_chapters` chapters of this book ran for {glue:text}`total_min` minutes in all.
+# The {glue:text}`n_chapters` chapters before this page ran for {glue:text}`total_min` minutes in all.
 
 # %% tags=["remove-input"]
 WHAT = {"profile": "profile {}", "device": "device {}", "commit": "git commit {}", "engine": "engine {}",
