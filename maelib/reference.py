@@ -217,6 +217,22 @@ def verdict(below_flat: float, goal: float = GOAL) -> str:
             "filling every hidden patch with the visible patches' mean colour")
 
 
+def relative(ours: float, theirs: float) -> str:
+    """Our error against another's as a reader says it: "50.2% lower" or "20.4% higher" (never "-20.4%
+    below"), "the same" at one decimal."""
+    d = 100 * (1 - ours / theirs)
+    return "the same" if round(d, 1) == 0 else f"{abs(d):.1f}% {'lower' if d > 0 else 'higher'}"
+
+
+def against(name: str, ratios, ours, theirs) -> str:
+    """The MAE's error against ``name``'s at each mask ratio, in words from the signs: "Against
+    biharmonic inpainting, the MAE's error is 20.4% higher at 25%, 9.0% lower at 50% and 31.3% lower at
+    75% hidden."."""
+    parts = [f"{relative(o, t)} at {round(100 * r)}%" for r, o, t in zip(ratios, ours, theirs)]
+    listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"Against {name}, the MAE's error is {listed} hidden."
+
+
 def provenance(path: str | Path = MODEL) -> dict | None:
     """The provenance file beside a committed model (``<name>.json``), or None where there is none."""
     f = Path(path).with_suffix(".json")

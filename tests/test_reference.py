@@ -42,6 +42,16 @@ def test_quality_table_compares_the_mae_with_both_baselines_on_the_same_masks(ma
     assert hidden[:, 0].mean((1, 2)).tolist() == [0.25] * 3
 
 
+def test_the_comparison_with_a_baseline_says_higher_or_lower_never_a_negative_below():
+    """The tour: the quality table's "MAE below biharmonic" column read -20.4% (a double negative for "the
+    MAE is worse"), and the prose never said that the MAE loses to biharmonic inpainting at 25%."""
+    assert reference.relative(0.0271, 0.0544) == "50.2% lower"
+    assert reference.relative(0.0271, 0.0225) == "20.4% higher"
+    assert reference.relative(0.02, 0.02) == "the same"
+    text = reference.against("biharmonic inpainting", [0.25, 0.75], [0.0271, 0.0320], [0.0225, 0.0465])
+    assert text == "Against biharmonic inpainting, the MAE's error is 20.4% higher at 25% and 31.2% lower at 75% hidden."
+
+
 def test_the_verdict_follows_the_sign_and_the_goal():
     assert "meets the goal of at least 25%" in reference.verdict(0.31)
     assert reference.verdict(0.1).startswith("only 10.0% below it, short of the goal")
