@@ -187,10 +187,12 @@ def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[
         base, _, _ = stronger_baseline(c, current[0])  # the comparison the verdict judges, as in claim_rows
         st = stats.paired(_values(current[0], "mae"), base, c.higher_is_better)
         gap = c.paper_gap_here(c.paper_mae, float(np.mean(base)))
-        n = stats.seeds_for_power(gap, st["sd"]) or stats.MAX_SEEDS
-        want = max(want, n)
-        why.append(f"{c.table}: {n} seeds for {stats.TARGET_POWER:.0%} power at the paper's gap "
-                   f"({gap:.3g}) with the spread of {len(vals)} recorded seeds (sd {st['sd']:.3g})")
+        n = stats.seeds_for_power(gap, st["sd"])
+        want = max(want, n or stats.MAX_SEEDS)
+        spread = f"the spread of {len(vals)} recorded seeds (sd {st['sd']:.3g})"
+        why.append(f"{c.table}: {n} seeds for {stats.TARGET_POWER:.0%} power at the paper's gap ({gap:.3g}) with "
+                   f"{spread}" if n else f"{c.table}: {stats.MAX_SEEDS} seeds, the most a sweep runs; "
+                   f"{stats.TARGET_POWER:.0%} power at the paper's gap ({gap:.3g}) would need more with {spread}")
     return [s for s in range(want) if s not in recorded], "; ".join(why)
 
 

@@ -409,7 +409,9 @@ def test_a_power_sweep_asks_for_the_seeds_that_80_percent_power_needs():
     need = stats.seeds_for_power(CLAIM["segmentation"].paper_gap, float(np.std(gaps, ddof=1)))
     assert 5 < need <= 20 and seeds == list(range(5, need)) and f"{need} seeds for 80% power" in why
     noisy = [record("segmentation", s, 0.3 + g * 10, 0.3, code=version) for s, g in enumerate(gaps)]
-    assert summary.seeds_needed("segmentation", "quick", noisy)[0] == list(range(5, 20))  # capped at 20
+    seeds, why = summary.seeds_needed("segmentation", "quick", noisy)
+    assert seeds == list(range(5, 20))  # capped at 20, and said so: never "20 seeds for 80% power"
+    assert "20 seeds, the most a sweep runs; 80% power at the paper's gap" in why and "for 80%" not in why
     old = [record("segmentation", s, 0.3 + g, 0.3, code="older") for s, g in enumerate(gaps)]
     assert summary.seeds_needed("segmentation", "quick", old)[0] == [0, 1, 2, 3, 4]  # another version: a pilot
 
