@@ -326,8 +326,8 @@ viz.glue_figure("fig_curves", fig)
 #   {glue:text}`long_std:.2f` degrees); errors are on that scale.
 # - **Every test window is scored**: {glue:text}`long_n_test` windows at H = {glue:text}`long_h0`, none
 #   dropped. The reference scripts' test loaders drop the last incomplete batch
-#   (at their batch size of 32 the windows left out number {glue:text}`long_dropped_32`, at 128
-#   {glue:text}`long_dropped_128`); scored that way, DLinear's test MSE would change by
+#   (windows left out: {glue:text}`long_dropped_32` at their batch size of 32,
+#   {glue:text}`long_dropped_128` at 128); scored that way, DLinear's test MSE would change by
 #   {glue:text}`long_drop_dl:+.2f`% and the scratch transformer's by {glue:text}`long_drop_pt:+.2f`%.
 # - **Floors.** Persistence (the last input value repeated) and DLinear {cite}`zeng2023dlinear` (a moving-average trend and the
 #   remainder, one linear layer each), trained as its authors' univariate ETTh1 script trains it (Adam,

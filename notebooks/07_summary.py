@@ -89,8 +89,8 @@ fig = viz.forest(rows)  # the paired gap of each claim per profile, and the pape
 viz.glue_figure("fig_forest", fig)
 
 # %% [markdown]
-# The registry holds {glue:text}`n_records` finished runs, of which {glue:text}`n_quick` at the quick
-# profile and {glue:text}`n_full` at the full profile: the verdicts use these two profiles only.
+# The registry holds {glue:text}`n_records` finished runs: {glue:text}`n_quick` at the quick profile and
+# {glue:text}`n_full` at the full one. The verdicts read these two profiles.
 #
 # ```{glue:figure} fig_forest
 # :name: fig-forest
