@@ -97,13 +97,11 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
             line, = ax.plot(h["epoch"], y, linestyle=styles[k % 4][0], marker=styles[k % 4][1], ms=3, label=label)
             if shown_to is not None and last[label] > shown_to:
                 ends.append((float(y.iloc[-1]), line.get_color(), last[label]))
-        for value, colour, epoch in ends:
+        for value, colour, epoch in ends:  # labelled in the right margin, never over the curves
             ax.axhline(value, color=colour, linestyle=":", lw=1)
-            lo, hi = ax.get_ylim()
-            up = value < (lo + hi) / 2  # the label on the side of the line with room
-            ax.annotate(f"epoch {epoch}: {sig(value)}", (1, value), xycoords=("axes fraction", "data"),
-                        xytext=(-3, 3 if up else -3), textcoords="offset points", ha="right",
-                        va="bottom" if up else "top", fontsize=8, color=colour)
+            ax.annotate(f"epoch {epoch}:\n{sig(value)}", (1, value), xycoords=("axes fraction", "data"),
+                        xytext=(3, 0), textcoords="offset points", ha="left", va="center", fontsize=8,
+                        color=colour)
         title = f"{title} (%)" if percent else title
         ax.set_xlabel(xlabel)
         epochs = sorted({int(e) for h in histories.values() if metric in h for e in h["epoch"]

@@ -319,7 +319,9 @@ def test_a_budget_matched_run_does_not_squeeze_the_per_epoch_comparison():
     fig = viz.curves({"MAE init": short(0.33), "scratch": short(0.33), "scratch, budget-matched": long_}, ("miou",))
     ax = fig.axes[0]
     assert ax.get_xlim()[1] < 11, ax.get_xlim()
-    assert [t.get_text() for t in ax.texts] == ["epoch 50: 0.465"]
+    assert [t.get_text() for t in ax.texts] == ["epoch 50:\n0.465"]
+    fig.canvas.draw()  # the label stands in the margin right of the panel, off the curves
+    assert ax.texts[0].get_window_extent().x0 >= ax.get_window_extent().x1
     assert any(list(line.get_ydata()) == [0.465, 0.465] for line in ax.lines)  # the dotted end
     curves = [line for line in ax.lines if len(line.get_xdata()) > 2]
     assert len({(line.get_linestyle(), line.get_marker()) for line in curves}) == 3
