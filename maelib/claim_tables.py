@@ -83,6 +83,7 @@ def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFr
                                        "every seed learned", "as good as persistence"])
 
 
+PAPERS = "paper's table"  # the index of every claims table: its rows are the paper's Tables 1-5, not the book's
 NBSP = "\u00a0"  # a table cell breaks its line at a space: "(n = 5)" stays on one line
 NB_HYPHEN = "\u2011"  # a non-breaking hyphen: a line never breaks inside an exponent
 
@@ -104,7 +105,7 @@ def _gap_text(r) -> str:
 def _p_text(value) -> str:
     from .viz import sig
 
-    return "–" if value is None or np.isnan(value) else sig(value, 2)
+    return "–" if value is None or np.isnan(value) else sig(value, 2).replace("e-", f"e{NB_HYPHEN}")  # unbroken
 
 
 def _power_text(power, need) -> str:
@@ -134,7 +135,7 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
         out.append({**row, "gap [95% CI] (n)": f"{_gap_text(chosen)}, {chosen['profile']}",
                     "p: t / Holm / sign-flip": " / ".join(_p_text(chosen[k]) for k in ("p", "p_holm", "p_flip")),
                     "power at the paper's gap": power, "verdict": f"{chosen['verdict']}: {chosen['reason']}"})
-    return pd.DataFrame(out).set_index("table")
+    return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
 
 
 def evidence_table(records: list[dict]) -> pd.DataFrame:
@@ -156,7 +157,7 @@ def evidence_table(records: list[dict]) -> pd.DataFrame:
         f"power at the paper's gap (seeds for {stats.TARGET_POWER:.0%})": [
             _power_text(power, need) for power, need in zip(rows["power"], rows["seeds_for_power"])],
         "version": [f"{c} (older)" if not cur else c for c, cur in zip(rows["code"], rows["current"])],
-        "verdict": rows["verdict"]}).set_index(["table", "profile"])
+        "verdict": rows["verdict"]}).set_index(["table", "profile"]).rename_axis([PAPERS, "profile"])
 
 
 def _same_group(a: dict, b: dict | None) -> bool:
@@ -225,7 +226,7 @@ def scale_table(records: list[dict]) -> pd.DataFrame:
         model = f"width {width}" + (f", depth {depth}" if depth else "") if width else "as the chapter states"
         out.append({"table": c.table, "profile": chosen["profile"], "data": data, "model": model,
                     "version": chosen["code"] + ("" if chosen["current"] else " (older)")})
-    return pd.DataFrame(out).set_index("table")
+    return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
 
 
 def recorded_runs(chapter: str, profile: str = "full", root=runs.RECORDS) -> pd.DataFrame:

@@ -284,7 +284,8 @@ viz.glue_figure("fig_curves", fig)
 # ```{glue:figure} fig_forecast
 # :name: fig-forecast
 # Test-part forecasts of OT in degrees (first step of each forecast), raw and smoothed, and the first
-# week raw, where the forecasts can be told apart.
+# week raw: at that scale every forecast can be seen to trail the truth by about an hour and to lie on
+# top of the others, as a forecaster that barely beats persistence must.
 # ```
 #
 # ```{glue:figure} fig_curves
@@ -457,7 +458,7 @@ if len(xs) == 1:  # one horizon: a row per model, not points at one end of an ax
         ax.errorbar(mean, y, xerr=std, capsize=3, ls="none", ms=6, marker="o" if ours else "D",
                     color="C0" if ours else "black", mfc="C0" if ours else "none")
     ax.set_yticks(range(len(rows))[::-1], [r[0] for r in rows], fontsize=9)
-    ax.set_xlabel(f"test MSE at H = {h} (standardised; bars: one standard deviation over seeds)")
+    ax.set_xlabel(f"test MSE at H = {h} (standardised)")
     ax.grid(alpha=0.3, axis="x")
 else:
     fig, ax = plt.subplots(figsize=(7.2, 4.2))
@@ -524,8 +525,9 @@ glue("long_outcome", " ".join(outcome), display=False)
 # %% [markdown]
 # ```{glue:figure} fig_long_horizon
 # :name: fig-long-horizon
-# Test MSE under the long-horizon protocol: our models (mean over seeds, bars and, across several
-# horizons, bands: one standard deviation) and the published numbers as open black markers.
+# Test MSE under the long-horizon protocol: our models (mean over seeds; where there are several seeds,
+# bars of one standard deviation, and across several horizons, bands) and the published numbers as open
+# black markers.
 # ```
 #
 # ```{glue:figure} fig_long_curves

@@ -138,8 +138,9 @@ by_column = by_column.astype(object)
 by_column[failures] = "failed numerically"  # no column of a failed imputer reads as a result
 ITER = "iterative (scikit-learn)"
 glue("iter_note", " (it failed numerically: no result)" if ITER in failures else
-     f" (scikit-learn's IterativeImputer stopped at its iteration limit before it converged in "
-     f"{unconverged} of {n_runs} runs: its row is what it had reached by then)" if unconverged
+     f" (scikit-learn's IterativeImputer stopped at its iteration limit before converging, in "
+     f"{'every run' if unconverged == n_runs else f'{unconverged} of {n_runs} runs'}: its row is what it had "
+     "reached by then)" if unconverged
      else " (scikit-learn's IterativeImputer converged in every run)", display=False)
 PAPER = paper.table("Table 5")
 

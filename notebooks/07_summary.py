@@ -63,6 +63,7 @@ with warnings.catch_warnings(record=True) as set_aside:  # shown on the page (be
     records = summary.load(root)
 set_aside = [str(w.message) for w in set_aside if issubclass(w.category, runs.RecordSetAside)]
 rows = summary.claim_rows(records)
+BY_CLAIM = {"table": claim_tables.PAPERS}  # tables whose rows are the paper's Tables 1-5
 table = claim_tables.claims_table(records)
 counts = pd.Series([r["profile"] for r in records]).value_counts() if records else pd.Series(dtype=int)
 glue("n_records", len(records), display=False)
@@ -118,7 +119,8 @@ viz.show_table(claim_tables.scale_table(records), "The scale of each verdict: pr
 # %% tags=["hide-input"]
 budget = claim_tables.budget_table(records)
 if len(budget):
-    viz.show_table(budget.set_index(["table", "profile"]), "The claims with two scratch arms: one trained as long "
+    viz.show_table(budget.set_index(["table", "profile"]).rename_axis(index=BY_CLAIM),
+                   "The claims with two scratch arms: one trained as long "
                    "as the MAE arm's fine-tuning, one as long as its pretraining and fine-tuning together. Each "
                    "claim is judged against the stronger (positive gap = MAE better).", "table-claims-budget")
 
@@ -131,7 +133,8 @@ if len(budget):
 # %% tags=["hide-input"]
 learning = claim_tables.learning_table(records)
 if len(learning):
-    viz.show_table(learning.set_index(["table", "profile", "arm"]), "Did every arm learn? Per claim, profile and "
+    viz.show_table(learning.set_index(["table", "profile", "arm"]).rename_axis(index=BY_CLAIM),
+                   "Did every arm learn? Per claim, profile and "
                    "arm of the judged group: the median and the worst seed, whether the worst is within half of "
                    "the median, and, for forecasters, whether the arm is as good as persistence on average.",
                    "table-claims-learning")
@@ -160,7 +163,8 @@ fair = [{"profile": r["profile"], "MAE": r["mae"], "paper's baseline": r["baseli
          "95% interval": f"[{viz.sig(r['fair_gap']['lo'])}, {viz.sig(r['fair_gap']['hi'])}]", "seeds": r["fair_gap"]["n"]}
         for _, r in rows.iterrows() if r["fair_gap"] is not None and r["n"]]
 if fair:
-    viz.show_table(pd.DataFrame(fair).set_index("profile"), "Table 5 beside a fair baseline (a feed-forward imputer "
+    viz.show_table(pd.DataFrame(fair).set_index("profile"), "The paper's Table 5 beside a fair baseline (a feed-forward "
+                   "imputer "
                    "that learns from re-masked observed cells, as the MAE does): MSE over every hidden cell, the "
                    "gap signed so that positive = MAE better.", "table-claims-fair")
 
@@ -198,7 +202,8 @@ else:
     display(Markdown("*No run of these claims has recorded its per-epoch curves yet.*"))
 epochs = claim_tables.epochs_table(records)
 if len(epochs):
-    viz.show_table(epochs.set_index(["table", "profile"]), f"Epochs to reach {claim_tables.REACH:.0%} of the short "
+    viz.show_table(epochs.set_index(["table", "profile"]).rename_axis(index=BY_CLAIM),
+                   f"Epochs to reach {claim_tables.REACH:.0%} of the short "
                    "scratch arm's final score, per arm (mean over seeds), and the paired gap in epochs (positive = the "
                    "MAE arm got there sooner).", "table-claims-epochs")
 
@@ -292,7 +297,8 @@ viz.glue_figure("fig_sweep", fig)
 # %% tags=["hide-input"]
 hist = claim_tables.history(records)
 if len(hist):
-    viz.show_table(hist.set_index(["table", "profile"]), "Each claim's groups of seeds by code version (newest "
+    viz.show_table(hist.set_index(["table", "profile"]).rename_axis(index=BY_CLAIM),
+                   "Each claim's groups of seeds by code version (newest "
                    "first; a setting is a short hash of the parameters and data): when its last seed finished, the "
                    "paired gap with its 95% interval and seeds, whether it is this book's code, and which group is "
                    "judged.", "table-claims-history")

@@ -211,6 +211,13 @@ def test_the_masking_page_runs_its_model_in_a_real_browser(built):
         page.goto(url + "book/chapters/06_masking.html")
         page.wait_for_selector(".mae-live[data-state=ready], .mae-live[data-state=unavailable]", state="attached")
         assert page.get_attribute(".mae-live", "data-state") == "ready", page.inner_text(".mae-live-note")
+        # dark mode: the controls follow the page, not the light panel the theme gives HTML outputs
+        page.evaluate("localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark')")
+        page.reload()
+        page.wait_for_selector("html[data-theme=dark] .mae-live", state="attached")
+        panels = page.eval_on_selector_all(".cell_output .text_html:has(.mae-live, .mae-static-control)",
+                                           "els => els.map(e => getComputedStyle(e).backgroundColor)")
+        assert panels and all(c in ("transparent", "rgba(0, 0, 0, 0)") for c in panels), panels
 
 
 def test_pages_show_result_code_behind_a_toggle_downloads_and_numbered_tables(built):

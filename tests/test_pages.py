@@ -223,6 +223,13 @@ def test_no_chapter_writes_a_tables_metric_in_its_own_format_in_the_prose():
         assert not own, (chapter, own)
 
 
+def test_a_p_value_in_e_notation_never_breaks_at_its_hyphen():
+    """The tour: the claims table's p cell wrapped as "1.4e-" / "17", while the gap cells beside it, written
+    with a non-breaking hyphen, stayed whole."""
+    assert claim_tables._p_text(1.4e-17) == f"1.4e{claim_tables.NB_HYPHEN}17"
+    assert claim_tables._p_text(0.0025) == "0.0025"
+
+
 def test_a_column_of_numbers_is_kept_on_one_line():
     """Item 7: 9.11e-04 does not break at its hyphen: a column of single-token numbers gets a nowrap class
     (book/_static/book.css), a column of words or of "mean ± std" cells does not."""
