@@ -135,7 +135,8 @@ def static_control(frames: dict, element_id: str = "mae-masking", label: str = "
 <label>seed <select class="seed">{seed_opts}</select></label>
 <span>mean MSE on hidden pixels{f" of these {n_images} images" if n_images else ""}: <b class="loss-value"></b></span></div>
 <div style="font-size:0.85em;opacity:0.75;margin:0.4em 0">{html.escape(label) + ": " if label else ""}columns: original /
- masked (hidden patches grey) / reconstruction / visible pasted back</div>
+ masked (hidden patches grey) / the decoder’s output for every patch (trained on hidden ones only) / visible
+ pasted back</div>
 <img class="frame" alt="MAE reconstructions" style="max-width:100%;image-rendering:pixelated">
 <script type="application/json" class="frames">{json.dumps(data)}</script>
 <script>

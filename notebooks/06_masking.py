@@ -211,6 +211,8 @@ rows = [{"code": (runs.pool_version(r) or "unknown")[:8], "profile": r["profile"
          "linear probe top-1 (%)": 100 * r["metrics"]["acc_probe"], "finished": r["finished"][:10]}
         for r in records if "acc_finetune" in r.get("metrics", {})]
 sweep = pd.DataFrame(rows)
+if len(sweep):  # a seed rerun at the same code and setting counts once, with its newest values (as the summary)
+    sweep = sweep.sort_values("finished").drop_duplicates(["code", "profile", "mask ratio", "seed"], keep="last")
 current = runs.version("images")[:8]  # the version the summary pools the image chapter's seeds by
 glue("n_runs", len(sweep), display=False)
 glue("n_runs_text", viz.count(len(sweep), "run"), display=False)
@@ -227,13 +229,14 @@ if len(sweep):  # one row per code version, profile and mask ratio: the seeds po
                    "runs, one row per code version, profile and pretraining mask ratio: validation top-1 (%), the "
                    "mean over the seeds counted.", "table-masking-reruns")
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    for (code, prof), g in grouped.groupby(["code", "profile"], sort=False):
-        g = g.sort_values("mask ratio")
-        ax.plot(g["mask ratio"], g["fine-tune top-1 (%)"], marker="o", label=f"fine-tune ({prof}, code {code[:8]})")
+    for k, ((code, prof), g) in enumerate(grouped.groupby(["code", "profile"], sort=False)):
+        g = g.sort_values("mask ratio")  # open markers, each smaller than the last: equal points stay visible
+        ax.plot(g["mask ratio"], g["fine-tune top-1 (%)"], marker="os^D"[k % 4], ms=max(4, 11 - 2 * k), mfc="none",
+                mew=1.5, label=f"fine-tune ({prof}, code {code[:8]})")
     ax.set_xlabel("pretraining mask ratio")
     ax.set_ylabel("validation top-1 (%), fine-tuned")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     viz.show_figure(fig, "Validation top-1 of the fine-tuned ViT against the pretraining mask ratio, one line per "
                     "code version and profile (the mean over the seeds the table counts); lines of different code "

@@ -100,7 +100,10 @@ table = pd.DataFrame(rows, columns=["chapter", "profile", "device", "finished", 
 # short commits
 shown_table = table.assign(finished=[t.replace(" UTC", "").replace("-", "\u2011").replace(" ", "\u00a0")
                                      for t in table["finished"]], commit=[c[:8] for c in table["commit"]])
-shown_table = shown_table.rename(columns={"finished": "finished (UTC)", "wall time (min)": "wall (min)"})
+shown_table = shown_table.rename(columns={"finished": "finished (UTC)", "wall time (min)": "wall (min)",
+                                          "seeds": "seed"})  # one seed, or the range a run trains ("0-4")
+shown_table["seed"] = shown_table["seed"].replace("none", "–")  # a chapter that trains nothing
+shown_table["wall (min)"] = [round(v, 1) if v == v and v is not None else v for v in shown_table["wall (min)"]]
 shown_table["device"] = [d.replace(" ", "\u00a0") for d in shown_table["device"]]  # "not recorded" on one line
 # a column with one value for every chapter goes into the caption, so that the table fits the page
 same = {c: shown_table[c].iloc[0] for c in ("profile", "device", "commit", "engine", "environment")
@@ -133,7 +136,7 @@ WHAT = {"profile": "profile {}", "device": "device {}", "commit": "git commit {}
         "environment": "the environment {} in the table below"}
 every = ", ".join(WHAT[c].format(v.replace("\u00a0", " ")) for c, v in same.items())
 viz.show_table(shown_table.set_index("chapter").astype(object).fillna(NOT_RECORDED),
-               "Each chapter's run: when it finished, its seeds and wall time"
+               "Each chapter's run: when it finished, its seed (or the range of seeds it trains) and wall time"
                + "".join(f", its {c}" for c in ("profile", "device", "commit", "engine", "environment")
                          if c in shown_table)
                + (f"; every chapter: {every}" if every else "")

@@ -46,7 +46,7 @@
     '<div class="mae-live-panels">' +
     '<figure><canvas class="mae-live-input"></canvas><figcaption>what the encoder sees: click or drag to hide ' +
     "or show patches</figcaption></figure>" +
-    '<figure><canvas class="mae-live-recon"></canvas><figcaption>reconstruction</figcaption></figure>' +
+    '<figure><canvas class="mae-live-recon"></canvas><figcaption>the decoder’s output for every patch (trained on hidden ones only)</figcaption></figure>' +
     '<figure><canvas class="mae-live-pasted"></canvas><figcaption>visible patches pasted back</figcaption></figure>' +
     "</div>" +
     '<p class="mae-live-status">loss on hidden patches (MSE on this image\'s hidden pixels, RGB in [0, 1]): ' +
