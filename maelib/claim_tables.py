@@ -88,16 +88,22 @@ NBSP = "\u00a0"  # a table cell breaks its line at a space: "(n = 5)" stays on o
 NB_HYPHEN = "\u2011"  # a non-breaking hyphen: a line never breaks inside an exponent
 
 
-def _gap_text(r) -> str:
+def _needs_exponent(r) -> bool:
+    return any(0 < abs(float(r[k])) < 1e-4 for k in ("gap", "lo", "hi") if not np.isnan(float(r[k])))
+
+
+def _gap_text(r, exponent: bool = False) -> str:
     """``gap [lo, hi] (n = k)`` of a :func:`claim_rows` row: the three numbers in one format (all in
-    scientific notation where one needs it, never ``-6.59e-05 [-0.000110, -2.22e-05]``), and "(n = k)"
-    unbroken."""
+    scientific notation where one needs it, or where ``exponent`` says that a neighbouring row of the same
+    quantity does: never ``-6.59e-05 [-0.000110, -2.22e-05]``, nor ``-0.000135`` above ``-6.59e-05``), and
+    "(n = k)" unbroken."""
     from .viz import column_cells
 
+    cells = (lambda v: [f"{x:.2e}" for x in v]) if exponent else column_cells  # noqa: E731
     if np.isnan(r["lo"]):
-        gap, ci = column_cells([float(r["gap"])])[0], ""
+        gap, ci = cells([float(r["gap"])])[0], ""
     else:
-        gap, lo, hi = column_cells([float(r["gap"]), float(r["lo"]), float(r["hi"])])
+        gap, lo, hi = cells([float(r["gap"]), float(r["lo"]), float(r["hi"])])
         ci = f" [{lo}, {hi}]"
     return f"{gap}{ci} (n{NBSP}={NBSP}{r['n']})".replace("e-", f"e{NB_HYPHEN}")  # "3.46e-" / "06" never splits
 
@@ -186,12 +192,13 @@ def history(records: list[dict]) -> pd.DataFrame:
         for prof in ("quick", "full"):
             found = groups(records, c.chapter, prof, c.key)
             judged_one = judged_group(records, c.chapter, prof, c.key)
-            for g in found:
-                key = stronger_key(c, g)  # as the verdict of that group would judge it
-                st = stats.paired(_values(g, "mae"), _values(g, key), c.higher_is_better)
+            keys = [stronger_key(c, g) for g in found]  # as the verdict of each group would judge it
+            sts = [stats.paired(_values(g, "mae"), _values(g, k), c.higher_is_better) for g, k in zip(found, keys)]
+            exponent = any(_needs_exponent(st) for st in sts)  # one notation down a claim's rows
+            for g, key, st in zip(found, keys, sts):
                 out.append({"table": c.table, "profile": prof, "version": (g["code"] or "")[:8],
                             "setting": hashlib.sha1(g["setting"].encode()).hexdigest()[:6],
-                            "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st),
+                            "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st, exponent),
                             "against": "budget-matched scratch" if key == "baseline_matched" else "scratch",
                             "this book's code": "yes" if g["code"] == runs.version(c.chapter) else "no",
                             "judged": "yes" if _same_group(g, judged_one) else ""})

@@ -161,6 +161,17 @@ def test_the_history_gives_the_gap_its_verdict_judges():
     assert row["against"] == "budget-matched scratch"
 
 
+def test_a_claims_history_writes_its_gaps_in_one_notation():
+    """The tour: Table 2's history printed ``-0.000135 (n = 1)`` two rows under ``-6.59e-05 [...]``. Where
+    one group of a claim needs an exponent, every group of that claim is written with one."""
+    small = [record("series", s, 1e-4 + 1e-6 * s, 1.6e-4, code="older", finished="2026-11-20T10:00:00")
+             for s in range(5)]
+    large = [record("series", 0, 1.0e-3, 1.135e-3, code="newer")]
+    rows = claim_tables.history(small + large)
+    cells = list(rows[rows["table"] == "Table 2"]["gap [95% CI] (n)"])
+    assert len(cells) == 2 and all("e" + claim_tables.NB_HYPHEN in c for c in cells), cells
+
+
 def test_a_verdict_whose_arm_did_not_learn_on_every_seed_says_so():
     """Table 4's old seeds: one seed of both arms at Dice 0.05 against medians near 0.4. The reason says
     so, and the learning table marks both arms; seeds that all learned carry no such note."""
