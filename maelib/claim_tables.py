@@ -130,8 +130,8 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
     for c in CLAIMS:
         chosen = judged(rows[rows["table"] == c.table])
         cell = chosen["paper_cell"] if chosen is not None else c.paper_mae_cell
-        note = f" ({chosen['paper_note']})" if chosen is not None and chosen["paper_note"] else ""
-        row = {"table": c.table, "claim (metric)": f"{c.claim} ({c.metric})",
+        note = f"{NBSP}{NOTE_MARK}" if chosen is not None and chosen["paper_note"] else ""  # the note: paper_notes
+        row = {"table": c.table, "claim; metric": f"{c.claim}; {c.metric}",
                "paper: MAE / baseline": " / ".join(reference_text(x) for x in (cell, c.paper_base_cell)) + note}
         if chosen is None:
             out.append({**row, "gap [95% CI] (n)": "not run", "p: t / Holm / sign-flip": "–",
@@ -142,6 +142,17 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
                     "p: t / Holm / sign-flip": " / ".join(_p_text(chosen[k]) for k in ("p", "p_holm", "p_flip")),
                     "power at the paper's gap": power, "verdict": f"{chosen['verdict']}: {chosen['reason']}"})
     return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
+
+
+NOTE_MARK = "†"  # a paper cell with a note under the claims table, which keeps the table's cells short
+
+
+def paper_notes(records: list[dict]) -> dict[str, str]:
+    """The notes on the paper's cells that :func:`claims_table` marks with :data:`NOTE_MARK`, by claim: which
+    row of the paper a cell is, and how its gap is read where the paper states no scale."""
+    rows = claim_rows(records)
+    chosen = {c.table: judged(rows[rows["table"] == c.table]) for c in CLAIMS}
+    return {t: r["paper_note"] for t, r in chosen.items() if r is not None and r["paper_note"]}
 
 
 def evidence_table(records: list[dict]) -> pd.DataFrame:

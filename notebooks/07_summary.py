@@ -106,6 +106,9 @@ viz.show_table(table, "Each claim of the paper: the paper's numbers (MAE / basel
                "profile judged, our paired gap (MAE minus baseline, positive = MAE better; mean, 95% interval, "
                "seeds), its p values (t-test, Holm-adjusted across the claims, exact sign-flip), the power to "
                "detect the paper's gap, and the verdict.", "table-claims")
+notes = claim_tables.paper_notes(records)
+if notes:  # the long notes on the paper's cells under the table, which keeps its cells short
+    display(Markdown("\n".join(f"- {claim_tables.NOTE_MARK} {t}: {n}." for t, n in notes.items())))
 
 # %% [markdown]
 # Every verdict's scale: the profile it comes from, the data (and where they stand in for the paper's),

@@ -382,7 +382,9 @@ def test_table_2_is_judged_against_the_papers_row_for_the_ratio_validation_chose
     assert row["paper_note"].startswith("the paper's row at mask 0.25, which validation chose for 4 of 5 seeds; ")
     assert row["paper_gap"] == pytest.approx(-(0.07778 / 0.01538 - 1) * np.mean(base))  # its ratio, at our scale
     recs = [record("series", s, m, b, chosen=[c]) for s, (m, b, c) in enumerate(zip(mae, base, chosen))]
-    assert claim_tables.claims_table(recs).loc["Table 2", "paper: MAE / baseline"].startswith("0.07778 / 0.01538 (the")
+    cell = claim_tables.claims_table(recs).loc["Table 2", "paper: MAE / baseline"]
+    assert cell.startswith("0.07778 / 0.01538") and cell.endswith(claim_tables.NOTE_MARK)  # the note under the table
+    assert claim_tables.paper_notes(recs)["Table 2"] == row["paper_note"]
     assert row_of("series", mae, base)["paper_mae"] == 0.07546  # nothing recorded: the claim's own row (0.50)
 
 
