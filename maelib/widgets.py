@@ -113,7 +113,7 @@ def precompute(mae: MaskedAutoencoder, images: torch.Tensor, ratios, seeds) -> d
         for r in ratios:
             rec = reconstructions(mae, images, float(r), int(s))
             rows = [np.concatenate([rec[k][i] for k in PANELS], axis=1) for i in range(len(images))]
-            frames[s].append((float(r), _png(_strip([np.concatenate(rows, axis=0)], scale=2)),
+            frames[s].append((float(r), _png(_strip([np.concatenate(rows, axis=0)], scale=1)),  # the page scales
                               float(rec["loss"].mean())))
     return frames
 
@@ -137,7 +137,7 @@ def static_control(frames: dict, element_id: str = "mae-masking", label: str = "
 <div style="font-size:0.85em;opacity:0.75;margin:0.4em 0">{html.escape(label) + ": " if label else ""}columns: original /
  masked (hidden patches grey) / the decoder’s output for every patch (trained on hidden ones only) / visible
  pasted back</div>
-<img class="frame" alt="MAE reconstructions" style="max-width:100%;image-rendering:pixelated">
+<img class="frame" alt="MAE reconstructions" style="width:100%;image-rendering:pixelated">
 <script type="application/json" class="frames">{json.dumps(data)}</script>
 <script>
 (function () {{
