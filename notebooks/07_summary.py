@@ -123,9 +123,9 @@ viz.show_table(claim_tables.scale_table(records), "The scale of each verdict: pr
 budget = claim_tables.budget_table(records)
 if len(budget):
     viz.show_table(budget.set_index(["table", "profile"]).rename_axis(index=BY_CLAIM),
-                   "The claims with two scratch arms: one trained as long "
-                   "as the MAE arm's fine-tuning, one as long as its pretraining and fine-tuning together. Each "
-                   "claim is judged against the stronger (positive gap = MAE better).", "table-claims-budget")
+                   "The claims with two scratch arms: one trained as long as the MAE arm's fine-tuning, one as "
+                   "long as its pretraining and fine-tuning together. Each claim is judged against the stronger "
+                   "(positive gap = MAE better).", "table-claims-budget")
 
 # %% [markdown]
 # A comparison means something only when every arm learned. The criterion, checked on every judged group:
@@ -137,10 +137,9 @@ if len(budget):
 learning = claim_tables.learning_table(records)
 if len(learning):
     viz.show_table(learning.set_index(["table", "profile", "arm"]).rename_axis(index=BY_CLAIM),
-                   "Did every arm learn? Per claim, profile and "
-                   "arm of the judged group: the median and the worst seed, whether the worst is within half of "
-                   "the median, and, for forecasters, whether the arm is as good as persistence on average.",
-                   "table-claims-learning")
+                   "Did every arm learn? Per claim, profile and arm of the judged group: the median and the worst "
+                   "seed, whether the worst is within half of the median, and, for forecasters, whether the arm is "
+                   "as good as persistence on average.", "table-claims-learning")
 
 # %% tags=["hide-input"]
 evidence = claim_tables.evidence_table(records)
@@ -166,10 +165,9 @@ fair = [{"profile": r["profile"], "MAE": r["mae"], "paper's baseline": r["baseli
          "95% interval": f"[{viz.sig(r['fair_gap']['lo'])}, {viz.sig(r['fair_gap']['hi'])}]", "seeds": r["fair_gap"]["n"]}
         for _, r in rows.iterrows() if r["fair_gap"] is not None and r["n"]]
 if fair:
-    viz.show_table(pd.DataFrame(fair).set_index("profile"), "The paper's Table 5 beside a fair baseline (a feed-forward "
-                   "imputer "
-                   "that learns from re-masked observed cells, as the MAE does): MSE over every hidden cell, the "
-                   "gap signed so that positive = MAE better.", "table-claims-fair")
+    viz.show_table(pd.DataFrame(fair).set_index("profile"), "The paper's Table 5 beside a fair baseline (a "
+                   "feed-forward imputer that learns from re-masked observed cells, as the MAE does): MSE over "
+                   "every hidden cell, the gap signed so that positive = MAE better.", "table-claims-fair")
 
 # %% tags=["remove-input"]
 if not any(kinds.get(k) for k in ("holds", "does not hold", "the paper's effect ruled out")):
@@ -206,9 +204,9 @@ else:
 epochs = claim_tables.epochs_table(records)
 if len(epochs):
     viz.show_table(epochs.set_index(["table", "profile"]).rename_axis(index=BY_CLAIM),
-                   f"Epochs to reach {claim_tables.REACH:.0%} of the short "
-                   "scratch arm's final score, per arm (mean over seeds), and the paired gap in epochs (positive = the "
-                   "MAE arm got there sooner).", "table-claims-epochs")
+                   f"Epochs to reach {claim_tables.REACH:.0%} of the short scratch arm's final score, per arm (mean "
+                   "over seeds), and the paired gap in epochs (positive = the MAE arm got there sooner).",
+                   "table-claims-epochs")
 
 # %% [markdown]
 # ## The mask ratio across modalities
@@ -301,10 +299,9 @@ viz.glue_figure("fig_sweep", fig)
 hist = claim_tables.history(records)
 if len(hist):
     viz.show_table(hist.set_index(["table", "profile"]).rename_axis(index=BY_CLAIM),
-                   "Each claim's groups of seeds by code version (newest "
-                   "first; a setting is a short hash of the parameters and data): when its last seed finished, the "
-                   "paired gap with its 95% interval and seeds, whether it is this book's code, and which group is "
-                   "judged.", "table-claims-history")
+                   "Each claim's groups of seeds by code version (newest first; a setting is a short hash of the "
+                   "parameters and data): when its last seed finished, the paired gap with its 95% interval and "
+                   "seeds, whether it is this book's code, and which group is judged.", "table-claims-history")
 else:
     display(Markdown("*No claim has recorded runs yet.*"))
 
