@@ -103,7 +103,7 @@ shown_table = table.assign(finished=[t.replace(" UTC", "").replace("-", "\u2011"
 shown_table = shown_table.rename(columns={"finished": "finished (UTC)", "wall time (min)": "wall (min)",
                                           "seeds": "seed"})  # one seed, or the range a run trains ("0-4")
 shown_table["seed"] = shown_table["seed"].replace("none", "–")  # a chapter that trains nothing
-shown_table["wall (min)"] = [round(v, 1) if v is not None and v == v else v for v in shown_table["wall (min)"]]
+shown_table["wall (min)"] = [f"{v:.1f}" if v is not None and v == v else v for v in shown_table["wall (min)"]]
 shown_table["device"] = [d.replace(" ", "\u00a0") for d in shown_table["device"]]  # "not recorded" on one line
 # a column with one value for every chapter goes into the caption, so that the table fits the page
 same = {c: shown_table[c].iloc[0] for c in ("profile", "device", "commit", "engine", "environment")
