@@ -53,7 +53,7 @@ def epochs_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFram
             rows.append({"table": c.table, "profile": prof, "epochs": mae.shape[1],
                          f"{c.mae_label}: epochs": np.mean(e_mae), f"{c.base_label}: epochs": np.mean(e_base),
                          "epochs saved [95% CI] (n)": _gap_text(st), "p (t)": _p_text(st["p"]),
-                         "p (sign-flip)": _p_text(st["p_flip"])})
+                         "p (sign-flip)": _p_text(st["p_flip"], 3)})
     return pd.DataFrame(rows)
 
 
@@ -108,10 +108,16 @@ def _gap_text(r, exponent: bool = False) -> str:
     return f"{gap}{ci} (n{NBSP}={NBSP}{r['n']})".replace("e-", f"e{NB_HYPHEN}")  # "3.46e-" / "06" never splits
 
 
-def _p_text(value) -> str:
+def _p_text(value, digits: int = 2) -> str:
     from .viz import sig
 
-    return "–" if value is None or np.isnan(value) else sig(value, 2).replace("e-", f"e{NB_HYPHEN}")  # unbroken
+    return "–" if value is None or np.isnan(value) else sig(value, digits).replace("e-", f"e{NB_HYPHEN}")  # unbroken
+
+
+def _p_cells(r) -> str:
+    """``t / Holm / sign-flip``: the sign-flip p to three digits, since it is a multiple of 1/2^n (0.0625, the
+    least five seeds allow, would print as 0.062 at two)."""
+    return " / ".join([_p_text(r["p"]), _p_text(r["p_holm"]), _p_text(r["p_flip"], 3)])
 
 
 def _power_text(power, need) -> str:
@@ -139,7 +145,7 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
             continue
         power = "–" if np.isnan(chosen["power"]) else f"{chosen['power']:.0%}"
         out.append({**row, "gap [95% CI] (n)": f"{_gap_text(chosen)}, {chosen['profile']}",
-                    "p: t / Holm / sign-flip": " / ".join(_p_text(chosen[k]) for k in ("p", "p_holm", "p_flip")),
+                    "p: t / Holm / sign-flip": _p_cells(chosen),
                     "power at the paper's gap": power, "verdict": f"{chosen['verdict']}: {chosen['reason']}"})
     return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
 
@@ -169,8 +175,7 @@ def evidence_table(records: list[dict]) -> pd.DataFrame:
         "sd of the gaps": rows["sd"].map(lambda v: "–" if np.isnan(v) else sig(v)),
         # the p values in one column, as in the claims table, and the power with the seeds it asks: the table
         # keeps to the text width (eleven columns made it 912 px wide in 688, its caption cut)
-        "p: t / Holm / sign-flip": [" / ".join(_p_text(r[k]) for k in ("p", "p_holm", "p_flip"))
-                                    for _, r in rows.iterrows()],
+        "p: t / Holm / sign-flip": [_p_cells(r) for _, r in rows.iterrows()],
         f"power at the paper's gap (seeds for {stats.TARGET_POWER:.0%})": [
             _power_text(power, need) for power, need in zip(rows["power"], rows["seeds_for_power"])],
         "version": [f"{c} (older)" if not cur else c for c, cur in zip(rows["code"], rows["current"])],

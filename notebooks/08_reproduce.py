@@ -207,12 +207,22 @@ lines.append(f"python -m maelib run reproduce --profile {p.profile}"
 commands = "\n".join(lines)
 glue("commands", commands, display=False)
 
+registry = summary.load()
+
+
+def verdict_seeds(chapter: str, profile: str) -> list[int]:
+    """The seeds of the groups the summary judges for this chapter's claims (Table 3's 20, say), or []."""
+    groups = [summary.judged_group(registry, c.chapter, profile, c.key) for c in summary.CLAIMS if c.chapter == chapter]
+    seeds = sorted({s for g in groups if g for s in g["seeds"]})
+    return seeds if len(seeds) >= summary.MIN_SEEDS else []
+
+
 sweeps = []
 for r in records:
     if "seed" in profiles.SPECS.get(r["chapter"], {}) and r.get("seed") is not None:
-        first = r["seed"]
-        seeds = " ".join(str(first + i) for i in range(summary.MIN_SEEDS))  # what a verdict needs
-        sweeps.append(f"python -m maelib sweep {r['chapter']} --profile {r.get('profile') or 'auto'} --seeds {seeds}")
+        profile = r.get("profile") or "auto"
+        seeds = verdict_seeds(r["chapter"], profile) or range(r["seed"], r["seed"] + summary.MIN_SEEDS)
+        sweeps.append(f"python -m maelib sweep {r['chapter']} --profile {profile} --seeds {' '.join(map(str, seeds))}")
 glue("sweep_commands", "\n".join(sweeps), display=False)
 
 # %% [markdown]
@@ -230,8 +240,9 @@ display(Markdown(f"```bash\n{commands}\n```" if records else
 
 # %% [markdown]
 # The summary's verdicts compare several seeds of the same setting. These commands record them for each
-# chapter that has a seed, starting from the seed it ran with; each run joins the run registry in
-# `results/runs/`, from which the summary chapter reads them:
+# chapter that has a seed: the seeds its judged verdict pools (twenty for Table 3, where the power
+# calculation asked for more than five), or five from the seed it ran with where none is recorded yet.
+# Each run joins the run registry in `results/runs/`, from which the summary chapter reads them:
 
 # %% tags=["remove-input"]
 display(Markdown(f"```bash\n{chr(10).join(sweeps)}\n```" if sweeps else "No chapter with a seed has been run."))

@@ -228,6 +228,9 @@ def test_a_p_value_in_e_notation_never_breaks_at_its_hyphen():
     with a non-breaking hyphen, stayed whole."""
     assert claim_tables._p_text(1.4e-17) == f"1.4e{claim_tables.NB_HYPHEN}17"
     assert claim_tables._p_text(0.0025) == "0.0025"
+    # the sign-flip p is a multiple of 1/2^n: five seeds' least, 1/16, prints whole, as the summary's text says
+    row = {"p": 0.0005, "p_holm": 0.0025, "p_flip": 0.0625}
+    assert claim_tables._p_cells(row) == "0.00050 / 0.0025 / 0.0625"
 
 
 def test_a_column_of_numbers_is_kept_on_one_line():
