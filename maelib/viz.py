@@ -3,6 +3,7 @@ forest plot of the paper's claims."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import matplotlib.pyplot as plt
@@ -226,14 +227,16 @@ def count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def show_figure(fig, caption: str) -> None:
-    """Display ``fig`` with its caption under it, where a figure is drawn only when there is data for it
-    (a numbered ``{glue:figure}`` would otherwise need a placeholder image)."""
+def show_figure(fig, caption: str, name: str | None = None) -> None:
+    """Show ``fig`` as a numbered, captioned figure from a cell that draws it only when there is data for
+    it: the figure is glued, and the cell displays the ``{glue:figure}`` directive that places it (a
+    directive in the chapter's own text would need a placeholder image when there is none). ``name`` is
+    its label for ``{numref}``; by default one made from the caption."""
     from IPython.display import Markdown, display
 
-    display(fig)
-    plt.close(fig)
-    display(Markdown(f"*{caption}*"))
+    name = name or "fig-" + hashlib.sha1(caption.encode()).hexdigest()[:8]
+    glue_figure(name, fig)
+    display(Markdown(f"```{{glue:figure}} {name}\n:name: {name}\n\n{caption}\n```"))
 
 
 def sweep_note(values, profile: str) -> str:

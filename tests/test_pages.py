@@ -339,6 +339,24 @@ def test_a_budget_matched_run_does_not_squeeze_the_per_epoch_comparison():
     assert not even.texts and even.get_xlim()[1] < 11
 
 
+def test_a_figure_drawn_only_when_there_is_data_is_still_a_numbered_figure(monkeypatch):
+    """The tour: chapter 6's reruns figure and the summary's per-epoch bands were a bare image over an italic
+    paragraph, the only figures without a number. show_figure glues the figure and displays the
+    ``{glue:figure}`` directive that places it, named, so Sphinx numbers it (Fig. 6.2)."""
+    import IPython.display
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    fig, _ = plt.subplots()
+    viz.show_figure(fig, "Top-1 against the mask ratio.")
+    directive = [o.data for o in shown if isinstance(o, IPython.display.Markdown)]
+    assert len(directive) == 1 and directive[0].startswith("```{glue:figure} fig-"), directive
+    name = directive[0].split()[1]
+    assert f":name: {name}" in directive[0] and directive[0].rstrip().endswith("Top-1 against the mask ratio.\n```")
+    assert not any(isinstance(o, plt.Figure) for o in shown)  # glued, not shown bare above its caption
+
+
 def test_a_log_axis_writes_its_numbers_as_the_tables_do():
     """Item 7: 1.56 x 10^-4 on an axis beside 0.000156 in the table; and neighbouring ticks stay apart."""
     import pandas as pd
