@@ -88,6 +88,11 @@ NBSP = "\u00a0"  # a table cell breaks its line at a space: "(n = 5)" stays on o
 NB_HYPHEN = "\u2011"  # a non-breaking hyphen: a line never breaks inside an exponent
 
 
+def _unbroken(text: str) -> str:
+    """``text`` with a non-breaking hyphen in every exponent: "3.46e-" / "06" never splits across lines."""
+    return text.replace("e-", f"e{NB_HYPHEN}")
+
+
 def _needs_exponent(r) -> bool:
     return any(0 < abs(float(r[k])) < 1e-4 for k in ("gap", "lo", "hi") if not np.isnan(float(r[k])))
 
@@ -99,19 +104,18 @@ def _gap_text(r, exponent: bool = False) -> str:
     "(n = k)" unbroken."""
     from .viz import column_cells
 
-    cells = (lambda v: [f"{x:.2e}" for x in v]) if exponent else column_cells  # noqa: E731
     if np.isnan(r["lo"]):
-        gap, ci = cells([float(r["gap"])])[0], ""
+        gap, ci = column_cells([float(r["gap"])], exponent=exponent)[0], ""
     else:
-        gap, lo, hi = cells([float(r["gap"]), float(r["lo"]), float(r["hi"])])
+        gap, lo, hi = column_cells([float(r["gap"]), float(r["lo"]), float(r["hi"])], exponent=exponent)
         ci = f" [{lo}, {hi}]"
-    return f"{gap}{ci} (n{NBSP}={NBSP}{r['n']})".replace("e-", f"e{NB_HYPHEN}")  # "3.46e-" / "06" never splits
+    return _unbroken(f"{gap}{ci} (n{NBSP}={NBSP}{r['n']})")
 
 
 def _p_text(value, digits: int = 2) -> str:
     from .viz import sig
 
-    return "–" if value is None or np.isnan(value) else sig(value, digits).replace("e-", f"e{NB_HYPHEN}")  # unbroken
+    return "–" if value is None or np.isnan(value) else _unbroken(sig(value, digits))
 
 
 def _p_cells(r) -> str:

@@ -316,6 +316,11 @@ def provenance_note(source: dict | None) -> str:
             f"{source['dataset']}`.\n:::")
 
 
+def sci(value: float, digits: int = 3) -> str:
+    """``value`` in scientific notation to ``digits`` significant digits (``1.74e-04``)."""
+    return f"{value:.{digits - 1}e}"
+
+
 def sig(value, digits: int = 3) -> str:
     """A number with ``digits`` significant digits, trailing zeros kept (``2.00``, ``0.0154``,
     ``0.000174``), without an exponent from 0.0001 up; whole numbers of more digits are printed whole; text
@@ -331,18 +336,19 @@ def sig(value, digits: int = 3) -> str:
     value = float(f"{value:.{digits - 1}e}")  # rounded first: 99.96 is 100, not 100.0
     magnitude = math.floor(math.log10(abs(value)))
     if magnitude >= digits - 1:
-        return f"{value:.0f}" if magnitude < 9 else f"{value:.{digits - 1}e}"
+        return f"{value:.0f}" if magnitude < 9 else sci(value, digits)
     if magnitude < -4:  # below 0.0001: 8.52e-05 reads better than 0.0000852
-        return f"{value:.{digits - 1}e}"
+        return sci(value, digits)
     return f"{value:.{digits - 1 - magnitude}f}"
 
 
-def column_cells(values, digits: int = 3) -> list[str]:
-    """A column's cells in one format: :func:`sig` each, but all in scientific notation where one of
-    them needs it (so that ``5.00e-05`` never stands above ``0.000100``)."""
+def column_cells(values, digits: int = 3, exponent: bool = False) -> list[str]:
+    """A column's cells in one format: :func:`sig` each, but all in scientific notation (:func:`sci`)
+    where one of them needs it, so that ``5.00e-05`` never stands above ``0.000100``, or where
+    ``exponent`` says that a neighbouring column of the same quantity does."""
     numbers = [v for v in values if isinstance(v, (float, np.floating)) and v == v and v != 0]
-    if any(abs(v) < 1e-4 for v in numbers) and len(numbers) == len(values):
-        return [f"{v:.{digits - 1}e}" for v in values]
+    if exponent or (any(abs(v) < 1e-4 for v in numbers) and len(numbers) == len(values)):
+        return [sci(v, digits) for v in values]
     return [sig(v, digits) for v in values]
 
 
@@ -352,7 +358,7 @@ def mean_std_cells(means, stds, digits: int = 3) -> list[str]:
     deviations share one notation: all in scientific notation where one of them needs it, so that
     ``0.000174 ± 4.9e-07`` never appears (it is ``1.74e-04 ± 4.9e-07``)."""
     numbers = [float(v) for v in [*means, *stds] if v == v and v != 0]
-    fmt = (lambda v, d: f"{v:.{d - 1}e}") if any(abs(v) < 1e-4 for v in numbers) else sig
+    fmt = sci if any(abs(v) < 1e-4 for v in numbers) else sig
     return [fmt(m, digits) if s != s else f"{fmt(m, digits)} ± {'0' if s == 0 else fmt(s, digits - 1)}"
             for m, s in zip(means, stds)]
 
