@@ -23,6 +23,7 @@ import io
 import math
 import os
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -88,19 +89,39 @@ def pin_threads(n: int) -> None:
 
 
 class _Prefixed(io.TextIOBase):
-    """A text stream that writes ``[label] `` before every line it passes on to ``stream``."""
+    """A text stream that writes ``[label] `` before every line it passes on to ``stream``.
+
+    Jobs running side by side share one pipe, so each line goes out with its prefix in a single write (a
+    write under the pipe's atomic size is never split by another process's): text is held until its line
+    ends (``\\n`` or ``\\r``), or until :meth:`flush`, which passes on a partial line (a live progress row).
+    A lock keeps the lines of this process's threads (the progress watcher's, the chapter's) whole too.
+    """
 
     def __init__(self, stream, label: str):
         self.stream, self.prefix, self.at_start = stream, f"[{label}] ", True
+        self.pending, self.lock = "", threading.Lock()
 
     def write(self, text: str) -> int:
-        for piece in text.splitlines(keepends=True):
-            if self.at_start:
-                self.stream.write(self.prefix)
-            self.stream.write(piece)
-            self.at_start = piece.endswith(("\n", "\r"))
-        self.stream.flush()
+        with self.lock:
+            pieces = (self.pending + text).splitlines(keepends=True)
+            self.pending = pieces.pop() if pieces and not pieces[-1].endswith(("\n", "\r")) else ""
+            self._send(pieces)
         return len(text)
+
+    def flush(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, ""
+            self._send([pending] if pending else [])
+
+    def _send(self, pieces: list[str]) -> None:
+        """Pass ``pieces`` on in one write, a prefix before each that starts a line."""
+        out = []
+        for piece in pieces:
+            out.append(self.prefix + piece if self.at_start else piece)
+            self.at_start = piece.endswith(("\n", "\r"))
+        if out:
+            self.stream.write("".join(out))
+        self.stream.flush()
 
 
 @contextlib.contextmanager
@@ -108,9 +129,13 @@ def _prefixed(label: str):
     if not label:
         yield
         return
-    with contextlib.redirect_stdout(_Prefixed(sys.stdout, label)), \
-            contextlib.redirect_stderr(_Prefixed(sys.stderr, label)):
-        yield
+    out, err = _Prefixed(sys.stdout, label), _Prefixed(sys.stderr, label)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:  # a last line left without its end
+        out.flush()
+        err.flush()
 
 
 def run_job(job: Job) -> str:

@@ -153,6 +153,32 @@ def test_each_line_of_a_job_carries_its_label():
     assert sink.text == "[seed 3] one\n[seed 3] two halves\n[seed 3] bar 10%\r[seed 3] bar 20%\n"
 
 
+def test_jobs_sharing_a_pipe_write_whole_lines():
+    """Two jobs' streams on one unbuffered pipe (as under PYTHONUNBUFFERED): every write is whole labelled
+    lines, so another process's line can never land inside one; a live row goes out when flushed."""
+    writes = []
+
+    class Pipe:
+        def write(self, s):
+            writes.append(s)
+
+        def flush(self):
+            pass
+
+    one, two = jobs._Prefixed(Pipe(), "seed 1"), jobs._Prefixed(Pipe(), "seed 2")
+    for i in range(3):
+        print(f"tabular: step {i}", file=one, flush=True)
+        print("tabular:", "started", file=two)
+    two.write("\rlive row")
+    assert all(w.endswith(("\n", "\r")) for w in writes)  # the row waits for its flush
+    two.flush()
+    assert writes[-1] == "[seed 2] live row"
+    lines = "".join(writes).replace("\r", "\n").splitlines()
+    assert all(line.startswith(("[seed 1] tabular: step", "[seed 2] tabular: started", "[seed 2] live"))
+               for line in lines if line != "[seed 2] "), lines
+    assert all(w.startswith(("[seed 1] ", "[seed 2] ")) for w in writes), writes
+
+
 @pytest.mark.parametrize("option", [["--jobs", "0"], ["--threads", "0"]])
 def test_job_options_out_of_range_are_refused_before_anything_runs(option, capsys, monkeypatch):
     monkeypatch.setattr(jobs, "launch", lambda *a, **k: pytest.fail("ran"))
