@@ -14,13 +14,14 @@ paper's gap) are :mod:`maelib.stats`'s; this module gathers the values per claim
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import paper, runs, stats
+from . import paper, profiles, runs, stats
 from .report import SeedValues
 from .stats import MIN_SEEDS
 from .tuning import CONTROL, setting
@@ -174,15 +175,18 @@ def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[
     chapter's claims, the seeds that give 80% power at the paper's gap with the spread of the seeds this
     version of the code recorded, in the gap the verdict judges (against the stronger scratch arm); at
     least five, at most twenty, or five while fewer than two are recorded (a pilot); the most any claim
-    needs, less the seeds already recorded."""
+    needs, less the seeds already recorded. Only runs with the profile's parameters as they are now count:
+    after a profile changes (a grid, a schedule), the sweep starts the new setting's pilot."""
     want, recorded, why = stats.MIN_SEEDS, set(), []
+    now = _parameters(setting({"resolved": vars(profiles.resolve(chapter, profile))}))
     for c in (c for c in CLAIMS if c.chapter == chapter):
-        current = [g for g in groups(records, chapter, profile, c.key) if g["code"] == runs.version(chapter)]
+        current = [g for g in groups(records, chapter, profile, c.key)
+                   if g["code"] == runs.version(chapter) and _parameters(g["setting"]) == now]
         vals = list(current[0]["seeds"].values()) if current else []
         recorded |= {v["seed"] for v in vals}
         if len(vals) < 2:
-            why.append(f"{c.table}: {len(vals)} seed{'' if len(vals) == 1 else 's'} at this version, so a pilot of "
-                       f"{stats.MIN_SEEDS}")
+            why.append(f"{c.table}: {len(vals)} seed{'' if len(vals) == 1 else 's'} at this version and setting, so a "
+                       f"pilot of {stats.MIN_SEEDS}")
             continue
         base, _, _ = stronger_baseline(c, current[0])  # the comparison the verdict judges, as in claim_rows
         st = stats.paired(_values(current[0], "mae"), base, c.higher_is_better)
@@ -194,6 +198,11 @@ def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[
                    f"{spread}" if n else f"{c.table}: {stats.MAX_SEEDS} seeds, the most a sweep runs; "
                    f"{stats.TARGET_POWER:.0%} power at the paper's gap ({gap:.3g}) would need more with {spread}")
     return [s for s in range(want) if s not in recorded], "; ".join(why)
+
+
+def _parameters(setting_text: str) -> dict:
+    """A setting's parameters, without the data it read."""
+    return {k: v for k, v in json.loads(setting_text).items() if k != "_data"}
 
 
 def _is_default(record: dict) -> bool:
