@@ -4,7 +4,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from maelib import claim_tables, runs, stats, summary, tuning, viz
+from maelib import claim_tables, profiles, runs, stats, summary, tuning, viz
 
 CLAIM = {c.chapter: c for c in summary.CLAIMS if c.key == "claim"}  # each chapter's seed-paper claim
 
@@ -14,7 +14,7 @@ def record(chapter, seed, mae, base, profile="quick", parameters=None, finished=
     """A run record holding one seed (or several: lists) of a chapter's claim values."""
     seeds = seed if isinstance(seed, list) else [seed]
     mae, base = (mae, base) if isinstance(mae, list) else ([mae], [base])
-    resolved = {"mask_ratio": 0.75, "seed": seeds[0], **(parameters or {})}
+    resolved = {**vars(profiles.resolve(chapter, profile)), "seed": seeds[0], **(parameters or {})}
     return {"chapter": chapter, "notebook": f"{chapter}.py",
             "parameters": {"profile": profile, "seed": seeds[0], **(parameters or {})},
             "resolved": resolved, "profile": profile, "seed": seeds[0], "device": "cpu",
@@ -367,7 +367,7 @@ def test_seeds_reuse_the_learning_rates_the_seed_0_run_chose(tmp_path):
 
     for i, r in enumerate([rec(0, "an earlier version"), rec(1, code), rec(0, code, epochs=99)]):
         (tmp_path / f"r{i}.json").write_text(json.dumps(r))
-    resolved = {"mask_ratio": 0.75, "seed": 3}
+    resolved = {**vars(profiles.resolve("segmentation", "quick")), "seed": 3}
     assert tuning.recorded("segmentation", resolved, root=tmp_path) is None
     (tmp_path / "r9.json").write_text(json.dumps(rec(0, code)))
     found = tuning.recorded("segmentation", resolved, root=tmp_path)
@@ -404,7 +404,7 @@ def test_runs_on_other_data_are_neither_pooled_nor_tuned_together(tmp_path):
     found = summary.groups(recs, "segmentation", "quick")
     assert sorted(g["dataset"] for g in found) == ["ade20k", "camvid"] and all(len(g["seeds"]) == 5 for g in found)
     (tmp_path / "r0.json").write_text(json.dumps(recs[0]))  # only CamVid's seed 0 chose
-    resolved = {"mask_ratio": 0.75, "dataset": "auto", "seed": 1}
+    resolved = {**recs[0]["resolved"], "seed": 1}
     assert tuning.recorded("segmentation", resolved, camvid, root=tmp_path)["lr"] == {"MAE init": 1e-3}
     assert tuning.recorded("segmentation", resolved, ade, root=tmp_path) is None
     assert tuning.recorded("segmentation", resolved, {**camvid, "sha256": "c" * 64}, root=tmp_path) is None
@@ -413,9 +413,9 @@ def test_runs_on_other_data_are_neither_pooled_nor_tuned_together(tmp_path):
 def test_a_power_sweep_asks_for_the_seeds_that_80_percent_power_needs():
     version = runs.version("segmentation")
     seeds, why = summary.seeds_needed("segmentation", "quick", [])
-    assert seeds == [0, 1, 2, 3, 4] and why.endswith("0 seeds at this version, so a pilot of 5")
+    assert seeds == [0, 1, 2, 3, 4] and why.endswith("0 seeds at this version and setting, so a pilot of 5")
     one = [record("segmentation", 0, 0.3, 0.3, code=runs.version("segmentation"))]
-    assert "1 seed at this version" in summary.seeds_needed("segmentation", "quick", one)[1]
+    assert "1 seed at this version and setting" in summary.seeds_needed("segmentation", "quick", one)[1]
     gaps = [0.0085 + d for d in (0.01, -0.01, 0.005, -0.005, 0.0)]  # sd 0.0079 around the paper's gap
     pilot = [record("segmentation", s, 0.3 + g, 0.3, code=version) for s, g in enumerate(gaps)]
     seeds, why = summary.seeds_needed("segmentation", "quick", pilot)
@@ -427,6 +427,12 @@ def test_a_power_sweep_asks_for_the_seeds_that_80_percent_power_needs():
     assert "20 seeds, the most a sweep runs; 80% power at the paper's gap" in why and "for 80%" not in why
     old = [record("segmentation", s, 0.3 + g, 0.3, code="older") for s, g in enumerate(gaps)]
     assert summary.seeds_needed("segmentation", "quick", old)[0] == [0, 1, 2, 3, 4]  # another version: a pilot
+    grid = [record("segmentation", s, 0.3 + g, 0.3, code=version, parameters={"lr_grid": [1.0]})
+            for s, g in enumerate(gaps)]
+    for r in grid:  # a default run when it ran: the profile's grid has changed since
+        r["parameters"] = {"profile": "quick", "seed": r["seed"]}
+    seeds, why = summary.seeds_needed("segmentation", "quick", grid)
+    assert seeds == [0, 1, 2, 3, 4] and "0 seeds at this version and setting" in why  # the new grid's pilot
 
 
 def test_the_seeds_for_power_come_from_the_comparison_the_verdict_judges():
