@@ -45,6 +45,7 @@ records_dir = None  # the run registry (default: results/runs)
 
 # %% tags=["remove-cell"]
 import json
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -259,14 +260,14 @@ if chapters:
     for ax, chapter in zip(axes.flat, chapters):
         part = sweep[sweep["chapter"] == chapter]
         viz.mean_std_lines(ax, part, "mask_ratio", "value", "profile", xlabel="pretraining mask ratio",
-                           ylabel=part["metric"].iloc[0],
-                           label=line_label(part))
+                           ylabel=textwrap.fill(part["metric"].iloc[0], 30), label=line_label(part))
         one = part["mask_ratio"].nunique() < 2  # said in the title, not over the data
-        ax.set_title(chapter + ("\n(one mask ratio at this code version)" if one else ""), fontsize=9)
+        ax.set_title(chapter + ("\n(one mask ratio at this code version)" if one else ""), fontsize=10)
         ax.set_xlim(0, 1)  # the whole range of ratios: a single point shows where it lies
-        ax.tick_params(labelsize=8)
-        ax.xaxis.label.set_size(8)
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # under the panel
+        ax.tick_params(labelsize=9)  # two panels a row: 9 pt is the smallest a reader of the page can read
+        ax.xaxis.label.set_size(9)
+        ax.yaxis.label.set_size(9)
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # under the panel
     for ax in list(axes.flat)[len(chapters):]:
         ax.axis("off")
     fig.tight_layout()

@@ -372,6 +372,23 @@ def test_a_log_axis_writes_its_numbers_as_the_tables_do():
     assert len(set(shown)) == len(shown) and "0.000150" in shown, shown
 
 
+def test_a_narrow_log_axis_has_enough_labelled_ticks_to_read_values_off():
+    """Fig. 2.4: validation MSE from 0.086 to 0.11 on a log axis had two labels, 0.090 and 0.100."""
+    import numpy as np
+    import pandas as pd
+
+    runs_ = {"MAE": pd.DataFrame({"epoch": range(1, 11), "val_mse": np.linspace(0.11, 0.088, 10)}),
+             "scratch": pd.DataFrame({"epoch": range(1, 11), "val_mse": np.linspace(0.1, 0.086, 10)})}
+    fig = viz.curves(runs_, ("val_mse",), logy=True)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    shown = [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True)
+             if t.get_text() and lo <= t.get_position()[1] <= hi]
+    assert ax.get_yscale() == "log" and len(shown) >= 4, shown
+    assert len({len(t.split(".")[1]) for t in shown}) == 1 and any(float(t) > 0.105 for t in shown), shown
+
+
 def test_the_forest_plot_keeps_to_the_text_width():
     """Item 7: the claims' one-line titles made the forest plot 12 inches wide once saved (bbox tight),
     so the page shrank it and its text to about 7 px."""
