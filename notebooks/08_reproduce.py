@@ -180,24 +180,32 @@ def command(r) -> str:
     params.pop("profile", None)
     if r.get("seed") is not None:
         params["seed"] = r["seed"]
-    line = f"python -m maelib run {r['chapter']} --profile {r.get('profile') or 'auto'}"
-    line += "".join(f" -p {name} {arg(value)}" for name, value in params.items())
-    return line + " --no-book"
+    words = [f"python -m maelib run {r['chapter']} --profile {r.get('profile') or 'auto'}"]
+    words += [f"-p {name} {arg(value)}" for name, value in params.items()] + ["--no-book"]
+    lines = [words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + len(word) < 80:
+            lines[-1] += f" {word}"
+        else:  # a continued line: one wider than the page's code block would scroll
+            lines[-1] += " \\"
+            lines.append(f"    {word}")
+    return "\n".join(lines)
 
 
 commits = sorted({r["git_commit"] for r in records if r.get("git_commit")})
 used_profiles = sorted({r.get("profile") for r in records if r.get("profile")})
 lines = []
 if len(commits) == 1:
-    lines += [f"git checkout {commits[0]}  # the commit every chapter ran at"]
+    lines += ["# the commit every chapter ran at", f"git checkout {commits[0]}"]
 elif commits:
-    lines += ["# the chapters ran at different commits: check out each one's before running it"]
+    lines += ["# the chapters ran at different commits: check out each one's", "# before running it"]
 if len(used_profiles) == 1:
-    lines += ["", "# the whole book at the profile the chapters ran at, each chapter with its default parameters",
+    lines += ["", "# the whole book at the profile the chapters ran at,", "# each chapter with its default parameters",
               f"make book PROFILE={used_profiles[0]}"]
 else:
     lines += ["", "# the whole book at the default profile (quick on a CPU, full with CUDA)", "make book"]
-lines += ["", "# or chapter by chapter, with the parameters and seed each one ran with, then this page and the book"]
+lines += ["", "# or chapter by chapter, with the parameters and seed each one ran with,",
+          "# then this page and the book"]
 for r in records:
     if len(commits) > 1:
         lines.append(f"# {r['chapter']} ran at commit {r.get('git_commit') or NOT_RECORDED}")
@@ -217,12 +225,19 @@ def verdict_seeds(chapter: str, profile: str) -> list[int]:
     return seeds if len(seeds) >= summary.MIN_SEEDS else []
 
 
+def seed_words(seeds: list[int]) -> str:
+    """``0 1 2``, or bash's ``{0..19}`` for a longer run of consecutive seeds (a line that fits the page)."""
+    if len(seeds) > 5 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{{{seeds[0]}..{seeds[-1]}}}"
+    return " ".join(map(str, seeds))
+
+
 sweeps = []
 for r in records:
     if "seed" in profiles.SPECS.get(r["chapter"], {}) and r.get("seed") is not None:
         profile = r.get("profile") or "auto"
         seeds = verdict_seeds(r["chapter"], profile) or range(r["seed"], r["seed"] + summary.MIN_SEEDS)
-        sweeps.append(f"python -m maelib sweep {r['chapter']} --profile {profile} --seeds {' '.join(map(str, seeds))}")
+        sweeps.append(f"python -m maelib sweep {r['chapter']} --profile {profile} --seeds {seed_words(list(seeds))}")
 glue("sweep_commands", "\n".join(sweeps), display=False)
 
 # %% [markdown]

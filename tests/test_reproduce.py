@@ -101,9 +101,12 @@ def test_reproduce_commands_give_back_each_records_parameters(ran):
     """Each chapter's command, read back the way `python -m maelib run` reads it, has the record's
     profile, parameters and seed; the sweep starts at the recorded seed; make book names the profile."""
     glued, _, records = ran
-    lines = glued["commands"].splitlines()
+    shown = glued["commands"].splitlines()
+    lines = glued["commands"].replace(" \\\n    ", " ").splitlines()  # a long command, continued, as one
     assert "make book PROFILE=quick" in lines
-    assert lines[0].startswith("git checkout 0123456789abcdef ")  # the commit every record names
+    assert lines[1].startswith("git checkout 0123456789abcdef")  # the commit every record names
+    shown = [x for x in shown if "executed_dir" not in x]  # not the test's own long temporary folder
+    assert max(map(len, shown)) <= 88, max(shown, key=len)  # a line the page's code block shows whole
     for stem, entry in records.items():
         line = next(x for x in lines if x.startswith(f"python -m maelib run {entry['chapter']} "))
         words = shlex.split(line)
