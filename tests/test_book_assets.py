@@ -53,3 +53,11 @@ def test_the_page_names_a_favicon_that_the_build_has(one_page_book):
     html = (one_page_book / "book" / "page.html").read_text()
     icon = re.search(r'<link rel="icon" href="([^"]+)"', html)
     assert icon and (one_page_book / "book" / icon.group(1)).resolve().is_file()
+
+
+def test_a_first_visit_starts_in_a_valid_colour_mode(one_page_book):
+    """Without a stored choice, the theme's first script fell back on an empty mode, which its code rejects
+    with "Got invalid theme mode" in the console: the fallback is "auto" (the reader's system setting)."""
+    html = (one_page_book / "book" / "page.html").read_text()
+    fallbacks = re.findall(r'localStorage\.getItem\("(?:mode|theme)"\) \|\| "([^"]*)"', html)
+    assert fallbacks and set(fallbacks) == {"auto"}, fallbacks
