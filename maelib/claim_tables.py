@@ -1,5 +1,6 @@
 """The tables and figures of the summary chapter: each claim's verdict, its evidence, its scale, its
-history, its two scratch arms, whether every arm learned, and its curves over the fine-tuning run.
+history, its two scratch arms, whether every arm learned, where each arm's learning rate lies in its grid,
+and its curves over the fine-tuning run.
 
 Each is laid out from :func:`maelib.summary.claim_rows` (the registry's groups and their statistics,
 :mod:`maelib.stats`); nothing here computes a verdict of its own.
@@ -81,6 +82,30 @@ def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFr
                              "as good as persistence": beats})
     return pd.DataFrame(rows, columns=["table", "profile", "arm", "seeds", "median", "worst seed",
                                        "every seed learned", "as good as persistence"])
+
+
+def rate_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
+    """Where each arm's learning rate lies in the grid it was chosen from, per chapter and profile of the
+    judged group (every arm the chapter trains, not only its claims'): the rates tried (the grid, grown
+    where the best lay at an end), the chosen one, and "inside" or "at the top"/"at the bottom" of what was
+    tried. A grid grows at most twice, so a rate at an end may be short of the best."""
+    from .tuning import TUNING_SEED, setting
+    from .viz import sig
+
+    rows = []
+    for chapter, key in dict((c.chapter, c.key) for c in CLAIMS).items():  # a chapter's first claim
+        for prof in profiles:
+            g = judged_group(records, chapter, prof, key)
+            chooser = g and next((r for r in reversed(records) if r["chapter"] == chapter and r["seed"] == TUNING_SEED
+                                  and runs.pool_version(r) == g["code"] and setting(r) == g["setting"]), None)
+            m = chooser["metrics"] if chooser and isinstance(chooser["metrics"], dict) else {}
+            for arm, chosen in (m.get("lr") or {}).items():
+                tried = sorted(float(v) for v in (m.get("lr_grid") or {}).get(arm) or {})
+                where = ("fixed (no grid)" if len(tried) < 2 else "inside" if tried[0] < chosen < tried[-1] else
+                         "at the top" if chosen == tried[-1] else "at the bottom")
+                rows.append({"chapter": chapter, "profile": prof, "arm": arm, "rates tried": ", ".join(map(sig, tried)),
+                             "chosen": sig(chosen), "where": where})
+    return pd.DataFrame(rows, columns=["chapter", "profile", "arm", "rates tried", "chosen", "where"])
 
 
 PAPERS = "paper's table"  # the index of every claims table: its rows are the paper's Tables 1-5, not the book's

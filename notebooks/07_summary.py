@@ -142,6 +142,23 @@ if len(learning):
                    "seed, whether the worst is within half of the median, and, for forecasters, whether the arm is "
                    "as good as persistence on average.", "table-claims-learning")
 
+# %% [markdown]
+# Each arm's learning rate was chosen on held-out training data by the run of seed 0, from a grid that
+# grows (by doubling or halving, at most twice) past an end where the best rate lay; the other seeds
+# reuse the choice. A rate at an end of what was tried may still be short of the best, and the table
+# says where each one lies. {glue:text}`rate_ends`
+
+# %% tags=["hide-input"]
+rates = claim_tables.rate_table(records)
+ends = rates[rates["where"].str.startswith("at the")]
+glue("rate_ends", "Every arm's rate lies inside the rates tried." if len(rates) and not len(ends) else
+     f"At an end: {'; '.join(f'{r.chapter} ({r.profile}), {r.arm}' for r in ends.itertuples())}." if len(ends)
+     else "", display=False)
+if len(rates):
+    viz.show_table(rates.set_index(["chapter", "profile", "arm"]), "Each arm's learning rate: the rates its "
+                   "seed-0 run tried on held-out training data, the one it chose, and where that lies among them.",
+                   "table-claims-rates")
+
 # %% tags=["hide-input"]
 evidence = claim_tables.evidence_table(records)
 if len(evidence):

@@ -496,6 +496,22 @@ def test_an_arm_with_a_seed_that_did_not_learn_is_marked():
     assert table.loc[("Table 2", "forecaster without masking"), "as good as persistence"] == "no"
 
 
+def test_each_arms_rate_is_placed_in_the_grid_its_seed_0_run_tried():
+    """A rate chosen at the top of a grown grid is flagged (volumes chose 0.008 from [0.0005, 0.008]); the
+    grid read is the seed-0 run's of the judged group, not an older setting's."""
+    version = runs.version("volumes")
+    grid = {"MAE init": {"0.002": 0.7, "0.004": 0.8, "0.008": 0.83}, "scratch": {"0.002": 0.9, "0.004": 0.8},
+            "scratch, budget-matched": {"0.002": 0.8, "0.004": 0.86, "0.008": 0.85}}
+    recs = [record("volumes", s, 0.83, 0.8, code=version) for s in range(5)]
+    recs[0]["metrics"].update(lr={"MAE init": 0.008, "scratch": 0.002, "scratch, budget-matched": 0.004}, lr_grid=grid)
+    older = record("volumes", 0, 0.5, 0.5, code=version, parameters={"lr_grid": [1.0]}, finished="2026-11-01T00:00:00")
+    older["metrics"].update(lr={"MAE init": 1.0}, lr_grid={"MAE init": {"1.0": 0.5}})
+    table = claim_tables.rate_table([older, *recs]).set_index("arm")
+    assert list(table["where"]) == ["at the top", "at the bottom", "inside"]
+    assert table.loc["MAE init", "rates tried"] == "0.00200, 0.00400, 0.00800" and table.loc["MAE init", "chosen"] == "0.00800"
+    assert claim_tables.rate_table(recs[1:]).empty  # no seed-0 run: nothing to place
+
+
 def test_the_judged_groups_of_this_code_learned_in_every_arm():
     """On the committed records: every arm of every group made by this book's code learned in every seed
     (groups of older code are judged by the code they were made with)."""
