@@ -291,7 +291,7 @@ def curve_bands(panels: dict[str, dict[str, "np.ndarray"]], ylabels: dict[str, s
 def mean_std_lines(ax, frame: pd.DataFrame, x: str, y: str, by: str | None = None, label=None,
                    xlabel: str | None = None, ylabel: str | None = None, logy: bool = False) -> None:
     """The mean of ``y`` at each ``x`` with standard-deviation bars, one line per ``by`` group (seaborn),
-    and every run behind it as a faint dot, so a reader sees how many runs each point holds.
+    and every run as a faint dot just right of its bar, so a reader sees how many runs each point holds.
 
     ``label(group, stats)`` names a line (default: the group); ``stats`` has x, mean, std and count.
     """
@@ -305,7 +305,9 @@ def mean_std_lines(ax, frame: pd.DataFrame, x: str, y: str, by: str | None = Non
     hue = None if by is None else "_line"
     sns.lineplot(data=data, x=x, y=y, hue=hue, errorbar="sd", err_style="bars", marker="o",
                  err_kws={"capsize": 3}, ax=ax)
-    sns.scatterplot(data=data, x=x, y=y, hue=hue, alpha=0.35, s=14, legend=False, ax=ax)
+    span = float(data[x].max() - data[x].min()) or 1.0  # the runs a little right of their bar, not under its caps
+    sns.scatterplot(data=data.assign(**{x: data[x] + 0.015 * span}), x=x, y=y, hue=hue, alpha=0.45, s=14,
+                    legend=False, ax=ax)
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)  # the ticks' size, not smaller
     if logy:
