@@ -67,13 +67,15 @@ class _PlainLogFormatter(mticker.LogFormatter):
 
 def plain_log_axis(axis) -> None:
     """Label a log-scaled ``axis`` (``ax.yaxis``) in the book's number format. An axis spanning less than a
-    factor of three (the data drawn so far) has about five evenly spaced ticks, all labelled to the same
-    decimals: between 0.085 and 0.11 the log ticks alone would label only 0.090 and 0.100."""
+    factor of three (the data drawn so far) has about five evenly spaced ticks, all labelled to the decimals
+    that write each exactly (0.000175, not 0.00018): between 0.085 and 0.11 the log ticks alone would
+    label only 0.090 and 0.100."""
     lo, hi = axis.get_view_interval()
     if 0 < lo < hi < 3 * lo:
         locator = mticker.MaxNLocator(5)
         ticks = locator.tick_values(lo, hi)
-        decimals = max(0, -math.floor(math.log10(ticks[1] - ticks[0])))  # the spacing's: 0.005 -> 3
+        decimals = next(d for d in range(max(0, -math.floor(math.log10(ticks[1] - ticks[0]))), 16)
+                        if np.allclose(np.round(ticks, d), ticks, rtol=0, atol=1e-3 * (ticks[1] - ticks[0])))
         axis.set_major_locator(locator)
         axis.set_minor_locator(mticker.NullLocator())
         axis.set_major_formatter(mticker.StrMethodFormatter(f"{{x:.{decimals}f}}"))

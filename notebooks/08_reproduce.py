@@ -184,7 +184,7 @@ def command(r) -> str:
     words += [f"-p {name} {arg(value)}" for name, value in params.items()] + ["--no-book"]
     lines = [words[0]]
     for word in words[1:]:
-        if len(lines[-1]) + len(word) < 80:
+        if len(lines[-1]) + len(word) < 72:  # the page's code block shows about 80 characters
             lines[-1] += f" {word}"
         else:  # a continued line: one wider than the page's code block would scroll
             lines[-1] += " \\"

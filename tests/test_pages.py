@@ -387,6 +387,11 @@ def test_a_narrow_log_axis_has_enough_labelled_ticks_to_read_values_off():
              if t.get_text() and lo <= t.get_position()[1] <= hi]
     assert ax.get_yscale() == "log" and len(shown) >= 4, shown
     assert len({len(t.split(".")[1]) for t in shown}) == 1 and any(float(t) > 0.105 for t in shown), shown
+    small = viz.curves({"run": pd.DataFrame({"epoch": range(1, 9), "val_mse": np.linspace(2.05e-4, 1.47e-4, 8)})},
+                       ("val_mse",), logy=True).axes[0]
+    small.figure.canvas.draw()
+    for tick in small.get_yticklabels():  # each label writes its tick exactly: 0.000165, never 0.00017
+        assert float(tick.get_text()) == pytest.approx(tick.get_position()[1], rel=1e-6), tick.get_text()
 
 
 def test_the_forest_plot_keeps_to_the_text_width():

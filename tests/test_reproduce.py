@@ -106,7 +106,7 @@ def test_reproduce_commands_give_back_each_records_parameters(ran):
     assert "make book PROFILE=quick" in lines
     assert lines[1].startswith("git checkout 0123456789abcdef")  # the commit every record names
     shown = [x for x in shown if "executed_dir" not in x]  # not the test's own long temporary folder
-    assert max(map(len, shown)) <= 88, max(shown, key=len)  # a line the page's code block shows whole
+    assert max(map(len, shown)) <= 76, max(shown, key=len)  # a line the page's code block shows whole
     for stem, entry in records.items():
         line = next(x for x in lines if x.startswith(f"python -m maelib run {entry['chapter']} "))
         words = shlex.split(line)
