@@ -17,6 +17,7 @@ import pandas as pd
 from . import runs, stats, summary
 from .summary import (ARMS, CLAIMS, Claim, _is_default, _values, arm_label, claim_rows, groups, judged,
                       judged_group, learned, reference_text, seed_values, stronger_key)
+from .tuning import TUNING_SEED, setting
 
 COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
@@ -89,7 +90,6 @@ def rate_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
     judged group (every arm the chapter trains, not only its claims'): the rates tried (the grid, grown
     where the best lay at an end), the chosen one, and "inside" or "at the top"/"at the bottom" of what was
     tried. A grid grows at most twice, so a rate at an end may be short of the best."""
-    from .tuning import TUNING_SEED, setting
     from .viz import sig
 
     rows = []
