@@ -59,9 +59,10 @@ CALLS = {"a": ("images", "segmentation"), "b": ("series", "tabular", "volumes")}
 NOTEBOOK_STACK = ["papermill==2.7.0", "ipykernel==7.4.0", "jupytext==1.19.6", "nbclient==0.11.0", "nbformat"]
 NO_DEPS = ["monai==1.6.1", "nibabel==5.4.2", "pooch==1.9.0", "platformdirs==4.14.8", "timm==1.0.31", "myst-nb==1.4.0"]
 # projects the device image already holds (the device tool's KINDS.md): their wheels are not carried
+# (platformdirs is not among them: pooch needs it, and the session of 2026-12-04 failed on its absence)
 DEVICE_HAS = {
     "attrs", "certifi", "charset-normalizer", "click", "filelock", "fsspec", "idna", "jinja2", "markdown-it-py",
-    "markupsafe", "mdurl", "numpy", "packaging", "pandas", "pillow", "platformdirs", "psutil", "pygments",
+    "markupsafe", "mdurl", "numpy", "packaging", "pandas", "pillow", "psutil", "pygments",
     "python-dateutil", "pyyaml", "requests", "six", "torch", "tqdm", "typing-extensions", "urllib3", "tzdata",
     "huggingface-hub", "safetensors", "torchvision", "setuptools", "wheel", "pip", "matplotlib", "scipy",
 }

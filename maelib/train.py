@@ -295,7 +295,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
         runner = DistributedDataParallel(runner, device_ids=[device.index] if device.type == "cuda" else None)
     compiled = bool(cfg.compile) and device.type == "cuda"
     if compiled:
-        runner = torch.compile(runner, mode=None if cfg.compile is True else cfg.compile)
+        # static shapes: a dynamic batch size breaks the masking's torch.rand under CUDA graphs (seen on an H200)
+        runner = torch.compile(runner, mode=None if cfg.compile is True else cfg.compile, dynamic=False)
     main_rank = dist_rank_world()[0] == 0
     if main_rank:  # to the run's terminal, when a chapter run watches (maelib.progress); else nothing
         reports.report(cfg.desc, start, cfg.epochs)
