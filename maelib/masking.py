@@ -60,6 +60,13 @@ class Masking:
         return self.keep.shape[1]
 
 
+def uniform_noise(n: int, length: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(N, L) uniform noise on ``device``, drawn on the generator's own device: a CPU generator gives the
+    same masks on a GPU as on a CPU (and CUDA refuses a CPU generator for a draw on the GPU)."""
+    where = generator.device if generator is not None else device
+    return torch.rand(n, length, device=where, generator=generator).to(device)
+
+
 def random_masking(n: int, length: int, mask_ratio: float, device=None,
                    generator: torch.Generator | None = None) -> Masking:
     """Draw per-sample random masks hiding ``mask_ratio`` of ``length`` tokens.
@@ -68,7 +75,7 @@ def random_masking(n: int, length: int, mask_ratio: float, device=None,
     """
     check_ratio("mask_ratio", mask_ratio)
     n_keep = visible_count(length, mask_ratio)
-    noise = torch.rand(n, length, device=device, generator=generator)
+    noise = uniform_noise(n, length, device, generator)
     shuffle = noise.argsort(dim=1)
     restore = shuffle.argsort(dim=1)
     mask = torch.ones(n, length, device=device)
@@ -87,7 +94,7 @@ def masking_from_visible(visible: torch.Tensor, generator: torch.Generator | Non
     ``width=L``: fixed shapes, no wait.
     """
     n, length = visible.shape
-    noise = torch.rand(n, length, device=visible.device, generator=generator) + (~visible).float() * 2
+    noise = uniform_noise(n, length, visible.device, generator) + (~visible).float() * 2
     shuffle = noise.argsort(dim=1)
     counts = visible.sum(dim=1)
     n_keep = width if width is not None else max(1, int(counts.max().item()))

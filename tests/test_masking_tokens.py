@@ -82,3 +82,21 @@ def test_sincos_positions_are_distinct():
     pe = sincos_pos_embed(32, (4, 4))
     assert pe.shape == (16, 32)
     assert torch.cdist(pe, pe).fill_diagonal_(1).min() > 0.1
+
+
+def test_masks_are_drawn_on_the_generators_device(monkeypatch):
+    """A CPU generator with tokens on another device (the GPU run of 2026-12-04 failed so: CUDA refuses
+    a CPU generator for a draw on the GPU): the noise is drawn where the generator lives, then moved."""
+    real_rand = torch.rand
+
+    def strict_rand(*size, device=None, generator=None, **kw):
+        if generator is not None and torch.device(device or "cpu") != generator.device:
+            raise RuntimeError(f"Expected a '{torch.device(device).type}' device type for generator")
+        return real_rand(*size, device=device, generator=generator, **kw)
+
+    monkeypatch.setattr(torch, "rand", strict_rand)
+    g = torch.Generator().manual_seed(0)
+    on_meta = random_masking(3, 16, 0.75, "meta", g)
+    assert on_meta.keep.device.type == "meta" and on_meta.keep.shape == (3, 4)
+    visible = torch.zeros(3, 16, dtype=torch.bool, device="meta")
+    assert masking_from_visible(visible, g, width=16).keep.device.type == "meta"
