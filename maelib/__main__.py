@@ -71,6 +71,8 @@ def parser() -> argparse.ArgumentParser:
                    help="instead of --seeds: the seeds that 80%% power at the paper's gap asks (5 to 20), from the "
                         "spread of the seeds this code version recorded, less those already recorded")
     w.add_argument("--ratios", type=float, nargs="*", default=None, help="mask ratios; none: default parameters")
+    w.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter every run of the sweep takes (e.g. -p precision fp32)")
     w.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     _add_job_options(w, "seeds run side by side")
     w.add_argument("--out-dir", default=str(runs.ROOT / "results" / "sweeps"),
@@ -117,7 +119,8 @@ def run(args, ap) -> int:
     runs.notebook_of(args.chapter)
     resolved = profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
     note = tuning.note(args.chapter, vars(resolved))  # a rerun that will choose learning rates again, or reuses
-    note = note and f"{note}; {progress.cost_phrase(args.chapter, resolved.profile)}"  # the default setting's
+    cost = progress.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
+    note = note and f"{note}; {cost}"  # the default setting's
     out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
     print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir, note=note))
     if not args.no_book:
@@ -155,32 +158,38 @@ def sweep(args, ap) -> int:
         print(f"{args.chapter}: {why}; to run: {' '.join(map(str, args.seeds)) or 'none'}", flush=True)
         if not args.seeds:
             return 0
-    grid = [{"mask_ratio": r} for r in args.ratios] if args.ratios else [{}]
+    given = {k: _value(v) for k, v in args.param}
+    grid = [{**given, "mask_ratio": r} for r in args.ratios] if args.ratios else [given]
     for extra in grid:  # validate everything before running anything
         for seed in args.seeds:  # the computation asked on tiny inputs too, before any job starts
             runs.preflight(args.chapter, profiles.resolve(args.chapter, profile=args.profile, seed=seed, **extra))
     n_jobs, threads = _job_settings(args, len(grid) * len(args.seeds))
     sweep_dir = Path(args.out_dir)  # executed notebooks of sweeps (results/sweeps is ignored by git)
-    todo = []
+    todo, tag = [], "".join(f"-{k}-{v}" for k, v in given.items())  # sweeps of other parameters: other folders
     for extra in grid:
         ratio = extra.get("mask_ratio", "default")
         for seed in args.seeds:
-            label = f"seed {seed}" + (f", mask {ratio}" if extra else "")
+            label = f"seed {seed}" + (f", mask {ratio}" if "mask_ratio" in extra else "")
             todo.append(jobs.Job(args.chapter, {"profile": args.profile, "seed": seed, **extra},
-                                 out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}"), threads=threads,
+                                 out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}{tag}"), threads=threads,
                                  label=label, progress=n_jobs == 1))
     first, rest = _tuning_first(args.chapter, todo)
     if first:
-        profile = profiles.resolve(args.chapter, **first[0].params).profile
+        resolved = profiles.resolve(args.chapter, **first[0].params)
+        cost = progress.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
         print(f"{', '.join(j.label for j in first)}: chooses the learning rates first (none is recorded for this "
-              f"setting and code); the other seeds then reuse the choice; "
-              f"{progress.cost_phrase(args.chapter, profile)}", flush=True)
+              f"setting and code); the other seeds then reuse the choice; {cost}", flush=True)
     n_first = min(n_jobs, max(1, len(first)))  # one per setting; several settings side by side
     first = [dataclasses.replace(j, threads=args.threads or jobs.threads_per_job(n_first)) for j in first]
     for path in jobs.launch(first, n_first, launcher=args.launcher) + jobs.launch(rest, n_jobs,
                                                                                    launcher=args.launcher):
         print(path)
     return 0
+
+
+def _precision(resolved) -> str:
+    """A resolved chapter's precision (fp32 for chapters that train nothing)."""
+    return getattr(resolved, "precision", None) or "fp32"
 
 
 def _tuning_first(chapter: str, todo: list) -> tuple[list, list]:

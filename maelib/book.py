@@ -80,6 +80,8 @@ def provenance_line(ex: Execution) -> str:
     seeds = "" if seed is None else (f", seeds {seed}-{seed + n - 1}" if isinstance(n, int) and n > 1
                                      else f", seed {seed}")
     device = f" on **{r['device']}**" if r.get("device") else ""  # chapters that train nothing record none
+    if device and resolved.get("precision"):  # runs made before it existed trained in fp32 and say nothing
+        device += f" in **{resolved['precision']}**"
     where = "committed from a GPU run" if ex.origin == "committed" else "run for this build"
     own = ", ".join(f"{k}={v}" for k, v in ex.own_parameters.items())
     return (f"*Executed at the **{r.get('profile')}** profile{device}, {_when(r)}, commit "

@@ -33,16 +33,33 @@ class ImportRefused(ValueError):
     """A session's folder is not complete or not readable; nothing was imported."""
 
 
+def _checked_record(where: str, record) -> dict:
+    """``record`` when it passes the registry's own checks (:func:`maelib.runs.record_problem`: every field
+    of its type, the profile one of the profile names), else :class:`ImportRefused` naming ``where``."""
+    problem = "it is not readable JSON" if record is None else runs.record_problem(record)
+    if problem:
+        raise ImportRefused(f"{where} is not a run record of the schema ({problem})")
+    return record
+
+
+def _inside(path: Path, folder: Path) -> Path:
+    """``path`` when it resolves inside ``folder``, else :class:`ImportRefused`: nothing a session's files
+    say may write elsewhere."""
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ImportRefused(f"{path} would lie outside {folder}; nothing was imported")
+    return path
+
+
 def _executed(src: Path) -> list[tuple[Path, Path, dict]]:
     """(notebook, record file, record) of every executed chapter under ``src/executed``, all checked."""
     import nbformat
 
     out = []
     for rec in sorted((src / "executed").glob("*.run.json")):
-        record = runs.read_record(rec)
+        if rec.is_symlink():
+            raise ImportRefused(f"{rec} is a link, not a run record")
+        record = _checked_record(str(rec), runs.read_record(rec))
         nb = rec.with_name(rec.name.replace(".run.json", ".ipynb"))
-        if record is None or not all(k in record for k in runs.RECORD_KEYS):
-            raise ImportRefused(f"{rec} is not a complete run record")
         if not nb.exists():
             raise ImportRefused(f"{rec} has no executed notebook beside it ({nb.name})")
         try:
@@ -53,25 +70,60 @@ def _executed(src: Path) -> list[tuple[Path, Path, dict]]:
     return out
 
 
-def _registry_records(src: Path) -> list[tuple[str, str]]:
-    """(name, text) of every record in ``src/records.tar``, each checked."""
+def _refusal(m: tarfile.TarInfo) -> str | None:
+    """Why a member of records.tar is not taken (a link, a folder, a path, not a .json), or None."""
+    if not m.isfile():
+        return "not a plain file (a link or a folder)"
+    if "/" in m.name or "\\" in m.name or m.name.startswith((".", "..")):
+        return "a path, not a plain file name"
+    if not m.name.endswith(".json"):
+        return "not a .json record"
+    return None
+
+
+def _registry_records(src: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """(name, text) of every record in ``src/records.tar``, each checked, and the members refused, each
+    with why ("<name>: <why>")."""
     tar_path = src / "records.tar"
     if not tar_path.exists():
-        return []
-    out = []
+        return [], []
+    out, refused = [], []
     with tarfile.open(tar_path) as tar:
         for m in tar.getmembers():
-            if not (m.isfile() and m.name.endswith(".json") and "/" not in m.name):
+            why = _refusal(m)
+            if why:
+                refused.append(f"records.tar member {m.name!r}: {why}")
                 continue
             text = tar.extractfile(m).read().decode()
             try:
                 record = json.loads(text)
             except json.JSONDecodeError:
                 raise ImportRefused(f"{tar_path}: {m.name} is not JSON") from None
-            if not all(k in record for k in runs.RECORD_KEYS):
-                raise ImportRefused(f"{tar_path}: {m.name} is not a complete run record")
+            _checked_record(f"{tar_path}: {m.name}", record)
             out.append((m.name, text))
-    return out
+    return out, refused
+
+
+def _checked_models(src: Path) -> list[Path]:
+    """The session's image MAEs (``models/image_mae_<profile>.pt``), each loaded and checked as the image
+    chapter loads it; anything else refuses the import before a committed model is replaced."""
+    from . import profiles
+    from .images import load_mae
+
+    folder = src / "models"
+    if not folder.is_dir():
+        return []
+    models = sorted(folder.iterdir())
+    for model in models:
+        allowed = {f"image_mae_{name}.pt" for name in profiles.PROFILE_NAMES}
+        if model.name not in allowed or model.is_symlink() or not model.is_file():
+            raise ImportRefused(f"{model} is not one of {', '.join(sorted(allowed))} (a plain file); nothing was "
+                                "imported")
+        try:
+            load_mae(model)
+        except ValueError as e:
+            raise ImportRefused(f"{e}; nothing was imported, the committed models are kept") from None
+    return models
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
@@ -84,13 +136,17 @@ def import_run(src: str | Path, root: str | Path = runs.ROOT) -> dict:
     src, root = Path(src), Path(root)
     if not src.is_dir():
         raise ImportRefused(f"{src} is not a folder")
-    executed, records = _executed(src), _registry_records(src)
-    models = sorted((src / "models").glob("*.pt")) if (src / "models").is_dir() else []
+    executed, (records, refused) = _executed(src), _registry_records(src)
+    models = _checked_models(src)
     if not executed and not records:
-        raise ImportRefused(f"{src} holds no executed chapter (executed/*.run.json) and no records.tar")
+        have = "; ".join(refused) if refused else "no records.tar"
+        raise ImportRefused(f"{src} holds no executed chapter (executed/*.run.json) and no record to import ({have})")
+    results = root / "results"
+    for _, rec, record in executed:  # every destination checked before anything is written
+        _inside(results / "executed" / record["profile"] / rec.name, results)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     done = {"from": str(src.resolve()), "imported": stamp, "chapters": {}, "records": [], "models": [], "logs": [],
-            "skipped": []}
+            "skipped": list(refused)}
     for nb, rec, record in executed:
         dest = root / "results" / "executed" / record["profile"]
         held = runs.read_record(dest / rec.name) if (dest / rec.name).exists() else None

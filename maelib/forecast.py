@@ -154,7 +154,7 @@ def pretrain(train_series: np.ndarray, p, device, seed: int) -> tuple[MaskedAuto
     loader = TensorLoader((instance_norm(x)[0].unsqueeze(-1),), p.long_batch_size, shuffle=True, seed=seed,
                           drop_last=True, device=device)
     cfg = TrainConfig(epochs=p.long_pretrain_epochs, lr=p.long_pretrain_lr, weight_decay=0.05, warmup_epochs=1,
-                      betas=(0.9, 0.95), seed=seed, desc="long-horizon MAE pretraining")
+                      betas=(0.9, 0.95), seed=seed, desc="long-horizon MAE pretraining", precision=p.precision)
     history = fit(mae, lambda m, b: m(b[0], p.long_mask_ratio)[0], loader, cfg, device,
                   groups=param_groups(mae, 0.05), progress=False)
     return mae, history
@@ -200,7 +200,7 @@ def train_arm(arm: str, data: dict, p, mae: MaskedAutoencoder | None, device, se
     if arm == PRETRAINED:
         load_pretrained(model.encoder, mae)
     history = fit_best(model, data, epochs=p.long_epochs, batch_size=p.long_batch_size, lr=lr, device=device,
-                       desc=f"{arm} lr={lr:g}", seed=seed)
+                       desc=f"{arm} lr={lr:g}", seed=seed, precision=p.precision)
     return model, history
 
 

@@ -166,7 +166,7 @@ def pretrain(mae: MaskedAutoencoder, data: dict, p, device, ckpt_dir: Path | Non
     cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.pretrain_lr * p.batch_size / 256, weight_decay=0.05,
                       warmup_epochs=min(max(1, p.pretrain_epochs // 10), 40), betas=(0.9, 0.95), seed=p.seed,
                       checkpoint=checkpoint_file(ckpt_dir, "pretrain"), desc="MAE pretraining",
-                      extra={"mask_ratio": p.mask_ratio, **mae.config})
+                      extra={"mask_ratio": p.mask_ratio, **mae.config}, precision=p.precision)
     step = lambda model, batch: model(batch[0], p.mask_ratio)[0]  # noqa: E731
     return fit(mae, step, loader, cfg, device, groups=param_groups(mae, cfg.weight_decay), evaluate=evaluate)
 
@@ -194,7 +194,7 @@ def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = 
     cfg = TrainConfig(epochs=epochs, lr=lr * p.batch_size / 256, weight_decay=0.05,
                       warmup_epochs=min(5, max(1, epochs // 8)), betas=(0.9, 0.999), seed=p.seed,
                       checkpoint=checkpoint_file(ckpt_dir, desc), desc=desc,
-                      extra={"layer_decay": layer_decay, "drop_path": p.drop_path})
+                      extra={"layer_decay": layer_decay, "drop_path": p.drop_path}, precision=p.precision)
     groups = param_groups(model, cfg.weight_decay, model.layer_of, encoder.depth + 1, layer_decay)
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1], label_smoothing=0.1)  # noqa: E731
     history = fit(model, step, loader, cfg, device, groups=groups, evaluate=_classification_eval(data, device),
@@ -263,7 +263,7 @@ def linear_probe(encoder, data: dict, p, device):
     loader = TensorLoader((feats["train"], data["train"][1]), 256, shuffle=True, seed=p.seed, device=device)
     fv, yv = feats["val"].to(device), data["val"][1].to(device)
     cfg = TrainConfig(epochs=p.probe_epochs, lr=1e-3, weight_decay=0.0, warmup_epochs=1, seed=p.seed,
-                      desc="linear probe")
+                      desc="linear probe", precision=p.precision)
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1])  # noqa: E731
     history = fit(probe, step, loader, cfg, device, evaluate=lambda m: {"val_acc": accuracy(m(fv), yv)})
     return probe, history

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+from .precision import resolve_precision
+
 COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 PROFILE_NAMES = ("smoke", "quick", "full")
@@ -82,6 +84,8 @@ COMMON = {
     "device": Spec(str),
     "batch_size": Spec(int, 1),
     "checkpoint_dir": Spec(str),
+    # every training's arithmetic; "auto" resolves to bf16 where the device is fast at it (maelib.precision)
+    "precision": Spec(str, choices=("auto", "fp32", "bf16")),
 }
 
 # choose the learning rates anew even where a rerun changes only what pretraining does (the mask ratio, the
@@ -218,7 +222,7 @@ SPECS["volumes"] = {
     "limit": Spec(int, 4),
 }
 
-NO_TRAINING = {k: v for k, v in NO_CHECKPOINTS.items() if k != "batch_size"}
+NO_TRAINING = {k: v for k, v in NO_CHECKPOINTS.items() if k not in ("batch_size", "precision")}
 
 SPECS["masking"] = {
     **NO_TRAINING,
@@ -233,19 +237,25 @@ SPECS["masking"] = {
 SPECS["summary"] = {"profile": COMMON["profile"], "records_dir": Spec(str)}
 SPECS["reproduce"] = {"profile": COMMON["profile"], "executed_dir": Spec(str), "committed_dir": Spec(str)}
 
+# The quick and smoke profiles of the series and tabular chapters train in fp32: their models are so small
+# (6-42 tokens of width 16-32, two-layer nets) that bf16 autocast's casts cost more than its matrix products
+# save on a CPU (benchmarks/precision_throughput.py, 2026-12-04). Their full profiles (CUDA) take "auto".
+SMALL_MODELS_ON_A_CPU = "fp32"
+
 # long horizons: PatchTST/42's patching and its univariate ETTh1 size (d_model 16, 3 layers, 4 heads), L = 336
 _SERIES_LONG = dict(long_lag=336, long_horizons=[96], long_patch=16, long_stride=8, long_dim=16, long_depth=3,
                     long_heads=4, long_epochs=6, long_pretrain_epochs=10, long_pretrain_lr=1e-3, long_mask_ratio=0.4,
                     long_lr_grid=[5e-4, 1e-3, 2e-3], long_batch_size=128)
 _SERIES_QUICK = dict(dataset="ETTh1", robustness_dataset="ETTh2", lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
                      epochs=6, pretrain_epochs=6, seeds=1, dim=32, depth=2, heads=2, hidden=32, patch_size=4,
-                     batch_size=128, lr=None, lr_grid=[1e-3, 2e-3, 4e-3], pretrain_lr=2e-3, **_SERIES_LONG)
+                     batch_size=128, lr=None, lr_grid=[1e-3, 2e-3, 4e-3], pretrain_lr=2e-3, **_SERIES_LONG,
+                     precision=SMALL_MODELS_ON_A_CPU)
 
 _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pretrain_epochs=150, finetune_epochs=40,
                     probe_epochs=90, batch_size=256, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4,
                     norm_target=True, limit=None, pretrain_lr=1.5e-4, finetune_lr=None, scratch_lr=None,
                     matched_lr=None, lr_grid=[5e-4, 1e-3, 2e-3], tune=False, layer_decay=0.75, drop_path=0.1,
-                    synthetic=False)
+                    synthetic=False, precision="auto")
 
 PROFILES: dict[str, dict[str, dict]] = {
     "images": {
@@ -262,7 +272,7 @@ PROFILES: dict[str, dict[str, dict]] = {
 
 PROFILES["series"] = {
     "quick": _SERIES_QUICK,
-    "full": {**_SERIES_QUICK, "epochs": 30, "pretrain_epochs": 60, "seeds": 5, "dim": 64, "depth": 3, "heads": 4,
+    "full": {**_SERIES_QUICK, "precision": "auto", "epochs": 30, "pretrain_epochs": 60, "seeds": 5, "dim": 64, "depth": 3, "heads": 4,
              "hidden": 64, "lr_grid": [5e-4, 1e-3, 2e-3], "pretrain_lr": 1e-3, "long_horizons": [96, 192, 336, 720], "long_epochs": 30,
              "long_pretrain_epochs": 100, "long_lr_grid": [1e-4, 3e-4, 1e-3]},
     "smoke": {**_SERIES_QUICK, "lag": 16, "patch_size": 4, "epochs": 1, "pretrain_epochs": 1, "dim": 8,
@@ -274,10 +284,11 @@ PROFILES["series"] = {
 
 _TABULAR_QUICK = dict(missing_rate=0.2, missing_rates=[0.2], mask_ratio=0.3, columns=None, rows=None, epochs=12, seeds=1,
                       dim=32, depth=2, heads=2, hidden=64, batch_size=256, lr=None,
-                      lr_grid=[4e-3, 8e-3, 1.6e-2])  # from [1e-3, 4e-3], every network chose 0.016 at the grown top
+                      lr_grid=[4e-3, 8e-3, 1.6e-2],  # from [1e-3, 4e-3], every network chose 0.016 at the grown top
+                      precision=SMALL_MODELS_ON_A_CPU)
 PROFILES["tabular"] = {
     "quick": _TABULAR_QUICK,
-    "full": {**_TABULAR_QUICK, "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 5, "dim": 64, "depth": 3,
+    "full": {**_TABULAR_QUICK, "precision": "auto", "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 5, "dim": 64, "depth": 3,
              "heads": 4},
     "smoke": {**_TABULAR_QUICK, "rows": 1500, "epochs": 1, "dim": 8, "depth": 1, "hidden": 8, "batch_size": 256},
 }
@@ -287,7 +298,7 @@ _SEG_QUICK = dict(dataset="auto", img_size=96, patch_size=16, mask_ratio=0.75, p
                   batch_size=16, dim=128, depth=6, heads=4, decoder_dim=64, decoder_depth=1, width=64,
                   pretrain_lr=1e-3, finetune_lr=None, scratch_lr=None, matched_lr=None, lr_grid=[5e-4, 1e-3, 2e-3],
                   layer_decay=0.75,
-                  limit=None, norm_target=True, mae_checkpoint=None, tune=False)
+                  limit=None, norm_target=True, mae_checkpoint=None, tune=False, precision="auto")
 PROFILES["segmentation"] = {
     "quick": _SEG_QUICK,
     "full": {**_SEG_QUICK, "img_size": 256, "patch_size": 16, "pretrain_epochs": 400, "epochs": 80, "dim": 192,
@@ -305,7 +316,7 @@ PROFILES["segmentation"] = {
 # grid starts at 2e-3: from [5e-4, 2e-3], the two 8-pass arms chose 0.008 at the top of a grid grown twice.
 _VOL_QUICK = dict(dataset="auto", roi=[32, 48, 32], mask_ratio=0.75, pretrain_epochs=20, epochs=8, batch_size=2,
                   hidden_size=96, mlp_dim=192, heads=4, decoder_dim=48, decoder_depth=1, decoder_heads=4,
-                  feature_size=8, pretrain_lr=1e-3, lr=None, lr_grid=[2e-3, 4e-3, 8e-3], limit=100)
+                  feature_size=8, pretrain_lr=1e-3, lr=None, lr_grid=[2e-3, 4e-3, 8e-3], limit=100, precision="auto")
 PROFILES["volumes"] = {
     "quick": _VOL_QUICK,
     "full": {**_VOL_QUICK, "roi": [48, 64, 48], "pretrain_epochs": 300, "epochs": 100, "batch_size": 4,
@@ -348,13 +359,28 @@ def resolve(chapter: str, profile: str = "auto", **overrides) -> SimpleNamespace
     params = dict(PROFILES[chapter][profile])
     params.update({k: v for k, v in overrides.items() if v is not None})
     params["profile"] = profile
-    for name, default in (("seed", 0), ("device", "auto")):
+    for name, default in (("seed", 0), ("device", "auto"), ("precision", "auto")):
         if name in SPECS[chapter]:
             params.setdefault(name, default)
     validate(chapter, params)
     values = {k: None for k in SPECS[chapter]}
     values.update({k: SPECS[chapter][k].check(k, v) for k, v in params.items()})
+    if "precision" in values:  # resolved here, so that records and settings name fp32 or bf16, never "auto"
+        values["precision"] = resolve_precision(values["precision"], device_type(values["device"]))
     return SimpleNamespace(**values)
+
+
+def device_type(name: str | None) -> str:
+    """The kind of device a ``device`` parameter names ('auto': CUDA when present); an unknown name counts
+    as a CPU here (the chapter's preflight refuses it before anything runs)."""
+    import torch
+
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return torch.device(name).type
+    except (RuntimeError, ValueError):
+        return "cpu"
 
 
 def resolve_namespace(chapter: str, namespace: dict) -> SimpleNamespace:

@@ -247,15 +247,21 @@ def _per_seed_s(record: dict) -> float:
     return record["wall_s"] / (record["resolved"].get("seeds") or 1)
 
 
-def _classified(chapter: str, profile: str, root) -> list[tuple[dict, bool]]:
-    """The chapter's default-parameter runs at ``profile``, oldest first, each with whether it chose its
-    learning rates. A run that holds a choice (``lr_grid``) made it unless an earlier seed-0 run of its
-    setting and code had; every other run chose nothing."""
+def precision_of(record: dict) -> str:
+    """The precision a run trained in (records made before ``precision`` existed trained in fp32)."""
+    return record["resolved"].get("precision") or "fp32"
+
+
+def _classified(chapter: str, profile: str, root, precision: str) -> list[tuple[dict, bool]]:
+    """The chapter's default-parameter runs at ``profile`` in ``precision`` (a bf16 run's time says nothing
+    of an fp32 one's), oldest first, each with whether it chose its learning rates. A run that holds a
+    choice (``lr_grid``) made it unless an earlier seed-0 run of its setting and code had; every other run
+    chose nothing."""
     from . import runs, tuning
 
     made, out = set(), []
     for r in runs.load_records(chapter, root):
-        if r["profile"] != profile or set(r["parameters"]) - set(tuning.CONTROL):
+        if r["profile"] != profile or set(r["parameters"]) - set(tuning.CONTROL) or precision_of(r) != precision:
             continue
         grid = r["metrics"].get("lr_grid") if isinstance(r["metrics"], dict) else None
         key = (runs.pool_version(r), tuning.setting(r))
@@ -266,13 +272,13 @@ def _classified(chapter: str, profile: str, root) -> list[tuple[dict, bool]]:
     return out
 
 
-def tuning_cost(chapter: str, profile: str, root=None) -> dict | None:
+def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32") -> dict | None:
     """What choosing the learning rates adds to a run, by the newest code version whose records hold a
     run that chose them and runs that reused the choice: {"cost_s", "chose_s", "reused_s" (a seed),
     "code"}; None when no such pair is recorded."""
     from . import runs
 
-    classified = _classified(chapter, profile, root or runs.RECORDS)
+    classified = _classified(chapter, profile, root or runs.RECORDS, precision)
     for code in dict.fromkeys(runs.pool_version(r) for r, _ in reversed(classified)):  # newest code first
         chose = [r for r, c in classified if c and runs.pool_version(r) == code]
         reused = [_per_seed_s(r) for r, c in classified if not c and runs.pool_version(r) == code
@@ -286,12 +292,14 @@ def tuning_cost(chapter: str, profile: str, root=None) -> dict | None:
     return None
 
 
-def cost_phrase(chapter: str, profile: str, root=None) -> str:
-    """One clause on what choosing the learning rates costs at ``profile``, for a note said before a run."""
-    c = tuning_cost(chapter, profile, root)
+def cost_phrase(chapter: str, profile: str, root=None, precision: str = "fp32") -> str:
+    """One clause on what choosing the learning rates costs at ``profile`` in ``precision``, for a note
+    said before a run."""
+    c = tuning_cost(chapter, profile, root, precision)
     if c is None:
-        return f"no recorded pair of runs at the {profile} profile tells what choosing them costs"
-    return (f"choosing them takes about {_minutes(c['cost_s'])} at the {profile} profile, by the recorded runs "
+        return f"no recorded pair of {precision} runs at the {profile} profile tells what choosing them costs"
+    return (f"choosing them takes about {_minutes(c['cost_s'])} at the {profile} profile in {precision}, by the "
+            "recorded runs "
             f"(code {(c['code'] or 'unknown')[:8]}: the run that chose them took {_minutes(c['chose_s'])}, "
             f"the runs that reused its choice {_minutes(c['reused_s'])} a seed)")
 
@@ -304,18 +312,18 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
     from . import profiles, runs, tuning
 
     root = root or runs.RECORDS
-    profile, seeds = resolved["profile"], resolved.get("seeds") or 1
+    profile, seeds, precision = resolved["profile"], resolved.get("seeds") or 1, resolved.get("precision") or "fp32"
     defaults = vars(profiles.resolve(chapter, profile))
     differ = {k for k in resolved if k not in tuning.CONTROL and resolved[k] != defaults.get(k)}
     if differ <= set(tuning.PRETRAINING_ONLY):
-        reused = [r for r, chose in _classified(chapter, profile, root) if not chose]
+        reused = [r for r, chose in _classified(chapter, profile, root, precision) if not chose]
         if not reused:
             return None
         newest = runs.pool_version(reused[-1])
         base = statistics.median(_per_seed_s(r) for r in reused if runs.pool_version(r) == newest) * seeds
         if not tuning.will_choose(chapter, resolved, root):
             return base
-        cost = tuning_cost(chapter, profile, root)
+        cost = tuning_cost(chapter, profile, root, precision)
         return base + cost["cost_s"] if cost else None
     want = tuning.setting({"resolved": resolved})
     same = [r for r in runs.load_records(chapter, root) if r["profile"] == profile

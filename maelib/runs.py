@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -487,6 +488,23 @@ def record_problem(entry) -> str | None:
             return f"its {key} is {value!r}, not {' or '.join('null' if k is None else k.__name__ for k in kinds)}"
     if entry["profile"] not in profiles.PROFILE_NAMES:
         return f"its profile is {entry['profile']!r}, not one of {', '.join(profiles.PROFILE_NAMES)}"
+    claims = {k: v for k, v in entry["metrics"].items() if k == "claim" or k.startswith("claim_")}
+    return next(filter(None, (claim_problem(k, v) for k, v in claims.items())), None)
+
+
+def claim_problem(key: str, claim) -> str | None:
+    """What makes a record's per-seed values (``metrics[key]``, ``key`` one of claim, claim_long...: name ->
+    one value per seed) unfit to pool, or None: lists of different lengths, or a number that is not finite."""
+    if not isinstance(claim, dict) or not all(isinstance(v, list) for v in claim.values()):
+        return f"its {key} is not a set of per-seed lists"
+    lengths = {k: len(v) for k, v in claim.items()}
+    if len(set(lengths.values())) > 1:
+        return f"its {key}'s per-seed lists differ in length ({', '.join(f'{k} {n}' for k, n in lengths.items())})"
+    for name, values in claim.items():
+        for i, v in enumerate(values):
+            numbers = v if isinstance(v, list) else [v]  # a curve per seed
+            if any(isinstance(x, float) and not math.isfinite(x) for x in numbers):
+                return f"its {key}'s {name}[{i}] holds a value that is not finite"
     return None
 
 

@@ -155,7 +155,8 @@ def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, de
 
     cfg = TrainConfig(epochs=epochs, lr=lr, weight_decay=0.05, warmup_epochs=min(2, epochs - 1), seed=p.seed,
                       desc=desc, checkpoint=checkpoint_file(ckpt_dir, desc),
-                      extra={"layer_decay": layer_decay, "width": p.width, "n_classes": n_classes})
+                      extra={"layer_decay": layer_decay, "width": p.width, "n_classes": n_classes},
+                      precision=p.precision)
     groups = param_groups(model, cfg.weight_decay, layer_of, depth + 1, layer_decay)
     step = lambda m, b: F.cross_entropy(m(b[0]), b[1], ignore_index=IGNORE)  # noqa: E731
     return fit(model, step, loader, cfg, device, groups=groups, evaluate=evaluate, progress=False)

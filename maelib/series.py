@@ -111,11 +111,11 @@ def make_encoder(p, patch_size: int) -> ViTEncoder:
 def train_forecaster(model: nn.Module, data: dict, p, device, desc: str, seed: int, lr: float | None = None):
     """:func:`fit_best` with the chapter's epochs, batch size and (unless given) learning rate."""
     return fit_best(model, data, epochs=p.epochs, batch_size=p.batch_size, lr=lr or p.lr, device=device, desc=desc,
-                    seed=seed)
+                    seed=seed, precision=p.precision)
 
 
 def fit_best(model: nn.Module, data: dict, *, epochs: int, batch_size: int, lr: float, device, desc: str,
-             seed: int):
+             seed: int, precision: str = "fp32"):
     """MSE training on the scaled windows ``data["train"]`` (X (M, lag), Y (M, horizon)); keeps the weights
     of the epoch with the lowest MSE on ``data["val"]`` (every window). Returns the history (val_mse per epoch)."""
     loader = TensorLoader(tuple(torch.from_numpy(a) for a in data["train"]), batch_size, shuffle=True,
@@ -130,7 +130,7 @@ def fit_best(model: nn.Module, data: dict, *, epochs: int, batch_size: int, lr: 
         return {"val_mse": val}
 
     cfg = TrainConfig(epochs=epochs, lr=lr, weight_decay=1e-4, warmup_epochs=min(1, epochs - 1),
-                      seed=seed, desc=desc, grad_clip=1.0)
+                      seed=seed, desc=desc, grad_clip=1.0, precision=precision)
     step = lambda m, b: F.mse_loss(m(b[0]), b[1])  # noqa: E731
     history = fit(model, step, loader, cfg, device, evaluate=evaluate, progress=False)
     model.load_state_dict(best["state"])
@@ -157,7 +157,7 @@ def pretrain_mae(data: dict, p, device, seed: int):
     x = torch.from_numpy(data["train"][0]).unsqueeze(-1)
     loader = TensorLoader((x,), p.batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
     cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.pretrain_lr, weight_decay=0.05, warmup_epochs=1, betas=(0.9, 0.95),
-                      seed=seed, desc="series MAE pretraining")
+                      seed=seed, desc="series MAE pretraining", precision=p.precision)
     history = fit(mae, lambda m, b: m(b[0], p.mask_ratio)[0], loader, cfg, device,
                   groups=param_groups(mae, 0.05), progress=False)
     return mae, history

@@ -50,12 +50,12 @@ def _remask(observed: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.T
 
 def _masked_mse(pred: torch.Tensor, target: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     w = where.float()
-    return (((pred - target) ** 2) * w).sum() / w.sum().clamp(min=1)
+    return (((pred.float() - target) ** 2) * w).sum() / w.sum().clamp(min=1)  # fp32 under bf16 autocast too
 
 
 def step_ff_paper(m, batch):
     x_true, x_filled, obs = batch
-    return ((m(x_filled, obs) - x_true) ** 2).mean()
+    return ((m(x_filled, obs).float() - x_true) ** 2).mean()
 
 
 def step_ff_fair(ratio: float):
@@ -83,7 +83,7 @@ def train_imputer(model: nn.Module, step, x_true, x_filled, observed, p, device,
     tensors = (torch.from_numpy(x_true), torch.from_numpy(x_filled), torch.from_numpy(observed))
     loader = TensorLoader(tensors, p.batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
     cfg = TrainConfig(epochs=p.epochs, lr=lr, weight_decay=1e-4, warmup_epochs=min(1, p.epochs - 1), seed=seed,
-                      desc=desc)
+                      desc=desc, precision=p.precision)
     groups = param_groups(model, cfg.weight_decay)
     return fit(model, step, loader, cfg, device, groups=groups, progress=False)
 

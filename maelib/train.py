@@ -1,6 +1,8 @@
 """One training loop for every experiment.
 
-``fit`` runs AdamW with a linear warmup and a cosine decay (per step), bf16 autocast on CUDA, a tqdm bar
+``fit`` runs AdamW with a linear warmup and a cosine decay (per step), in the configuration's precision
+(bf16 autocast or fp32, with float32 master weights, optimizer state and losses either way; the attention
+path chosen for the device: :mod:`maelib.precision`), a tqdm bar
 and a report of each epoch to a chapter run's terminal (:mod:`maelib.progress`), a per-epoch history (a
 DataFrame, with each epoch's training time), an atomic checkpoint after every epoch and resume from it.
 Each epoch reseeds torch from ``(seed, epoch)``, and loaders draw their order from the same pair, so an
@@ -30,6 +32,7 @@ from tqdm import tqdm
 from . import progress as reports
 from .data import dist_rank_world
 from .files import save_torch_atomic
+from .precision import PRECISIONS, autocast, set_attention_path
 
 
 def pick_device(device: str | None = "auto") -> torch.device:
@@ -46,11 +49,6 @@ def seed_everything(seed: int) -> None:
 
     np.random.seed(seed % 2**32)
     random.seed(seed)
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, a no-op elsewhere."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,7 @@ class TrainConfig:
     checkpoint: str | None = None
     desc: str = "train"
     compile: bool | str = False  # torch.compile the step on CUDA; a string is the compile mode
+    precision: str = "fp32"  # "bf16": forward and backward in bf16 autocast (maelib.precision)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -87,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 def lr_at(step: float, total: int, warmup: float, lr: float, min_lr: float) -> float:
@@ -241,7 +242,7 @@ def _resume(ckpt: Path | None, fingerprint: dict, model: nn.Module, opt, device)
 
 
 def _train_epoch(runner, model: nn.Module, opt, batches: Iterable, schedule: Callable[[int], float], first_step: int,
-                 compiled: bool, grad_clip: float, device) -> tuple[float, float, float]:
+                 compiled: bool, grad_clip: float, device, precision: str) -> tuple[float, float, float]:
     """One pass over ``batches``, the i-th step at learning rate ``schedule(first_step + i)`` times each
     group's ``lr_scale``; returns (mean loss, last learning rate, seconds). The losses are summed on the
     device and read once, after the last step: no host sync per step."""
@@ -253,7 +254,7 @@ def _train_epoch(runner, model: nn.Module, opt, batches: Iterable, schedule: Cal
             g["lr"] = lr * g["lr_scale"]
         if compiled:
             torch.compiler.cudagraph_mark_step_begin()  # a new step for CUDA graphs' buffers
-        with autocast(device):
+        with autocast(device, precision):
             loss = runner(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -276,7 +277,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
     resumes after the last finished epoch.
     """
     device = pick_device(device) if isinstance(device, str) else device
-    model.to(device)
+    set_attention_path(model.to(device), device)
     groups = groups if groups is not None else param_groups(model, cfg.weight_decay)
     for g in groups:
         g.setdefault("lr_scale", 1.0)
@@ -308,14 +309,15 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
             torch.manual_seed(cfg.seed * 100_003 + epoch)
             model.train()
             mean_loss, lr, seconds = _train_epoch(runner, model, opt, _epoch_batches(loader, epoch), schedule,
-                                                  epoch * steps_per_epoch, compiled, cfg.grad_clip, device)
+                                                  epoch * steps_per_epoch, compiled, cfg.grad_clip, device,
+                                                  cfg.precision)
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"{cfg.desc}: loss became {mean_loss} during epoch {epoch + 1} at a peak "
                                          f"learning rate of {cfg.lr:g}")
             row = {"epoch": epoch + 1, "loss": _mean_over_ranks(mean_loss, device), "lr": lr, "epoch_s": seconds}
             if evaluate is not None:
                 model.eval()
-                with torch.no_grad(), autocast(device):
+                with torch.no_grad(), autocast(device, cfg.precision):
                     row.update(evaluate(model))
             history.append(row)
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "epoch_s")},

@@ -39,10 +39,15 @@ def patchify3d(x: torch.Tensor, p: int = PATCH) -> torch.Tensor:
 
 
 def make_mae(p, roi) -> MaskedAutoEncoderViT:
-    return MaskedAutoEncoderViT(1, roi, PATCH, hidden_size=p.hidden_size, mlp_dim=p.mlp_dim, num_layers=12,
-                                num_heads=p.heads, masking_ratio=p.mask_ratio, decoder_hidden_size=p.decoder_dim,
-                                decoder_mlp_dim=2 * p.decoder_dim, decoder_num_layers=p.decoder_depth,
-                                decoder_num_heads=p.decoder_heads)
+    mae = MaskedAutoEncoderViT(1, roi, PATCH, hidden_size=p.hidden_size, mlp_dim=p.mlp_dim, num_layers=12,
+                               num_heads=p.heads, masking_ratio=p.mask_ratio, decoder_hidden_size=p.decoder_dim,
+                               decoder_mlp_dim=2 * p.decoder_dim, decoder_num_layers=p.decoder_depth,
+                               decoder_num_heads=p.decoder_heads)
+    # MONAI's decoder writes the embedded visible tokens into a float32 tensor of mask tokens by an index
+    # put, which bf16 autocast does not cast ("Index put requires the source and destination dtypes
+    # match"): the embedding is handed over in float32, and the decoder's blocks run in bf16 again
+    mae.decoder_embed.register_forward_hook(lambda module, args, out: out.float())
+    return mae
 
 
 def make_unetr(p, roi, n_out: int) -> UNETR:
@@ -87,7 +92,7 @@ def preflight(p, device) -> None:
 def mae_loss(mae: MaskedAutoEncoderViT, x: torch.Tensor, mask_ratio: float) -> torch.Tensor:
     """MSE between MONAI's predicted patches and the true ones, over hidden patches only."""
     pred, mask = mae(x, masking_ratio=mask_ratio)
-    per_patch = ((pred - patchify3d(x)) ** 2).mean(-1)
+    per_patch = ((pred.float() - patchify3d(x).float()) ** 2).mean(-1)  # in fp32 under bf16 autocast too
     mask = mask.to(per_patch.dtype)
     return (per_patch * mask).sum() / mask.sum().clamp(min=1)
 
@@ -225,7 +230,8 @@ def pretrain(mae, train_ds, p, device, seed: int, ckpt_dir=None):
     loader = crop_loader(train_ds, p.roi, p.batch_size, seed, device)
     cfg = TrainConfig(epochs=p.pretrain_epochs, lr=p.pretrain_lr, weight_decay=0.05, warmup_epochs=1,
                       betas=(0.9, 0.95), seed=seed, desc="3D MAE pretraining",
-                      checkpoint=checkpoint_file(ckpt_dir, "pretrain"), extra={"mask_ratio": p.mask_ratio, "roi": list(p.roi)})
+                      checkpoint=checkpoint_file(ckpt_dir, "pretrain"), extra={"mask_ratio": p.mask_ratio, "roi": list(p.roi)},
+                      precision=p.precision)
     return fit(mae, lambda m, b: mae_loss(m, b[0], p.mask_ratio), loader, cfg, device, progress=False)
 
 
@@ -255,7 +261,8 @@ def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed
     loader = crop_loader(train_ds, roi, p.batch_size, seed, device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     cfg = TrainConfig(epochs=epochs or p.epochs, lr=lr or p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed,
-                      desc=desc, checkpoint=checkpoint_file(ckpt_dir, desc), extra={"roi": list(roi), "n_out": n_out})
+                      desc=desc, checkpoint=checkpoint_file(ckpt_dir, desc), extra={"roi": list(roi), "n_out": n_out},
+                      precision=p.precision)
     step = lambda m, b: loss_fn(m(b[0]), b[1])  # noqa: E731
     return fit(model, step, loader, cfg, device, evaluate=lambda m: evaluate_dice(m, val_ds, roi, n_out, device),
                progress=False)

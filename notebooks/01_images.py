@@ -28,6 +28,7 @@ profile = "auto"  # smoke, quick or full; auto picks full on a GPU and quick on 
 data_dir = None  # folder holding tinyimagenet/ (default: $MAELIB_DATA, then the cache)
 seed = 0
 device = "auto"
+precision = None  # "fp32", "bf16" or "auto" (bf16 where the device is fast at it); None: the profile's
 checkpoint_dir = None  # where checkpoints go (default: the maelib cache)
 synthetic = False  # True uses an offline stand-in (coloured gratings) instead of TinyImageNet
 n_classes = None  # 20 (the staged subset) up to 200

@@ -58,6 +58,7 @@ hidden = None  # the recurrent nets' hidden size
 seeds = None  # how many seeds per neural model
 seed = 0  # the first of them
 device = "auto"
+precision = None  # "fp32", "bf16" or "auto" (bf16 where the device is fast at it); None: the profile's
 long_lag = None  # the long-horizon comparison: input length L
 long_horizons = None  # horizons H (the field's 96, 192, 336, 720)
 long_patch = None  # patch length and stride of the patch transformer

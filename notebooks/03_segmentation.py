@@ -32,6 +32,7 @@ dataset = None  # auto takes ADE20K when its full set is present, else CamVid
 limit = None  # at most this many images per split
 seed = 0
 device = "auto"
+precision = None  # "fp32", "bf16" or "auto" (bf16 where the device is fast at it); None: the profile's
 checkpoint_dir = None  # where checkpoints go (default: the maelib cache)
 img_size = None
 patch_size = None

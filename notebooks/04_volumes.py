@@ -33,6 +33,7 @@ limit = None  # how many labelled volumes to use in all
 roi = None  # the training crop (three multiples of 16)
 seed = 0
 device = "auto"
+precision = None  # "fp32", "bf16" or "auto" (bf16 where the device is fast at it); None: the profile's
 checkpoint_dir = None  # where checkpoints go (default: the maelib cache)
 hidden_size = None  # UNETR's ViT: width, MLP width, heads (12 blocks, 16-voxel patches)
 mlp_dim = None

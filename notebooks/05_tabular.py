@@ -42,6 +42,7 @@ hidden = None  # the feed-forward nets' hidden size
 seeds = None  # how many seeds
 seed = 0  # the first of them
 device = "auto"
+precision = None  # "fp32", "bf16" or "auto" (bf16 where the device is fast at it); None: the profile's
 
 # %% tags=["remove-cell"]
 import time

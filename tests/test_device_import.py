@@ -45,6 +45,9 @@ def test_the_provenance_line_says_profile_device_date_commit_time_and_seeds(tmp_
     for part in ("**full** profile", "cuda (NVIDIA H200)", "2026-11-28 10:00 UTC", "`01234567`", "2.1 min",
                  "seeds 0-2", "committed from a GPU run"):
         assert part in line, part
+    assert " in **" not in line  # a record made before precision existed names none
+    ex.record["resolved"] = {**ex.record["resolved"], "precision": "bf16"}
+    assert "cuda (NVIDIA H200)** in **bf16**" in book.provenance_line(ex)
     ex.record.update(device=None, seed=None)  # a chapter that trains nothing (summary): no device, no seed
     line = book.provenance_line(ex)
     assert "**full** profile, 2026-11-28 10:00 UTC, commit `01234567`, 2.1 min (committed" in line
@@ -62,6 +65,20 @@ def test_a_changed_chapter_gets_the_stale_box(tmp_path):
     assert "Made by an earlier version" in book.stale_note("series", ex)
 
 
+def tiny_mae(path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from maelib import images
+    from maelib.mae import MaskedAutoencoder
+    from maelib.tokens import Patches2d
+
+    torch.manual_seed(0)
+    mae = MaskedAutoencoder(Patches2d(16, 8), 8, 1, 2, 8, 1)
+    return images.save_mae(mae, SimpleNamespace(mask_ratio=0.75, profile="full"), path, torch.float16)
+
+
 def session(tmp_path, broken=False):
     out = tmp_path / "out"
     put(out / "executed")
@@ -70,7 +87,7 @@ def session(tmp_path, broken=False):
         f.write_text("{" if broken else json.dumps(record()))
         tar.add(f, arcname=f.name)
     (out / "models").mkdir(exist_ok=True)
-    (out / "models" / "image_mae_full.pt").write_bytes(b"weights")
+    tiny_mae(out / "models" / "image_mae_full.pt")
     (out / "bench.txt").write_text("device: NVIDIA H200\n")
     return out
 
@@ -80,7 +97,8 @@ def test_import_puts_everything_where_the_book_finds_it(tmp_path):
     done = device.import_run(session(tmp_path), root)
     assert (root / "results" / "executed" / "full" / "02_series.ipynb").exists()
     assert (root / "results" / "runs" / "series-20261128T100000-abcd.json").exists()
-    assert (root / "results" / "models" / "image_mae_full.pt").read_bytes() == b"weights"
+    assert (root / "results" / "models" / "image_mae_full.pt").read_bytes() == \
+        (tmp_path / "out" / "models" / "image_mae_full.pt").read_bytes()
     log = json.loads(next((root / "results" / "device").glob("*/IMPORT.json")).read_text())
     assert log["from"] == str((tmp_path / "out").resolve()) and log["chapters"]["series"]["profile"] == "full"
     again = device.import_run(session(tmp_path), root)  # the same session again: nothing twice
@@ -105,8 +123,61 @@ def test_an_incomplete_session_is_refused_whole(tmp_path):
     out = tmp_path / "empty"
     (out / "executed").mkdir(parents=True)
     (out / "executed" / "02_series.run.json").write_text(json.dumps({"chapter": "series"}))
-    with pytest.raises(device.ImportRefused, match="not a complete run record"):
+    with pytest.raises(device.ImportRefused, match="not a run record of the schema .it lacks notebook"):
         device.import_run(out, root)
+
+
+def test_a_record_cannot_send_its_files_outside_the_repository(tmp_path):
+    """A record whose profile is a path (here up and out of the repository) is refused like any record
+    that does not follow the registry's schema, and nothing is written anywhere."""
+    root = tmp_path / "repo"
+    for profile in ("../../../../escaped", str(tmp_path / "abs")):
+        out = tmp_path / "crafted"
+        put(out / "executed", profile=profile)
+        with pytest.raises(device.ImportRefused, match="profile is .*not one of smoke, quick, full"):
+            device.import_run(out, root)
+        assert not root.exists() and not (tmp_path / "escaped").exists() and not (tmp_path / "abs").exists()
+    with pytest.raises(device.ImportRefused, match="outside"):
+        device._inside(root / "results" / ".." / ".." / "x", root / "results")
+
+
+def test_refused_tar_members_are_named_with_why(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    good = tmp_path / "ok.json"
+    good.write_text(json.dumps(record()))
+    with tarfile.open(out / "records.tar", "w") as tar:
+        tar.add(good, arcname="../escape.json")
+        link = tarfile.TarInfo("link.json")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(device.ImportRefused) as e:
+        device.import_run(out, tmp_path / "repo")
+    message = str(e.value)
+    assert "no records.tar" not in message
+    assert "'../escape.json': a path" in message and "'link.json': not a plain file" in message
+    with tarfile.open(out / "records.tar", "a") as tar:
+        tar.add(good, arcname="series-20261128T100000-abcd.json")
+    done = device.import_run(out, tmp_path / "repo")
+    assert done["records"] == ["series-20261128T100000-abcd.json"] and len(done["skipped"]) == 2
+
+
+@pytest.mark.parametrize("content", [b"not weights", None])  # None: a file of another name
+def test_a_model_is_loaded_and_checked_before_it_replaces_anything(tmp_path, content):
+    root = tmp_path / "repo"
+    committed = root / "results" / "models" / "image_mae_full.pt"
+    committed.parent.mkdir(parents=True)
+    committed.write_bytes(b"the committed model")
+    out = session(tmp_path)
+    bad = out / "models" / "image_mae_full.pt"
+    if content is not None:
+        bad.write_bytes(content)
+    else:
+        bad.rename(out / "models" / "other.pt")
+    with pytest.raises(device.ImportRefused, match="nothing was imported"):
+        device.import_run(out, root)
+    assert committed.read_bytes() == b"the committed model"
+    assert not (root / "results" / "runs").exists()
 
 
 def test_the_masking_chapter_takes_the_committed_model_at_the_full_profile_only(tmp_path, monkeypatch, isolated_cache):

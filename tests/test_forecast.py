@@ -113,7 +113,7 @@ def test_dlinear_recipe_is_the_scripts():
 def small(**kw):
     return SimpleNamespace(**{**dict(long_lag=32, long_patch=8, long_stride=4, long_dim=8, long_depth=1,
                                      long_heads=2, long_epochs=1, long_batch_size=64, long_pretrain_epochs=1,
-                                     long_pretrain_lr=1e-3, long_mask_ratio=0.4, long_lr_grid=[1e-3]), **kw})
+                                     long_pretrain_lr=1e-3, long_mask_ratio=0.4, long_lr_grid=[1e-3], precision="fp32"), **kw})
 
 
 def test_the_two_arms_differ_only_in_the_encoders_weights():

@@ -171,9 +171,12 @@ def test_the_cost_of_choosing_learning_rates_comes_from_the_records(tmp_path):
     record(tmp_path, "a", seed=0, wall_s=900.0)  # chose: no earlier seed-0 run of its setting and code
     record(tmp_path, "b", seed=1, wall_s=300.0)  # reused its choice
     record(tmp_path, "c", seed=2, wall_s=320.0)
-    cost = progress.tuning_cost("images", "smoke", tmp_path)
+    prec = profiles.resolve("images", "smoke").precision  # what the records were made in
+    cost = progress.tuning_cost("images", "smoke", tmp_path, prec)
     assert cost["cost_s"] == pytest.approx(900 - 310) and cost["reused_s"] == pytest.approx(310)
-    assert "about 9.8 min at the smoke profile" in progress.cost_phrase("images", "smoke", tmp_path)
+    assert f"about 9.8 min at the smoke profile in {prec}" in progress.cost_phrase("images", "smoke", tmp_path, prec)
+    other = {"fp32": "bf16", "bf16": "fp32"}[prec]  # runs in another precision tell nothing of this one's time
+    assert progress.tuning_cost("images", "smoke", tmp_path, other) is None
     p = vars(profiles.resolve("images", "smoke"))  # no choice at this code: this run chooses, 310 + 590 s
     assert tuning.will_choose("images", p, tmp_path) and progress.expected_s("images", p, tmp_path) == pytest.approx(900)
     assert progress.tuning_cost("images", "quick", tmp_path) is None

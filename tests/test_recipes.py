@@ -45,7 +45,7 @@ def test_scratch_gets_no_layer_decay_and_a_random_encoder(mae, monkeypatch):
     """The chapters' arms (images.arms, segmentation.arms): the MAE arm starts from the pretrained encoder
     with layer-wise decay, scratch from a random one with none; finetune gives scratch's optimizer groups
     one learning-rate scale (1), the MAE arm one per layer."""
-    p = SimpleNamespace(batch_size=4, finetune_epochs=1, epochs=1, pretrain_epochs=3, seed=0, drop_path=0.0,
+    p = SimpleNamespace(precision="fp32", batch_size=4, finetune_epochs=1, epochs=1, pretrain_epochs=3, seed=0, drop_path=0.0,
                         layer_decay=0.75, finetune_lr=None, scratch_lr=None, matched_lr=None, width=8)
     torch.manual_seed(1)
     mae = MaskedAutoencoder(Patches2d(16, 8), dim=16, depth=4, heads=2, decoder_dim=16, decoder_depth=1)
@@ -86,7 +86,7 @@ def test_global_pool_skips_the_encoders_final_norm(mae):
 
 
 def test_linear_probe_trains_only_the_probe(mae):
-    p = SimpleNamespace(seed=0, probe_epochs=2)
+    p = SimpleNamespace(seed=0, probe_epochs=2, precision="fp32")
     g = torch.Generator().manual_seed(0)
     data = {"train": (torch.randint(0, 255, (16, 3, 16, 16), dtype=torch.uint8, generator=g), torch.arange(16) % 2),
             "val": (torch.randint(0, 255, (8, 3, 16, 16), dtype=torch.uint8, generator=g), torch.arange(8) % 2),

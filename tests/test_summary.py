@@ -285,6 +285,22 @@ def test_registry_schema(tmp_path):
     assert set(runs.RECORD_KEYS) <= set(good)
 
 
+@pytest.mark.parametrize("claim, why", [({"seeds": [0, 1], "mae": [0.5, float("inf")], "baseline": [0.4, 0.3]},
+                                          r"claim's mae\[1\] holds a value that is not finite"),
+                                         ({"seeds": [0, 1], "mae": [0.5], "baseline": [0.4, 0.3]},
+                                          r"claim's per-seed lists differ in length \(seeds 2, mae 1, baseline 2\)")])
+def test_a_record_that_cannot_be_pooled_is_set_aside_by_name(tmp_path, claim, why):
+    """Infinity in the per-seed values or lists of different lengths: the record is named and left out,
+    and the summary pools the rest (it ended in an OverflowError naming no record)."""
+    good = record("images", 0, 40.0, 30.0)
+    (tmp_path / "a.json").write_text(json.dumps(good))
+    bad = record("images", 1, 40.0, 30.0)
+    bad["metrics"]["claim"] = claim
+    (tmp_path / "bad.json").write_text(json.dumps(bad))  # Infinity, as json writes it
+    with pytest.warns(runs.RecordSetAside, match=f"bad.json does not follow the schema .its {why}"):
+        assert summary.load(tmp_path) == [good]
+
+
 def test_committed_records_follow_the_schema():
     for f in runs.RECORDS.glob("*.json"):
         record = json.loads(f.read_text())
