@@ -19,7 +19,7 @@ import argparse
 
 import numpy as np
 
-from maelib import runs, stats, summary, tuning
+from maelib import provenance, stats, summary, tuning
 
 CONTROL = set(tuning.CONTROL) | {"precision"}
 
@@ -28,12 +28,12 @@ def per_seed(chapter: str, profile: str) -> tuple[str | None, dict[str, dict[int
     """(version, precision -> seed -> that seed's claim values) for the newest code version at which
     ``chapter`` has runs in both precisions whose only given parameters are controls and the precision."""
     by_version: dict[str, dict] = {}
-    for r in runs.load_records(chapter):
+    for r in provenance.load_records(chapter):
         if r["profile"] != profile or set(r["parameters"]) - CONTROL:
             continue
         prec = r["resolved"].get("precision") or "fp32"
         for values in summary.seed_values(r):
-            by_version.setdefault(runs.pool_version(r), {}).setdefault(prec, {})[values["seed"]] = values
+            by_version.setdefault(provenance.pool_version(r), {}).setdefault(prec, {})[values["seed"]] = values
     both = [v for v, groups in by_version.items() if set(groups) >= {"fp32", "bf16"}]  # oldest first
     return (both[-1], by_version[both[-1]]) if both else (None, {})
 

@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 
 def _quit_at_once(signum, frame):
@@ -28,7 +27,7 @@ if __name__ == "__main__" and threading.current_thread() is threading.main_threa
     signal.signal(signal.SIGINT, _quit_at_once)  # until program() installs _on_sigint
 
 try:  # importing the library (torch) takes seconds: a Ctrl-C then ends as quietly as during a run
-    from . import book, jobs, profiles, progress, runs, tuning
+    from . import book, estimates, jobs, profiles, provenance, runs, tuning
     from .data import registry
 except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
@@ -52,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m maelib", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute one chapter with papermill, then rebuild the book")
-    r.add_argument("chapter", help=f"one of: {', '.join(runs.chapters())}")
+    r.add_argument("chapter", help=f"one of: {', '.join(provenance.chapters())}")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     r.add_argument("--profile", default=None, choices=("auto",) + profiles.PROFILE_NAMES)
     r.add_argument("--force", action="store_true", help="run even if nothing changed since the last run")
@@ -75,16 +74,21 @@ def parser() -> argparse.ArgumentParser:
                    help="a parameter every run of the sweep takes (e.g. -p precision fp32)")
     w.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     _add_job_options(w, "seeds run side by side")
-    w.add_argument("--out-dir", default=str(runs.ROOT / "results" / "sweeps"),
+    w.add_argument("--out-dir", default=str(provenance.ROOT / "results" / "sweeps"),
                    help="where each run's executed notebook goes, one folder a run (default results/sweeps)")
     w.add_argument("--launcher", default="local", choices=jobs.LAUNCHERS,
                    help="local: a process pool here; slurm: a SLURM job array through submitit; "
                         "submitit-local: submitit's local executor (the SLURM path tried on one machine)")
     c = sub.add_parser("check-control", help="move the book's masking slider in headless Chromium")
-    c.add_argument("page", nargs="?", default=str(runs.ROOT / "_build/html/book/chapters/06_masking.html"))
+    c.add_argument("page", nargs="?", default=str(provenance.ROOT / "_build/html/book/chapters/06_masking.html"))
     v = sub.add_parser("device", help="import a GPU session's outputs (executed chapters, records, weights)")
     v.add_argument("action", choices=("import", "pending"))
     v.add_argument("folder", nargs="?", help="the session's output folder ($OUT, or ../shared/device-runs/<date>)")
+    t = sub.add_parser("reference", help="train (or resume) the reference image MAE and save it under results/models")
+    t.add_argument("action", choices=("train",))
+    t.add_argument("--epochs", type=int, default=None, help="default: the schedule's (maelib.reference.SCHEDULE)")
+    t.add_argument("--out", default=None, help="default results/models/image_mae_reference.pt")
+    t.add_argument("--checkpoint-dir", default=None)
     d = sub.add_parser("data", help="list datasets, or fetch one from its canonical source")
     d.add_argument("action", choices=("list", "fetch"))
     d.add_argument("name", nargs="?")
@@ -116,12 +120,12 @@ def run(args, ap) -> int:
     params = {k: _value(v) for k, v in args.param}
     if args.profile:
         params["profile"] = args.profile
-    runs.notebook_of(args.chapter)
+    provenance.notebook_of(args.chapter)
     resolved = profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
     note = tuning.note(args.chapter, vars(resolved))  # a rerun that will choose learning rates again, or reuses
-    cost = progress.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
+    cost = estimates.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
     note = note and f"{note}; {cost}"  # the default setting's
-    out_dir = Path(args.out_dir) if args.out_dir else runs.EXECUTED
+    out_dir = Path(args.out_dir) if args.out_dir else provenance.EXECUTED
     print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir, note=note))
     if not args.no_book:
         try:
@@ -135,7 +139,7 @@ def build(args, ap) -> int:
     """Chapters that read no other chapter's results run side by side (the longest first, by their last
     recorded wall time, so that the cores end together), then those that read them."""
     chapters = runs.toc_chapters()
-    first = sorted((c for c in chapters if runs.independent(c)), key=lambda c: -runs.last_wall_s(c, args.profile))
+    first = sorted((c for c in chapters if runs.independent(c)), key=lambda c: -provenance.last_wall_s(c, args.profile))
     n_jobs, threads = _job_settings(args, len(first), equal=False)
     params = {"profile": args.profile}
     started = time.time()
@@ -176,7 +180,7 @@ def sweep(args, ap) -> int:
     first, rest = _tuning_first(args.chapter, todo)
     if first:
         resolved = profiles.resolve(args.chapter, **first[0].params)
-        cost = progress.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
+        cost = estimates.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
         print(f"{', '.join(j.label for j in first)}: chooses the learning rates first (none is recorded for this "
               f"setting and code); the other seeds then reuse the choice; {cost}", flush=True)
     n_first = min(n_jobs, max(1, len(first)))  # one per setting; several settings side by side
@@ -240,8 +244,21 @@ def data(args, ap) -> int:
     return 0
 
 
+def reference_model(args, ap) -> int:
+    """Train (or resume) the reference image MAE, recording the code it was trained with."""
+    from . import reference
+
+    stamp = {"command": "python -m maelib reference train" + (f" --epochs {args.epochs}" if args.epochs else ""),
+             "code_version": provenance.code_hash(), "git_commit": provenance.git_commit(),
+             "environment": provenance.environment()}
+    prov = reference.train(stamp, Path(args.out) if args.out else reference.MODEL, args.checkpoint_dir,
+                           epochs=args.epochs)
+    print(f"saved {args.out or reference.MODEL} ({prov['epochs']} epochs, {prov['train_s'] / 60:.1f} min of training)")
+    return 0
+
+
 COMMANDS = {"run": run, "book": build, "sweep": sweep, "check-control": check_control, "device": device_runs,
-            "data": data}
+            "data": data, "reference": reference_model}
 
 
 GRACE_S = 10.0  # after a Ctrl-C, how long the kernel's shutdown may take before the run is ended by force
@@ -294,7 +311,7 @@ def main(argv=None) -> int:
         return COMMANDS[args.cmd](args, ap)
     except KeyboardInterrupt:
         return _interrupted()
-    except (runs.ChapterFailed, registry.DataError, FloatingPointError, runs.NoCheckpointError,
+    except (runs.ChapterFailed, registry.DataError, FloatingPointError, provenance.NoCheckpointError,
             book.MissingExecutions) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1

@@ -19,11 +19,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import runs, tuning
+from . import provenance, runs, tuning
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
-COMMITTED = runs.COMMITTED
+COMMITTED = provenance.COMMITTED
 CHAPTERS = "book/chapters"  # the staged copies the book is built from (generated, ignored by git)
 LOCAL_ONLY = {"masking", "summary", "reproduce"}  # always run for the build: they read its other runs and models
 # parameters that do not change what a chapter computes, and the folders the book's own chapters read
@@ -48,15 +47,15 @@ class Execution:
 
 def _execution(folder: Path, stem: str, origin: str) -> Execution | None:
     nb, rec = folder / f"{stem}.ipynb", folder / f"{stem}.run.json"
-    record = runs.read_record(rec) if rec.exists() else None
+    record = provenance.read_record(rec) if rec.exists() else None
     return Execution(nb, record, origin) if nb.exists() and record else None
 
 
-def choose(chapter: str, executed: Path = runs.EXECUTED, committed: Path = COMMITTED,
+def choose(chapter: str, executed: Path = provenance.EXECUTED, committed: Path = COMMITTED,
            profile: str = "full") -> Execution | None:
     """The execution of ``chapter`` the book shows (see the module's docstring), or None. ``profile`` is
     the committed executions' profile the book prefers (``full``; a rehearsal on a CPU uses ``smoke``)."""
-    stem = runs.notebook_of(chapter).stem
+    stem = provenance.notebook_of(chapter).stem
     local = _execution(Path(executed), stem, "local")
     best = None if chapter in LOCAL_ONLY else _execution(Path(committed) / profile, stem, "committed")
     if local and best and (local.own_parameters or (local.record.get("profile") == profile
@@ -93,7 +92,7 @@ def is_stale(chapter: str, record: dict) -> bool:
     """Whether the chapter's notebook or the maelib code that computes changed since ``record``'s run
     (records older than the notebook hash: whether anything in its inputs changed)."""
     if record.get("notebook_sha"):
-        return record["notebook_sha"] != runs.notebook_hash(chapter) or record.get("code") != runs.code_hash()
+        return record["notebook_sha"] != provenance.notebook_hash(chapter) or record.get("code") != provenance.code_hash()
     return record.get("stamp") != runs.stamp(chapter, record.get("parameters", {}))
 
 
@@ -110,7 +109,7 @@ def stale_note(chapter: str, ex: Execution) -> str:
             f"`{again}`.\n:::")
 
 
-def shown(executed: Path = runs.EXECUTED, committed: Path = COMMITTED, root: Path = runs.ROOT,
+def shown(executed: Path = provenance.EXECUTED, committed: Path = COMMITTED, root: Path = provenance.ROOT,
           skip: tuple[str, ...] = ("reproduce",), profile: str = "full") -> dict[str, Execution]:
     """The execution the book shows of each chapter of ``_toc.yml`` (those that have one), in order."""
     out = {}
@@ -140,7 +139,7 @@ def _without_local_paths(text, pairs: list[tuple[str, str]]):
     return text
 
 
-def _with_header(nb_path: Path, lines: list[str], root: Path = runs.ROOT):
+def _with_header(nb_path: Path, lines: list[str], root: Path = provenance.ROOT):
     """The notebook as the book shows it: a markdown cell of ``lines`` right under its title (the first
     cell's first line), the parameters cells' code behind a toggle, no stderr output, and no path of the
     machine that ran it (papermill's temporary input and output paths are dropped; the repository's root
@@ -176,7 +175,7 @@ def _with_header(nb_path: Path, lines: list[str], root: Path = runs.ROOT):
     return nb
 
 
-def stage(root: Path = runs.ROOT, executed: Path | None = None, committed: Path | None = None,
+def stage(root: Path = provenance.ROOT, executed: Path | None = None, committed: Path | None = None,
           profile: str = "full") -> dict[str, Execution]:
     """Copy the chosen execution of every chapter of ``_toc.yml`` into ``root/book/chapters`` with its
     provenance line (and the stale box where due); returns chapter -> execution."""
@@ -195,7 +194,7 @@ def stage(root: Path = runs.ROOT, executed: Path | None = None, committed: Path 
                                 f"{committed}/full): `python -m maelib book` runs every chapter, or "
                                 f"`python -m maelib run <chapter>` one")
     for chapter, ex in chosen.items():
-        source = runs.notebook_of(chapter)
+        source = provenance.notebook_of(chapter)
         shutil.copy2(source, out / source.name)  # the jupytext source, offered for download beside the notebook
         downloads = (f"Download: {{download}}`the executed notebook <{ex.notebook.name}>` · "
                      f"{{download}}`its source (jupytext) <{source.name}>`")
@@ -206,7 +205,7 @@ def stage(root: Path = runs.ROOT, executed: Path | None = None, committed: Path 
     return shown
 
 
-def build(root: Path = runs.ROOT, warnings_as_errors: bool = True, executed: Path | None = None,
+def build(root: Path = provenance.ROOT, warnings_as_errors: bool = True, executed: Path | None = None,
           profile: str = "full") -> Path:
     """Draw the hand-written pages' figures, stage the chapters (:func:`stage`), then ``jupyter-book
     build`` the repository root into ``_build/html``; returns index.html."""

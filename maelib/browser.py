@@ -22,7 +22,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 PROBE = """<script>
 document.addEventListener("DOMContentLoaded", function () {

@@ -14,12 +14,11 @@ import json
 import numpy as np
 import pandas as pd
 
-from . import runs, stats, summary
+from . import provenance, stats, summary
 from .summary import (ARMS, CLAIMS, Claim, _is_default, _values, arm_label, claim_rows, groups, judged,
                       judged_group, learned, reference_text, seed_values, stronger_key)
 from .tuning import TUNING_SEED, setting
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 
 REACH = 0.9  # "in fewer epochs": the epochs each arm needs to reach this fraction of scratch's final score
@@ -97,7 +96,7 @@ def rate_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
         for prof in profiles:
             g = judged_group(records, chapter, prof, key)
             chooser = g and next((r for r in reversed(records) if r["chapter"] == chapter and r["seed"] == TUNING_SEED
-                                  and runs.pool_version(r) == g["code"] and setting(r) == g["setting"]), None)
+                                  and provenance.pool_version(r) == g["code"] and setting(r) == g["setting"]), None)
             m = chooser["metrics"] if chooser and isinstance(chooser["metrics"], dict) else {}
             for arm, chosen in (m.get("lr") or {}).items():
                 tried = sorted(float(v) for v in (m.get("lr_grid") or {}).get(arm) or {})
@@ -245,7 +244,7 @@ def history(records: list[dict]) -> pd.DataFrame:
                             "setting": hashlib.sha1(g["setting"].encode()).hexdigest()[:6],
                             "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st, exponent),
                             "against": "budget-matched scratch" if key == "baseline_matched" else "scratch",
-                            "this book's code": "yes" if g["code"] == runs.version(c.chapter) else "no",
+                            "this book's code": "yes" if g["code"] == provenance.version(c.chapter) else "no",
                             "judged": "yes" if _same_group(g, judged_one) else ""})
     columns = ["table", "profile", "version", "setting", "last seed", "against", "gap [95% CI] (n)", "this book's code",
                "judged"]
@@ -281,7 +280,7 @@ def scale_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
 
 
-def recorded_runs(chapter: str, profile: str = "full", root=runs.RECORDS) -> pd.DataFrame:
+def recorded_runs(chapter: str, profile: str = "full", root=provenance.RECORDS) -> pd.DataFrame:
     """The registry's default-parameter runs of ``chapter`` at ``profile`` that hold claim values, one
     row per seed: date, code, device, seed, wall time and the two arms' values."""
     claim = next(c for c in CLAIMS if c.chapter == chapter)
@@ -290,7 +289,7 @@ def recorded_runs(chapter: str, profile: str = "full", root=runs.RECORDS) -> pd.
         if r["chapter"] != chapter or r["profile"] != profile or not _is_default(r):
             continue
         for v in seed_values(r):
-            rows.append({"finished": r["finished"][:16].replace("T", " "), "code": (runs.pool_version(r) or "")[:8],
+            rows.append({"finished": r["finished"][:16].replace("T", " "), "code": (provenance.pool_version(r) or "")[:8],
                          "device": r["device"], "seed": v["seed"], "run's wall time (min)": round(r["wall_s"] / 60, 1),
                          f"{claim.mae_label} ({claim.metric})": v["mae"],
                          f"{claim.base_label} ({claim.metric})": v["baseline"]})

@@ -23,10 +23,9 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from . import runs
+from . import provenance
 from .files import atomic_path, create_exclusive, write_text_atomic
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 
 class ImportRefused(ValueError):
@@ -34,9 +33,9 @@ class ImportRefused(ValueError):
 
 
 def _checked_record(where: str, record) -> dict:
-    """``record`` when it passes the registry's own checks (:func:`maelib.runs.record_problem`: every field
+    """``record`` when it passes the registry's own checks (:func:`maelib.provenance.record_problem`: every field
     of its type, the profile one of the profile names), else :class:`ImportRefused` naming ``where``."""
-    problem = "it is not readable JSON" if record is None else runs.record_problem(record)
+    problem = "it is not readable JSON" if record is None else provenance.record_problem(record)
     if problem:
         raise ImportRefused(f"{where} is not a run record of the schema ({problem})")
     return record
@@ -58,7 +57,7 @@ def _executed(src: Path) -> list[tuple[Path, Path, dict]]:
     for rec in sorted((src / "executed").glob("*.run.json")):
         if rec.is_symlink():
             raise ImportRefused(f"{rec} is a link, not a run record")
-        record = _checked_record(str(rec), runs.read_record(rec))
+        record = _checked_record(str(rec), provenance.read_record(rec))
         nb = rec.with_name(rec.name.replace(".run.json", ".ipynb"))
         if not nb.exists():
             raise ImportRefused(f"{rec} has no executed notebook beside it ({nb.name})")
@@ -131,7 +130,7 @@ def _copy_atomic(src: Path, dest: Path) -> None:
         shutil.copy2(src, tmp)
 
 
-def import_run(src: str | Path, root: str | Path = runs.ROOT) -> dict:
+def import_run(src: str | Path, root: str | Path = provenance.ROOT) -> dict:
     """Import the session folder ``src`` into the repository at ``root``; returns what went where."""
     src, root = Path(src), Path(root)
     if not src.is_dir():
@@ -149,7 +148,7 @@ def import_run(src: str | Path, root: str | Path = runs.ROOT) -> dict:
             "skipped": list(refused)}
     for nb, rec, record in executed:
         dest = root / "results" / "executed" / record["profile"]
-        held = runs.read_record(dest / rec.name) if (dest / rec.name).exists() else None
+        held = provenance.read_record(dest / rec.name) if (dest / rec.name).exists() else None
         if held and held.get("finished", "") >= record["finished"]:
             done["skipped"].append(f"{rec.name}: the committed execution is as new or newer ({held['finished']})")
             continue
@@ -178,11 +177,11 @@ def import_run(src: str | Path, root: str | Path = runs.ROOT) -> dict:
     return done
 
 
-def pending(shared: Path = runs.ROOT.parent / "shared" / "device-runs") -> list[Path]:
+def pending(shared: Path = provenance.ROOT.parent / "shared" / "device-runs") -> list[Path]:
     """Session folders under ``../shared/device-runs/`` (made on a GPU elsewhere) not imported yet."""
     if not shared.is_dir():
         return []
     seen = set()
-    for f in (runs.ROOT / "results" / "device").glob("*/IMPORT.json"):
+    for f in (provenance.ROOT / "results" / "device").glob("*/IMPORT.json"):
         seen.add(json.loads(f.read_text()).get("from"))
     return [d for d in sorted(shared.iterdir()) if d.is_dir() and str(d.resolve()) not in seen]

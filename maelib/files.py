@@ -20,7 +20,6 @@ import os
 import uuid
 from pathlib import Path
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 TMP_SUFFIX = ".tmp"
 _HELD: dict[Path, int] = {}  # folder -> open lock file descriptor, kept for the process's lifetime

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS")
@@ -140,12 +139,12 @@ def _prefixed(label: str):
 
 def run_job(job: Job) -> str:
     """Run one job (its threads pinned, its lines prefixed); the executed notebook's path."""
-    from . import runs
+    from . import provenance, runs
 
     if job.threads is not None:
         pin_threads(job.threads)
-    out_dir = Path(job.out_dir) if job.out_dir else runs.EXECUTED
-    records = Path(job.records_dir) if job.records_dir else runs.RECORDS
+    out_dir = Path(job.out_dir) if job.out_dir else provenance.EXECUTED
+    records = Path(job.records_dir) if job.records_dir else provenance.RECORDS
     with _prefixed(job.label):
         started = time.time()
         print(f"{job.chapter}: started" + (f" ({job.threads} thread(s))" if job.threads else ""), flush=True)
@@ -215,11 +214,11 @@ def end_processes(pids: list[int]) -> None:
 
 def _clean_after(jobs: list[Job]) -> None:
     """Remove the working folders and temporary files that ended jobs left (their writers are gone)."""
-    from . import runs
+    from . import provenance
     from .files import clean_stale
 
     for job in jobs:
-        for folder in (job.out_dir or runs.EXECUTED, job.records_dir or runs.RECORDS):
+        for folder in (job.out_dir or provenance.EXECUTED, job.records_dir or provenance.RECORDS):
             clean_stale(folder)
 
 
@@ -227,9 +226,9 @@ def _submitit(jobs: list[Job], n_jobs: int, launcher: str, folder) -> list[str]:
     """The same jobs as a submitit job array: SLURM, or submitit's local executor."""
     import submitit
 
-    from . import runs
+    from . import provenance
 
-    folder = Path(folder) if folder else runs.ROOT / "results" / "sweeps" / "submitit"
+    folder = Path(folder) if folder else provenance.ROOT / "results" / "sweeps" / "submitit"
     cluster = "slurm" if launcher == "slurm" else "local"
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
     threads = max(job.threads or 1 for job in jobs)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 
 @dataclass(frozen=True)

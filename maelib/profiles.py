@@ -17,7 +17,6 @@ from types import SimpleNamespace
 
 from .precision import resolve_precision
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 PROFILE_NAMES = ("smoke", "quick", "full")
 

@@ -15,8 +15,8 @@ the job's label.
 Nothing is printed inside the kernel, so the executed notebook gains no output. Phases get their names
 from the training's description (:func:`phase_of`): pretraining, choosing learning rates, fine-tuning,
 training, linear probe. The time left in a training comes from its mean epoch so far. The time left in
-the chapter comes from the recorded runs' wall times (:func:`expected_s`), where they give one.
-:func:`tuning_cost` estimates, from the same records, what choosing the learning rates again costs.
+the chapter comes from the recorded runs' wall times, which the runner reads (:mod:`maelib.estimates`)
+and hands to the :class:`Watcher`: this module reads nothing of the registry.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -33,7 +32,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 ENV = "MAELIB_PROGRESS"  # the progress file a chapter's kernel reports to
 EVERY_S = 60.0  # away from a terminal: at most one line this often, besides phase changes
@@ -83,7 +81,7 @@ class Training:
         return max(0.0, per_epoch * (self.total - self.done) - (now - self.last))
 
 
-def _minutes(seconds: float) -> str:
+def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
@@ -151,10 +149,10 @@ class Watcher:
         """``1.2 min in, about 3.0 min left in the chapter`` (the second part where a time is expected)."""
         spent = now - self.begun
         if self.expected is None:
-            return f"{_minutes(spent)} in"
+            return f"{minutes(spent)} in"
         if spent < self.expected:
-            return f"{_minutes(spent)} in, about {_minutes(self.expected - spent)} left in the chapter"
-        return f"{_minutes(spent)} in, past the {_minutes(self.expected)} expected"
+            return f"{minutes(spent)} in, about {minutes(self.expected - spent)} left in the chapter"
+        return f"{minutes(spent)} in, past the {minutes(self.expected)} expected"
 
     def poll(self) -> None:
         """Read the file, then draw the live line, or write a line where one is due."""
@@ -180,7 +178,7 @@ class Watcher:
 
     def start(self) -> "Watcher":
         if self.expected is not None:
-            print(f"{self.chapter}: about {_minutes(self.expected)} by its recorded runs", file=self.stream,
+            print(f"{self.chapter}: about {minutes(self.expected)} by its recorded runs", file=self.stream,
                   flush=True)
         self._thread = threading.Thread(target=self._run, name=f"progress of {self.chapter}", daemon=True)
         self._thread.start()
@@ -241,91 +239,4 @@ def _is_terminal(stream) -> bool:
         return False
 
 
-# What the recorded runs say a run costs (the registry, maelib.runs.RECORDS).
-
-def _per_seed_s(record: dict) -> float:
-    return record["wall_s"] / (record["resolved"].get("seeds") or 1)
-
-
-def precision_of(record: dict) -> str:
-    """The precision a run trained in (records made before ``precision`` existed trained in fp32)."""
-    return record["resolved"].get("precision") or "fp32"
-
-
-def _classified(chapter: str, profile: str, root, precision: str) -> list[tuple[dict, bool]]:
-    """The chapter's default-parameter runs at ``profile`` in ``precision`` (a bf16 run's time says nothing
-    of an fp32 one's), oldest first, each with whether it chose its learning rates. A run that holds a
-    choice (``lr_grid``) made it unless an earlier seed-0 run of its setting and code had; every other run
-    chose nothing."""
-    from . import runs, tuning
-
-    made, out = set(), []
-    for r in runs.load_records(chapter, root):
-        if r["profile"] != profile or set(r["parameters"]) - set(tuning.CONTROL) or precision_of(r) != precision:
-            continue
-        grid = r["metrics"].get("lr_grid") if isinstance(r["metrics"], dict) else None
-        key = (runs.pool_version(r), tuning.setting(r))
-        chose = bool(grid) and all(grid.values()) and key not in made
-        if chose and r["seed"] == tuning.TUNING_SEED:
-            made.add(key)
-        out.append((r, chose))
-    return out
-
-
-def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32") -> dict | None:
-    """What choosing the learning rates adds to a run, by the newest code version whose records hold a
-    run that chose them and runs that reused the choice: {"cost_s", "chose_s", "reused_s" (a seed),
-    "code"}; None when no such pair is recorded."""
-    from . import runs
-
-    classified = _classified(chapter, profile, root or runs.RECORDS, precision)
-    for code in dict.fromkeys(runs.pool_version(r) for r, _ in reversed(classified)):  # newest code first
-        chose = [r for r, c in classified if c and runs.pool_version(r) == code]
-        reused = [_per_seed_s(r) for r, c in classified if not c and runs.pool_version(r) == code
-                  and r["metrics"].get("lr_grid")]
-        if chose and reused:
-            per_seed = statistics.median(reused)
-            first = chose[-1]
-            cost = first["wall_s"] - (first["resolved"].get("seeds") or 1) * per_seed
-            if cost > 0:
-                return {"cost_s": cost, "chose_s": first["wall_s"], "reused_s": per_seed, "code": code}
-    return None
-
-
-def cost_phrase(chapter: str, profile: str, root=None, precision: str = "fp32") -> str:
-    """One clause on what choosing the learning rates costs at ``profile`` in ``precision``, for a note
-    said before a run."""
-    c = tuning_cost(chapter, profile, root, precision)
-    if c is None:
-        return f"no recorded pair of {precision} runs at the {profile} profile tells what choosing them costs"
-    return (f"choosing them takes about {_minutes(c['cost_s'])} at the {profile} profile in {precision}, by the "
-            "recorded runs "
-            f"(code {(c['code'] or 'unknown')[:8]}: the run that chose them took {_minutes(c['chose_s'])}, "
-            f"the runs that reused its choice {_minutes(c['reused_s'])} a seed)")
-
-
-def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
-    """About how long a run with the ``resolved`` parameters takes, by the recorded runs; None where they
-    do not tell. Where it changes nothing but pretraining (or nothing), the default setting's runs of the
-    newest code that chose no learning rates give a seed's time (their median), and :func:`tuning_cost` is added when this run chooses
-    them. For any other setting, the newest run of that setting gives the time."""
-    from . import profiles, runs, tuning
-
-    root = root or runs.RECORDS
-    profile, seeds, precision = resolved["profile"], resolved.get("seeds") or 1, resolved.get("precision") or "fp32"
-    defaults = vars(profiles.resolve(chapter, profile))
-    differ = {k for k in resolved if k not in tuning.CONTROL and resolved[k] != defaults.get(k)}
-    if differ <= set(tuning.PRETRAINING_ONLY):
-        reused = [r for r, chose in _classified(chapter, profile, root, precision) if not chose]
-        if not reused:
-            return None
-        newest = runs.pool_version(reused[-1])
-        base = statistics.median(_per_seed_s(r) for r in reused if runs.pool_version(r) == newest) * seeds
-        if not tuning.will_choose(chapter, resolved, root):
-            return base
-        cost = tuning_cost(chapter, profile, root, precision)
-        return base + cost["cost_s"] if cost else None
-    want = tuning.setting({"resolved": resolved})
-    same = [r for r in runs.load_records(chapter, root) if r["profile"] == profile
-            and tuning.setting({"resolved": r["resolved"]}) == want]  # any data: this is an estimate
-    return _per_seed_s(same[-1]) * seeds if same else None
+# What the recorded runs say a run costs (the registry, maelib.provenance.RECORDS).

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 PATCHTST_PAPER = ("Nie, Nguyen, Sinthong, Kalagnanam: A Time Series is Worth 64 Words: Long-term Forecasting "
                   "with Transformers (ICLR 2023, arXiv:2211.14730)")

@@ -3,7 +3,7 @@
 A chapter's quick run trains for minutes and its MAE learns little more than each image's mean colour.
 The reference model is trained once, for half an hour to an hour in the background, on every staged TinyImageNet
 image that chapter 1 does not evaluate on, and committed in fp16 under ``results/models/`` with a
-provenance file beside it. ``python -m maelib.reference train`` makes it (checkpointed every epoch,
+provenance file beside it. ``python -m maelib reference train`` makes it (checkpointed every epoch,
 resumable: run the same command again after a kill); :func:`quality` measures it against two baselines.
 
 Data, labels unused:
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -36,7 +35,6 @@ from .masking import random_masking
 from .tokens import Patches2d
 from .train import TrainConfig, fit, param_groups
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "results" / "models" / "image_mae_reference.pt"
@@ -80,13 +78,18 @@ def held_out(data_dir=None) -> torch.Tensor:
     return tinyimagenet.load(20, data_dir)["val"][0]
 
 
-def train(out: Path = MODEL, ckpt_dir: Path | None = None, data_dir=None, epochs: int | None = None) -> dict:
-    """Train the reference MAE (resuming from ``ckpt_dir``), save it in fp16 at ``out`` and its
-    provenance at ``out`` with ``.json``; returns the provenance."""
-    from .runs import code_hash, environment
+def train(stamp: dict, out: Path = MODEL, ckpt_dir: Path | None = None, data_dir=None,
+          epochs: int | None = None) -> dict:
+    """Train the reference MAE (resuming from ``ckpt_dir``), save it in fp16 at ``out`` and its provenance
+    at ``out`` with ``.json``; returns the provenance.
 
+    Args:
+        stamp: what the caller records of the code as training starts ({"command", "code_version",
+            "git_commit", "environment"}: ``python -m maelib reference train`` fills it from
+            :mod:`maelib.provenance`, a layer above this one).
+    """
     s = {**SCHEDULE, "epochs": epochs or SCHEDULE["epochs"]}
-    started, code, commit = time.time(), code_hash(), _git_commit()  # the code as training starts
+    started = time.time()
     x, sums = training_images(data_dir)
     scale = tuple(s["crop_scale"])
     loader = TensorLoader((x,), s["batch_size"], shuffle=True, seed=s["seed"], drop_last=True,
@@ -106,14 +109,13 @@ def train(out: Path = MODEL, ckpt_dir: Path | None = None, data_dir=None, epochs
     step = lambda model, batch: model(batch[0], s["mask_ratio"])[0]  # noqa: E731
     history = fit(mae, step, loader, cfg, "cpu", groups=param_groups(mae, cfg.weight_decay), evaluate=evaluate)
     save_mae(mae, argparse.Namespace(mask_ratio=s["mask_ratio"], profile="reference"), out, torch.float16)
-    prov = {"command": "python -m maelib.reference " + " ".join(sys.argv[1:]), "code_version": code, "git_commit": commit,
-            "model": CONFIG, "schedule": s, "n_train_images": len(x),
+    prov = {**{k: stamp[k] for k in ("command", "code_version", "git_commit")}, "model": CONFIG, "schedule": s, "n_train_images": len(x),
             "data": {"training": "tin_subset20 train (10,000) + tin_val200 val of the 180 classes outside the "
                      "subset (9,000); labels unused", "held_out": "tin_subset20 val (1,000)", "sha256": sums},
             "epochs": int(history["epoch"].iloc[-1]), "train_s": float(history["epoch_s"].sum()),
             "wall_s_this_call": time.time() - started, "device": f"cpu ({platform.processor() or platform.machine()}), "
             f"{torch.get_num_threads()} thread(s)", "final_train_loss": float(history["loss"].iloc[-1]),
-            "final_val_loss": float(history["val_loss"].iloc[-1]), "environment": environment(),
+            "final_val_loss": float(history["val_loss"].iloc[-1]), "environment": stamp["environment"],
             "history": history.to_dict("records")}
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(prov, indent=1) + "\n")
@@ -252,52 +254,3 @@ def label(saved: dict, prov: dict | None = None, run: bool = False) -> str:
         return (f"reference model ({prov['epochs']} epochs on {prov['n_train_images']:,} images{took}, {shape}, "
                 "trained once and committed)")
     return f"reference model ({saved.get('profile', 'unknown')} profile, {shape}, committed)"
-
-
-def shown_model(profile: str, path: str | Path | None = None) -> tuple[Path, str, bool]:
-    """The image MAE a reader sees reconstructions of, how it was chosen, and whether it is a committed
-    reference (True) rather than a chapter's run:
-
-    1. ``path`` when given;
-    2. the full-profile image MAE made on a GPU and imported (``results/models/image_mae_full.pt``);
-    3. the reference MAE trained once on a CPU (:data:`MODEL`);
-    4. else the image chapter's own run (:func:`maelib.runs.image_mae_checkpoint`).
-    """
-    from . import runs
-
-    if path:
-        return runs.image_mae_checkpoint(profile, path) + (False,)
-    full = runs.MODELS / "image_mae_full.pt"
-    if full.is_file():
-        return full, "the full-profile image MAE made on a GPU and committed (results/models)", True
-    reference = runs.MODELS / MODEL.name
-    if reference.is_file():
-        return reference, "the reference image MAE, trained once on a CPU and committed (results/models)", True
-    return runs.image_mae_checkpoint(profile) + (False,)
-
-
-def _git_commit() -> str | None:
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m maelib.reference", description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train (or resume) the reference MAE and save it under results/models")
-    t.add_argument("--epochs", type=int, default=None, help=f"default {SCHEDULE['epochs']}")
-    t.add_argument("--out", type=Path, default=MODEL)
-    t.add_argument("--checkpoint-dir", type=Path, default=None)
-    args = ap.parse_args(argv)
-    prov = train(args.out, args.checkpoint_dir, epochs=args.epochs)
-    print(f"saved {args.out} ({prov['epochs']} epochs, {prov['train_s'] / 60:.1f} min of training)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

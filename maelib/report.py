@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-COMPUTES = False  # the shape of a record's entry: not part of the code version (runs.code_hash)
 
 
 CURVES = ("mae_curve", "baseline_curve")  # per seed, one value per epoch

@@ -4,7 +4,7 @@ Numbers come from the run registry (``results/runs``, written by :mod:`maelib.ru
 Each chapter records, per seed, the value of its MAE arm and of its baseline (``metrics.claim``). For a
 claim and a profile, the runs made with the chapter's default parameters are grouped by what they
 computed (:func:`maelib.tuning.setting`: the resolved parameters, seeds aside, and the data read) and by
-the version that computed them (:func:`maelib.runs.pool_version`: the computing code and the chapter's
+the version that computed them (:func:`maelib.provenance.pool_version`: the computing code and the chapter's
 notebook): seeds are never pooled across versions. The newest group with at least ``MIN_SEEDS`` seeds is
 judged (else the newest group, which is then inconclusive). The statistics of a verdict (the paired gap,
 its interval, the t-test's and the sign-flip p, Holm's adjustment across the claims, the power at the
@@ -21,12 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import paper, profiles, runs, stats
+from . import paper, profiles, provenance, stats
 from .report import SeedValues
 from .stats import MIN_SEEDS
 from .tuning import CONTROL, setting
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 
 
@@ -181,7 +180,7 @@ def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[
     now = _parameters(setting({"resolved": vars(profiles.resolve(chapter, profile))}))
     for c in (c for c in CLAIMS if c.chapter == chapter):
         current = [g for g in groups(records, chapter, profile, c.key)
-                   if g["code"] == runs.version(chapter) and _parameters(g["setting"]) == now]
+                   if g["code"] == provenance.version(chapter) and _parameters(g["setting"]) == now]
         vals = list(current[0]["seeds"].values()) if current else []
         recorded |= {v["seed"] for v in vals}
         if len(vals) < 2:
@@ -220,7 +219,7 @@ def groups(records: list[dict], chapter: str, profile: str, key: str = "claim") 
         values = seed_values(r, key)
         if not values:
             continue
-        group = (setting(r), runs.pool_version(r))
+        group = (setting(r), provenance.pool_version(r))
         g = out.setdefault(group, {"code": group[1], "setting": group[0], "seeds": {}})
         g.update(finished=r["finished"], dataset=dataset_of(r, chapter))
         for v in values:
@@ -284,7 +283,7 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
         notes.append("a different dataset from the paper's")
     if floor is not None and np.mean(mae) > np.mean(floor) and np.mean(base) > np.mean(floor):
         notes.append("both arms are worse than the persistence floor")
-    if group and group["code"] != runs.version(c.chapter):
+    if group and group["code"] != provenance.version(c.chapter):
         notes.append("made by an older version of the code than this book's")
     return "".join(f"; {n}" for n in notes)
 
@@ -333,7 +332,7 @@ def _row(c: Claim, g: dict | None, profile: str) -> dict:
             "paper_cell": cell, "paper_note": cell_note, "paper_mae": reference_value(cell),
             "paper_base": c.paper_base, "paper_gap": paper_gap,
             "dataset": g["dataset"] if g else "", "code": (g["code"] or "")[:8] if g else "",
-            "current": bool(g) and g["code"] == runs.version(c.chapter),
+            "current": bool(g) and g["code"] == provenance.version(c.chapter),
             "against": against, "other_gap": other,
             "notes": (f"; {against}" if against else "") + (_notes(c, g, mae, base, _values(g, "floor")) if g else "")}
 
@@ -367,7 +366,7 @@ def verdicts(rows: pd.DataFrame) -> dict[str, str]:
 
 def sweep_frame(records: list[dict]) -> pd.DataFrame:
     """Runs that changed only the mask ratio (and the seeds): chapter, metric, profile, mask_ratio, seed,
-    value, code (the version seeds are pooled by, :func:`maelib.runs.pool_version`, as the claims table
+    value, code (the version seeds are pooled by, :func:`maelib.provenance.pool_version`, as the claims table
     names it); one value per seed, the newest per (chapter, profile, mask ratio, seed), all made by the
     newest code version of each chapter and profile (seeds of different code are not pooled)."""
     rows = []
@@ -379,14 +378,14 @@ def sweep_frame(records: list[dict]) -> pd.DataFrame:
             for seed, value in zip(seeds, metric["values"]):
                 rows.append({"chapter": r["chapter"], "metric": metric["label"], "profile": r["profile"],
                              "mask_ratio": r["resolved"].get("mask_ratio"), "seed": seed, "value": value,
-                             "code": runs.pool_version(r)})
+                             "code": provenance.pool_version(r)})
     frame = pd.DataFrame(rows, columns=["chapter", "metric", "profile", "mask_ratio", "seed", "value", "code"])
     frame = frame.drop_duplicates(["chapter", "profile", "mask_ratio", "seed", "code"], keep="last")
     newest = frame.groupby(["chapter", "profile"])["code"].transform("last")  # records come oldest first
     return frame[frame["code"].eq(newest) | (frame["code"].isna() & newest.isna())].reset_index(drop=True)
 
 
-def load(root=runs.RECORDS) -> list[dict]:
-    return runs.load_records(root=root)
+def load(root=provenance.RECORDS) -> list[dict]:
+    return provenance.load_records(root=root)
 
 

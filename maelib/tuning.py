@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 
-from . import profiles, runs
+from . import profiles, provenance
 from .train import GRID_EXTENSIONS
 
-# parameters that do not change what a run computes: they never split a setting
-CONTROL = ("seed", "seeds", "profile", "live", "device", "data_dir", "checkpoint_dir", "tune")
+CONTROL = provenance.CONTROL  # parameters that do not change what a run computes: they never split a setting
 TUNING_SEED = 0  # the seed whose run chooses the learning rates the other seeds reuse
 ARM_RATES = ("finetune_lr", "scratch_lr", "matched_lr")  # each arm's fixed rate; None: chosen on held-out data
 PRETRAINING_ONLY = ("mask_ratio", "norm_target")  # parameters that change what pretraining does, nothing else
@@ -45,7 +44,7 @@ def setting(record: dict) -> str:
     return json.dumps(chosen, sort_keys=True, default=str)
 
 
-def recorded(chapter: str, resolved: dict, data: dict | None = None, root=runs.RECORDS) -> dict | None:
+def recorded(chapter: str, resolved: dict, data: dict | None = None, root=provenance.RECORDS) -> dict | None:
     """The choice of the newest :data:`TUNING_SEED` run of ``chapter`` with the same setting (the
     ``resolved`` parameters and the ``data`` provenance read) and code version.
 
@@ -54,16 +53,16 @@ def recorded(chapter: str, resolved: dict, data: dict | None = None, root=runs.R
         or None when there is none (the run then chooses the rates itself).
     """
     want = setting({"resolved": resolved, "data": data})
-    version = runs.version(chapter)
-    for r in reversed(runs.load_records(root=root)):  # newest first
+    version = provenance.version(chapter)
+    for r in reversed(provenance.load_records(root=root)):  # newest first
         m = r["metrics"] if isinstance(r["metrics"], dict) else {}
-        if (r["chapter"] == chapter and runs.pool_version(r) == version and r["seed"] == TUNING_SEED
+        if (r["chapter"] == chapter and provenance.pool_version(r) == version and r["seed"] == TUNING_SEED
                 and setting(r) == want and m.get("lr_grid") and all(m["lr_grid"].values())):
             return {"lr": m["lr"], "lr_grid": m["lr_grid"], "finished": r["finished"], "git_commit": r["git_commit"]}
     return None
 
 
-def borrowed(chapter: str, resolved: dict, data: dict | None = None, root=runs.RECORDS) -> dict | None:
+def borrowed(chapter: str, resolved: dict, data: dict | None = None, root=provenance.RECORDS) -> dict | None:
     """For a run that differs from its profile's defaults only in :data:`PRETRAINING_ONLY` parameters and
     does not ask to choose anew (``tune`` false): :func:`recorded` of the default setting, with
     ``borrowed`` (the names that differ); None otherwise, or when the default setting has no choice."""
@@ -77,7 +76,7 @@ def borrowed(chapter: str, resolved: dict, data: dict | None = None, root=runs.R
     return {**found, "borrowed": differ} if found else None
 
 
-def reused(chapter: str, p, data: dict | None = None, root=runs.RECORDS) -> dict | None:
+def reused(chapter: str, p, data: dict | None = None, root=provenance.RECORDS) -> dict | None:
     """The recorded choice a run of ``chapter`` with resolved parameters ``p`` trains with: none when it
     asks to choose anew (``tune``), else its own setting's (:func:`recorded`), else the default
     setting's (:func:`borrowed`); None when the run must choose."""
@@ -90,7 +89,7 @@ def reused(chapter: str, p, data: dict | None = None, root=runs.RECORDS) -> dict
 TUNED_ARMS = {"tabular": 3, "volumes": 3, "series": 9}
 
 
-def will_choose(chapter: str, resolved: dict, root=runs.RECORDS) -> bool:
+def will_choose(chapter: str, resolved: dict, root=provenance.RECORDS) -> bool:
     """Whether a run with the ``resolved`` parameters will choose learning rates on held-out data, as its
     notebook decides: ``tune`` true, or rates left free with no recorded choice to reuse (for any data)."""
     if "lr_grid" not in resolved:
@@ -103,7 +102,7 @@ def will_choose(chapter: str, resolved: dict, root=runs.RECORDS) -> bool:
     return not resolved.get("lr") and any_recorded(chapter, resolved, root) is None
 
 
-def note(chapter: str, resolved: dict, root=runs.RECORDS) -> str | None:
+def note(chapter: str, resolved: dict, root=provenance.RECORDS) -> str | None:
     """What a run is about to do about its learning rates, said before it starts when it will choose them
     (a grid of extra trainings) or reuse the default setting's; None when it reuses its own setting's.
     The data are not known before the run, so any recorded data of the same setting count here."""
@@ -136,10 +135,10 @@ def note(chapter: str, resolved: dict, root=runs.RECORDS) -> str | None:
     return f"{chapter}: no recorded choice for this setting and code, so this run {choose}"
 
 
-def any_recorded(chapter: str, resolved: dict, root=runs.RECORDS, borrow: bool = False) -> dict | None:
+def any_recorded(chapter: str, resolved: dict, root=provenance.RECORDS, borrow: bool = False) -> dict | None:
     """:func:`recorded` (or with ``borrow``, :func:`borrowed`) for any of the data recorded for this
     chapter: what a sweep or a rerun can know before its run has read its data."""
-    seen = {data_key(r.get("data")): r.get("data") for r in runs.load_records(root=root) if r["chapter"] == chapter}
+    seen = {data_key(r.get("data")): r.get("data") for r in provenance.load_records(root=root) if r["chapter"] == chapter}
     look = borrowed if borrow else recorded
     return next((found for d in seen.values() or [None] if (found := look(chapter, resolved, d, root))), None)
 

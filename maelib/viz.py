@@ -11,7 +11,6 @@ import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 TEXT_WIDTH_IN = 7.2  # the book's text column at 100 dpi: a wider figure is shrunk, and its labels with it
 
 

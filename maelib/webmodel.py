@@ -45,7 +45,6 @@ from .images import MEAN, STD, load_mae
 from .mae import MaskedAutoencoder
 from .masking import masking_from_visible
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"

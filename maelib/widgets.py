@@ -21,7 +21,6 @@ from .images import resize
 from .mae import MaskedAutoencoder
 from .reference import masked_view, predictions
 
-COMPUTES = False  # runs, records, shows or checks chapters: not part of the code version (runs.code_hash)
 
 PANELS = ("original", "masked", "reconstruction", "pasted")
 

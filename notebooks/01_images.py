@@ -62,7 +62,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, reference, runs, tuning, viz, widgets
+from maelib import images, paper, profiles, provenance, reference, tuning, viz, widgets
 from maelib.report import SeedValues
 from maelib.train import pick_device, seed_everything
 
@@ -71,7 +71,7 @@ glue("params", vars(p), display=False)
 dev = pick_device(p.device)
 seed_everything(p.seed)
 started = time.time()
-ckpt = runs.checkpoint_dir("images", p)
+ckpt = provenance.checkpoint_dir("images", p)
 data = images.load_data(p)
 glue("data_source", data.get("source"), display=False)
 n_train, n_val = len(data["train"][1]), len(data["val"][1])
@@ -135,13 +135,13 @@ glue("pre_first", float(pre_hist["val_loss"].iloc[0]), display=False)
 shown = data["val"][0][:: max(1, n_val // 4)][:4]
 run_label = reference.label({"profile": p.profile, "img_size": p.img_size, "patch_size": p.patch_size}, run=True)
 recs = {run_label: widgets.reconstructions(mae, shown, p.mask_ratio, seed=p.seed)}
-ref_path, _, ref_committed = reference.shown_model(p.profile)
+ref_path, _, ref_committed = provenance.shown_image_mae(p.profile)
 if ref_committed:
     ref_mae, ref_saved = images.load_mae(ref_path)
     ref_label = reference.label(ref_saved, reference.provenance(ref_path))
     recs[ref_label] = widgets.reconstructions(ref_mae, shown, p.mask_ratio, seed=p.seed)
 else:
-    ref_label = "reference model (not committed yet: python -m maelib.reference train)"
+    ref_label = "reference model (not committed yet: python -m maelib reference train)"
 glue("ref_label", ref_label, display=False)
 glue("run_label", run_label, display=False)
 glue("recon_mse", " and ".join(f"{float(r['loss'].mean()):.4f} ({k.split(' (')[0]})" for k, r in recs.items()),

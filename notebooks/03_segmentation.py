@@ -66,7 +66,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, runs, segmentation, tuning, viz
+from maelib import images, paper, profiles, provenance, segmentation, tuning, viz
 from maelib.report import SeedValues
 from maelib.data import DataMissingError, seg2d
 from maelib.train import pick_device, seed_everything
@@ -86,7 +86,7 @@ data = (seg2d.load_ade20k if name == "ade20k" else seg2d.load_camvid)(p.img_size
 classes = data["classes"]
 n_classes = len(classes)
 glue("data_source", data.get("source"), display=False)
-ckpt = runs.checkpoint_dir("segmentation", p)
+ckpt = provenance.checkpoint_dir("segmentation", p)
 label = {"camvid": "CamVid (11 classes, driving scenes)", "ade20k": "ADE20K (150 classes)"}[name]
 glue("paper_size", paper.setting("segmentation_size"), display=False)
 glue("paper_blocks", ", ".join(map(str, paper.setting("segmentation_blocks"))), display=False)

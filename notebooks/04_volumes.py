@@ -59,7 +59,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import paper, profiles, runs, tuning, viz, volumes
+from maelib import paper, profiles, provenance, tuning, viz, volumes
 from maelib.report import SeedValues
 from maelib.data import DataMissingError
 from maelib.data import volumes as vdata
@@ -131,7 +131,7 @@ if name != "btcv":
 
 # %% tags=["hide-input"]
 seed_everything(p.seed)
-ckpt = runs.checkpoint_dir("volumes", p)
+ckpt = provenance.checkpoint_dir("volumes", p)
 mae = volumes.make_mae(p, roi)
 pre_hist = volumes.pretrain(mae, train_ds, p, dev, p.seed, ckpt)
 models, hists, chosen, grids = {}, {}, {}, {}

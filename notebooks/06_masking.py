@@ -43,13 +43,13 @@ import torch
 from IPython.display import HTML, display
 from myst_nb import glue
 
-from maelib import images, profiles, reference, runs, viz, webmodel, widgets
+from maelib import images, profiles, provenance, reference, viz, webmodel, widgets
 from maelib.data import tinyimagenet
 from maelib.train import pick_device
 
 p = profiles.resolve_namespace("masking", globals())
 glue("params", vars(p), display=False)
-path, chosen, is_reference = reference.shown_model(p.profile, p.mae_checkpoint)
+path, chosen, is_reference = provenance.shown_image_mae(p.profile, p.mae_checkpoint)
 mae, saved = images.load_mae(path)
 model_label = reference.label(saved, reference.provenance(path), run=not is_reference)
 glue("model_label", model_label, display=False)
@@ -204,8 +204,8 @@ glue("n_curve_seeds", len(seeds), display=False)
 # adds rows to the table below and points to the figure.
 
 # %% tags=["hide-input"]
-records = runs.load_records("images")
-rows = [{"code": (runs.pool_version(r) or "unknown")[:8], "profile": r["profile"],
+records = provenance.load_records("images")
+rows = [{"code": (provenance.pool_version(r) or "unknown")[:8], "profile": r["profile"],
          "mask ratio": r["resolved"]["mask_ratio"], "seed": r["seed"],
          "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"],
          "linear probe top-1 (%)": 100 * r["metrics"]["acc_probe"], "finished": r["finished"][:10]}
@@ -213,7 +213,7 @@ rows = [{"code": (runs.pool_version(r) or "unknown")[:8], "profile": r["profile"
 sweep = pd.DataFrame(rows)
 if len(sweep):  # a seed rerun at the same code and setting counts once, with its newest values (as the summary)
     sweep = sweep.sort_values("finished").drop_duplicates(["code", "profile", "mask ratio", "seed"], keep="last")
-current = runs.version("images")[:8]  # the version the summary pools the image chapter's seeds by
+current = provenance.version("images")[:8]  # the version the summary pools the image chapter's seeds by
 glue("n_runs", len(sweep), display=False)
 glue("n_runs_text", viz.count(len(sweep), "run"), display=False)
 glue("n_current", int((sweep["code"] == current).sum()) if len(sweep) else 0, display=False)

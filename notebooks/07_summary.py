@@ -54,15 +54,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import claim_tables, profiles, runs, stats, summary, viz
+from maelib import claim_tables, profiles, provenance, stats, summary, viz
 
 p = profiles.resolve_namespace("summary", globals())
 glue("params", vars(p), display=False)
-root = Path(p.records_dir) if p.records_dir else runs.RECORDS
+root = Path(p.records_dir) if p.records_dir else provenance.RECORDS
 with warnings.catch_warnings(record=True) as set_aside:  # shown on the page (below), not only in a log
     warnings.simplefilter("always")
     records = summary.load(root)
-set_aside = [str(w.message) for w in set_aside if issubclass(w.category, runs.RecordSetAside)]
+set_aside = [str(w.message) for w in set_aside if issubclass(w.category, provenance.RecordSetAside)]
 rows = summary.claim_rows(records)
 BY_CLAIM = {"table": claim_tables.PAPERS}  # tables whose rows are the paper's Tables 1-5
 table = claim_tables.claims_table(records)

@@ -36,16 +36,16 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import book, profiles, runs, summary, viz
+from maelib import book, profiles, provenance, summary, viz
 
 p = profiles.resolve_namespace("reproduce", globals())
 glue("params", vars(p), display=False)
-folder = Path(p.executed_dir) if p.executed_dir else runs.EXECUTED
+folder = Path(p.executed_dir) if p.executed_dir else provenance.EXECUTED
 NOT_RECORDED = "not recorded"
 
 # the record of the execution the book shows of every other chapter (a committed full-profile one made on a
 # GPU, or the local one), in the book's order
-records = [ex.record for ex in book.shown(folder, Path(p.committed_dir) if p.committed_dir else runs.COMMITTED).values()]
+records = [ex.record for ex in book.shown(folder, Path(p.committed_dir) if p.committed_dir else provenance.COMMITTED).values()]
 
 
 def when(record) -> str:
@@ -115,7 +115,7 @@ glue("total_min", round(total_s / 60, 1), display=False)
 glue("chapters", table.style.hide(axis="index").format({"wall time (min)": "{:.2f}"}, na_rep=NOT_RECORDED)
      .set_properties(**{"text-align": "left", "font-size": "0.85em"}), display=False)
 
-names = ["python", *runs.PACKAGES]
+names = ["python", *provenance.PACKAGES]
 names += sorted({k for key in distinct for k in json.loads(key)} - set(names))
 env_table = pd.DataFrame({f"{labels[key] if len(distinct) > 1 else 'version'}: {', '.join(chapters)}":
                           [json.loads(key).get(n, "not installed") for n in names]

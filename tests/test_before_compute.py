@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, data_folder
-from maelib import files, profiles, runs
+from maelib import files, profiles, provenance, runs
 
 CHILD_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -153,12 +153,12 @@ def test_a_truncated_camvid_archive_is_named(tmp_path, isolated_cache):
 
 
 def test_a_syntax_error_names_its_line_and_cell_before_any_cell_runs(tmp_path, monkeypatch, no_compute):
-    src = runs.notebook_of("tabular")
+    src = provenance.notebook_of("tabular")
     lines = src.read_text().splitlines(keepends=True)
     last = max(i for i, line in enumerate(lines) if line.startswith("# %%"))
     lines.insert(last + 1, "x = (1,\n")  # in the last cell: today found only when that cell is reached
     (tmp_path / src.name).write_text("".join(lines))
-    monkeypatch.setattr(runs, "NOTEBOOKS", tmp_path)
+    monkeypatch.setattr(provenance, "NOTEBOOKS", tmp_path)
     cell = sum(line.startswith("# %%") for line in lines)
     with pytest.raises(ValueError, match=rf"05_tabular.py, line {last + 2} \(cell {cell}\): .*no cell was run"):
         runs.run_chapter("tabular", {"profile": "smoke"}, out_dir=tmp_path / "out", records_dir=None, progress=False)
@@ -239,10 +239,10 @@ def test_a_record_with_wrong_types_is_set_aside_with_its_name(tmp_path):
 
     good = record("images", 0, 40.0, 30.0)
     (tmp_path / "good.json").write_text(json.dumps(good))
-    (tmp_path / "nulls.json").write_text(json.dumps({k: None for k in runs.RECORD_KEYS}))
-    (tmp_path / "list.json").write_text(json.dumps(list(runs.RECORD_KEYS)))
+    (tmp_path / "nulls.json").write_text(json.dumps({k: None for k in provenance.RECORD_KEYS}))
+    (tmp_path / "list.json").write_text(json.dumps(list(provenance.RECORD_KEYS)))
     with pytest.warns(UserWarning) as caught:
-        loaded = runs.load_records(root=tmp_path)
+        loaded = provenance.load_records(root=tmp_path)
     assert loaded == [good]
     said = " ".join(str(w.message) for w in caught)
     assert "nulls.json does not follow the schema (its chapter is None, not str)" in said
@@ -257,7 +257,7 @@ def test_the_summary_page_names_the_records_it_set_aside(tmp_path):
     reg = tmp_path / "registry"
     reg.mkdir()
     (reg / "good.json").write_text(json.dumps(record("images", 0, 40.0, 30.0)))
-    (reg / "nulls.json").write_text(json.dumps({k: None for k in runs.RECORD_KEYS}))
+    (reg / "nulls.json").write_text(json.dumps({k: None for k in provenance.RECORD_KEYS}))
     out = runs.run_chapter("summary", {"profile": "smoke", "records_dir": str(reg)}, force=True,
                            out_dir=tmp_path / "out", progress=False, records_dir=None)
     shown = ["".join(o.get("data", {}).get("text/markdown", "")) for c in json.loads(out.read_text())["cells"]

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, data_folder
 from test_book_assets import repeated_scripts
-from maelib import book, device, profiles, runs
+from maelib import book, device, profiles, provenance, runs
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def executed(book_copy, tmp_path_factory):
 
 
 def test_every_chapter_of_the_toc_ran(executed, book_copy):
-    assert set(executed) == set(runs.chapters())  # no chapter is left out of the book
+    assert set(executed) == set(provenance.chapters())  # no chapter is left out of the book
     recorded = {json.loads(f.read_text())["chapter"] for f in (book_copy / "records").glob("*.json")}
     assert recorded == set(executed)
 

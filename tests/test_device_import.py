@@ -7,7 +7,7 @@ import tarfile
 import nbformat
 import pytest
 
-from maelib import book, device, runs
+from maelib import book, device, provenance, runs
 
 
 def record(chapter="series", profile="full", finished="2026-11-28T10:00:00+00:00", parameters=None, stamp="old",
@@ -59,7 +59,7 @@ def test_a_changed_chapter_gets_the_stale_box(tmp_path):
     assert "Made by an earlier version" in book.stale_note("series", ex) and "`01234567`" in book.stale_note("series", ex)
     ex.record["stamp"] = runs.stamp("series", ex.record["parameters"])
     assert book.stale_note("series", ex) == ""
-    ex.record.update(notebook_sha=runs.notebook_hash("series"), code=runs.code_hash())  # today's records
+    ex.record.update(notebook_sha=provenance.notebook_hash("series"), code=provenance.code_hash())  # today's records
     assert book.stale_note("series", ex) == ""
     ex.record["code"] = "an earlier version of the computing code"
     assert "Made by an earlier version" in book.stale_note("series", ex)
@@ -181,10 +181,10 @@ def test_a_model_is_loaded_and_checked_before_it_replaces_anything(tmp_path, con
 
 
 def test_the_masking_chapter_takes_the_committed_model_at_the_full_profile_only(tmp_path, monkeypatch, isolated_cache):
-    monkeypatch.setattr(runs, "MODELS", tmp_path)
+    monkeypatch.setattr(provenance, "MODELS", tmp_path)
     (tmp_path / "image_mae_full.pt").write_bytes(b"x")
-    path, how = runs.image_mae_checkpoint("full")
+    path, how = provenance.image_mae_checkpoint("full")
     assert path == tmp_path / "image_mae_full.pt" and "committed" in how
     for profile in ("quick", "smoke"):  # the checkpoint of the profile it runs at
-        with pytest.raises(runs.NoCheckpointError):
-            runs.image_mae_checkpoint(profile)
+        with pytest.raises(provenance.NoCheckpointError):
+            provenance.image_mae_checkpoint(profile)

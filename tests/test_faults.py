@@ -16,14 +16,14 @@ import pytest
 import torch
 
 from conftest import ROOT, data_folder
-from maelib import files, profiles, runs
+from maelib import files, profiles, provenance, runs
 from maelib.data import DataCorruptError, DataMissingError, ett, housing, registry, seg2d, tinyimagenet
 
 PARAMETERS = re.compile(r'^# %% tags=\["parameters"\]\n(.*?)(?=^# %%)', re.M | re.S)
 
 
 def declared(chapter: str) -> list[str]:
-    cell = PARAMETERS.search(runs.notebook_of(chapter).read_text()).group(1)
+    cell = PARAMETERS.search(provenance.notebook_of(chapter).read_text()).group(1)
     return re.findall(r"^(\w+) = ", cell, re.M)
 
 
@@ -33,10 +33,10 @@ def run_until_resolve(chapter: str, injected: dict) -> None:
     import jupytext
 
     namespace = {"__name__": "__main__"}
-    for cell in jupytext.read(runs.notebook_of(chapter)).cells:
+    for cell in jupytext.read(provenance.notebook_of(chapter)).cells:
         if cell.cell_type != "code":
             continue
-        exec(compile(cell.source, str(runs.notebook_of(chapter)), "exec"), namespace)
+        exec(compile(cell.source, str(provenance.notebook_of(chapter)), "exec"), namespace)
         if "parameters" in cell.metadata.get("tags", []):
             namespace.update(injected)
 
@@ -204,7 +204,7 @@ def test_a_damaged_earlier_record_is_named_and_passed_over(tmp_path):
                                records_dir=None, progress=False)
     assert json.loads(out.with_suffix(".run.json").read_text())["chapter"] == "summary"
     with pytest.warns(UserWarning, match=r"broken.json is damaged"):
-        assert runs.load_records(root=reg) == []
+        assert provenance.load_records(root=reg) == []
 
 
 # ---- data

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, data_folder
-from maelib import runs
+from maelib import provenance
 
 
 def load_session():
@@ -25,7 +25,7 @@ def test_each_call_carries_its_chapters_data_only(tmp_path):
     session.prepare(ROOT.parent / "shared" / "data", "b", stage=tmp_path / "stage", wheels=False)
     assert sorted(f.name for f in tmp_path.joinpath("stage").iterdir()) == ["COMMIT", "ETT", "california_housing",
                                                                             "hippocampus"]
-    assert tmp_path.joinpath("stage", "COMMIT").read_text().strip() == runs._git_commit()
+    assert tmp_path.joinpath("stage", "COMMIT").read_text().strip() == provenance.git_commit()
     assert session.folder_bytes(tmp_path / "stage") < session.CARRY_LIMIT
     assert set(session.CALLS["a"]) | set(session.CALLS["b"]) == set(session.CHAPTER_ORDER) - {"masking"}
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import ROOT, data_folder
-from maelib import __main__ as cli
+from maelib import __main__ as cli, provenance
 from maelib import jobs, runs
 
 SMOKE = {"profile": "smoke"}
@@ -129,7 +129,7 @@ def test_pinning_sets_torch_openmp_and_blas(monkeypatch):
         jobs.pin_threads(1)
         assert torch.get_num_threads() == 1
         assert all(os.environ[v] == "1" for v in jobs.THREAD_VARS)
-        assert runs.threads() == 1  # what the record says
+        assert provenance.threads() == 1  # what the record says
     finally:
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="threads must be >= 1"):
@@ -192,7 +192,7 @@ def test_the_book_runs_independent_chapters_side_by_side_then_the_readers(monkey
     monkeypatch.setattr(cli.book, "build", lambda: "index.html")
     monkeypatch.setattr(jobs, "cores", lambda: 2)
     last = {"images": 270.0, "series": 115.0, "segmentation": 132.0, "volumes": 205.0, "tabular": 39.0}
-    monkeypatch.setattr(runs, "last_wall_s", lambda chapter, profile: last.get(chapter, float("inf")))
+    monkeypatch.setattr(provenance, "last_wall_s", lambda chapter, profile: last.get(chapter, float("inf")))
     assert cli.main(["book", "--profile", "smoke"]) == 0
     (first, n_first), (then, n_then) = calls
     assert [j.chapter for j in first] == ["images", "volumes", "segmentation", "series", "tabular"]  # longest first

@@ -8,7 +8,7 @@ import re
 import nbformat
 import pytest
 
-from maelib import book, claim_tables, profiles, runs, summary, tuning, viz
+from maelib import book, claim_tables, profiles, provenance, summary, tuning, viz
 from test_summary import record
 
 
@@ -46,7 +46,7 @@ def test_each_chapters_gap_sentence_reads_with_either_sign_and_at_a_tie(chapter,
     """The chapter's own sentence, its size and sign glues filled as the notebook fills them (the size
     as abs(gap), the word from viz.change_word): at a tie it reads "0.00 points away from it", never
     "0.00 points no different it"."""
-    text = " ".join(line.lstrip("# ") for line in runs.chapters()[chapter].read_text().splitlines())
+    text = " ".join(line.lstrip("# ") for line in provenance.chapters()[chapter].read_text().splitlines())
     for key, fmt in sizes.items():
         text = re.sub(r"\{glue:text\}`" + key + r"(:[^`]*)?`", format(abs(gap), fmt.lstrip(":")), text)
     for key, args in words.items():
@@ -63,7 +63,7 @@ def test_each_chapters_gap_sentence_reads_with_either_sign_and_at_a_tie(chapter,
 def test_no_chapter_decides_a_direction_from_one_sign_alone():
     """The chapters word their gaps with viz.direction/agreement/change_word, never an inline
     ``"higher" if d > 0 else "lower"`` that assumes the paper's sign or ignores a tie."""
-    for chapter, path in runs.chapters().items():
+    for chapter, path in provenance.chapters().items():
         text = path.read_text()
         assert not re.search(r'"(the same direction as|higher|above|lower|beats)" if ', text), chapter
 
@@ -86,12 +86,12 @@ def _displayed_markdown(monkeypatch):
 
 
 def test_an_empty_recorded_runs_section_is_one_line(monkeypatch, tmp_path):
-    monkeypatch.setattr(runs, "RECORDS", tmp_path)
+    monkeypatch.setattr(provenance, "RECORDS", tmp_path)
     monkeypatch.setattr(summary, "load", lambda root=None: [])
     shown = _displayed_markdown(monkeypatch)
     claim_tables.show_recorded("images", "full")
     assert len(shown) == 1 and "\n" not in shown[0].strip() and shown[0].startswith("*None yet")
-    for chapter, path in runs.chapters().items():  # and the chapter adds no paragraph of its own above it
+    for chapter, path in provenance.chapters().items():  # and the chapter adds no paragraph of its own above it
         text = path.read_text()
         if "## Recorded full-scale runs" in text:
             after = text.split("## Recorded full-scale runs", 1)[1].split("# %%", 1)[0]
@@ -101,7 +101,7 @@ def test_an_empty_recorded_runs_section_is_one_line(monkeypatch, tmp_path):
 def test_a_run_with_one_missing_rate_shows_a_line_not_a_placeholder_figure():
     note = viz.sweep_note([0.2], "quick")
     assert "\n" not in note and "0.2" in note and "quick" in note
-    text = runs.notebook_of("tabular").read_text()
+    text = provenance.notebook_of("tabular").read_text()
     assert "message_figure" not in text and "fig_sweep" not in text  # no placeholder image, no figure number
 
 
@@ -146,7 +146,7 @@ def test_the_downloadable_notebook_carries_no_local_path(tmp_path):
 def _registry(tmp_path, chapter="images"):
     """The seed-0 run of the default setting at the quick profile, with its choice of learning rates."""
     resolved = {**vars(profiles.resolve(chapter, "quick")), "seed": 0}
-    r = record(chapter, 0, 0.3, 0.3, code=runs.version(chapter), parameters=resolved)
+    r = record(chapter, 0, 0.3, 0.3, code=provenance.version(chapter), parameters=resolved)
     r["metrics"].update({"lr": {"MAE + fine-tune": 2e-3, "scratch": 4e-3},
                          "lr_grid": {"MAE + fine-tune": {"0.002": 40.0}, "scratch": {"0.004": 30.0}}})
     (tmp_path / "r0.json").write_text(json.dumps(r))
@@ -183,7 +183,7 @@ def test_tune_is_a_parameter_of_the_chapters_that_choose_learning_rates():
     for chapter in ("images", "segmentation"):
         assert profiles.resolve(chapter, "quick").tune is False
         assert profiles.resolve(chapter, "quick", tune="true").tune is True
-        assert "tune = None" in runs.notebook_of(chapter).read_text()
+        assert "tune = None" in provenance.notebook_of(chapter).read_text()
     assert "tune" in tuning.CONTROL  # the same setting, whoever chose its learning rates
 
 
@@ -217,7 +217,7 @@ def test_a_mean_and_its_spread_share_one_notation():
 def test_no_chapter_writes_a_tables_metric_in_its_own_format_in_the_prose():
     """The prose shows an MSE, accuracy, mIoU or Dice through a text glue made by viz.glue_text, never as
     ``{glue:text}`pers_mse:.5f``` (0.00017 beside the table's 0.000174)."""
-    for chapter, path in runs.chapters().items():
+    for chapter, path in provenance.chapters().items():
         own = re.findall(r"\{glue:text\}`(\w*(?:mse|acc|acc_ft|acc_scratch|acc_probe|miou|dice|cat)):[^`]*`", path.read_text())
         own = [name for name in own if not name.startswith(("d_", "paper_"))]  # gaps and the paper's: in no table
         assert not own, (chapter, own)

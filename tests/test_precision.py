@@ -6,7 +6,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from maelib import precision, profiles, progress, tuning
+from maelib import estimates, precision, profiles, provenance, tuning
 from maelib.data import TensorLoader
 from maelib.mae import MaskedAutoencoder
 from maelib.tokens import Patches2d
@@ -139,13 +139,12 @@ def test_monai_blocks_take_the_fused_path_only_where_they_support_it():
 
 
 def test_time_estimates_are_kept_apart_by_precision(tmp_path, monkeypatch):
-    from maelib import runs
 
     fp32 = {"chapter": "tabular", "profile": "quick", "parameters": {}, "seed": 0, "wall_s": 600.0,
             "metrics": {}, "resolved": {"seeds": 1}, "version": "v"}
-    monkeypatch.setattr(runs, "load_records", lambda chapter=None, root=None: [fp32])
-    assert [r for r, _ in progress._classified("tabular", "quick", tmp_path, "fp32")] == [fp32]
-    assert progress._classified("tabular", "quick", tmp_path, "bf16") == []
+    monkeypatch.setattr(provenance, "load_records", lambda chapter=None, root=None: [fp32])
+    assert [r for r, _ in estimates._classified("tabular", "quick", tmp_path, "fp32")] == [fp32]
+    assert estimates._classified("tabular", "quick", tmp_path, "bf16") == []
 
 
 def test_monai_mae_trains_under_bf16():

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, data_folder
-from maelib import jobs, profiles, progress, runs, tuning
+from maelib import estimates, jobs, profiles, progress, provenance, runs, tuning
 from maelib.data import TensorLoader
 from maelib.train import TrainConfig, fit
 
@@ -172,14 +172,14 @@ def test_the_cost_of_choosing_learning_rates_comes_from_the_records(tmp_path):
     record(tmp_path, "b", seed=1, wall_s=300.0)  # reused its choice
     record(tmp_path, "c", seed=2, wall_s=320.0)
     prec = profiles.resolve("images", "smoke").precision  # what the records were made in
-    cost = progress.tuning_cost("images", "smoke", tmp_path, prec)
+    cost = estimates.tuning_cost("images", "smoke", tmp_path, prec)
     assert cost["cost_s"] == pytest.approx(900 - 310) and cost["reused_s"] == pytest.approx(310)
-    assert f"about 9.8 min at the smoke profile in {prec}" in progress.cost_phrase("images", "smoke", tmp_path, prec)
+    assert f"about 9.8 min at the smoke profile in {prec}" in estimates.cost_phrase("images", "smoke", tmp_path, prec)
     other = {"fp32": "bf16", "bf16": "fp32"}[prec]  # runs in another precision tell nothing of this one's time
-    assert progress.tuning_cost("images", "smoke", tmp_path, other) is None
+    assert estimates.tuning_cost("images", "smoke", tmp_path, other) is None
     p = vars(profiles.resolve("images", "smoke"))  # no choice at this code: this run chooses, 310 + 590 s
-    assert tuning.will_choose("images", p, tmp_path) and progress.expected_s("images", p, tmp_path) == pytest.approx(900)
-    assert progress.tuning_cost("images", "quick", tmp_path) is None
+    assert tuning.will_choose("images", p, tmp_path) and estimates.expected_s("images", p, tmp_path) == pytest.approx(900)
+    assert estimates.tuning_cost("images", "quick", tmp_path) is None
 
 
 @pytest.mark.slow
@@ -222,7 +222,7 @@ def test_a_series_rerun_says_it_chooses_its_long_horizon_learning_rates_again(tm
     entry = {"chapter": "series", "notebook": "02_series.py", "parameters": {"profile": "quick"},
              "resolved": resolved, "profile": "quick", "seed": 0, "device": "cpu", "wall_s": 60.0,
              "metrics": {"lr": {"H96 scratch": 1e-3}, "lr_grid": {"H96 scratch": {"0.001": 0.4}}},
-             "finished": "2026-01-01T00:00:00+00:00", "git_commit": None, "stamp": "s", "code": runs.version("series")}
+             "finished": "2026-01-01T00:00:00+00:00", "git_commit": None, "stamp": "s", "code": provenance.version("series")}
     (tmp_path / "series-a.json").write_text(json.dumps(entry))
     assert tuning.note("series", p, root=tmp_path) is None  # this setting's choice is reused
     assert tuning.note("series", {**p, "long_mask_ratio": 0.5}, root=tmp_path)  # another setting's is not

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from maelib import images, reference, widgets
+from maelib import images, provenance, reference, widgets
 from maelib.mae import MaskedAutoencoder
 from maelib.tokens import Patches2d
 
@@ -85,29 +85,29 @@ def test_every_loss_shown_is_the_hidden_pixel_mse(mae, smooth):
 
 def test_the_reader_sees_the_committed_reference_model_before_a_chapter_run(mae, tmp_path, monkeypatch,
                                                                            isolated_cache):
-    from maelib import runs
 
-    monkeypatch.setattr(runs, "MODELS", tmp_path)
+    monkeypatch.setattr(provenance, "MODELS", tmp_path)
     run = images.save_mae(mae, SimpleNamespace(mask_ratio=0.75, profile="smoke"),
                           isolated_cache / "runs" / "images-smoke-x" / "mae_final.pt")
-    path, how, committed = reference.shown_model("smoke")
+    path, how, committed = provenance.shown_image_mae("smoke")
     assert path == run and not committed
     ref = images.save_mae(mae, SimpleNamespace(mask_ratio=0.75, profile="reference"), tmp_path / reference.MODEL.name,
                           torch.float16)
     ref.with_suffix(".json").write_text(json.dumps({"epochs": 30, "n_train_images": 19000}))
-    path, how, committed = reference.shown_model("smoke")
+    path, how, committed = provenance.shown_image_mae("smoke")
     assert path == ref and committed and "reference" in how
     _, saved = images.load_mae(path)
     assert reference.label(saved, reference.provenance(path)).startswith("reference model (30 epochs on 19,000 images")
     assert reference.label(saved, run=True).startswith("this run's model (reference profile")
     full = images.save_mae(mae, SimpleNamespace(mask_ratio=0.75, profile="full"), tmp_path / "image_mae_full.pt")
-    assert reference.shown_model("quick")[0] == full  # a GPU run, imported, replaces the CPU reference
-    assert reference.shown_model("quick", run)[0] == run  # and a path given wins over all
+    assert provenance.shown_image_mae("quick")[0] == full  # a GPU run, imported, replaces the CPU reference
+    assert provenance.shown_image_mae("quick", run)[0] == run  # and a path given wins over all
+    assert reference.MODEL == provenance.ROOT / "results" / "models" / provenance.REFERENCE_MODEL  # one file
 
 
 def test_the_committed_reference_model_loads_and_has_its_provenance():
     if not reference.MODEL.is_file():
-        pytest.skip("no committed reference model yet (python -m maelib.reference train)")
+        pytest.skip("no committed reference model yet (python -m maelib reference train)")
     assert reference.MODEL.stat().st_size < 10e6
     mae, saved = images.load_mae(reference.MODEL)
     prov = reference.provenance(reference.MODEL)

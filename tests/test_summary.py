@@ -4,7 +4,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from maelib import claim_tables, profiles, runs, stats, summary, tuning, viz
+from maelib import claim_tables, profiles, provenance, runs, stats, summary, tuning, viz
 
 CLAIM = {c.chapter: c for c in summary.CLAIMS if c.key == "claim"}  # each chapter's seed-paper claim
 
@@ -41,7 +41,7 @@ def test_paired_interval_is_scipys_t_interval():
 def row_of(chapter, mae, base, table=None, **extra):
     """The quick-profile claim row of five (or len(mae)) seeds of ``chapter`` recorded at this code."""
     c = CLAIM[chapter]
-    recs = [record(chapter, s, m, b, code=runs.version(chapter), **{k: [v[s]] for k, v in extra.items()})
+    recs = [record(chapter, s, m, b, code=provenance.version(chapter), **{k: [v[s]] for k, v in extra.items()})
             for s, (m, b) in enumerate(zip(mae, base))]
     rows = summary.claim_rows(recs)
     return rows[(rows["table"] == (table or c.table)) & (rows["profile"] == "quick")].iloc[0]
@@ -119,8 +119,8 @@ def test_the_family_of_claims_is_holm_adjusted():
     """Two claims at one profile, raw p 0.027 and 0.042: each holds alone, and neither survives Holm's
     correction (adjusted p 2 x 0.027 for both)."""
     seg_gaps, img_gaps = [0.001, 0.016, 0.006, 0.014, 0.009], [3, 0, 2, 1, 1.4]
-    seg = [record("segmentation", s, 0.3 + g, 0.3, code=runs.version("segmentation")) for s, g in enumerate(seg_gaps)]
-    img = [record("images", s, 40.0 + g, 40.0, code=runs.version("images")) for s, g in enumerate(img_gaps)]
+    seg = [record("segmentation", s, 0.3 + g, 0.3, code=provenance.version("segmentation")) for s, g in enumerate(seg_gaps)]
+    img = [record("images", s, 40.0 + g, 40.0, code=provenance.version("images")) for s, g in enumerate(img_gaps)]
     alone = summary.claim_rows(seg).set_index(["table", "profile"]).loc[("Table 3", "quick")]
     assert alone["verdict"] == "holds" and alone["p_holm"] == pytest.approx(alone["p"])  # a family of one
     rows = summary.claim_rows(seg + img).set_index(["table", "profile"])
@@ -141,10 +141,10 @@ def test_seeds_of_an_older_version_are_marked():
 
 def test_the_history_shows_every_version_and_which_one_is_judged():
     old = [record("images", s, 45 + s, 40.0, code="v-old", finished="2026-11-20T10:00:00") for s in range(5)]
-    new = [record("images", s, 40.0, 41 + s, code=runs.version("images")) for s in range(2)]
+    new = [record("images", s, 40.0, 41 + s, code=provenance.version("images")) for s in range(2)]
     hist = claim_tables.history(old + new)
     part = hist[(hist["table"] == "Table 1") & (hist["profile"] == "quick")]
-    assert list(part["version"]) == [runs.version("images")[:8], "v-old"]  # newest first
+    assert list(part["version"]) == [provenance.version("images")[:8], "v-old"]  # newest first
     assert list(part["judged"]) == ["", "yes"] and list(part["this book's code"]) == ["yes", "no"]
     assert "(n\u00a0=\u00a02)" in part.iloc[0]["gap [95% CI] (n)"]
 
@@ -152,7 +152,7 @@ def test_the_history_shows_every_version_and_which_one_is_judged():
 def test_the_history_gives_the_gap_its_verdict_judges():
     """A group with a budget-matched arm stronger than the short scratch arm: its history row gives the gap
     to the matched arm, the claims table's gap, not the MAE's win over the short arm."""
-    version = runs.version("images")
+    version = provenance.version("images")
     recs = [record("images", s, 45.0 + 0.3 * s, 40.0, code=version, baseline_matched=[48.0 + 0.2 * s])
             for s in range(5)]
     row = claim_tables.history(recs).set_index(["table", "profile"]).loc[("Table 1", "quick")]
@@ -175,7 +175,7 @@ def test_a_claims_history_writes_its_gaps_in_one_notation():
 def test_a_verdict_whose_arm_did_not_learn_on_every_seed_says_so():
     """Table 4's old seeds: one seed of both arms at Dice 0.05 against medians near 0.4. The reason says
     so, and the learning table marks both arms; seeds that all learned carry no such note."""
-    version = runs.version("volumes")
+    version = provenance.version("volumes")
     dice = [0.59, 0.37, 0.65, 0.38, 0.05]
     recs = [record("volumes", s, d, d + 0.002 * (-1) ** s, code=version) for s, d in enumerate(dice)]
     row = summary.claim_rows(recs).set_index(["table", "profile"]).loc[("Table 4", "quick")]
@@ -202,7 +202,7 @@ def test_a_verdict_comes_from_the_profile_with_enough_seeds():
 
 def test_different_dataset_is_said():
     c = CLAIM["volumes"]
-    recs = [record("volumes", s, 0.30 + 0.01 * s, 0.20, code=runs.version("volumes")) for s in range(5)]
+    recs = [record("volumes", s, 0.30 + 0.01 * s, 0.20, code=provenance.version("volumes")) for s in range(5)]
     for r in recs:
         r["metrics"]["dataset"] = "hippocampus"
     rows = summary.claim_rows(recs)
@@ -280,9 +280,9 @@ def test_registry_schema(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(good))
     (tmp_path / "b.json").write_text(json.dumps({"chapter": "images"}))  # incomplete: not a record
     (tmp_path / "c.json").write_text("{broken")
-    loaded = runs.load_records(root=tmp_path)
+    loaded = provenance.load_records(root=tmp_path)
     assert loaded == [good]
-    assert set(runs.RECORD_KEYS) <= set(good)
+    assert set(provenance.RECORD_KEYS) <= set(good)
 
 
 @pytest.mark.parametrize("claim, why", [({"seeds": [0, 1], "mae": [0.5, float("inf")], "baseline": [0.4, 0.3]},
@@ -297,14 +297,14 @@ def test_a_record_that_cannot_be_pooled_is_set_aside_by_name(tmp_path, claim, wh
     bad = record("images", 1, 40.0, 30.0)
     bad["metrics"]["claim"] = claim
     (tmp_path / "bad.json").write_text(json.dumps(bad))  # Infinity, as json writes it
-    with pytest.warns(runs.RecordSetAside, match=f"bad.json does not follow the schema .its {why}"):
+    with pytest.warns(provenance.RecordSetAside, match=f"bad.json does not follow the schema .its {why}"):
         assert summary.load(tmp_path) == [good]
 
 
 def test_committed_records_follow_the_schema():
-    for f in runs.RECORDS.glob("*.json"):
+    for f in provenance.RECORDS.glob("*.json"):
         record = json.loads(f.read_text())
-        assert runs.record_problem(record) is None, f.name
+        assert provenance.record_problem(record) is None, f.name
         for key in ("claim", "claim_long", "claim_numeric"):
             summary.seed_values(record, key)  # each per-seed entry reads back as a SeedValues
 
@@ -326,53 +326,67 @@ def test_summary_notebook_runs_on_a_registry_fixture(tmp_path):
     assert values["results"]["verdicts"]["Table 3"] == "not run"
 
 
-def test_the_code_version_follows_the_computing_modules(tmp_path, monkeypatch):
-    """A change to how results are shown (viz.py) keeps a run's code version, so seeds are not split by
-    it; a change to what is computed (mae.py) makes a new version. Both make executed chapters stale."""
+def _copy_of_the_code(tmp_path, monkeypatch):
     import shutil
 
-    shutil.copytree(runs.ROOT / "maelib", tmp_path / "maelib", ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(runs, "ROOT", tmp_path)
-    compute, everything = runs.code_hash(), runs.code_hash(computing_only=False)
-    with open(tmp_path / "maelib" / "viz.py", "a") as f:
-        f.write("\n# a figure's colour changed\n")
-    assert runs.code_hash() == compute and runs.code_hash(computing_only=False) != everything
-    with open(tmp_path / "maelib" / "mae.py", "a") as f:
-        f.write("\n# the model changed\n")
-    assert runs.code_hash() != compute
+    shutil.copytree(provenance.ROOT / "maelib", tmp_path / "maelib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(provenance.ROOT / "notebooks", tmp_path / "notebooks")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+    monkeypatch.setattr(provenance, "NOTEBOOKS", tmp_path / "notebooks")
+    return tmp_path
 
 
-def test_the_pooling_version_covers_the_notebook_and_the_learning_rate_reuse(tmp_path, monkeypatch):
+def _touch(path, text="\n# changed\n"):
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def test_a_chapters_version_follows_the_code_its_notebook_reaches(tmp_path, monkeypatch):
+    """A change to a module the tabular chapter reaches (tabular.py, mae.py under it) gives it a new
+    version; a change to one it does not reach (images.py, volumes.py) or a new module leaves its seeds
+    pooled as they were, while the image chapter, which reaches images.py, gets a new version."""
+    root = _copy_of_the_code(tmp_path, monkeypatch)
+    assert {"maelib.tabular", "maelib.mae", "maelib.train"} <= provenance.chapter_modules("tabular")
+    assert not {"maelib.images", "maelib.volumes", "maelib.runs"} & provenance.chapter_modules("tabular")
+    tab, img = provenance.version("tabular"), provenance.version("images")
+    _touch(root / "maelib" / "images.py")
+    (root / "maelib" / "audio.py").write_text('"""A sixth modality."""\n')
+    assert provenance.version("tabular") == tab and provenance.version("images") != img
+    for module in ("tabular.py", "mae.py"):
+        _touch(root / "maelib" / module)
+        assert provenance.version("tabular") != tab
+        tab = provenance.version("tabular")
+
+
+def test_imports_inside_functions_and_relative_imports_are_followed(tmp_path, monkeypatch):
+    root = _copy_of_the_code(tmp_path, monkeypatch)
+    (root / "maelib" / "late.py").write_text('"""Imported only inside a function."""\n')
+    (root / "maelib" / "tokens.py").write_text((root / "maelib" / "tokens.py").read_text()
+                                               + "\n\ndef _later():\n    from . import late\n")
+    assert "maelib.late" in provenance.chapter_modules("tabular")  # tabular -> mae -> tokens -> late
+    tab = provenance.version("tabular")
+    _touch(root / "maelib" / "late.py")
+    assert provenance.version("tabular") != tab
+
+
+def test_the_pooling_version_covers_the_notebooks_code_not_its_prose(tmp_path, monkeypatch):
     """Seeds are pooled by a version that changes with the code of the chapter's notebook (not its prose),
-    and with tuning.py (which decides which learning rates a seed reuses); a module is left out only by its own COMPUTES = False."""
-    import shutil
-
-    shutil.copytree(runs.ROOT / "maelib", tmp_path / "maelib", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(runs.ROOT / "notebooks", tmp_path / "notebooks")
-    monkeypatch.setattr(runs, "ROOT", tmp_path)
-    monkeypatch.setattr(runs, "NOTEBOOKS", tmp_path / "notebooks")
-    version, code = runs.version("segmentation"), runs.code_hash()
-    with open(tmp_path / "notebooks" / "03_segmentation.py", "a") as f:
-        f.write("\n# %% [markdown]\n# A sentence of the chapter mended.\n")
-    assert runs.version("segmentation") == version  # prose decides no number
-    with open(tmp_path / "notebooks" / "03_segmentation.py", "a") as f:
-        f.write("\n# %%\nscored_differently = True\n")
-    assert runs.version("segmentation") != version and runs.code_hash() == code
-    version = runs.version("segmentation")
-    with open(tmp_path / "maelib" / "tuning.py", "a") as f:
-        f.write("\n# another seed chooses\n")
-    assert runs.version("segmentation") != version
-    version = runs.version("segmentation")
-    (tmp_path / "maelib" / "shows.py").write_text('"""A new page helper."""\n\nCOMPUTES = False  # only shows\n')
-    assert runs.version("segmentation") == version
-    (tmp_path / "maelib" / "helper.py").write_text('"""A new computing helper."""\n')
-    assert runs.version("segmentation") != version  # a new module counts until it says otherwise
+    and with tuning.py (which decides which learning rates a seed reuses)."""
+    root = _copy_of_the_code(tmp_path, monkeypatch)
+    version = provenance.version("segmentation")
+    _touch(root / "notebooks" / "03_segmentation.py", "\n# %% [markdown]\n# A sentence of the chapter mended.\n")
+    assert provenance.version("segmentation") == version  # prose decides no number
+    _touch(root / "notebooks" / "03_segmentation.py", "\n# %%\nscored_differently = True\n")
+    assert provenance.version("segmentation") != version
+    version = provenance.version("segmentation")
+    _touch(root / "maelib" / "tuning.py")
+    assert provenance.version("segmentation") != version
 
 
 def test_seeds_reuse_the_learning_rates_the_seed_0_run_chose(tmp_path):
     """A run finds the choice of the seed-0 run with its setting and code version; a different setting, an
     earlier code version or another seed's run does not count."""
-    code = runs.version("segmentation")
+    code = provenance.version("segmentation")
     chosen = {"lr": {"MAE init": 1e-3, "scratch": 2e-3},
               "lr_grid": {"MAE init": {"0.001": 0.3, "0.002": 0.2}, "scratch": {"0.001": 0.2, "0.002": 0.25}}}
 
@@ -407,7 +421,7 @@ def test_table_2_is_judged_against_the_papers_row_for_the_ratio_validation_chose
 def test_runs_on_other_data_are_neither_pooled_nor_tuned_together(tmp_path):
     """Under dataset="auto", a run that read ADE20K and one that read CamVid have the same resolved
     parameters; the data they read (name and checksum) keeps them apart, for pooling and for reuse."""
-    version = runs.version("segmentation")
+    version = provenance.version("segmentation")
     camvid = {"dataset": "camvid", "file": "camvid.zip", "sha256": "a" * 64, "verified": True}
     ade = {"dataset": "ade20k", "file": "ade.zip", "sha256": "b" * 64, "verified": True}
     recs = []
@@ -427,10 +441,10 @@ def test_runs_on_other_data_are_neither_pooled_nor_tuned_together(tmp_path):
 
 
 def test_a_power_sweep_asks_for_the_seeds_that_80_percent_power_needs():
-    version = runs.version("segmentation")
+    version = provenance.version("segmentation")
     seeds, why = summary.seeds_needed("segmentation", "quick", [])
     assert seeds == [0, 1, 2, 3, 4] and why.endswith("0 seeds at this version and setting, so a pilot of 5")
-    one = [record("segmentation", 0, 0.3, 0.3, code=runs.version("segmentation"))]
+    one = [record("segmentation", 0, 0.3, 0.3, code=provenance.version("segmentation"))]
     assert "1 seed at this version and setting" in summary.seeds_needed("segmentation", "quick", one)[1]
     gaps = [0.0085 + d for d in (0.01, -0.01, 0.005, -0.005, 0.0)]  # sd 0.0079 around the paper's gap
     pilot = [record("segmentation", s, 0.3 + g, 0.3, code=version) for s, g in enumerate(gaps)]
@@ -454,7 +468,7 @@ def test_a_power_sweep_asks_for_the_seeds_that_80_percent_power_needs():
 def test_the_seeds_for_power_come_from_the_comparison_the_verdict_judges():
     """The pilot's MAE arm is tight against the short scratch arm but noisy against the budget-matched one,
     which is stronger and so the one judged: the seeds asked are those of that noisy comparison."""
-    version = runs.version("segmentation")
+    version = provenance.version("segmentation")
     wobble = (0.01, -0.01, 0.005, -0.005, 0.0)
     pilot = [record("segmentation", s, 0.33, 0.32, code=version, baseline_matched=[0.45 + 2 * w])
              for s, w in enumerate(wobble)]
@@ -467,7 +481,7 @@ def test_the_seeds_for_power_come_from_the_comparison_the_verdict_judges():
 def test_in_fewer_epochs_is_judged_on_the_recorded_curves():
     """Per seed, the epochs each arm needs to reach 90% of scratch's final score: here the MAE arm gets
     there at epoch 2 and scratch at epoch 4, so 2 epochs saved; a curve that never gets there counts E + 1."""
-    version = runs.version("volumes")
+    version = provenance.version("volumes")
     recs = []
     for s in range(5):
         mae_curve, base_curve = [0.5, 0.9, 0.95, 0.96], [0.2, 0.5, 0.8, 0.95 + 0.001 * s]
@@ -485,7 +499,7 @@ def test_in_fewer_epochs_is_judged_on_the_recorded_curves():
 def test_a_claim_is_judged_against_the_stronger_scratch_arm():
     """Scratch trained as long as the MAE's fine-tuning is beaten; scratch trained for the MAE arm's whole
     budget is not: the claim is judged against the latter, and both gaps are shown."""
-    version = runs.version("images")
+    version = provenance.version("images")
     recs = [record("images", s, 45.0 + 0.3 * s, 40.0 + 0.2 * s, code=version, baseline_matched=[46.0 + 0.25 * s])
             for s in range(5)]
     row = summary.claim_rows(recs).set_index(["table", "profile"]).loc[("Table 1", "quick")]
@@ -501,12 +515,12 @@ def test_a_claim_is_judged_against_the_stronger_scratch_arm():
 
 
 def test_an_arm_with_a_seed_that_did_not_learn_is_marked():
-    version = runs.version("volumes")
+    version = provenance.version("volumes")
     recs = [record("volumes", s, v, 0.3 + 0.01 * s, code=version) for s, v in enumerate([0.6, 0.62, 0.05, 0.61, 0.6])]
     table = claim_tables.learning_table(recs).set_index("arm")
     assert table.loc["MAE init", "every seed learned"] == "no" and table.loc["MAE init", "worst seed"] == "0.0500"
     assert table.loc["scratch", "every seed learned"] == "yes"
-    series = [record("series", s, 0.002 + 0.0001 * s, 0.0021, code=runs.version("series"), floor=[0.001])
+    series = [record("series", s, 0.002 + 0.0001 * s, 0.0021, code=provenance.version("series"), floor=[0.001])
               for s in range(5)]
     table = claim_tables.learning_table(series).set_index(["table", "arm"])
     assert table.loc[("Table 2", "forecaster without masking"), "as good as persistence"] == "no"
@@ -515,7 +529,7 @@ def test_an_arm_with_a_seed_that_did_not_learn_is_marked():
 def test_each_arms_rate_is_placed_in_the_grid_its_seed_0_run_tried():
     """A rate chosen at the top of a grown grid is flagged (volumes chose 0.008 from [0.0005, 0.008]); the
     grid read is the seed-0 run's of the judged group, not an older setting's."""
-    version = runs.version("volumes")
+    version = provenance.version("volumes")
     grid = {"MAE init": {"0.002": 0.7, "0.004": 0.8, "0.008": 0.83}, "scratch": {"0.002": 0.9, "0.004": 0.8},
             "scratch, budget-matched": {"0.002": 0.8, "0.004": 0.86, "0.008": 0.85}}
     recs = [record("volumes", s, 0.83, 0.8, code=version) for s in range(5)]
@@ -535,7 +549,7 @@ def test_the_judged_groups_of_this_code_learned_in_every_arm():
     for c in summary.CLAIMS:
         for prof in ("quick", "full"):
             g = summary.judged_group(records, c.chapter, prof, c.key)
-            if g is None or g["code"] != runs.version(c.chapter) or len(g["seeds"]) < summary.MIN_SEEDS:
+            if g is None or g["code"] != provenance.version(c.chapter) or len(g["seeds"]) < summary.MIN_SEEDS:
                 continue
             table = claim_tables.learning_table([r for r in records if r["chapter"] == c.chapter], (prof,))
             assert (table[table["table"] == c.table]["every seed learned"] == "yes").all(), (c.table, prof)
@@ -552,7 +566,7 @@ def test_a_gap_and_its_interval_are_written_in_one_format():
 
 def test_the_scale_table_names_datasets_as_readers_know_them():
     """Table 23 wrote the registry's keys ("tinyimagenet", "camvid ... ade20k")."""
-    version = runs.version("segmentation")
+    version = provenance.version("segmentation")
     recs = [record("segmentation", s, 0.33, 0.32, code=version) for s in range(5)]
     for r in recs:
         r["metrics"]["dataset"] = "camvid"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from maelib import widgets
+from maelib import provenance, widgets
 from maelib.mae import MaskedAutoencoder
 from maelib.tokens import Patches2d
 
@@ -66,16 +66,16 @@ def _save(mae, path, profile):
 
 
 def test_checkpoint_round_trip_and_missing_checkpoint_message(mae, isolated_cache):
-    from maelib import images, runs
+    from maelib import images
 
     path = _save(mae, isolated_cache / "runs" / "images-smoke-x" / "mae_final.pt", "smoke")
-    assert runs.image_mae_checkpoint("smoke")[0] == path
+    assert provenance.image_mae_checkpoint("smoke")[0] == path
     again, saved = images.load_mae(path)
     assert saved["img_size"] == 32 and saved["profile"] == "smoke"
     for a, b in zip(again.state_dict().values(), mae.state_dict().values()):
         assert torch.equal(a, b)
-    with pytest.raises(runs.NoCheckpointError, match="python -m maelib run images --profile quick"):
-        runs.image_mae_checkpoint("quick")
+    with pytest.raises(provenance.NoCheckpointError, match="python -m maelib run images --profile quick"):
+        provenance.image_mae_checkpoint("quick")
 
 
 def test_the_checkpoint_is_the_profiles_not_the_newest(mae, isolated_cache):
@@ -83,19 +83,19 @@ def test_the_checkpoint_is_the_profiles_not_the_newest(mae, isolated_cache):
     profile's defaults wins over any other run of that profile."""
     import os
 
-    from maelib import profiles, runs
+    from maelib import profiles
 
     smoke = _save(mae, isolated_cache / "runs" / "images-smoke-old" / "mae_final.pt", "smoke")
     quick = _save(mae, isolated_cache / "runs" / "images-quick-new" / "mae_final.pt", "quick")
     os.utime(smoke, (1, 1))
     assert quick.stat().st_mtime > smoke.stat().st_mtime
-    path, how = runs.image_mae_checkpoint("smoke")
+    path, how = provenance.image_mae_checkpoint("smoke")
     assert path == smoke and "newest image-chapter run at the smoke profile" in how
-    exact = _save(mae, runs.run_dir("images", profiles.resolve("images", "smoke")) / "mae_final.pt", "smoke")
+    exact = _save(mae, provenance.run_dir("images", profiles.resolve("images", "smoke")) / "mae_final.pt", "smoke")
     os.utime(exact, (1, 1))
-    path, how = runs.image_mae_checkpoint("smoke")
+    path, how = provenance.image_mae_checkpoint("smoke")
     assert path == exact and "default parameters" in how
-    assert runs.image_mae_checkpoint("smoke", smoke)[0] == smoke
+    assert provenance.image_mae_checkpoint("smoke", smoke)[0] == smoke
 
 
 def test_explorer_works_with_images_of_another_size(mae, images):

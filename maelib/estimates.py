@@ -1,0 +1,95 @@
+"""How long a chapter run takes, and what choosing its learning rates costs, by the recorded runs.
+
+The runner says it before a run (:func:`cost_phrase`) and hands :func:`expected_s` to the progress line
+(:class:`maelib.progress.Watcher`). Estimates are keyed by profile, setting, code version and precision: a
+bf16 run's time says nothing of an fp32 one's.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from . import profiles, provenance, tuning
+from .progress import minutes
+
+
+def _per_seed_s(record: dict) -> float:
+    return record["wall_s"] / (record["resolved"].get("seeds") or 1)
+
+
+def precision_of(record: dict) -> str:
+    """The precision a run trained in (records made before ``precision`` existed trained in fp32)."""
+    return record["resolved"].get("precision") or "fp32"
+
+
+def _classified(chapter: str, profile: str, root, precision: str) -> list[tuple[dict, bool]]:
+    """The chapter's default-parameter runs at ``profile`` in ``precision`` (a bf16 run's time says nothing
+    of an fp32 one's), oldest first, each with whether it chose its learning rates. A run that holds a
+    choice (``lr_grid``) made it unless an earlier seed-0 run of its setting and code had; every other run
+    chose nothing."""
+    made, out = set(), []
+    for r in provenance.load_records(chapter, root):
+        if r["profile"] != profile or not provenance.is_default(r) or precision_of(r) != precision:
+            continue
+        grid = r["metrics"].get("lr_grid") if isinstance(r["metrics"], dict) else None
+        key = (provenance.pool_version(r), tuning.setting(r))
+        chose = bool(grid) and all(grid.values()) and key not in made
+        if chose and r["seed"] == tuning.TUNING_SEED:
+            made.add(key)
+        out.append((r, chose))
+    return out
+
+
+def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32") -> dict | None:
+    """What choosing the learning rates adds to a run, by the newest code version whose records hold a
+    run that chose them and runs that reused the choice: {"cost_s", "chose_s", "reused_s" (a seed),
+    "code"}; None when no such pair is recorded."""
+    classified = _classified(chapter, profile, root or provenance.RECORDS, precision)
+    for code in dict.fromkeys(provenance.pool_version(r) for r, _ in reversed(classified)):  # newest code first
+        chose = [r for r, c in classified if c and provenance.pool_version(r) == code]
+        reused = [_per_seed_s(r) for r, c in classified if not c and provenance.pool_version(r) == code
+                  and r["metrics"].get("lr_grid")]
+        if chose and reused:
+            per_seed = statistics.median(reused)
+            first = chose[-1]
+            cost = first["wall_s"] - (first["resolved"].get("seeds") or 1) * per_seed
+            if cost > 0:
+                return {"cost_s": cost, "chose_s": first["wall_s"], "reused_s": per_seed, "code": code}
+    return None
+
+
+def cost_phrase(chapter: str, profile: str, root=None, precision: str = "fp32") -> str:
+    """One clause on what choosing the learning rates costs at ``profile`` in ``precision``, for a note
+    said before a run."""
+    c = tuning_cost(chapter, profile, root, precision)
+    if c is None:
+        return f"no recorded pair of {precision} runs at the {profile} profile tells what choosing them costs"
+    return (f"choosing them takes about {minutes(c['cost_s'])} at the {profile} profile in {precision}, by the "
+            "recorded runs "
+            f"(code {(c['code'] or 'unknown')[:8]}: the run that chose them took {minutes(c['chose_s'])}, "
+            f"the runs that reused its choice {minutes(c['reused_s'])} a seed)")
+
+
+def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
+    """About how long a run with the ``resolved`` parameters takes, by the recorded runs; None where they
+    do not tell. Where it changes nothing but pretraining (or nothing), the default setting's runs of the
+    newest code that chose no learning rates give a seed's time (their median), and :func:`tuning_cost` is added when this run chooses
+    them. For any other setting, the newest run of that setting gives the time."""
+    root = root or provenance.RECORDS
+    profile, seeds, precision = resolved["profile"], resolved.get("seeds") or 1, resolved.get("precision") or "fp32"
+    defaults = vars(profiles.resolve(chapter, profile))
+    differ = {k for k in resolved if k not in provenance.CONTROL and resolved[k] != defaults.get(k)}
+    if differ <= set(tuning.PRETRAINING_ONLY):
+        reused = [r for r, chose in _classified(chapter, profile, root, precision) if not chose]
+        if not reused:
+            return None
+        newest = provenance.pool_version(reused[-1])
+        base = statistics.median(_per_seed_s(r) for r in reused if provenance.pool_version(r) == newest) * seeds
+        if not tuning.will_choose(chapter, resolved, root):
+            return base
+        cost = tuning_cost(chapter, profile, root, precision)
+        return base + cost["cost_s"] if cost else None
+    want = tuning.setting({"resolved": resolved})
+    same = [r for r in provenance.load_records(chapter, root) if r["profile"] == profile
+            and tuning.setting({"resolved": r["resolved"]}) == want]  # any data: this is an estimate
+    return _per_seed_s(same[-1]) * seeds if same else None

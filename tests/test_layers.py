@@ -1,0 +1,63 @@
+"""The package's layers (maelib/__init__.py): every module imports only from its own layer or below, and no
+two modules import each other, directly or round a longer circle. Imports inside functions count."""
+
+import ast
+
+import pytest
+
+from maelib import LAYERS, provenance
+
+FILES = provenance.module_files()
+
+
+def imports(name: str) -> set[str]:
+    path = FILES[name]
+    found = provenance.imported_modules(ast.parse(path.read_text()), name, path.name == "__init__.py")
+    return {m for m in found if m != "maelib" and m != name}
+
+
+def layer(name: str) -> int:
+    short = name.removeprefix("maelib.")
+    for i, (_, members) in enumerate(LAYERS):
+        if short in members or short.split(".")[0] in members:
+            return i
+    raise AssertionError(f"{name} is in no layer of maelib.LAYERS")
+
+
+def test_every_module_has_a_layer():
+    for name in FILES:
+        if name != "maelib":
+            layer(name)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FILES if n != "maelib"))
+def test_no_module_imports_from_a_higher_layer(name):
+    up = {m: LAYERS[layer(m)][0] for m in imports(name) if layer(m) > layer(name)}
+    assert not up, f"{name} ({LAYERS[layer(name)][0]}) imports from higher layers: {up}"
+
+
+def test_no_circle():
+    graph = {n: imports(n) for n in FILES if n != "maelib"}
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == "open":
+                circle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                raise AssertionError("import circle: " + " -> ".join(circle))
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+
+    for n in graph:
+        if n not in state:
+            visit(n, [n])
+
+
+def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
+    """The layer check itself can fail: a core module importing the runner is caught."""
+    source = FILES["maelib.masking"].read_text() + "\n\ndef _late():\n    from . import runs\n"
+    tree = ast.parse(source)
+    found = provenance.imported_modules(tree, "maelib.masking")
+    assert "maelib.runs" in found and layer("maelib.runs") > layer("maelib.masking")
