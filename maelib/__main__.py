@@ -162,6 +162,11 @@ def sweep(args, ap) -> int:
         print(f"{args.chapter}: {why}; to run: {' '.join(map(str, args.seeds)) or 'none'}", flush=True)
         if not args.seeds:
             return 0
+    if len(set(args.seeds)) < len(args.seeds):  # two runs of one seed would train in one folder at once
+        raise ValueError(f"--seeds must not repeat a seed, got {' '.join(map(str, args.seeds))}")
+    if args.ratios is not None and not args.ratios:
+        raise ValueError("--ratios needs at least one mask ratio (e.g. --ratios 0.25 0.5 0.75); leave it out to "
+                         "run the default parameters")
     given = {k: _value(v) for k, v in args.param}
     grid = [{**given, "mask_ratio": r} for r in args.ratios] if args.ratios else [given]
     for extra in grid:  # validate everything before running anything

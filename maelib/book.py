@@ -19,14 +19,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import provenance, runs, tuning
+from . import provenance, runs
 
 
 COMMITTED = provenance.COMMITTED
 CHAPTERS = "book/chapters"  # the staged copies the book is built from (generated, ignored by git)
 LOCAL_ONLY = {"masking", "summary", "reproduce"}  # always run for the build: they read its other runs and models
-# parameters that do not change what a chapter computes, and the folders the book's own chapters read
-CONTROL = set(tuning.CONTROL) | {"records_dir", "executed_dir", "committed_dir"}
 
 
 class MissingExecutions(FileNotFoundError):
@@ -42,7 +40,7 @@ class Execution:
     @property
     def own_parameters(self) -> dict:
         """The parameters the run was given beyond the controls (a user's own rerun has some)."""
-        return {k: v for k, v in self.record.get("parameters", {}).items() if k not in CONTROL}
+        return provenance.own_parameters(self.record)
 
 
 def _execution(folder: Path, stem: str, origin: str) -> Execution | None:

@@ -41,6 +41,8 @@ class Spec:
         hi = ")" if self.open_high else "]"
         low = "-inf" if self.low is None else f"{self.low:g}"
         high = "inf" if self.high is None else f"{self.high:g}"
+        lo = "(" if self.low is None else lo  # infinite ends are never allowed: a finite number is
+        hi = ")" if self.high is None else hi
         return f"in {lo}{low}, {high}{hi}"
 
     def check(self, name: str, value):
@@ -70,7 +72,7 @@ class Spec:
         if self.kind in (int, float):
             bad_low = self.low is not None and (v <= self.low if self.open_low else v < self.low)
             bad_high = self.high is not None and (v >= self.high if self.open_high else v > self.high)
-            if bad_low or bad_high or (isinstance(v, float) and math.isnan(v)):
+            if bad_low or bad_high or (isinstance(v, float) and not math.isfinite(v)):
                 raise ValueError(f"{name} must be {self.describe()}, got {value!r}")
         return v
 
@@ -164,7 +166,7 @@ SPECS["tabular"] = {
     "missing_rates": Spec(list, 0, 1, open_low=True, open_high=True),
     "mask_ratio": RATIO,
     "columns": Spec(list, item=str),
-    "rows": Spec(int, 100),
+    "rows": Spec(int, 100, 20_433),  # the complete rows of Géron's housing.csv (maelib.data.housing)
     "epochs": Spec(int, 1),
     "seeds": Spec(int, 1, 20),
     "dim": Spec(int, 4),

@@ -344,16 +344,23 @@ def last_wall_s(chapter: str, profile: str = "auto", root: Path = RECORDS) -> fl
     """The wall time of the newest recorded run of ``chapter`` at ``profile`` with the default parameters
     (infinite when none is recorded: an unknown chapter is taken to be long)."""
     profile = profiles.default_profile() if profile == "auto" else profile
-    times = [r["wall_s"] for r in load_records(chapter, root) if r["profile"] == profile and not r["parameters"].keys()
-             - {"profile", "seed", "live", "executed_dir"}]
+    times = [r["wall_s"] for r in load_records(chapter, root)
+             if r["profile"] == profile and is_default(r)]
     return float(times[-1]) if times else float("inf")
 
 
-# parameters that do not change what a run computes: they never split a setting (``tuning.setting``)
-CONTROL = ("seed", "seeds", "profile", "live", "device", "data_dir", "checkpoint_dir", "tune")
+# parameters that do not change what a run computes (the summary's folders only say where to read): they
+# never split a setting (``tuning.setting``) nor make a run other than the default
+CONTROL = ("seed", "seeds", "profile", "live", "device", "data_dir", "checkpoint_dir", "tune", "records_dir",
+           "executed_dir", "committed_dir")
+
+
+def own_parameters(record: dict) -> dict:
+    """The parameters a run was given beyond :data:`CONTROL` (a user's own rerun has some)."""
+    return {k: v for k, v in (record.get("parameters") or {}).items() if k not in CONTROL}
 
 
 def is_default(record: dict, allowed: tuple[str, ...] = ()) -> bool:
     """Whether a run took its chapter's default parameters: nothing given but :data:`CONTROL` (seed,
-    profile...) and the names in ``allowed``."""
-    return not set(record["parameters"]) - set(CONTROL) - set(allowed)
+    profile...) and the names in ``allowed``. The one answer every caller uses."""
+    return not set(own_parameters(record)) - set(allowed)

@@ -24,7 +24,7 @@ import pandas as pd
 from . import paper, profiles, provenance, stats
 from .report import SeedValues
 from .stats import MIN_SEEDS
-from .tuning import CONTROL, setting
+from .tuning import setting
 
 
 
@@ -204,17 +204,13 @@ def _parameters(setting_text: str) -> dict:
     return {k: v for k, v in json.loads(setting_text).items() if k != "_data"}
 
 
-def _is_default(record: dict) -> bool:
-    return not {k for k in record["parameters"] if k not in CONTROL}
-
-
 def groups(records: list[dict], chapter: str, profile: str, key: str = "claim") -> list[dict]:
     """The default-parameter runs of ``chapter`` at ``profile``, grouped by setting and code hash, newest
     group first. Each group: {"code", "setting", "dataset", "finished", "seeds": {seed: values}} with the
     newest value per seed."""
     out: dict[tuple, dict] = {}
     for r in records:  # oldest first, so newer values replace older ones
-        if r["chapter"] != chapter or r["profile"] != profile or not _is_default(r):
+        if r["chapter"] != chapter or r["profile"] != profile or not provenance.is_default(r):
             continue
         values = seed_values(r, key)
         if not values:
@@ -371,7 +367,7 @@ def sweep_frame(records: list[dict]) -> pd.DataFrame:
     newest code version of each chapter and profile (seeds of different code are not pooled)."""
     rows = []
     for r in records:
-        changed = {k for k in r["parameters"] if k not in CONTROL}
+        changed = set(provenance.own_parameters(r))
         metric = r["metrics"].get("mask_ratio_metric") if isinstance(r["metrics"], dict) else None
         if metric and changed <= {"mask_ratio"}:
             seeds = (r["metrics"].get("claim") or {}).get("seeds") or [r["seed"]]

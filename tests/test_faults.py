@@ -360,3 +360,28 @@ def test_ctrl_c_ends_the_run_even_when_its_clean_up_hangs():
     assert time.monotonic() - start < 10
     time.sleep(0.2)
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+# ---- values accepted and then not used as given (#37)
+
+
+@pytest.mark.parametrize("name, value", [("lr", float("inf")), ("lr_grid", [1e999]), ("lr_grid", [1e-3, float("inf")])])
+def test_an_infinite_number_is_refused_before_anything_runs(name, value):
+    with pytest.raises(ValueError, match=rf"{name} must be in \(0, inf\), got inf"):
+        profiles.resolve("tabular", "smoke", **{name: value})
+
+
+def test_more_rows_than_the_data_holds_are_refused():
+    with pytest.raises(ValueError, match=r"rows must be in \[100, 20433\], got 100000000"):
+        profiles.resolve("tabular", "smoke", rows=100_000_000)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0", "0"], "error: --seeds must not repeat a seed, got 0 0"),
+    (["--ratios"], "error: --ratios needs at least one mask ratio"),
+])
+def test_a_sweep_refuses_repeated_seeds_and_an_empty_ratio_list(argv, message, capsys):
+    from maelib.__main__ import main
+
+    assert main(["sweep", "tabular", "--profile", "smoke", *argv]) == 2
+    assert capsys.readouterr().err.startswith(message)
