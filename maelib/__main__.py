@@ -317,7 +317,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return _interrupted()
     except (runs.ChapterFailed, registry.DataError, FloatingPointError, provenance.NoCheckpointError,
-            book.MissingExecutions) as e:
+            book.MissingExecutions, jobs.JobDied) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
     except (ValueError, KeyError) as e:

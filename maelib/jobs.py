@@ -22,10 +22,13 @@ import contextlib
 import io
 import math
 import os
+import shutil
+import signal
 import sys
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -171,6 +174,9 @@ def launch(jobs: list[Job], n_jobs: int | None = None, launcher: str = "local",
         raise ValueError(f"jobs must be >= 1, got {n_jobs}")
     if not jobs:
         return []
+    if launcher == "slurm" and shutil.which("sbatch") is None:  # before submitit, whose error is a traceback
+        raise ValueError("launcher slurm needs SLURM, and this machine has no sbatch; use --launcher local (or "
+                         "submitit-local to try the SLURM path here)")
     if launcher != "local":
         return _submitit(jobs, n_jobs, launcher, folder)
     if n_jobs == 1:
@@ -180,13 +186,18 @@ def launch(jobs: list[Job], n_jobs: int | None = None, launcher: str = "local",
 
 def _pool(jobs: list[Job], n_jobs: int) -> list[str]:
     """A local process pool; on the first failure (or Ctrl-C) every other job is ended, kernels included."""
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), initializer=_quiet_worker)
     futures = [pool.submit(run_job, job) for job in jobs]
     try:
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in futures if f in done and f.exception() is not None]
+        failed = [(job, f) for job, f in zip(jobs, futures) if f in done and f.exception() is not None]
         if failed:
-            raise failed[0].exception()
+            job, f = failed[0]
+            if isinstance(f.exception(), BrokenProcessPool):  # killed from outside (out of memory, say)
+                raise JobDied(f"the job {job.label or job.chapter} ({job.chapter}, parameters {job.params}) died: "
+                              "its process was killed from outside (out of memory, or a signal), so it recorded "
+                              "nothing; the other jobs were stopped") from None
+            raise f.exception()
         return [f.result() for f in futures]
     except BaseException:
         end_processes([p.pid for p in (pool._processes or {}).values()])  # the workers the pool started
@@ -194,6 +205,16 @@ def _pool(jobs: list[Job], n_jobs: int) -> list[str]:
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class JobDied(RuntimeError):
+    """A job's worker process was killed from outside; the message names the job."""
+
+
+def _quiet_worker() -> None:
+    """A pool worker leaves Ctrl-C to the parent (which ends every job, kernels included): an idle worker
+    then prints no KeyboardInterrupt traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def end_processes(pids: list[int]) -> None:

@@ -47,6 +47,8 @@ def make_mae(p, roi) -> MaskedAutoEncoderViT:
     # put, which bf16 autocast does not cast ("Index put requires the source and destination dtypes
     # match"): the embedding is handed over in float32, and the decoder's blocks run in bf16 again
     mae.decoder_embed.register_forward_hook(lambda module, args, out: out.float())
+    # the learned tokens are not decayed, as the image MAE's are not (maelib.train.no_decay_names)
+    mae.no_weight_decay = lambda: {"cls_token", "mask_tokens"}
     return mae
 
 

@@ -249,6 +249,7 @@ def test_ctrl_c_during_a_two_job_sweep_ends_every_job_with_nothing_recorded(tmp_
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err  # no idle worker's traceback either
     time.sleep(0.5)
     assert [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
     assert list(tmp_path.rglob("*.json")) == [] and list(tmp_path.rglob("*.ipynb")) == []
@@ -265,3 +266,33 @@ def test_a_sweep_lets_the_tuning_seed_choose_first_where_no_choice_is_recorded(m
     assert cli._tuning_first("images", todo) == ([], todo)
     masking = [jobs.Job("masking", {**SMOKE, "seed": 0})]  # chooses no learning rate
     assert cli._tuning_first("masking", masking) == ([], masking)
+
+
+def test_slurm_without_slurm_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(jobs.shutil, "which", lambda name: None)
+    with pytest.raises(ValueError, match="launcher slurm needs SLURM, and this machine has no sbatch"):
+        jobs.launch([jobs.Job("tabular", SMOKE)], 1, launcher="slurm")
+
+
+def test_a_worker_killed_from_outside_is_named(tmp_path):
+    """A job whose worker the system kills (out of memory, say) ends the sweep with the job's name, not
+    with concurrent.futures' BrokenProcessPool."""
+    import signal
+
+    long = [jobs.Job("images", {**SMOKE, "seed": s, "pretrain_epochs": 20000}, out_dir=str(tmp_path / str(s)),
+                     threads=1, label=f"seed {s}", records_dir=str(tmp_path / "runs")) for s in (1, 2)]
+
+    def kill_a_worker():
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            workers = [p for p in psutil.Process().children() if "spawn" in " ".join(p.cmdline())]
+            if len(workers) >= 2 and all(w.children() for w in workers):  # both jobs' kernels started
+                workers[0].send_signal(signal.SIGKILL)
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=kill_a_worker, daemon=True).start()
+    with pytest.raises(jobs.JobDied, match=r"the job seed [12] \(images, parameters .*\) died: its process was "
+                                           "killed from outside"):
+        jobs.launch(long, 2)
+    assert list(tmp_path.rglob("*.json")) == []

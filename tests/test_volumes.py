@@ -190,3 +190,14 @@ def test_each_arm_chooses_its_learning_rate_on_held_out_training_cases(monkeypat
     lr, grid = volumes.choose_lr(lambda: None, cases, (2, 2, 2), 2, p, "cpu", 0, "scratch", epochs=7)
     assert lr == 1e-3 and grid == {5e-4: 0.2, 1e-3: 0.5, 2e-3: 0.4}
     assert {(n_fit, n_held, e) for n_fit, n_held, _, e in seen} == {(8, 2, 7)}
+
+
+def test_the_3d_maes_learned_tokens_are_not_decayed():
+    """As in the image MAE: AdamW decays neither the [cls] token nor the mask token (they were decayed)."""
+    from maelib.train import param_groups
+
+    p = profiles.resolve("volumes", "smoke")
+    mae = volumes.make_mae(p, p.roi)
+    decayed = {id(t) for g in param_groups(mae, 0.05) if g["weight_decay"] > 0 for t in g["params"]}
+    assert id(mae.cls_token) not in decayed and id(mae.mask_tokens) not in decayed
+    assert id(mae.blocks[0].mlp.linear1.weight) in decayed
