@@ -25,6 +25,7 @@ from torch import nn
 
 from .data import TensorLoader
 from .data import volumes as vdata
+from .data.registry import DataCorruptError
 from .masking import check_split
 from .train import GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search
 
@@ -152,11 +153,27 @@ class VolumeSet:
         return list(groups.values())
 
 
+def check_case(kind: str, pair: dict, image: torch.Tensor, label: torch.Tensor) -> None:
+    """Refuse a case whose label volume does not match its image voxel for voxel, or holds a class the
+    dataset does not have, naming the file (it failed after pretraining, in the loss, naming nothing)."""
+    n_classes = vdata.n_classes(kind)
+    if tuple(image.shape[1:]) != tuple(label.shape[1:]):
+        raise DataCorruptError(f"{pair['label']}: its shape {tuple(label.shape[1:])} is not its image's "
+                               f"{tuple(image.shape[1:])} ({pair['image']})")
+    values = torch.unique(label)
+    bad = values[(values < 0) | (values >= n_classes) | (values != values.round())]
+    if len(bad):
+        raise DataCorruptError(f"{pair['label']}: it holds the label value(s) {bad.tolist()[:5]}, but {kind} has the "
+                               f"classes 0 to {n_classes - 1}")
+
+
 def load_set(kind: str, pairs: list[dict], roi) -> VolumeSet:
     """Each case through :func:`maelib.data.volumes.transforms` (so at least ``roi`` in every axis),
     then stacked as a :class:`VolumeSet`."""
     load = vdata.transforms(kind, roi)
     items = [load(pair) for pair in pairs]
+    for pair, item in zip(pairs, items):
+        check_case(kind, pair, item["image"], item["label"])
     shapes = torch.tensor([list(item["image"].shape[1:]) for item in items])
     top = shapes.max(0).values.tolist()
 

@@ -385,3 +385,53 @@ def test_a_sweep_refuses_repeated_seeds_and_an_empty_ratio_list(argv, message, c
 
     assert main(["sweep", "tabular", "--profile", "smoke", *argv]) == 2
     assert capsys.readouterr().err.startswith(message)
+
+
+# ---- unpacked data follows the archive it came from (#37)
+
+
+def _hippocampus_archive(folder, cases):
+    import tarfile
+
+    from maelib.data import volumes as vdata
+
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = folder / "staging"
+    for sub in ("images", "labels"):
+        (staged / sub).mkdir(parents=True, exist_ok=True)
+        for case in cases:
+            (staged / sub / f"hippocampus_{case:03d}.nii.gz").write_bytes(f"{sub} {case}".encode())
+    with tarfile.open(folder / vdata.ARCHIVE, "w:xz") as tar:
+        for sub in ("images", "labels"):
+            tar.add(staged / sub, arcname=sub)
+    return folder
+
+
+def test_a_replaced_hippocampus_archive_is_unpacked_anew(tmp_path, isolated_cache):
+    """The cache was keyed by nothing: a replaced archive's run trained on the old files while its record
+    named the new archive's checksum."""
+    from maelib.data import volumes as vdata
+
+    data = _hippocampus_archive(tmp_path / "hippocampus", [1, 2])
+    first = vdata.hippocampus_files(tmp_path)
+    assert [p["image"].rsplit("_", 1)[1] for p in first] == ["001.nii.gz", "002.nii.gz"]
+    _hippocampus_archive(data, [3])  # another archive in the same place (cases 1 and 2 staged again beside it)
+    again = vdata.hippocampus_files(tmp_path)
+    assert {p["image"].rsplit("_", 1)[1] for p in again} == {"001.nii.gz", "002.nii.gz", "003.nii.gz"}
+    assert again[0]["image"] != first[0]["image"]  # another folder, keyed by the new archive's checksum
+
+
+@pytest.mark.parametrize("label_shape, values, why", [((1, 4, 4, 5), [0], r"its shape \(4, 4, 5\) is not its image's"),
+                                                      ((1, 4, 4, 4), [0, 3], r"label value\(s\) \[3\.0\]")])
+def test_a_label_volume_that_does_not_fit_its_image_is_named(label_shape, values, why):
+    import torch
+
+    from maelib import volumes
+    from maelib.data.registry import DataCorruptError
+
+    label = torch.zeros(label_shape)
+    label.view(-1)[: len(values)] = torch.tensor(values, dtype=torch.float)
+    pair = {"image": "imagesTr/hippocampus_007.nii.gz", "label": "labelsTr/hippocampus_007.nii.gz"}
+    with pytest.raises(DataCorruptError, match=rf"labelsTr/hippocampus_007.nii.gz: .*{why}"):
+        volumes.check_case("hippocampus", pair, torch.zeros(1, 4, 4, 4), label)
+    volumes.check_case("hippocampus", pair, torch.zeros(1, 4, 4, 4), torch.full((1, 4, 4, 4), 2.0))  # fits

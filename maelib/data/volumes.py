@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_path, file_lock
-from .registry import DataCorruptError, cache_dir, locate, provenance
+from .registry import DataCorruptError, cache_dir, locate, provenance, sha256
 
 BTCV_ORGANS = ["spleen", "right kidney", "left kidney", "gallbladder", "esophagus", "liver", "stomach", "aorta",
                "inferior vena cava", "portal and splenic veins", "pancreas", "right adrenal gland",
@@ -33,7 +33,9 @@ def hippocampus_files(data_dir=None) -> list[dict]:
     if (folder / "Task04_Hippocampus").exists():
         root, images, labels = folder / "Task04_Hippocampus", "imagesTr", "labelsTr"
     else:
-        root, images, labels = cache_dir() / "hippocampus", "images", "labels"
+        # unpacked once per archive, keyed by its checksum: a replaced archive is unpacked anew, never read
+        # through another's files (the provenance names the archive's checksum)
+        root, images, labels = cache_dir() / "hippocampus" / sha256(folder / ARCHIVE)[:16], "images", "labels"
         with file_lock(root):  # unpacked once, even by runs that start together
             if not (root / "labels").exists():
                 _unpack(folder / ARCHIVE, root)
@@ -60,6 +62,11 @@ def hippocampus_source(data_dir=None) -> dict:
     folder = locate("hippocampus", (ARCHIVE, "Task04_Hippocampus"), data_dir)
     path = folder / "Task04_Hippocampus" if (folder / "Task04_Hippocampus").exists() else folder / ARCHIVE
     return provenance("hippocampus", path)
+
+
+def n_classes(kind: str) -> int:
+    """Background and the foreground classes of ``kind`` (hippocampus: 3, btcv: 14)."""
+    return 1 + len(HIPPOCAMPUS_LABELS if kind == "hippocampus" else BTCV_ORGANS)
 
 
 def btcv_files(root: str | Path) -> dict[str, list[dict]]:
