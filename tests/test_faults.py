@@ -268,6 +268,22 @@ def test_a_truncated_tinyimagenet_archive_is_named(tmp_path, isolated_cache):
         tinyimagenet.load(20, tmp_path)
 
 
+@pytest.mark.parametrize("content, why", [(b"", "it is empty"), ("small", r"it is 32 x 32 pixels, not the 64 x 64")])
+def test_a_bad_tinyimagenet_image_names_its_member(tmp_path, content, why):
+    """A 0-byte JPEG said "cannot identify image file <_io.BytesIO object at 0x...>", a wrongly sized one
+    gave numpy's shape error; both now name the image and its archive."""
+    import io
+
+    from PIL import Image
+
+    if content == "small":
+        buf = io.BytesIO()
+        Image.new("RGB", (32, 32)).save(buf, format="JPEG")
+        content = buf.getvalue()
+    with pytest.raises(DataCorruptError, match=rf"^subset/train/n01/images/n01_7.JPEG in .*tin_subset20.tar.gz: {why}"):
+        tinyimagenet._decode(content, "subset/train/n01/images/n01_7.JPEG", tmp_path / "tin_subset20.tar.gz")
+
+
 def test_the_image_cache_is_keyed_on_its_source(tmp_path, isolated_cache):
     src = data_folder("tinyimagenet")
     folder = tmp_path / "tinyimagenet"

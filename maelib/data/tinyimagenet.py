@@ -27,8 +27,21 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-def _decode(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
+SIZE = 64  # every TinyImageNet image is 64 x 64
+
+
+def _decode(data: bytes, name: str = "an image", where: str | Path = "") -> np.ndarray:
+    """One JPEG -> (64, 64, 3) uint8; an empty, broken or wrongly sized one is a DataCorruptError naming the
+    member ``name`` of ``where``."""
+    try:
+        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
+    except OSError as e:  # PIL: empty, truncated or not an image ("cannot identify image file <BytesIO>")
+        why = "it is empty" if not data else f"it cannot be decoded ({type(e).__name__})"
+        raise DataCorruptError(f"{name} in {where}: {why}; restage the dataset") from None
+    if image.shape != (SIZE, SIZE, 3):
+        raise DataCorruptError(f"{name} in {where}: it is {image.shape[1]} x {image.shape[0]} pixels, not the "
+                               f"{SIZE} x {SIZE} of TinyImageNet; restage the dataset")
+    return image
 
 
 def pick_classes(wnids: list[str], n_classes: int) -> list[str]:
@@ -80,10 +93,9 @@ def _read(folder: Path, split: str, wanted: list[str]):
             if wnid in index:
                 pairs.append((by_name[fname], index[wnid]))
     pairs.sort()
-    try:
-        x = np.stack([_decode(members[p]) for p, _ in pairs]) if pairs else np.zeros((0, 64, 64, 3), np.uint8)
-    except OSError as e:  # PIL: a truncated or broken JPEG
-        raise DataCorruptError(f"an image of {folder} cannot be decoded ({e}); restage the dataset") from None
+    where = canonical if canonical.exists() else folder / STAGED
+    x = (np.stack([_decode(members[p], p, where) for p, _ in pairs]) if pairs
+         else np.zeros((0, SIZE, SIZE, 3), np.uint8))
     return x, np.array([y for _, y in pairs], dtype=np.int64)
 
 
