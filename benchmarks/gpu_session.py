@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 from maelib.profiles import SPECS
-from maelib.runs import RECORDS, ROOT
+from maelib.provenance import RECORDS, ROOT
 
 STAGE, WHEELS = ROOT / ".device-data", ROOT / ".whl"
 # what the chapters read, per dataset folder under MAELIB_DATA (the rest stays behind)
@@ -186,7 +186,7 @@ def pack_records(records: Path, since: float, out: Path) -> list[dict]:
 def collect(chapter: str, out: Path, profile: str) -> None:
     """After the image chapter, its MAE in fp16 into ``out/models/image_mae_<profile>.pt``."""
     from maelib import images
-    from maelib.runs import image_mae_checkpoint
+    from maelib.provenance import image_mae_checkpoint
 
     if chapter == "images":
         import torch

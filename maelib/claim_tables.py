@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import provenance, stats, summary
-from .summary import (ARMS, CLAIMS, Claim, _is_default, _values, arm_label, claim_rows, groups, judged,
+from .summary import (ARMS, CLAIMS, Claim, _values, arm_label, claim_rows, groups, judged,
                       judged_group, learned, reference_text, seed_values, stronger_key)
 from .tuning import TUNING_SEED, setting
 
@@ -286,7 +286,7 @@ def recorded_runs(chapter: str, profile: str = "full", root=provenance.RECORDS) 
     claim = next(c for c in CLAIMS if c.chapter == chapter)
     rows = []
     for r in summary.load(root):
-        if r["chapter"] != chapter or r["profile"] != profile or not _is_default(r):
+        if r["chapter"] != chapter or r["profile"] != profile or not provenance.is_default(r):
             continue
         for v in seed_values(r):
             rows.append({"finished": r["finished"][:16].replace("T", " "), "code": (provenance.pool_version(r) or "")[:8],

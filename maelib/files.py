@@ -86,8 +86,8 @@ def create_exclusive(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(path)
-    tmp.write_text(text)
     try:
+        tmp.write_text(text)  # inside the try: a full disk leaves no empty temporary file behind
         for n in range(1, 1000):
             target = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
             try:

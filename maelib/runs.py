@@ -196,12 +196,28 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
             "data": values.get("data_source"), "environment": environment(), "threads": threads(),
         }
         text = json.dumps(entry, indent=2, default=str)
-        if records_dir is not None:
-            stamp_time = entry["finished"][:19].replace(":", "").replace("-", "")
-            create_exclusive(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
-        os.replace(done_nb, out_nb)
-        write_text_atomic(record, text)
+        try:
+            if records_dir is not None:
+                stamp_time = entry["finished"][:19].replace(":", "").replace("-", "")
+                create_exclusive(Path(records_dir) / f"{chapter}-{stamp_time}-{key[:8]}.json", text)
+            os.replace(done_nb, out_nb)
+            write_text_atomic(record, text)
+        except OSError as e:  # a full disk, say: the finished work is kept, and nothing is recorded
+            kept = _keep(done_nb, out_dir)
+            raise ChapterFailed(chapter, "OSError", f"the run finished but its record could not be written "
+                                f"({e.strerror or e}: {e.filename or records_dir}); the executed notebook was "
+                                f"kept at {kept}", params) from None
     return out_nb
+
+
+def _keep(done_nb: Path, out_dir: Path) -> Path:
+    """Move a finished notebook whose record could not be written out of its working folder (a rename on
+    the same disk: it needs no space), as ``<stem>.unrecorded-<time>.ipynb``; where it already went, there."""
+    if not done_nb.exists():
+        return out_dir / done_nb.name
+    kept = out_dir / f"{done_nb.stem}.unrecorded-{time.strftime('%Y%m%dT%H%M%S')}.ipynb"
+    os.replace(done_nb, kept)
+    return kept
 
 
 def preflight(chapter: str, p) -> None:

@@ -451,3 +451,38 @@ def test_a_label_volume_that_does_not_fit_its_image_is_named(label_shape, values
     with pytest.raises(DataCorruptError, match=rf"labelsTr/hippocampus_007.nii.gz: .*{why}"):
         volumes.check_case("hippocampus", pair, torch.zeros(1, 4, 4, 4), label)
     volumes.check_case("hippocampus", pair, torch.zeros(1, 4, 4, 4), torch.full((1, 4, 4, 4), 2.0))  # fits
+
+
+# ---- a full disk at record time (#37)
+
+
+def _full_disk(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device", "/registry/tabular-x.json")
+
+
+def test_a_full_disk_leaves_no_empty_temporary_record(tmp_path, monkeypatch):
+    from maelib import files
+
+    real = files.Path.write_text
+
+    def half_write(self, text, *a, **kw):
+        real(self, "", *a, **kw)  # the file is created, then the disk fills
+        _full_disk()
+
+    monkeypatch.setattr(files.Path, "write_text", half_write)
+    with pytest.raises(OSError, match="No space left"):
+        files.create_exclusive(tmp_path / "tabular-x.json", "{}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_run_whose_record_cannot_be_written_keeps_its_notebook_and_says_where(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "create_exclusive", _full_disk)
+    with pytest.raises(runs.ChapterFailed) as e:
+        runs.run_chapter("tabular", {"profile": "smoke"}, out_dir=tmp_path / "out", records_dir=tmp_path / "reg",
+                         progress=False)
+    kept = next((tmp_path / "out").glob("05_tabular.unrecorded-*.ipynb"))
+    assert f"the executed notebook was kept at {kept}" in str(e.value) and "No space left on device" in str(e.value)
+    assert not list(tmp_path.rglob("*.json")) and not list((tmp_path / "out").glob(".running-*"))
