@@ -8,8 +8,11 @@ prints the paired difference bf16 - fp32 over the seeds both precisions ran (mea
 the seed-to-seed spread (sd) of the fp32 runs: a precision that changes nothing of substance leaves the
 difference well inside that spread.
 
-    python -m maelib sweep images --seeds 0 1 2 3 4 -p precision fp32
-    python -m maelib sweep images --seeds 0 1 2 3 4                     # bf16: "auto" on this CPU
+    python -m maelib sweep tabular --seeds 0 1 2 3 4 -p precision bf16   # fp32 is the profile's
+    python -m maelib sweep tabular --seeds 0 1 2 3 4
+    R="-p finetune_lr 0.004 -p scratch_lr 0.002 -p matched_lr 0.002"   # the default setting's chosen rates
+    python -m maelib sweep images --seeds 0 1 2 3 4 -p precision fp32 $R
+    python -m maelib sweep images --seeds 0 1 2 3 4 -p precision bf16 $R
     python benchmarks/precision_agreement.py images tabular
 """
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from maelib import provenance, stats, summary, tuning
 
-CONTROL = set(tuning.CONTROL) | {"precision"}
+CONTROL = set(tuning.CONTROL) | {"precision"} | set(tuning.ARM_RATES)  # rates given alike to both precisions
 
 
 def per_seed(chapter: str, profile: str) -> tuple[str | None, dict[str, dict[int, dict]]]:

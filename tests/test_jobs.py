@@ -259,11 +259,14 @@ def test_a_sweep_lets_the_tuning_seed_choose_first_where_no_choice_is_recorded(m
     from maelib import tuning
 
     todo = [jobs.Job("images", {**SMOKE, "seed": s}, label=f"seed {s}") for s in (0, 1, 2)]
-    monkeypatch.setattr(tuning, "any_recorded", lambda chapter, resolved: None)
+    monkeypatch.setattr(tuning, "any_recorded", lambda chapter, resolved, root=None, borrow=False: None)
     first, rest = cli._tuning_first("images", todo)
     assert [j.params["seed"] for j in first] == [0] and [j.params["seed"] for j in rest] == [1, 2]
-    monkeypatch.setattr(tuning, "any_recorded", lambda chapter, resolved: {"lr": {}})  # a recorded choice
-    assert cli._tuning_first("images", todo) == ([], todo)
+    given = [jobs.Job("images", {**SMOKE, "seed": s, "finetune_lr": 1e-3, "scratch_lr": 1e-3, "matched_lr": 1e-3})
+             for s in (0, 1)]  # every arm's rate given: nothing to choose, no seed goes first
+    assert cli._tuning_first("images", given) == ([], given)
+    monkeypatch.setattr(tuning, "any_recorded", lambda chapter, resolved, root=None, borrow=False: {"lr": {}})
+    assert cli._tuning_first("images", todo) == ([], todo)  # a recorded choice
     masking = [jobs.Job("masking", {**SMOKE, "seed": 0})]  # chooses no learning rate
     assert cli._tuning_first("masking", masking) == ([], masking)
 
