@@ -58,7 +58,8 @@ CALLS = {"a": ("images", "segmentation"), "b": ("series", "tabular", "volumes")}
 # packages whose dependencies the device has (torch, numpy...) or does not need at run time (myst-nb's sphinx;
 # its glue needs docutils, which the device lacks)
 NOTEBOOK_STACK = ["papermill==2.7.0", "ipykernel==7.4.0", "jupytext==1.19.6", "nbclient==0.11.0", "nbformat"]
-NO_DEPS = ["docutils==0.21.2", "monai==1.6.1", "nibabel==5.4.2", "pooch==1.9.0", "platformdirs==4.14.8", "timm==1.0.31", "myst-nb==1.4.0"]
+NO_DEPS = ["docutils==0.21.2", "monai==1.6.1", "nibabel==5.4.2", "pooch==1.9.0", "platformdirs==4.14.8",
+           "timm==1.0.31", "myst-nb==1.4.0"]
 # projects the device image already holds (the device tool's KINDS.md): their wheels are not carried
 # (platformdirs is not among them: pooch needs it, and the session of 2026-12-04 failed on its absence)
 DEVICE_HAS = {

@@ -87,10 +87,11 @@ def provenance_line(ex: Execution) -> str:
 
 
 def is_stale(chapter: str, record: dict) -> bool:
-    """Whether the chapter's notebook or the maelib code that computes changed since ``record``'s run
+    """Whether the chapter's notebook or the maelib code it reaches changed since ``record``'s run
     (records older than the notebook hash: whether anything in its inputs changed)."""
     if record.get("notebook_sha"):
-        return record["notebook_sha"] != provenance.notebook_hash(chapter) or record.get("code") != provenance.code_hash()
+        return (record["notebook_sha"] != provenance.notebook_hash(chapter)
+                or record.get("code") != provenance.code_hash(chapter))  # the code the chapter reaches
     return record.get("stamp") != runs.stamp(chapter, record.get("parameters", {}))
 
 

@@ -273,7 +273,8 @@ PROFILES: dict[str, dict[str, dict]] = {
 
 PROFILES["series"] = {
     "quick": _SERIES_QUICK,
-    "full": {**_SERIES_QUICK, "precision": "auto", "epochs": 30, "pretrain_epochs": 60, "seeds": 5, "dim": 64, "depth": 3, "heads": 4,
+    "full": {**_SERIES_QUICK, "precision": "auto",
+             "epochs": 30, "pretrain_epochs": 60, "seeds": 5, "dim": 64, "depth": 3, "heads": 4,
              "hidden": 64, "lr_grid": [5e-4, 1e-3, 2e-3], "pretrain_lr": 1e-3, "long_horizons": [96, 192, 336, 720], "long_epochs": 30,
              "long_pretrain_epochs": 100, "long_lr_grid": [1e-4, 3e-4, 1e-3]},
     "smoke": {**_SERIES_QUICK, "lag": 16, "patch_size": 4, "epochs": 1, "pretrain_epochs": 1, "dim": 8,
@@ -289,7 +290,8 @@ _TABULAR_QUICK = dict(missing_rate=0.2, missing_rates=[0.2], mask_ratio=0.3, col
                       precision=SMALL_MODELS_ON_A_CPU)
 PROFILES["tabular"] = {
     "quick": _TABULAR_QUICK,
-    "full": {**_TABULAR_QUICK, "precision": "auto", "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 5, "dim": 64, "depth": 3,
+    "full": {**_TABULAR_QUICK, "precision": "auto",
+             "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 5, "dim": 64, "depth": 3,
              "heads": 4},
     "smoke": {**_TABULAR_QUICK, "rows": 1500, "epochs": 1, "dim": 8, "depth": 1, "hidden": 8, "batch_size": 256},
 }

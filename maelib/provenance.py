@@ -231,7 +231,8 @@ def shown_image_mae(profile: str, path: str | os.PathLike | None = None) -> tupl
     if full.is_file():
         return full, "the full-profile image MAE made on a GPU and committed (results/models)", True
     if (MODELS / REFERENCE_MODEL).is_file():
-        return MODELS / REFERENCE_MODEL, "the reference image MAE, trained once on a CPU and committed (results/models)", True
+        return (MODELS / REFERENCE_MODEL, "the reference image MAE, trained once on a CPU and committed "
+                "(results/models)", True)
     return image_mae_checkpoint(profile) + (False,)
 
 

@@ -109,7 +109,8 @@ def train(stamp: dict, out: Path = MODEL, ckpt_dir: Path | None = None, data_dir
     step = lambda model, batch: model(batch[0], s["mask_ratio"])[0]  # noqa: E731
     history = fit(mae, step, loader, cfg, "cpu", groups=param_groups(mae, cfg.weight_decay), evaluate=evaluate)
     save_mae(mae, argparse.Namespace(mask_ratio=s["mask_ratio"], profile="reference"), out, torch.float16)
-    prov = {**{k: stamp[k] for k in ("command", "code_version", "git_commit")}, "model": CONFIG, "schedule": s, "n_train_images": len(x),
+    prov = {**{k: stamp[k] for k in ("command", "code_version", "git_commit")},
+            "model": CONFIG, "schedule": s, "n_train_images": len(x),
             "data": {"training": "tin_subset20 train (10,000) + tin_val200 val of the 180 classes outside the "
                      "subset (9,000); labels unused", "held_out": "tin_subset20 val (1,000)", "sha256": sums},
             "epochs": int(history["epoch"].iloc[-1]), "train_s": float(history["epoch_s"].sum()),

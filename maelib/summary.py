@@ -4,11 +4,11 @@ Numbers come from the run registry (``results/runs``, written by :mod:`maelib.ru
 Each chapter records, per seed, the value of its MAE arm and of its baseline (``metrics.claim``). For a
 claim and a profile, the runs made with the chapter's default parameters are grouped by what they
 computed (:func:`maelib.tuning.setting`: the resolved parameters, seeds aside, and the data read) and by
-the version that computed them (:func:`maelib.provenance.pool_version`: the computing code and the chapter's
-notebook): seeds are never pooled across versions. The newest group with at least ``MIN_SEEDS`` seeds is
-judged (else the newest group, which is then inconclusive). The statistics of a verdict (the paired gap,
-its interval, the t-test's and the sign-flip p, Holm's adjustment across the claims, the power at the
-paper's gap) are :mod:`maelib.stats`'s; this module gathers the values per claim and judges them, and
+the version that computed them (:func:`maelib.provenance.pool_version`: the code the chapter's notebook
+reaches and its code cells): seeds are never pooled across versions. The newest group with at least
+``MIN_SEEDS`` seeds is judged (else the newest group, which is then inconclusive). The statistics of a
+verdict (the paired gap, its interval, the t-test's and the sign-flip p, Holm's adjustment across the
+claims, the power at the paper's gap) are :mod:`maelib.stats`'s; this module gathers the values per claim and judges them, and
 :mod:`maelib.claim_tables` lays out what the summary chapter shows.
 """
 

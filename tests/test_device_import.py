@@ -59,7 +59,8 @@ def test_a_changed_chapter_gets_the_stale_box(tmp_path):
     assert "Made by an earlier version" in book.stale_note("series", ex) and "`01234567`" in book.stale_note("series", ex)
     ex.record["stamp"] = runs.stamp("series", ex.record["parameters"])
     assert book.stale_note("series", ex) == ""
-    ex.record.update(notebook_sha=provenance.notebook_hash("series"), code=provenance.code_hash())  # today's records
+    # today's records
+    ex.record.update(notebook_sha=provenance.notebook_hash("series"), code=provenance.code_hash("series"))
     assert book.stale_note("series", ex) == ""
     ex.record["code"] = "an earlier version of the computing code"
     assert "Made by an earlier version" in book.stale_note("series", ex)
