@@ -86,7 +86,8 @@ def step_rate(c: dict, device: torch.device, batch: int, steps: int, epochs: int
     model = build(c)
     x = torch.randn(batch * steps, 3, c["img"], c["img"])
     loader = TensorLoader((x,), batch, shuffle=True, drop_last=True, device=device)
-    cfg = TrainConfig(epochs=epochs, lr=1.5e-4, weight_decay=0.05, betas=(0.9, 0.95), compile=mode)
+    cfg = TrainConfig(epochs=epochs, lr=1.5e-4, weight_decay=0.05, betas=(0.9, 0.95), compile=mode,
+                      precision="bf16" if device.type == "cuda" else "fp32")  # as before maelib.precision
     history = fit(model, pretraining_step, loader, cfg, device, progress=False)
     seconds = statistics.median(history["epoch_s"].iloc[1:])
     memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None

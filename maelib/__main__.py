@@ -168,6 +168,9 @@ def sweep(args, ap) -> int:
         raise ValueError("--ratios needs at least one mask ratio (e.g. --ratios 0.25 0.5 0.75); leave it out to "
                          "run the default parameters")
     given = {k: _value(v) for k, v in args.param}
+    for name, option in (("seed", "--seeds"), ("seeds", "--seeds"), ("profile", "--profile")):
+        if name in given:
+            raise ValueError(f"-p {name} is not a sweep parameter: give it with {option}")
     grid = [{**given, "mask_ratio": r} for r in args.ratios] if args.ratios else [given]
     for extra in grid:  # validate everything before running anything
         for seed in args.seeds:  # the computation asked on tiny inputs too, before any job starts

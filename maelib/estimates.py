@@ -18,8 +18,11 @@ def _per_seed_s(record: dict) -> float:
 
 
 def precision_of(record: dict) -> str:
-    """The precision a run trained in (records made before ``precision`` existed trained in fp32)."""
-    return record["resolved"].get("precision") or "fp32"
+    """The precision a run trained in; records made before ``precision`` existed trained in bf16 on CUDA
+    (autocast was on there) and in fp32 elsewhere."""
+    if record["resolved"].get("precision"):
+        return record["resolved"]["precision"]
+    return "bf16" if str(record.get("device") or "").startswith("cuda") else "fp32"
 
 
 def _classified(chapter: str, profile: str, root, precision: str) -> list[tuple[dict, bool]]:

@@ -194,9 +194,11 @@ def _pool(jobs: list[Job], n_jobs: int) -> list[str]:
         if failed:
             job, f = failed[0]
             if isinstance(f.exception(), BrokenProcessPool):  # killed from outside (out of memory, say)
-                raise JobDied(f"the job {job.label or job.chapter} ({job.chapter}, parameters {job.params}) died: "
-                              "its process was killed from outside (out of memory, or a signal), so it recorded "
-                              "nothing; the other jobs were stopped") from None
+                # the pool breaks every job it was running, so the one killed cannot be told apart
+                lost = [j.label or j.chapter for j, g in zip(jobs, futures) if g.exception() is not None]
+                raise JobDied(f"a job of {job.chapter} died: one of its worker processes was killed from outside "
+                              f"(out of memory, or a signal); the jobs it was running then ({', '.join(lost)}) "
+                              "recorded nothing, and the others were stopped") from None
             raise f.exception()
         return [f.result() for f in futures]
     except BaseException:

@@ -73,10 +73,10 @@ def module_files() -> dict[str, Path]:
     return out
 
 
-def imported_modules(tree: ast.AST, module: str, is_package: bool = False) -> set[str]:
+def imported_modules(tree: ast.AST, module: str, is_package: bool = False, known=None) -> set[str]:
     """The maelib modules that the code ``tree`` of ``module`` imports anywhere (in functions too), relative
     imports resolved; ``from package import name`` counts the submodule ``name`` where it is one."""
-    known, found = module_files(), set()
+    known, found = known or module_files(), set()
     here = module.split(".") if is_package else module.split(".")[:-1]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -97,6 +97,26 @@ def imported_modules(tree: ast.AST, module: str, is_package: bool = False) -> se
     return found
 
 
+def parse(path: Path) -> ast.AST:
+    """A source file's syntax tree; a file that does not parse is a ValueError naming it and the line (as
+    ``runs.check_syntax`` says it), never a traceback."""
+    try:
+        return ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as e:
+        raise ValueError(f"{path} does not parse: line {e.lineno}: {e.msg}") from None
+
+
+_IMPORTS: dict[tuple, set[str]] = {}  # (path, size, mtime) -> the modules it imports
+
+
+def _imports_of(name: str, path: Path, known: dict) -> set[str]:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, tuple(known))
+    if key not in _IMPORTS:
+        _IMPORTS[key] = imported_modules(parse(path), name, path.name == "__init__.py", known)
+    return _IMPORTS[key]
+
+
 def reachable(roots: set[str]) -> set[str]:
     """``roots`` and every maelib module they import, transitively."""
     files, seen, todo = module_files(), set(), list(roots)
@@ -105,30 +125,42 @@ def reachable(roots: set[str]) -> set[str]:
         if name in seen or name not in files:
             continue
         seen.add(name)
-        path = files[name]
-        todo.extend(imported_modules(ast.parse(path.read_text()), name, path.name == "__init__.py"))
+        todo.extend(_imports_of(name, files[name], files))
     return seen
 
 
 def chapter_modules(chapter: str) -> set[str]:
-    """The maelib modules a chapter's computation can reach: those its notebook imports, transitively."""
-    return reachable(imported_modules(ast.parse(notebook_of(chapter).read_text()), "notebook"))
+    """The maelib modules a chapter's notebook reaches: those it imports, transitively."""
+    return reachable(_imports_of("notebook", notebook_of(chapter), module_files()))
 
 
-def code_hash(chapter: str | None = None) -> str:
-    """A hash of the source of the maelib modules ``chapter`` reaches (:func:`chapter_modules`), or of every
-    module when ``chapter`` is None (the reference model, trained outside the chapters)."""
+def computing(name: str) -> bool:
+    """Whether module ``name`` may compute: every module but the runner's and the study's (the top two of
+    ``maelib.LAYERS``, which only run, show or judge) and the package's docstring. A module of no layer
+    counts (tests/test_layers.py gives every module one)."""
+    from . import LAYERS
+
+    short = name.removeprefix("maelib.").split(".")[0]
+    return name != "maelib" and not any(short in members for _, members in LAYERS[3:])
+
+
+def code_hash(chapter: str | None = None, computing_only: bool = True) -> str:
+    """A hash of the source of the maelib modules ``chapter`` reaches (:func:`chapter_modules`; every
+    module when ``chapter`` is None: the reference model, trained outside the chapters), by default of
+    those that compute (:func:`computing`): a chapter's notebook also imports the summary's tables to show
+    its own, and a change to how a table is laid out must not split its seeds."""
     files = module_files()
     names = sorted(files) if chapter is None else sorted(chapter_modules(chapter))
     h = hashlib.sha256()
     for name in names:
-        h.update(name.encode() + files[name].read_bytes())
+        if computing(name) or not computing_only:
+            h.update(name.encode() + files[name].read_bytes())
     return h.hexdigest()
 
 
 def version(chapter: str) -> str:
-    """The version a chapter's seeds are pooled by: the code it reaches (:func:`code_hash`) and the code
-    cells of its notebook, which decide how the arms are trained and scored (its prose does not, so mending
+    """The version a chapter's seeds are pooled by: the computing code it reaches (:func:`code_hash`) and
+    the code cells of its notebook, which decide how the arms are trained and scored (its prose does not, so mending
     a sentence does not split the seeds)."""
     return hashlib.sha256((code_hash(chapter) + notebook_code_hash(chapter)).encode()).hexdigest()
 

@@ -61,7 +61,7 @@ def _val200_outside_subset(folder: Path, subset: set[str]) -> np.ndarray:
     ann = next(v for k, v in members.items() if k.endswith("val_annotations.txt")).decode()
     by_name = {k.rsplit("/", 1)[-1]: k for k in members if k.endswith(".JPEG")}
     keep = sorted(by_name[f] for f, w in (line.split("\t")[:2] for line in ann.splitlines() if line) if w not in subset)
-    return np.stack([tinyimagenet._decode(members[k]) for k in keep])
+    return np.stack([tinyimagenet._decode(members[k], k, folder / VAL200) for k in keep])
 
 
 def training_images(data_dir=None) -> tuple[torch.Tensor, dict]:

@@ -53,7 +53,7 @@ def stamp(chapter: str, params: dict) -> str:
     for chapters that read other runs' records, which records there are)."""
     h = hashlib.sha256(notebook_of(chapter).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    h.update(code_hash(chapter).encode())
+    h.update(code_hash(chapter, computing_only=False).encode())
     if chapter in READS_EXECUTED:  # every record it may show, local and committed
         committed = Path(params.get("committed_dir") or COMMITTED) / "full"
         for folder in (Path(params.get("executed_dir") or EXECUTED), committed):

@@ -282,7 +282,7 @@ def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed
     cfg = TrainConfig(epochs=epochs or p.epochs, lr=lr or p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed,
                       desc=desc, checkpoint=checkpoint_file(ckpt_dir, desc), extra={"roi": list(roi), "n_out": n_out},
                       precision=p.precision)
-    step = lambda m, b: loss_fn(m(b[0]), b[1])  # noqa: E731
+    step = lambda m, b: loss_fn(m(b[0]).float(), b[1])  # noqa: E731 (Dice + CE in fp32 under bf16 autocast too)
     return fit(model, step, loader, cfg, device, evaluate=lambda m: evaluate_dice(m, val_ds, roi, n_out, device),
                progress=False)
 

@@ -356,6 +356,16 @@ def test_a_chapters_version_follows_the_code_its_notebook_reaches(tmp_path, monk
         _touch(root / "maelib" / module)
         assert provenance.version("tabular") != tab
         tab = provenance.version("tabular")
+    shown = provenance.code_hash("tabular", computing_only=False)  # what decides whether the page is rebuilt
+    _touch(root / "maelib" / "claim_tables.py")  # the notebook shows its table with it: it computes nothing
+    assert provenance.version("tabular") == tab and provenance.code_hash("tabular", computing_only=False) != shown
+
+
+def test_a_notebook_that_does_not_parse_is_named_not_a_traceback(tmp_path, monkeypatch):
+    root = _copy_of_the_code(tmp_path, monkeypatch)
+    _touch(root / "notebooks" / "05_tabular.py", "\n# %%\nx = (\n")
+    with pytest.raises(ValueError, match=r"05_tabular.py does not parse: line \d+"):
+        provenance.version("tabular")
 
 
 def test_imports_inside_functions_and_relative_imports_are_followed(tmp_path, monkeypatch):
