@@ -154,7 +154,7 @@ def test_a_forecast_follows_the_windows_scale():
     ({"long_dim": 18}, r"long_dim \(18\) must be a multiple of long_heads"),
     ({"long_horizons": [96, 3000]}, r"long_horizons: 3000 does not fit"),
     ({"long_mask_ratio": 1.0}, r"long_mask_ratio must be in \(0, 1\)"),
-    ({"long_lr_grid": [1e-3, 0]}, r"long_lr_grid must be in \(0, inf\]"),
+    ({"long_lr_grid": [1e-3, 0]}, r"long_lr_grid must be in \(0, inf\)"),
 ])
 def test_bad_long_horizon_parameters(kw, msg):
     with pytest.raises(ValueError, match=msg):

@@ -24,7 +24,7 @@ def test_overrides_win_and_none_means_profile_default():
     ({"mask_ratio": 1.5}, r"mask_ratio must be in \(0, 1\), got 1.5"),
     ({"mask_ratio": 0}, r"mask_ratio must be in \(0, 1\)"),
     ({"n_classes": 500}, r"n_classes must be in \[2, 200\]"),
-    ({"pretrain_epochs": 0}, r"pretrain_epochs must be in \[1, inf\]"),
+    ({"pretrain_epochs": 0}, r"pretrain_epochs must be in \[1, inf\)"),
     ({"batch_size": "many"}, r"batch_size must be an integer"),
     ({"img_size": 60, "patch_size": 8}, r"img_size \(60\) must be a multiple of patch_size \(8\)"),
     ({"masking": 0.5}, r"unknown parameter 'masking'"),

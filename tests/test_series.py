@@ -97,8 +97,8 @@ def test_masked_transformer_hides_inputs_only_in_training():
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"lag": 0}, r"lag must be in \[1, inf\]"),
-    ({"horizon": 0}, r"horizon must be in \[1, inf\]"),
+    ({"lag": 0}, r"lag must be in \[1, inf\)"),
+    ({"horizon": 0}, r"horizon must be in \[1, inf\)"),
     ({"mask_ratios": [0.5, 1.0]}, r"mask_ratios must be in \(0, 1\), got 1.0"),
     ({"split": [0.9, 0.1, 0.0]}, r"split must be in \(0, 1\)"),
     ({"split": [0.7, 0.2, 0.2]}, r"summing to 1"),
