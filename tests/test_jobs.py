@@ -295,7 +295,7 @@ def test_a_worker_killed_from_outside_is_named(tmp_path):
             time.sleep(0.5)
 
     threading.Thread(target=kill_a_worker, daemon=True).start()
-    with pytest.raises(jobs.JobDied, match=r"the job seed [12] \(images, parameters .*\) died: its process was "
-                                           "killed from outside"):
+    with pytest.raises(jobs.JobDied, match=r"a job of images died: one of its worker processes was killed from "
+                                           r"outside .*the jobs it was running then \(seed [12](, seed [12])?\)"):
         jobs.launch(long, 2)
     assert list(tmp_path.rglob("*.json")) == []
