@@ -22,7 +22,7 @@ import argparse
 
 import numpy as np
 
-from maelib import provenance, stats, summary, tuning
+from maelib import estimates, provenance, stats, summary, tuning
 
 CONTROL = set(tuning.CONTROL) | {"precision"} | set(tuning.ARM_RATES)  # rates given alike to both precisions
 
@@ -34,7 +34,7 @@ def per_seed(chapter: str, profile: str) -> tuple[str | None, dict[str, dict[int
     for r in provenance.load_records(chapter):
         if r["profile"] != profile or set(r["parameters"]) - CONTROL:
             continue
-        prec = r["resolved"].get("precision") or "fp32"
+        prec = estimates.precision_of(r)
         for values in summary.seed_values(r):
             by_version.setdefault(provenance.pool_version(r), {}).setdefault(prec, {})[values["seed"]] = values
     both = [v for v, groups in by_version.items() if set(groups) >= {"fp32", "bf16"}]  # oldest first
