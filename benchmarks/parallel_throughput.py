@@ -12,7 +12,7 @@ Three measurements, each printed as a table:
 
 Every timed run has a fresh cache (no checkpoint to resume, data decoded anew) and a copy of the run
 registry (learning-rate choices of the committed seed-0 runs are reused as in a real rerun, and nothing
-the benchmark runs is recorded in ``results/runs``).
+the benchmark runs is recorded in the local registry, ``results/local``).
 
     python benchmarks/parallel_throughput.py steps
     python benchmarks/parallel_throughput.py sweep --seeds 0 1
@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from maelib import provenance
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {  # name -> (patch, dim, depth, heads, decoder dim, decoder depth, decoder heads)
@@ -99,7 +101,7 @@ def sweep_table(chapter: str, seeds: list[int], jobs: list[int]) -> None:
         with tempfile.TemporaryDirectory(prefix="maelib-sweep-") as out:
             cmd = [sys.executable, "-m", "maelib", "sweep", chapter, "--profile", "quick", "--jobs", str(j),
                    "--out-dir", out, "--seeds", *map(str, seeds)]
-            rows.append((j, timed(cmd, ROOT / "results" / "runs")))
+            rows.append((j, timed(cmd, provenance.RECORDS)))
     print(f"quick sweep of {chapter}, seeds {' '.join(map(str, seeds))}, fresh cache each")
     print("| jobs | wall min | seeds per hour | vs --jobs 1 |")
     print("|---|---|---|---|")
@@ -113,7 +115,7 @@ def book_table(jobs: list[int]) -> None:
         for folder in ("_build", "book/executed", "book/chapters"):
             shutil.rmtree(ROOT / folder, ignore_errors=True)
         rows.append((j, timed([sys.executable, "-m", "maelib", "book", "--profile", "quick", "--jobs", str(j)],
-                              ROOT / "results" / "runs")))
+                              provenance.RECORDS)))
     print("quick book from an empty cache (chapters, then jupyter-book)")
     print("| jobs | wall min | vs --jobs 1 |")
     print("|---|---|---|")

@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-book", action="store_true", help="do not rebuild the book afterwards")
     r.add_argument("--out-dir", default=None,
                    help="where the executed notebook and its record go (default book/executed)")
+    r.add_argument("--publish", action="store_true", help=PUBLISH_HELP)
     b = sub.add_parser("book", help="execute every chapter in _toc.yml (skipping unchanged ones), build the book")
     b.add_argument("--profile", default="auto", choices=("auto",) + profiles.PROFILE_NAMES)
     b.add_argument("--force", action="store_true")
@@ -76,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
     _add_job_options(w, "seeds run side by side")
     w.add_argument("--out-dir", default=str(provenance.ROOT / "results" / "sweeps"),
                    help="where each run's executed notebook goes, one folder a run (default results/sweeps)")
+    w.add_argument("--publish", action="store_true", help=PUBLISH_HELP)
     w.add_argument("--launcher", default="local", choices=jobs.LAUNCHERS,
                    help="local: a process pool here; slurm: a SLURM job array through submitit; "
                         "submitit-local: submitit's local executor (the SLURM path tried on one machine)")
@@ -89,10 +91,28 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None, help="default: the schedule's (maelib.reference.SCHEDULE)")
     t.add_argument("--out", default=None, help="default results/models/image_mae_reference.pt")
     t.add_argument("--checkpoint-dir", default=None)
+    u = sub.add_parser("publish", help="move runs from the local registry (results/local, ignored by git) into the "
+                                       "committed one (results/runs), each checked first")
+    u.add_argument("records", nargs="*", help="record files or names in results/local (default: every one)")
     d = sub.add_parser("data", help="list datasets, or fetch one from its canonical source")
     d.add_argument("action", choices=("list", "fetch"))
     d.add_argument("name", nargs="?")
     return ap
+
+
+PUBLISH_HELP = ("record the run in the committed registry (results/runs), as the sweeps behind the book's "
+                "verdicts do; without it a run is recorded in results/local, which git ignores")
+
+
+def _records_dir(args) -> Path:
+    """Where a run's record goes: the committed registry with --publish, else the local one."""
+    return provenance.PUBLISHED if args.publish else provenance.RECORDS
+
+
+def publish(args, ap) -> int:
+    for path in provenance.publish(args.records or None):
+        print(path)
+    return 0
 
 
 def _add_job_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -126,7 +146,8 @@ def run(args, ap) -> int:
     cost = estimates.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
     note = note and f"{note}; {cost}"  # the default setting's
     out_dir = Path(args.out_dir) if args.out_dir else provenance.EXECUTED
-    print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir, note=note))
+    print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir, note=note,
+                           records_dir=_records_dir(args)))
     if not args.no_book:
         try:
             print(book.build())
@@ -184,6 +205,7 @@ def sweep(args, ap) -> int:
             label = f"seed {seed}" + (f", mask {ratio}" if "mask_ratio" in extra else "")
             todo.append(jobs.Job(args.chapter, {"profile": args.profile, "seed": seed, **extra},
                                  out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}{tag}"), threads=threads,
+                                 records_dir=str(_records_dir(args)),
                                  label=label, progress=n_jobs == 1))
     first, rest = _tuning_first(args.chapter, todo)
     if first:
@@ -266,7 +288,7 @@ def reference_model(args, ap) -> int:
 
 
 COMMANDS = {"run": run, "book": build, "sweep": sweep, "check-control": check_control, "device": device_runs,
-            "data": data, "reference": reference_model}
+            "data": data, "reference": reference_model, "publish": publish}
 
 
 GRACE_S = 10.0  # after a Ctrl-C, how long the kernel's shutdown may take before the run is ended by force

@@ -280,7 +280,7 @@ def scale_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
 
 
-def recorded_runs(chapter: str, profile: str = "full", root=provenance.RECORDS) -> pd.DataFrame:
+def recorded_runs(chapter: str, profile: str = "full", root=None) -> pd.DataFrame:
     """The registry's default-parameter runs of ``chapter`` at ``profile`` that hold claim values, one
     row per seed: date, code, device, seed, wall time and the two arms' values."""
     claim = next(c for c in CLAIMS if c.chapter == chapter)

@@ -47,7 +47,7 @@ def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32") 
     """What choosing the learning rates adds to a run, by the newest code version whose records hold a
     run that chose them and runs that reused the choice: {"cost_s", "chose_s", "reused_s" (a seed),
     "code"}; None when no such pair is recorded."""
-    classified = _classified(chapter, profile, root or provenance.RECORDS, precision)
+    classified = _classified(chapter, profile, root, precision)
     for code in dict.fromkeys(provenance.pool_version(r) for r, _ in reversed(classified)):  # newest code first
         chose = [r for r, c in classified if c and provenance.pool_version(r) == code]
         reused = [_per_seed_s(r) for r, c in classified if not c and provenance.pool_version(r) == code
@@ -78,7 +78,6 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
     do not tell. Where it changes nothing but pretraining (or nothing), the default setting's runs of the
     newest code that chose no learning rates give a seed's time (their median), and :func:`tuning_cost` is added when this run chooses
     them. For any other setting, the newest run of that setting gives the time."""
-    root = root or provenance.RECORDS
     profile, seeds, precision = resolved["profile"], resolved.get("seeds") or 1, resolved.get("precision") or "fp32"
     defaults = vars(profiles.resolve(chapter, profile))
     differ = {k for k in resolved if k not in provenance.CONTROL and resolved[k] != defaults.get(k)}

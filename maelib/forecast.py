@@ -30,7 +30,9 @@ from .data.ett import windows
 from .mae import MaskedAutoencoder, ViTEncoder
 from .metrics import mae as mae_metric
 from .metrics import mse as mse_metric
+from .masking import check_split, visible_count
 from .series import fit_best, persistence, predict_tensor
+from .series import preflight as series_preflight
 from .train import GRID_EXTENSIONS, TrainConfig, fit, grid_search, param_groups
 
 # PatchTST's univariate ETTh1 script (d_model 16, e_layers 3, n_heads 4, d_ff 128 = 8 x 16)
@@ -128,6 +130,15 @@ def tokenizer(p, overlapping: bool = True) -> StridedPatches1d:
     if overlapping:
         return StridedPatches1d(p.long_lag, p.long_patch, p.long_stride, pad=p.long_stride)
     return StridedPatches1d(p.long_lag, p.long_patch, p.long_patch)
+
+
+def preflight(p, device=None) -> None:
+    """The series chapter's check before any data is loaded: the next-step mask ratios
+    (:func:`maelib.series.preflight`) and the long-horizon pretraining's, on its non-overlapping patches."""
+    series_preflight(p, device)
+    length = tokenizer(p, overlapping=False).num_tokens
+    check_split(length, visible_count(length, p.long_mask_ratio), p.long_mask_ratio,
+                f"long_lag {p.long_lag} in long_patch {p.long_patch} patches")
 
 
 def encoder(p) -> ViTEncoder:

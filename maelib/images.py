@@ -67,8 +67,9 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def make_mae(p) -> MaskedAutoencoder:
-    return MaskedAutoencoder(Patches2d(p.img_size, p.patch_size), p.dim, p.depth, p.heads, p.decoder_dim,
-                             p.decoder_depth, norm_target=p.norm_target)
+    """The image MAE of the chapter's parameters ``p`` (their size: :data:`maelib.profiles.MAE_SIZES`)."""
+    return MaskedAutoencoder(Patches2d(p.img_size, p.patch_size), dim=p.dim, depth=p.depth, heads=p.heads,
+                             decoder_dim=p.decoder_dim, decoder_depth=p.decoder_depth, norm_target=p.norm_target)
 
 
 def check_model(p, device=None) -> None:
@@ -110,6 +111,7 @@ def load_mae(path: str | Path) -> tuple[MaskedAutoencoder, dict]:
     """The MAE saved by :func:`save_mae`, in float32 and eval mode on the CPU, and the saved facts
     (img_size, patch_size, mask_ratio, profile). Only tensors and plain data are read (``weights_only``):
     a file that holds anything else is refused, so a downloaded checkpoint cannot run code."""
+    import inspect
     import pickle
 
     try:
@@ -120,9 +122,11 @@ def load_mae(path: str | Path) -> tuple[MaskedAutoencoder, dict]:
     if not isinstance(state, dict) or not {"config", "img_size", "patch_size", "state_dict"} <= set(state):
         raise ValueError(f"{path} is not an image-MAE checkpoint written by maelib (config, img_size, patch_size, "
                          "state_dict)")
-    c = state["config"]
-    mae = MaskedAutoencoder(Patches2d(state["img_size"], state["patch_size"]), c["dim"], c["depth"], c["heads"],
-                            c["decoder_dim"], c["decoder_depth"], c["decoder_heads"], c["mlp_ratio"], c["norm_target"])
+    config, names = state["config"], set(inspect.signature(MaskedAutoencoder).parameters) - {"tokenizer"}
+    if not isinstance(config, dict) or set(config) != names:
+        raise ValueError(f"{path} is not an image-MAE checkpoint written by maelib (its config must name "
+                         f"{', '.join(sorted(names))})")
+    mae = MaskedAutoencoder(Patches2d(state["img_size"], state["patch_size"]), **config)
     mae.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
     return mae.eval(), {k: v for k, v in state.items() if k not in ("config", "state_dict")}
 

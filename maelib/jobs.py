@@ -77,7 +77,7 @@ class Job:
     label: str = ""
     progress: bool = False  # a live progress line (one job alone on a terminal only; else throttled lines)
     force: bool = False  # run even when nothing changed since the last run
-    records_dir: str | None = None  # the run registry (None: results/runs, or $MAELIB_RECORDS)
+    records_dir: str | None = None  # where the record goes (None: the local registry, or $MAELIB_RECORDS)
 
 
 def pin_threads(n: int) -> None:

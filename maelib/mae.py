@@ -8,6 +8,7 @@ prediction per token. The loss is the mean squared error over hidden tokens only
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import torch
@@ -61,9 +62,10 @@ class ViTEncoder(nn.Module):
     ``keep`` (N, K) selects the tokens to encode (all L when None); ``valid`` (N, K) marks real tokens
     when rows keep different numbers of tokens (padding slots are never attended to).
     The same class is the MAE's encoder and the downstream ViT, so weights move by ``state_dict``.
+    ``forward`` returns the features; ``forward_intermediates`` the outputs of chosen blocks.
     """
 
-    def __init__(self, tokenizer, dim: int = 192, depth: int = 12, heads: int = 3, mlp_ratio: float = 4.0,
+    def __init__(self, tokenizer, dim: int = 192, depth: int = 12, heads: int = 3, mlp_ratio: float = 4.0, *,
                  drop_path: float = 0.0):
         super().__init__()
         self.tokenizer, self.dim, self.depth = tokenizer, dim, depth
@@ -79,25 +81,55 @@ class ViTEncoder(nn.Module):
         """The parameters AdamW should not decay: the class token and the positions."""
         return {"cls_token", "pos_embed"}
 
-    def forward(self, tokens: torch.Tensor, keep: torch.Tensor | None = None, valid: torch.Tensor | None = None,
-                collect: tuple[int, ...] = (), final_norm: bool = True
-                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """Encode; with ``collect`` (1-based block numbers) also return those blocks' outputs. Without
-        ``final_norm`` the last block's output is returned as it is (a global-pool head norms it itself)."""
-        x = self.embed(tokens) + self.pos_embed
+    def _embed(self, tokens: torch.Tensor, keep: torch.Tensor | None, valid: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first block's input (N, 1 + K, dim) and its attention mask (None when every token is real)."""
+        x = self.embed(tokens) + self.pos_embed  # (N, L, dim) embedded, + positions
         if keep is not None:
-            x = gather_tokens(x, keep)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        attn_mask = None
-        if valid is not None:
-            attn_mask = _attend_mask(torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1))
-        feats = []
-        for i, block in enumerate(self.blocks, start=1):
-            x = block(x, attn_mask=attn_mask)
-            if i in collect:
-                feats.append(x)
-        x = self.norm(x) if final_norm else x
-        return (x, feats) if collect else x
+            x = gather_tokens(x, keep)  # (N, K, dim) the kept tokens only
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (N, 1 + K, dim) cls first
+        if valid is None:
+            return x, None
+        real = torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1)  # (N, 1 + K) cls is always real
+        return x, _attend_mask(real)  # (N, 1, 1, 1 + K): no token attends to a padding slot
+
+    def forward(self, tokens: torch.Tensor, keep: torch.Tensor | None = None, valid: torch.Tensor | None = None, *,
+                final_norm: bool = True) -> torch.Tensor:
+        """Encode the kept tokens: -> (N, 1 + K, dim).
+
+        Args:
+            tokens: (N, L, token_dim), in the tokenizer's order.
+            keep: (N, K) indices of the tokens to encode; None encodes all L.
+            valid: (N, K) bool, False at padding slots; None when every slot is real.
+            final_norm: apply the final LayerNorm; a global-pool head leaves it off and norms the mean itself.
+        """
+        x, attn_mask = self._embed(tokens, keep, valid)
+        for block in self.blocks:
+            x = block(x, attn_mask=attn_mask)  # (N, 1 + K, dim)
+        return self.norm(x) if final_norm else x
+
+    def forward_intermediates(self, tokens: torch.Tensor, blocks: Sequence[int], *, keep: torch.Tensor | None = None,
+                              valid: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The chosen blocks' outputs, before the final LayerNorm; later blocks are not run.
+
+        Args:
+            tokens: (N, L, token_dim), in the tokenizer's order.
+            blocks: 1-based block numbers, each in [1, depth].
+            keep, valid: as in :meth:`forward`.
+
+        Returns:
+            One (N, 1 + K, dim) tensor per entry of ``blocks``, in the order given; block ``depth``'s equals
+            ``forward(tokens, keep, valid, final_norm=False)``.
+        """
+        if not blocks or any(not 1 <= b <= self.depth for b in blocks):
+            raise ValueError(f"blocks must be block numbers in [1, {self.depth}], got {tuple(blocks)}")
+        wanted, outs = set(blocks), {}
+        x, attn_mask = self._embed(tokens, keep, valid)
+        for i, block in zip(range(1, max(blocks) + 1), self.blocks):
+            x = block(x, attn_mask=attn_mask)  # (N, 1 + K, dim)
+            if i in wanted:
+                outs[i] = x
+        return [outs[b] for b in blocks]
 
 
 class MaskedAutoencoder(nn.Module):
@@ -106,9 +138,11 @@ class MaskedAutoencoder(nn.Module):
     x: a batch in the tokenizer's input layout (images (N, C, H, W), series (N, T, C), tables (N, F)).
     pred: (N, L, token_dim) predictions for every token; mask: (N, L), 1 = hidden.
     ``norm_target`` normalises each target token by its own mean and variance (MAE's norm_pix_loss).
+    The encoder's shape comes first, everything else by keyword: ``MaskedAutoencoder(tok, **size)`` with a
+    named size of :data:`maelib.profiles.MAE_SIZES`.
     """
 
-    def __init__(self, tokenizer, dim: int = 192, depth: int = 12, heads: int = 3, decoder_dim: int = 128,
+    def __init__(self, tokenizer, dim: int = 192, depth: int = 12, heads: int = 3, *, decoder_dim: int = 128,
                  decoder_depth: int = 4, decoder_heads: int = 4, mlp_ratio: float = 4.0, norm_target: bool = False):
         super().__init__()
         self.tokenizer = tokenizer
@@ -130,24 +164,26 @@ class MaskedAutoencoder(nn.Module):
         return {"mask_token", "decoder_pos"}
 
     def forward_encoder(self, tokens: torch.Tensor, masking: Masking) -> torch.Tensor:
-        """(N, L, token_dim) -> latent (N, 1 + n_keep, dim) of the visible tokens only."""
-        return self.encoder(tokens, keep=masking.keep, valid=masking.valid)
+        """(N, L, token_dim) -> latent (N, 1 + K, dim) of the K visible tokens only (K = masking.keep's width)."""
+        return self.encoder(tokens, keep=masking.keep, valid=masking.valid)  # hidden tokens never enter
 
     def forward_decoder(self, latent: torch.Tensor, masking: Masking) -> torch.Tensor:
-        """Latent (N, 1 + K, dim) -> predictions (N, L, token_dim) in the original token order."""
-        x = self.decoder_embed(latent[:, 1:])
+        """Latent (N, 1 + K, dim) -> predictions (N, L, token_dim) in the original token order (Dd: decoder_dim)."""
+        x = self.decoder_embed(latent[:, 1:])  # (N, K, Dd) visible, cls held aside
         n, k, d = x.shape
-        if masking.valid is not None:
+        if masking.valid is not None:  # padding slots -> mask token
             x = torch.where(masking.valid.unsqueeze(-1), x, self.mask_token.to(x.dtype).expand(n, k, d))
         length = masking.restore.shape[1]
-        x = torch.cat([x, self.mask_token.to(x.dtype).expand(n, length - k, d)], dim=1)
-        x = gather_tokens(x, masking.restore) + self.decoder_pos
-        x = torch.cat([self.decoder_embed(latent[:, :1]), x], dim=1)
+        hidden = self.mask_token.to(x.dtype).expand(n, length - k, d)  # (N, L - K, Dd) one per hidden slot
+        x = torch.cat([x, hidden], dim=1)  # (N, L, Dd) kept, then hidden: still shuffled
+        x = gather_tokens(x, masking.restore) + self.decoder_pos  # (N, L, Dd) unshuffled, + positions
+        x = torch.cat([self.decoder_embed(latent[:, :1]), x], dim=1)  # (N, 1 + L, Dd) cls back in front
         for block in self.decoder_blocks:
-            x = block(x)
-        return self.decoder_pred(self.decoder_norm(x))[:, 1:]
+            x = block(x)  # (N, 1 + L, Dd)
+        return self.decoder_pred(self.decoder_norm(x))[:, 1:]  # (N, L, token_dim), cls dropped
 
     def target(self, tokens: torch.Tensor) -> torch.Tensor:
+        """What the decoder learns to predict: the tokens, or each token normalised by its own mean and variance."""
         if not self.norm_target:
             return tokens
         mean, var = tokens.mean(dim=-1, keepdim=True), tokens.var(dim=-1, keepdim=True)
@@ -155,15 +191,27 @@ class MaskedAutoencoder(nn.Module):
 
     def loss(self, tokens: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean squared error over hidden tokens only: tokens, pred (N, L, D), mask (N, L) -> scalar."""
-        per_token = ((pred.float() - self.target(tokens).float()) ** 2).mean(dim=-1)
-        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+        per_token = ((pred.float() - self.target(tokens).float()) ** 2).mean(dim=-1)  # (N, L), in float32
+        return (per_token * mask).sum() / mask.sum().clamp(min=1)  # mean over hidden tokens
 
     def forward(self, x: torch.Tensor, mask_ratio: float = 0.75, masking: Masking | None = None,
-                generator: torch.Generator | None = None):
-        tokens = self.tokenizer.tokenize(x)
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Hide tokens, encode the rest, predict every token and score the hidden ones.
+
+        Args:
+            x: a batch in the tokenizer's input layout.
+            mask_ratio: the share of tokens hidden when ``masking`` is None.
+            masking: the tokens to hide; None draws ``mask_ratio`` of them at random.
+            generator: draws that random masking (the global generator when None).
+
+        Returns:
+            ``(loss, pred, mask)``: the scalar loss, (N, L, token_dim) predictions, the (N, L) mask (1 = hidden).
+        """
+        tokens = self.tokenizer.tokenize(x)  # (N, L, token_dim)
         if masking is None:
             masking = random_masking(tokens.shape[0], tokens.shape[1], mask_ratio, tokens.device, generator)
-        pred = self.forward_decoder(self.forward_encoder(tokens, masking), masking)
+        latent = self.forward_encoder(tokens, masking)  # (N, 1 + K, dim)
+        pred = self.forward_decoder(latent, masking)  # (N, L, token_dim)
         return self.loss(tokens, pred, masking.mask), pred, masking.mask
 
     def reconstruct(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,13 +220,13 @@ class MaskedAutoencoder(nn.Module):
         With a normalised target, each predicted token is de-normalised with the mean and variance of the
         image's *visible* tokens (what the encoder saw), never with the hidden token's own statistics.
         """
-        tokens = self.tokenizer.tokenize(x)
-        m = mask.unsqueeze(-1).to(pred.dtype)
+        tokens = self.tokenizer.tokenize(x)  # (N, L, token_dim)
+        m = mask.unsqueeze(-1).to(pred.dtype)  # (N, L, 1), 1 = hidden
         if self.norm_target:
             vis = 1 - m
-            n_vis = vis.sum(1, keepdim=True).clamp(min=1)
-            mean = (tokens.mean(-1, keepdim=True) * vis).sum(1, keepdim=True) / n_vis
+            n_vis = vis.sum(1, keepdim=True).clamp(min=1)  # (N, 1, 1) visible tokens per row
+            mean = (tokens.mean(-1, keepdim=True) * vis).sum(1, keepdim=True) / n_vis  # (N, 1, 1) over visible only
             var = (tokens.var(-1, keepdim=True) * vis).sum(1, keepdim=True) / n_vis
-            pred = pred * (var + 1e-6) ** 0.5 + mean
-        pasted = tokens * (1 - m) + pred * m
+            pred = pred * (var + 1e-6) ** 0.5 + mean  # back to the input's scale
+        pasted = tokens * (1 - m) + pred * m  # visible tokens as they were, hidden ones predicted
         return self.tokenizer.untokenize(pred), self.tokenizer.untokenize(pasted)

@@ -243,18 +243,51 @@ SPECS["reproduce"] = {"profile": COMMON["profile"], "executed_dir": Spec(str), "
 # save on a CPU (benchmarks/precision_throughput.py, 2026-12-04). Their full profiles (CUDA) take "auto".
 SMALL_MODELS_ON_A_CPU = "fp32"
 
+# Model sizes by name. SIZES: a transformer encoder's width, depth and heads. MAE_SIZES: an image MAE's, an
+# encoder of SIZES and its decoder's width and depth (4 heads, maelib.mae's default). VOLUME_SIZES: MONAI's
+# ViT of 12 blocks (width, MLP width, heads), its MAE decoder's, and UNETR's feature_size.
+SIZES = {
+    "tiny": dict(dim=192, depth=12, heads=3),  # ViT-Tiny (DeiT-Ti): images and segmentation, full
+    "mini": dict(dim=128, depth=6, heads=4),  # images and segmentation, quick
+    "micro": dict(dim=64, depth=3, heads=4),  # series and tables, full
+    "nano": dict(dim=32, depth=2, heads=2),  # series and tables, quick; images, smoke
+    "pico": dict(dim=16, depth=4, heads=2),  # segmentation, smoke (the pyramid takes four blocks)
+    "femto": dict(dim=8, depth=1, heads=2),  # series and tables, smoke
+    "patchtst": dict(dim=16, depth=3, heads=4),  # PatchTST/42's univariate ETTh1 transformer: long horizons
+}
+MAE_SIZES = {
+    "tiny": dict(**SIZES["tiny"], decoder_dim=128, decoder_depth=4),
+    "mini": dict(**SIZES["mini"], decoder_dim=64, decoder_depth=1),
+    "nano": dict(**SIZES["nano"], decoder_dim=32, decoder_depth=1),
+    "pico": dict(**SIZES["pico"], decoder_dim=16, decoder_depth=1),
+}
+VOLUME_SIZES = {
+    "small": dict(hidden_size=384, mlp_dim=1536, heads=6, decoder_dim=192, decoder_depth=2, decoder_heads=6,
+                  feature_size=16),  # ViT-Small's encoder: full
+    "mini": dict(hidden_size=96, mlp_dim=192, heads=4, decoder_dim=48, decoder_depth=1, decoder_heads=4,
+                 feature_size=8),  # quick
+    "femto": dict(hidden_size=12, mlp_dim=16, heads=2, decoder_dim=12, decoder_depth=1, decoder_heads=2,
+                  feature_size=4),  # smoke
+}
+
+
+def _long(size: dict) -> dict:
+    """A size of SIZES as the long-horizon forecaster's parameters (``long_dim``, ``long_depth``, ``long_heads``)."""
+    return {f"long_{k}": v for k, v in size.items()}
+
+
 # long horizons: PatchTST/42's patching and its univariate ETTh1 size (d_model 16, 3 layers, 4 heads), L = 336
-_SERIES_LONG = dict(long_lag=336, long_horizons=[96], long_patch=16, long_stride=8, long_dim=16, long_depth=3,
-                    long_heads=4, long_epochs=6, long_pretrain_epochs=10, long_pretrain_lr=1e-3, long_mask_ratio=0.4,
+_SERIES_LONG = dict(long_lag=336, long_horizons=[96], long_patch=16, long_stride=8, **_long(SIZES["patchtst"]),
+                    long_epochs=6, long_pretrain_epochs=10, long_pretrain_lr=1e-3, long_mask_ratio=0.4,
                     long_lr_grid=[5e-4, 1e-3, 2e-3], long_batch_size=128)
 _SERIES_QUICK = dict(dataset="ETTh1", robustness_dataset="ETTh2", lag=24, horizon=1, split=[0.7, 0.2, 0.1], mask_ratios=[0.25, 0.5, 0.75], mask_ratio=0.5,
-                     epochs=6, pretrain_epochs=6, seeds=1, dim=32, depth=2, heads=2, hidden=32, patch_size=4,
+                     epochs=6, pretrain_epochs=6, seeds=1, **SIZES["nano"], hidden=32, patch_size=4,
                      batch_size=128, lr=None, lr_grid=[1e-3, 2e-3, 4e-3], pretrain_lr=2e-3, **_SERIES_LONG,
                      precision=SMALL_MODELS_ON_A_CPU)
 
 _IMAGES_FULL = dict(n_classes=20, img_size=64, patch_size=8, mask_ratio=0.75, pretrain_epochs=150, finetune_epochs=40,
-                    probe_epochs=90, batch_size=256, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4,
-                    norm_target=True, limit=None, pretrain_lr=1.5e-4, finetune_lr=None, scratch_lr=None,
+                    probe_epochs=90, batch_size=256, **MAE_SIZES["tiny"], norm_target=True, limit=None,
+                    pretrain_lr=1.5e-4, finetune_lr=None, scratch_lr=None,
                     matched_lr=None, lr_grid=[5e-4, 1e-3, 2e-3], tune=False, layer_decay=0.75, drop_path=0.1,
                     synthetic=False, precision="auto")
 
@@ -262,11 +295,11 @@ PROFILES: dict[str, dict[str, dict]] = {
     "images": {
         "full": _IMAGES_FULL,
         "quick": {**_IMAGES_FULL, "patch_size": 16, "pretrain_epochs": 14, "finetune_epochs": 5, "probe_epochs": 30,
-                  "batch_size": 128, "dim": 128, "depth": 6, "heads": 4, "decoder_dim": 64, "decoder_depth": 1,
-                  "pretrain_lr": 1e-3, "layer_decay": 0.85, "drop_path": 0.0, "lr_grid": [1e-3, 2e-3, 4e-3]},
+                  "batch_size": 128, **MAE_SIZES["mini"], "pretrain_lr": 1e-3, "layer_decay": 0.85,
+                  "drop_path": 0.0, "lr_grid": [1e-3, 2e-3, 4e-3]},
         "smoke": {**_IMAGES_FULL, "n_classes": 20, "img_size": 32, "patch_size": 8, "pretrain_epochs": 2,
-                  "finetune_epochs": 2, "probe_epochs": 2, "batch_size": 64, "dim": 32, "depth": 2, "heads": 2,
-                  "decoder_dim": 32, "decoder_depth": 1, "limit": 200, "drop_path": 0.0},
+                  "finetune_epochs": 2, "probe_epochs": 2, "batch_size": 64, **MAE_SIZES["nano"], "limit": 200,
+                  "drop_path": 0.0},
     },
 }
 
@@ -274,41 +307,40 @@ PROFILES: dict[str, dict[str, dict]] = {
 PROFILES["series"] = {
     "quick": _SERIES_QUICK,
     "full": {**_SERIES_QUICK, "precision": "auto",
-             "epochs": 30, "pretrain_epochs": 60, "seeds": 5, "dim": 64, "depth": 3, "heads": 4,
+             "epochs": 30, "pretrain_epochs": 60, "seeds": 5, **SIZES["micro"],
              "hidden": 64, "lr_grid": [5e-4, 1e-3, 2e-3], "pretrain_lr": 1e-3, "long_horizons": [96, 192, 336, 720], "long_epochs": 30,
              "long_pretrain_epochs": 100, "long_lr_grid": [1e-4, 3e-4, 1e-3]},
-    "smoke": {**_SERIES_QUICK, "lag": 16, "patch_size": 4, "epochs": 1, "pretrain_epochs": 1, "dim": 8,
-              "depth": 1, "hidden": 8, "batch_size": 512, "long_lag": 96, "long_horizons": [24], "long_dim": 8,
-              "long_depth": 1, "long_heads": 2, "long_epochs": 1, "long_pretrain_epochs": 1,
+    "smoke": {**_SERIES_QUICK, "lag": 16, "patch_size": 4, "epochs": 1, "pretrain_epochs": 1, **SIZES["femto"],
+              "hidden": 8, "batch_size": 512, "long_lag": 96, "long_horizons": [24], **_long(SIZES["femto"]),
+              "long_epochs": 1, "long_pretrain_epochs": 1,
               "long_lr_grid": [1e-3], "long_batch_size": 512},
 }
 
 
 _TABULAR_QUICK = dict(missing_rate=0.2, missing_rates=[0.2], mask_ratio=0.3, columns=None, rows=None, epochs=12, seeds=1,
-                      dim=32, depth=2, heads=2, hidden=64, batch_size=256, lr=None,
+                      **SIZES["nano"], hidden=64, batch_size=256, lr=None,
                       lr_grid=[4e-3, 8e-3, 1.6e-2],  # from [1e-3, 4e-3], every network chose 0.016 at the grown top
                       precision=SMALL_MODELS_ON_A_CPU)
 PROFILES["tabular"] = {
     "quick": _TABULAR_QUICK,
     "full": {**_TABULAR_QUICK, "precision": "auto",
-             "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 5, "dim": 64, "depth": 3,
-             "heads": 4},
-    "smoke": {**_TABULAR_QUICK, "rows": 1500, "epochs": 1, "dim": 8, "depth": 1, "hidden": 8, "batch_size": 256},
+             "missing_rates": [0.1, 0.2, 0.5], "epochs": 60, "seeds": 5, **SIZES["micro"]},
+    "smoke": {**_TABULAR_QUICK, "rows": 1500, "epochs": 1, **SIZES["femto"], "hidden": 8, "batch_size": 256},
 }
 
 
 _SEG_QUICK = dict(dataset="auto", img_size=96, patch_size=16, mask_ratio=0.75, pretrain_epochs=40, epochs=10,
-                  batch_size=16, dim=128, depth=6, heads=4, decoder_dim=64, decoder_depth=1, width=64,
+                  batch_size=16, **MAE_SIZES["mini"], width=64,
                   pretrain_lr=1e-3, finetune_lr=None, scratch_lr=None, matched_lr=None, lr_grid=[5e-4, 1e-3, 2e-3],
                   layer_decay=0.75,
                   limit=None, norm_target=True, mae_checkpoint=None, tune=False, precision="auto")
 PROFILES["segmentation"] = {
     "quick": _SEG_QUICK,
-    "full": {**_SEG_QUICK, "img_size": 256, "patch_size": 16, "pretrain_epochs": 400, "epochs": 80, "dim": 192,
-             "depth": 12, "heads": 3, "decoder_dim": 128, "decoder_depth": 4, "width": 128,
+    "full": {**_SEG_QUICK, "img_size": 256, "patch_size": 16, "pretrain_epochs": 400, "epochs": 80,
+             **MAE_SIZES["tiny"], "width": 128,
              "lr_grid": [1.5e-4, 3e-4, 6e-4]},
-    "smoke": {**_SEG_QUICK, "img_size": 32, "patch_size": 8, "pretrain_epochs": 1, "epochs": 1, "dim": 16,
-              "depth": 4, "heads": 2, "decoder_dim": 16, "width": 8, "limit": 16, "batch_size": 8},
+    "smoke": {**_SEG_QUICK, "img_size": 32, "patch_size": 8, "pretrain_epochs": 1, "epochs": 1,
+              **MAE_SIZES["pico"], "width": 8, "limit": 16, "batch_size": 8},
 }
 
 
@@ -318,15 +350,13 @@ PROFILES["segmentation"] = {
 # (pretraining + fine-tuning passes, 28) affordable: a crop costs the same at either batch size. The rate
 # grid starts at 2e-3: from [5e-4, 2e-3], the two 8-pass arms chose 0.008 at the top of a grid grown twice.
 _VOL_QUICK = dict(dataset="auto", roi=[32, 48, 32], mask_ratio=0.75, pretrain_epochs=20, epochs=8, batch_size=2,
-                  hidden_size=96, mlp_dim=192, heads=4, decoder_dim=48, decoder_depth=1, decoder_heads=4,
-                  feature_size=8, pretrain_lr=1e-3, lr=None, lr_grid=[2e-3, 4e-3, 8e-3], limit=100, precision="auto")
+                  **VOLUME_SIZES["mini"], pretrain_lr=1e-3, lr=None, lr_grid=[2e-3, 4e-3, 8e-3], limit=100,
+                  precision="auto")
 PROFILES["volumes"] = {
     "quick": _VOL_QUICK,
     "full": {**_VOL_QUICK, "roi": [48, 64, 48], "pretrain_epochs": 300, "epochs": 100, "batch_size": 4,
-             "hidden_size": 384, "mlp_dim": 1536, "heads": 6, "decoder_dim": 192, "decoder_depth": 2,
-             "decoder_heads": 6, "feature_size": 16, "lr_grid": [1e-4, 2e-4, 4e-4], "limit": None},
-    "smoke": {**_VOL_QUICK, "pretrain_epochs": 1, "epochs": 1, "hidden_size": 12, "mlp_dim": 16, "heads": 2,
-              "decoder_dim": 12, "decoder_heads": 2, "feature_size": 4, "limit": 6, "batch_size": 2},
+             **VOLUME_SIZES["small"], "lr_grid": [1e-4, 2e-4, 4e-4], "limit": None},
+    "smoke": {**_VOL_QUICK, "pretrain_epochs": 1, "epochs": 1, **VOLUME_SIZES["femto"], "limit": 6, "batch_size": 2},
 }
 
 

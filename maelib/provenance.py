@@ -1,8 +1,9 @@
 """The run records: where they live, what a record holds, which code version made it, and which
 checkpoints and image MAE a run finds.
 
-The registry (``results/runs``, or ``$MAELIB_RECORDS``) holds one JSON record per finished run
-(:data:`RECORD_SCHEMA`). A record names the code version it was made with (:func:`version`): the code its
+A registry holds one JSON record per finished run (:data:`RECORD_SCHEMA`). A run writes to the local
+one (``results/local``, ignored by git, or ``$MAELIB_RECORDS``); publishing moves a record into the
+committed one (``results/runs``), and readers pool both (:func:`registries`). A record names the code version it was made with (:func:`version`): the code its
 chapter's notebook reaches. This module sits below the runner (:mod:`maelib.runs`), which writes records,
 and below the study (:mod:`maelib.summary`), which pools them; it imports nothing above the recipes' core.
 """
@@ -16,12 +17,13 @@ import math
 import os
 import re
 import subprocess
+import time
 import warnings
 from pathlib import Path
 
 from . import profiles
 from .data.registry import cache_dir
-from .files import claim_folder
+from .files import claim_folder, write_text_atomic
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +38,15 @@ EXECUTED = ROOT / "book" / "executed"  # local executions (papermill), one per c
 COMMITTED = ROOT / "results" / "executed"  # <profile>/<stem>.ipynb and .run.json imported from a GPU run
 
 
-RECORDS = Path(os.environ.get("MAELIB_RECORDS") or ROOT / "results" / "runs")  # the run registry
+PUBLISHED = ROOT / "results" / "runs"  # the committed registry: the runs the book's verdicts rest on
+LOCAL = ROOT / "results" / "local"  # ignored by git: the runs made here and not published (python -m maelib publish)
+RECORDS = Path(os.environ.get("MAELIB_RECORDS") or LOCAL)  # where a run writes its record
+
+
+def registries() -> tuple[Path, ...]:
+    """The registries a reader pools: ``$MAELIB_RECORDS`` alone where it is set, else the published one and
+    the local one beside it."""
+    return (RECORDS,) if os.environ.get("MAELIB_RECORDS") else (PUBLISHED, LOCAL)
 
 
 # the run record's schema: each key a record must hold, and the types its value may have (None: null)
@@ -203,10 +213,41 @@ def run_dir(chapter: str, p) -> Path:
     return root / f"{chapter}-{p.profile}-{tag}"
 
 
-def checkpoint_dir(chapter: str, p) -> Path:
+def data_key(data: dict | None) -> str | None:
+    """``"<dataset>:<sha256 head>"`` of a run's data provenance (``{"dataset", "sha256", ...}``), the dataset
+    name alone for an unpacked folder, None when nothing was recorded."""
+    if not data:
+        return None
+    digest = data.get("sha256")
+    return f"{data.get('dataset')}:{digest[:16]}" if digest else str(data.get("dataset"))
+
+
+DATA_STAMP = "data.json"  # in a checkpoint folder: the data its checkpoints were trained on
+
+
+def checkpoint_dir(chapter: str, p, data: dict | None = None, say=print) -> Path:
     """:func:`run_dir`, created and locked for this process: a second run with the same parameters and
-    code waits for this one, then resumes from its checkpoints, instead of training in the same files."""
-    return claim_folder(run_dir(chapter, p))
+    code waits for this one, then resumes from its checkpoints, instead of training in the same files.
+
+    Args:
+        data: the data provenance the run read (``{"dataset", "sha256", ...}``). Checkpoints made on other
+            data are never resumed: they are moved aside into ``other-data-<time>/`` and the run starts anew.
+    """
+    folder = claim_folder(run_dir(chapter, p))
+    key = data_key(data)
+    stamp = folder / DATA_STAMP
+    made_on = json.loads(stamp.read_text()).get("data") if stamp.is_file() else None
+    if key and made_on != key:
+        old = [f for f in folder.iterdir() if f.name not in (".lock", DATA_STAMP) and not f.name.startswith("other-data-")]
+        if old and made_on is not None:
+            aside = folder / f"other-data-{time.strftime('%Y%m%dT%H%M%S')}"
+            aside.mkdir()
+            for f in old:
+                f.rename(aside / f.name)
+            say(f"checkpoints in {folder} were trained on {made_on}, not on {key}: moved to {aside.name}/, "
+                "this run starts anew")
+        write_text_atomic(stamp, json.dumps({"data": key}))
+    return folder
 
 
 class NoCheckpointError(FileNotFoundError):
@@ -358,11 +399,17 @@ def claim_problem(key: str, claim) -> str | None:
     return None
 
 
-def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]:
-    """Finished runs from the registry, oldest first; a file that is not a record of the schema is set
-    aside with a warning naming it."""
+def record_files(root=None) -> list[Path]:
+    """The JSON files of the registries ``root`` (a folder or several; None: :func:`registries`)."""
+    roots = registries() if root is None else [root] if isinstance(root, (str, os.PathLike)) else root
+    return [f for r in roots for f in sorted(Path(r).glob("*.json"))]
+
+
+def load_records(chapter: str | None = None, root=None) -> list[dict]:
+    """Finished runs from the registries ``root`` (None: the published and the local one), oldest first;
+    a file that is not a record of the schema is set aside with a warning naming it."""
     out = []
-    for f in sorted(Path(root).glob("*.json")):
+    for f in record_files(root):
         entry = read_record(f)
         problem = None if entry is None else record_problem(entry)
         if problem:
@@ -373,7 +420,27 @@ def load_records(chapter: str | None = None, root: Path = RECORDS) -> list[dict]
     return sorted(out, key=lambda e: e["finished"])
 
 
-def last_wall_s(chapter: str, profile: str = "auto", root: Path = RECORDS) -> float:
+def publish(files=None) -> list[Path]:
+    """Move local records (``files``, paths or names in :data:`LOCAL`; None: every local record) into the
+    committed registry :data:`PUBLISHED`, each checked against the schema first. Returns the new paths.
+
+    Raises ValueError naming a file that is not a local record, breaks the schema, or is already published.
+    """
+    chosen = sorted(LOCAL.glob("*.json")) if files is None else [Path(f) if Path(f).is_file() else LOCAL / Path(f).name
+                                                                   for f in files]
+    for f in chosen:
+        entry = read_record(f) if f.is_file() else None
+        problem = ("it is not a record in " + str(LOCAL) if entry is None or f.resolve().parent != LOCAL.resolve()
+                   else record_problem(entry) or ("it is already published" if (PUBLISHED / f.name).exists() else None))
+        if problem:
+            raise ValueError(f"cannot publish {f}: {problem}")
+    PUBLISHED.mkdir(parents=True, exist_ok=True)
+    for f in chosen:
+        os.replace(f, PUBLISHED / f.name)
+    return [PUBLISHED / f.name for f in chosen]
+
+
+def last_wall_s(chapter: str, profile: str = "auto", root=None) -> float:
     """The wall time of the newest recorded run of ``chapter`` at ``profile`` with the default parameters
     (infinite when none is recorded: an unknown chapter is taken to be long)."""
     profile = profiles.default_profile() if profile == "auto" else profile

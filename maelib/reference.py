@@ -50,8 +50,9 @@ SCHEDULE = dict(epochs=10, batch_size=128, lr=1e-3, warmup_epochs=3, weight_deca
 
 def make_model() -> MaskedAutoencoder:
     c = CONFIG
-    return MaskedAutoencoder(Patches2d(c["img_size"], c["patch_size"]), c["dim"], c["depth"], c["heads"],
-                             c["decoder_dim"], c["decoder_depth"], c["decoder_heads"], norm_target=c["norm_target"])
+    return MaskedAutoencoder(Patches2d(c["img_size"], c["patch_size"]), dim=c["dim"], depth=c["depth"],
+                             heads=c["heads"], decoder_dim=c["decoder_dim"], decoder_depth=c["decoder_depth"],
+                             decoder_heads=c["decoder_heads"], norm_target=c["norm_target"])
 
 
 def _val200_outside_subset(folder: Path, subset: set[str]) -> np.ndarray:

@@ -25,7 +25,7 @@ from pathlib import Path
 from . import profiles
 from .data.registry import cache_dir
 from .files import clean_stale, create_exclusive, writable_folder, write_text_atomic
-from .provenance import (COMMITTED, EXECUTED, MODELS, RECORDS, ROOT, chapters, code_hash, environment, git_commit,
+from .provenance import (COMMITTED, EXECUTED, MODELS, RECORDS, ROOT, chapters, record_files, code_hash, environment, git_commit,
                       image_mae_checkpoint, notebook_hash, notebook_of, read_record, threads, version)
 
 
@@ -65,7 +65,7 @@ def stamp(chapter: str, params: dict) -> str:
             h.update(str((MODELS / model).stat().st_mtime_ns).encode())
     if chapter in READS_REGISTRY:
         reads = READS_REGISTRY[chapter]
-        names = [f.name for f in RECORDS.glob("*.json") if f.name.split("-")[0] != chapter
+        names = [f.name for f in record_files() if f.name.split("-")[0] != chapter
                  and (reads is None or f.name.split("-")[0] in reads)]
         h.update(" ".join(sorted(names)).encode())
     return h.hexdigest()
@@ -246,7 +246,7 @@ def preflight(chapter: str, p) -> None:
 
 
 # each chapter's own check of a setting, ``module:function(p, device)``, run before the chapter
-PREFLIGHTS = {"images": "images:preflight", "segmentation": "images:check_model", "series": "series:preflight",
+PREFLIGHTS = {"images": "images:preflight", "segmentation": "images:check_model", "series": "forecast:preflight",
               "tabular": "tabular:preflight", "volumes": "volumes:preflight"}
 
 

@@ -47,7 +47,7 @@ class ViTPyramid(nn.Module):
         self.down2 = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        _, feats = self.encoder(self.encoder.tokenizer.tokenize(x), collect=self.blocks, final_norm=False)
+        feats = self.encoder.forward_intermediates(self.encoder.tokenizer.tokenize(x), self.blocks)
         h, w = self.encoder.tokenizer.grid
         maps = [f[:, 1:].transpose(1, 2).reshape(len(x), -1, h, w) for f in feats]
         return [self.up4(maps[0]), self.up2(maps[1]), maps[2], self.down2(maps[3])]

@@ -25,7 +25,12 @@ VERDICTS = ("holds", "does not hold", "the paper's effect ruled out", "inconclus
 
 
 def gaps(mae, base, higher_is_better: bool = True) -> np.ndarray:
-    """(n,) paired gaps, positive where the MAE did better."""
+    """(n,) paired gaps, positive where the MAE did better.
+
+    Args:
+        mae, base: (n,) the two arms' scores, seed by seed.
+        higher_is_better: whether a higher score is better (accuracy) or worse (an error).
+    """
     return (1 if higher_is_better else -1) * (np.asarray(mae, float) - np.asarray(base, float))
 
 
@@ -54,6 +59,10 @@ def sign_flip_p(g) -> float:
 def paired(mae, base, higher_is_better: bool = True, level: float = LEVEL) -> dict:
     """The paired comparison of two arms over seeds.
 
+    Args:
+        mae, base, higher_is_better: as in :func:`gaps`.
+        level: the interval's coverage.
+
     Returns:
         {n, gap (mean), sd (of the gaps), lo, hi (the ``level`` t-interval of the mean), p (t-test of a zero
         mean), p_flip (:func:`sign_flip_p`), identical (every seed gave the same gap)}; nan where the seeds
@@ -72,8 +81,17 @@ def paired(mae, base, higher_is_better: bool = True, level: float = LEVEL) -> di
 
 
 def power(effect: float, sd: float, n: int, level: float = LEVEL) -> float:
-    """The chance that a two-sided paired t-test over ``n`` seeds rejects a zero gap when the true mean gap
-    is ``effect`` and the gaps spread with standard deviation ``sd`` (the noncentral t, scipy.stats)."""
+    """The chance that a two-sided paired t-test over ``n`` seeds rejects a zero gap (the noncentral t).
+
+    Args:
+        effect: the true mean gap.
+        sd: the gaps' standard deviation.
+        n: the number of seeds.
+        level: the test rejects at 1 - ``level``, two-sided.
+
+    Returns:
+        The power in [0, 1]; nan when ``n`` < 2 or ``sd`` is not a positive number.
+    """
     if n < 2 or not (np.isfinite(sd) and sd > 0 and np.isfinite(effect)):
         return float("nan")
     df = n - 1
@@ -87,8 +105,16 @@ def power(effect: float, sd: float, n: int, level: float = LEVEL) -> float:
 
 def seeds_for_power(effect: float, sd: float, target: float = TARGET_POWER, least: int = MIN_SEEDS,
                     most: int = MAX_SEEDS) -> int | None:
-    """The fewest seeds, from ``least`` to ``most``, whose :func:`power` at ``effect`` reaches ``target``;
-    None when even ``most`` seeds fall short (or the spread is unknown)."""
+    """The fewest seeds whose :func:`power` at ``effect`` reaches ``target``.
+
+    Args:
+        effect, sd: as in :func:`power`.
+        target: the power to reach.
+        least, most: the seed counts tried, both included.
+
+    Returns:
+        That seed count; None when even ``most`` seeds fall short (or the spread is unknown).
+    """
     for n in range(least, most + 1):
         if power(effect, sd, n) >= target:
             return n

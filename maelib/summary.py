@@ -381,7 +381,7 @@ def sweep_frame(records: list[dict]) -> pd.DataFrame:
     return frame[frame["code"].eq(newest) | (frame["code"].isna() & newest.isna())].reset_index(drop=True)
 
 
-def load(root=provenance.RECORDS) -> list[dict]:
+def load(root=None) -> list[dict]:
     return provenance.load_records(root=root)
 
 

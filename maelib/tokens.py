@@ -16,9 +16,9 @@ def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
     """Sin-cos embedding of 1D positions: (M,) -> (M, dim), ``dim`` even."""
     if dim % 2:
         raise ValueError(f"embedding dim must be even for sin-cos positions, got {dim}")
-    omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))
-    out = np.outer(positions.reshape(-1).astype(np.float64), omega)
-    return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+    omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))  # (dim/2,) frequencies
+    out = np.outer(positions.reshape(-1).astype(np.float64), omega)  # (M, dim/2) angles
+    return np.concatenate([np.sin(out), np.cos(out)], axis=1)  # (M, dim) sines, then cosines
 
 
 def sincos_pos_embed(dim: int, grid: tuple[int, ...]) -> torch.Tensor:
@@ -31,8 +31,8 @@ def sincos_pos_embed(dim: int, grid: tuple[int, ...]) -> torch.Tensor:
     if len(grid) == 2:
         if dim % 4:
             raise ValueError(f"embedding dim must be a multiple of 4 for 2D sin-cos positions, got {dim}")
-        h, w = np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij")
-        emb = np.concatenate([sincos_1d(dim // 2, h), sincos_1d(dim // 2, w)], axis=1)
+        h, w = np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij")  # each (rows, cols)
+        emb = np.concatenate([sincos_1d(dim // 2, h), sincos_1d(dim // 2, w)], axis=1)  # (L, dim) row-major
         return torch.from_numpy(emb).float()
     raise ValueError(f"grid must have 1 or 2 dimensions, got {grid}")
 
@@ -53,15 +53,15 @@ class Patches2d(nn.Module):
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         p = self.patch_size
-        x = x.reshape(n, c, h // p, p, w // p, p)
-        return torch.einsum("nchpwq->nhwpqc", x).reshape(n, (h // p) * (w // p), p * p * c)
+        x = x.reshape(n, c, h // p, p, w // p, p)  # (N, C, H/p, p, W/p, p)
+        return torch.einsum("nchpwq->nhwpqc", x).reshape(n, (h // p) * (w // p), p * p * c)  # (N, L, p*p*C)
 
     def untokenize(self, t: torch.Tensor) -> torch.Tensor:
         n = t.shape[0]
         p, c = self.patch_size, self.channels
         gh, gw = self.grid
-        x = t.reshape(n, gh, gw, p, p, c)
-        return torch.einsum("nhwpqc->nchpwq", x).reshape(n, c, gh * p, gw * p)
+        x = t.reshape(n, gh, gw, p, p, c)  # (N, H/p, W/p, p, p, C)
+        return torch.einsum("nhwpqc->nchpwq", x).reshape(n, c, gh * p, gw * p)  # (N, C, H, W)
 
 
 class Patches1d(nn.Module):
@@ -79,10 +79,10 @@ class Patches1d(nn.Module):
 
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        return x.reshape(n, self.num_tokens, self.token_dim)
+        return x.reshape(n, self.num_tokens, self.token_dim)  # (N, T/p, p*C): p steps of every channel
 
     def untokenize(self, t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(t.shape[0], self.length, self.channels)
+        return t.reshape(t.shape[0], self.length, self.channels)  # (N, T, C)
 
 
 class Columns(nn.Module):
@@ -98,7 +98,7 @@ class Columns(nn.Module):
         self.learned_positions = True
 
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unsqueeze(-1)
+        return x.unsqueeze(-1)  # (N, F, 1)
 
     def untokenize(self, t: torch.Tensor) -> torch.Tensor:
-        return t.squeeze(-1)
+        return t.squeeze(-1)  # (N, F)

@@ -91,7 +91,13 @@ class TrainConfig:
 
 
 def lr_at(step: float, total: int, warmup: float, lr: float, min_lr: float) -> float:
-    """Linear warmup to ``lr`` over ``warmup`` steps, then half-cosine down to ``min_lr`` at ``total``."""
+    """Linear warmup to ``lr`` over ``warmup`` steps, then half-cosine down to ``min_lr`` at ``total``.
+
+    Args:
+        step: the optimizer step (fractional steps are allowed).
+        total, warmup: the schedule's length and its warmup, in steps.
+        lr, min_lr: the peak and the final learning rate.
+    """
     if step < warmup:
         return lr * step / max(warmup, 1e-8)
     progress = (step - warmup) / max(total - warmup, 1)
@@ -110,11 +116,20 @@ def no_decay_names(model: nn.Module) -> set[str]:
 
 def param_groups(model: nn.Module, weight_decay: float, layer_of: Callable[[str], int] | None = None,
                  n_layers: int = 0, layer_decay: float = 1.0) -> list[dict]:
-    """AdamW groups: no decay on biases and norms (1-d) nor on what the model's modules name in their
-    ``no_weight_decay()`` (tokens, positions); optional layer-wise lr decay.
+    """AdamW parameter groups, with optional layer-wise lr decay (the BEiT/MAE fine-tuning recipe).
 
-    With ``layer_of`` (parameter name -> layer id in 0..n_layers), a parameter's lr is scaled by
-    ``layer_decay ** (n_layers - id)`` (the BEiT/MAE fine-tuning recipe).
+    Biases and norms (1-d) are not decayed, nor what the model's modules name in their ``no_weight_decay()``
+    (tokens, positions); frozen parameters are left out.
+
+    Args:
+        model: the model whose trainable parameters are grouped.
+        weight_decay: the decay of the decayed groups.
+        layer_of: parameter name -> layer id in 0..n_layers; None puts every parameter at ``n_layers``.
+        n_layers, layer_decay: a parameter of layer ``id`` has its lr scaled by ``layer_decay ** (n_layers - id)``.
+
+    Returns:
+        One group per (layer, decayed or not): ``params``, ``weight_decay`` and ``lr_scale``, which :func:`fit`
+        multiplies into the scheduled lr.
     """
     exempt = no_decay_names(model)
     groups: dict[tuple, dict] = {}
@@ -135,11 +150,22 @@ GRID_EXTENSIONS = 2  # how far a learning-rate grid may grow past an end where i
 
 def grid_search(values, score: Callable[[float], float], higher_is_better: bool = True,
                 extend: int = 0) -> tuple[float, dict]:
-    """The value with the best ``score(value)``, and every value's score (a hyperparameter chosen on
-    held-out data: ``score`` trains and evaluates there; a value whose training diverges scores None and
-    is never chosen). ``values`` is a positive grid; while the best value lies at one of its ends, the
-    grid grows past that end by the ratio of its two outermost values there, at most ``extend`` times
-    (not when another value scores the same), so that where the grid happened to stop does not decide."""
+    """The value with the best ``score(value)``: a hyperparameter chosen on held-out data.
+
+    While the best value lies at one of the grid's ends, the grid grows past that end by the ratio of its two
+    outermost values there (not when another value scores the same), so that where the grid happened to stop
+    does not decide.
+
+    Args:
+        values: a grid of positive values.
+        score: trains and evaluates at one value; a training that diverges (``FloatingPointError``) scores
+            None, and that value is never chosen.
+        higher_is_better: whether the best score is the highest or the lowest.
+        extend: the most times the grid may grow.
+
+    Returns:
+        (the best value, {value: score} for every value tried, in ascending order of value).
+    """
     if extend < 0:
         raise ValueError(f"extend must be >= 0, got {extend}")
     scores = {}
@@ -271,10 +297,22 @@ def fit(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], loa
         evaluate: Callable[[nn.Module], dict] | None = None, progress: bool = True) -> pd.DataFrame:
     """Train ``model`` with ``loss = step(model, batch)`` for ``cfg.epochs`` epochs; return the history.
 
-    The history has one row per epoch: ``epoch``, ``loss`` (mean training loss), ``lr``, ``epoch_s``
-    (seconds of training, evaluation excluded) and whatever ``evaluate(model)`` returns. With
-    ``cfg.checkpoint`` set, the state is saved after every epoch and a later call with the same config
+    With ``cfg.checkpoint`` set, the state is saved after every epoch and a later call with the same config
     resumes after the last finished epoch.
+
+    Args:
+        model: moved to ``device`` and trained in place.
+        step: (model, batch) -> the scalar loss of one batch.
+        loader: the batches; one with ``set_epoch`` is told each epoch's number.
+        cfg: epochs, learning rate and schedule, precision, checkpoint.
+        device: a device or its name ("auto": CUDA when present).
+        groups: AdamW parameter groups (:func:`param_groups`); None: :func:`param_groups` with ``cfg``'s decay.
+        evaluate: model -> {name: value}, run after every epoch; its values join the history.
+        progress: show a progress bar.
+
+    Returns:
+        One row per epoch: ``epoch``, ``loss`` (mean training loss), ``lr``, ``epoch_s`` (seconds of training,
+        evaluation excluded) and the columns of ``evaluate``.
     """
     device = pick_device(device) if isinstance(device, str) else device
     set_attention_path(model.to(device), device)

@@ -15,23 +15,19 @@ This module decides numbers (which rates a run trains with), so it is part of th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
 
 from . import profiles, provenance
 from .train import GRID_EXTENSIONS
 
-CONTROL = provenance.CONTROL  # parameters that do not change what a run computes: they never split a setting
+CONTROL = provenance.CONTROL
+data_key = provenance.data_key  # what data a run read, in a setting and in a checkpoint folder  # parameters that do not change what a run computes: they never split a setting
 TUNING_SEED = 0  # the seed whose run chooses the learning rates the other seeds reuse
 ARM_RATES = ("finetune_lr", "scratch_lr", "matched_lr")  # each arm's fixed rate; None: chosen on held-out data
 PRETRAINING_ONLY = ("mask_ratio", "norm_target")  # parameters that change what pretraining does, nothing else
-
-
-def data_key(data: dict | None) -> str | None:
-    """``"<dataset>:<sha256 head>"`` of a run's data provenance (``{"dataset", "sha256", ...}``), the dataset
-    name alone for an unpacked folder, None when nothing was recorded."""
-    if not data:
-        return None
-    digest = data.get("sha256")
-    return f"{data.get('dataset')}:{digest[:16]}" if digest else str(data.get("dataset"))
 
 
 def setting(record: dict) -> str:
@@ -44,7 +40,7 @@ def setting(record: dict) -> str:
     return json.dumps(chosen, sort_keys=True, default=str)
 
 
-def recorded(chapter: str, resolved: dict, data: dict | None = None, root=provenance.RECORDS) -> dict | None:
+def recorded(chapter: str, resolved: dict, data: dict | None = None, root=None) -> dict | None:
     """The choice of the newest :data:`TUNING_SEED` run of ``chapter`` with the same setting (the
     ``resolved`` parameters and the ``data`` provenance read) and code version.
 
@@ -62,7 +58,7 @@ def recorded(chapter: str, resolved: dict, data: dict | None = None, root=proven
     return None
 
 
-def borrowed(chapter: str, resolved: dict, data: dict | None = None, root=provenance.RECORDS) -> dict | None:
+def borrowed(chapter: str, resolved: dict, data: dict | None = None, root=None) -> dict | None:
     """For a run that differs from its profile's defaults only in :data:`PRETRAINING_ONLY` parameters and
     does not ask to choose anew (``tune`` false): :func:`recorded` of the default setting, with
     ``borrowed`` (the names that differ); None otherwise, or when the default setting has no choice."""
@@ -76,7 +72,7 @@ def borrowed(chapter: str, resolved: dict, data: dict | None = None, root=proven
     return {**found, "borrowed": differ} if found else None
 
 
-def reused(chapter: str, p, data: dict | None = None, root=provenance.RECORDS) -> dict | None:
+def reused(chapter: str, p, data: dict | None = None, root=None) -> dict | None:
     """The recorded choice a run of ``chapter`` with resolved parameters ``p`` trains with: none when it
     asks to choose anew (``tune``), else its own setting's (:func:`recorded`), else the default
     setting's (:func:`borrowed`); None when the run must choose."""
@@ -89,7 +85,7 @@ def reused(chapter: str, p, data: dict | None = None, root=provenance.RECORDS) -
 TUNED_ARMS = {"tabular": 3, "volumes": 3, "series": 9}
 
 
-def will_choose(chapter: str, resolved: dict, root=provenance.RECORDS) -> bool:
+def will_choose(chapter: str, resolved: dict, root=None) -> bool:
     """Whether a run with the ``resolved`` parameters will choose learning rates on held-out data, as its
     notebook decides: ``tune`` true, or rates left free with no recorded choice to reuse (for any data)."""
     if "lr_grid" not in resolved:
@@ -102,7 +98,7 @@ def will_choose(chapter: str, resolved: dict, root=provenance.RECORDS) -> bool:
     return not resolved.get("lr") and any_recorded(chapter, resolved, root) is None
 
 
-def note(chapter: str, resolved: dict, root=provenance.RECORDS) -> str | None:
+def note(chapter: str, resolved: dict, root=None) -> str | None:
     """What a run is about to do about its learning rates, said before it starts when it will choose them
     (a grid of extra trainings) or reuse the default setting's; None when it reuses its own setting's.
     The data are not known before the run, so any recorded data of the same setting count here."""
@@ -135,7 +131,7 @@ def note(chapter: str, resolved: dict, root=provenance.RECORDS) -> str | None:
     return f"{chapter}: no recorded choice for this setting and code, so this run {choose}"
 
 
-def any_recorded(chapter: str, resolved: dict, root=provenance.RECORDS, borrow: bool = False) -> dict | None:
+def any_recorded(chapter: str, resolved: dict, root=None, borrow: bool = False) -> dict | None:
     """:func:`recorded` (or with ``borrow``, :func:`borrowed`) for any of the data recorded for this
     chapter: what a sweep or a rerun can know before its run has read its data."""
     seen = {data_key(r.get("data")): r.get("data") for r in provenance.load_records(root=root) if r["chapter"] == chapter}
@@ -154,3 +150,48 @@ def source(tuned: dict | None) -> str:
                 f"changes only what pretraining does ({', '.join(tuned['borrowed'])}); `-p tune true` chooses them "
                 "anew for this setting")
     return f"the seed-{TUNING_SEED} run of this setting and code {made}, whose choice every seed reuses"
+
+
+@dataclass(frozen=True)
+class ArmRates:
+    """Each arm's learning rate (``lr``: arm -> rate), the held-out scores it was chosen by (``grid``:
+    arm -> {rate: score}; empty where the rate was given) and, for the page, who chose them (``source``)."""
+
+    lr: dict[str, float]
+    grid: dict[str, dict[float, float]]
+    source: str
+
+    def table(self, rate: str = "learning rate", score: str = "held-out score", arm: str = "arm") -> pd.DataFrame:
+        """One row per arm and rate tried: the rate, its held-out score and whether it was chosen."""
+        rows = [{arm: name, rate: lr, score: self.grid[name].get(lr, float("nan")),
+                 "chosen": "yes" if lr == self.lr[name] else ""}
+                for name in self.lr for lr in (self.grid[name] or {self.lr[name]: None})]
+        return pd.DataFrame(rows).set_index(arm)
+
+
+def arm_rates(chapter: str, p, data: dict | None, fixed: dict[str, float | None],
+              choose: Callable[[str], tuple[float, dict]]) -> ArmRates:
+    """The one protocol by which every chapter sets its arms' learning rates.
+
+    Args:
+        chapter, p, data: the chapter, its resolved parameters and the data provenance it read.
+        fixed: arm -> its rate where a parameter fixes it, None where it is to be chosen.
+        choose: arm -> (rate, {rate: held-out score}), choosing on held-out training data.
+
+    Returns:
+        Each arm's rate: the fixed one; else the recorded choice this run reuses (:func:`reused`: the
+        seed-0 run of the same setting and code, or the default setting's for a rerun that changes only
+        pretraining); else ``choose(arm)``.
+    """
+    tuned = None if all(v is not None for v in fixed.values()) else reused(chapter, p, data)
+    lr, grid = {}, {}
+    for name, rate in fixed.items():
+        if rate is not None:
+            lr[name], grid[name] = rate, {}
+        elif tuned and name in tuned["lr"]:
+            lr[name] = tuned["lr"][name]
+            grid[name] = {float(k): v for k, v in (tuned["lr_grid"].get(name) or {}).items()}
+        else:
+            lr[name], grid[name] = choose(name)
+    given = all(v is not None for v in fixed.values())
+    return ArmRates(lr, grid, "the parameters that fix each rate" if given else source(tuned))

@@ -71,8 +71,8 @@ glue("params", vars(p), display=False)
 dev = pick_device(p.device)
 seed_everything(p.seed)
 started = time.time()
-ckpt = provenance.checkpoint_dir("images", p)
 data = images.load_data(p)
+ckpt = provenance.checkpoint_dir("images", p, data.get("source"))
 glue("data_source", data.get("source"), display=False)
 n_train, n_val = len(data["train"][1]), len(data["val"][1])
 glue("profile", p.profile, display=False)
@@ -179,20 +179,14 @@ viz.glue_figure("fig_recon", fig)
 # encoder's `[cls]` features.
 
 # %% tags=["hide-input"]
-chosen, grids, hists, models = {}, {}, {}, {}
-# the seed-0 run's choice for this setting and code; for a rerun that changes only pretraining, the default
-# setting's; none with tune (this run chooses)
-tuned = tuning.reused("images", p, data.get("source"))
-arms = images.arms(mae, p)
-for arm, a in arms.items():  # scratch: random init, no layer decay
-    reuse = (tuned["lr"].get(arm) if a.lr is None and tuned else None)
-    chosen[arm], grids[arm] = images.choose_lr(a.build, data, p, dev, arm, ckpt, a.layer_decay, a.lr or reuse,
-                                               epochs=a.epochs)
-    if reuse is not None:
-        grids[arm] = {float(lr): score for lr, score in tuned["lr_grid"][arm].items()}
+arms = images.arms(mae, p)  # scratch: random init, no layer decay
+rates = tuning.arm_rates("images", p, data.get("source"), {arm: a.lr for arm, a in arms.items()},
+                         lambda arm: images.choose_lr(arms[arm].build, data, p, dev, arm, ckpt, arms[arm].layer_decay,
+                                                      epochs=arms[arm].epochs))
+chosen, grids, hists = rates.lr, rates.grid, {}
+for arm, a in arms.items():
     seed_everything(p.seed)
-    models[arm], hists[arm] = images.finetune(a.build(), data, p, dev, arm, ckpt, chosen[arm], a.layer_decay,
-                                              epochs=a.epochs)
+    _, hists[arm] = images.finetune(a.build(), data, p, dev, arm, ckpt, chosen[arm], a.layer_decay, epochs=a.epochs)
 steps = len(data["train"][0]) // p.batch_size  # optimizer steps per pass (the last, partial batch dropped)
 budget = pd.DataFrame([{"arm": arm, "pretraining passes": p.pretrain_epochs if arm == "MAE + fine-tune" else 0,
                         "supervised passes": a.epochs,
@@ -202,11 +196,9 @@ seed_everything(p.seed)
 probe, lp_hist = images.linear_probe(mae.encoder, data, p, dev)
 acc = {arm: 100 * float(h["val_acc"].iloc[-1]) for arm, h in hists.items()}
 acc["MAE + linear probe"] = 100 * float(lp_hist["val_acc"].iloc[-1])
-choice = pd.DataFrame([{"arm": arm, "base learning rate": lr, "held-out top-1 (%)": grids[arm].get(lr, float("nan")),
-                        "chosen": "yes" if lr == chosen[arm] else ""}
-                       for arm in chosen for lr in (grids[arm] or {chosen[arm]: None})])
+choice = rates.table("base learning rate", "held-out top-1 (%)")
 glue("layer_decay", p.layer_decay, display=False)
-glue("lr_source", tuning.source(tuned), display=False)
+glue("lr_source", rates.source, display=False)
 glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 for key, name in [("acc_ft", "MAE + fine-tune"), ("acc_scratch", "scratch"), ("acc_matched", images.MATCHED),
                   ("acc_probe", "MAE + linear probe")]:
@@ -233,7 +225,7 @@ fig = viz.curves({arm: hists[arm] for arm in arms}, ("val_acc", "loss"),
 viz.glue_figure("fig_ft", fig)
 
 # %% tags=["remove-input"]
-viz.show_table(choice.set_index("arm"), "Each arm's learning rate, chosen on held-out training images "
+viz.show_table(choice, "Each arm's learning rate, chosen on held-out training images "
                "(top-1 after the last fine-tuning epoch on the held-out tenth).", "table-lr-choice")
 viz.show_table(budget, "Each arm's training budget: passes over the training images in MAE pretraining and in "
                "supervised training, and the optimizer steps they take.", "table-budget")

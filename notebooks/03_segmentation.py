@@ -86,7 +86,7 @@ data = (seg2d.load_ade20k if name == "ade20k" else seg2d.load_camvid)(p.img_size
 classes = data["classes"]
 n_classes = len(classes)
 glue("data_source", data.get("source"), display=False)
-ckpt = provenance.checkpoint_dir("segmentation", p)
+ckpt = provenance.checkpoint_dir("segmentation", p, data.get("source"))
 label = {"camvid": "CamVid (11 classes, driving scenes)", "ade20k": "ADE20K (150 classes)"}[name]
 glue("paper_size", paper.setting("segmentation_size"), display=False)
 glue("paper_blocks", ", ".join(map(str, paper.setting("segmentation_blocks"))), display=False)
@@ -133,17 +133,13 @@ if p.mae_checkpoint:
 else:
     pre_hist = images.pretrain(mae, {"train": (data["train"][0],), "val": (data["val"][0],)}, p, dev, ckpt)
 
-histories, models, chosen, grids = {}, {}, {}, {}
-# the seed-0 run's choice for this setting and code; for a rerun that changes only pretraining, the default
-# setting's; none with tune (this run chooses)
-tuned = tuning.reused("segmentation", p, data.get("source"))
-arms = segmentation.arms(mae, p, n_classes)
-for run, a in arms.items():  # scratch: no layer decay
-    reuse = tuned["lr"].get(run) if a.lr is None and tuned else None
-    chosen[run], grids[run] = segmentation.choose_lr(a.build, data, n_classes, p, dev, run, ckpt, a.layer_decay,
-                                                     a.lr or reuse, epochs=a.epochs)
-    if reuse is not None:
-        grids[run] = {float(lr): score for lr, score in tuned["lr_grid"][run].items()}
+histories, models = {}, {}
+arms = segmentation.arms(mae, p, n_classes)  # scratch: no layer decay
+rates = tuning.arm_rates("segmentation", p, data.get("source"), {run: a.lr for run, a in arms.items()},
+                         lambda run: segmentation.choose_lr(arms[run].build, data, n_classes, p, dev, run, ckpt,
+                                                            arms[run].layer_decay, epochs=arms[run].epochs))
+chosen, grids = rates.lr, rates.grid
+for run, a in arms.items():
     seed_everything(p.seed)
     models[run] = a.build()
     histories[run] = segmentation.train_segmenter(models[run], data, n_classes, p, dev, run, ckpt, chosen[run],
@@ -156,11 +152,9 @@ budget = pd.DataFrame([{"network": run, "pretraining passes": pre_epochs if run 
                         "optimizer steps": steps * (a.epochs + (pre_epochs if run == "MAE init" else 0))}
                        for run, a in arms.items()]).set_index("network")
 glue("layer_decay", p.layer_decay, display=False)
-glue("lr_source", tuning.source(tuned), display=False)
+glue("lr_source", rates.source, display=False)
 glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
-choice = pd.DataFrame([{"arm": arm, "learning rate": lr, "held-out mIoU": grids[arm].get(lr, float("nan")),
-                        "chosen": "yes" if lr == chosen[arm] else ""}
-                       for arm in chosen for lr in (grids[arm] or {chosen[arm]: None})]).set_index("arm")
+choice = rates.table(score="held-out mIoU")
 
 final = {run: h.iloc[-1] for run, h in histories.items()}
 for run, key in [("MAE init", "mae"), ("scratch", "scr")]:

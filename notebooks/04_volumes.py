@@ -131,19 +131,21 @@ if name != "btcv":
 
 # %% tags=["hide-input"]
 seed_everything(p.seed)
-ckpt = provenance.checkpoint_dir("volumes", p)
+ckpt = provenance.checkpoint_dir("volumes", p, source)
 mae = volumes.make_mae(p, roi)
 pre_hist = volumes.pretrain(mae, train_ds, p, dev, p.seed, ckpt)
-models, hists, chosen, grids = {}, {}, {}, {}
-tuned = tuning.recorded("volumes", vars(p), source)  # the seed-0 run's choice for this setting and code
+models, hists = {}, {}
 arms = volumes.arms(mae, p, roi, n_out)
-for run, a in arms.items():
+
+
+def choose(run):
     seed_everything(p.seed)
-    if a.lr or tuned:  # fixed by the lr parameter, or the seed-0 run's choice
-        chosen[run] = a.lr or tuned["lr"][run]
-        grids[run] = {} if a.lr else {float(lr): v for lr, v in tuned["lr_grid"][run].items()}
-    else:
-        chosen[run], grids[run] = volumes.choose_lr(a.build, train_ds, roi, n_out, p, dev, p.seed, run, ckpt, a.epochs)
+    return volumes.choose_lr(arms[run].build, train_ds, roi, n_out, p, dev, p.seed, run, ckpt, arms[run].epochs)
+
+
+rates = tuning.arm_rates("volumes", p, source, {run: a.lr for run, a in arms.items()}, choose)
+chosen, grids = rates.lr, rates.grid
+for run, a in arms.items():
     seed_everything(p.seed)
     models[run] = a.build()
     hists[run] = volumes.train_unetr(models[run], train_ds, val_ds, roi, n_out, p, dev, p.seed, run, ckpt,
@@ -153,11 +155,9 @@ steps = -(-len(train_ds) // p.batch_size)  # optimizer steps per pass over the t
 pre = {run: p.pretrain_epochs if run == "MAE init" else 0 for run in arms}  # MAE passes each arm's ViT had
 budget = pd.DataFrame([{"arm": run, "pretraining passes": pre[run], "supervised passes": a.epochs,
                         "optimizer steps": steps * (pre[run] + a.epochs)} for run, a in arms.items()]).set_index("arm")
-lr_choice = pd.DataFrame([{"arm": run, "learning rate": lr, "held-out Dice": g.get(lr, float("nan")),
-                           "chosen": "yes" if lr == chosen[run] else ""}
-                          for run, g in ((r, grids[r] or {chosen[r]: None}) for r in arms) for lr in g]).set_index("arm")
+lr_choice = rates.table(score="held-out Dice")
 glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
-glue("lr_source", "the lr parameter" if p.lr else tuning.source(tuned) if tuned else "this run", display=False)
+glue("lr_source", rates.source, display=False)
 glue("matched_epochs", arms[volumes.MATCHED].epochs, display=False)
 glue("n_copied", len(copied), display=False)
 glue("pre_first", float(pre_hist["loss"].iloc[0]), display=False)

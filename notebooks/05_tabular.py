@@ -47,7 +47,6 @@ precision = None  # "fp32", "bf16" or "auto" (bf16 where the device is fast at i
 # %% tags=["remove-cell"]
 import time
 
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -105,26 +104,24 @@ import warnings
 from sklearn.exceptions import ConvergenceWarning
 
 rows, hists_first, unconverged = [], None, 0
-tuned = tuning.recorded("tabular", vars(p), data["source"])  # the seed-0 run's choice for this setting and code
-lrs = tuned["lr"] if tuned else None  # else the first seed at the main missing rate chooses, the rest reuse
-grids = {k: {float(lr): v for lr, v in g.items()} for k, g in tuned["lr_grid"].items()} if tuned else {}
+# the first seed chooses each network's rate at the main missing rate; its other seeds and rates reuse it
+lr_rates = tuning.arm_rates("tabular", p, data["source"], {name: p.lr for name in tabular.networks(data["train"].shape[1], p)},
+                            lambda name: tabular.choose_lr(name, data, p, dev, p.seed, p.missing_rate))
+lrs = lr_rates.lr
 for rate in [p.missing_rate] + [r for r in rates if r != p.missing_rate]:
     for s in range(p.seed, p.seed + p.seeds):
         with warnings.catch_warnings(record=True) as caught:  # said on the page instead
             warnings.simplefilter("always", ConvergenceWarning)
-            res, hists, chosen, new_grids = tabular.run_all(data, p, dev, s, rate, lrs)
-        lrs, grids = lrs or chosen, grids or new_grids
+            res, hists, _, _ = tabular.run_all(data, p, dev, s, rate, lrs)
         unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
         rows += [{"missing_rate": rate, "seed": s, "model": m, **v} for m, v in res.items()]
         if rate == p.missing_rate and hists_first is None:
             hists_first = hists
 n_runs = len(rates) * p.seeds
 glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
-glue("lr_source", "fixed by the lr parameter" if p.lr else tuning.source(tuned) if tuned else
+glue("lr_source", lr_rates.source if lr_rates.source != "this run" else
      f"this run's first seed ({p.seed}), whose choice its other seeds and missing rates reuse", display=False)
-lr_choice = pd.DataFrame([{"network": name, "learning rate": lr, "held-out MSE": g.get(lr, float("nan")),
-                           "chosen": "yes" if lr == lrs[name] else ""}
-                          for name, g in (grids or {n: {v: None} for n, v in lrs.items()}).items() for lr in g])
+lr_choice = lr_rates.table(score="held-out MSE", arm="network")
 scores = pd.DataFrame(rows)
 main = scores[scores["missing_rate"] == p.missing_rate]
 METRICS = {"mse_numeric": "numeric: MSE", "wasserstein": "numeric: Wasserstein",
@@ -187,7 +184,7 @@ claim = seed_values("mse")  # the paper's single number: the MSE over every hidd
 claim_numeric = seed_values("mse_numeric")  # a secondary result, as the category error is
 
 # %% tags=["remove-input"]
-viz.show_table(lr_choice.set_index("network"), "Each network's learning rate, chosen on a held-out tenth of the "
+viz.show_table(lr_choice, "Each network's learning rate, chosen on a held-out tenth of the "
                "training rows (MSE over their hidden cells).", "table-tabular-lr")
 
 # %% [markdown]
@@ -265,7 +262,7 @@ glue("results", {"mse_numeric": {k: float(v) for k, v in m.items()}, "wasserstei
                  "category_error_pct": {k: float(v) for k, v in ce.items()},
                  "mse": {k: float(v) for k, v in summary[("mse", "mean")].items()}, "claim": claim.to_dict(),
                  "failed_numerically": failures,
-                 "lr": lrs, "lr_grid": {k: {str(lr): v for lr, v in g.items()} for k, g in grids.items()},
+                 "lr": lrs, "lr_grid": {k: {str(lr): v for lr, v in g.items()} for k, g in lr_rates.grid.items()},
                  "claim_numeric": claim_numeric.to_dict(),
                  "mask_ratio_metric": {"label": "MSE on every hidden cell, MAE", "values": claim.mae},
                  "wall_s": wall}, display=False)

@@ -41,7 +41,7 @@
 
 # %% tags=["parameters"]
 profile = "auto"  # smoke, quick or full; only used to label this build
-records_dir = None  # the run registry (default: results/runs)
+records_dir = None  # a run registry to read alone (default: results/runs and the local results/local)
 
 # %% tags=["remove-cell"]
 import json
@@ -58,7 +58,7 @@ from maelib import claim_tables, profiles, provenance, stats, summary, viz
 
 p = profiles.resolve_namespace("summary", globals())
 glue("params", vars(p), display=False)
-root = Path(p.records_dir) if p.records_dir else provenance.RECORDS
+root = Path(p.records_dir) if p.records_dir else None  # None: the published registry and the local one
 with warnings.catch_warnings(record=True) as set_aside:  # shown on the page (below), not only in a log
     warnings.simplefilter("always")
     records = summary.load(root)

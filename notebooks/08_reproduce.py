@@ -237,7 +237,7 @@ for r in records:
     if "seed" in profiles.SPECS.get(r["chapter"], {}) and r.get("seed") is not None:
         profile = r.get("profile") or "auto"
         seeds = verdict_seeds(r["chapter"], profile) or range(r["seed"], r["seed"] + summary.MIN_SEEDS)
-        sweeps.append(f"python -m maelib sweep {r['chapter']} --profile {profile} --seeds {seed_words(list(seeds))}")
+        sweeps.append(f"python -m maelib sweep {r['chapter']} --publish --profile {profile} --seeds {seed_words(list(seeds))}")
 glue("sweep_commands", "\n".join(sweeps), display=False)
 
 # %% [markdown]
@@ -257,7 +257,8 @@ display(Markdown(f"```bash\n{commands}\n```" if records else
 # The summary's verdicts compare several seeds of the same setting. These commands record them for each
 # chapter that has a seed: the seeds its judged verdict pools (twenty for Table 3, where the power
 # calculation asked for more than five), or five from the seed it ran with where none is recorded yet.
-# Each run joins the run registry in `results/runs/`, from which the summary chapter reads them:
+# With `--publish` each run joins the committed run registry in `results/runs/`; without it, the local one
+# in `results/local/`, which git ignores. The summary chapter reads both:
 
 # %% tags=["remove-input"]
 display(Markdown(f"```bash\n{chr(10).join(sweeps)}\n```" if sweeps else "No chapter with a seed has been run."))

@@ -76,7 +76,7 @@ def tiny_mae(path):
     from maelib.tokens import Patches2d
 
     torch.manual_seed(0)
-    mae = MaskedAutoencoder(Patches2d(16, 8), 8, 1, 2, 8, 1)
+    mae = MaskedAutoencoder(Patches2d(16, 8), 8, 1, 2, decoder_dim=8, decoder_depth=1)
     return images.save_mae(mae, SimpleNamespace(mask_ratio=0.75, profile="full"), path, torch.float16)
 
 

@@ -120,7 +120,7 @@ def test_a_write_that_dies_leaves_the_old_file(tmp_path, monkeypatch):
     from maelib.mae import MaskedAutoencoder
     from maelib.tokens import Patches2d
 
-    mae = MaskedAutoencoder(Patches2d(16, 8), 8, 1, 2, 8, 1)
+    mae = MaskedAutoencoder(Patches2d(16, 8), 8, 1, 2, decoder_dim=8, decoder_depth=1)
     path = images.save_mae(mae, SimpleNamespace(mask_ratio=0.75, profile="smoke"), tmp_path / "mae_final.pt")
     before = path.read_bytes()
 
@@ -486,3 +486,41 @@ def test_a_run_whose_record_cannot_be_written_keeps_its_notebook_and_says_where(
     kept = next((tmp_path / "out").glob("05_tabular.unrecorded-*.ipynb"))
     assert f"the executed notebook was kept at {kept}" in str(e.value) and "No space left on device" in str(e.value)
     assert not list(tmp_path.rglob("*.json")) and not list((tmp_path / "out").glob(".running-*"))
+
+
+@pytest.mark.parametrize("ratio, said", [(0.9999, "hides 15 of the 16 tokens"), (1e-9, "hides none of the 16")])
+def test_a_mask_ratio_the_tokens_cannot_realise_is_refused_before_compute(ratio, said):
+    """0.9999 on 16 tokens hid 15 (0.9375) and was recorded as 0.9999; 1e-9 hid one. Both are refused,
+    naming mask_ratio and the ratios this token count realises."""
+    from maelib import images
+
+    p = profiles.resolve("images", "quick", mask_ratio=ratio)
+    with pytest.raises(ValueError, match="mask_ratio") as err:
+        images.preflight(p)
+    assert said in str(err.value)
+
+
+def test_a_mask_ratio_hides_the_nearest_whole_number_of_tokens():
+    """PatchTST's 0.4 of 21 pretraining patches hides 8 (0.381), the nearest, not 9 (0.4286), and passes the
+    series chapter's check at every profile."""
+    from maelib import forecast
+    from maelib.masking import visible_count
+
+    assert 21 - visible_count(21, 0.4) == 8
+    for profile in ("smoke", "quick", "full"):
+        forecast.preflight(profiles.resolve("series", profile))
+
+
+def test_checkpoints_made_on_other_data_are_set_aside_not_resumed(tmp_path):
+    """A checkpoint folder remembers the data it was trained on: the same data resumes it, other data moves
+    its checkpoints aside and starts anew."""
+    p = profiles.resolve("images", "smoke", checkpoint_dir=str(tmp_path))
+    one, other = {"dataset": "tinyimagenet", "sha256": "a" * 64}, {"dataset": "tinyimagenet", "sha256": "b" * 64}
+    folder = provenance.checkpoint_dir("images", p, one, say=lambda m: None)
+    (folder / "mae.pt").write_text("trained on one")
+    assert provenance.checkpoint_dir("images", p, one).joinpath("mae.pt").is_file()  # same data: resumed
+    said = []
+    assert provenance.checkpoint_dir("images", p, other, say=said.append) == folder
+    assert not (folder / "mae.pt").exists()
+    assert [f.read_text() for f in folder.glob("other-data-*/mae.pt")] == ["trained on one"]
+    assert "tinyimagenet:aaaa" in said[0] and "tinyimagenet:bbbb" in said[0]

@@ -1,8 +1,11 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from maelib import images, profiles
 from maelib.heads import ViTClassifier, encoder_like
-from maelib.mae import MaskedAutoencoder
+from maelib.mae import MaskedAutoencoder, ViTEncoder
 from maelib.masking import masking_from_visible, random_masking
 from maelib.tokens import Columns, Patches1d, Patches2d
 
@@ -96,3 +99,62 @@ def test_normalised_reconstruction_does_not_read_hidden_pixels():
     a, _ = mae.reconstruct(x, pred, m.mask)
     b, _ = mae.reconstruct(x2, pred, m.mask)
     assert torch.allclose(a, b)
+
+
+def test_intermediates_end_where_forward_ends():
+    """forward_intermediates' last block equals forward's output before the final norm, bit for bit, with
+    and without a selection of tokens (padding slots included); blocks come back in the order asked."""
+    torch.manual_seed(0)
+    enc = ViTEncoder(Columns(9), dim=16, depth=3, heads=2).eval()
+    tokens = enc.tokenizer.tokenize(torch.randn(4, 9))
+    m = masking_from_visible(torch.rand(4, 9, generator=torch.Generator().manual_seed(1)) < 0.6, width=9)
+    for keep, valid in [(None, None), (m.keep, m.valid)]:
+        with torch.no_grad():
+            first, last = enc.forward_intermediates(tokens, (1, 3), keep=keep, valid=valid)
+            assert torch.equal(last, enc(tokens, keep, valid, final_norm=False))
+            assert torch.equal(enc.norm(last), enc(tokens, keep, valid))
+            assert not torch.equal(first, last)
+            third, second = enc.forward_intermediates(tokens, (3, 2), keep=keep, valid=valid)
+            assert torch.equal(third, last) and not torch.equal(second, last)
+
+
+def test_intermediates_run_no_block_past_the_last_asked_and_refuse_other_numbers():
+    enc = ViTEncoder(Patches2d(16, 8), dim=16, depth=3, heads=2)
+    ran = []
+    for i, block in enumerate(enc.blocks, start=1):
+        block.register_forward_hook(lambda mod, inp, out, i=i: ran.append(i))
+    enc.forward_intermediates(torch.randn(2, 4, 192), (2, 1))
+    assert ran == [1, 2]
+    for blocks in [(), (0,), (4,)]:
+        with pytest.raises(ValueError, match=r"blocks must be block numbers in \[1, 3\]"):
+            enc.forward_intermediates(torch.randn(2, 4, 192), blocks)
+
+
+def test_the_mae_is_built_by_keyword_from_a_named_size():
+    for size in profiles.MAE_SIZES.values():
+        mae = MaskedAutoencoder(Patches2d(32, 16), **size)
+        assert {k: mae.config[k] for k in size} == size
+    with pytest.raises(TypeError):
+        MaskedAutoencoder(Patches2d(32, 8), 32, 2, 2, 16)  # the decoder's width only by keyword
+
+
+@pytest.mark.parametrize("chapter, sizes", [("images", "MAE_SIZES"), ("segmentation", "MAE_SIZES"),
+                                            ("series", "SIZES"), ("tabular", "SIZES"), ("volumes", "VOLUME_SIZES")])
+def test_every_profile_uses_a_named_size(chapter, sizes):
+    for profile in profiles.PROFILE_NAMES:
+        p = vars(profiles.resolve(chapter, profile, device="cpu"))
+        named = [name for name, size in getattr(profiles, sizes).items() if all(p[k] == v for k, v in size.items())]
+        assert named, (chapter, profile)
+
+
+def test_a_saved_mae_loads_back_by_keyword_and_a_foreign_config_is_refused(tmp_path):
+    mae = small_mae(norm_target=True)
+    path = images.save_mae(mae, SimpleNamespace(mask_ratio=0.75, profile="smoke"), tmp_path / "mae.pt")
+    again, saved = images.load_mae(path)
+    assert again.config == mae.config and saved["img_size"] == 32
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in mae.state_dict().items())
+    state = torch.load(path, weights_only=True)
+    for config in [{**state["config"], "width": 3}, {k: v for k, v in state["config"].items() if k != "mlp_ratio"}]:
+        torch.save({**state, "config": config}, tmp_path / "other.pt")
+        with pytest.raises(ValueError, match="its config must name"):
+            images.load_mae(tmp_path / "other.pt")

@@ -15,7 +15,7 @@ from maelib.train import TrainConfig, fit
 
 def _tiny_mae():
     torch.manual_seed(0)
-    return MaskedAutoencoder(Patches2d(16, 4), 16, 2, 2, 16, 1)
+    return MaskedAutoencoder(Patches2d(16, 4), 16, 2, 2, decoder_dim=16, decoder_depth=1)
 
 
 def _train_and_watch(prec: str):

@@ -302,7 +302,7 @@ def test_a_record_that_cannot_be_pooled_is_set_aside_by_name(tmp_path, claim, wh
 
 
 def test_committed_records_follow_the_schema():
-    for f in provenance.RECORDS.glob("*.json"):
+    for f in provenance.PUBLISHED.glob("*.json"):
         record = json.loads(f.read_text())
         assert provenance.record_problem(record) is None, f.name
         for key in ("claim", "claim_long", "claim_numeric"):

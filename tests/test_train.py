@@ -105,7 +105,8 @@ def test_mae_steps_trace_to_one_graph_without_host_reads():
     from maelib.train import _Step
 
     torch.manual_seed(0)
-    image_mae = MaskedAutoencoder(Patches2d(32, 8), 32, 2, 2, 32, 1, 2, norm_target=True)
+    image_mae = MaskedAutoencoder(Patches2d(32, 8), 32, 2, 2, decoder_dim=32, decoder_depth=1, decoder_heads=2,
+                                  norm_target=True)
     table_mae = tabular.make_mae(9, profiles.resolve("tabular", "smoke"))
     cases = [(_Step(image_mae, lambda m, b: m(b[0], 0.75)[0]), (torch.randn(4, 3, 32, 32),)),
              (_Step(table_mae, tabular.step_mae(0.3)), (None, torch.randn(8, 9), torch.rand(8, 9) < 0.8))]

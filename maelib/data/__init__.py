@@ -75,12 +75,22 @@ class TensorLoader:
 
 @lru_cache(maxsize=None)
 def channel_stats(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, C, 1, 1) mean and std on ``device``, made once per device (no host copy per batch)."""
+    """(1, C, 1, 1) mean and std on ``device``, made once per device (no host copy per batch).
+
+    Args:
+        mean, std: per-channel values, as tuples (they key the cache).
+        device: where the tensors live.
+    """
     return (torch.tensor(mean, device=device).view(1, -1, 1, 1), torch.tensor(std, device=device).view(1, -1, 1, 1))
 
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 or [0, 1] images (N, C, H, W) -> float, standardised per channel."""
+    """uint8 or [0, 1] images (N, C, H, W) -> float, standardised per channel.
+
+    Args:
+        x: uint8 images in 0..255, or float images in [0, 1].
+        mean, std: per channel, on the [0, 1] scale.
+    """
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     m, s = channel_stats(tuple(mean), tuple(std), x.device)
     return (x - m) / s
@@ -91,8 +101,16 @@ def random_resized_crop_flip(x: torch.Tensor, generator: torch.Generator, scale=
                              mode: str = "bilinear") -> torch.Tensor:
     """Per-sample random resized crop and horizontal flip, batched: (N, C, H, W) float -> (N, C, s, s).
 
-    One affine sampling grid per image (the crop box and the flip), drawn with ``generator``, which
-    must live on ``x``'s device: on a GPU everything runs there. Use ``mode="nearest"`` for label maps.
+    One affine sampling grid per image (the crop box and the flip): on a GPU everything runs there.
+
+    Args:
+        x: float images (N, C, H, W).
+        generator: draws the crops and flips; it must live on ``x``'s device.
+        scale: the crop's area as a fraction of the image's, drawn uniformly from this range.
+        ratio: the crop's aspect ratio, drawn log-uniformly from this range.
+        flip: flip half of the images horizontally.
+        out_size: the output side s; None keeps H.
+        mode: the sampling of ``grid_sample``; "nearest" for label maps.
     """
     n, _, h, w = x.shape
     out, dev = out_size or h, x.device

@@ -30,8 +30,15 @@ def _step(dataset: str) -> pd.Timedelta:
 
 
 def validate(df: pd.DataFrame, path: Path, step: pd.Timedelta) -> None:
-    """Every ETT column present, every value a finite number, dates one ``step`` apart without gaps;
-    else a :class:`DataCorruptError` naming the file, the column and the line (the header is line 1)."""
+    """Refuse a damaged ETT table with a :class:`DataCorruptError` naming the file, the column and the line.
+
+    Every ETT column must be present, every value a finite number, the dates one ``step`` apart without gaps.
+
+    Args:
+        df: the table as read, dates unparsed.
+        path: the file it came from, for the message (the header is line 1).
+        step: the dataset's time step (1 h or 15 min).
+    """
     missing = [c for c in COLUMNS if c not in df]
     if missing:
         raise DataCorruptError(f"{path} lacks the column(s) {missing}; an ETT file has {COLUMNS}")
@@ -98,7 +105,15 @@ class MinMax:
 
 
 def windows(series: np.ndarray, lag: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """All (past ``lag`` values, next ``horizon`` values) pairs inside one series: (M, lag), (M, horizon)."""
+    """All (past ``lag`` values, next ``horizon`` values) pairs inside one series.
+
+    Args:
+        series: (T,) values.
+        lag, horizon: the steps in each input and each target.
+
+    Returns:
+        (inputs (M, lag), targets (M, horizon)), M = T - lag - horizon + 1, in time order.
+    """
     m = len(series) - lag - horizon + 1
     if m < 1:
         raise ValueError(f"a part of {len(series)} values is too short for lag={lag} and horizon={horizon}")
@@ -117,9 +132,17 @@ def load(lag: int = 48, horizon: int = 1, data_dir=None, fractions=(0.7, 0.2, 0.
          dataset: str = "ETTh1") -> dict:
     """Scaled windows per part and what is needed to undo the scaling.
 
-    Returns ``dict(train=(X, Y), val=(X, Y), test=(X, Y), scaler=MinMax, raw={part: 1-D array},
-    dates={part: DatetimeIndex}, sizes=(n_train, n_val, n_test), source=provenance)`` with X (M, lag)
-    and Y (M, horizon) on the [0, 1] training scale (float32).
+    Args:
+        lag, horizon: the steps in each input and each target.
+        data_dir: the root holding the dataset's folder (the only one looked in); None: MAELIB_DATA, then the cache.
+        fractions: the shares of the rows in training, validation and test, in time order.
+        column: the series to forecast.
+        dataset: one of the four ETT files.
+
+    Returns:
+        ``dict(train=(X, Y), val=(X, Y), test=(X, Y), scaler=MinMax, raw={part: 1-D array},
+        dates={part: DatetimeIndex}, sizes=(n_train, n_val, n_test), source=provenance)`` with X (M, lag)
+        and Y (M, horizon) on the [0, 1] training scale (float32).
     """
     check_window(lag, horizon)
     df, source = load_frame(data_dir, dataset)
@@ -173,8 +196,14 @@ def month_bounds(dataset: str, n_rows: int) -> tuple[int, int, int]:
 
 
 def split_months(values: np.ndarray, lag: int, ends: tuple[int, int, int]) -> dict:
-    """Each part's stretch of ``values``: training from row 0; validation and test start ``lag`` rows
-    before their own first row, so that their first window's input lies in the part before."""
+    """Each part's stretch of ``values``, by the parts' end rows ``ends``.
+
+    Training starts at row 0; validation and test start ``lag`` rows before their own first row, so that
+    their first window's input lies in the part before.
+
+    Returns:
+        {part: 1-D array} for train, val and test.
+    """
     starts = (0, ends[0] - lag, ends[1] - lag)
     return {s: values[a:b] for s, a, b in zip(SPLITS, starts, ends)}
 
@@ -182,9 +211,17 @@ def split_months(values: np.ndarray, lag: int, ends: tuple[int, int, int]) -> di
 def load_months(lag: int = 336, horizon: int = 96, data_dir=None, column: str = "OT", dataset: str = "ETTh1") -> dict:
     """The long-horizon protocol's scaled windows: every window of each part, none dropped.
 
-    Returns ``dict(train=(X, Y), val=(X, Y), test=(X, Y), scaler=Standard, scaled={part: 1-D array},
-    ends=(train_end, val_end, test_end), source=provenance)`` with X (M, lag) and Y (M, horizon) float32 on
-    the training months' standard scale; a validation or test part of R rows has R - horizon + 1 windows.
+    Args:
+        lag, horizon: the steps in each input and each target.
+        data_dir: the root holding the dataset's folder (the only one looked in); None: MAELIB_DATA, then the cache.
+        column: the series to forecast.
+        dataset: one of the four ETT files.
+
+    Returns:
+        ``dict(train=(X, Y), val=(X, Y), test=(X, Y), scaler=Standard, scaled={part: 1-D array},
+        ends=(train_end, val_end, test_end), source=provenance)`` with X (M, lag) and Y (M, horizon) float32
+        on the training months' standard scale; a validation or test part of R rows has R - horizon + 1
+        windows.
     """
     check_window(lag, horizon)
     df, source = load_frame(data_dir, dataset)

@@ -60,11 +60,18 @@ def select_columns(columns: list[str] | None) -> list[str]:
 
 def load(seed: int = 0, test_fraction: float = 0.2, columns: list[str] | None = None, data_dir=None,
          rows: int | None = None) -> dict:
-    """Scaled train/test matrices: ``dict(train=(N, F), test=(M, F), columns=[...], low=(F,), high=(F,),
-    n_rows, source=provenance)``.
+    """Scaled train and test matrices of the housing table's complete rows.
 
-    Values are in [0, 1] on the training rows (test rows may fall slightly outside). ``rows`` keeps a
-    random subset of that many rows (for the smoke profile).
+    Args:
+        seed: draws the rows' order, hence the split.
+        test_fraction: the share of the rows held out for test.
+        columns: the columns kept, in this order; None keeps all.
+        data_dir: the root holding the dataset's folder (the only one looked in); None: MAELIB_DATA, then the cache.
+        rows: keep a random subset of that many rows (the smoke profile); None keeps all.
+
+    Returns:
+        ``dict(train=(N, F), test=(M, F), columns=[...], low=(F,), high=(F,), n_rows, source=provenance)``,
+        float32 in [0, 1] on the training rows (test rows may fall slightly outside).
     """
     cols = select_columns(columns)
     raw, source = load_frame(data_dir)
@@ -82,7 +89,13 @@ def load(seed: int = 0, test_fraction: float = 0.2, columns: list[str] | None = 
 def hide(x: np.ndarray, missing_rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Hide each cell independently with probability ``missing_rate``; hidden cells become 0.
 
-    Returns (zero-filled matrix, observed mask) with the mask True where a cell is kept.
+    Args:
+        x: (N, F) values.
+        missing_rate: in (0, 1).
+        seed: draws the hidden cells.
+
+    Returns:
+        (zero-filled float32 matrix, observed mask), the mask True where a cell is kept.
     """
     if not 0 < missing_rate < 1:
         raise ValueError(f"missing_rate must be in (0, 1), got {missing_rate}")

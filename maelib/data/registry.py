@@ -105,7 +105,13 @@ def get(name: str) -> Dataset:
 
 
 def locate(name: str, needs: tuple[str, ...], data_dir=None) -> Path:
-    """The first search folder that holds one of ``needs`` (relative paths); else a clear error."""
+    """The first search folder that holds one of ``needs``; else a :class:`DataMissingError` saying how to get it.
+
+    Args:
+        name: the dataset's name in :data:`DATASETS`.
+        needs: paths relative to the dataset's folder; any one of them will do.
+        data_dir: a root holding the dataset's folder, the only one looked in when given (:func:`search_paths`).
+    """
     paths = search_paths(name, data_dir)
     for folder in paths:
         if any((folder / n).exists() for n in needs):

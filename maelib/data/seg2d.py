@@ -77,8 +77,17 @@ def _decode_camvid(folder: Path, size: int) -> dict:
 
 
 def load_camvid(size: int = 128, data_dir=None, limit: int | None = None) -> dict:
-    """``dict(train=(x, y), val=(x, y), test=(x, y), classes=[...], source=provenance)``; void -> IGNORE.
-    Cached per size and source."""
+    """CamVid's three splits, resized; decoded once per size and source and cached.
+
+    Args:
+        size: the side every image and label map is resized to.
+        data_dir: the root holding the dataset's folder (the only one looked in); None: MAELIB_DATA, then the cache.
+        limit: keep the first that many pairs of each split; None keeps all.
+
+    Returns:
+        ``dict(train=(x, y), val=(x, y), test=(x, y), classes=[...], source=provenance)``, x (N, 3, size, size)
+        uint8 and y (N, size, size) int64 with void as ``IGNORE``.
+    """
     folder = locate("camvid", ("camvid_half.tar.gz", "camvid"), data_dir)
     src = folder / "camvid_half.tar.gz" if (folder / "camvid_half.tar.gz").exists() else folder / "camvid"
     cache = cache_dir() / f"camvid_{source_key(src)}_{size}.pt"
@@ -103,8 +112,15 @@ def ade20k_classes(folder: Path) -> list[str]:
 
 
 def load_ade20k(size: int = 256, data_dir=None, limit: int | None = None, train_optional: bool = False) -> dict:
-    """ADE20K as ``dict(train=..., val=..., classes=[150 names])``. Without the full set, a clear error;
-    with ``train_optional`` the 3-pair validation sample is read instead (val only, for loader tests)."""
+    """ADE20K as ``dict(train=(x, y), val=(x, y), classes=[150 names])``, resized like :func:`load_camvid`'s.
+
+    Args:
+        size: the side every image and label map is resized to.
+        data_dir: the root holding the dataset's folder (the only one looked in); None: MAELIB_DATA, then the cache.
+        limit: keep the first that many pairs of each split; None keeps all.
+        train_optional: without the full set, read the 3-pair validation sample instead (val only, for
+            loader tests); otherwise its absence is a :class:`DataMissingError`.
+    """
     try:
         folder = locate("ade20k", ("ADEChallengeData2016",), data_dir) / "ADEChallengeData2016"
         splits = {"train": "training", "val": "validation"}

@@ -107,11 +107,16 @@ def class_pool(folder: Path) -> list[str]:
 
 
 def load(n_classes: int = 20, data_dir=None, limit: int | None = None):
-    """Load train and val as tensors.
+    """Load train and val as tensors; decoded arrays are cached under the maelib cache folder.
 
-    Returns ``dict(train=(x, y), val=(x, y), classes=[wnid...], names=[str...])`` with x (N, 3, 64, 64)
-    uint8 and y (N,) int64. ``limit`` keeps at most that many images per split (a balanced prefix,
-    for the smoke profile). Decoded arrays are cached under the maelib cache folder.
+    Args:
+        n_classes: how many classes are picked (:func:`pick_classes`).
+        data_dir: the root holding the dataset's folder (the only one looked in); None: MAELIB_DATA, then the cache.
+        limit: keep at most that many images per split, a balanced prefix (the smoke profile).
+
+    Returns:
+        ``dict(train=(x, y), val=(x, y), classes=[wnid...], names=[str...], source=provenance)`` with
+        x (N, 3, 64, 64) uint8 and y (N,) int64.
     """
     folder = locate("tinyimagenet", ("tiny-imagenet-200", "tin_subset20.tar.gz"), data_dir)
     pool = class_pool(folder)
@@ -147,7 +152,15 @@ def source_key(folder: Path, canonical: bool) -> str:
 
 
 def balanced_prefix(x: np.ndarray, y: np.ndarray, limit: int):
-    """At most ``limit`` samples, taking the k-th image of every class before any (k+1)-th."""
+    """At most ``limit`` samples, taking the k-th image of every class before any (k+1)-th.
+
+    Args:
+        x, y: the samples and their (N,) class labels.
+        limit: the most samples kept.
+
+    Returns:
+        (x, y) of the kept samples, in their original order.
+    """
     rank = np.zeros(len(y), np.int64)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)

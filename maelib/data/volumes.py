@@ -82,7 +82,17 @@ def btcv_files(root: str | Path) -> dict[str, list[dict]]:
 
 
 def split(pairs: list, val_fraction: float = 0.2, seed: int = 0, limit: int | None = None) -> dict[str, list]:
-    """A seeded random train/val split, optionally keeping ``limit`` cases in all."""
+    """A seeded random train/val split.
+
+    Args:
+        pairs: the cases ({"image", "label"} paths).
+        val_fraction: the share of the kept cases in val (at least one case).
+        seed: draws the order.
+        limit: keep that many cases in all, drawn at random; None keeps all.
+
+    Returns:
+        {"train": [...], "val": [...]}.
+    """
     order = np.random.default_rng(seed).permutation(len(pairs))[:limit]
     n_val = max(1, int(round(len(order) * val_fraction)))
     return {"val": [pairs[i] for i in order[:n_val]], "train": [pairs[i] for i in order[n_val:]]}
