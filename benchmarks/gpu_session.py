@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from maelib import catalog
 from maelib.profiles import SPECS
 from maelib.provenance import RECORDS, ROOT
 
@@ -51,9 +52,9 @@ DATA_FILES = {
     "camvid": ["camvid_half.tar.gz", "classes.txt", "MANIFEST.csv"],
     "hippocampus": ["hippocampus_msd_task04_train260_nii.tar.xz", "manifest.tsv"],
 }
-CHAPTER_DATA = {"images": ["tinyimagenet"], "masking": ["tinyimagenet"], "segmentation": ["camvid"],
-                "series": ["ETT"], "tabular": ["california_housing"], "volumes": ["hippocampus"]}
-CALLS = {"a": ("images", "segmentation"), "b": ("series", "tabular", "volumes")}
+CHAPTER_DATA = {name: list(c.data) for name, c in catalog.CHAPTERS.items()}  # declared in maelib.catalog
+CALLS = {call: tuple(n for n, c in catalog.CHAPTERS.items() if c.device_call == call)
+         for call in sorted({c.device_call for c in catalog.CHAPTERS.values() if c.device_call})}
 # what the device lacks (the pins of requirements.txt): the notebook stack with its dependencies, and
 # packages whose dependencies the device has (torch, numpy...) or does not need at run time (myst-nb's sphinx;
 # its glue needs docutils, which the device lacks)

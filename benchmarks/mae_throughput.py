@@ -50,8 +50,9 @@ MASK_RATIO = 0.75
 
 
 def build(c: dict) -> MaskedAutoencoder:
-    return MaskedAutoencoder(Patches2d(c["img"], c["patch"]), c["dim"], c["depth"], c["heads"], c["decoder_dim"],
-                             c["decoder_depth"], c["decoder_heads"], norm_target=True)
+    return MaskedAutoencoder(Patches2d(c["img"], c["patch"]), c["dim"], c["depth"], c["heads"],
+                             decoder_dim=c["decoder_dim"], decoder_depth=c["decoder_depth"],
+                             decoder_heads=c["decoder_heads"], norm_target=True)
 
 
 def flops_per_image(c: dict) -> float:

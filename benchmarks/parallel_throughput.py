@@ -53,7 +53,8 @@ def step_rate(size: str, threads: int, steps: int, batch: int = 128) -> float:
 
     patch, dim, depth, heads, ddim, ddepth, dheads = SIZES[size]
     torch.manual_seed(0)
-    model = MaskedAutoencoder(Patches2d(64, patch), dim, depth, heads, ddim, ddepth, dheads, norm_target=True)
+    model = MaskedAutoencoder(Patches2d(64, patch), dim, depth, heads, decoder_dim=ddim, decoder_depth=ddepth,
+                              decoder_heads=dheads, norm_target=True)
     loader = TensorLoader((torch.randn(batch * steps, 3, 64, 64),), batch, shuffle=True, drop_last=True)
     history = fit(model, lambda m, b: m(b[0], 0.75)[0], loader, TrainConfig(epochs=3, lr=1.5e-4),
                   torch.device("cpu"), progress=False)

@@ -54,7 +54,8 @@ class Case:
 
 
 def image_mae(img, patch, dim, depth, heads, ddim, ddepth):
-    return lambda: MaskedAutoencoder(Patches2d(img, patch), dim, depth, heads, ddim, ddepth, norm_target=True)
+    return lambda: MaskedAutoencoder(Patches2d(img, patch), dim, depth, heads, decoder_dim=ddim, decoder_depth=ddepth,
+                                     norm_target=True)
 
 
 def image_cases(batch: int) -> list[Case]:

@@ -11,8 +11,9 @@ import, those inside functions too, and fails on an upward import or a circle):
    reference model, the masking widgets and the in-browser model;
 3. **records**: the run registry, code versions, provenance and checkpoint folders (``provenance``), and
    which learning rates a run reuses (``tuning``);
-4. **runner**: papermill (``runs``), runs side by side (``jobs``), the device import, the time estimates
-   from the records (``estimates``) and the browser checks;
+4. **runner**: the catalog of chapters (``catalog``: each chapter's preflight, tuned arms, data, claims),
+   papermill (``runs``), runs side by side (``jobs``), the device import, the time estimates from the
+   records (``estimates``) and the browser checks;
 5. **study and book**: the summary, its tables, the book, and the command line (``__main__``), which
    drives every layer.
 
@@ -26,6 +27,6 @@ LAYERS = (
     ("recipes", {"images", "series", "forecast", "segmentation", "volumes", "tabular", "reference", "widgets",
                  "webmodel"}),
     ("records", {"provenance", "tuning"}),
-    ("runner", {"runs", "jobs", "device", "estimates", "browser"}),
+    ("runner", {"catalog", "runs", "jobs", "device", "estimates", "browser"}),
     ("study and book", {"summary", "claim_tables", "book", "__main__"}),
 )

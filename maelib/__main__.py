@@ -142,7 +142,7 @@ def run(args, ap) -> int:
         params["profile"] = args.profile
     provenance.notebook_of(args.chapter)
     resolved = profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
-    note = tuning.note(args.chapter, vars(resolved))  # a rerun that will choose learning rates again, or reuses
+    note = estimates.note(args.chapter, vars(resolved))  # a rerun that will choose learning rates again, or reuses
     cost = estimates.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
     note = note and f"{note}; {cost}"  # the default setting's
     out_dir = Path(args.out_dir) if args.out_dir else provenance.EXECUTED

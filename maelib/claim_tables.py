@@ -17,6 +17,7 @@ import pandas as pd
 from . import provenance, stats, summary
 from .summary import (ARMS, CLAIMS, Claim, _values, arm_label, claim_rows, groups, judged,
                       judged_group, learned, reference_text, seed_values, stronger_key)
+from .report import Results
 from .tuning import TUNING_SEED, setting
 
 
@@ -97,9 +98,9 @@ def rate_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
             g = judged_group(records, chapter, prof, key)
             chooser = g and next((r for r in reversed(records) if r["chapter"] == chapter and r["seed"] == TUNING_SEED
                                   and provenance.pool_version(r) == g["code"] and setting(r) == g["setting"]), None)
-            m = chooser["metrics"] if chooser and isinstance(chooser["metrics"], dict) else {}
-            for arm, chosen in (m.get("lr") or {}).items():
-                tried = sorted(float(v) for v in (m.get("lr_grid") or {}).get(arm) or {})
+            m = provenance.results_of(chooser) if chooser else Results()
+            for arm, chosen in m.lr.items():
+                tried = sorted(float(v) for v in m.lr_grid.get(arm) or {})
                 where = ("fixed (no grid)" if len(tried) < 2 else "inside" if tried[0] < chosen < tried[-1] else
                          "at the top" if chosen == tried[-1] else "at the bottom")
                 rows.append({"chapter": chapter, "profile": prof, "arm": arm, "rates tried": ", ".join(map(sig, tried)),

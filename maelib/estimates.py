@@ -1,6 +1,7 @@
 """How long a chapter run takes, and what choosing its learning rates costs, by the recorded runs.
 
-The runner says it before a run (:func:`cost_phrase`) and hands :func:`expected_s` to the progress line
+The runner says it before a run (:func:`cost_phrase`, and :func:`note` when the run will choose its
+learning rates) and hands :func:`expected_s` to the progress line
 (:class:`maelib.progress.Watcher`). Estimates are keyed by profile, setting, code version and precision: a
 bf16 run's time says nothing of an fp32 one's.
 """
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import statistics
 
-from . import profiles, provenance, tuning
+from . import catalog, profiles, provenance, tuning
 from .progress import minutes
+from .train import GRID_EXTENSIONS
 
 
 def _per_seed_s(record: dict) -> float:
@@ -34,7 +36,7 @@ def _classified(chapter: str, profile: str, root, precision: str) -> list[tuple[
     for r in provenance.load_records(chapter, root):
         if r["profile"] != profile or not provenance.is_default(r) or precision_of(r) != precision:
             continue
-        grid = r["metrics"].get("lr_grid") if isinstance(r["metrics"], dict) else None
+        grid = provenance.results_of(r).lr_grid
         key = (provenance.pool_version(r), tuning.setting(r))
         chose = bool(grid) and all(grid.values()) and key not in made
         if chose and r["seed"] == tuning.TUNING_SEED:
@@ -51,7 +53,7 @@ def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32") 
     for code in dict.fromkeys(provenance.pool_version(r) for r, _ in reversed(classified)):  # newest code first
         chose = [r for r, c in classified if c and provenance.pool_version(r) == code]
         reused = [_per_seed_s(r) for r, c in classified if not c and provenance.pool_version(r) == code
-                  and r["metrics"].get("lr_grid")]
+                  and provenance.results_of(r).lr_grid]
         if chose and reused:
             per_seed = statistics.median(reused)
             first = chose[-1]
@@ -95,3 +97,36 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
     same = [r for r in provenance.load_records(chapter, root) if r["profile"] == profile
             and tuning.setting({"resolved": r["resolved"]}) == want]  # any data: this is an estimate
     return _per_seed_s(same[-1]) * seeds if same else None
+
+
+def note(chapter: str, resolved: dict, root=None) -> str | None:
+    """What a run is about to do about its learning rates, said before it starts when it will choose them
+    (a grid of extra trainings) or reuse the default setting's; None when it reuses its own setting's.
+    The data are not known before the run, so any recorded data of the same setting count here."""
+    if "lr_grid" not in resolved:
+        return None
+    grid = len(resolved["lr_grid"])
+    if "tune" not in resolved:  # series, tabular, volumes
+        if not tuning.will_choose(chapter, resolved, root):
+            return None
+        extra = catalog.of(chapter).tuned_arms * (grid - 1)
+        if "long_lr_grid" in resolved:  # series: the long-horizon arms choose on the validation months too
+            extra += 2 * len(resolved["long_horizons"]) * (len(resolved["long_lr_grid"]) - 1)
+        return (f"{chapter}: no recorded choice for this setting and code, so this run chooses each network's "
+                f"learning rate on held-out data: about {extra} extra trainings (more where a grid grows)")
+    free = [k for k in tuning.ARM_RATES if k in resolved and not resolved[k]]  # the arms whose rate is to be chosen
+    if not free:
+        return None
+    cost = len(free) * grid
+    choose = (f"chooses {len(free)} arms' learning rates on held-out training images: {cost} extra fine-tunings "
+              f"(up to {cost + len(free) * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
+    if resolved["tune"]:
+        return f"{chapter}: tune is true, so this run {choose}"
+    if tuning.any_recorded(chapter, resolved, root):
+        return None
+    found = tuning.any_recorded(chapter, resolved, root, borrow=True)
+    if found:
+        return (f"{chapter}: this run changes only what pretraining does ({', '.join(found['borrowed'])}) and "
+                f"reuses the learning rates chosen for the default setting; -p tune true chooses them anew ({cost} "
+                "extra fine-tunings)")
+    return f"{chapter}: no recorded choice for this setting and code, so this run {choose}"

@@ -25,12 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import stats
 from .data import TensorLoader
 from .data.ett import windows
 from .mae import MaskedAutoencoder, ViTEncoder
+from .masking import check_split, visible_count
 from .metrics import mae as mae_metric
 from .metrics import mse as mse_metric
-from .masking import check_split, visible_count
+from .report import SeedValues
 from .series import fit_best, persistence, predict_tensor
 from .series import preflight as series_preflight
 from .train import GRID_EXTENSIONS, TrainConfig, fit, grid_search, param_groups
@@ -142,7 +144,7 @@ def preflight(p, device=None) -> None:
 
 
 def encoder(p) -> ViTEncoder:
-    return ViTEncoder(tokenizer(p), p.long_dim, p.long_depth, p.long_heads, PATCHTST_ETTH1["mlp_ratio"])
+    return ViTEncoder(tokenizer(p), p.long_dim, p.long_depth, p.long_heads, mlp_ratio=PATCHTST_ETTH1["mlp_ratio"])
 
 
 def load_pretrained(enc: ViTEncoder, mae: MaskedAutoencoder) -> None:
@@ -281,3 +283,43 @@ def score_rows(run: dict, data: dict, horizon: int, seed: int) -> list[dict]:
                      "mse_drop_last": mse_metric(pred[:kept], y[:kept]), "n_test": len(y), "n_kept": kept,
                      "val_mse": float(hist["val_mse"].min()) if hist is not None else float("nan")})
     return rows
+
+
+def seed_runs(long_data: dict, p, device, lrs: dict | None = None, grids: dict | None = None):
+    """Every long-horizon model for seeds ``p.seed`` ... ``p.seed + p.seeds - 1``: per seed, one MAE
+    pretrained on the first horizon's training windows, then each horizon of ``long_data`` (H -> its
+    :func:`maelib.data.ett.load_months` data) run by :func:`horizon_run`. Each arm's rate at each horizon
+    (key ``"H<h> <arm>"``) comes from ``lrs`` (with its recorded ``grids``), else the first seed chooses it
+    and the later ones reuse it.
+
+    Returns:
+        (score rows of every seed, horizon and model; {H: the first seed's histories}; rates; grids).
+    """
+    lrs, grids = dict(lrs or {}), dict(grids or {})
+    rows, hists = [], {}
+    first = next(iter(long_data))
+    for s in range(p.seed, p.seed + p.seeds):
+        mae, pre_hist = pretrain(long_data[first]["scaled"]["train"], p, device, s)
+        for h, d in long_data.items():
+            keys = {arm: f"H{h} {arm}" for arm in ARMS}
+            run = horizon_run(d, p, mae, device, s, lrs={a: lrs[k] for a, k in keys.items() if k in lrs})
+            for arm, k in keys.items():
+                lrs.setdefault(k, run["lr"][arm])
+                if run["grid"][arm]:
+                    grids[k] = run["grid"][arm]
+            rows += score_rows(run, d, h, s)
+            hists.setdefault(h, {"MAE pretraining": pre_hist, **run["history"]})
+    return rows, hists, lrs, grids
+
+
+def paired_by_horizon(scores: pd.DataFrame) -> dict:
+    """For each horizon of ``scores`` (:func:`score_rows` rows): the per-seed test MSEs of the pretrained
+    arm, the scratch arm and persistence (a :class:`~maelib.report.SeedValues`) and their paired comparison
+    (:func:`maelib.stats.paired`, lower is better). Returns {H: (values, comparison)}."""
+    out = {}
+    for h, part in scores.groupby("horizon", sort=False):
+        mse = part.pivot(index="seed", columns="model", values="mse")
+        values = SeedValues([int(v) for v in mse.index], list(mse[PRETRAINED]), list(mse[SCRATCH]),
+                            floor=list(mse["persistence"]))
+        out[int(h)] = (values, stats.paired(values.mae, values.baseline, higher_is_better=False))
+    return out

@@ -49,6 +49,8 @@ class Spec:
         if value is None:
             return None
         if self.kind is list:
+            if isinstance(value, str) and value.strip().startswith("["):  # a list the command line could not read
+                raise ValueError(f"{name} must be a list of finite numbers (e.g. [0.25, 0.5]), got {value!r}")
             values = value if isinstance(value, (list, tuple)) else [value]  # one value: a list of one
             if not values:
                 raise ValueError(f"{name} must be a list of at least one value, got {value!r}")

@@ -24,6 +24,7 @@ from pathlib import Path
 from . import profiles
 from .data.registry import cache_dir
 from .files import claim_folder, write_text_atomic
+from .report import Results
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -380,7 +381,20 @@ def record_problem(entry) -> str | None:
     if entry["profile"] not in profiles.PROFILE_NAMES:
         return f"its profile is {entry['profile']!r}, not one of {', '.join(profiles.PROFILE_NAMES)}"
     claims = {k: v for k, v in entry["metrics"].items() if k == "claim" or k.startswith("claim_")}
-    return next(filter(None, (claim_problem(k, v) for k, v in claims.items())), None)
+    problem = next(filter(None, (claim_problem(k, v) for k, v in claims.items())), None)
+    if problem:
+        return problem
+    try:
+        Results.from_dict(entry["metrics"])
+    except (ValueError, TypeError) as e:
+        return f"its metrics do not read as a chapter's results ({e})"
+    return None
+
+
+def results_of(record: dict) -> Results:
+    """A record's ``metrics`` as the declared :class:`~maelib.report.Results` (records are checked when
+    loaded, :func:`record_problem`)."""
+    return Results.from_dict(record["metrics"])
 
 
 def claim_problem(key: str, claim) -> str | None:

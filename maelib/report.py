@@ -1,16 +1,17 @@
-"""What a run reports per seed for a claim: one declared shape, checked when written and when read.
+"""What a chapter run reports: one declared shape, checked when written and when read.
 
-A chapter's run record holds, under ``metrics.claim`` (and ``metrics.claim_long`` for the series chapter's
-second claim), the seeds it ran and each arm's value per seed. The notebook builds a :class:`SeedValues`
-and glues its :meth:`SeedValues.to_dict`; the summary reads it back with :meth:`SeedValues.from_dict`, so
-a misspelt or missing entry is an error where it happens, never a chapter that silently shows as not run.
+A run record's ``metrics`` is a :class:`Results`: each claim's per-seed values (:class:`SeedValues`,
+under ``claim``, and ``claim_long`` or ``claim_numeric`` for a chapter's second claim), each arm's learning
+rate and the grid it was chosen from, the metric a mask-ratio sweep plots (:class:`MaskRatioMetric`), the
+dataset, the wall time, and the chapter's own numbers for its own page (``details``, which no other module
+reads). A notebook glues :meth:`Results.to_dict`; the runner checks it before recording, and the summary,
+the tuning and the estimates read it back with :meth:`Results.from_dict`, so a misspelt or missing entry is
+an error where it happens, never a chapter that silently shows as not run.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
-
+from dataclasses import asdict, dataclass, field, fields
 
 CURVES = ("mae_curve", "baseline_curve")  # per seed, one value per epoch
 
@@ -58,6 +59,14 @@ class SeedValues:
                                               for v in values):
                 raise ValueError(f"{f.name} must hold numbers, got {getattr(self, f.name)!r}")
 
+    @classmethod
+    def of_curves(cls, seed: int, curves: dict, mae: str, baseline: str, matched: str) -> SeedValues:
+        """One seed's values from each arm's validation curve (arm -> values per epoch): the last epoch's
+        value of the ``mae``, ``baseline`` and ``matched`` arms, and the first two's whole curves."""
+        last = {arm: float(list(curves[arm])[-1]) for arm in (mae, baseline, matched)}
+        return cls([seed], [last[mae]], [last[baseline]], baseline_matched=[last[matched]],
+                   mae_curve=[[float(v) for v in curves[mae]]], baseline_curve=[[float(v) for v in curves[baseline]]])
+
     def to_dict(self) -> dict:
         """The record's JSON form, without the entries the chapter does not have."""
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -80,3 +89,89 @@ class SeedValues:
         curves = [k for k in CURVES if getattr(self, k) is not None]
         return [{"seed": s, **{k: v[i] if k == "chosen" else float(v[i]) for k in names if (v := getattr(self, k))},
                  **{k: [float(x) for x in getattr(self, k)[i]] for k in curves}} for i, s in enumerate(self.seeds)]
+
+
+@dataclass(frozen=True)
+class MaskRatioMetric:
+    """The downstream metric a mask-ratio sweep plots: its ``label`` and one value per seed."""
+
+    label: str
+    values: list[float]
+
+    def __post_init__(self):
+        if not isinstance(self.label, str) or not all(_number(v) for v in self.values):
+            raise ValueError(f"a mask-ratio metric is a label and numbers, got {self.label!r}, {self.values!r}")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+FIELDS = ("lr", "lr_grid", "mask_ratio_metric", "dataset", "wall_s")  # Results' own keys besides the claims
+
+
+@dataclass(frozen=True)
+class Results:
+    """A chapter run's ``metrics``.
+
+    Attributes:
+        claims: metrics key (``claim``, ``claim_long``, ``claim_numeric``) -> that claim's per-seed values.
+        lr: arm -> the learning rate it trained with.
+        lr_grid: arm -> {rate (as text): held-out score} it was chosen from; empty where it was given.
+        mask_ratio_metric: what a mask-ratio sweep plots, where the chapter has one.
+        dataset: the registry name of the data, where the chapter can read several.
+        wall_s: the chapter's wall time in seconds, as it measured it.
+        details: the chapter's own numbers for its own page; no other module reads them.
+    """
+
+    claims: dict[str, SeedValues] = field(default_factory=dict)
+    lr: dict[str, float] = field(default_factory=dict)
+    lr_grid: dict[str, dict[str, float]] = field(default_factory=dict)
+    mask_ratio_metric: MaskRatioMetric | None = None
+    dataset: str | None = None
+    wall_s: float | None = None
+    details: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        bad = [k for k in self.claims if k != "claim" and not k.startswith("claim_")]
+        if bad:
+            raise ValueError(f"claims are keyed claim or claim_<name>, got {bad}")
+        if not all(isinstance(k, str) and _number(v) for k, v in self.lr.items()):
+            raise ValueError(f"lr must map each arm to a number, got {self.lr!r}")
+        if not all(isinstance(g, dict) and all(_number(v) or v is None for v in g.values())
+                   for g in self.lr_grid.values()):
+            raise ValueError(f"lr_grid must map each arm to {{rate: held-out score}}, got {self.lr_grid!r}")
+        if self.wall_s is not None and not _number(self.wall_s):
+            raise ValueError(f"wall_s must be a number, got {self.wall_s!r}")
+        clash = set(self.details) & (set(FIELDS) | set(self.claims))
+        if clash:
+            raise ValueError(f"details must not repeat a declared entry: {sorted(clash)}")
+
+    @property
+    def claim(self) -> SeedValues | None:
+        return self.claims.get("claim")
+
+    def to_dict(self) -> dict:
+        """The record's JSON form: one flat object, as every record has held it."""
+        out = {k: v.to_dict() for k, v in self.claims.items()}
+        if self.lr:
+            out["lr"] = dict(self.lr)
+        if self.lr_grid:
+            out["lr_grid"] = {a: {str(r): s for r, s in g.items()} for a, g in self.lr_grid.items()}
+        if self.mask_ratio_metric is not None:
+            out["mask_ratio_metric"] = asdict(self.mask_ratio_metric)
+        out.update({k: getattr(self, k) for k in ("dataset", "wall_s") if getattr(self, k) is not None})
+        return {**out, **self.details}
+
+    @classmethod
+    def from_dict(cls, metrics: dict) -> Results:
+        """Read a record's ``metrics`` back; a malformed declared entry is a ValueError that names it."""
+        if not isinstance(metrics, dict):
+            raise ValueError(f"metrics must be an object, got {type(metrics).__name__}")
+        claims = {k: SeedValues.from_dict(v) for k, v in metrics.items()
+                  if (k == "claim" or k.startswith("claim_")) and isinstance(v, dict)}
+        metric = metrics.get("mask_ratio_metric")
+        return cls(claims=claims, lr=dict(metrics.get("lr") or {}), lr_grid=dict(metrics.get("lr_grid") or {}),
+                   mask_ratio_metric=MaskRatioMetric(**metric) if metric else None, dataset=metrics.get("dataset"),
+                   wall_s=metrics.get("wall_s"),
+                   details={k: v for k, v in metrics.items() if k not in claims and k not in FIELDS})

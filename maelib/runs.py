@@ -22,16 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import profiles
+from . import catalog, profiles
 from .data.registry import cache_dir
 from .files import clean_stale, create_exclusive, writable_folder, write_text_atomic
-from .provenance import (COMMITTED, EXECUTED, MODELS, RECORDS, ROOT, chapters, record_files, code_hash, environment, git_commit,
-                      image_mae_checkpoint, notebook_hash, notebook_of, read_record, threads, version)
+from .provenance import (COMMITTED, EXECUTED, MODELS, RECORDS, ROOT, chapters, code_hash, environment,
+                         git_commit, image_mae_checkpoint, notebook_hash, notebook_of, read_record,
+                         record_files, threads, version)
+from .report import Results
 
-
-# chapters whose output depends on recorded runs, and the chapters whose records they read (None: all others)
-READS_REGISTRY = {"masking": {"images"}, "summary": None}
-READS_EXECUTED = {"reproduce"}  # chapters that read the other chapters' run records beside them
 
 
 class ChapterFailed(RuntimeError):
@@ -54,19 +52,20 @@ def stamp(chapter: str, params: dict) -> str:
     h = hashlib.sha256(notebook_of(chapter).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(code_hash(chapter, computing_only=False).encode())
-    if chapter in READS_EXECUTED:  # every record it may show, local and committed
+    declared = catalog.of(chapter)
+    if declared.reads_executed:  # every record it may show, local and committed
         committed = Path(params.get("committed_dir") or COMMITTED) / "full"
         for folder in (Path(params.get("executed_dir") or EXECUTED), committed):
             for f in sorted(folder.glob("*.run.json")):
                 if not f.name.startswith(notebook_of(chapter).stem):
                     h.update(str(f).encode() + (read_record(f) or {}).get("stamp", "").encode())
-    for model in ("image_mae_full.pt", "image_mae_reference.pt"):  # the committed models masking may show
-        if chapter == "masking" and (MODELS / model).exists():
+    for model in declared.reads_models:  # the committed models it may show
+        if (MODELS / model).exists():
             h.update(str((MODELS / model).stat().st_mtime_ns).encode())
-    if chapter in READS_REGISTRY:
-        reads = READS_REGISTRY[chapter]
+    if declared.reads_records:
+        reads = declared.reads_records
         names = [f.name for f in record_files() if f.name.split("-")[0] != chapter
-                 and (reads is None or f.name.split("-")[0] in reads)]
+                 and (reads == catalog.EVERY or f.name.split("-")[0] in reads)]
         h.update(" ".join(sorted(names)).encode())
     return h.hexdigest()
 
@@ -154,7 +153,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     params.setdefault("profile", "auto")
     if "live" in profiles.SPECS.get(chapter, {}):
         params.setdefault("live", False)  # no live widgets in executed notebooks: the book has no kernel
-    if chapter in READS_EXECUTED and Path(out_dir).resolve() != EXECUTED.resolve():
+    if catalog.of(chapter).reads_executed and Path(out_dir).resolve() != EXECUTED.resolve():
         params.setdefault("executed_dir", str(out_dir))  # the chapters executed beside it
     if params["profile"] == "auto":
         params["profile"] = profiles.default_profile()
@@ -187,10 +186,14 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
             raise ChapterFailed(chapter, "RuntimeError", "the chapter did not glue 'params' (its resolved "
                                 "parameters)", params)
         ran = values["params"]  # what the notebook itself resolved
+        try:  # the declared shape, checked before anything is recorded
+            results = Results.from_dict(values.get("results", {})).to_dict()
+        except (ValueError, TypeError) as e:
+            raise ChapterFailed(chapter, "ValueError", f"the chapter's glued results are malformed: {e}", params) from None
         entry = {
             "chapter": chapter, "notebook": src.name, "parameters": params, "resolved": ran,
             "profile": ran.get("profile", resolved.profile), "seed": ran.get("seed"), "device": values.get("device"),
-            "metrics": values.get("results", {}), "wall_s": round(time.time() - started, 1),
+            "metrics": results, "wall_s": round(time.time() - started, 1),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(), "git_commit": git_commit(), "stamp": key,
             "engine": "papermill", "code": code, "version": pooled, "notebook_sha": notebook_hash(chapter),
             "data": values.get("data_source"), "environment": environment(), "threads": threads(),
@@ -238,16 +241,11 @@ def preflight(chapter: str, p) -> None:
         from .images import load_mae
 
         load_mae(image_mae_checkpoint(p.profile, p.mae_checkpoint)[0])
-    if chapter in PREFLIGHTS:
+    if catalog.of(chapter).preflight:  # the chapter's own check, declared in maelib.catalog
         import importlib
 
-        module, name = PREFLIGHTS[chapter].split(":")
+        module, name = catalog.of(chapter).preflight.split(":")
         getattr(importlib.import_module(f"maelib.{module}"), name)(p, device)
-
-
-# each chapter's own check of a setting, ``module:function(p, device)``, run before the chapter
-PREFLIGHTS = {"images": "images:preflight", "segmentation": "images:check_model", "series": "forecast:preflight",
-              "tabular": "tabular:preflight", "volumes": "volumes:preflight"}
 
 
 def check_device(name: str):
@@ -307,7 +305,8 @@ def _execute(chapter: str, src: Path, params: dict, done_nb: Path, progress: boo
 
 def independent(chapter: str) -> bool:
     """Whether a chapter reads no other chapter's results (so it may run beside the others)."""
-    return chapter not in READS_REGISTRY and chapter not in READS_EXECUTED
+    declared = catalog.of(chapter)
+    return not declared.reads_records and not declared.reads_executed
 
 
 def toc_chapters(root: Path = ROOT) -> list[str]:

@@ -24,6 +24,7 @@ from .mae import MaskedAutoencoder, ViTEncoder
 from .masking import check_split, random_masking, visible_count
 from .metrics import mae as mae_metric
 from .metrics import mse as mse_metric
+from .report import SeedValues
 from .tokens import Patches1d
 from .train import GRID_EXTENSIONS, TrainConfig, fit, grid_search, param_groups
 
@@ -251,3 +252,59 @@ def run_all(data: dict, p, device, seed: int, lrs: dict | None = None) -> tuple[
     out = paper_rows(data, p, device, seed, lrs=lrs)
     mae_recipe(data, p, device, seed, out, lrs)
     return out, {k: scores(v, data["test"][1], data["scaler"]) for k, v in out.preds.items()}
+
+
+@dataclass
+class SeedRuns:
+    """Every next-step model over the seeds of a run.
+
+    Attributes:
+        rows: one per seed and model: seed, model, best validation MSE and the test scores (:func:`scores`).
+        preds, hists, val: per seed (in order), what :class:`Trained` holds for it.
+        claim: the paper's comparison per seed: the masked forecaster validation chose against the one
+            without masking, persistence as the floor.
+        lr, grid: each model's rate and {rate: best validation MSE} (empty where the rate was given).
+    """
+
+    rows: list = field(default_factory=list)
+    preds: list = field(default_factory=list)
+    hists: list = field(default_factory=list)
+    val: list = field(default_factory=list)
+    claim: SeedValues | None = None
+    lr: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
+
+
+def seed_runs(data: dict, p, device, lrs: dict | None = None, grids: dict | None = None) -> SeedRuns:
+    """:func:`run_all` for seeds ``p.seed`` ... ``p.seed + p.seeds - 1``: at the rates ``lrs`` (with their
+    recorded ``grids``) where given, else the first seed chooses each model's rate and the later ones
+    reuse it. The masked forecaster of the claim is chosen per seed on the validation part, never the test."""
+    out = SeedRuns(lr=dict(lrs or {}), grid=dict(grids or {}))
+    claim = {"seeds": [], "mae": [], "baseline": [], "floor": [], "chosen": []}
+    for s in range(p.seed, p.seed + p.seeds):
+        trained, by_model = run_all(data, p, device, s, out.lr or None)
+        out.lr, out.grid = out.lr or trained.lr, out.grid or trained.grid
+        out.preds.append(trained.preds)
+        out.hists.append(trained.hists)
+        out.val.append(trained.val)
+        out.rows += [{"seed": s, "model": m, "val_mse": trained.val.get(m, float("nan")), **v}
+                     for m, v in by_model.items()]
+        masked = best_masked(trained.val, p.mask_ratios)
+        for key, value in (("seeds", s), ("mae", by_model[masked]["mse"]), ("baseline", by_model[NO_MASKING]["mse"]),
+                           ("floor", by_model["persistence"]["mse"]), ("chosen", masked)):
+            claim[key].append(value)
+    out.claim = SeedValues(**claim)
+    return out
+
+
+def robustness_rows(data: dict, p, device, lrs: dict | None) -> list[dict]:
+    """The paper's transformer rows on another file, per seed at the rates ``lrs``: the test MSE of
+    persistence, of the forecaster without masking and of the masked one validation chose."""
+    rows = []
+    for s in range(p.seed, p.seed + p.seeds):
+        out = paper_rows(data, p, device, s, recurrent=False, lrs=lrs)
+        mse = {m: scores(v, data["test"][1], data["scaler"])["mse"] for m, v in out.preds.items()}
+        masked = best_masked(out.val, p.mask_ratios)
+        rows.append({"seed": s, "persistence": mse["persistence"], "no masking": mse[NO_MASKING],
+                     "masked (chosen on validation)": mse[masked], "chosen": masked})
+    return rows

@@ -183,3 +183,11 @@ def decide(st: dict, paper_gap: float, *, p_family: float | None = None, family:
     more = f"{need} seeds would give {TARGET_POWER:.0%}" if need else f"more than {MAX_SEEDS} seeds would be needed"
     return "inconclusive (underpowered)", (f"the {pct} interval includes both 0 and the paper's gap; the power at "
                                            f"the paper's gap is {pw:.0%} with {n} seeds ({more})")
+
+
+def direction(st: dict, level: float = LEVEL) -> str:
+    """What :func:`paired`'s ``st`` says of the gap's sign, in a word: "better" or "worse" (the MAE arm,
+    the interval excluding 0), or "no detectable difference" (the interval includes 0)."""
+    if st["lo"] <= 0 <= st["hi"]:
+        return "no detectable difference"
+    return "better" if st["gap"] > 0 else "worse"

@@ -16,119 +16,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import paper, profiles, provenance, stats
-from .report import SeedValues
+from . import profiles, provenance, stats
+from .catalog import CLAIMS, Claim, reference_text, reference_value  # noqa: F401 (the summary's names)
 from .stats import MIN_SEEDS
 from .tuning import setting
 
 
-
-
-@dataclass(frozen=True, kw_only=True)
-class Claim:
-    table: str
-    chapter: str
-    claim: str
-    metric: str
-    higher_is_better: bool
-    paper_mae_cell: tuple[str, str, str]  # (table, row, column) of maelib.paper
-    paper_base_cell: tuple[str, str, str]
-    mae_label: str
-    base_label: str
-    paper_dataset: str
-    fair_label: str | None = None  # a fairer baseline shown beside the paper's (tables)
-    key: str = "claim"  # the metrics entry of a run record that holds this claim's values per seed
-    model: tuple[str, str | None] = ("dim", "depth")  # the resolved parameters that give the model's width, depth
-    mae_row_by_choice: str | None = None  # the paper's MAE row for the option validation chose ({} = the ratio)
-    paper_scale_unknown: bool = False  # the paper does not say on what scale its errors are: see paper_gap_here
-
-    @property
-    def paper_mae(self) -> float:
-        return reference_value(self.paper_mae_cell)
-
-    @property
-    def paper_base(self) -> float:
-        return reference_value(self.paper_base_cell)
-
-    @property
-    def sign(self) -> int:
-        return 1 if self.higher_is_better else -1
-
-    @property
-    def paper_gap(self) -> float:
-        """The paper's gap in its own units, signed like ours (positive: MAE better)."""
-        return self.sign * (self.paper_mae - self.paper_base)
-
-    def paper_gap_here(self, paper_mae: float, base_mean: float) -> float:
-        """The paper's gap (MAE cell ``paper_mae`` against its baseline), signed like ours (positive: MAE
-        better), in our units. Where the paper does not say on what scale its errors are, its gap is taken
-        as a ratio, MAE / baseline, applied to our baseline's mean ``base_mean``: an MSE scales by the
-        same factor in both arms under any linear rescaling of the data, so that ratio is the part of the
-        paper's result that does not depend on its unstated scale."""
-        if self.paper_scale_unknown:
-            return self.sign * (paper_mae / self.paper_base - 1) * base_mean
-        return self.sign * (paper_mae - self.paper_base)
-
-
-CLAIMS = [
-    Claim(table="Table 1", chapter="images", claim="MAE pretraining vs a ViT trained from scratch (TinyImageNet)",
-          metric="top-1 (%)", higher_is_better=True, paper_mae_cell=("Table 1", "", "Baseline MAE"),
-          paper_base_cell=("Table 1", "", "ViT (trained from scratch)"), mae_label="MAE + fine-tune",
-          base_label="scratch", paper_dataset="tinyimagenet"),
-    # the paper's Table 2 has three masked rows (ratios 0.25, 0.5, 0.75): the claim compares no masking with the
-    # row of the ratio that our validation chose most often (seeds choose on their own), see paper_cell
-    Claim(table="Table 2", chapter="series", claim="masking the transformer's input vs no masking (ETTh1 OT forecasts)",
-          metric="test MSE (scaled)", higher_is_better=False,
-          paper_mae_cell=("Table 2", "MAE, mask=0.50", "Mean Sqr. Err."),
-          paper_base_cell=("Table 2", "no MAE", "Mean Sqr. Err."),
-          mae_label="masked forecaster (ratio chosen on validation)", base_label="forecaster without masking",
-          paper_dataset="ETTh1", mae_row_by_choice="MAE, mask={}", paper_scale_unknown=True),
-    Claim(table="Table 3", chapter="segmentation", claim="MAE initialisation vs scratch for ViT-UPerNet", metric="mIoU",
-          higher_is_better=True, paper_mae_cell=("Table 3", "MIou", "MAE"),
-          paper_base_cell=("Table 3", "MIou", "No Pretrain"), mae_label="MAE init", base_label="scratch",
-          paper_dataset="ade20k"),
-    Claim(table="Table 4", chapter="volumes", claim="MAE-pretrained UNETR vs scratch", metric="mean Dice",
-          higher_is_better=True, paper_mae_cell=("Table 4", "Dice Score", "MAE"),
-          paper_base_cell=("Table 4", "Dice Score", "No pretraining"), mae_label="MAE init", base_label="scratch",
-          paper_dataset="btcv", model=("hidden_size", None)),
-    Claim(table="Table 5", chapter="tabular", claim="MAE vs the paper's feed-forward imputer (housing, every hidden "
-          "cell)", metric="MSE over every hidden cell ([0, 1] scale)", higher_is_better=False,
-          paper_mae_cell=("Table 5", "MSE Loss", "MAE"),
-          paper_base_cell=("Table 5", "MSE Loss", "Baseline"), mae_label="MAE",
-          base_label="feed-forward (paper: full-row targets)", paper_dataset="housing",
-          fair_label="feed-forward (re-masked observed cells)", paper_scale_unknown=True),
-    # The long-horizon claim is the forecasting literature's, not the seed paper's: PatchTST reports masked
-    # pretraining then fine-tuning against supervised training on ETTh1 for multivariate data only (its
-    # Table 12), so that is the direction it is judged against (maelib.published).
-    Claim(table="PatchTST, H = 96", chapter="series", claim="MAE pretraining vs the same patch transformer from "
-          "scratch, 96 steps ahead (ETTh1 OT under the long-horizon protocol)", metric="test MSE (standardised)",
-          higher_is_better=False, paper_mae_cell=("PatchTST Table 12", "96", "Fine-tuning MSE"),
-          paper_base_cell=("PatchTST Table 12", "96", "Sup. MSE"), mae_label="MAE-pretrained patch transformer",
-          base_label="patch transformer from scratch", paper_dataset="ETTh1 (multivariate)", key="claim_long",
-          model=("long_dim", "long_depth")),
-]
-
-
-def reference_value(cell: tuple[str, str, str]) -> float:
-    """A (table, row, column) cell of the seed paper's tables (:mod:`maelib.paper`) or of the published
-    references (:mod:`maelib.published`), as a float."""
-    from . import published
-
-    return published.value(*cell) if cell[0] in published.REFERENCES else paper.value(*cell)
-
-
-def reference_text(cell: tuple[str, str, str]) -> str:
-    """The same cell's number as printed."""
-    from . import published
-
-    if cell[0] in published.REFERENCES:
-        return published.frame(cell[0], printed=True).loc[int(cell[1]), cell[2]]
-    return paper.table(cell[0], printed=True).loc[cell[1], cell[2]]
 
 
 def paper_cell(c: Claim, group: dict | None) -> tuple[tuple[str, str, str], str]:
@@ -149,7 +46,7 @@ def paper_cell(c: Claim, group: dict | None) -> tuple[tuple[str, str, str], str]
 def dataset_of(record: dict, chapter: str) -> str:
     """The registry name of the data a run read (``"<name> (unverified copy)"`` when its checksum differed)."""
     data = record.get("data") or {}
-    name = (record["metrics"].get("dataset") or data.get("dataset")
+    name = (provenance.results_of(record).dataset or data.get("dataset")
             or {"images": "tinyimagenet", "series": "ett", "tabular": "housing"}.get(chapter))
     return f"{name} (unverified copy)" if data.get("verified") is False else name
 
@@ -158,12 +55,9 @@ def seed_values(record: dict, key: str = "claim") -> list[dict]:
     """The per-seed values a record holds for one of its chapter's claims (metrics entry ``key``, a
     :class:`maelib.report.SeedValues`): [{seed, mae, baseline, ...}]; [] when it holds none. A malformed
     entry is a ValueError naming the record."""
-    metrics = record["metrics"]
-    entry = metrics.get(key) if isinstance(metrics, dict) else None
-    if not isinstance(entry, dict):
-        return []
     try:
-        return SeedValues.from_dict(entry).per_seed()
+        entry = provenance.results_of(record).claims.get(key)
+        return entry.per_seed() if entry else []
     except ValueError as e:
         raise ValueError(f"the {record['chapter']} run record finished {record['finished']} has a malformed "
                          f"metrics.{key}: {e}") from None
@@ -368,11 +262,12 @@ def sweep_frame(records: list[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
         changed = set(provenance.own_parameters(r))
-        metric = r["metrics"].get("mask_ratio_metric") if isinstance(r["metrics"], dict) else None
+        results = provenance.results_of(r)
+        metric = results.mask_ratio_metric
         if metric and changed <= {"mask_ratio"}:
-            seeds = (r["metrics"].get("claim") or {}).get("seeds") or [r["seed"]]
-            for seed, value in zip(seeds, metric["values"]):
-                rows.append({"chapter": r["chapter"], "metric": metric["label"], "profile": r["profile"],
+            seeds = results.claim.seeds if results.claim else [r["seed"]]
+            for seed, value in zip(seeds, metric.values):
+                rows.append({"chapter": r["chapter"], "metric": metric.label, "profile": r["profile"],
                              "mask_ratio": r["resolved"].get("mask_ratio"), "seed": seed, "value": value,
                              "code": provenance.pool_version(r)})
     frame = pd.DataFrame(rows, columns=["chapter", "metric", "profile", "mask_ratio", "seed", "value", "code"])

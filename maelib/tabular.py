@@ -14,6 +14,8 @@ All metrics count the hidden cells of the test rows only.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from scipy.stats import wasserstein_distance
@@ -245,3 +247,25 @@ def run_all(data: dict, p, device, seed: int, missing_rate: float, lrs: dict | N
         out[name] = impute(model, te_filled, te_obs, device)
     return {k: scores(v, test, te_obs, data["columns"]) for k, v in out.items()}, hists, chosen, grids
 
+
+
+def seed_runs(data: dict, p, device, rates, lrs: dict) -> tuple[list[dict], dict, int]:
+    """:func:`run_all` for every missing rate of ``rates`` (``p.missing_rate`` first) and seed ``p.seed`` ...
+    ``p.seed + p.seeds - 1``, each network at its rate in ``lrs``.
+
+    Returns:
+        (one score row per rate, seed and imputer; the histories of the first seed at ``p.missing_rate``;
+        how many runs' iterative imputer stopped before converging, which the page says instead of warning).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    rows, first, unconverged = [], None, 0
+    for rate in [p.missing_rate] + [r for r in rates if r != p.missing_rate]:
+        for s in range(p.seed, p.seed + p.seeds):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                res, hists, _, _ = run_all(data, p, device, s, rate, lrs)
+            unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
+            rows += [{"missing_rate": rate, "seed": s, "model": m, **v} for m, v in res.items()]
+            first = first or hists
+    return rows, first, unconverged

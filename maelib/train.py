@@ -63,6 +63,15 @@ class Arm:
     epochs: int
 
 
+def budget(arms: dict[str, Arm], steps_per_pass: int, pretrained: dict[str, int]) -> pd.DataFrame:
+    """Each arm's training budget, one row per arm: passes over the training data in MAE pretraining
+    (``pretrained``: arm -> the pretraining passes its encoder had; 0 where absent) and in supervised
+    training, and the optimizer steps they take (``steps_per_pass`` each)."""
+    rows = [{"arm": name, "pretraining passes": pretrained.get(name, 0), "supervised passes": a.epochs,
+             "optimizer steps": steps_per_pass * (pretrained.get(name, 0) + a.epochs)} for name, a in arms.items()]
+    return pd.DataFrame(rows).set_index("arm")
+
+
 @dataclass
 class TrainConfig:
     """What ``fit`` needs to know. ``lr`` is the peak learning rate after warmup."""

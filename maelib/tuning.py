@@ -21,7 +21,6 @@ from typing import Callable
 import pandas as pd
 
 from . import profiles, provenance
-from .train import GRID_EXTENSIONS
 
 CONTROL = provenance.CONTROL
 data_key = provenance.data_key  # what data a run read, in a setting and in a checkpoint folder  # parameters that do not change what a run computes: they never split a setting
@@ -51,10 +50,11 @@ def recorded(chapter: str, resolved: dict, data: dict | None = None, root=None) 
     want = setting({"resolved": resolved, "data": data})
     version = provenance.version(chapter)
     for r in reversed(provenance.load_records(root=root)):  # newest first
-        m = r["metrics"] if isinstance(r["metrics"], dict) else {}
-        if (r["chapter"] == chapter and provenance.pool_version(r) == version and r["seed"] == TUNING_SEED
-                and setting(r) == want and m.get("lr_grid") and all(m["lr_grid"].values())):
-            return {"lr": m["lr"], "lr_grid": m["lr_grid"], "finished": r["finished"], "git_commit": r["git_commit"]}
+        if r["chapter"] != chapter or r["seed"] != TUNING_SEED:
+            continue
+        m = provenance.results_of(r)
+        if provenance.pool_version(r) == version and setting(r) == want and m.lr_grid and all(m.lr_grid.values()):
+            return {"lr": m.lr, "lr_grid": m.lr_grid, "finished": r["finished"], "git_commit": r["git_commit"]}
     return None
 
 
@@ -81,10 +81,6 @@ def reused(chapter: str, p, data: dict | None = None, root=None) -> dict | None:
     return recorded(chapter, vars(p), data, root) or borrowed(chapter, vars(p), data, root)
 
 
-# the arms a chapter without a ``tune`` parameter chooses rates for: one training per rate of the grid each
-TUNED_ARMS = {"tabular": 3, "volumes": 3, "series": 9}
-
-
 def will_choose(chapter: str, resolved: dict, root=None) -> bool:
     """Whether a run with the ``resolved`` parameters will choose learning rates on held-out data, as its
     notebook decides: ``tune`` true, or rates left free with no recorded choice to reuse (for any data)."""
@@ -96,39 +92,6 @@ def will_choose(chapter: str, resolved: dict, root=None) -> bool:
         return bool(resolved["tune"]) or not (any_recorded(chapter, resolved, root)
                                               or any_recorded(chapter, resolved, root, borrow=True))
     return not resolved.get("lr") and any_recorded(chapter, resolved, root) is None
-
-
-def note(chapter: str, resolved: dict, root=None) -> str | None:
-    """What a run is about to do about its learning rates, said before it starts when it will choose them
-    (a grid of extra trainings) or reuse the default setting's; None when it reuses its own setting's.
-    The data are not known before the run, so any recorded data of the same setting count here."""
-    if "lr_grid" not in resolved:
-        return None
-    grid = len(resolved["lr_grid"])
-    if "tune" not in resolved:  # series, tabular, volumes
-        if not will_choose(chapter, resolved, root):
-            return None
-        extra = TUNED_ARMS.get(chapter, 1) * (grid - 1)
-        if "long_lr_grid" in resolved:  # series: the long-horizon arms choose on the validation months too
-            extra += 2 * len(resolved["long_horizons"]) * (len(resolved["long_lr_grid"]) - 1)
-        return (f"{chapter}: no recorded choice for this setting and code, so this run chooses each network's "
-                f"learning rate on held-out data: about {extra} extra trainings (more where a grid grows)")
-    free = [k for k in ARM_RATES if k in resolved and not resolved[k]]  # the arms whose rate is to be chosen
-    if not free:
-        return None
-    cost = len(free) * grid
-    choose = (f"chooses {len(free)} arms' learning rates on held-out training images: {cost} extra fine-tunings "
-              f"(up to {cost + len(free) * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
-    if resolved["tune"]:
-        return f"{chapter}: tune is true, so this run {choose}"
-    if any_recorded(chapter, resolved, root):
-        return None
-    found = any_recorded(chapter, resolved, root, borrow=True)
-    if found:
-        return (f"{chapter}: this run changes only what pretraining does ({', '.join(found['borrowed'])}) and "
-                f"reuses the learning rates chosen for the default setting; -p tune true chooses them anew ({cost} "
-                "extra fine-tunings)")
-    return f"{chapter}: no recorded choice for this setting and code, so this run {choose}"
 
 
 def any_recorded(chapter: str, resolved: dict, root=None, borrow: bool = False) -> dict | None:

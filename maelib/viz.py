@@ -1,24 +1,114 @@
 """Figures and tables the chapters share: reconstruction rows, training curves, numbered tables, the
-forest plot of the paper's claims."""
+forest plot of the paper's claims.
+
+Every figure of the book goes to its page through :func:`glue_figure` (or :func:`show_figure`): as an
+SVG where the file stays small (:func:`page_image`), else as a PNG at twice the resolution, shown at
+:data:`DISPLAY_DPI` pixels an inch either way. Its text sizes are set once, here (:data:`FONT_SIZES`),
+at about the text's size; :func:`smallest_text_px` says how large its smallest text renders in the
+book's text column.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import math
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
 TEXT_WIDTH_IN = 7.2  # the book's text column at 100 dpi: a wider figure is shrunk, and its labels with it
+DISPLAY_DPI = 100  # pixels an inch a figure is shown at on the page (then shrunk to the column, if wider)
+BOOK_COLUMN_PX = 688  # the width of the text column in a 1280-px window (sphinx-book-theme 1.3, measured)
+MIN_TEXT_PX = 9  # the smallest text a figure may render in that column (issue #36)
+SVG_MAX_BYTES = 250_000  # a larger SVG (many points, pictures) goes to the page as a PNG at 2x instead
+PNG_SCALE = 2  # a PNG's pixels per pixel on the page: sharp on a high-density screen
+
+# The book's figure text, in points, set once for every figure the chapters draw: at DISPLAY_DPI a point
+# is 1.39 px, so labels print at 15 px and ticks and legends at 14 px, near the 16-px text around them
+# (matplotlib's defaults, 10 pt labels and legends, rendered at 13 px or less once a figure was shrunk).
+FONT_SIZES = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
+              "ytick.labelsize": 10, "legend.fontsize": 10, "legend.title_fontsize": 10, "figure.titlesize": 12}
+SMALL_PT = FONT_SIZES["legend.fontsize"]  # annotations beside the data, as the legend
+TITLE_PT = FONT_SIZES["axes.labelsize"]  # a panel's title where panels share the text's width
+mpl.rcParams.update(FONT_SIZES)
+mpl.rcParams["svg.hashsalt"] = "maelib"  # the same figure gives the same SVG: no random ids in the notebooks
+
+
+class _PageFigure:
+    """What :func:`glue_figure` glues: a figure's image as the book shows it (an IPython mime bundle)."""
+
+    def __init__(self, data: dict, metadata: dict, text: str):
+        self.data, self.metadata, self.text = data, metadata, text
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {**self.data, "text/plain": self.text}, self.metadata
+
+    def __repr__(self):
+        return self.text
+
+
+def page_image(fig) -> tuple[str, bytes, int]:
+    """``fig`` as its page shows it: ``("image/svg+xml", svg, width)`` where the SVG is small (at most
+    :data:`SVG_MAX_BYTES`, and no larger than the PNG: lines and text, not pictures), else
+    ``("image/png", png, width)`` with :data:`PNG_SCALE` times the pixels; ``width`` is the width on the
+    page in CSS pixels (:data:`DISPLAY_DPI` an inch, cropped to the drawing as the notebook's inline
+    figures are)."""
+    dpi = DISPLAY_DPI * PNG_SCALE  # an SVG's pictures (imshow) are embedded at this resolution too
+    svg, png = io.BytesIO(), io.BytesIO()
+    fig.savefig(svg, format="svg", bbox_inches="tight", dpi=dpi, metadata={"Date": None})  # no date: same bytes
+    fig.savefig(png, format="png", bbox_inches="tight", dpi=dpi)
+    width = round(_saved_width_in(fig) * DISPLAY_DPI)
+    if len(svg.getvalue()) <= min(SVG_MAX_BYTES, len(png.getvalue())):
+        return "image/svg+xml", svg.getvalue(), width
+    return "image/png", png.getvalue(), width
+
+
+def save_figure(fig, path) -> int:
+    """Write ``fig`` to ``path`` for a hand-written page, in the format its suffix names: ``.svg`` as
+    :func:`page_image` writes SVGs, ``.png`` at :data:`PNG_SCALE` times :data:`DISPLAY_DPI`; returns its
+    width on the page in CSS pixels (the ``:width:`` a PNG's figure directive needs)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix == ".svg":
+        fig.savefig(path, format="svg", bbox_inches="tight", dpi=DISPLAY_DPI * PNG_SCALE, metadata={"Date": None})
+    else:
+        fig.savefig(path, format="png", bbox_inches="tight", dpi=DISPLAY_DPI * PNG_SCALE)
+    return round(_saved_width_in(fig) * DISPLAY_DPI)
+
+
+def _saved_width_in(fig) -> float:
+    """The width in inches of ``fig`` saved with ``bbox_inches="tight"`` (its drawing and the pad)."""
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    return fig.get_tightbbox(renderer).width + 2 * mpl.rcParams["savefig.pad_inches"]
+
+
+def smallest_text_px(fig, column_px: float = BOOK_COLUMN_PX) -> float:
+    """The size in CSS pixels of the smallest text of ``fig`` on the page: its font size at
+    :data:`DISPLAY_DPI`, shrunk with the figure where the figure is wider than the text column."""
+    from matplotlib.text import Text
+
+    width_px = _saved_width_in(fig) * DISPLAY_DPI
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes, default=float("inf")) * DISPLAY_DPI / 72 * min(1.0, column_px / width_px)
 
 
 def glue_figure(name: str, fig) -> None:
-    """Glue a figure for the book (``{glue:figure}``) and close it so it is not shown twice."""
+    """Glue a figure for the book (``{glue:figure}``) as :func:`page_image` makes it, and close it so it
+    is not shown twice."""
     from myst_nb import glue
 
-    glue(name, fig, display=False)
+    mime, data, width = page_image(fig)
+    w, h = fig.get_size_inches()
+    text = f"<Figure size {w * fig.dpi:g}x{h * fig.dpi:g} with {len(fig.axes)} Axes>"
+    content = data.decode() if mime == "image/svg+xml" else base64.b64encode(data).decode()
+    glue(name, _PageFigure({mime: content}, {mime: {"width": width}}, text), display=False)
     plt.close(fig)
 
 
@@ -38,18 +128,18 @@ def reconstruction_comparison(recs: dict[str, dict], n: int = 4):
             rec = recs[label]
             panels += [(rec["masked"][i], "shown", None), (rec["pasted"][i], "reconstructed", rec["loss"][i])]
         for ax, (img, title, loss) in zip(axes[i], panels):
-            ax.imshow(img.clip(0, 1), interpolation="nearest")
+            ax.imshow(img.clip(0, 1), interpolation="none")  # the pixels as they are, in an SVG too
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(title, fontsize=9)
+                ax.set_title(title, fontsize=SMALL_PT)
             if loss is not None:
-                ax.set_xlabel(f"MSE {loss:.4f}", fontsize=8)
+                ax.set_xlabel(f"MSE {loss:.4f}", fontsize=SMALL_PT)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (1.5 * n + 0.7)))
     for k, label in enumerate(labels):  # each model's name over its two columns
         left, right = axes[0, 1 + 2 * k].get_position(), axes[0, 2 + 2 * k].get_position()
         fig.text((left.x0 + right.x1) / 2, right.y1 + 0.35 / (1.5 * n + 0.7), label.split(" (")[0], ha="center",
-                 va="bottom", fontsize=9, weight="bold")
+                 va="bottom", fontsize=TITLE_PT, weight="bold")
     return fig
 
 
@@ -113,7 +203,7 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
         for value, colour, epoch in ends:  # labelled in the right margin, never over the curves
             ax.axhline(value, color=colour, linestyle=":", lw=1)
             ax.annotate(f"epoch {epoch}:\n{sig(value)}", (1, value), xycoords=("axes fraction", "data"),
-                        xytext=(3, 0), textcoords="offset points", ha="left", va="center", fontsize=8,
+                        xytext=(3, 0), textcoords="offset points", ha="left", va="center", fontsize=SMALL_PT,
                         color=colour)
         title = f"{title} (%)" if percent else title
         ax.set_xlabel(xlabel)
@@ -125,17 +215,56 @@ def curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...], titles:
             ax.xaxis.set_major_locator(plt.FixedLocator(epochs) if len(epochs) <= 10 else plt.MaxNLocator(integer=True))
             if len(epochs) == 1:
                 ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=TITLE_PT)
         ax.grid(alpha=0.3)
         if logy:
             ax.set_yscale("log")
             plain_log_axis(ax.yaxis)
     if below:
-        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
         fig.tight_layout(rect=(0, (0.2 * rows + 0.02) / fig.get_figheight(), 1, 1))
     else:
-        axes[0, 0].legend(fontsize=8)
+        axes[0, 0].legend()
         fig.tight_layout()
+    return fig
+
+
+MAX_LINES = 5  # lines a panel can hold and a reader still tell apart (issue #36: nine did not)
+
+
+def curve_groups(groups: dict[str, dict[str, pd.DataFrame]], metric: str, ylabel: str | None = None,
+                 xlabel: str = "epoch", logy: bool = False, max_lines: int = MAX_LINES):
+    """One panel per group of runs, one line per run, for one metric: ``groups`` maps a panel's title to
+    {run label: per-epoch DataFrame}, at most ``max_lines`` runs each (ValueError otherwise). Where
+    :func:`curves` would draw nine runs on one panel, the families of runs get one row each, on shared axes
+    so that the rows compare, each with its legend at its right. An accuracy (``*acc``) is drawn in
+    percent."""
+    full = {title: len(runs) for title, runs in groups.items() if len(runs) > max_lines}
+    if full:
+        raise ValueError(f"at most {max_lines} runs a panel, got {full}: split the group")
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v")]
+    percent = metric.endswith("acc")
+    fig, axes = plt.subplots(len(groups), 1, figsize=(TEXT_WIDTH_IN, 0.5 + 2.1 * len(groups)), sharex=True,
+                             sharey=True, squeeze=False)
+    epochs = sorted({int(e) for runs in groups.values() for h in runs.values() if metric in h for e in h["epoch"]})
+    for ax, (title, runs) in zip(axes[:, 0], groups.items()):
+        for k, (label, h) in enumerate(runs.items()):
+            if metric in h:
+                ax.plot(h["epoch"], h[metric] * (100 if percent else 1), linestyle=styles[k][0], marker=styles[k][1],
+                        ms=3, color=f"C{k}", label=label)
+        ax.set_title(title, fontsize=TITLE_PT, loc="left")
+        ax.set_ylabel(ylabel or (f"{metric} (%)" if percent else metric))
+        ax.grid(alpha=0.3)
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        if logy:
+            ax.set_yscale("log")
+    if xlabel == "epoch" and epochs:  # whole epochs only
+        axes[-1, 0].xaxis.set_major_locator(plt.FixedLocator(epochs) if len(epochs) <= 10 else
+                                            plt.MaxNLocator(integer=True))
+    axes[-1, 0].set_xlabel(xlabel)
+    if logy:
+        plain_log_axis(axes[0, 0].yaxis)  # shared: one axis's labels serve every row
+    fig.tight_layout()
     return fig
 
 
@@ -155,7 +284,7 @@ def masking_recipe_figure(mask_ratio: float = 0.75, seed: int = 0):
         rows = h if title.startswith("table") else 1
         m = random_masking(rows, h * w // rows, mask_ratio, generator=g).mask.reshape(h, w).numpy()
         hidden, seen = np.array([0.5, 0.5, 0.5]), np.array([0.62, 0.80, 0.95])  # grey as in every reconstruction
-        ax.imshow(np.where(m[..., None] > 0, hidden, seen))
+        ax.imshow(np.where(m[..., None] > 0, hidden, seen), interpolation="none")
         ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
         ax.set_yticks(np.arange(-0.5, h, 1), minor=True)
         ax.grid(which="minor", color="white", lw=1)
@@ -281,10 +410,10 @@ def curve_bands(panels: dict[str, dict[str, "np.ndarray"]], ylabels: dict[str, s
             sns.lineplot(data=long, x="epoch", y="value", errorbar="sd", err_style="band", marker="o", ms=3,
                          label=f"{label} ({count(seeds, 'seed')})", ax=ax)
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel((ylabels or {}).get(title, "validation metric"), fontsize=9)
+        ax.set_title(title, fontsize=TITLE_PT)
+        ax.set_ylabel((ylabels or {}).get(title, "validation metric"))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend()
     fig.tight_layout()
     return fig
 
@@ -316,7 +445,7 @@ def mean_std_lines(ax, frame: pd.DataFrame, x: str, y: str, by: str | None = Non
         plain_log_axis(ax.yaxis)
     ax.grid(alpha=0.3)
     if by is not None:
-        ax.legend(fontsize=7, title=None)
+        ax.legend(title=None)
 
 
 def provenance_note(source: dict | None) -> str:
@@ -437,10 +566,10 @@ def forest(rows: pd.DataFrame):
                 err = None if np.isnan(r["lo"]) else [[r["gap"] - r["lo"]], [r["hi"] - r["gap"]]]
                 ax.errorbar(r["gap"], y, xerr=err, fmt="o", color=colours.get(r["profile"], "black"), capsize=3)
                 ax.annotate(f"n = {r['n']}", (r["gap"], y), textcoords="offset points", xytext=(0, 6),
-                            ha="center", fontsize=9)
+                            ha="center", fontsize=SMALL_PT)
             else:
                 ax.text(0.5, y, f"{r['profile']}: not run", transform=ax.get_yaxis_transform(), ha="center",
-                        va="center", fontsize=9, color="grey", zorder=3,  # over the zero line, not crossed by it
+                        va="center", fontsize=SMALL_PT, color="grey", zorder=3,  # over the zero line, not crossed by it
                         bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
         ax.axvline(0, color="grey", lw=0.8)
         lo, hi = ax.get_xlim()
@@ -448,12 +577,11 @@ def forest(rows: pd.DataFrame):
         ax.set_xlim(-span, span)  # 0 in the middle: the two sides read as MAE worse / MAE better
         better = part["paper_gap"].iloc[0] > 0
         ax.text(0.99 if better else 0.01, 1.02, "the paper: MAE better →" if better else "← the paper: MAE worse",
-                transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=9, style="italic")
+                transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=SMALL_PT, style="italic")
         ax.set_yticks(range(len(part)), part["profile"])
         ax.set_ylim(-0.6, len(part) - 0.4)
-        ax.set_title(titles[table], fontsize=10, loc="left", pad=16)  # clear of the paper's side above the axes
-        ax.tick_params(labelsize=9)
+        ax.set_title(titles[table], fontsize=TITLE_PT, loc="left", pad=16)  # clear of the paper's side above the axes
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=9)
+    axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=SMALL_PT)
     fig.tight_layout()
     return fig

@@ -62,8 +62,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, provenance, reference, tuning, viz, widgets
-from maelib.report import SeedValues
+from maelib import images, paper, profiles, provenance, reference, train, tuning, viz, widgets
+from maelib.report import MaskRatioMetric, Results, SeedValues
 from maelib.train import pick_device, seed_everything
 
 p = profiles.resolve_namespace("images", globals())
@@ -188,10 +188,7 @@ for arm, a in arms.items():
     seed_everything(p.seed)
     _, hists[arm] = images.finetune(a.build(), data, p, dev, arm, ckpt, chosen[arm], a.layer_decay, epochs=a.epochs)
 steps = len(data["train"][0]) // p.batch_size  # optimizer steps per pass (the last, partial batch dropped)
-budget = pd.DataFrame([{"arm": arm, "pretraining passes": p.pretrain_epochs if arm == "MAE + fine-tune" else 0,
-                        "supervised passes": a.epochs,
-                        "optimizer steps": steps * (a.epochs + (p.pretrain_epochs if arm == "MAE + fine-tune" else 0))}
-                       for arm, a in arms.items()]).set_index("arm")
+budget = train.budget(arms, steps, {"MAE + fine-tune": p.pretrain_epochs})
 seed_everything(p.seed)
 probe, lp_hist = images.linear_probe(mae.encoder, data, p, dev)
 acc = {arm: 100 * float(h["val_acc"].iloc[-1]) for arm, h in hists.items()}
@@ -262,15 +259,15 @@ viz.show_table(table, f"Top-1 accuracy on the validation split: the paper's Tabl
                f"({p.n_classes} classes, profile {p.profile}).", "table-1")
 wall = time.time() - started
 glue("wall_min", wall / 60, display=False)
-glue("results", {"acc_scratch": acc["scratch"] / 100, "acc_finetune": acc["MAE + fine-tune"] / 100,
-                 "acc_probe": acc["MAE + linear probe"] / 100, "pretrain_val_loss": float(pre_hist["val_loss"].iloc[-1]),
-                 "lr": chosen, "lr_grid": {arm: {str(k): v for k, v in g.items()} for arm, g in grids.items()},
-                 "acc_matched": acc[images.MATCHED] / 100,
-                 "claim": SeedValues([p.seed], [acc["MAE + fine-tune"]], [acc["scratch"]],
-                                     baseline_matched=[acc[images.MATCHED]]).to_dict(),
-                 "mask_ratio_metric": {"label": "validation top-1 (%), MAE + fine-tune",
-                                       "values": [acc["MAE + fine-tune"]]},
-                 "wall_s": wall}, display=False)
+results = Results(
+    claims={"claim": SeedValues([p.seed], [acc["MAE + fine-tune"]], [acc["scratch"]],
+                                baseline_matched=[acc[images.MATCHED]])},
+    lr=chosen, lr_grid=grids, wall_s=wall,
+    mask_ratio_metric=MaskRatioMetric("validation top-1 (%), MAE + fine-tune", [acc["MAE + fine-tune"]]),
+    details={"acc_scratch": acc["scratch"] / 100, "acc_finetune": acc["MAE + fine-tune"] / 100,
+             "acc_probe": acc["MAE + linear probe"] / 100, "acc_matched": acc[images.MATCHED] / 100,
+             "pretrain_val_loss": float(pre_hist["val_loss"].iloc[-1])})
+glue("results", results.to_dict(), display=False)
 
 # %% [markdown]
 # ## What this run says

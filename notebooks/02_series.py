@@ -82,7 +82,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from maelib import paper, profiles, series, viz
-from maelib.report import SeedValues
+from maelib.report import MaskRatioMetric, Results, SeedValues
 from maelib.data import ett
 from maelib.train import pick_device
 
@@ -121,28 +121,15 @@ if viz.provenance_note(data["source"]):
 # {glue:text}`next_lr_source` (the table below).
 
 # %% tags=["hide-input", "nbval-check-output"]
-rows, preds_by_seed, hists_by_seed, val_by_seed, claim = [], [], [], [], {"seeds": [], "mae": [], "baseline": [],
-                                                                              "floor": [], "chosen": []}
 from maelib import tuning
 
 tuned_next = tuning.recorded("series", vars(p), data["source"])  # the seed-0 run's choice for this setting and code
 next_lrs = {k: v for k, v in (tuned_next or {}).get("lr", {}).items() if not k.startswith("H")} or None
 next_grids = {k: {float(lr): v for lr, v in g.items()} for k, g in (tuned_next or {}).get("lr_grid", {}).items()
               if next_lrs and k in next_lrs}
-for s in range(p.seed, p.seed + p.seeds):  # the first seed chooses each model's rate, the later ones reuse it
-    out, sc_by_model = series.run_all(data, p, dev, s, next_lrs)
-    next_lrs, next_grids = next_lrs or out.lr, next_grids or out.grid
-    preds, hists, val = out.preds, out.hists, out.val
-    preds_by_seed.append(preds)
-    hists_by_seed.append(hists)
-    val_by_seed.append(val)
-    rows += [{"seed": s, "model": m, "val_mse": val.get(m, float("nan")), **v} for m, v in sc_by_model.items()]
-    masked = series.best_masked(val, p.mask_ratios)  # chosen on validation, never on the test part
-    claim["seeds"].append(s)
-    claim["mae"].append(sc_by_model[masked]["mse"])
-    claim["baseline"].append(sc_by_model[series.NO_MASKING]["mse"])
-    claim["floor"].append(sc_by_model["persistence"]["mse"])
-    claim["chosen"].append(masked)
+runs = series.seed_runs(data, p, dev, next_lrs, next_grids)  # else the first seed chooses, the later ones reuse
+next_lrs, next_grids, rows, preds_by_seed, hists_by_seed = runs.lr, runs.grid, runs.rows, runs.preds, runs.hists
+claim = runs.claim
 glue("next_lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 glue("next_lr_source", "the lr parameter" if p.lr else tuning.source(tuned_next) if tuned_next else
      f"this run's first seed ({p.seed}), whose choice its other seeds reuse", display=False)
@@ -187,17 +174,17 @@ glue("neural_beat", (f"{'All' if len(margins) == len(neural) else len(margins)} 
                      f"None of the {len(neural)} neural models has a lower test MSE than persistence"), display=False)
 for name, value in {"best_ratio": mean_mse[best] / pers, "pers_mse": pers, "ar_ratio": mean_mse["linear AR"] / pers,
                     "pers_mae_deg": summary.loc["persistence", ("mae_deg", "mean")],
-                    "nomask_mse": np.mean(claim["baseline"]), "best_masked_mse": np.mean(claim["mae"]),
+                    "nomask_mse": np.mean(claim.baseline), "best_masked_mse": np.mean(claim.mae),
                     "pre_mse": mean_mse["patch transformer, MAE-pretrained"],
                     "scr_mse": mean_mse["patch transformer, scratch"]}.items():
     viz.glue_text(f"{name}_text", value)  # the prose's numbers as the tables write them
 glue("pers_mse", float(pers), display=False)
 glue("pers_mae_deg", float(summary.loc["persistence", ("mae_deg", "mean")]), display=False)
 glue("ar_ratio", float(mean_mse["linear AR"] / pers), display=False)
-glue("nomask_mse", float(np.mean(claim["baseline"])), display=False)
-glue("best_masked_mse", float(np.mean(claim["mae"])), display=False)
-glue("chosen_masked", ", ".join(dict.fromkeys(claim["chosen"])), display=False)
-glue("masking_word", viz.compare_word(np.mean(claim["mae"]), np.mean(claim["baseline"])), display=False)
+glue("nomask_mse", float(np.mean(claim.baseline)), display=False)
+glue("best_masked_mse", float(np.mean(claim.mae)), display=False)
+glue("chosen_masked", ", ".join(dict.fromkeys(claim.chosen)), display=False)
+glue("masking_word", viz.compare_word(np.mean(claim.mae), np.mean(claim.baseline)), display=False)
 pre, scr = mean_mse["patch transformer, MAE-pretrained"], mean_mse["patch transformer, scratch"]
 glue("pre_mse", float(pre), display=False)
 glue("scr_mse", float(scr), display=False)
@@ -224,14 +211,7 @@ viz.show_table(next_lr_frame.set_index("model"), "Each next-step model's learnin
 
 # %% tags=["hide-input"]
 robust = ett.load(p.lag, p.horizon, p.data_dir, fractions=tuple(p.split), dataset=p.robustness_dataset)
-robust_rows = []
-for s in range(p.seed, p.seed + p.seeds):
-    r_out = series.paper_rows(robust, p, dev, s, recurrent=False, lrs=next_lrs)  # the rates chosen on ETTh1
-    r_preds, r_val = r_out.preds, r_out.val
-    r_scores = {m: series.scores(v, robust["test"][1], robust["scaler"])["mse"] for m, v in r_preds.items()}
-    masked = series.best_masked(r_val, p.mask_ratios)
-    robust_rows.append({"seed": s, "persistence": r_scores["persistence"], "no masking": r_scores[series.NO_MASKING],
-                        "masked (chosen on validation)": r_scores[masked], "chosen": masked})
+robust_rows = series.robustness_rows(robust, p, dev, next_lrs)  # at the rates chosen on the main file
 robust_frame = pd.DataFrame(robust_rows)
 means = robust_frame[["persistence", "no masking", "masked (chosen on validation)"]].mean()
 viz.show_table(pd.DataFrame([{"dataset": p.robustness_dataset, **{f"{k}: test MSE (scaled)": v for k, v in means.items()},
@@ -365,18 +345,7 @@ tuned = tuning.recorded("series", vars(p), data["source"])  # the seed-0 run's c
 long_lr = {k: v for k, v in ((tuned or {}).get("lr") or {}).items() if k.startswith("H")}
 long_grid = {k: {float(lr): s for lr, s in g.items()} for k, g in ((tuned or {}).get("lr_grid") or {}).items()
              if k in long_lr}
-long_rows, long_hist = [], {}
-for s in range(p.seed, p.seed + p.seeds):
-    mae_long, long_pre_hist = forecast.pretrain(long_data[h0]["scaled"]["train"], p, dev, s)  # once per seed
-    for h, d in long_data.items():
-        keys = {arm: f"H{h} {arm}" for arm in forecast.ARMS}  # the first seed chooses, later ones reuse
-        run = forecast.horizon_run(d, p, mae_long, dev, s, lrs={a: long_lr[k] for a, k in keys.items() if k in long_lr})
-        for arm, k in keys.items():
-            long_lr.setdefault(k, run["lr"][arm])
-            if run["grid"][arm]:
-                long_grid[k] = run["grid"][arm]
-        long_rows += forecast.score_rows(run, d, h, s)
-        long_hist.setdefault(h, {"MAE pretraining": long_pre_hist, **run["history"]})
+long_rows, long_hist, long_lr, long_grid = forecast.seed_runs(long_data, p, dev, long_lr, long_grid)
 long_scores = pd.DataFrame(long_rows)
 long_mean = long_scores.groupby(["horizon", "model"], sort=False)[["mse", "mae", "mse_drop_last"]].agg(["mean", "std"])
 
@@ -481,20 +450,16 @@ else:
 fig.tight_layout()
 viz.glue_figure("fig_long_horizon", fig)
 
-long_claim = {"seeds": [], "mae": [], "baseline": [], "floor": []}
+by_horizon = forecast.paired_by_horizon(long_scores)
+long_claim = by_horizon[96][0] if 96 in by_horizon else SeedValues([], [], [], floor=[])  # the summary's claim
 verdict_lines = []
-for h in p.long_horizons:
-    part = long_scores[long_scores["horizon"] == h].pivot(index="seed", columns="model", values="mse")
-    st = stats.paired(part[forecast.PRETRAINED], part[forecast.SCRATCH], higher_is_better=False)
-    if h == 96:
-        long_claim = {"seeds": [int(v) for v in part.index], "mae": list(part[forecast.PRETRAINED]),
-                      "baseline": list(part[forecast.SCRATCH]), "floor": list(part["persistence"])}
+for h, (_, st) in by_horizon.items():
     if st["n"] < stats.MIN_SEEDS:
         verdict_lines.append(f"- **H = {h}**: {viz.count(st['n'], 'seed')} in this run, fewer than the "
                              f"{stats.MIN_SEEDS} a verdict needs (the summary chapter pairs the recorded seeds).")
         continue
-    word = ("no detectable difference: the 95% interval includes 0" if st["lo"] <= 0 <= st["hi"] else
-            "pretraining helps" if st["gap"] > 0 else "pretraining hurts")
+    word = {"no detectable difference": "no detectable difference: the 95% interval includes 0",
+            "better": "pretraining helps", "worse": "pretraining hurts"}[stats.direction(st)]
     verdict_lines.append(f"- **H = {h}**: over {st['n']} seeds the MAE-pretrained transformer's MSE is "
                          f"{viz.sig(abs(st['gap']))} {'lower' if st['gap'] > 0 else 'higher'} than from scratch "
                          f"(95% interval of the gain [{viz.sig(st['lo'])}, {viz.sig(st['hi'])}], p = "
@@ -555,8 +520,8 @@ glue("long_outcome", " ".join(outcome), display=False)
 # %% tags=["hide-input"]
 both = pd.DataFrame([
     {"question": f"masking the input while training to forecast (the paper's Table 2), H = {p.horizon}",
-     "masked or pretrained": float(np.mean(claim["mae"])), "baseline": float(np.mean(claim["baseline"])),
-     "persistence": float(np.mean(claim["floor"])), "scale": "min-max"},
+     "masked or pretrained": float(np.mean(claim.mae)), "baseline": float(np.mean(claim.baseline)),
+     "persistence": float(np.mean(claim.floor)), "scale": "min-max"},
     {"question": f"MAE pretraining vs scratch, patch transformer, H = {p.horizon}",
      "masked or pretrained": float(mean_mse["patch transformer, MAE-pretrained"]),
      "baseline": float(mean_mse["patch transformer, scratch"]), "persistence": float(pers), "scale": "min-max"},
@@ -573,15 +538,15 @@ viz.show_table(both, f"Test MSE of each question's two arms and its persistence 
 wall = time.time() - started
 per_seed = [{"seed": int(sd), "mse": {m: float(v) for m, v in g.set_index("model")["mse"].items()}}
             for sd, g in scores.groupby("seed")]
-glue("results", {"dataset": p.dataset, "mse": {m: float(v) for m, v in mean_mse.items()}, "persistence_mse": float(pers),
-                 "best_model": best, "per_seed": per_seed, "claim": SeedValues(**claim).to_dict(),
-                 "robustness": {"dataset": p.robustness_dataset, "per_seed": robust_rows},
-                 "mask_ratio_metric": {"label": "test MSE, MAE-pretrained patch transformer",
-                                       "values": [r["mse"]["patch transformer, MAE-pretrained"] for r in per_seed]},
-                 "long": {"rows": long_rows, "lag": p.long_lag, "horizons": p.long_horizons},
-                 "claim_long": SeedValues(**long_claim).to_dict(), "lr": {**next_lrs, **long_lr},
-                 "lr_grid": {k: {str(lr): v for lr, v in g.items()} for k, g in {**next_grids, **long_grid}.items()},
-                 "wall_s": wall}, display=False)
+results = Results(
+    claims={"claim": claim, "claim_long": long_claim},
+    lr={**next_lrs, **long_lr}, lr_grid={**next_grids, **long_grid}, dataset=p.dataset, wall_s=wall,
+    mask_ratio_metric=MaskRatioMetric("test MSE, MAE-pretrained patch transformer",
+                                      [r["mse"]["patch transformer, MAE-pretrained"] for r in per_seed]),
+    details={"mse": {m: float(v) for m, v in mean_mse.items()}, "persistence_mse": float(pers), "best_model": best,
+             "per_seed": per_seed, "robustness": {"dataset": p.robustness_dataset, "per_seed": robust_rows},
+             "long": {"rows": long_rows, "lag": p.long_lag, "horizons": p.long_horizons}})
+glue("results", results.to_dict(), display=False)
 
 
 # %% [markdown]

@@ -66,8 +66,8 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, provenance, segmentation, tuning, viz
-from maelib.report import SeedValues
+from maelib import images, paper, profiles, provenance, segmentation, train, tuning, viz
+from maelib.report import MaskRatioMetric, Results, SeedValues
 from maelib.data import DataMissingError, seg2d
 from maelib.train import pick_device, seed_everything
 
@@ -147,10 +147,7 @@ for run, a in arms.items():
 glue("matched_epochs", arms[segmentation.MATCHED].epochs, display=False)
 steps = len(data["train"][0]) // p.batch_size  # optimizer steps per pass (the last, partial batch dropped)
 pre_epochs = 0 if p.mae_checkpoint else p.pretrain_epochs
-budget = pd.DataFrame([{"network": run, "pretraining passes": pre_epochs if run == "MAE init" else 0,
-                        "supervised passes": a.epochs,
-                        "optimizer steps": steps * (a.epochs + (pre_epochs if run == "MAE init" else 0))}
-                       for run, a in arms.items()]).set_index("network")
+budget = train.budget(arms, steps, {"MAE init": pre_epochs})
 glue("layer_decay", p.layer_decay, display=False)
 glue("lr_source", rates.source, display=False)
 glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
@@ -243,16 +240,14 @@ table = pd.DataFrame([{"model": run, "paper: pixel acc. (%)": printed.loc["Accur
 viz.show_table(table, f"Final-epoch validation pixel accuracy and mIoU. The paper's numbers are on ADE20K at "
                f"256x256; this run's on {label} at {p.img_size} pixels.", "table-3")
 wall = time.time() - started
-glue("results", {"dataset": name, "pixel_acc": {r: float(final[r]["pixel_acc"]) for r in final},
-                 "miou": {r: float(final[r]["miou"]) for r in final}, "lr": chosen,
-                 "lr_grid": {arm: {str(k): v for k, v in g.items()} for arm, g in grids.items()},
-                 "claim": SeedValues([p.seed], [float(final["MAE init"]["miou"])],
-                                     [float(final["scratch"]["miou"])],
-                                     baseline_matched=[float(final[segmentation.MATCHED]["miou"])],
-                                     mae_curve=[[float(v) for v in histories["MAE init"]["miou"]]],
-                                     baseline_curve=[[float(v) for v in histories["scratch"]["miou"]]]).to_dict(),
-                 "mask_ratio_metric": {"label": "validation mIoU, MAE init", "values": [float(final["MAE init"]["miou"])]},
-                 "wall_s": wall}, display=False)
+results = Results(
+    claims={"claim": SeedValues.of_curves(p.seed, {r: h["miou"] for r, h in histories.items()}, "MAE init",
+                                          "scratch", segmentation.MATCHED)},
+    lr=chosen, lr_grid=grids, dataset=name, wall_s=wall,
+    mask_ratio_metric=MaskRatioMetric("validation mIoU, MAE init", [float(final["MAE init"]["miou"])]),
+    details={"pixel_acc": {r: float(final[r]["pixel_acc"]) for r in final},
+             "miou": {r: float(final[r]["miou"]) for r in final}})
+glue("results", results.to_dict(), display=False)
 
 # %% [markdown]
 # ## What this run says

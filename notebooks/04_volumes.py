@@ -59,8 +59,8 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import paper, profiles, provenance, tuning, viz, volumes
-from maelib.report import SeedValues
+from maelib import paper, profiles, provenance, train, tuning, viz, volumes
+from maelib.report import MaskRatioMetric, Results, SeedValues
 from maelib.data import DataMissingError
 from maelib.data import volumes as vdata
 from maelib.train import pick_device, seed_everything
@@ -152,9 +152,7 @@ for run, a in arms.items():
                                      chosen[run], a.epochs)
 copied = volumes.transfer(mae, volumes.make_unetr(p, roi, n_out))  # what the MAE arm's UNETR received
 steps = -(-len(train_ds) // p.batch_size)  # optimizer steps per pass over the training cases
-pre = {run: p.pretrain_epochs if run == "MAE init" else 0 for run in arms}  # MAE passes each arm's ViT had
-budget = pd.DataFrame([{"arm": run, "pretraining passes": pre[run], "supervised passes": a.epochs,
-                        "optimizer steps": steps * (pre[run] + a.epochs)} for run, a in arms.items()]).set_index("arm")
+budget = train.budget(arms, steps, {"MAE init": p.pretrain_epochs})  # MAE passes each arm's ViT had
 lr_choice = rates.table(score="held-out Dice")
 glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 glue("lr_source", rates.source, display=False)
@@ -238,15 +236,13 @@ for run, col in (("MAE init", "MAE"), ("scratch", "No pretraining"), (volumes.MA
 viz.show_table(pd.DataFrame(rows).set_index("model"), f"Final-epoch mean Dice on the validation volumes, and per "
                f"structure. The paper's numbers are on BTCV; this run's on {label}.", "table-4")
 wall = time.time() - started
-glue("results", {"dataset": name, "dice": {r: float(final[r]["dice"]) for r in final}, "lr": chosen,
-                 "lr_grid": {arm: {str(k): v for k, v in g.items()} for arm, g in grids.items()},
-                 "claim": SeedValues([p.seed], [float(final["MAE init"]["dice"])],
-                                     [float(final["scratch"]["dice"])],
-                                     baseline_matched=[float(final[volumes.MATCHED]["dice"])],
-                                     mae_curve=[[float(v) for v in hists["MAE init"]["dice"]]],
-                                     baseline_curve=[[float(v) for v in hists["scratch"]["dice"]]]).to_dict(),
-                 "mask_ratio_metric": {"label": "validation mean Dice, MAE init", "values": [float(final["MAE init"]["dice"])]},
-                 "wall_s": wall}, display=False)
+results = Results(
+    claims={"claim": SeedValues.of_curves(p.seed, {r: h["dice"] for r, h in hists.items()}, "MAE init", "scratch",
+                                          volumes.MATCHED)},
+    lr=chosen, lr_grid=grids, dataset=name, wall_s=wall,
+    mask_ratio_metric=MaskRatioMetric("validation mean Dice, MAE init", [float(final["MAE init"]["dice"])]),
+    details={"dice": {r: float(final[r]["dice"]) for r in final}})
+glue("results", results.to_dict(), display=False)
 
 # %% [markdown]
 # ## What this run says

@@ -53,7 +53,7 @@ from myst_nb import glue
 
 from maelib import paper, profiles, tabular, tuning, viz
 from maelib.data import housing
-from maelib.report import SeedValues
+from maelib.report import MaskRatioMetric, Results, SeedValues
 from maelib.train import pick_device
 
 p = profiles.resolve_namespace("tabular", globals())
@@ -99,24 +99,12 @@ if viz.provenance_note(data["source"]):
 # short of the best); the choice comes from {glue:text}`lr_source` (the table below).
 
 # %% tags=["hide-input", "nbval-check-output"]
-import warnings
-
-from sklearn.exceptions import ConvergenceWarning
-
-rows, hists_first, unconverged = [], None, 0
 # the first seed chooses each network's rate at the main missing rate; its other seeds and rates reuse it
-lr_rates = tuning.arm_rates("tabular", p, data["source"], {name: p.lr for name in tabular.networks(data["train"].shape[1], p)},
+networks = tabular.networks(data["train"].shape[1], p)
+lr_rates = tuning.arm_rates("tabular", p, data["source"], {name: p.lr for name in networks},
                             lambda name: tabular.choose_lr(name, data, p, dev, p.seed, p.missing_rate))
 lrs = lr_rates.lr
-for rate in [p.missing_rate] + [r for r in rates if r != p.missing_rate]:
-    for s in range(p.seed, p.seed + p.seeds):
-        with warnings.catch_warnings(record=True) as caught:  # said on the page instead
-            warnings.simplefilter("always", ConvergenceWarning)
-            res, hists, _, _ = tabular.run_all(data, p, dev, s, rate, lrs)
-        unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        rows += [{"missing_rate": rate, "seed": s, "model": m, **v} for m, v in res.items()]
-        if rate == p.missing_rate and hists_first is None:
-            hists_first = hists
+rows, hists_first, unconverged = tabular.seed_runs(data, p, dev, rates, lrs)
 n_runs = len(rates) * p.seeds
 glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
 glue("lr_source", lr_rates.source if lr_rates.source != "this run" else
@@ -258,14 +246,13 @@ else:
 
 # %% tags=["remove-cell"]
 wall = time.time() - started
-glue("results", {"mse_numeric": {k: float(v) for k, v in m.items()}, "wasserstein": {k: float(v) for k, v in ws.items()},
-                 "category_error_pct": {k: float(v) for k, v in ce.items()},
-                 "mse": {k: float(v) for k, v in summary[("mse", "mean")].items()}, "claim": claim.to_dict(),
-                 "failed_numerically": failures,
-                 "lr": lrs, "lr_grid": {k: {str(lr): v for lr, v in g.items()} for k, g in lr_rates.grid.items()},
-                 "claim_numeric": claim_numeric.to_dict(),
-                 "mask_ratio_metric": {"label": "MSE on every hidden cell, MAE", "values": claim.mae},
-                 "wall_s": wall}, display=False)
+results = Results(
+    claims={"claim": claim, "claim_numeric": claim_numeric}, lr=lrs, lr_grid=lr_rates.grid, wall_s=wall,
+    mask_ratio_metric=MaskRatioMetric("MSE on every hidden cell, MAE", claim.mae),
+    details={"mse_numeric": {k: float(v) for k, v in m.items()}, "wasserstein": {k: float(v) for k, v in ws.items()},
+             "category_error_pct": {k: float(v) for k, v in ce.items()},
+             "mse": {k: float(v) for k, v in summary[("mse", "mean")].items()}, "failed_numerically": failures})
+glue("results", results.to_dict(), display=False)
 
 
 # %% [markdown]

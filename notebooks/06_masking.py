@@ -21,7 +21,12 @@
 # for the ratio and the seed, a choice of validation image, an upload of your own) recomputes every
 # frame. In the published book, which has no kernel, the page runs the model itself in your browser
 # (served over HTTP; nothing is sent anywhere), and a second control switches between frames computed
-# when the book was built, which works offline, even from a file on disk.
+# when the book was built, which works offline, even from a file on disk. Each shows the original beside
+# what the encoder sees and what the model makes of it.
+#
+# **Model shown:** {glue:text}`model_label`. With 75% of patches hidden, its error on the hidden pixels of
+# {glue:text}`n_quality` held-out images is {glue:text}`q_mae75:.4f`, {glue:text}`q_vs_flat` a flat fill's
+# {glue:text}`q_flat75:.4f` ({numref}`table-quality`).
 
 # %% tags=["parameters"]
 # Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
@@ -59,9 +64,13 @@ glue("device", str(dev), display=False)
 size = mae.tokenizer.img_size
 val = tinyimagenet.load(20, p.data_dir)
 glue("data_source", val["source"], display=False)
-val_x = images.resize(val["val"][0], size)  # the checkpoint's image size, whatever it is
-pick = torch.linspace(0, len(val_x) - 1, p.n_images).long()
-imgs = val_x[pick]
+val_x, val_y = images.resize(val["val"][0], size), val["val"][1]  # the checkpoint's image size, whatever it is
+# the reader's choice: one validation image of each class (at least widgets.MIN_CHOICES images)
+choices = widgets.spread_over_classes(val_y, max(widgets.MIN_CHOICES, len(val["classes"])))
+gallery, gallery_names = val_x[choices], widgets.gallery_names(val_y, choices, val["names"])
+imgs = gallery[torch.linspace(0, len(gallery) - 1, p.n_images).long()]  # the slider's images, classes apart
+glue("n_choices", len(gallery), display=False)
+glue("n_classes_shown", len({int(val_y[i]) for i in choices}), display=False)
 seeds = list(range(p.seed, p.seed + p.n_seeds))
 glue("checkpoint_how", chosen, display=False)
 glue("checkpoint_profile", saved.get("profile", "unknown"), display=False)
@@ -96,6 +105,8 @@ glue("q_mae75", float(at75["mae"]), display=False)
 glue("q_flat75", float(at75["flat"]), display=False)
 glue("q_below75", 100 * float(at75["below_flat"]), display=False)
 glue("q_verdict", reference.verdict(float(at75["below_flat"])), display=False)
+vs_flat = reference.relative(float(at75["mae"]), float(at75["flat"]))  # "31.3% lower", "the same"
+glue("q_vs_flat", f"{vs_flat} as" if vs_flat == "the same" else f"{vs_flat} than", display=False)
 glue("q_biharmonic", reference.against("biharmonic inpainting", q["mask_ratio"], q["mae"], q["biharmonic"]), display=False)
 
 # %% [markdown]
@@ -110,25 +121,27 @@ glue("q_biharmonic", reference.against("biharmonic inpainting", q["mask_ratio"],
 
 # %% tags=["remove-cell"]
 if p.live:
-    display(widgets.explorer(mae, imgs, label=model_label))
+    display(widgets.explorer(mae, gallery, names=gallery_names, label=model_label))
 
 # %% [markdown]
 # ## In the book: the model in your browser
 #
-# Click or drag over the first picture to hide and show patches, or move the slider for a random mask at
-# that ratio; pick a validation image or open one of yours (it stays on your computer). This page computes
-# the reconstruction and the loss on hidden patches itself, with the model named above exported to ONNX.
-# Hidden patches are drawn in opaque grey here and in every figure: nothing of them reaches the model.
+# Click or drag over the second picture to hide and show patches, or move the slider for a random mask at
+# that ratio; pick one of {glue:text}`n_choices` validation images, one from each of {glue:text}`n_classes_shown`
+# classes, or open one of yours (it stays on your computer). This page computes the reconstruction and the
+# loss on hidden patches itself, with the model named above exported to ONNX. Hidden patches are drawn in
+# opaque grey here and in every figure: nothing of them reaches the model.
 
 # %% tags=["remove-input"]
 if not p.live:
-    display(HTML(webmodel.control(mae, imgs)))
+    display(HTML(webmodel.control(mae, gallery, names=gallery_names)))
 
 # %% [markdown]
 # ## In the book: a control that needs no kernel
 #
 # The model shown is {glue:text}`checkpoint_how`. It was trained on {glue:text}`size`-pixel images in
-# {glue:text}`patch`-pixel patches with {glue:text}`trained_ratio`% of them hidden. Move the slider to hide more or fewer patches.
+# {glue:text}`patch`-pixel patches with {glue:text}`trained_ratio`% of them hidden. Move the slider to hide more or fewer
+# patches of {glue:text}`n_shown` of the validation images above, one a row.
 
 # %% tags=["remove-input"]
 frames = widgets.precompute(mae, imgs, p.ratios, seeds)
@@ -236,7 +249,7 @@ if len(sweep):  # one row per code version, profile and mask ratio: the seeds po
     ax.set_xlabel("pretraining mask ratio")
     ax.set_ylabel("validation top-1 (%), fine-tuned")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(loc="best")
     fig.tight_layout()
     viz.show_figure(fig, "Validation top-1 of the fine-tuned ViT against the pretraining mask ratio, one line per "
                     "code version and profile (the mean over the seeds the table counts); lines of different code "

@@ -33,7 +33,8 @@ def one_page_book(tmp_path_factory):
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed", "chapters", "figures",
                                                                                 "mae-live"))
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/page\n")
-    (root / "book" / "page.md").write_text("# A page\n\nText {cite}`he2022mae`.\n")
+    (root / "book" / "page.md").write_text("# A page\n\nText {cite}`he2022mae`.\n\n"
+                                           "## References\n\n```{bibliography}\n:all:\n```\n")
     exe = Path(sys.executable).parent / "jupyter-book"
     subprocess.run([str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--builder", "html"],
                    check=True, cwd=root, capture_output=True)
@@ -61,3 +62,28 @@ def test_a_first_visit_starts_in_a_valid_colour_mode(one_page_book):
     html = (one_page_book / "book" / "page.html").read_text()
     fallbacks = re.findall(r'localStorage\.getItem\("(?:mode|theme)"\) \|\| "([^"]*)"', html)
     assert fallbacks and set(fallbacks) == {"auto"}, fallbacks
+
+
+def test_the_page_has_one_search_box(one_page_book):
+    """The tour found two search boxes: the sidebar's and the one pydata-sphinx-theme adds in a header bar
+    of its own. The header keeps no search field (on a phone, the article header's search button remains)."""
+    html = (one_page_book / "book" / "page.html").read_text()
+    assert html.count('class="btn search-button-field') == 1, html.count('class="btn search-button-field')
+    header = re.search(r'<header id="pst-header".*?</header>', html, re.S)
+    assert header is None or "search-button" not in header.group(0)
+    # the theme option is merged into those _config.yml's html section makes, not put in their place
+    assert "Every number in this book comes from the run that built it." in html
+
+
+def test_the_references_link_their_doi_and_arxiv_id(one_page_book):
+    """Each DOI, arXiv id and url of references.bib is a link in the rendered bibliography."""
+    from pybtex.database import parse_file
+
+    html = (one_page_book / "book" / "page.html").read_text()
+    entries = parse_file(str(ROOT / "book" / "references.bib")).entries
+    wanted = {f"https://doi.org/{e.fields['doi']}" for e in entries.values() if "doi" in e.fields}
+    wanted |= {f"https://arxiv.org/abs/{e.fields['eprint']}" for e in entries.values() if "eprint" in e.fields}
+    wanted |= {e.fields["url"] for e in entries.values() if "url" in e.fields}
+    assert len(wanted) >= 15
+    links = set(re.findall(r'<a class="reference external" href="([^"]+)"', html))
+    assert wanted - links == set()

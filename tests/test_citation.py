@@ -141,3 +141,51 @@ def test_intro_bibtex_matches_the_citation(cff):
     theirs = next(e for e in entries if PAPER in e)
     assert "year" not in theirs and "journal" not in theirs and "booktitle" not in theirs
     assert "CC BY 4.0" in intro and "MIT" in intro
+
+
+# --- the book's references carry their DOI or arXiv link (issue #36) -------------------------------------
+
+LINKED_TYPES = {"article", "inproceedings"}  # published papers: each has a DOI, an arXiv id or a page to link
+DOI = re.compile(r"^10\.\d{4,9}/\S+$")
+ARXIV = re.compile(r"^\d{4}\.\d{4,5}(v\d+)?$")
+
+
+def missing_links(bib_text: str) -> list[str]:
+    """The entries of a BibTeX text that should carry a link and carry none, or a malformed one: every
+    article and inproceedings, and any entry that says it is on arXiv (an archivePrefix, a journal or a
+    note naming arXiv), needs a ``doi``, an arXiv ``eprint`` or a ``url``."""
+    from pybtex.database import parse_string
+
+    problems = []
+    for key, entry in parse_string(bib_text, "bibtex").entries.items():
+        fields = {k.lower(): str(v) for k, v in entry.fields.items()}
+        on_arxiv = "arxiv" in " ".join(fields.get(f, "") for f in ("archiveprefix", "journal", "note",
+                                                                         "howpublished")).lower()
+        if entry.type.lower() in LINKED_TYPES or on_arxiv:
+            if not {"doi", "eprint", "url"} & set(fields):
+                problems.append(f"{key}: no doi, eprint or url")
+        if "doi" in fields and not DOI.match(fields["doi"]):
+            problems.append(f"{key}: doi {fields['doi']!r} is not a bare DOI (10.xxxx/...)")
+        if "eprint" in fields and not ARXIV.match(fields["eprint"]):
+            problems.append(f"{key}: eprint {fields['eprint']!r} is not an arXiv id")
+        if "url" in fields and not re.match(r"^https?://\S+$", fields["url"]):
+            problems.append(f"{key}: url {fields['url']!r}")
+    return problems
+
+
+def test_every_reference_that_has_a_doi_or_an_arxiv_id_carries_it():
+    """The tour found one arXiv link among the references, although most cited works have a DOI or an
+    arXiv id; the book's bibliography style (sphinxcontrib-bibtex's, from pybtex's unsrt) renders each as a
+    link (doi.org, arxiv.org/abs, the url)."""
+    assert missing_links((ROOT / "book" / "references.bib").read_text()) == []
+
+
+def test_a_reference_without_its_link_is_found():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    stripped = re.sub(r"(?m)^\s*doi\s*=.*\n", "", bib)  # every doi gone: CamVid's article has nothing else
+    assert "brostow2009camvid: no doi, eprint or url" in missing_links(stripped)
+    arxiv_note = "@misc{x, title = {T}, author = {A, B}, note = {arXiv preprint}}\n"
+    assert missing_links(arxiv_note) == ["x: no doi, eprint or url"]
+    assert missing_links("@misc{x, title = {T}, note = {no venue}}\n") == []  # nothing to link: no demand
+    assert missing_links("@article{y, title = {T}, doi = {https://doi.org/10.1/x}}\n") == [
+        "y: doi 'https://doi.org/10.1/x' is not a bare DOI (10.xxxx/...)"]

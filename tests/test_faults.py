@@ -524,3 +524,10 @@ def test_checkpoints_made_on_other_data_are_set_aside_not_resumed(tmp_path):
     assert not (folder / "mae.pt").exists()
     assert [f.read_text() for f in folder.glob("other-data-*/mae.pt")] == ["trained on one"]
     assert "tinyimagenet:aaaa" in said[0] and "tinyimagenet:bbbb" in said[0]
+
+
+def test_a_list_the_command_line_cannot_read_is_named_as_a_list():
+    """``-p lr_grid "[nan]"`` reaches the parameters as text: it was refused as "must be a number"; it is a
+    list of numbers that is asked for."""
+    with pytest.raises(ValueError, match=r"lr_grid must be a list of finite numbers .*got '\[nan\]'"):
+        profiles.resolve("tabular", "smoke", lr_grid="[nan]")

@@ -193,3 +193,23 @@ def test_no_published_number_is_typed_in_a_chapter(path):
     typed = [v for v in PUBLISHED_NUMBERS if re.search(rf"(?<![\d.]){re.escape(v)}(?![\d])", text)]
     typed += [v for v in ("0.0559", "0.1803") if v in text]
     assert not typed, f"{path.name} types the published {typed}; take them from maelib.published"
+
+
+def test_each_horizon_pairs_the_pretrained_arm_with_scratch_by_seed():
+    """The long-horizon verdict's inputs: per horizon, each seed's pretrained and scratch MSEs in seed order,
+    persistence as the floor, and stats.direction's word (lower MSE is better)."""
+    import pandas as pd
+
+    from maelib import stats
+
+    rows = [{"seed": s, "horizon": h, "model": m, "mse": v}
+            for h, shift in ((96, 0.0), (192, 0.5)) for s in range(5)
+            for m, v in ((forecast.PRETRAINED, 1.0 + 0.01 * s - shift), (forecast.SCRATCH, 1.2 + 0.01 * s),
+                         ("persistence", 2.0))]
+    out = forecast.paired_by_horizon(pd.DataFrame(rows[::-1]))  # any row order
+    values, st = out[96]
+    assert list(out) == [192, 96] and values.seeds == [0, 1, 2, 3, 4] and values.floor == [2.0] * 5
+    assert values.mae == [1.0 + 0.01 * s for s in range(5)] and st["gap"] == pytest.approx(0.2)
+    assert stats.direction(st) == "better" and stats.direction(out[192][1]) == "better"
+    assert stats.direction({"gap": -0.1, "lo": -0.2, "hi": -0.05}) == "worse"
+    assert stats.direction({"gap": 0.1, "lo": -0.2, "hi": 0.3}) == "no detectable difference"

@@ -61,3 +61,27 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     tree = ast.parse(source)
     found = provenance.imported_modules(tree, "maelib.masking")
     assert "maelib.runs" in found and layer("maelib.runs") > layer("maelib.masking")
+
+
+def test_every_chapter_is_declared_once_in_the_catalog():
+    """The runner, the summary and the GPU session read each chapter from maelib.catalog: every chapter
+    of the book is declared, each declared preflight is a function of its recipe, and each claim belongs
+    to the chapter that declares it."""
+    import importlib
+
+    from maelib import catalog
+
+    assert set(provenance.chapters()) == set(catalog.CHAPTERS)
+    for name, c in catalog.CHAPTERS.items():
+        if c.preflight:
+            module, function = c.preflight.split(":")
+            assert callable(getattr(importlib.import_module(f"maelib.{module}"), function)), name
+        assert all(claim.chapter == name for claim in c.claims), name
+
+
+def test_mending_a_claim_splits_no_chapters_seeds():
+    """The catalog (claims, preflights, data) sits in the runner's layer, which no chapter's version hashes:
+    a chapter that reaches it (through its recorded-runs table) keeps its version when it changes."""
+    reached = {m for ch in ("images", "series", "segmentation", "volumes", "tabular")
+               for m in provenance.chapter_modules(ch)}
+    assert "maelib.catalog" in reached and not provenance.computing("maelib.catalog")

@@ -8,7 +8,7 @@ import re
 import nbformat
 import pytest
 
-from maelib import book, claim_tables, profiles, provenance, summary, tuning, viz
+from maelib import book, claim_tables, estimates, profiles, provenance, summary, tuning, viz
 from test_summary import record
 
 
@@ -167,16 +167,16 @@ def test_a_rerun_that_changes_only_the_mask_ratio_reuses_the_default_settings_le
 
 def test_a_rerun_says_before_it_starts_whether_it_chooses_learning_rates_again(tmp_path):
     default = _registry(tmp_path)
-    assert tuning.note("images", default, root=tmp_path) is None  # its own setting's choice, reused
-    note = tuning.note("images", {**default, "mask_ratio": 0.5}, root=tmp_path)
+    assert estimates.note("images", default, root=tmp_path) is None  # its own setting's choice, reused
+    note = estimates.note("images", {**default, "mask_ratio": 0.5}, root=tmp_path)
     assert "reuses the learning rates chosen for the default setting" in note and "-p tune true" in note
-    note = tuning.note("images", {**default, "mask_ratio": 0.5, "tune": True}, root=tmp_path)
+    note = estimates.note("images", {**default, "mask_ratio": 0.5, "tune": True}, root=tmp_path)
     assert "9 extra fine-tunings" in note and "3 arms" in note
-    note = tuning.note("images", {**default, "finetune_epochs": 9}, root=tmp_path)
+    note = estimates.note("images", {**default, "finetune_epochs": 9}, root=tmp_path)
     assert note.startswith("images: no recorded choice for this setting and code")
     tab = vars(profiles.resolve("tabular", "quick"))  # no tune parameter: it chooses unless a rate is given
-    assert "chooses each network's learning rate" in tuning.note("tabular", tab, root=tmp_path)
-    assert tuning.note("tabular", {**tab, "lr": 1e-3}, root=tmp_path) is None
+    assert "chooses each network's learning rate" in estimates.note("tabular", tab, root=tmp_path)
+    assert estimates.note("tabular", {**tab, "lr": 1e-3}, root=tmp_path) is None
 
 
 def test_tune_is_a_parameter_of_the_chapters_that_choose_learning_rates():

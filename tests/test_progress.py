@@ -215,7 +215,7 @@ def test_a_smoke_run_shows_its_phases_and_time_left_without_warnings(tmp_path):
 
 def test_a_series_rerun_says_it_chooses_its_long_horizon_learning_rates_again(tmp_path):
     p = vars(profiles.resolve("series", "quick"))
-    note = tuning.note("series", p, root=tmp_path)
+    note = estimates.note("series", p, root=tmp_path)
     # nine next-step models and two long-horizon arms, three rates each: 9 * 2 + 2 * 2 extra trainings
     assert "chooses each network's learning rate" in note and "about 22 extra trainings" in note
     resolved = json.loads(json.dumps({**p, "seed": 0}, default=str))
@@ -224,8 +224,8 @@ def test_a_series_rerun_says_it_chooses_its_long_horizon_learning_rates_again(tm
              "metrics": {"lr": {"H96 scratch": 1e-3}, "lr_grid": {"H96 scratch": {"0.001": 0.4}}},
              "finished": "2026-01-01T00:00:00+00:00", "git_commit": None, "stamp": "s", "code": provenance.version("series")}
     (tmp_path / "series-a.json").write_text(json.dumps(entry))
-    assert tuning.note("series", p, root=tmp_path) is None  # this setting's choice is reused
-    assert tuning.note("series", {**p, "long_mask_ratio": 0.5}, root=tmp_path)  # another setting's is not
+    assert estimates.note("series", p, root=tmp_path) is None  # this setting's choice is reused
+    assert estimates.note("series", {**p, "long_mask_ratio": 0.5}, root=tmp_path)  # another setting's is not
 
 
 def test_a_phase_that_comes_and_goes_between_two_looks_is_still_said(tmp_path, capsys):

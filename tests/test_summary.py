@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from maelib import claim_tables, profiles, provenance, runs, stats, summary, tuning, viz
+from maelib.report import Results
 
 CLAIM = {c.chapter: c for c in summary.CLAIMS if c.key == "claim"}  # each chapter's seed-paper claim
 
@@ -307,6 +308,24 @@ def test_committed_records_follow_the_schema():
         assert provenance.record_problem(record) is None, f.name
         for key in ("claim", "claim_long", "claim_numeric"):
             summary.seed_values(record, key)  # each per-seed entry reads back as a SeedValues
+        back = json.loads(json.dumps(Results.from_dict(record["metrics"]).to_dict()))
+        assert back == record["metrics"], f.name  # the declared results type reads every record back whole
+
+
+@pytest.mark.parametrize("metrics, why", [
+    ({"lr": {"MAE": "fast"}}, "lr must map each arm to a number"),
+    ({"lr_grid": {"MAE": [0.1]}}, "lr_grid must map each arm"),
+    ({"mask_ratio_metric": {"label": "top-1", "values": ["high"]}}, "mask-ratio metric is a label and numbers"),
+    ({"claim": {"seeds": [0], "mae": [1.0]}}, "missing per-seed entries"),
+    ({"wall_s": "long"}, "wall_s must be a number"),
+])
+def test_malformed_results_are_refused_naming_the_entry(metrics, why):
+    with pytest.raises(ValueError, match=why):
+        Results.from_dict(metrics)
+    record = {"chapter": "tabular", "notebook": "05_tabular.ipynb", "parameters": {}, "resolved": {}, "profile": "quick",
+              "seed": 0, "device": "cpu", "metrics": metrics, "wall_s": 1.0, "finished": "2026-12-04T00:00:00+00:00",
+              "git_commit": None, "stamp": "x"}
+    assert provenance.record_problem(record)  # the registry sets such a record aside
 
 
 @pytest.mark.slow
@@ -582,3 +601,12 @@ def test_the_scale_table_names_datasets_as_readers_know_them():
         r["metrics"]["dataset"] = "camvid"
     data = claim_tables.scale_table(recs).loc["Table 3", "data"]
     assert data == "CamVid (a stand-in for the paper's ADE20K)"
+
+
+def test_a_seeds_values_come_from_the_last_epoch_of_each_arms_curve():
+    from maelib.report import SeedValues
+
+    v = SeedValues.of_curves(3, {"MAE": [0.1, 0.4], "scratch": [0.2, 0.3], "matched": (0.1, 0.2, 0.35)},
+                             "MAE", "scratch", "matched")
+    assert (v.seeds, v.mae, v.baseline, v.baseline_matched) == ([3], [0.4], [0.3], [0.35])
+    assert v.mae_curve == [[0.1, 0.4]] and v.baseline_curve == [[0.2, 0.3]]

@@ -146,3 +146,13 @@ def test_the_models_name_the_parameters_that_skip_weight_decay():
     for name in ("decoder_pos", "encoder.pos_embed", "encoder.cls_token", "mask_token", "decoder_embed.bias"):
         assert decay_of[id(named[name])] == 0.0, name
     assert decay_of[id(named["decoder_embed.weight"])] == 0.05
+
+
+def test_the_budget_table_counts_each_arms_pretraining_and_supervised_steps():
+    from maelib.train import Arm, budget
+
+    arms = {"MAE": Arm(lambda: None, 0.75, None, 5), "scratch": Arm(lambda: None, 1.0, None, 5),
+            "matched": Arm(lambda: None, 1.0, None, 19)}
+    table = budget(arms, 10, {"MAE": 14})
+    assert table.loc["MAE"].tolist() == [14, 5, 190]
+    assert table.loc["scratch"].tolist() == [0, 5, 50] and table.loc["matched", "optimizer steps"] == 190

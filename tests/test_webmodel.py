@@ -314,3 +314,34 @@ def test_the_page_falls_back_where_the_model_cannot_run(site, mae, pictures, tmp
             note = page.inner_text(".mae-live-note")
         assert "not published" in note and "precomputed slider" in note
         assert not page.is_visible(".mae-live-ui")
+
+
+@pytest.mark.slow
+def test_the_page_shows_the_original_beside_what_the_encoder_sees(site, pictures):
+    """Issue #36: the in-browser control had no original, so a reader could not judge a reconstruction
+    without the slider at 0. Four pictures under their headers, the original first and untouched by the
+    mask, with a gap between them: in a row at 1280 px, two a row on a phone, never wider than the page."""
+    folder, page_path = site
+    with browser.serve(folder) as url, browser.open_page() as page:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        assert _ready(page, url + page_path) == "ready"
+        headers = page.eval_on_selector_all(".mae-live-panels figcaption", "els => els.map(e => e.textContent)")
+        assert headers == ["original", "what the encoder sees (click or drag)", "decoder output, every patch",
+                           "visible patches pasted back"]
+        page.evaluate(SET_AND_RUN, MASKS["random half"].float().tolist())
+        shown = page.evaluate("""() => { const c = document.querySelector('.mae-live-original');
+            const s = c.width / %d; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, out = [];
+            for (let y = 0; y < %d; y++) for (let x = 0; x < %d; x++) {
+              const i = 4 * (Math.floor((y + 0.5) * s) * c.width + Math.floor((x + 0.5) * s));
+              out.push([d[i], d[i + 1], d[i + 2]]); }
+            return out; }""" % (SIZE, SIZE, SIZE))
+        assert np.array_equal(np.array(shown).reshape(SIZE, SIZE, 3), pictures[0].permute(1, 2, 0).numpy())
+        for width, per_row in ((1280, 4), (390, 2)):
+            page.set_viewport_size({"width": width, "height": 900})
+            boxes = page.eval_on_selector_all(".mae-live-panels canvas", "els => els.map(e => { const b = "
+                                              "e.getBoundingClientRect(); return [b.left, b.top, b.right]; })")
+            tops = sorted({round(b[1]) for b in boxes})
+            assert len(tops) == 4 // per_row, (width, boxes)
+            row = sorted(b for b in boxes if round(b[1]) == tops[0])
+            assert len(row) == per_row and all(b[0] - a[2] >= 8 for a, b in zip(row, row[1:])), (width, row)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -1,7 +1,7 @@
 /* The masking chapter's in-browser MAE (maelib/webmodel.py writes the HTML this script fills in).
  *
- * Each <div class="mae-live" data-config="..."> becomes a control: a picture whose patches the reader
- * hides and shows by clicking or dragging, a mask-ratio slider that draws a random mask, a choice of
+ * Each <div class="mae-live" data-config="..."> becomes a control: the original picture beside the same
+ * picture whose patches the reader hides and shows by clicking or dragging, a mask-ratio slider that draws a random mask, a choice of
  * validation images and "open your own image" (read here with FileReader, never uploaded). Every change
  * runs the ONNX model (config.base + "mae.onnx") with onnxruntime-web on WebAssembly, one thread, and
  * shows the reconstruction, the visible patches pasted back and the loss on hidden patches.
@@ -44,11 +44,14 @@
     '<label class="mae-live-open">open your own image <input type="file" accept="image/*" class="mae-live-file"></label>' +
     "</div>" +
     '<div class="mae-live-panels">' +
-    '<figure><canvas class="mae-live-input"></canvas><figcaption>what the encoder sees: click or drag to hide ' +
-    "or show patches</figcaption></figure>" +
-    '<figure><canvas class="mae-live-recon"></canvas><figcaption>the decoder’s output for every patch (trained on hidden ones only)</figcaption></figure>' +
-    '<figure><canvas class="mae-live-pasted"></canvas><figcaption>visible patches pasted back</figcaption></figure>' +
+    '<figure><figcaption>original</figcaption><canvas class="mae-live-original"></canvas></figure>' +
+    '<figure><figcaption>what the encoder sees <span class="mae-live-hint">(click or drag)</span></figcaption>' +
+    '<canvas class="mae-live-input"></canvas></figure>' +
+    '<figure><figcaption>decoder output, every patch</figcaption><canvas class="mae-live-recon"></canvas></figure>' +
+    '<figure><figcaption>visible patches pasted back</figcaption><canvas class="mae-live-pasted"></canvas></figure>' +
     "</div>" +
+    '<p class="mae-live-help">Click or drag over the second picture to hide or show patches. The decoder predicts ' +
+    "every patch but was trained on hidden ones only; the last picture keeps the visible patches as they are.</p>" +
     '<p class="mae-live-status">loss on hidden patches (MSE on this image\'s hidden pixels, RGB in [0, 1]): ' +
     '<b class="mae-live-loss">&ndash;</b>' +
     ' <span class="mae-live-count"></span></p>';
@@ -67,8 +70,9 @@
     root.appendChild(ui);
     var $ = function (sel) { return ui.querySelector(sel); };
     var ratio = $(".mae-live-ratio"), choice = $(".mae-live-image"), file = $(".mae-live-file");
-    var input = $(".mae-live-input"), recon = $(".mae-live-recon"), pasted = $(".mae-live-pasted");
-    [input, recon, pasted].forEach(function (c) { c.width = c.height = S * scale; });
+    var original = $(".mae-live-original"), input = $(".mae-live-input"), recon = $(".mae-live-recon");
+    var pasted = $(".mae-live-pasted");
+    [original, input, recon, pasted].forEach(function (c) { c.width = c.height = S * scale; });
     var work = document.createElement("canvas"); // the image at the model's size, S x S
     work.width = work.height = S;
     var wctx = work.getContext("2d", {willReadFrequently: true});
@@ -126,10 +130,11 @@
       return ctx;
     }
 
-    function drawInput() { // the image with hidden patches in opaque grey (as in every figure), and the patch grid
-      var im = wctx.createImageData(S, S);
+    function drawInput() { // the original, and the image with hidden patches in opaque grey (as in every
+      var im = wctx.createImageData(S, S); // figure) under the patch grid
       im.data.set(pixels);
       wctx.putImageData(im, 0, 0);
+      blit(original);
       var ctx = blit(input), p = cfg.patch * scale;
       ctx.fillStyle = HIDDEN; // hidden means hidden: nothing of the image shows through
       for (var k = 0; k < L; k++) if (visible[k] < 0.5) ctx.fillRect((k % G) * p, Math.floor(k / G) * p, p, p);

@@ -1,0 +1,166 @@
+"""Figures that read at a glance (issue #36): every figure maelib.viz draws prints its smallest text at
+9 px or more in the book's text column, and goes to the page as an SVG where the file stays small, else
+as a PNG at twice the resolution, shown at the same size."""
+
+import base64
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from maelib import summary, viz  # noqa: E402
+
+
+def _recs():
+    rng = np.random.default_rng(0)
+    one = lambda: {**{k: rng.random((4, 16, 16, 3)) for k in ("original", "masked", "reconstruction", "pasted")},  # noqa: E731
+                   "loss": rng.random(4)}
+    return {"MAE (this run)": one(), "reference model (10 epochs)": one()}
+
+
+def _history(end: float, epochs: int = 10):
+    return pd.DataFrame({"epoch": range(1, epochs + 1), "val_mse": np.linspace(0.11, end, epochs),
+                         "acc": np.linspace(0.1, 0.3, epochs)})
+
+
+def _mean_std():
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    frame = pd.DataFrame({"r": np.repeat([0.25, 0.5, 0.75], 3), "loss": np.linspace(0.1, 0.2, 9),
+                          "arm": ["MAE", "scratch", "probe"] * 3})
+    viz.mean_std_lines(ax, frame, "r", "loss", by="arm", xlabel="mask ratio", ylabel="MSE on hidden pixels")
+    return fig
+
+
+FIGURES = {  # every figure maker of maelib.viz, with inputs like the chapters'
+    "reconstruction_comparison": lambda: viz.reconstruction_comparison(_recs()),
+    "curves, two panels": lambda: viz.curves({"MAE": _history(0.09), "scratch": _history(0.1)}, ("val_mse", "acc"),
+                                             ("validation MSE", "validation accuracy")),
+    "curves, legend under, budget-matched": lambda: viz.curves(
+        {"MAE init": _history(0.09), "scratch": _history(0.1), "scratch, budget-matched": _history(0.08, 50)},
+        ("val_mse",), logy=True),
+    "masking_recipe_figure": viz.masking_recipe_figure,
+    "message_figure": lambda: viz.message_figure("No run of this chapter is recorded yet."),
+    "curve_bands": lambda: viz.curve_bands({f"Table {i}": {"MAE init": np.ones((5, 8)), "scratch": np.zeros((5, 8))}
+                                            for i in (3, 4)}),
+    "forest": lambda: viz.forest(summary.claim_rows([])),
+    "mean_std_lines": _mean_std,
+    "curve_groups": lambda: viz.curve_groups(_series_groups(), "val_mse", "validation MSE (scaled)", logy=True),
+}
+
+
+def _series_groups():
+    """Chapter 2's nine validation curves, in their three families."""
+    return {"recurrent": {m: _history(0.09 + 0.002 * i) for i, m in enumerate(("RNN", "LSTM", "GRU"))},
+            "transformer forecaster, input masked": {f"input mask {r}": _history(0.095 + r / 100)
+                                                     for r in (0, 0.25, 0.5, 0.75)},
+            "patch transformer": {"MAE-pretrained": _history(0.1), "scratch": _history(0.093)}}
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_figure_prints_its_smallest_text_at_9_px_in_the_books_column(name):
+    """The tour measured 7-8 px legends. Each figure's smallest text, at the size the page shows the
+    figure (DISPLAY_DPI, shrunk to the 688-px column where the figure is wider), is 9 px or more."""
+    fig = FIGURES[name]()
+    try:
+        assert viz.smallest_text_px(fig) >= viz.MIN_TEXT_PX, (name, viz.smallest_text_px(fig))
+    finally:
+        plt.close(fig)
+
+
+def test_a_font_made_too_small_is_caught():
+    """The measure sees a small legend, and a figure so wide that the page shrinks its text."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([0, 1], label="a line")
+    ax.legend(fontsize=6)
+    assert viz.smallest_text_px(fig) < viz.MIN_TEXT_PX  # 6 pt: 8.3 px
+    plt.close(fig)
+    wide, ax = plt.subplots(figsize=(16, 3))
+    ax.plot([0, 1])
+    ax.set_xlabel("ten points, on a figure shrunk to the column", fontsize=10)
+    assert viz.smallest_text_px(wide) < viz.MIN_TEXT_PX
+    assert viz.smallest_text_px(wide, column_px=1600) >= viz.MIN_TEXT_PX
+    plt.close(wide)
+
+
+def test_the_text_sizes_are_set_in_one_place_at_about_the_texts_size():
+    """viz sets matplotlib's sizes once, on import: labels at 11 pt (15 px on the page), ticks and legends
+    at 10 pt, never below the 9-px floor even in a figure of the text's width."""
+    for key, size in viz.FONT_SIZES.items():
+        assert plt.rcParams[key] == size, key
+    floor = viz.MIN_TEXT_PX * 72 / viz.DISPLAY_DPI / min(1, viz.BOOK_COLUMN_PX / (viz.TEXT_WIDTH_IN * viz.DISPLAY_DPI))
+    assert min(viz.FONT_SIZES.values()) >= floor + 2
+
+
+def _glued(monkeypatch, fig):
+    import myst_nb
+
+    got = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: got.update(name=name, value=value))
+    viz.glue_figure("fig_x", fig)
+    data, metadata = got["value"]._repr_mimebundle_()
+    return data, metadata
+
+
+def test_a_line_figure_goes_to_the_page_as_a_small_svg_at_its_size(monkeypatch):
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    ax.plot(np.arange(10), np.arange(10) ** 2, marker="o", label="loss")
+    ax.set_xlabel("epoch")
+    ax.legend()
+    data, metadata = _glued(monkeypatch, fig)
+    assert set(data) == {"image/svg+xml", "text/plain"}
+    svg = data["image/svg+xml"]
+    assert svg.lstrip().startswith("<?xml") and len(svg.encode()) <= viz.SVG_MAX_BYTES
+    width = metadata["image/svg+xml"]["width"]
+    assert 500 <= width <= 6.5 * viz.DISPLAY_DPI  # cropped to the drawing, at 100 px an inch
+    assert "Date" not in svg and "<dc:date>" not in svg  # the same figure, the same bytes
+    assert not plt.fignum_exists(fig.number)  # closed: not shown a second time
+
+
+def test_a_heavy_figure_goes_to_the_page_as_a_png_at_twice_its_size(monkeypatch):
+    """Many points make a large SVG: such a figure is a PNG with twice the pixels of its page width."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    ax.scatter(rng.random(30_000), rng.random(30_000), s=2)
+    data, metadata = _glued(monkeypatch, fig)
+    assert set(data) == {"image/png", "text/plain"}
+    png = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+    width = metadata["image/png"]["width"]
+    assert abs(png.width - viz.PNG_SCALE * width) <= 2, (png.width, width)
+
+
+def test_a_hand_written_pages_figure_is_saved_as_the_chapters_are(tmp_path):
+    """The introduction's figure (maelib/book.py draws it) can be saved as an SVG, dated nowhere."""
+    fig = viz.masking_recipe_figure()
+    width = viz.save_figure(fig, tmp_path / "recipe.svg")
+    svg = (tmp_path / "recipe.svg").read_bytes()
+    assert svg.lstrip().startswith(b"<?xml") and len(svg) <= viz.SVG_MAX_BYTES and b"<dc:date>" not in svg
+    assert 600 <= width <= viz.TEXT_WIDTH_IN * viz.DISPLAY_DPI
+    plt.close(fig)
+
+
+def test_runs_in_families_get_a_panel_each_of_at_most_five_lines():
+    """Issue #36: Fig. 2.2 drew nine overlapping lines. curve_groups gives each family of runs its own row,
+    on shared axes, with at most MAX_LINES lines and its own legend beside it; a family of more is refused."""
+    groups = _series_groups()
+    fig = viz.curve_groups(groups, "val_mse", "validation MSE (scaled)", logy=True)
+    axes = fig.axes
+    assert len(axes) == 3 and all(len(ax.get_lines()) <= viz.MAX_LINES for ax in axes)
+    assert [len(ax.get_lines()) for ax in axes] == [3, 4, 2]
+    assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes] == [list(g) for g in groups.values()]
+    assert axes[0].get_shared_y_axes().joined(axes[0], axes[2])  # the rows compare
+    fig.canvas.draw()
+    for ax in axes:  # each legend beside its panel, never over its lines
+        assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+    assert fig.get_size_inches()[0] <= viz.TEXT_WIDTH_IN
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at most 5 runs a panel"):
+        viz.curve_groups({"all": {f"run {i}": _history(0.1) for i in range(9)}}, "val_mse")
