@@ -208,12 +208,12 @@ def build(root: Path = provenance.ROOT, warnings_as_errors: bool = True, execute
           profile: str = "full") -> Path:
     """Draw the hand-written pages' figures, stage the chapters (:func:`stage`), then ``jupyter-book
     build`` the repository root into ``_build/html``; returns index.html."""
-    from .viz import masking_recipe_figure
+    from .viz import masking_recipe_figure, save_figure
 
     root = Path(root)
     fig_dir = root / "book" / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    masking_recipe_figure().savefig(fig_dir / "masking_recipe.png", dpi=100)  # 720 px: the text width
+    save_figure(masking_recipe_figure(), fig_dir / "masking_recipe.svg")  # vector, at the text width
     shown = stage(root, executed, profile=profile)
     from . import webmodel
 

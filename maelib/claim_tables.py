@@ -55,8 +55,13 @@ def epochs_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFram
             rows.append({"table": c.table, "profile": prof, "epochs": mae.shape[1],
                          f"{c.mae_label}: epochs": np.mean(e_mae), f"{c.base_label}: epochs": np.mean(e_base),
                          "epochs saved [95% CI] (n)": _gap_text(st), "p (t)": _p_text(st["p"]),
-                         "p (sign-flip)": _p_text(st["p_flip"], 3)})
+                         "p (sign-flip)": _p_text(st["p_flip"], 3),
+                         "reading": REACH_WORDS[stats.direction(st)] if st["n"] >= 2 else "one seed: no interval"})
     return pd.DataFrame(rows)
+
+
+REACH_WORDS = {"better": "the MAE arm gets there sooner", "worse": "the MAE arm gets there later",
+               "no detectable difference": "no detectable difference (the interval includes 0)"}
 
 
 def learning_table(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
@@ -231,7 +236,8 @@ def history(records: list[dict]) -> pd.DataFrame:
     """Every protocol iteration a claim went through: per claim, profile and version (newest first), the
     date of its last seed, the scratch arm its gap is taken against (the stronger of the group's, as its
     verdict is judged), n, the paired gap with its interval, whether it is this book's version, and
-    whether it is the group judged."""
+    whether it is the group judged. Consecutive versions whose seeds hold the same values (a code change
+    that moved no number) share one row, which names the newest and counts the others."""
     out = []
     for c in CLAIMS:
         for prof in ("quick", "full"):
@@ -240,16 +246,26 @@ def history(records: list[dict]) -> pd.DataFrame:
             keys = [stronger_key(c, g) for g in found]  # as the verdict of each group would judge it
             sts = [stats.paired(_values(g, "mae"), _values(g, k), c.higher_is_better) for g, k in zip(found, keys)]
             exponent = any(_needs_exponent(st) for st in sts)  # one notation down a claim's rows
+            previous = None
             for g, key, st in zip(found, keys, sts):
-                out.append({"table": c.table, "profile": prof, "version": (g["code"] or "")[:8],
-                            "setting": hashlib.sha1(g["setting"].encode()).hexdigest()[:6],
-                            "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st, exponent),
-                            "against": "budget-matched scratch" if key == "baseline_matched" else "scratch",
-                            "this book's code": "yes" if g["code"] == provenance.version(c.chapter) else "no",
-                            "judged": "yes" if _same_group(g, judged_one) else ""})
+                same = (key, sorted((seed, v["mae"], v[key]) for seed, v in g["seeds"].items()))  # to the bit
+                if previous is not None and previous[0] == same:  # a code change that moved no number: one row
+                    row = previous[1]
+                    row["versions"] += 1
+                    row["version"] = f"{row['version'].split(' ')[0]} and {row['versions'] - 1} older, same values"
+                    row["judged"] = row["judged"] or ("yes" if _same_group(g, judged_one) else "")
+                    continue
+                row = {"table": c.table, "profile": prof, "version": (g["code"] or "")[:8], "versions": 1,
+                       "setting": hashlib.sha1(g["setting"].encode()).hexdigest()[:6],
+                       "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st, exponent),
+                       "against": "budget-matched scratch" if key == "baseline_matched" else "scratch",
+                       "this book's code": "yes" if g["code"] == provenance.version(c.chapter) else "no",
+                       "judged": "yes" if _same_group(g, judged_one) else ""}
+                out.append(row)
+                previous = (same, row)
     columns = ["table", "profile", "version", "setting", "last seed", "against", "gap [95% CI] (n)", "this book's code",
                "judged"]
-    return pd.DataFrame(out, columns=columns)
+    return pd.DataFrame(out, columns=columns)  # "versions" was the count behind the version's words
 
 
 PAPER_CLASSES = 200  # TinyImageNet's classes, all of which the paper's Table 1 uses

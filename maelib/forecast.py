@@ -140,7 +140,7 @@ def preflight(p, device=None) -> None:
     series_preflight(p, device)
     length = tokenizer(p, overlapping=False).num_tokens
     check_split(length, visible_count(length, p.long_mask_ratio), p.long_mask_ratio,
-                f"long_lag {p.long_lag} in long_patch {p.long_patch} patches")
+                f"long_lag {p.long_lag} in long_patch {p.long_patch} patches", name="long_mask_ratio")
 
 
 def encoder(p) -> ViTEncoder:

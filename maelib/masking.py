@@ -37,20 +37,22 @@ def visible_count(length: int, mask_ratio: float) -> int:
     return max(1, math.floor(length * (1 - mask_ratio) + 0.5))
 
 
-def check_split(length: int, n_visible: int, mask_ratio: float, source: str) -> None:
+def check_split(length: int, n_visible: int, mask_ratio: float, source: str, name: str = "mask_ratio") -> None:
     """Refuse a mask that hides none of a sample's ``length`` tokens (nothing to reconstruct), shows none
     (nothing to encode), or hides a share more than half a token away from ``mask_ratio`` (a run recorded
-    at 0.9999 that hid 15 of 16 tokens); ``source`` says where the token count comes from."""
+    at 0.9999 that hid 15 of 16 tokens); ``source`` says where the token count comes from, ``name`` is the
+    parameter the ratio was given as."""
+    tokens = f"{length} token{'s' if length != 1 else ''}"
     if n_visible >= length:
-        raise ValueError(f"mask_ratio {mask_ratio:g} hides none of the {length} token(s) of a sample ({source}): "
-                         "nothing to reconstruct; use smaller patches or a higher mask_ratio")
+        raise ValueError(f"{name} {mask_ratio:g} hides none of the {tokens} of a sample ({source}): "
+                         f"nothing to reconstruct; use smaller patches or a higher {name}")
     if n_visible < 1:
-        raise ValueError(f"mask_ratio {mask_ratio:g} shows none of the {length} token(s) of a sample ({source}): "
-                         "nothing to encode; use smaller patches or a lower mask_ratio")
+        raise ValueError(f"{name} {mask_ratio:g} shows none of the {tokens} of a sample ({source}): "
+                         f"nothing to encode; use smaller patches or a lower {name}")
     hidden = length - n_visible
     if abs(hidden / length - mask_ratio) > 0.5 / length + 1e-9:  # recorded as given, it would misstate the run
         low, high = 1 / length, (length - 1) / length
-        raise ValueError(f"mask_ratio {mask_ratio:g} hides {hidden} of the {length} tokens of a sample ({source}), "
+        raise ValueError(f"{name} {mask_ratio:g} hides {hidden} of the {tokens} of a sample ({source}), "
                          f"a ratio of {hidden / length:.4g}, not {mask_ratio:g}: give a ratio this token count "
                          f"realizes, a multiple of 1/{length} from {low:.4g} to {high:.4g}")
 

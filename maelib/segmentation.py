@@ -205,6 +205,21 @@ def choose_lr(build, data: dict, n_classes: int, p, device, arm: str, ckpt_dir, 
     return grid_search(p.lr_grid, score, extend=GRID_EXTENSIONS)
 
 
+def distinct_samples(labels: torch.Tensor, k: int, n_classes: int) -> torch.Tensor:
+    """Indices of ``k`` label maps (N, H, W) that differ most in what they show, for a figure: the first,
+    then each time the map whose class histogram lies farthest (L1) from those already chosen.
+    Consecutive video frames look alike; evenly spaced ones can too."""
+    hist = torch.stack([torch.bincount(y[(y >= 0) & (y < n_classes)].long(), minlength=n_classes)
+                        for y in labels]).float()
+    hist = hist / hist.sum(1, keepdim=True).clamp_min(1)  # (N, n_classes): each map's class shares
+    chosen = [0]
+    while len(chosen) < min(k, len(labels)):
+        nearest = torch.cdist(hist, hist[chosen], p=1).min(1).values  # (N,): distance to the chosen ones
+        nearest[chosen] = -1
+        chosen.append(int(nearest.argmax()))
+    return torch.tensor(chosen)
+
+
 def colorize(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Label map (H, W) -> RGB (H, W, 3) in [0, 1], void in black."""
     import matplotlib

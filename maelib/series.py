@@ -33,7 +33,8 @@ def preflight(p, device=None) -> None:
     """Refuse mask ratios that hide none of a window's tokens, or show none, before any data is loaded."""
     length = p.lag // p.patch_size
     for r in sorted(set(p.mask_ratios) | {p.mask_ratio}):
-        check_split(length, visible_count(length, r), r, f"lag {p.lag} in patch_size {p.patch_size} patches")
+        check_split(length, visible_count(length, r), r, f"lag {p.lag} in patch_size {p.patch_size} patches",
+                    name="mask_ratio" if r == p.mask_ratio else "mask_ratios")
 
 
 def persistence(x: np.ndarray, horizon: int) -> np.ndarray:

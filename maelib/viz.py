@@ -506,6 +506,31 @@ def mean_std_cells(means, stds, digits: int = 3) -> list[str]:
             for m, s in zip(means, stds)]
 
 
+def tokens_text(n_tokens: int, mask_ratio: float, unit: str) -> str:
+    """How many tokens a sample is cut into and how many the MAE's encoder sees, for a chapter's protocol:
+    "64 tokens an image, 16 of them visible in pretraining"."""
+    from .masking import visible_count
+
+    return f"{count(n_tokens, 'token')} {'an' if unit[0] in 'aeiou' else 'a'} {unit}, " \
+           f"{visible_count(n_tokens, mask_ratio)} of them visible in pretraining"
+
+
+def scale_line(tokens: str, epochs: dict[str, int], data: str) -> str:
+    """A chapter's scale in one line, under its title: tokens per sample and how many the MAE sees
+    (:func:`tokens_text`), the epochs of each arm, and the data with its stand-in status."""
+    arms = ", ".join(f"{arm} {n}" for arm, n in epochs.items())
+    return f"**Scale.** {tokens}; epochs: {arms}; {data}."
+
+
+def relative_change(value: float, reference: float, digits: int = 2) -> str:
+    """``value`` against ``reference`` as a signed percentage, "−0.18%" for 0.9982 times: a ratio near 1
+    printed to three digits reads "1.00" whichever side of 1 it lies."""
+    change = 100 * (value / reference - 1) if reference else float("nan")
+    if change != change:
+        return ""  # nothing to compare with (a rate given, not chosen)
+    return "±0%" if change == 0 else f"{'+' if change > 0 else '−'}{sig(abs(change), digits)}%"
+
+
 def glue_text(name: str, value, digits: int = 3) -> None:
     """Glue ``value`` as :func:`sig` writes it (the prose's ``{glue:text}`name``` then reads as the
     tables do: ``0.000174``, never ``0.00017`` beside a table's ``0.000174``)."""
@@ -547,9 +572,10 @@ def show_table(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) ->
 
 def forest(rows: pd.DataFrame):
     """The paper's claims as a forest plot: one panel per claim (each on its own scale), one line per
-    profile with runs: the mean paired gap (right = MAE better) with its 95% interval and the number of
-    seeds, and on which side the paper found the MAE (its numbers are on other data and scales, so only
-    their direction is drawn). ``rows`` is :func:`maelib.summary.claim_rows`'s frame."""
+    profile with runs (a claim with none says "not run" once): the mean paired gap (right = MAE better)
+    with its 95% interval and the number of seeds; on which side the paper found the MAE; and, dashed, the
+    paper's gap on our scale (``paper_gap``: the gap the power is computed for). ``rows`` is
+    :func:`maelib.summary.claim_rows`'s frame."""
     import textwrap
 
     claims = list(dict.fromkeys(rows["table"]))
@@ -560,7 +586,8 @@ def forest(rows: pd.DataFrame):
     fig, axes = plt.subplots(len(claims), 1, figsize=(7.0, 1.5 * len(claims) + 0.9 + 0.2 * extra), squeeze=False)
     colours = {"quick": "tab:blue", "full": "tab:orange"}
     for ax, table in zip(axes[:, 0], claims):
-        part = rows[rows["table"] == table].reset_index(drop=True)
+        part = rows[rows["table"] == table]
+        part = (part[part["n"] > 0] if (part["n"] > 0).any() else part.iloc[:1]).reset_index(drop=True)
         for y, r in part.iterrows():
             if r["n"] > 0:
                 err = None if np.isnan(r["lo"]) else [[r["gap"] - r["lo"]], [r["hi"] - r["gap"]]]
@@ -568,12 +595,22 @@ def forest(rows: pd.DataFrame):
                 ax.annotate(f"n = {r['n']}", (r["gap"], y), textcoords="offset points", xytext=(0, 6),
                             ha="center", fontsize=SMALL_PT)
             else:
-                ax.text(0.5, y, f"{r['profile']}: not run", transform=ax.get_yaxis_transform(), ha="center",
+                ax.text(0.5, y, "not run", transform=ax.get_yaxis_transform(), ha="center",
                         va="center", fontsize=SMALL_PT, color="grey", zorder=3,  # over the zero line, not crossed by it
                         bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
         ax.axvline(0, color="grey", lw=0.8)
+        paper_gap = float(part["paper_gap"].iloc[0])
         lo, hi = ax.get_xlim()
         span = max(abs(lo), abs(hi), 1e-12)
+        if paper_gap == paper_gap and (part["n"] > 0).any() and abs(paper_gap) <= 4 * span:  # on our scale
+            ax.axvline(paper_gap, color="black", ls="--", lw=1)
+            ax.annotate("paper", (paper_gap, 0), xycoords=("data", "axes fraction"), xytext=(3, 2),
+                        textcoords="offset points", fontsize=SMALL_PT, ha="left", va="bottom")
+            span = max(span, 1.15 * abs(paper_gap))
+        elif paper_gap == paper_gap and (part["n"] > 0).any():  # so far out that our intervals would vanish
+            ax.annotate(f"paper: {sig(paper_gap, 2)}, off the scale", (1 if paper_gap > 0 else 0, 0.04),
+                        xycoords="axes fraction", ha="right" if paper_gap > 0 else "left", va="bottom",
+                        fontsize=SMALL_PT, xytext=(-3 if paper_gap > 0 else 3, 0), textcoords="offset points")
         ax.set_xlim(-span, span)  # 0 in the middle: the two sides read as MAE worse / MAE better
         better = part["paper_gap"].iloc[0] > 0
         ax.text(0.99 if better else 0.01, 1.02, "the paper: MAE better →" if better else "← the paper: MAE worse",

@@ -62,7 +62,6 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -92,7 +91,9 @@ glue("paper_size", paper.setting("segmentation_size"), display=False)
 glue("paper_blocks", ", ".join(map(str, paper.setting("segmentation_blocks"))), display=False)
 for key, value in {"dataset": label, "n_train": len(data["train"][0]), "n_val": len(data["val"][0]),
                    "img_size": p.img_size, "n_classes": n_classes, "blocks": ", ".join(map(str, segmentation.pyramid_blocks(p.depth))),
-                   "depth": p.depth, "profile": p.profile, "device": str(dev), "mask_pct": round(100 * p.mask_ratio)}.items():
+                   "depth": p.depth, "profile": p.profile, "device": str(dev), "mask_pct": round(100 * p.mask_ratio),
+                   "patch": p.patch_size,
+                   "tokens": viz.tokens_text((p.img_size // p.patch_size) ** 2, p.mask_ratio, "image")}.items():
     glue(key, value, display=False)
 
 # %% tags=["remove-input"]
@@ -102,12 +103,18 @@ if name != "ade20k":
     display(Markdown(":::{admonition} Not the paper's dataset\n:class: warning\nThis run segments **CamVid**, a "
                      "real stand-in used where ADE20K is absent (`python -m maelib data fetch ade20k` gets it). Its "
                      "numbers are not comparable with the paper's ADE20K numbers; compare the direction of the gap.\n:::"))
+display(Markdown(viz.scale_line(
+    viz.tokens_text((p.img_size // p.patch_size) ** 2, p.mask_ratio, "image"),
+    {"MAE pretraining": 0 if p.mae_checkpoint else p.pretrain_epochs, "fine-tuning": p.epochs, "scratch": p.epochs,
+     "budget-matched scratch": p.pretrain_epochs + p.epochs},
+    f"{label}, " + ("the paper's dataset" if name == "ade20k" else "a stand-in for the paper's ADE20K"))))
 
 # %% [markdown]
 # ## Protocol
 #
 # Dataset: {glue:text}`dataset`, {glue:text}`n_train` training and {glue:text}`n_val` validation images
-# resized to {glue:text}`img_size` pixels square. The ViT has {glue:text}`depth` blocks; the outputs of
+# resized to {glue:text}`img_size` pixels square and cut into {glue:text}`patch`-pixel patches:
+# {glue:text}`tokens`. The ViT has {glue:text}`depth` blocks; the outputs of
 # blocks {glue:text}`blocks` become the pyramid (4x and 2x up with stride-2 transposed convolutions,
 # as is, and 2x down with max-pooling), and UPerNet fuses it. The MAE is pretrained on the training
 # images with {glue:text}`mask_pct`% of the patches hidden. Both networks then train with the same
@@ -162,8 +169,8 @@ for run, key in [("MAE init", "mae"), ("scratch", "scr")]:
 d_acc = 100 * float(final["MAE init"]["pixel_acc"] - final["scratch"]["pixel_acc"])
 d_miou = float(final["MAE init"]["miou"] - final["scratch"]["miou"])
 viz.glue_text("mat_miou_text", float(final[segmentation.MATCHED]["miou"]))
-glue("d_acc", abs(d_acc), display=False)
-glue("d_miou", abs(d_miou), display=False)
+viz.glue_text("d_acc", abs(d_acc), digits=2)  # a gap of two 3-digit numbers: no more digits than they have
+viz.glue_text("d_miou", abs(d_miou), digits=2)
 glue("acc_word", viz.change_word(d_acc), display=False)
 glue("miou_word", viz.change_word(d_miou), display=False)
 fig = viz.curves(histories, ("pixel_acc", "miou"), ("validation pixel accuracy", "validation mIoU"))
@@ -196,7 +203,7 @@ viz.show_table(budget, "Each network's training budget: passes over the training
 
 # %% tags=["hide-input"]
 xv, yv = data["val"]
-idx = torch.linspace(0, len(xv) - 1, min(4, len(xv))).long()
+idx = segmentation.distinct_samples(yv, 4, n_classes)  # four scenes, not four near-identical frames
 preds = {run: segmentation.predict(m, xv[idx], dev) for run, m in models.items()}
 fig, axes = plt.subplots(len(idx), 4, figsize=(7.2, 1.9 * len(idx)), squeeze=False)
 for r, i in enumerate(idx):
@@ -207,7 +214,7 @@ for r, i in enumerate(idx):
         ax.imshow(img, interpolation="nearest")
         ax.axis("off")
         if r == 0:
-            ax.set_title(title, fontsize=9)
+            ax.set_title(title)
 from matplotlib.patches import Patch
 
 swatch = lambda k: segmentation.colorize(np.array([[k]]), n_classes)[0, 0]  # noqa: E731
@@ -215,8 +222,8 @@ shown = sorted({int(k) for k in np.unique(np.concatenate([yv[idx].numpy().ravel(
                                                                                   for v in preds.values()]))
                 if 0 <= k < n_classes})  # the classes drawn, not every class of the dataset
 handles = [Patch(color=swatch(k), label=classes[k]) for k in shown] + [Patch(color="black", label="void")]
-fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=8, frameon=False)
-fig.tight_layout(rect=(0, (0.15 + 0.25 * -(-len(handles) // 6)) / fig.get_figheight(), 1, 1))  # room for the legend
+fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False)
+fig.tight_layout(rect=(0, (0.15 + 0.3 * -(-len(handles) // 5)) / fig.get_figheight(), 1, 1))  # room for the legend
 viz.glue_figure("fig_preds", fig)
 
 # %% [markdown]
@@ -254,8 +261,8 @@ glue("results", results.to_dict(), display=False)
 #
 # Initialised from the MAE, the ViT-UPerNet reached {glue:text}`mae_acc_text`% pixel accuracy and an
 # mIoU of {glue:text}`mae_miou_text`; from scratch, {glue:text}`scr_acc_text`% and
-# {glue:text}`scr_miou_text`. The MAE initialisation's pixel accuracy is {glue:text}`d_acc:#.3g` points
-# {glue:text}`acc_word`, its mIoU {glue:text}`d_miou:#.3g` {glue:text}`miou_word`: {glue:text}`verdict`
+# {glue:text}`scr_miou_text`. The MAE initialisation's pixel accuracy is {glue:text}`d_acc` points
+# {glue:text}`acc_word`, its mIoU {glue:text}`d_miou` {glue:text}`miou_word`: {glue:text}`verdict`
 # (the paper's gain: {glue:text}`paper_d_acc:.2f` points of accuracy and {glue:text}`paper_d_miou:.4f` of
 # mIoU, in its Table 3). Trained from scratch for the MAE arm's whole budget ({glue:text}`matched_epochs`
 # epochs), the third network reached an mIoU of {glue:text}`mat_miou_text`, against the MAE arm's

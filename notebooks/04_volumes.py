@@ -51,6 +51,7 @@ lr = None  # one learning rate for every arm; None: each arm's chosen from lr_gr
 lr_grid = None
 
 # %% tags=["remove-cell"]
+import math
 import time
 
 import matplotlib.pyplot as plt
@@ -98,6 +99,7 @@ glue("paper_organs", paper.setting("btcv_organs"), display=False)
 glue("other_data", "a different organ and modality" if name != "btcv" else "the paper's dataset", display=False)
 for key, value in {"dataset": label, "n_train": len(files["train"]), "n_val": len(files["val"]),
                    "roi": "x".join(map(str, roi)), "mask_pct": round(100 * p.mask_ratio), "hidden": p.hidden_size,
+                   "tokens": viz.tokens_text(math.prod(r // volumes.PATCH for r in roi), p.mask_ratio, "crop"),
                    "profile": p.profile, "device": str(dev)}.items():
     glue(key, value, display=False)
 
@@ -109,6 +111,11 @@ if name != "btcv":
                      "in **MSD Task04 MRI crops**, a real 3D stand-in used where BTCV is absent (BTCV needs a "
                      "registration at synapse.org; see the README). Dice on two brain structures is **not "
                      "comparable** with the paper's Dice on 13 abdominal organs.\n:::"))
+display(Markdown(viz.scale_line(
+    viz.tokens_text(math.prod(r // volumes.PATCH for r in roi), p.mask_ratio, "crop"),
+    {"MAE pretraining": p.pretrain_epochs, "fine-tuning": p.epochs, "scratch": p.epochs,
+     "budget-matched scratch": p.pretrain_epochs + p.epochs},
+    f"{label}, " + ("the paper's dataset" if name == "btcv" else "a stand-in for the paper's BTCV"))))
 
 # %% [markdown]
 # ## Protocol
@@ -118,7 +125,7 @@ if name != "btcv":
 # between crops centred on the structure and on the background, with flips and intensity scaling
 # (drawn for a whole batch at once on the training device); validation runs sliding-window inference
 # over whole volumes. {glue:text}`crop_note` The ViT (12 blocks,
-# {glue:text}`hidden` wide, 16-voxel patches) is first pretrained as MONAI's masked autoencoder with
+# {glue:text}`hidden` wide, 16-voxel patches: {glue:text}`tokens`) is first pretrained as MONAI's masked autoencoder with
 # {glue:text}`mask_pct`% of the patches hidden; its weights are then copied into UNETR's ViT by name.
 # The scratch UNETR is the same network with the same seed and schedule; a second scratch UNETR, the
 # **budget-matched** one, trains for as many epochs as the MAE arm's pretraining and fine-tuning together
@@ -204,13 +211,13 @@ panels = [(image[0, :, :, z], "image", "gray"), (truth[:, :, z], "truth", "virid
 panels += [(pred[:, :, z], run.replace(", ", ",\n"), "viridis") for run, pred in preds.items()]  # every arm
 for ax, (img, title, cmap) in zip(axes, panels):
     ax.imshow(img.T, cmap=cmap, origin="lower", vmin=None if cmap == "gray" else 0, vmax=None if cmap == "gray" else n_out - 1)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title)
     ax.axis("off")
 from matplotlib.patches import Patch
 
 colour = plt.get_cmap("viridis")
 fig.legend(handles=[Patch(color=colour(k / (n_out - 1)), label=name)
-                    for k, name in enumerate(["background", *labels])], loc="lower center", ncol=n_out, fontsize=8,
+                    for k, name in enumerate(["background", *labels])], loc="lower center", ncol=n_out,
            frameon=False)
 fig.tight_layout(rect=(0, 0.12, 1, 1))
 viz.glue_figure("fig_slices", fig)

@@ -74,6 +74,10 @@ for key, value in {"n_rows": data["n_rows"], "n_cols": len(data["columns"]), "n_
 # %% tags=["remove-input"]
 if viz.provenance_note(data["source"]):
     display(Markdown(viz.provenance_note(data["source"])))
+display(Markdown(viz.scale_line(
+    f"{viz.count(len(data['columns']), 'token')} a row (one a column), {round(100 * p.missing_rate)}% of the cells "
+    f"missing, and training hides {round(100 * p.mask_ratio)}% of the observed ones again",
+    {"each network": p.epochs}, "California housing, the paper's dataset")))
 
 # %% [markdown]
 # ## Data and protocol

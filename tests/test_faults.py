@@ -500,6 +500,17 @@ def test_a_mask_ratio_the_tokens_cannot_realise_is_refused_before_compute(ratio,
     assert said in str(err.value)
 
 
+def test_the_refusal_names_the_parameter_the_ratio_was_given_as():
+    """The long-horizon pretraining's ratio, given as long_mask_ratio, was refused as 'mask_ratio 0.99'."""
+    from maelib import forecast
+
+    with pytest.raises(ValueError, match=r"^long_mask_ratio 0.99 hides 5 of the 6 tokens") as err:
+        forecast.preflight(profiles.resolve("series", "smoke", long_mask_ratio=0.99))
+    assert "token(s)" not in str(err.value)
+    with pytest.raises(ValueError, match=r"^mask_ratios 0.001 hides none of the"):
+        forecast.preflight(profiles.resolve("series", "smoke", mask_ratios=[0.001]))
+
+
 def test_a_mask_ratio_hides_the_nearest_whole_number_of_tokens():
     """PatchTST's 0.4 of 21 pretraining patches hides 8 (0.381), the nearest, not 9 (0.4286), and passes the
     series chapter's check at every profile."""

@@ -407,6 +407,23 @@ def test_the_forest_plot_keeps_to_the_text_width():
     assert Image.open(buffer).size[0] <= 7.3 * 100
 
 
+def test_the_forest_plot_draws_the_runs_and_the_papers_gap_not_empty_rows():
+    """Issue #36: every panel had an empty "full: not run" row, and the paper's gap was not drawn."""
+    rows = summary.claim_rows([])
+    first = rows["table"].iloc[0]
+    run = rows.index[(rows["table"] == first) & (rows["profile"] == "quick")][0]
+    rows.loc[run, ["n", "gap", "lo", "hi", "paper_gap"]] = [5, -1.0, -2.0, 0.5, 2.0]
+    fig = viz.forest(rows)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["quick"]  # the profile not run is not a row
+    assert any(t.get_text() == "paper" for t in ax.texts)  # the paper's gap, on our scale
+    assert ax.get_xlim()[1] >= 2.0
+    assert [t.get_text() for t in fig.axes[1].texts if "run" in t.get_text()] == ["not run"]  # once, for a claim without runs
+    rows.loc[run, "paper_gap"] = 200.0  # far beyond our interval: named, not drawn
+    ax = viz.forest(rows).axes[0]
+    assert ax.get_xlim()[1] < 10 and any("off the scale" in t.get_text() for t in ax.texts)
+
+
 def test_an_accuracy_is_drawn_in_percent_as_the_tables_write_it():
     """A reader saw 0.095 on a figure beside 9.50% in the table under it (chapters 1 and 3)."""
     import pandas as pd
@@ -426,3 +443,22 @@ def test_the_curve_panels_share_the_texts_width(n_panels):
     panels = {f"Table {i}": {"MAE init": np.ones((5, 4)), "scratch": np.zeros((5, 4))} for i in range(n_panels)}
     fig = viz.curve_bands(panels)
     assert fig.get_size_inches()[0] <= viz.TEXT_WIDTH_IN
+
+
+def test_a_ratio_near_one_keeps_its_side():
+    """A model 0.2% better than persistence must not print as '1.00 times' it (Table 2's last column)."""
+    assert viz.relative_change(0.9982, 1.0) == "−0.18%"
+    assert viz.relative_change(1.0004, 1.0) == "+0.040%"
+    assert viz.relative_change(2.0, 2.0) == "±0%"
+    assert viz.relative_change(1.5, 1.0) == "+50%"
+    assert viz.relative_change(1.0, float("nan")) == viz.relative_change(1.0, 0.0) == ""  # nothing to compare
+
+
+def test_every_experiment_chapter_states_its_scale_in_one_line():
+    """Issue #36 item 3: tokens per sample, visible tokens, epochs per arm and the data, under the title."""
+    line = viz.scale_line(viz.tokens_text(16, 0.75, "image"), {"MAE pretraining": 5, "scratch": 5}, "TinyImageNet")
+    assert line == ("**Scale.** 16 tokens an image, 4 of them visible in pretraining; epochs: MAE pretraining 5, "
+                    "scratch 5; TinyImageNet.")
+    assert viz.tokens_text(21, 0.4, "window").startswith("21 tokens a window, 13 of them")  # rounded, as masked
+    for chapter in ("images", "series", "segmentation", "volumes", "tabular"):
+        assert "viz.scale_line(" in provenance.chapters()[chapter].read_text(), chapter

@@ -86,3 +86,14 @@ def test_ade20k_loader_on_the_genuine_sample():
     assert vals <= set(range(150)) | {seg2d.IGNORE}
     assert {0, 1, 2} <= vals  # wall, building, sky (ids 1, 2, 3 in the files) are in every sample
     assert len(d["classes"]) == 150 and d["classes"][0].startswith("wall")
+
+
+def test_the_figure_shows_scenes_that_differ_not_neighbouring_frames():
+    """Issue #36: Fig. 3.2 showed four near-identical consecutive CamVid frames."""
+    y = torch.zeros(12, 8, 8, dtype=torch.long)  # twelve frames of one class...
+    y[5, :4] = 3  # ...but for one with another class in half of it
+    y[9] = 2  # and one of a third class entirely
+    y[7, 0, 0] = 255  # void pixels count for no class
+    chosen = segmentation.distinct_samples(y, 3, n_classes=4).tolist()
+    assert chosen[0] == 0 and set(chosen[1:]) == {5, 9}
+    assert len(segmentation.distinct_samples(y[:2], 4, n_classes=4)) == 2  # no more than there are

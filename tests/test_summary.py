@@ -150,6 +150,19 @@ def test_the_history_shows_every_version_and_which_one_is_judged():
     assert "(n\u00a0=\u00a02)" in part.iloc[0]["gap [95% CI] (n)"]
 
 
+def test_versions_whose_seeds_hold_the_same_values_share_one_history_row():
+    """Issue #36: Table 2's history repeated one interval four times, once per code version that changed
+    no number. Versions with the same values share a row; a value that differs keeps its own."""
+    def group(code, day, shift=0.0):
+        return [record("tabular", s, 0.1 + s / 100 + shift, 0.2, code=code, finished=f"2026-11-{day}T10:00:00")
+                for s in range(5)]
+
+    hist = claim_tables.history(group("v1", 20) + group("v2", 21) + group("v3", 22) + group("v4", 23, shift=1e-12))
+    part = hist[(hist["table"] == "Table 5") & (hist["profile"] == "quick")]
+    assert list(part["version"]) == ["v4", "v3 and 2 older, same values"]
+    assert list(part["judged"]) == ["yes", ""]
+
+
 def test_the_history_gives_the_gap_its_verdict_judges():
     """A group with a budget-matched arm stronger than the short scratch arm: its history row gives the gap
     to the matched arm, the claims table's gap, not the MAE's win over the short arm."""
