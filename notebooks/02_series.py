@@ -246,32 +246,34 @@ truth = sc.inverse(data["test"][1][:, 0])
 dates = data["dates"]["test"][p.lag:p.lag + len(truth)]
 best_rnn = min(["RNN", "LSTM", "GRU"], key=lambda m: mean_mse[m])
 shown = ["persistence", best_rnn, series.NO_MASKING, "patch transformer, MAE-pretrained"]
-fig, axes = plt.subplots(3, 1, figsize=(7.2, 7.6))  # the text width: no figure shrunk
+fig, axes = plt.subplots(3, 1, figsize=(7.2, 8.2))  # the text width: no figure shrunk
 window_paper = paper.setting("series_smoothing")
 glue("paper_window", window_paper, display=False)
 week = slice(0, min(len(truth), 7 * 24))  # hourly rows: at the whole part's scale the forecasts overlap
 for ax, window, part, title in [(axes[0], 1, slice(None), "raw"),
                                 (axes[1], window_paper, slice(None), f"{window_paper}-step moving average"),
-                                (axes[2], 1, week, "raw, the first week of the test part")]:
+                                (axes[2], 1, week, "raw, the first week")]:
     smooth = lambda v: pd.Series(v).rolling(window, min_periods=1).mean().to_numpy()[part]  # noqa: E731
     ax.plot(dates[part], smooth(truth), color="black", lw=1.6, label="truth")
     for m, style in zip(shown, ("-", "--", ":", "-.")):
         ax.plot(dates[part], smooth(sc.inverse(first[m][:, 0])), lw=1.1, ls=style, alpha=0.9, label=m)
     ax.set_ylabel("OT (°C)")
     shown_dates = dates[part]
-    ax.set_title(f"{title}: {shown_dates[0]:%d %b %Y} to {shown_dates[-1]:%d %b %Y}", loc="left")
+    ax.set_title(f"{title}: {shown_dates[0]:%-d %b} to {shown_dates[-1]:%-d %b %Y}", loc="left")
     ax.grid(alpha=0.3)
     # the range is in the title: an offset such as "2018-Jun" would name the last tick's month, not the start
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator(), show_offset=False))
-fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False)
-fig.tight_layout(rect=(0, 0.07, 1, 1))  # the legend under the panels, never over the lines
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
+fig.tight_layout(rect=(0, 0.1, 1, 1))  # the legend under the panels, never over the lines
 viz.glue_figure("fig_forecast", fig)
 
 curves = {m: h for m, h in hists_by_seed[0].items() if "val_mse" in h}
-families = {"recurrent": lambda m: m in ("RNN", "LSTM", "GRU"),  # nine lines on one panel cannot be told apart
-            "transformer forecaster, masked input": lambda m: m.startswith("transformer forecaster"),
-            "patch transformer": lambda m: m.startswith("patch transformer")}
-groups = {title: {m: h for m, h in curves.items() if member(m)} for title, member in families.items()}
+# nine lines on one panel cannot be told apart: a panel per family, each line named by what is its own
+families = {"recurrent": ("", ("RNN", "LSTM", "GRU")), "transformer forecaster": ("transformer forecaster", ()),
+            "patch transformer": ("patch transformer", ())}
+groups = {title: {m.removeprefix(prefix).strip(" ,") or m: h for m, h in curves.items()
+                  if (m in names if names else m.startswith(prefix))}
+          for title, (prefix, names) in families.items()}
 fig = viz.curve_groups({t: g for t, g in groups.items() if g}, "val_mse", ylabel="val. MSE (scaled)", logy=True)
 viz.glue_figure("fig_curves", fig)
 
