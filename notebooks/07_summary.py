@@ -96,10 +96,11 @@ viz.glue_figure("fig_forest", fig)
 #
 # ```{glue:figure} fig_forest
 # :name: fig-forest
-# Each claim's paired gap per profile (dots: mean over seeds, bars: 95% interval, n: seeds), oriented so
-# that right means the MAE did better, with zero in the middle; above each panel, the side on which the
-# paper found the MAE (its numbers are on other data and scales, so only their direction is drawn). Each
-# panel has its own scale: the metrics differ.
+# Each claim's paired gap per profile with runs (dots: mean over seeds, bars: 95% interval, n: seeds),
+# oriented so that right means the MAE did better, with zero in the middle; above each panel, the side on
+# which the paper found the MAE; dashed, the paper's gap on our scale (the gap the power is computed for;
+# the paper ran other data and models), or its value where it lies far off the panel's scale. Each panel
+# has its own scale: the metrics differ.
 # ```
 
 # %% tags=["hide-input", "nbval-check-output"]
