@@ -31,12 +31,11 @@ import statistics
 import warnings
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from maelib.data import TensorLoader
 from maelib.mae import MaskedAutoencoder
 from maelib.tokens import Patches2d
-from maelib.train import TrainConfig, fit, pick_device
+from maelib.train import TrainConfig, fit, pick_device, step_flops
 
 CONFIGS = {
     "tiny": dict(img=64, patch=8, dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4, decoder_heads=4,
@@ -57,11 +56,8 @@ def build(c: dict) -> MaskedAutoencoder:
 
 def flops_per_image(c: dict) -> float:
     """Forward + backward FLOPs of one pretraining image (counted on the CPU, batch of 2)."""
-    model = build(c)
     x = torch.randn(2, 3, c["img"], c["img"])
-    with FlopCounterMode(display=False) as counter:
-        model(x, MASK_RATIO)[0].backward()
-    return counter.get_total_flops() / 2
+    return step_flops(build(c), lambda m, b: m(b, MASK_RATIO)[0], x) / 2
 
 
 def peak(device: torch.device) -> float | None:

@@ -28,14 +28,13 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 from maelib import precision, profiles
 from maelib.data import TensorLoader
 from maelib.heads import ViTClassifier, encoder_like
 from maelib.mae import MaskedAutoencoder
 from maelib.tokens import Patches2d
-from maelib.train import TrainConfig, fit
+from maelib.train import TrainConfig, fit, step_flops
 
 CONFIGS = [("fp32", True), ("fp32", False), ("bf16", True), ("bf16", False)]  # (precision, fused attention)
 
@@ -142,14 +141,6 @@ def matmul_rate(dtype: torch.dtype, shape=(8192, 192, 768), repeats: int = 20) -
     return 2 * m * k * n * repeats / (time.perf_counter() - started)
 
 
-def step_flops(case: Case) -> float:
-    """Forward + backward FLOPs of one training step on ``case.batch``."""
-    model = case.build()
-    with FlopCounterMode(display=False) as counter:
-        case.step(model, case.batch).backward()
-    return counter.get_total_flops()
-
-
 def items_per_s(case: Case, prec: str, fused: bool, epochs: int = 4) -> float:
     """Median items/s over epochs 2..``epochs`` of ``fit`` in precision ``prec`` with the attention path
     ``fused`` (set for the CPU in maelib.precision for the duration)."""
@@ -186,7 +177,7 @@ def main(argv=None) -> None:
     print("|---|" + "---|" * (len(CONFIGS) + 3))
     for case in cases:
         rates = [items_per_s(case, p, f) for p, f in CONFIGS]
-        per_item = step_flops(case) / len(case.batch[0])
+        per_item = step_flops(case.build(), case.step, case.batch) / len(case.batch[0])
         share = rates[-1] * per_item / bf16_rate
         print(f"| {case.name} | " + " | ".join(f"{r:,.0f}" for r in rates)
               + f" | {rates[-1] / rates[0]:.2f}x | {per_item / 1e9:.3f} | {100 * share:.0f}% |", flush=True)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import provenance, stats, summary
 from .summary import (ARMS, CLAIMS, Claim, _values, arm_label, claim_rows, groups, judged,
-                      judged_group, learned, reference_text, seed_values, stronger_key)
+                      judged_group, learned, reference_text, seed_values)
 from .report import Results
 from .tuning import TUNING_SEED, setting
 
@@ -164,7 +164,9 @@ def _power_text(power, need) -> str:
 def claims_table(records: list[dict]) -> pd.DataFrame:
     """The verdict table the book shows, one row per claim, from its judged profile (:func:`judged`):
     the paper's numbers, our paired gap with its 95% interval and seeds, the t-test's, Holm-adjusted and
-    sign-flip p, the power at the paper's gap, and the verdict with its reason."""
+    sign-flip p, the power at the paper's gap, and the verdict with its reason, all of the paper's
+    comparison; then the compute comparison's verdict in a word or two, where the chapter trains that arm
+    (:func:`budget_table` gives its numbers)."""
     rows = claim_rows(records)
     out = []
     for c in CLAIMS:
@@ -175,13 +177,17 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
                "paper: MAE / baseline": " / ".join(reference_text(x) for x in (cell, c.paper_base_cell)) + note}
         if chosen is None:
             out.append({**row, "gap [95% CI] (n)": "not run", "p: t / Holm / sign-flip": "–",
-                        "power at the paper's gap": "–", "verdict": "not run"})
+                        "power at the paper's gap": "–", "verdict": "not run", EQUAL_PASSES: "–"})
             continue
         power = "–" if np.isnan(chosen["power"]) else f"{chosen['power']:.0%}"
         out.append({**row, "gap [95% CI] (n)": f"{_gap_text(chosen)}, {chosen['profile']}",
                     "p: t / Holm / sign-flip": _p_cells(chosen),
-                    "power at the paper's gap": power, "verdict": f"{chosen['verdict']}: {chosen['reason']}"})
+                    "power at the paper's gap": power, "verdict": f"{chosen['verdict']}: {chosen['reason']}",
+                    EQUAL_PASSES: chosen["matched_verdict"][0] if chosen["matched_verdict"] else "not trained"})
     return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
+
+
+EQUAL_PASSES = "scratch at the MAE arm's compute"  # the compute comparison's column in the claims table
 
 
 NOTE_MARK = "†"  # a paper cell with a note under the claims table, which keeps the table's cells short
@@ -221,34 +227,53 @@ def _same_group(a: dict, b: dict | None) -> bool:
 
 
 def budget_table(records: list[dict]) -> pd.DataFrame:
-    """Both scratch arms of the claims that have a budget-matched one: per claim and profile, which arm
-    the claim is judged against (the stronger), and the paired gap to each."""
+    """Both declared comparisons of the claims whose chapter trains a budget-matched scratch arm, per claim
+    and profile: the paper's (the verdict's: scratch trained for the MAE arm's supervised epochs) and the
+    compute comparison (scratch given the MAE arm's pretraining and fine-tuning compute: its FLOPs, or its
+    passes in runs made before FLOPs were counted), each gap with its interval, the compute comparison's
+    own verdict (:func:`maelib.stats.compare`), and each arm's training FLOPs and supervised epochs."""
     rows = claim_rows(records)
-    rows = rows[rows["other_gap"].notna() & (rows["n"] > 0)]
-    return pd.DataFrame({"table": rows["table"], "profile": rows["profile"], "judged": rows["against"],
-                         "gap to the stronger scratch arm [95% CI] (n)": rows.apply(_gap_text, axis=1),
-                         "gap to the other [95% CI] (n)": rows["other_gap"].map(_gap_text)},
-                        columns=["table", "profile", "judged", "gap to the stronger scratch arm [95% CI] (n)",
-                                 "gap to the other [95% CI] (n)"])
+    rows = rows[rows["matched_gap"].notna() & (rows["n"] > 0)]
+    return pd.DataFrame({"table": rows["table"], "profile": rows["profile"],
+                         "the paper's comparison [95% CI] (n)": rows.apply(_gap_text, axis=1),
+                         "at the MAE arm's compute [95% CI] (n)": rows["matched_gap"].map(_gap_text),
+                         "its verdict": [f"{v}: {why}" for v, why in rows["matched_verdict"]],
+                         ARM_BUDGETS: rows["budget"].map(_budget_text)},
+                        columns=["table", "profile", "the paper's comparison [95% CI] (n)",
+                                 "at the MAE arm's compute [95% CI] (n)", "its verdict", ARM_BUDGETS])
+
+
+ARM_BUDGETS = "FLOPs (epochs): MAE / scratch / matched"
+
+
+def _budget_text(budget: dict) -> str:
+    """``3.4e+15 (5) / 2.4e+15 (5) / 3.5e+15 (11)``: each arm's training FLOPs and supervised epochs, or what
+    the runs of older code matched where they counted no FLOPs."""
+    if not budget:
+        return "not counted (older runs: matched in passes)"
+    cells = []
+    for key in ("mae", "baseline", "baseline_matched"):
+        b = budget.get(key)
+        flops = _unbroken(f"{b['training FLOPs']:.2g}") if b else "–"
+        cells.append(f"{flops}{NBSP}({int(b['supervised passes'])})" if b else flops)
+    return " / ".join(cells)
 
 
 def history(records: list[dict]) -> pd.DataFrame:
     """Every protocol iteration a claim went through: per claim, profile and version (newest first), the
-    date of its last seed, the scratch arm its gap is taken against (the stronger of the group's, as its
-    verdict is judged), n, the paired gap with its interval, whether it is this book's version, and
-    whether it is the group judged. Consecutive versions whose seeds hold the same values (a code change
+    date of its last seed, n, the paired gap of the paper's comparison with its interval, whether it is
+    this book's version, and whether it is the group judged. Consecutive versions whose seeds hold the same values (a code change
     that moved no number) share one row, which names the newest and counts the others."""
     out = []
     for c in CLAIMS:
         for prof in ("quick", "full"):
             found = groups(records, c.chapter, prof, c.key)
             judged_one = judged_group(records, c.chapter, prof, c.key)
-            keys = [stronger_key(c, g) for g in found]  # as the verdict of each group would judge it
-            sts = [stats.paired(_values(g, "mae"), _values(g, k), c.higher_is_better) for g, k in zip(found, keys)]
+            sts = [stats.paired(_values(g, "mae"), _values(g, "baseline"), c.higher_is_better) for g in found]
             exponent = any(_needs_exponent(st) for st in sts)  # one notation down a claim's rows
             previous = None
-            for g, key, st in zip(found, keys, sts):
-                same = (key, sorted((seed, v["mae"], v[key]) for seed, v in g["seeds"].items()))  # to the bit
+            for g, st in zip(found, sts):
+                same = sorted((seed, v["mae"], v["baseline"]) for seed, v in g["seeds"].items())  # to the bit
                 if previous is not None and previous[0] == same:  # a code change that moved no number: one row
                     row = previous[1]
                     row["versions"] += 1
@@ -258,12 +283,11 @@ def history(records: list[dict]) -> pd.DataFrame:
                 row = {"table": c.table, "profile": prof, "version": (g["code"] or "")[:8], "versions": 1,
                        "setting": hashlib.sha1(g["setting"].encode()).hexdigest()[:6],
                        "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st, exponent),
-                       "against": "budget-matched scratch" if key == "baseline_matched" else "scratch",
                        "this book's code": "yes" if g["code"] == provenance.version(c.chapter) else "no",
                        "judged": "yes" if _same_group(g, judged_one) else ""}
                 out.append(row)
                 previous = (same, row)
-    columns = ["table", "profile", "version", "setting", "last seed", "against", "gap [95% CI] (n)", "this book's code",
+    columns = ["table", "profile", "version", "setting", "last seed", "gap [95% CI] (n)", "this book's code",
                "judged"]
     return pd.DataFrame(out, columns=columns)  # "versions" was the count behind the version's words
 

@@ -20,7 +20,8 @@ from .metrics import accuracy
 from .masking import check_split, visible_count
 from .tokens import Patches2d
 from .files import save_torch_atomic
-from .train import GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, param_groups
+from .train import (GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, matched_epochs,
+                    param_groups, step_flops)
 
 MEAN, STD = tinyimagenet.MEAN, tinyimagenet.STD
 
@@ -171,8 +172,31 @@ def pretrain(mae: MaskedAutoencoder, data: dict, p, device, ckpt_dir: Path | Non
                       warmup_epochs=min(max(1, p.pretrain_epochs // 10), 40), betas=(0.9, 0.95), seed=p.seed,
                       checkpoint=checkpoint_file(ckpt_dir, "pretrain"), desc="MAE pretraining",
                       extra={"mask_ratio": p.mask_ratio, **mae.config}, precision=p.precision)
-    step = lambda model, batch: model(batch[0], p.mask_ratio)[0]  # noqa: E731
-    return fit(mae, step, loader, cfg, device, groups=param_groups(mae, cfg.weight_decay), evaluate=evaluate)
+    return fit(mae, pretrain_step(p.mask_ratio), loader, cfg, device, groups=param_groups(mae, cfg.weight_decay),
+               evaluate=evaluate)
+
+
+def pretrain_step(mask_ratio: float):
+    """The MAE pretraining step's loss: ``step(mae, (x,))``, x (B, 3, H, W), hides ``mask_ratio`` of each
+    image's patches and returns the hidden-patch loss."""
+    return lambda model, batch: model(batch[0], mask_ratio)[0]
+
+
+def finetune_step(model, batch) -> torch.Tensor:
+    """The supervised step's loss: cross-entropy with label smoothing 0.1 on ``batch`` = (x (B, 3, H, W), y (B,))."""
+    return F.cross_entropy(model(batch[0]), batch[1], label_smoothing=0.1)
+
+
+def flops_per_sample(p, n: int = 2) -> dict[str, float]:
+    """Forward and backward FLOPs per image of a "pretraining" step (the MAE at ``p.mask_ratio``) and of a
+    "supervised" one (the classifier every arm fine-tunes), counted on ``n`` random images
+    (:func:`~maelib.train.step_flops`); torch's random state is left as it was."""
+    with torch.random.fork_rng():
+        x, y = torch.randn(n, 3, p.img_size, p.img_size), torch.zeros(n, dtype=torch.long)
+        mae = make_mae(p)
+        clf = ViTClassifier(encoder_like(mae, p.drop_path, learn_positions=True), p.n_classes)
+        return {"pretraining": step_flops(mae, pretrain_step(p.mask_ratio), (x,)) / n,
+                "supervised": step_flops(clf, finetune_step, (x, y)) / n}
 
 
 def _classification_eval(data, device, batch_size: int = 512):
@@ -200,29 +224,28 @@ def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = 
                       checkpoint=checkpoint_file(ckpt_dir, desc), desc=desc,
                       extra={"layer_decay": layer_decay, "drop_path": p.drop_path}, precision=p.precision)
     groups = param_groups(model, cfg.weight_decay, model.layer_of, encoder.depth + 1, layer_decay)
-    step = lambda m, b: F.cross_entropy(m(b[0]), b[1], label_smoothing=0.1)  # noqa: E731
-    history = fit(model, step, loader, cfg, device, groups=groups, evaluate=_classification_eval(data, device),
+    history = fit(model, finetune_step, loader, cfg, device, groups=groups, evaluate=_classification_eval(data, device),
                   progress=progress)
     return model, history
 
 
-MATCHED = "scratch, budget-matched"  # the scratch arm with as many passes as pretraining and fine-tuning
+MATCHED = "scratch, budget-matched"  # the scratch arm given the MAE arm's pretraining and fine-tuning FLOPs
 
 
-def arms(mae: MaskedAutoencoder, p) -> dict[str, Arm]:
+def arms(mae: MaskedAutoencoder, p, flops: dict[str, float]) -> dict[str, Arm]:
     """The three supervised arms (:class:`~maelib.train.Arm`; ``build()`` makes the arm's fresh encoder, its
     positions learned, as the original MAE fine-tunes them). The MAE arm starts from the pretrained
     encoder with layer-wise decay; scratch starts at random without it (a recipe for pretrained encoders),
-    for as many epochs as the MAE arm's fine-tuning, and once more for as many as its pretraining and
-    fine-tuning together (:data:`MATCHED`), so that "MAE beats scratch" cannot mean "more training beats
-    less"."""
+    for as many epochs as the MAE arm's fine-tuning, and once more for the epochs whose FLOPs match the MAE
+    arm's pretraining and fine-tuning together (:data:`MATCHED`; ``flops``: :func:`flops_per_sample`), so
+    that "MAE beats scratch" cannot mean "more compute beats less"."""
     def scratch():
         return encoder_like(mae, p.drop_path, pretrained=False, learn_positions=True)
 
     return {"MAE + fine-tune": Arm(lambda: encoder_like(mae, p.drop_path, learn_positions=True), p.layer_decay,
                                    p.finetune_lr, p.finetune_epochs),
             "scratch": Arm(scratch, 1.0, p.scratch_lr, p.finetune_epochs),
-            MATCHED: Arm(scratch, 1.0, p.matched_lr, p.pretrain_epochs + p.finetune_epochs)}
+            MATCHED: Arm(scratch, 1.0, p.matched_lr, matched_epochs(p.pretrain_epochs, p.finetune_epochs, flops))}
 
 
 def holdout(data: dict, fraction: float = 0.1) -> dict:

@@ -27,7 +27,8 @@ class SeedValues:
         floor: a reference both arms should beat (persistence forecasts), where the chapter has one.
         baseline_fair: a second, fairer baseline shown beside the paper's (tables).
         baseline_matched: the baseline trained for as many passes as the MAE arm's pretraining and
-            fine-tuning together (images, segmentation); the claim is judged against the stronger one.
+            fine-tuning together (images, segmentation, volumes): the compute comparison, judged beside
+            the paper's (mae against baseline), never instead of it.
         chosen: the option validation chose per seed for the MAE arm (series: the masked forecaster).
         mae_curve, baseline_curve: per seed, the arm's validation metric after every fine-tuning epoch
             (the claims about the whole run: segmentation, volumes).
@@ -107,7 +108,8 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-FIELDS = ("lr", "lr_grid", "mask_ratio_metric", "dataset", "wall_s")  # Results' own keys besides the claims
+FIELDS = ("lr", "lr_grid", "budget", "mask_ratio_metric", "dataset", "wall_s")  # Results' own keys besides the claims
+BUDGET_KEYS = ("pretraining passes", "supervised passes", "optimizer steps", "training FLOPs")  # per arm
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class Results:
         claims: metrics key (``claim``, ``claim_long``, ``claim_numeric``) -> that claim's per-seed values.
         lr: arm -> the learning rate it trained with.
         lr_grid: arm -> {rate (as text): held-out score} it was chosen from; empty where it was given.
+        budget: arm -> its training budget (:data:`BUDGET_KEYS`: passes in MAE pretraining and in supervised
+            training, optimizer steps, forward and backward FLOPs), where the chapter compares budgets.
         mask_ratio_metric: what a mask-ratio sweep plots, where the chapter has one.
         dataset: the registry name of the data, where the chapter can read several.
         wall_s: the chapter's wall time in seconds, as it measured it.
@@ -127,6 +131,7 @@ class Results:
     claims: dict[str, SeedValues] = field(default_factory=dict)
     lr: dict[str, float] = field(default_factory=dict)
     lr_grid: dict[str, dict[str, float]] = field(default_factory=dict)
+    budget: dict[str, dict[str, float]] = field(default_factory=dict)
     mask_ratio_metric: MaskRatioMetric | None = None
     dataset: str | None = None
     wall_s: float | None = None
@@ -141,6 +146,9 @@ class Results:
         if not all(isinstance(g, dict) and all(_number(v) or v is None for v in g.values())
                    for g in self.lr_grid.values()):
             raise ValueError(f"lr_grid must map each arm to {{rate: held-out score}}, got {self.lr_grid!r}")
+        if not all(isinstance(b, dict) and set(b) == set(BUDGET_KEYS) and all(_number(v) for v in b.values())
+                   for b in self.budget.values()):
+            raise ValueError(f"budget must map each arm to numbers for {', '.join(BUDGET_KEYS)}, got {self.budget!r}")
         if self.wall_s is not None and not _number(self.wall_s):
             raise ValueError(f"wall_s must be a number, got {self.wall_s!r}")
         clash = set(self.details) & (set(FIELDS) | set(self.claims))
@@ -158,6 +166,8 @@ class Results:
             out["lr"] = dict(self.lr)
         if self.lr_grid:
             out["lr_grid"] = {a: {str(r): s for r, s in g.items()} for a, g in self.lr_grid.items()}
+        if self.budget:
+            out["budget"] = {a: dict(b) for a, b in self.budget.items()}
         if self.mask_ratio_metric is not None:
             out["mask_ratio_metric"] = asdict(self.mask_ratio_metric)
         out.update({k: getattr(self, k) for k in ("dataset", "wall_s") if getattr(self, k) is not None})
@@ -172,6 +182,13 @@ class Results:
                   if (k == "claim" or k.startswith("claim_")) and isinstance(v, dict)}
         metric = metrics.get("mask_ratio_metric")
         return cls(claims=claims, lr=dict(metrics.get("lr") or {}), lr_grid=dict(metrics.get("lr_grid") or {}),
+                   budget=dict(metrics.get("budget") or {}),
                    mask_ratio_metric=MaskRatioMetric(**metric) if metric else None, dataset=metrics.get("dataset"),
                    wall_s=metrics.get("wall_s"),
                    details={k: v for k, v in metrics.items() if k not in claims and k not in FIELDS})
+
+
+def budget_entries(frame, arms: dict[str, str]) -> dict[str, dict[str, float]]:
+    """:attr:`Results.budget` from a budget table (:func:`maelib.train.budget`, one row per arm name): the
+    rows of ``arms`` (claim key, such as "mae" or "baseline_matched" -> arm name) under their claim keys."""
+    return {key: {k: float(frame.loc[name, k]) for k in BUDGET_KEYS} for key, name in arms.items()}

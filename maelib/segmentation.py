@@ -18,7 +18,9 @@ from .data.seg2d import IGNORE
 from .data.tinyimagenet import MEAN, STD
 from .heads import encoder_like
 from .mae import ViTEncoder
-from .train import GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, param_groups
+from .images import make_mae, pretrain_step
+from .train import (GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, matched_epochs,
+                    param_groups, step_flops)
 
 
 def pyramid_blocks(depth: int) -> tuple[int, ...]:
@@ -158,24 +160,43 @@ def train_segmenter(model: ViTUPerNet, data: dict, n_classes: int, p, device, de
                       extra={"layer_decay": layer_decay, "width": p.width, "n_classes": n_classes},
                       precision=p.precision)
     groups = param_groups(model, cfg.weight_decay, layer_of, depth + 1, layer_decay)
-    step = lambda m, b: F.cross_entropy(m(b[0]), b[1], ignore_index=IGNORE)  # noqa: E731
-    return fit(model, step, loader, cfg, device, groups=groups, evaluate=evaluate, progress=False)
+    return fit(model, segment_step, loader, cfg, device, groups=groups, evaluate=evaluate, progress=False)
 
 
-MATCHED = "scratch, budget-matched"  # the scratch arm with as many passes as pretraining and fine-tuning
+def segment_step(model, batch) -> torch.Tensor:
+    """The supervised step's loss: cross-entropy over pixels, void ignored; ``batch`` = (x (B, 3, H, W),
+    y (B, H, W) class indices)."""
+    return F.cross_entropy(model(batch[0]), batch[1], ignore_index=IGNORE)
 
 
-def arms(mae, p, n_classes: int) -> dict[str, Arm]:
+def flops_per_sample(p, n_classes: int, n: int = 2) -> dict[str, float]:
+    """Forward and backward FLOPs per image of a "pretraining" step (the image MAE at ``p.mask_ratio``) and
+    of a "supervised" one (the ViT-UPerNet every arm trains), counted on ``n`` random images; torch's
+    random state is left as it was."""
+    with torch.random.fork_rng():
+        x = torch.randn(n, 3, p.img_size, p.img_size)
+        y = torch.zeros(n, p.img_size, p.img_size, dtype=torch.long)
+        mae = make_mae(p)
+        net = ViTUPerNet(encoder_like(mae, pretrained=False, learn_positions=True), n_classes, p.width)
+        return {"pretraining": step_flops(mae, pretrain_step(p.mask_ratio), (x,)) / n,
+                "supervised": step_flops(net, segment_step, (x, y)) / n}
+
+
+MATCHED = "scratch, budget-matched"  # the scratch arm given the MAE arm's pretraining and fine-tuning FLOPs
+
+
+def arms(mae, p, n_classes: int, flops: dict[str, float]) -> dict[str, Arm]:
     """The three arms (:class:`~maelib.train.Arm`; ``build()`` makes a fresh ViT-UPerNet, positions
     learned): the MAE's encoder with layer-wise decay; a random one without it (a recipe for pretrained
-    encoders) for as many epochs as the MAE arm's fine-tuning; and the same for as many epochs as its
-    pretraining and fine-tuning together (:data:`MATCHED`)."""
+    encoders) for as many epochs as the MAE arm's fine-tuning; and the same for the epochs whose FLOPs
+    match the MAE arm's pretraining and fine-tuning together (:data:`MATCHED`; ``flops``:
+    :func:`flops_per_sample`)."""
     def build(pretrained: bool):
         return lambda: ViTUPerNet(encoder_like(mae, pretrained=pretrained, learn_positions=True), n_classes, p.width)
 
     return {"MAE init": Arm(build(True), p.layer_decay, p.finetune_lr, p.epochs),
             "scratch": Arm(build(False), 1.0, p.scratch_lr, p.epochs),
-            MATCHED: Arm(build(False), 1.0, p.matched_lr, p.pretrain_epochs + p.epochs)}
+            MATCHED: Arm(build(False), 1.0, p.matched_lr, matched_epochs(p.pretrain_epochs, p.epochs, flops))}
 
 
 def holdout(data: dict, fraction: float = 0.1) -> dict:

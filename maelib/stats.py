@@ -174,8 +174,12 @@ def decide(st: dict, paper_gap: float, *, p_family: float | None = None, family:
             return "inconclusive", (f"{side}: the {pct} interval excludes 0, but the gap does not survive Holm's "
                                     f"correction across the {family} claims (adjusted p = {p_family:.2g})")
         same = np.sign(st["gap"]) == np.sign(paper_gap)
-        return ("holds" if same else "does not hold"), \
-            f"{side}, {'as in' if same else 'unlike'} the paper; the {pct} interval excludes 0"
+        reason = f"{side}, {'as in' if same else 'unlike'} the paper; the {pct} interval excludes 0"
+        if same and not st["lo"] <= paper_gap <= st["hi"]:  # the rule reads the paper's gap on both sides
+            where = "below" if st["hi"] < paper_gap else "above"
+            reason += (f"; it holds in direction, but the paper's magnitude ({paper_gap:.3g}) is ruled out: the "
+                       f"interval lies {where} it")
+        return ("holds" if same else "does not hold"), reason
     if not st["lo"] <= paper_gap <= st["hi"]:
         return "the paper's effect ruled out", (f"the {pct} interval includes 0 but excludes the paper's gap "
                                                 f"({paper_gap:.3g})")
@@ -191,3 +195,24 @@ def direction(st: dict, level: float = LEVEL) -> str:
     if st["lo"] <= 0 <= st["hi"]:
         return "no detectable difference"
     return "better" if st["gap"] > 0 else "worse"
+
+
+def compare(st: dict, level: float = LEVEL) -> tuple[str, str]:
+    """A verdict for a comparison that no paper made, so with no gap to test against: whether the interval
+    of :func:`paired`'s ``st`` excludes 0, and on which side.
+
+    Returns:
+        (verdict, reason): "MAE better" or "MAE worse" (the interval excludes 0), "no detectable difference"
+        (it includes 0; the reason gives the largest gap in either direction it leaves open),
+        "inconclusive (n seeds)" with fewer than :data:`MIN_SEEDS` seeds, or "not run".
+    """
+    n = st["n"]
+    if n == 0:
+        return "not run", "no recorded run"
+    if n < MIN_SEEDS:
+        return f"inconclusive ({n} seed{'s' if n != 1 else ''})", f"a verdict needs at least {MIN_SEEDS} seeds"
+    word = direction(st, level)
+    if word == "no detectable difference":
+        return word, (f"the {level:.0%} interval includes 0: a gap from {st['lo']:.3g} to {st['hi']:.3g} is "
+                      "not ruled out")
+    return f"MAE {word}", f"the {level:.0%} interval excludes 0"

@@ -6,7 +6,13 @@ claim and a profile, the runs made with the chapter's default parameters are gro
 computed (:func:`maelib.tuning.setting`: the resolved parameters, seeds aside, and the data read) and by
 the version that computed them (:func:`maelib.provenance.pool_version`: the code the chapter's notebook
 reaches and its code cells): seeds are never pooled across versions. The newest group with at least
-``MIN_SEEDS`` seeds is judged (else the newest group, which is then inconclusive). The statistics of a
+``MIN_SEEDS`` seeds is judged (else the newest group, which is then inconclusive).
+
+Each claim has two comparisons, declared here before any result and never swapped by one: the paper's
+(the MAE arm against scratch trained for the same supervised epochs), which gives the claim's verdict, and,
+where a chapter trains it, the compute comparison (against scratch given as many passes as the MAE arm's
+pretraining and fine-tuning together), which gets a verdict of its own (:func:`maelib.stats.compare`) and
+answers another question: was the pretraining worth its passes? The statistics of a
 verdict (the paired gap, its interval, the t-test's and the sign-flip p, Holm's adjustment across the
 claims, the power at the paper's gap) are :mod:`maelib.stats`'s; this module gathers the values per claim and judges them, and
 :mod:`maelib.claim_tables` lays out what the summary chapter shows.
@@ -66,7 +72,7 @@ def seed_values(record: dict, key: str = "claim") -> list[dict]:
 def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[int], str]:
     """The seeds a verdict sweep of ``chapter`` at ``profile`` still has to run, and why: for each of the
     chapter's claims, the seeds that give 80% power at the paper's gap with the spread of the seeds this
-    version of the code recorded, in the gap the verdict judges (against the stronger scratch arm); at
+    version of the code recorded, in the gap the verdict judges (the paper's comparison); at
     least five, at most twenty, or five while fewer than two are recorded (a pilot); the most any claim
     needs, less the seeds already recorded. Only runs with the profile's parameters as they are now count:
     after a profile changes (a grid, a schedule), the sweep starts the new setting's pilot."""
@@ -81,7 +87,7 @@ def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[
             why.append(f"{c.table}: {len(vals)} seed{'' if len(vals) == 1 else 's'} at this version and setting, so a "
                        f"pilot of {stats.MIN_SEEDS}")
             continue
-        base, _, _ = stronger_baseline(c, current[0])  # the comparison the verdict judges, as in claim_rows
+        base = _values(current[0], "baseline")  # the comparison the verdict judges, as in claim_rows
         st = stats.paired(_values(current[0], "mae"), base, c.higher_is_better)
         gap = c.paper_gap_here(c.paper_mae, float(np.mean(base)))
         n = stats.seeds_for_power(gap, st["sd"])
@@ -100,8 +106,9 @@ def _parameters(setting_text: str) -> dict:
 
 def groups(records: list[dict], chapter: str, profile: str, key: str = "claim") -> list[dict]:
     """The default-parameter runs of ``chapter`` at ``profile``, grouped by setting and code hash, newest
-    group first. Each group: {"code", "setting", "dataset", "finished", "seeds": {seed: values}} with the
-    newest value per seed."""
+    group first. Each group: {"code", "setting", "dataset", "finished", "seeds": {seed: values}, "budget"}
+    with the newest value per seed, and each arm's training budget (:attr:`maelib.report.Results.budget`;
+    {} where the runs did not count it)."""
     out: dict[tuple, dict] = {}
     for r in records:  # oldest first, so newer values replace older ones
         if r["chapter"] != chapter or r["profile"] != profile or not provenance.is_default(r):
@@ -110,8 +117,9 @@ def groups(records: list[dict], chapter: str, profile: str, key: str = "claim") 
         if not values:
             continue
         group = (setting(r), provenance.pool_version(r))
-        g = out.setdefault(group, {"code": group[1], "setting": group[0], "seeds": {}})
+        g = out.setdefault(group, {"code": group[1], "setting": group[0], "seeds": {}, "budget": {}})
         g.update(finished=r["finished"], dataset=dataset_of(r, chapter))
+        g["budget"] = provenance.results_of(r).budget or g["budget"]  # each arm's FLOPs, where the run counted them
         for v in values:
             g["seeds"][v["seed"]] = v
     return sorted(out.values(), key=lambda g: g["finished"], reverse=True)
@@ -178,35 +186,12 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
     return "".join(f"; {n}" for n in notes)
 
 
-def stronger_key(c: Claim, group: dict | None) -> str:
-    """Which scratch arm a claim is judged against: "baseline_matched" where the runs have the
-    budget-matched arm and its mean over the group's seeds is the better one, else "baseline"."""
-    base, matched = _values(group, "baseline"), _values(group, "baseline_matched")
-    if matched and base and (np.mean(matched) > np.mean(base)) == c.higher_is_better:
-        return "baseline_matched"
-    return "baseline"
-
-
-def stronger_baseline(c: Claim, group: dict | None) -> tuple[list[float], str, dict | None]:
-    """The baseline a claim is judged against: of the scratch arm and the budget-matched one (where the
-    runs have it), the one with the better mean over the group's seeds. Returns (its values per seed, a
-    note naming it, the paired comparison with the other one, or None)."""
-    base, matched = _values(group, "baseline"), _values(group, "baseline_matched")
-    if not matched or not base:
-        return base, "", None
-    better = stronger_key(c, group) == "baseline_matched"
-    judged_on, other = (matched, base) if better else (base, matched)
-    mae = _values(group, "mae")
-    return judged_on, ("against the budget-matched scratch arm, the stronger of the two" if better else
-                       "against the scratch arm trained as long as the MAE arm's fine-tuning, the stronger of the "
-                       "two"), stats.paired(mae, other, c.higher_is_better)
-
-
 def _row(c: Claim, g: dict | None, profile: str) -> dict:
     """One claim's row at one profile from its judged group ``g`` (None: not run), verdict aside."""
-    mae, fair = _values(g, "mae"), _values(g, "baseline_fair")
-    base, against, other = stronger_baseline(c, g)
-    st = stats.paired(mae, base, c.higher_is_better)
+    mae, base, fair = _values(g, "mae"), _values(g, "baseline"), _values(g, "baseline_fair")
+    st = stats.paired(mae, base, c.higher_is_better)  # the paper's comparison: the verdict
+    matched = _values(g, "baseline_matched")  # the compute comparison, where the chapter trains that arm
+    matched_st = stats.paired(mae, matched, c.higher_is_better) if matched and mae else None
     cell, cell_note = paper_cell(c, g)
     paper_gap = c.paper_gap_here(reference_value(cell), np.mean(base) if base else float("nan"))
     if c.paper_scale_unknown:
@@ -223,8 +208,9 @@ def _row(c: Claim, g: dict | None, profile: str) -> dict:
             "paper_base": c.paper_base, "paper_gap": paper_gap,
             "dataset": g["dataset"] if g else "", "code": (g["code"] or "")[:8] if g else "",
             "current": bool(g) and g["code"] == provenance.version(c.chapter),
-            "against": against, "other_gap": other,
-            "notes": (f"; {against}" if against else "") + (_notes(c, g, mae, base, _values(g, "floor")) if g else "")}
+            "matched_gap": matched_st, "budget": g["budget"] if g else {},
+            "matched_verdict": stats.compare(matched_st) if matched_st else None,
+            "notes": _notes(c, g, mae, base, _values(g, "floor")) if g else ""}
 
 
 def claim_rows(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:

@@ -63,13 +63,43 @@ class Arm:
     epochs: int
 
 
-def budget(arms: dict[str, Arm], steps_per_pass: int, pretrained: dict[str, int]) -> pd.DataFrame:
+def step_flops(model: nn.Module, step: Callable[[nn.Module, object], torch.Tensor], batch) -> float:
+    """Forward and backward FLOPs of one training step of ``model`` on ``batch`` (``step(model, batch)`` is
+    the loss), counted by torch's ``FlopCounterMode`` (matrix products, convolutions, attention); the
+    gradients it makes are dropped and nothing is updated."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        step(model, batch).backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def matched_epochs(pretrain_epochs: int, epochs: int, flops: dict[str, float]) -> int:
+    """The supervised epochs whose FLOPs come nearest the MAE arm's pretraining and fine-tuning together
+    (``flops``: FLOPs per sample of a "pretraining" and a "supervised" step; both take the same steps per
+    pass), never fewer than ``epochs``."""
+    total = pretrain_epochs * flops["pretraining"] + epochs * flops["supervised"]
+    return max(epochs, round(total / flops["supervised"]))
+
+
+def budget(arms: dict[str, Arm], steps_per_pass: int, pretrained: dict[str, int], flops: dict[str, float],
+           samples_per_pass: int) -> pd.DataFrame:
     """Each arm's training budget, one row per arm: passes over the training data in MAE pretraining
     (``pretrained``: arm -> the pretraining passes its encoder had; 0 where absent) and in supervised
-    training, and the optimizer steps they take (``steps_per_pass`` each)."""
-    rows = [{"arm": name, "pretraining passes": pretrained.get(name, 0), "supervised passes": a.epochs,
-             "optimizer steps": steps_per_pass * (pretrained.get(name, 0) + a.epochs)} for name, a in arms.items()]
-    return pd.DataFrame(rows).set_index("arm")
+    training, the optimizer steps they take (``steps_per_pass`` each), and their forward and backward FLOPs
+    (``flops``: per sample of a "pretraining" and a "supervised" step; ``samples_per_pass`` samples a pass),
+    with each arm's FLOPs as a multiple of the first arm's (the MAE arm's)."""
+    rows = []
+    for name, a in arms.items():
+        pre, samples = pretrained.get(name, 0), samples_per_pass
+        rows.append({"arm": name, "pretraining passes": pre, "supervised passes": a.epochs,
+                     "optimizer steps": steps_per_pass * (pre + a.epochs),
+                     "training FLOPs": samples * (pre * flops["pretraining"] + a.epochs * flops["supervised"])})
+    frame = pd.DataFrame(rows).set_index("arm")
+    frame["FLOPs / MAE arm's"] = frame["training FLOPs"] / frame["training FLOPs"].iloc[0]
+    return frame
 
 
 @dataclass

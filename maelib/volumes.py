@@ -27,9 +27,11 @@ from .data import TensorLoader
 from .data import volumes as vdata
 from .data.registry import DataCorruptError
 from .masking import check_split
-from .train import GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search
+from .train import (GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, matched_epochs,
+                    step_flops)
 
 PATCH = 16  # UNETR's ViT always uses 16^3 patches
+CROPS = 2  # crops of each training case in a pass (crop_loader)
 
 
 def patchify3d(x: torch.Tensor, p: int = PATCH) -> torch.Tensor:
@@ -62,7 +64,7 @@ def step_bytes(p, roi) -> dict[str, int]:
     """A lower bound of the memory one UNETR training step holds, in bytes, by its two largest parts:
     the ViT's attention maps (12 blocks of heads x L x L per crop) and the full-resolution decoder maps
     (about four feature_size-channel maps of the crop)."""
-    crops, voxels = 2 * p.batch_size, math.prod(roi)  # crop_loader: two crops of each volume in a batch
+    crops, voxels = CROPS * p.batch_size, math.prod(roi)  # crop_loader: CROPS crops of each volume in a batch
     tokens = voxels // PATCH ** 3
     return {"attention": 12 * crops * p.heads * tokens ** 2 * 4, "decoder maps": crops * voxels * 4 * 4 * p.feature_size}
 
@@ -235,7 +237,7 @@ def _augment(vs: VolumeSet, roi):
     return transform
 
 
-def crop_loader(vs: VolumeSet, roi, batch_size: int, seed: int, device, samples: int = 2) -> TensorLoader:
+def crop_loader(vs: VolumeSet, roi, batch_size: int, seed: int, device, samples: int = CROPS) -> TensorLoader:
     """Training batches of random crops: every volume gives ``samples`` crops an epoch, and a step
     takes ``batch_size * samples`` of them (the volumes stay on ``device``)."""
     vs = vs.to(device)
@@ -278,22 +280,40 @@ def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed
     """DiceCE training from random crops at ``lr`` (default ``p.lr``) for ``epochs`` (default ``p.epochs``);
     Dice on the validation volumes after every epoch; checkpoints in ``ckpt_dir``."""
     loader = crop_loader(train_ds, roi, p.batch_size, seed, device)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     cfg = TrainConfig(epochs=epochs or p.epochs, lr=lr or p.lr, weight_decay=1e-5, warmup_epochs=1, seed=seed,
                       desc=desc, checkpoint=checkpoint_file(ckpt_dir, desc), extra={"roi": list(roi), "n_out": n_out},
                       precision=p.precision)
-    step = lambda m, b: loss_fn(m(b[0]).float(), b[1])  # noqa: E731 (Dice + CE in fp32 under bf16 autocast too)
-    return fit(model, step, loader, cfg, device, evaluate=lambda m: evaluate_dice(m, val_ds, roi, n_out, device),
-               progress=False)
+    return fit(model, segment_step, loader, cfg, device,
+               evaluate=lambda m: evaluate_dice(m, val_ds, roi, n_out, device), progress=False)
 
 
-MATCHED = "scratch, budget-matched"  # the scratch arm with as many passes as pretraining and fine-tuning
+_DICE_CE = DiceCELoss(to_onehot_y=True, softmax=True)
 
 
-def arms(mae, p, roi, n_out: int) -> dict[str, Arm]:
+def segment_step(model, batch) -> torch.Tensor:
+    """The supervised step's loss: Dice + cross-entropy (in fp32 under bf16 autocast too) on ``batch`` =
+    (x (B, 1, D, H, W), y (B, 1, D, H, W) labels)."""
+    return _DICE_CE(model(batch[0]).float(), batch[1])
+
+
+def flops_per_sample(p, roi, n_out: int, n: int = 2) -> dict[str, float]:
+    """Forward and backward FLOPs per crop of a "pretraining" step (MONAI's MAE at ``p.mask_ratio``) and of
+    a "supervised" one (the UNETR every arm trains), counted on ``n`` blank crops; torch's random state is
+    left as it was."""
+    with torch.random.fork_rng():
+        x, y = torch.randn(n, 1, *roi), torch.zeros(n, 1, *roi)
+        return {"pretraining": step_flops(make_mae(p, roi), lambda m, b: mae_loss(m, b[0], p.mask_ratio), (x,)) / n,
+                "supervised": step_flops(make_unetr(p, roi, n_out), segment_step, (x, y)) / n}
+
+
+MATCHED = "scratch, budget-matched"  # the scratch arm given the MAE arm's pretraining and fine-tuning FLOPs
+
+
+def arms(mae, p, roi, n_out: int, flops: dict[str, float]) -> dict[str, Arm]:
     """The three UNETR arms (:class:`~maelib.train.Arm`, none with layer-wise decay): the MAE's ViT copied
-    in; a random one for as many epochs as the MAE arm's fine-tuning; and a random one for as many as its
-    pretraining and fine-tuning together (:data:`MATCHED`)."""
+    in; a random one for as many epochs as the MAE arm's fine-tuning; and a random one for the epochs whose
+    FLOPs match the MAE arm's pretraining and fine-tuning together (:data:`MATCHED`; ``flops``:
+    :func:`flops_per_sample`)."""
     def build(pretrained: bool):
         def make():
             model = make_unetr(p, roi, n_out)
@@ -303,7 +323,7 @@ def arms(mae, p, roi, n_out: int) -> dict[str, Arm]:
         return make
 
     return {"MAE init": Arm(build(True), 1.0, p.lr, p.epochs), "scratch": Arm(build(False), 1.0, p.lr, p.epochs),
-            MATCHED: Arm(build(False), 1.0, p.lr, p.pretrain_epochs + p.epochs)}
+            MATCHED: Arm(build(False), 1.0, p.lr, matched_epochs(p.pretrain_epochs, p.epochs, flops))}
 
 
 HELD_OUT = 0.2  # the fraction of the training cases a learning rate is chosen on

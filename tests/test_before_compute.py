@@ -167,10 +167,10 @@ def test_a_syntax_error_names_its_line_and_cell_before_any_cell_runs(tmp_path, m
 
 
 @pytest.mark.parametrize("chapter, params, message", [
-    ("images", {"patch_size": 32}, r"mask_ratio 0.75 hides none of the 1 token\(s\) of a sample \(img_size 32 in "
+    ("images", {"patch_size": 32}, r"mask_ratio 0.75 hides none of the 1 token of a sample \(img_size 32 in "
                                    r"patch_size 32 patches\)"),
     ("images", {"limit": 1}, r"limit 1 leaves 0 training images beside the held-out tenth, fewer than one batch"),
-    ("volumes", {"roi": [16, 16, 16]}, r"mask_ratio 0.75 shows none of the 1 token\(s\) of a sample \(roi \[16, 16, 16\]"),
+    ("volumes", {"roi": [16, 16, 16]}, r"mask_ratio 0.75 shows none of the 1 token of a sample \(roi \[16, 16, 16\]"),
     ("volumes", {"roi": [512, 512, 512]}, r"roi \[512, 512, 512\] with batch_size 2 needs at least [\d.]+ GiB for one "
                                           r"training step .* out of memory"),
     ("tabular", {"seed": 99999999999999999999}, r"seed: 99999999999999999999 cannot seed torch, which takes seeds in "

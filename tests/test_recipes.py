@@ -51,13 +51,14 @@ def test_scratch_gets_no_layer_decay_and_a_random_encoder(mae, monkeypatch):
     mae = MaskedAutoencoder(Patches2d(16, 8), dim=16, depth=4, heads=2, decoder_dim=16, decoder_depth=1)
     weight = mae.encoder.blocks[0].attn.qkv.weight
     encoders = {"images": lambda build: build(), "segmentation": lambda build: build().pyramid.encoder}
-    for chapter, arms in (("images", images.arms(mae, p)), ("segmentation", segmentation.arms(mae, p, 3))):
+    flops = {"pretraining": 1.0, "supervised": 4.0}  # a pretraining step a quarter of a supervised one
+    for chapter, arms in (("images", images.arms(mae, p, flops)), ("segmentation", segmentation.arms(mae, p, 3, flops))):
         pre, scratch, matched = arms.values()
         assert (pre.layer_decay, scratch.layer_decay, matched.layer_decay) == (0.75, 1.0, 1.0), chapter
         assert torch.equal(encoders[chapter](pre.build).blocks[0].attn.qkv.weight, weight), chapter
         assert not torch.equal(encoders[chapter](scratch.build).blocks[0].attn.qkv.weight, weight), chapter
-        # the budget-matched arm trains as long as the MAE arm's pretraining and fine-tuning together
-        assert matched.epochs == p.pretrain_epochs + pre.epochs and scratch.epochs == pre.epochs, chapter
+        # the budget-matched arm trains for the MAE arm's pretraining and fine-tuning FLOPs: 1 + 3 / 4 epochs
+        assert matched.epochs == 2 and scratch.epochs == pre.epochs, chapter
     scales = {}
 
     def fake_fit(model, step, loader, cfg, device, groups=None, **kw):
@@ -66,7 +67,7 @@ def test_scratch_gets_no_layer_decay_and_a_random_encoder(mae, monkeypatch):
 
     monkeypatch.setattr(images, "fit", fake_fit)
     pair = (torch.zeros(8, 3, 16, 16, dtype=torch.uint8), torch.arange(8) % 2)
-    for arm, a in images.arms(mae, p).items():
+    for arm, a in images.arms(mae, p, flops).items():
         images.finetune(a.build(), {"train": pair, "val": pair, "names": ["a", "b"]}, p, "cpu", arm, lr=1e-3,
                         layer_decay=a.layer_decay, epochs=a.epochs)
     assert scales["scratch"] == {1.0} == scales[images.MATCHED] and len(scales["MAE + fine-tune"]) == mae.config["depth"] + 2
@@ -188,3 +189,18 @@ def test_dice_against_a_hand_computation():
     d2 = 2 * 256 / (512 + 256)
     assert out["dice_1"] == pytest.approx(d1) and out["dice_2"] == pytest.approx(d2)
     assert out["dice"] == pytest.approx((d1 + d2) / 2)
+
+
+def test_a_pretraining_step_costs_less_the_more_it_hides_and_counting_draws_nothing():
+    """FLOPs per image of the image MAE's pretraining step fall with the mask ratio (the encoder sees only
+    the visible patches); the supervised step does not depend on it; counting leaves torch's random
+    state as it was, so a chapter's numbers do not move because it counted."""
+    from maelib import profiles
+
+    low, high = (images.flops_per_sample(profiles.resolve("images", "smoke", mask_ratio=r)) for r in (0.25, 0.75))
+    assert high["pretraining"] < low["pretraining"] and high["supervised"] == low["supervised"]
+    torch.manual_seed(5)
+    expected = torch.rand(1)
+    torch.manual_seed(5)
+    segmentation.flops_per_sample(profiles.resolve("segmentation", "smoke"), 3)
+    assert torch.equal(torch.rand(1), expected)

@@ -3,7 +3,7 @@
 import pytest
 
 from maelib import summary
-from maelib.report import SeedValues
+from maelib.report import Results, SeedValues
 
 
 def test_a_claim_entry_round_trips():
@@ -44,3 +44,17 @@ def test_curves_are_per_seed_lists_of_epochs():
         SeedValues([0, 1], [0.3, 0.31], [0.2, 0.21], mae_curve=[[0.1, 0.3]])
     with pytest.raises(ValueError, match="baseline_curve must hold numbers"):
         SeedValues([0], [0.3], [0.2], baseline_curve=[["x"]])
+
+
+def test_a_budget_is_read_back_and_a_malformed_one_refused():
+    import pandas as pd
+
+    from maelib.report import BUDGET_KEYS, budget_entries
+
+    frame = pd.DataFrame([[14, 5, 190, 3.4e12, 1.0], [0, 11, 110, 3.5e12, 1.03]], index=["MAE arm", "matched arm"],
+                         columns=[*BUDGET_KEYS, "FLOPs / MAE arm's"])
+    budget = budget_entries(frame, {"mae": "MAE arm", "baseline_matched": "matched arm"})
+    back = Results.from_dict(Results(budget=budget).to_dict())
+    assert back.budget["baseline_matched"]["training FLOPs"] == 3.5e12 and back.budget["mae"]["supervised passes"] == 5
+    with pytest.raises(ValueError, match="budget must map each arm"):
+        Results(budget={"mae": {"training FLOPs": "a lot"}})

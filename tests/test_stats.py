@@ -88,3 +88,15 @@ def test_power_far_in_the_tail_is_a_number():
     needs the fewest seeds a verdict allows."""
     assert stats.power(7.9, 1.39, 5) == pytest.approx(1.0, abs=1e-6)
     assert stats.seeds_for_power(7.9, 1.39) == stats.MIN_SEEDS
+
+
+def test_a_verdict_that_holds_in_direction_says_when_the_papers_magnitude_is_ruled_out():
+    """Table 5's case: MAE better as in the paper, but the interval lies far from the paper's gap. The rule
+    reads the paper's gap on both sides of 0, not only when the interval includes 0."""
+    st = _st([0.0010, 0.0012, 0.0011, 0.0009, 0.0013])  # MAE better, by a tenth of the paper's gap
+    verdict, why = stats.decide(st, PAPER_GAP)
+    assert verdict == "holds" and "the paper's magnitude (0.0085) is ruled out" in why and "lies below it" in why
+    big = _st([0.05, 0.06, 0.055, 0.052, 0.058])
+    assert "lies above it" in stats.decide(big, PAPER_GAP)[1]
+    near = _st([0.008, 0.009, 0.0085, 0.0082, 0.0088])  # an interval that holds the paper's gap says nothing more
+    assert "magnitude" not in stats.decide(near, PAPER_GAP)[1]

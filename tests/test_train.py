@@ -148,11 +148,34 @@ def test_the_models_name_the_parameters_that_skip_weight_decay():
     assert decay_of[id(named["decoder_embed.weight"])] == 0.05
 
 
-def test_the_budget_table_counts_each_arms_pretraining_and_supervised_steps():
+def test_the_budget_table_counts_each_arms_pretraining_and_supervised_steps_and_flops():
     from maelib.train import Arm, budget
 
     arms = {"MAE": Arm(lambda: None, 0.75, None, 5), "scratch": Arm(lambda: None, 1.0, None, 5),
             "matched": Arm(lambda: None, 1.0, None, 19)}
-    table = budget(arms, 10, {"MAE": 14})
-    assert table.loc["MAE"].tolist() == [14, 5, 190]
-    assert table.loc["scratch"].tolist() == [0, 5, 50] and table.loc["matched", "optimizer steps"] == 190
+    table = budget(arms, 10, {"MAE": 14}, {"pretraining": 1.0, "supervised": 4.0}, 40)
+    assert table.loc["MAE"].tolist()[:3] == [14, 5, 190]
+    assert table.loc["scratch"].tolist()[:3] == [0, 5, 50] and table.loc["matched", "optimizer steps"] == 190
+    assert table.loc["MAE", "training FLOPs"] == 40 * (14 * 1.0 + 5 * 4.0)  # 40 samples a pass
+    assert table.loc["matched", "FLOPs / MAE arm's"] == pytest.approx(19 * 4 / 34)
+
+
+def test_the_matched_arm_gets_the_epochs_nearest_the_mae_arms_flops():
+    from maelib.train import matched_epochs
+
+    assert matched_epochs(14, 5, {"pretraining": 0.41, "supervised": 1.0}) == 11  # 5 + 5.74
+    assert matched_epochs(20, 8, {"pretraining": 0.013, "supervised": 1.0}) == 8  # pretraining nearly free
+    assert matched_epochs(2, 2, {"pretraining": 2.0, "supervised": 1.0}) == 6
+
+
+def test_step_flops_counts_a_linear_layers_forward_and_backward():
+    """A bias-free linear layer on (n, k) -> (n, m): 2nkm FLOPs forward, twice that backward (the input's
+    and the weight's gradients), and the gradients it made are dropped."""
+    from torch import nn
+
+    from maelib.train import step_flops
+
+    layer = nn.Linear(8, 4, bias=False)
+    x = torch.randn(3, 8, requires_grad=True)
+    assert step_flops(layer, lambda m, b: m(b).sum(), x) == 3 * (2 * 3 * 8 * 4)
+    assert layer.weight.grad is None
