@@ -177,17 +177,17 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
                "paper: MAE / baseline": " / ".join(reference_text(x) for x in (cell, c.paper_base_cell)) + note}
         if chosen is None:
             out.append({**row, "gap [95% CI] (n)": "not run", "p: t / Holm / sign-flip": "–",
-                        "power at the paper's gap": "–", "verdict": "not run", EQUAL_PASSES: "–"})
+                        "power at the paper's gap": "–", "verdict": "not run", COMPUTE_VERDICT: "–"})
             continue
         power = "–" if np.isnan(chosen["power"]) else f"{chosen['power']:.0%}"
         out.append({**row, "gap [95% CI] (n)": f"{_gap_text(chosen)}, {chosen['profile']}",
                     "p: t / Holm / sign-flip": _p_cells(chosen),
                     "power at the paper's gap": power, "verdict": f"{chosen['verdict']}: {chosen['reason']}",
-                    EQUAL_PASSES: chosen["matched_verdict"][0] if chosen["matched_verdict"] else "not trained"})
+                    COMPUTE_VERDICT: chosen["matched_verdict"][0] if chosen["matched_verdict"] else "not trained"})
     return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
 
 
-EQUAL_PASSES = "scratch at the MAE arm's compute"  # the compute comparison's column in the claims table
+COMPUTE_VERDICT = "scratch at the MAE arm's compute"  # the compute comparison's column in the claims table
 
 
 NOTE_MARK = "†"  # a paper cell with a note under the claims table, which keeps the table's cells short
@@ -262,8 +262,9 @@ def _budget_text(budget: dict) -> str:
 def history(records: list[dict]) -> pd.DataFrame:
     """Every protocol iteration a claim went through: per claim, profile and version (newest first), the
     date of its last seed, n, the paired gap of the paper's comparison with its interval, whether it is
-    this book's version, and whether it is the group judged. Consecutive versions whose seeds hold the same values (a code change
-    that moved no number) share one row, which names the newest and counts the others."""
+    this book's version, and whether it is the group judged. Consecutive versions whose seeds hold the same
+    values (a code change that moved no number) share one row, which names the newest and counts the
+    others."""
     out = []
     for c in CLAIMS:
         for prof in ("quick", "full"):

@@ -26,9 +26,9 @@ class SeedValues:
         baseline: the baseline arm's value per seed.
         floor: a reference both arms should beat (persistence forecasts), where the chapter has one.
         baseline_fair: a second, fairer baseline shown beside the paper's (tables).
-        baseline_matched: the baseline trained for as many passes as the MAE arm's pretraining and
-            fine-tuning together (images, segmentation, volumes): the compute comparison, judged beside
-            the paper's (mae against baseline), never instead of it.
+        baseline_matched: the baseline given the MAE arm's pretraining and fine-tuning compute (its FLOPs;
+            its passes in runs made before FLOPs were counted) in images, segmentation and volumes: the
+            compute comparison, judged beside the paper's (mae against baseline), never instead of it.
         chosen: the option validation chose per seed for the MAE arm (series: the masked forecaster).
         mae_curve, baseline_curve: per seed, the arm's validation metric after every fine-tuning epoch
             (the claims about the whole run: segmentation, volumes).

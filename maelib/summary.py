@@ -10,9 +10,10 @@ reaches and its code cells): seeds are never pooled across versions. The newest 
 
 Each claim has two comparisons, declared here before any result and never swapped by one: the paper's
 (the MAE arm against scratch trained for the same supervised epochs), which gives the claim's verdict, and,
-where a chapter trains it, the compute comparison (against scratch given as many passes as the MAE arm's
-pretraining and fine-tuning together), which gets a verdict of its own (:func:`maelib.stats.compare`) and
-answers another question: was the pretraining worth its passes? The statistics of a
+where a chapter trains it, the compute comparison (against scratch given the MAE arm's pretraining and
+fine-tuning FLOPs, :func:`maelib.train.matched_epochs`; passes in runs made before FLOPs were counted), which
+gets a verdict of its own (:func:`maelib.stats.compare`) and answers another question: was the pretraining
+worth its compute? The statistics of a
 verdict (the paired gap, its interval, the t-test's and the sign-flip p, Holm's adjustment across the
 claims, the power at the paper's gap) are :mod:`maelib.stats`'s; this module gathers the values per claim and judges them, and
 :mod:`maelib.claim_tables` lays out what the summary chapter shows.

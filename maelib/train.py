@@ -93,10 +93,10 @@ def budget(arms: dict[str, Arm], steps_per_pass: int, pretrained: dict[str, int]
     with each arm's FLOPs as a multiple of the first arm's (the MAE arm's)."""
     rows = []
     for name, a in arms.items():
-        pre, samples = pretrained.get(name, 0), samples_per_pass
+        pre = pretrained.get(name, 0)
         rows.append({"arm": name, "pretraining passes": pre, "supervised passes": a.epochs,
-                     "optimizer steps": steps_per_pass * (pre + a.epochs),
-                     "training FLOPs": samples * (pre * flops["pretraining"] + a.epochs * flops["supervised"])})
+                     "optimizer steps": steps_per_pass * (pre + a.epochs), "training FLOPs":
+                     samples_per_pass * (pre * flops["pretraining"] + a.epochs * flops["supervised"])})
     frame = pd.DataFrame(rows).set_index("arm")
     frame["FLOPs / MAE arm's"] = frame["training FLOPs"] / frame["training FLOPs"].iloc[0]
     return frame

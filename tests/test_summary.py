@@ -555,8 +555,8 @@ def test_a_claim_is_judged_by_the_papers_comparison_whichever_scratch_arm_scores
     assert budget[claim_tables.ARM_BUDGETS].startswith("not counted")  # these records counted no FLOPs
     assert budget["the paper's comparison [95% CI] (n)"].startswith(viz.sig(row["gap"]))
     table = claim_tables.claims_table(recs)
-    assert table.loc["Table 1", claim_tables.EQUAL_PASSES] == verdict
-    assert table.loc["Table 5", claim_tables.EQUAL_PASSES] == "–"  # not run
+    assert table.loc["Table 1", claim_tables.COMPUTE_VERDICT] == verdict
+    assert table.loc["Table 5", claim_tables.COMPUTE_VERDICT] == "–"  # not run
 
 
 def test_the_budget_table_gives_each_arms_flops_and_epochs_from_the_records():
