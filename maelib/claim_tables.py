@@ -270,7 +270,7 @@ def history(records: list[dict]) -> pd.DataFrame:
         for prof in ("quick", "full"):
             found = groups(records, c.chapter, prof, c.key)
             judged_one = judged_group(records, c.chapter, prof, c.key)
-            sts = [stats.paired(_values(g, "mae"), _values(g, "baseline"), c.higher_is_better) for g in found]
+            sts = [summary.paper_comparison(c, g) for g in found]
             exponent = any(_needs_exponent(st) for st in sts)  # one notation down a claim's rows
             previous = None
             for g, st in zip(found, sts):

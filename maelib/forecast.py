@@ -28,12 +28,12 @@ from torch import nn
 from . import stats
 from .data import TensorLoader
 from .data.ett import windows
-from .mae import MaskedAutoencoder, ViTEncoder
+from .mae import MaskedAutoencoder, ViTEncoder, versus_flat
 from .masking import check_split, visible_count
 from .metrics import mae as mae_metric
 from .metrics import mse as mse_metric
 from .report import SeedValues
-from .series import fit_best, persistence, predict_tensor
+from .series import fit_best, persistence, predict_tensor, squared_errors
 from .series import preflight as series_preflight
 from .train import GRID_EXTENSIONS, TrainConfig, fit, grid_search, param_groups
 
@@ -273,7 +273,8 @@ def horizon_run(data: dict, p, mae: MaskedAutoencoder, device, seed: int, lrs: d
 
 def score_rows(run: dict, data: dict, horizon: int, seed: int) -> list[dict]:
     """One row per model: seed, horizon, model, test MSE and MAE over every window, the MSE over the windows a
-    ``drop_last`` loader with the reference script's batch size would keep, and the best validation MSE."""
+    ``drop_last`` loader with the reference script's batch size would keep, and the best validation MSE; the
+    two patch-transformer arms' rows also hold each test window's squared error (``items``)."""
     y = data["test"][1]
     rows = []
     for model, pred in run["pred"].items():
@@ -281,8 +282,16 @@ def score_rows(run: dict, data: dict, horizon: int, seed: int) -> list[dict]:
         hist = run["history"].get(model)
         rows.append({"seed": seed, "horizon": horizon, "model": model, **errors(pred, y),
                      "mse_drop_last": mse_metric(pred[:kept], y[:kept]), "n_test": len(y), "n_kept": kept,
-                     "val_mse": float(hist["val_mse"].min()) if hist is not None else float("nan")})
+                     "val_mse": float(hist["val_mse"].min()) if hist is not None else float("nan"),
+                     **({"items": squared_errors(pred, y)} if model in ARMS else {})})
     return rows
+
+
+def held_out_windows(series: np.ndarray, p, most: int = 1024) -> torch.Tensor:
+    """Up to ``most`` input windows of a 1-D scaled series, instance-normalised, as pretraining sees them:
+    (M, long_lag, 1)."""
+    x = torch.from_numpy(windows(series, p.long_lag, 0)[0][:most]).float()
+    return instance_norm(x)[0].unsqueeze(-1)
 
 
 def seed_runs(long_data: dict, p, device, lrs: dict | None = None, grids: dict | None = None):
@@ -300,6 +309,8 @@ def seed_runs(long_data: dict, p, device, lrs: dict | None = None, grids: dict |
     first = next(iter(long_data))
     for s in range(p.seed, p.seed + p.seeds):
         mae, pre_hist = pretrain(long_data[first]["scaled"]["train"], p, device, s)
+        held = held_out_windows(long_data[first]["scaled"]["val"], p).to(device)
+        flat = versus_flat(mae, held, p.long_mask_ratio)["ratio"]  # did the MAE learn (maelib.mae.LEARNED)?
         for h, d in long_data.items():
             keys = {arm: f"H{h} {arm}" for arm in ARMS}
             run = horizon_run(d, p, mae, device, s, lrs={a: lrs[k] for a, k in keys.items() if k in lrs})
@@ -307,19 +318,27 @@ def seed_runs(long_data: dict, p, device, lrs: dict | None = None, grids: dict |
                 lrs.setdefault(k, run["lr"][arm])
                 if run["grid"][arm]:
                     grids[k] = run["grid"][arm]
-            rows += score_rows(run, d, h, s)
+            rows += [{**row, "mae_vs_flat": flat} for row in score_rows(run, d, h, s)]
             hists.setdefault(h, {"MAE pretraining": pre_hist, **run["history"]})
     return rows, hists, lrs, grids
 
 
 def paired_by_horizon(scores: pd.DataFrame) -> dict:
-    """For each horizon of ``scores`` (:func:`score_rows` rows): the per-seed test MSEs of the pretrained
-    arm, the scratch arm and persistence (a :class:`~maelib.report.SeedValues`) and their paired comparison
-    (:func:`maelib.stats.paired`, lower is better). Returns {H: (values, comparison)}."""
+    """For each horizon of ``scores`` (:func:`score_rows` rows, with ``mae_vs_flat``): the per-seed test
+    MSEs of the pretrained arm, the scratch arm and persistence, the arms' squared errors per window where
+    the rows hold them, and the MAE's loss against the flat predictor's (a :class:`~maelib.report.SeedValues`),
+    and their paired comparison (:func:`maelib.stats.paired`, lower is better). Returns {H: (values,
+    comparison)}."""
     out = {}
     for h, part in scores.groupby("horizon", sort=False):
         mse = part.pivot(index="seed", columns="model", values="mse")
+        extra = {}
+        if "items" in part and "mae_vs_flat" in part:
+            items = part.dropna(subset=["items"]).pivot(index="seed", columns="model", values="items")
+            flat = part.groupby("seed")["mae_vs_flat"].first()
+            extra = dict(mae_items=list(items.loc[mse.index, PRETRAINED]),
+                         baseline_items=list(items.loc[mse.index, SCRATCH]), mae_vs_flat=list(flat.loc[mse.index]))
         values = SeedValues([int(v) for v in mse.index], list(mse[PRETRAINED]), list(mse[SCRATCH]),
-                            floor=list(mse["persistence"]))
+                            floor=list(mse["persistence"]), **extra)
         out[int(h)] = (values, stats.paired(values.mae, values.baseline, higher_is_better=False))
     return out

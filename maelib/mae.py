@@ -230,3 +230,35 @@ class MaskedAutoencoder(nn.Module):
             pred = pred * (var + 1e-6) ** 0.5 + mean  # back to the input's scale
         pasted = tokens * (1 - m) + pred * m  # visible tokens as they were, hidden ones predicted
         return self.tokenizer.untokenize(pred), self.tokenizer.untokenize(pasted)
+
+
+LEARNED = 0.7  # an MAE has learned when its held-out loss is at most this share of the flat predictor's
+
+
+@torch.no_grad()
+def versus_flat(mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, seed: int = 12345) -> dict[str, float]:
+    """Whether an MAE learned: its loss on hidden tokens against the flat predictor's under the same mask.
+
+    The flat predictor fills every hidden token with the mean of its sample's visible targets (the same
+    target the MAE is trained on, normalised per token where ``norm_target``): the best guess that knows
+    nothing of where a token sits. A ratio well under 1 means the MAE predicts more than a flat fill;
+    :data:`LEARNED` is the study's criterion.
+
+    Args:
+        x: (N, ...) held-out samples in the tokenizer's input layout.
+        mask_ratio: the share of tokens hidden; the mask is drawn from ``seed``, the same for both.
+
+    Returns:
+        {"loss", "flat", "ratio" (loss / flat)}.
+    """
+    was = mae.training
+    mae.eval()
+    tokens = mae.tokenizer.tokenize(x)  # (N, L, D)
+    g = torch.Generator(device=tokens.device).manual_seed(seed)
+    masking = random_masking(tokens.shape[0], tokens.shape[1], mask_ratio, tokens.device, g)
+    loss = mae.loss(tokens, mae.forward_decoder(mae.forward_encoder(tokens, masking), masking), masking.mask)
+    target, visible = mae.target(tokens).float(), (1 - masking.mask).unsqueeze(-1)  # (N, L, D), (N, L, 1)
+    flat = (target * visible).sum(1, keepdim=True) / visible.sum(1, keepdim=True).clamp(min=1)  # (N, 1, D)
+    flat_loss = mae.loss(tokens, flat.expand_as(target), masking.mask)
+    mae.train(was)
+    return {"loss": float(loss), "flat": float(flat_loss), "ratio": float(loss / flat_loss)}

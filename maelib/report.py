@@ -11,9 +11,19 @@ an error where it happens, never a chapter that silently shows as not run.
 
 from __future__ import annotations
 
+import json
+import math
+import reprlib
 from dataclasses import asdict, dataclass, field, fields
 
-CURVES = ("mae_curve", "baseline_curve")  # per seed, one value per epoch
+CURVES = ("mae_curve", "baseline_curve", "matched_curve")  # per seed, one value per epoch
+ITEMS = ("mae_items", "baseline_items", "matched_items")  # per seed, one value (or block) per test item
+NESTED = CURVES + ITEMS
+
+
+def _flat(values) -> list:
+    """The numbers of arbitrarily nested lists, in order."""
+    return [x for v in values for x in (_flat(v) if isinstance(v, (list, tuple)) else [v])]
 
 
 @dataclass(frozen=True)
@@ -30,8 +40,16 @@ class SeedValues:
             its passes in runs made before FLOPs were counted) in images, segmentation and volumes: the
             compute comparison, judged beside the paper's (mae against baseline), never instead of it.
         chosen: the option validation chose per seed for the MAE arm (series: the masked forecaster).
-        mae_curve, baseline_curve: per seed, the arm's validation metric after every fine-tuning epoch
-            (the claims about the whole run: segmentation, volumes).
+        mae_curve, baseline_curve, matched_curve: per seed, the arm's validation metric after every
+            supervised epoch (the convergence check; segmentation's and volumes' claims about the whole run).
+        mae_items, baseline_items, matched_items: per seed, the arm's score on every test item, in one order
+            for every arm and seed (a list of numbers; of [sum, count] where ``items_metric`` is "ratio"; of
+            [intersections, unions] per class where it is "iou"): the bootstrap over seeds and items
+            (:func:`maelib.stats.paired_items`).
+        items_metric: how the items give a seed's score (:data:`maelib.stats.AGGREGATES`; "mean" when None).
+        mae_vs_flat: per seed, the pretrained MAE's held-out loss on hidden tokens divided by that of the flat
+            predictor (every hidden token predicted as the mean of its sample's visible ones): the test that
+            the MAE learned something (:func:`maelib.mae.versus_flat`).
     """
 
     seeds: list[int]
@@ -43,30 +61,40 @@ class SeedValues:
     chosen: list[str] | None = None
     mae_curve: list[list[float]] | None = None
     baseline_curve: list[list[float]] | None = None
+    matched_curve: list[list[float]] | None = None
+    mae_items: list[list] | None = None
+    baseline_items: list[list] | None = None
+    matched_items: list[list] | None = None
+    items_metric: str | None = None
+    mae_vs_flat: list[float] | None = None
 
     def __post_init__(self):
         n = len(self.seeds)
         if any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds) or len(set(self.seeds)) != n:
             raise ValueError(f"seeds must be distinct integers, got {self.seeds!r}")
+        if self.items_metric not in (None, "mean", "ratio", "iou"):
+            raise ValueError(f"items_metric must be 'mean', 'ratio' or 'iou', got {self.items_metric!r}")
         for f in fields(self)[1:]:
             values = getattr(self, f.name)
-            if values is None:
+            if values is None or f.name == "items_metric":
                 continue
             if len(values) != n:
                 raise ValueError(f"{f.name} has {len(values)} values for {n} seeds")
-            if f.name in CURVES:
-                values = [v for curve in values for v in curve]
+            if f.name in NESTED:
+                values = _flat(values)
             if f.name != "chosen" and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                               for v in values):
-                raise ValueError(f"{f.name} must hold numbers, got {getattr(self, f.name)!r}")
+                raise ValueError(f"{f.name} must hold numbers, got {reprlib.repr(getattr(self, f.name))}")
 
     @classmethod
-    def of_curves(cls, seed: int, curves: dict, mae: str, baseline: str, matched: str) -> SeedValues:
+    def of_curves(cls, seed: int, curves: dict, mae: str, baseline: str, matched: str, **extra) -> SeedValues:
         """One seed's values from each arm's validation curve (arm -> values per epoch): the last epoch's
-        value of the ``mae``, ``baseline`` and ``matched`` arms, and the first two's whole curves."""
+        value of the ``mae``, ``baseline`` and ``matched`` arms and their whole curves; ``extra``: further
+        entries of that seed, each a list of one (``mae_vs_flat=[0.6]``)."""
         last = {arm: float(list(curves[arm])[-1]) for arm in (mae, baseline, matched)}
-        return cls([seed], [last[mae]], [last[baseline]], baseline_matched=[last[matched]],
-                   mae_curve=[[float(v) for v in curves[mae]]], baseline_curve=[[float(v) for v in curves[baseline]]])
+        curve = {key: [[float(v) for v in curves[arm]]] for key, arm in
+                 (("mae_curve", mae), ("baseline_curve", baseline), ("matched_curve", matched))}
+        return cls([seed], [last[mae]], [last[baseline]], baseline_matched=[last[matched]], **curve, **extra)
 
     def to_dict(self) -> dict:
         """The record's JSON form, without the entries the chapter does not have."""
@@ -86,10 +114,12 @@ class SeedValues:
 
     def per_seed(self) -> list[dict]:
         """[{seed, mae, baseline, ...}] one dict per seed, with each entry the chapter has."""
-        names = [f.name for f in fields(self)[1:] if getattr(self, f.name) is not None and f.name not in CURVES]
-        curves = [k for k in CURVES if getattr(self, k) is not None]
+        names = [f.name for f in fields(self)[1:] if getattr(self, f.name) is not None
+                 and f.name not in NESTED + ("items_metric",)]
+        nested = [k for k in NESTED if getattr(self, k) is not None]
+        extra = {"items_metric": self.items_metric} if self.items_metric else {}
         return [{"seed": s, **{k: v[i] if k == "chosen" else float(v[i]) for k in names if (v := getattr(self, k))},
-                 **{k: [float(x) for x in getattr(self, k)[i]] for k in curves}} for i, s in enumerate(self.seeds)]
+                 **{k: getattr(self, k)[i] for k in nested}, **extra} for i, s in enumerate(self.seeds)]
 
 
 @dataclass(frozen=True)
@@ -173,9 +203,20 @@ class Results:
         out.update({k: getattr(self, k) for k in ("dataset", "wall_s") if getattr(self, k) is not None})
         return {**out, **self.details}
 
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text, a non-finite number as null: what a notebook glues, since a glued
+        object's printed form shortens a list of over 1,000 values (per-item scores) to "..."."""
+        return json.dumps(_finite(self.to_dict()))
+
     @classmethod
-    def from_dict(cls, metrics: dict) -> Results:
-        """Read a record's ``metrics`` back; a malformed declared entry is a ValueError that names it."""
+    def from_dict(cls, metrics: dict | str) -> Results:
+        """Read a record's ``metrics`` back (or :meth:`to_json`'s text); a malformed declared entry is a
+        ValueError that names it."""
+        if isinstance(metrics, str):
+            try:
+                metrics = json.loads(metrics)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"metrics must be an object or its JSON text: {e}") from None
         if not isinstance(metrics, dict):
             raise ValueError(f"metrics must be an object, got {type(metrics).__name__}")
         claims = {k: SeedValues.from_dict(v) for k, v in metrics.items()
@@ -186,6 +227,15 @@ class Results:
                    mask_ratio_metric=MaskRatioMetric(**metric) if metric else None, dataset=metrics.get("dataset"),
                    wall_s=metrics.get("wall_s"),
                    details={k: v for k, v in metrics.items() if k not in claims and k not in FIELDS})
+
+
+def _finite(value):
+    """``value`` with every non-finite float inside it (nested in dicts and lists) replaced by None."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def budget_entries(frame, arms: dict[str, str]) -> dict[str, dict[str, float]]:

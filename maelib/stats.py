@@ -6,8 +6,11 @@ sign-flip p; :func:`power` the chance that ``n`` seeds detect a given gap with a
 one, and :func:`seeds_for_power` how many seeds reach a target power; :func:`holm` adjusts the p values of
 a family of claims; :func:`decide` turns all of it into one of the verdicts in :data:`VERDICTS`.
 
-The intervals cover training noise only (seeds: initialisation, masks, crops, batch order): every chapter
-scores every seed on one fixed test or validation set, so that set's own sampling error is not in them.
+:func:`paired` covers training noise only (seeds: initialisation, masks, crops, batch order): every chapter
+scores every seed on one fixed test or validation set, so that set's own sampling error is not in it.
+:func:`paired_items` adds it: where a run records each arm's score per test item (an image, a window, a
+volume, a frame), a paired bootstrap draws seeds and test items together. :func:`log_gaps` scales a gap as
+a ratio, for a claim whose paper gives no scale for its errors.
 """
 
 from __future__ import annotations
@@ -80,6 +83,80 @@ def paired(mae, base, higher_is_better: bool = True, level: float = LEVEL) -> di
     return {**out, "lo": float(ci.low), "hi": float(ci.high), "p": float(test.pvalue), "p_flip": sign_flip_p(g)}
 
 
+AGGREGATES = ("mean", "ratio", "iou")  # how a seed's score comes from its per-item values (paired_items)
+BOOTSTRAPS = 4000  # draws of paired_items
+
+
+def item_scores(items: np.ndarray, aggregate: str = "mean") -> np.ndarray:
+    """Each seed's score from its per-item values.
+
+    Args:
+        items: "mean": (S, N) one value per seed and item (a 0/1 hit, a squared error, a Dice), the score
+            their mean; "ratio": (S, N, 2) each item's sum and count (squared errors over its hidden
+            cells, and how many), the score (summed sums) / (summed counts); "iou": (S, N, 2, C) each
+            item's intersection and union per class, the score the mean over classes of (summed
+            intersection) / (summed union), classes never present left out.
+        aggregate: one of :data:`AGGREGATES`.
+
+    Returns:
+        (S,) the seeds' scores.
+    """
+    if aggregate == "mean":
+        return items.mean(axis=1)
+    if aggregate == "ratio":
+        return items[:, :, 0].sum(1) / np.clip(items[:, :, 1].sum(1), 1e-12, None)
+    if aggregate == "iou":
+        inter, union = items[:, :, 0].sum(1), items[:, :, 1].sum(1)  # (S, C)
+        present = union > 0
+        return np.where(present, inter / np.where(present, union, 1), 0).sum(1) / present.sum(1).clip(min=1)
+    raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+
+
+def paired_items(mae_items, base_items, higher_is_better: bool = True, aggregate: str = "mean",
+                 level: float = LEVEL, draws: int = BOOTSTRAPS, seed: int = 0) -> dict:
+    """:func:`paired` with the test set's sampling error in the interval: a paired bootstrap that draws the
+    seeds and the test items with replacement, the same items for both arms, and recomputes the mean gap.
+
+    Args:
+        mae_items, base_items: (S, N), (S, N, 2) or (S, N, 2, C) per-seed, per-item values of the two arms
+            (:func:`item_scores`), items in the same order in both.
+        higher_is_better, level: as in :func:`paired`.
+        aggregate: how a seed's score comes from its items (:data:`AGGREGATES`).
+        draws, seed: the bootstrap's draws and its random seed (fixed: the same records, the same interval).
+
+    Returns:
+        :func:`paired`'s entries from the seeds' scores, with ``lo``, ``hi`` the bootstrap's percentile
+        interval and ``p`` its two-sided p (twice the smaller share of draws on either side of 0, at least
+        1 / draws), ``p_t`` the t-test's p on seeds alone, and ``items`` (N).
+    """
+    a, b = np.asarray(mae_items, float), np.asarray(base_items, float)
+    if a.shape != b.shape or a.ndim < 2:
+        raise ValueError(f"mae_items and base_items must share one (seeds, items, ...) shape, got {a.shape} and "
+                         f"{b.shape}")
+    out = paired(item_scores(a, aggregate), item_scores(b, aggregate), higher_is_better, level)
+    out.update(items=a.shape[1], p_t=out["p"])
+    if out["n"] < 2 or out["identical"] or not np.isfinite(out["gap"]):
+        return out
+    rng = np.random.default_rng(seed)
+    sign = 1 if higher_is_better else -1
+    boot = np.empty(draws)
+    for i in range(draws):
+        s, k = rng.integers(0, a.shape[0], a.shape[0]), rng.integers(0, a.shape[1], a.shape[1])
+        boot[i] = sign * (item_scores(a[s][:, k], aggregate) - item_scores(b[s][:, k], aggregate)).mean()
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(boot, [tail, 1 - tail])
+    p = min(1.0, max(2 * min((boot <= 0).mean(), (boot >= 0).mean()), 1 / draws))
+    return {**out, "lo": float(lo), "hi": float(hi), "p": float(p)}
+
+
+def log_gaps(mae, base, higher_is_better: bool = True) -> np.ndarray:
+    """(n,) gaps as log ratios, positive where the MAE did better: log(base / mae) for an error, log(mae /
+    base) for a score. A paper's ratio r of MAE to baseline is the gap -log(r) (errors) on this scale, which
+    no rescaling of the data changes."""
+    ratio = np.log(np.asarray(mae, float)) - np.log(np.asarray(base, float))
+    return ratio if higher_is_better else -ratio
+
+
 def power(effect: float, sd: float, n: int, level: float = LEVEL) -> float:
     """The chance that a two-sided paired t-test over ``n`` seeds rejects a zero gap (the noncentral t).
 
@@ -132,6 +209,17 @@ def holm(p) -> np.ndarray:
     adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     out[order] = adjusted
     return out
+
+
+def last_fifth_gain(curve, higher_is_better: bool = True) -> float:
+    """How much a (E,) per-epoch ``curve`` still gained over its last fifth of epochs (at least one): the
+    last value less the value that many epochs before, positive where it improved. An arm that gains less
+    than a stated amount there has finished learning at its schedule; a curve of one epoch gives nan."""
+    curve = np.asarray(curve, float)
+    if len(curve) < 2:
+        return float("nan")
+    k = max(1, round(len(curve) / 5))
+    return float((1 if higher_is_better else -1) * (curve[-1] - curve[-1 - min(k, len(curve) - 1)]))
 
 
 def epochs_to_reach(curve, target: float) -> float:

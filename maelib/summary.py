@@ -89,11 +89,11 @@ def seeds_needed(chapter: str, profile: str, records: list[dict]) -> tuple[list[
                        f"pilot of {stats.MIN_SEEDS}")
             continue
         base = _values(current[0], "baseline")  # the comparison the verdict judges, as in claim_rows
-        st = stats.paired(_values(current[0], "mae"), base, c.higher_is_better)
+        st = paper_comparison(c, current[0])
         gap = c.paper_gap_here(c.paper_mae, float(np.mean(base)))
-        n = stats.seeds_for_power(gap, st["sd"])
+        _, n = power_at_paper(c, c.paper_mae, _values(current[0], "mae"), base, st)
         want = max(want, n or stats.MAX_SEEDS)
-        spread = f"the spread of {len(vals)} recorded seeds (sd {st['sd']:.3g})"
+        spread = f"the spread of {len(vals)} recorded seeds" + ("' ratios" if c.as_ratio else f" (sd {st['sd']:.3g})")
         why.append(f"{c.table}: {n} seeds for {stats.TARGET_POWER:.0%} power at the paper's gap ({gap:.3g}) with "
                    f"{spread}" if n else f"{c.table}: {stats.MAX_SEEDS} seeds, the most a sweep runs; "
                    f"{stats.TARGET_POWER:.0%} power at the paper's gap ({gap:.3g}) would need more with {spread}")
@@ -146,8 +146,9 @@ def judged(part: pd.DataFrame) -> pd.Series | None:
     return (full if len(full) else pool).iloc[0]
 
 
-def _values(group: dict | None, name: str) -> list[float] | None:
-    """One per-seed entry (``mae``, ``baseline``, ``floor``, ``baseline_fair``) of a group, None if absent."""
+def _values(group: dict | None, name: str) -> list | None:
+    """One per-seed entry (``mae``, ``baseline``, ``floor``, ``baseline_fair``, a curve, the items) of a
+    group, None if absent."""
     vals = list(group["seeds"].values()) if group else []
     return [v[name] for v in vals] if vals and name in vals[0] else ([] if name in ("mae", "baseline") else None)
 
@@ -168,6 +169,63 @@ def learned(values, higher_is_better: bool) -> bool:
     return min(values) >= LEARNS * med if higher_is_better else max(values) <= med / LEARNS
 
 
+ITEMS_OF = {"baseline": "baseline_items", "baseline_matched": "matched_items"}  # an arm's per-item entry
+
+
+def paper_comparison(c: Claim, g: dict | None, baseline: str = "baseline") -> dict:
+    """The statistics of the MAE arm against ``baseline`` (the paper's comparison, the verdict's; or
+    "baseline_matched", the compute comparison): with the test items' sampling error
+    (:func:`maelib.stats.paired_items`) where every seed recorded both arms' per-item scores, else over seeds
+    alone (:func:`maelib.stats.paired`); ``over`` says which."""
+    mae_items, base_items = _values(g, "mae_items"), _values(g, ITEMS_OF[baseline])
+    if mae_items and base_items and len({len(v) for v in mae_items + base_items}) == 1:
+        metric = next(iter(g["seeds"].values())).get("items_metric") or "mean"
+        return {**stats.paired_items(mae_items, base_items, c.higher_is_better, metric), "over": "seeds and test items"}
+    return {**stats.paired(_values(g, "mae"), _values(g, baseline), c.higher_is_better), "over": "seeds"}
+
+
+def power_at_paper(c: Claim, paper_mae: float, mae, base, st: dict) -> tuple[float, int | None]:
+    """The power at the paper's gap with the observed spread, and the seeds that would give 80%. Where the
+    paper's gap is a ratio (:attr:`~maelib.catalog.Claim.as_ratio`), both on the log-ratio scale
+    (:func:`maelib.stats.log_gaps`): the paper's ratio against the spread of our seeds' ratios."""
+    if c.as_ratio and mae and base and min(min(mae), min(base)) > 0:
+        logs = stats.log_gaps(mae, base, c.higher_is_better)
+        effect = c.sign * float(np.log(paper_mae / c.paper_base))
+        sd = float(np.std(logs, ddof=1)) if len(logs) > 1 else float("nan")
+        return stats.power(effect, sd, len(logs)), stats.seeds_for_power(effect, sd)
+    gap = c.paper_gap_here(paper_mae, float(np.mean(base)) if base else float("nan"))
+    return stats.power(gap, st["sd"], st["n"]), stats.seeds_for_power(gap, st["sd"])
+
+
+def mae_check(g: dict | None) -> dict | None:
+    """Whether the MAE learned, per seed (:func:`maelib.mae.versus_flat`): {n, worst (the largest ratio of
+    its held-out loss to the flat predictor's), failed (seeds above :data:`maelib.mae.LEARNED`)}; None where
+    the runs did not measure it."""
+    from .mae import LEARNED
+
+    ratios = _values(g, "mae_vs_flat")
+    if not ratios:
+        return None
+    return {"n": len(ratios), "worst": float(max(ratios)), "failed": int(sum(r > LEARNED for r in ratios))}
+
+
+CURVE_KEYS = (("mae", "mae_curve"), ("baseline", "baseline_curve"), ("baseline_matched", "matched_curve"))
+
+
+def convergence(c: Claim, g: dict | None) -> dict[str, float]:
+    """Each arm's largest gain over the last fifth of its supervised epochs across the seeds
+    (:func:`maelib.stats.last_fifth_gain`), by arm key of :data:`ARMS`; {} where the runs recorded no curves
+    or the claim states no tolerance."""
+    if c.converged_within is None:
+        return {}
+    out = {}
+    for key, curve in CURVE_KEYS:
+        gains = [stats.last_fifth_gain(v, c.higher_is_better) for v in _values(g, curve) or []]
+        if any(np.isfinite(gains)):
+            out[key] = float(np.nanmax(gains))
+    return out
+
+
 def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
     """The caveats a verdict's reason carries: another dataset than the paper's, an arm with a seed that
     did not learn (:func:`learned`), both forecasters worse than persistence, seeds made by another version
@@ -182,6 +240,14 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
         notes.append("a different dataset from the paper's")
     if floor is not None and np.mean(mae) > np.mean(floor) and np.mean(base) > np.mean(floor):
         notes.append("both arms are worse than the persistence floor")
+    checked = mae_check(group)
+    if checked and checked["failed"]:
+        notes.append(f"the MAE did not learn on {checked['failed']} of {checked['n']} seeds (its held-out loss above "
+                     "0.7 of the flat predictor's), so the verdict is not meaningful at this scale")
+    unfinished = [arm_label(c, k) for k, gain in convergence(c, group).items() if gain >= c.converged_within]
+    if unfinished:
+        notes.append(f"still improving at the last epoch ({', '.join(unfinished)}: a gain of at least "
+                     f"{c.converged_within:g} over the last fifth), so the verdict is not meaningful at this scale")
     if group and group["code"] != provenance.version(c.chapter):
         notes.append("made by an older version of the code than this book's")
     return "".join(f"; {n}" for n in notes)
@@ -190,18 +256,19 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
 def _row(c: Claim, g: dict | None, profile: str) -> dict:
     """One claim's row at one profile from its judged group ``g`` (None: not run), verdict aside."""
     mae, base, fair = _values(g, "mae"), _values(g, "baseline"), _values(g, "baseline_fair")
-    st = stats.paired(mae, base, c.higher_is_better)  # the paper's comparison: the verdict
+    st = paper_comparison(c, g)  # the paper's comparison: the verdict
     matched = _values(g, "baseline_matched")  # the compute comparison, where the chapter trains that arm
-    matched_st = stats.paired(mae, matched, c.higher_is_better) if matched and mae else None
+    matched_st = paper_comparison(c, g, "baseline_matched") if matched and mae else None
     cell, cell_note = paper_cell(c, g)
     paper_gap = c.paper_gap_here(reference_value(cell), np.mean(base) if base else float("nan"))
-    if c.paper_scale_unknown:
+    if c.as_ratio:
         ratio = reference_value(cell) / c.paper_base
-        cell_note += ("; " if cell_note else "") + (f"its error scale is not stated, so its gap is its ratio "
-                                                    f"(MAE / baseline = {ratio:.3g}) at our baseline's scale")
+        why = "its error scale is not stated" if c.paper_scale_unknown else "its errors are of other data"
+        cell_note += ("; " if cell_note else "") + (f"{why}, so its gap is its ratio (MAE / baseline = {ratio:.3g}) "
+                                                    "at our baseline's scale, and its power is on the log-ratio scale")
+    power, need = power_at_paper(c, reference_value(cell), mae, base, st)
     return {"table": c.table, "claim": c.claim, "profile": profile, "metric": c.metric, **st,
-            "power": stats.power(paper_gap, st["sd"], st["n"]),
-            "seeds_for_power": stats.seeds_for_power(paper_gap, st["sd"]),
+            "power": power, "seeds_for_power": need, "mae_check": mae_check(g), "convergence": convergence(c, g),
             "mae": np.mean(mae) if mae else float("nan"), "baseline": np.mean(base) if base else float("nan"),
             "fair": np.mean(fair) if fair else float("nan"),
             "fair_gap": stats.paired(mae, fair, c.higher_is_better) if fair else None,

@@ -296,7 +296,7 @@ results = Results(
     details={"acc_scratch": acc["scratch"] / 100, "acc_finetune": acc["MAE + fine-tune"] / 100,
              "acc_probe": acc["MAE + linear probe"] / 100, "acc_matched": acc[images.MATCHED] / 100,
              "pretrain_val_loss": float(pre_hist["val_loss"].iloc[-1])})
-glue("results", results.to_dict(), display=False)
+glue("results", results.to_json(), display=False)
 
 # %% [markdown]
 # ## What this run says

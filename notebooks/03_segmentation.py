@@ -259,7 +259,7 @@ results = Results(
     mask_ratio_metric=MaskRatioMetric("validation mIoU, MAE init", [float(final["MAE init"]["miou"])]),
     details={"pixel_acc": {r: float(final[r]["pixel_acc"]) for r in final},
              "miou": {r: float(final[r]["miou"]) for r in final}})
-glue("results", results.to_dict(), display=False)
+glue("results", results.to_json(), display=False)
 
 # %% [markdown]
 # ## What this run says

@@ -255,7 +255,7 @@ results = Results(
     budget=budget_entries(budget, {"mae": "MAE init", "baseline": "scratch", "baseline_matched": volumes.MATCHED}),
     mask_ratio_metric=MaskRatioMetric("validation mean Dice, MAE init", [float(final["MAE init"]["dice"])]),
     details={"dice": {r: float(final[r]["dice"]) for r in final}})
-glue("results", results.to_dict(), display=False)
+glue("results", results.to_json(), display=False)
 
 # %% [markdown]
 # ## What this run says

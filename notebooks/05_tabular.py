@@ -256,7 +256,7 @@ results = Results(
     details={"mse_numeric": {k: float(v) for k, v in m.items()}, "wasserstein": {k: float(v) for k, v in ws.items()},
              "category_error_pct": {k: float(v) for k, v in ce.items()},
              "mse": {k: float(v) for k, v in summary[("mse", "mean")].items()}, "failed_numerically": failures})
-glue("results", results.to_dict(), display=False)
+glue("results", results.to_json(), display=False)
 
 
 # %% [markdown]

@@ -85,3 +85,16 @@ def test_mending_a_claim_splits_no_chapters_seeds():
     reached = {m for ch in ("images", "series", "segmentation", "volumes", "tabular")
                for m in provenance.chapter_modules(ch)}
     assert "maelib.catalog" in reached and not provenance.computing("maelib.catalog")
+
+
+def test_a_profile_default_splits_seeds_by_setting_not_by_version(monkeypatch):
+    """The profiles declare parameters: their values reach a record as its resolved parameters, which group
+    seeds (tuning.setting), so profiles.py is not hashed into any chapter's version, and a new default still
+    keeps the old seeds apart, by setting."""
+    from maelib import profiles, tuning
+
+    assert not provenance.computing("maelib.profiles") and provenance.computing("maelib.stats")
+    before = tuning.setting({"resolved": vars(profiles.resolve("images", "quick"))})
+    monkeypatch.setitem(profiles.PROFILES["images"], "quick", {**profiles.PROFILES["images"]["quick"], "finetune_epochs": 7})
+    after = tuning.setting({"resolved": vars(profiles.resolve("images", "quick"))})
+    assert before != after

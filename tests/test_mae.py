@@ -158,3 +158,27 @@ def test_a_saved_mae_loads_back_by_keyword_and_a_foreign_config_is_refused(tmp_p
         torch.save({**state, "config": config}, tmp_path / "other.pt")
         with pytest.raises(ValueError, match="its config must name"):
             images.load_mae(tmp_path / "other.pt")
+
+
+def test_versus_flat_scores_against_the_mean_of_the_visible_tokens():
+    """A decoder that returns the true targets scores 0 against the flat predictor; one that returns the
+    mean of each sample's visible targets scores exactly the flat predictor's loss (ratio 1)."""
+    import torch
+
+    from maelib.mae import MaskedAutoencoder, versus_flat
+    from maelib.tokens import Patches2d
+
+    torch.manual_seed(0)
+    mae = MaskedAutoencoder(Patches2d(16, 4), dim=16, depth=1, heads=2, decoder_dim=8, decoder_depth=1)
+    x = torch.randn(3, 3, 16, 16)
+    tokens = mae.tokenizer.tokenize(x)
+    mae.forward_decoder = lambda latent, masking: tokens  # a perfect reconstruction
+    perfect = versus_flat(mae, x, 0.75)
+    assert perfect["loss"] == pytest.approx(0) and perfect["flat"] > 0.5 and perfect["ratio"] == pytest.approx(0)
+
+    def flat(latent, masking):
+        vis = (1 - masking.mask).unsqueeze(-1)
+        return ((tokens * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True)).expand_as(tokens)
+
+    mae.forward_decoder = flat
+    assert versus_flat(mae, x, 0.75)["ratio"] == pytest.approx(1)

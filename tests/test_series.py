@@ -138,3 +138,32 @@ def test_each_next_step_model_chooses_its_learning_rate_on_validation(monkeypatc
     trained.clear()
     series._train_scored(lambda: torch.nn.Linear(1, 1), data, p, "cpu", "RNN", 0, out, {"RNN": 4e-3})
     assert trained == [4e-3] and out.grid["RNN"] == {}
+
+
+def test_the_papers_arms_are_plain_and_their_residual_copies_a_second_comparison(monkeypatch):
+    """Table 2's claim is judged on the paper's transformers as it built them (the forecast itself, no
+    FromLast); the copies from the last value form the second comparison, each with per-window errors."""
+    from types import SimpleNamespace
+
+    built = {}
+
+    def fake_train(model, data, p, device, desc, seed, lr=None):
+        built[desc] = model
+        return pd.DataFrame({"val_mse": [0.1 if "mask 0.5" in desc else 0.2]})
+
+    monkeypatch.setattr(series, "train_forecaster", fake_train)
+    monkeypatch.setattr(series, "predict", lambda model, x, device: np.full((len(x), 1), 0.5))
+    monkeypatch.setattr(series, "mae_recipe", lambda *a, **k: None)
+    p = SimpleNamespace(lr=1e-3, lr_grid=[1e-3], horizon=1, hidden=4, lag=8, dim=8, depth=1, heads=2,
+                        mask_ratios=[0.25, 0.5], seed=0, seeds=2)
+    rng = np.random.default_rng(0)
+    data = {part: (rng.random((6, 8), dtype=np.float32), rng.random((6, 1), dtype=np.float32))
+            for part in ("train", "val", "test")}
+    data["scaler"] = SimpleNamespace(inverse=lambda a: a)
+    runs = series.seed_runs(data, p, "cpu")
+    assert isinstance(built[series.NO_MASKING], series.TransformerForecaster)
+    assert isinstance(built[series.masked_name(0, residual=True)], series.FromLast)
+    assert runs.claim.chosen == [series.masked_name(0.5)] * 2
+    assert runs.residual.chosen == [series.masked_name(0.5, residual=True)] * 2
+    assert len(runs.claim.mae_items[0]) == 6 and runs.claim.mae_items[0][0] == pytest.approx(
+        float(f"{(0.5 - data['test'][1][0, 0]) ** 2:.5g}"))

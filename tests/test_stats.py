@@ -100,3 +100,52 @@ def test_a_verdict_that_holds_in_direction_says_when_the_papers_magnitude_is_rul
     assert "lies above it" in stats.decide(big, PAPER_GAP)[1]
     near = _st([0.008, 0.009, 0.0085, 0.0082, 0.0088])  # an interval that holds the paper's gap says nothing more
     assert "magnitude" not in stats.decide(near, PAPER_GAP)[1]
+
+
+def test_paired_items_adds_the_test_sets_noise():
+    """Seeds that agree closely on a small, noisy test set: over seeds alone the interval is narrow; drawn
+    over seeds and items it widens to take in the test set's own sampling error, around the same gap."""
+    rng = np.random.default_rng(0)
+    item_effect = rng.normal(0, 1.0, 40)  # each item's own gap: the test set's sampling error
+    mae = np.stack([0.5 + item_effect + rng.normal(0, 0.01, 40) for _ in range(6)])
+    base = np.full((6, 40), 0.5)
+    seeds_only = stats.paired(mae.mean(1), base.mean(1))
+    both = stats.paired_items(mae, base)
+    assert both["gap"] == pytest.approx(seeds_only["gap"]) and both["items"] == 40 and both["n"] == 6
+    assert (both["hi"] - both["lo"]) > 5 * (seeds_only["hi"] - seeds_only["lo"])
+    assert both["lo"] < both["gap"] < both["hi"] and both["p_t"] == seeds_only["p"]
+    flipped = stats.paired_items(mae, base, higher_is_better=False)
+    assert flipped["gap"] == pytest.approx(-both["gap"]) and flipped["lo"] == pytest.approx(-both["hi"], abs=0.05)
+    with pytest.raises(ValueError, match="share one"):
+        stats.paired_items(mae, base[:, :30])
+
+
+def test_paired_items_iou_aggregates_before_dividing():
+    """mIoU is a ratio of sums over the items, per class, averaged over the classes present."""
+    items = np.array([[[[1, 0], [2, 0]], [[3, 2], [4, 2]]]], float)  # 1 seed, 2 items, (inter, union) x 2 classes
+    assert stats.item_scores(items, "iou")[0] == pytest.approx(((1 + 3) / (2 + 4) + 2 / 2) / 2)
+    no_class_1 = items.copy()
+    no_class_1[..., 1] = 0
+    assert stats.item_scores(no_class_1, "iou")[0] == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="aggregate"):
+        stats.item_scores(items, "median")
+    sums = np.array([[[4.0, 2], [1.0, 3]]])  # 1 seed, 2 items: (sum of squared errors, hidden cells)
+    assert stats.item_scores(sums, "ratio")[0] == pytest.approx(5 / 5)
+
+
+def test_log_gaps_and_last_fifth_gain():
+    assert stats.log_gaps([1.0], [2.0], higher_is_better=False)[0] == pytest.approx(np.log(2))
+    assert stats.log_gaps([2.0], [1.0])[0] == pytest.approx(np.log(2))
+    rising = [10, 20, 30, 40, 50, 51, 52, 53, 54, 55]  # ten epochs: the last fifth is two
+    assert stats.last_fifth_gain(rising) == pytest.approx(2)
+    assert stats.last_fifth_gain([0.5, 0.4, 0.3], higher_is_better=False) == pytest.approx(0.1)
+    assert np.isnan(stats.last_fifth_gain([0.5]))
+
+
+def test_paired_items_draws_the_same_items_for_both_arms():
+    """Arms a constant apart on items that vary widely: drawn in pairs, every draw gives that constant."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 5, (5, 50))
+    base += rng.normal(0, 0.01, (5, 1))  # seeds not identical
+    st = stats.paired_items(base + 0.1, base)
+    assert st["lo"] == pytest.approx(0.1, abs=0.02) and st["hi"] == pytest.approx(0.1, abs=0.02)

@@ -649,3 +649,54 @@ def test_a_seeds_values_come_from_the_last_epoch_of_each_arms_curve():
                              "MAE", "scratch", "matched")
     assert (v.seeds, v.mae, v.baseline, v.baseline_matched) == ([3], [0.4], [0.3], [0.35])
     assert v.mae_curve == [[0.1, 0.4]] and v.baseline_curve == [[0.2, 0.3]]
+
+
+def test_a_verdict_takes_the_test_items_noise_where_runs_recorded_items():
+    """Runs that record each arm's score per test item are judged on the bootstrap over seeds and items
+    (wider than over seeds alone when the test set is small and noisy); runs without items over seeds."""
+    rng = np.random.default_rng(0)
+    item_gap = rng.normal(0, 30, 60)
+    recs = []
+    for s in range(6):
+        base = list(rng.uniform(0, 100, 60))
+        mae = [b + g + rng.normal(0, 1) for b, g in zip(base, item_gap)]
+        recs.append(record("images", s, float(np.mean(mae)), float(np.mean(base)), mae_items=[mae],
+                           baseline_items=[base]))
+    row = summary.claim_rows(recs, profiles=("quick",)).iloc[0]
+    plain = stats.paired([r["metrics"]["claim"]["mae"][0] for r in recs],
+                         [r["metrics"]["claim"]["baseline"][0] for r in recs])
+    assert row["over"] == "seeds and test items" and row["gap"] == pytest.approx(plain["gap"])
+    assert row["hi"] - row["lo"] > 3 * (plain["hi"] - plain["lo"])
+    for r in recs:
+        del r["metrics"]["claim"]["mae_items"]
+    assert summary.claim_rows(recs, profiles=("quick",)).iloc[0]["over"] == "seeds"
+
+
+def test_patchtst_power_is_on_the_log_ratio_scale():
+    """PatchTST's gap is of multivariate data, ours univariate: its power reads the paper's ratio against
+    the spread of our seeds' ratios, so doubling every error (a change of scale) leaves it unchanged."""
+    c = next(c for c in summary.CLAIMS if c.key == "claim_long")
+    assert c.as_ratio and not c.paper_scale_unknown
+    mae, base = [0.060, 0.058, 0.061, 0.059, 0.062], [0.061, 0.060, 0.060, 0.062, 0.061]
+    st = stats.paired(mae, base, higher_is_better=False)
+    one = summary.power_at_paper(c, c.paper_mae, mae, base, st)
+    twice = summary.power_at_paper(c, c.paper_mae, [2 * v for v in mae], [2 * v for v in base],
+                                   stats.paired([2 * v for v in mae], [2 * v for v in base], higher_is_better=False))
+    assert one[0] == pytest.approx(twice[0]) and 0 < one[0] < 1
+    logs = stats.log_gaps(mae, base, higher_is_better=False)
+    effect = float(np.log(c.paper_base / c.paper_mae))
+    assert one[0] == pytest.approx(stats.power(effect, float(np.std(logs, ddof=1)), 5))
+
+
+def test_an_mae_that_did_not_learn_or_an_unfinished_arm_marks_the_verdict():
+    recs = [record("images", s, 40.0 + s % 2, 30.0 + 0.1 * s, mae_vs_flat=[0.5 if s else 0.9],
+                   mae_curve=[[10, 20, 30, 39, 40]], baseline_curve=[[10, 20, 25, 29.9, 30]]) for s in range(5)]
+    row = summary.claim_rows(recs, profiles=("quick",)).iloc[0]
+    assert row["mae_check"] == {"n": 5, "worst": 0.9, "failed": 1}
+    assert "did not learn on 1 of 5 seeds" in row["reason"]
+    assert row["convergence"]["mae"] == pytest.approx(1) and row["convergence"]["baseline"] == pytest.approx(0.1)
+    assert "still improving at the last epoch (MAE + fine-tune: a gain of at least 0.5" in row["reason"]
+    for r in recs:
+        r["metrics"]["claim"].update(mae_vs_flat=[0.5], mae_curve=[[10, 20, 30, 39.8, 40]])
+    row = summary.claim_rows(recs, profiles=("quick",)).iloc[0]
+    assert "did not learn" not in row["reason"] and "still improving" not in row["reason"]
