@@ -45,7 +45,8 @@ def synthetic_images(n: int, n_classes: int, size: int = 64, seed: int = 0):
 
 def load_data(p) -> dict:
     """Train/val uint8 images resized to ``p.img_size``, labels and class names (real data unless
-    ``p.synthetic``)."""
+    ``p.synthetic``), and under ``unlabelled`` up to ``p.unlabelled`` images of the other 180 classes, which
+    only MAE pretraining sees (:func:`maelib.data.tinyimagenet.load_unlabelled`; none with synthetic data)."""
     if p.synthetic:
         n_train = p.limit or 50 * p.n_classes
         xtr, ytr = synthetic_images(n_train, p.n_classes, 64, p.seed)
@@ -56,6 +57,10 @@ def load_data(p) -> dict:
     for split in ("train", "val"):
         x, y = data[split]
         data[split] = (resize(x, p.img_size), y)
+    data["unlabelled"] = torch.zeros(0, 3, p.img_size, p.img_size, dtype=torch.uint8)
+    if p.unlabelled and not p.synthetic:
+        x, data["unlabelled_source"] = tinyimagenet.load_unlabelled(p.unlabelled, p.data_dir)
+        data["unlabelled"] = resize(x, p.img_size)
     return data
 
 
@@ -154,11 +159,12 @@ def _eval_transform(batch, g=None):
 
 
 def pretrain(mae: MaskedAutoencoder, data: dict, p, device, ckpt_dir: Path | None = None):
-    """MAE pretraining on the training images (crop + flip); returns the per-epoch history.
+    """MAE pretraining on the training images and the unlabelled ones (crop + flip); returns the per-epoch
+    history.
 
     The history also tracks the hidden-patch loss on a fixed validation batch with a fixed mask.
     """
-    x = data["train"][0]
+    x = torch.cat([data["train"][0], data.get("unlabelled", data["train"][0][:0])])
     loader = TensorLoader((x,), p.batch_size, shuffle=True, seed=p.seed, drop_last=True, device=device,
                           transform=_augment((0.2, 1.0)))
     xv = normalize(data["val"][0][:256].to(device), MEAN, STD)
@@ -180,6 +186,26 @@ def pretrain_step(mask_ratio: float):
     """The MAE pretraining step's loss: ``step(mae, (x,))``, x (B, 3, H, W), hides ``mask_ratio`` of each
     image's patches and returns the hidden-patch loss."""
     return lambda model, batch: model(batch[0], mask_ratio)[0]
+
+
+def versus_flat(mae: MaskedAutoencoder, data: dict, p, n: int = 256) -> float:
+    """The pretrained MAE's held-out loss over the flat predictor's (:func:`maelib.mae.versus_flat`) on the
+    first ``n`` validation images, one fixed mask: at most :data:`maelib.mae.LEARNED` when it learned."""
+    from .mae import versus_flat as ratio
+
+    x = normalize(data["val"][0][:n].to(next(mae.parameters()).device), MEAN, STD)
+    return ratio(mae, x, p.mask_ratio)["ratio"]
+
+
+@torch.no_grad()
+def hits(model, data: dict, device, batch_size: int = 512) -> list[int]:
+    """1 where ``model`` classifies a validation image right, else 0: one per image, in order (the items of
+    the interval, :func:`maelib.stats.paired_items`)."""
+    model.eval()
+    xv, yv = data["val"]
+    pred = torch.cat([model(_eval_transform((xv[i:i + batch_size].to(device),))[0]).argmax(-1).cpu()
+                      for i in range(0, len(xv), batch_size)])
+    return (pred == yv).int().tolist()
 
 
 def finetune_step(model, batch) -> torch.Tensor:

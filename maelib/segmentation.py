@@ -112,6 +112,19 @@ def seg_scores(cm: torch.Tensor) -> dict:
             "iou": iou.tolist()}
 
 
+@torch.no_grad()
+def frame_items(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int, device) -> list:
+    """Each frame's [intersections per class, unions per class] (2, C) of ``model``'s prediction against the
+    labels ``y`` (N, H, W): the items of the interval (:func:`maelib.stats.paired_items` with "iou", whose
+    score from all frames is :func:`seg_scores`' mIoU)."""
+    out = []
+    for pred, true in zip(predict(model, x, device), y):
+        cm = confusion(pred, true, n_classes)
+        tp = cm.diag()
+        out.append([tp.tolist(), (cm.sum(1) + cm.sum(0) - tp).tolist()])
+    return out
+
+
 def joint_crop_flip(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, scale=(0.5, 1.0)):
     """The same random resized crop and flip for images (bilinear) and label maps (nearest)."""
     state = g.get_state()

@@ -130,7 +130,9 @@ def scores(imputed: np.ndarray, true: np.ndarray, observed: np.ndarray, columns:
       averaged over those columns;
     - ``category_error``: among rows whose true ocean_proximity cell is hidden together with at least one
       other one-hot cell (so that neither an observed 1 nor four observed 0s give the category away), the
-      fraction whose largest imputed hidden one-hot cell is not the true one.
+      fraction whose largest imputed hidden one-hot cell is not the true one;
+    - ``items``: per test row, [sum of squared errors over its hidden cells, how many], to 5 significant
+      digits (the bootstrap over seeds and rows, :func:`maelib.stats.paired_items` with "ratio").
     """
     hidden = ~observed
     numeric = [i for i, c in enumerate(columns) if c not in ONE_HOT]
@@ -140,7 +142,9 @@ def scores(imputed: np.ndarray, true: np.ndarray, observed: np.ndarray, columns:
     w = [wasserstein_distance(imputed[hidden[:, i], i], true[hidden[:, i], i]) for i in numeric if hidden[:, i].any()]
     out = {"mse": float(((imputed - true)[hidden] ** 2).mean()),
            "mse_numeric": float(np.mean(list(by_column.values()))),
-           "mse_by_column": by_column, "wasserstein": float(np.mean(w)), "category_error": float("nan")}
+           "mse_by_column": by_column, "wasserstein": float(np.mean(w)), "category_error": float("nan"),
+           "items": [[float(f"{e:.5g}"), int(n)] for e, n in zip(np.where(hidden, (imputed - true) ** 2, 0).sum(1),
+                                                                  hidden.sum(1))]}
     if len(onehot) > 1:
         block_true, block_hidden = true[:, onehot], hidden[:, onehot]
         cat = block_true.argmax(1)

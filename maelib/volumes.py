@@ -257,11 +257,13 @@ def pretrain(mae, train_ds, p, device, seed: int, ckpt_dir=None):
 
 
 @torch.no_grad()
-def evaluate_dice(model: nn.Module, val: VolumeSet, roi, n_out: int, device, batch_size: int = 8) -> dict:
-    """Mean Dice per foreground class on whole validation cases at their own sizes (sliding-window
-    inference; cases of one size ``batch_size`` at a time)."""
+def dice_per_case(model: nn.Module, val: VolumeSet, roi, n_out: int, device, batch_size: int = 8) -> torch.Tensor:
+    """(cases, foreground classes) Dice of whole validation cases at their own sizes, in the cases' order
+    (sliding-window inference; cases of one size ``batch_size`` at a time); nan where a class is absent
+    from a case's labels (MONAI's ``ignore_empty``)."""
     model.eval()
-    metric = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
+    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
+    out = torch.full((len(val.shapes), n_out - 1), float("nan"))
     for group in val.same_shape_groups():
         d, h, w = val.shapes[group[0]].tolist()
         for i in range(0, len(group), batch_size):
@@ -270,9 +272,40 @@ def evaluate_dice(model: nn.Module, val: VolumeSet, roi, n_out: int, device, bat
             logits = sliding_window_inference(x, roi, 4, model, overlap=0.25)
             pred = F.one_hot(logits.argmax(1), n_out).permute(0, 4, 1, 2, 3)
             true = F.one_hot(val.label[part, 0, :d, :h, :w].long().to(device), n_out).permute(0, 4, 1, 2, 3)
-            metric(pred, true)
-    per_class = metric.aggregate().cpu()
+            out[list(part)] = metric(pred, true).float().cpu()
+    return out
+
+
+def evaluate_dice(model: nn.Module, val: VolumeSet, roi, n_out: int, device, batch_size: int = 8) -> dict:
+    """Mean Dice per foreground class over the validation cases (:func:`dice_per_case`), and their mean."""
+    per_class = dice_per_case(model, val, roi, n_out, device, batch_size).nanmean(0)
     return {"dice": float(per_class.nanmean()), **{f"dice_{i + 1}": float(v) for i, v in enumerate(per_class)}}
+
+
+def case_items(model: nn.Module, val: VolumeSet, roi, n_out: int, device) -> list[float]:
+    """Each validation case's mean Dice over its foreground classes: the items of the interval
+    (:func:`maelib.stats.paired_items`); their mean is :func:`evaluate_dice`'s where every class is in every
+    case (as in Hippocampus)."""
+    return [float(v) for v in dice_per_case(model, val, roi, n_out, device).nanmean(1)]
+
+
+@torch.no_grad()
+def versus_flat(mae: MaskedAutoEncoderViT, val: VolumeSet, roi, p, device, seed: int = 12345) -> float:
+    """The pretrained MAE's loss on hidden patches of held-out crops over the flat predictor's (each hidden
+    patch filled with the mean of its crop's visible ones; :func:`maelib.mae.versus_flat` for maelib's MAE),
+    under one mask drawn from ``seed``: at most :data:`maelib.mae.LEARNED` when it learned."""
+    was = mae.training
+    mae.eval()
+    x = next(iter(crop_loader(val, roi, 8, seed, device)))[0]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        pred, mask = mae(x, masking_ratio=p.mask_ratio)
+    target, mask = patchify3d(x).float(), mask.float()  # (N, L, D), (N, L) 1 = hidden
+    visible = (1 - mask).unsqueeze(-1)
+    flat = (target * visible).sum(1, keepdim=True) / visible.sum(1, keepdim=True).clamp(min=1)
+    hidden_mse = lambda guess: (((guess - target) ** 2).mean(-1) * mask).sum() / mask.sum()  # noqa: E731
+    mae.train(was)
+    return float(hidden_mse(pred.float()) / hidden_mse(flat.expand_as(target)))
 
 
 def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed: int, desc: str, ckpt_dir=None,

@@ -68,6 +68,7 @@ from myst_nb import glue
 from maelib import images, paper, profiles, provenance, segmentation, train, tuning, viz
 from maelib.report import MaskRatioMetric, Results, SeedValues, budget_entries
 from maelib.data import DataMissingError, seg2d
+from maelib.mae import LEARNED
 from maelib.train import pick_device, seed_everything
 
 p = profiles.resolve_namespace("segmentation", globals())
@@ -119,7 +120,9 @@ display(Markdown(viz.scale_line(
 # {glue:text}`tokens`. The ViT has {glue:text}`depth` blocks; the outputs of
 # blocks {glue:text}`blocks` become the pyramid (4x and 2x up with stride-2 transposed convolutions,
 # as is, and 2x down with max-pooling), and UPerNet fuses it. The MAE is pretrained on the training
-# images with {glue:text}`mask_pct`% of the patches hidden. Both networks then train with the same
+# images with {glue:text}`mask_pct`% of the patches hidden; on held-out frames its loss on the hidden
+# patches is {glue:text}`flat_ratio` of the flat predictor's (each hidden patch filled with the mean of
+# the visible ones): {glue:text}`flat_verdict` (the study's criterion: at most 0.7). Both networks then train with the same
 # seed, schedule, augmentation (random crops and flips) and cross-entropy that ignores void pixels,
 # and with the position embedding trained. The MAE-initialised encoder's learning rate decays layer by
 # layer ({glue:text}`layer_decay` per block), a recipe for pretrained encoders; the scratch encoder's
@@ -142,6 +145,10 @@ if p.mae_checkpoint:
     pre_hist = None
 else:
     pre_hist = images.pretrain(mae, {"train": (data["train"][0],), "val": (data["val"][0],)}, p, dev, ckpt)
+flat_ratio = images.versus_flat(mae, {"val": (data["val"][0],)}, p)  # did it learn? (maelib.mae.LEARNED)
+glue("flat_ratio", viz.sig(flat_ratio, 2), display=False)
+glue("flat_verdict", "it learned more than a flat fill" if flat_ratio <= LEARNED else "it has not learned more "
+     "than a flat fill, so this run's comparison says little about MAE pretraining", display=False)
 
 histories, models = {}, {}
 arms = segmentation.arms(mae, p, n_classes, flops)  # scratch: no layer decay
@@ -252,8 +259,12 @@ viz.show_table(table, f"Final-epoch validation pixel accuracy and mIoU. The pape
                f"256x256; this run's on {label} at {p.img_size} pixels.", "table-3")
 wall = time.time() - started
 results = Results(
-    claims={"claim": SeedValues.of_curves(p.seed, {r: h["miou"] for r, h in histories.items()}, "MAE init",
-                                          "scratch", segmentation.MATCHED)},
+    claims={"claim": SeedValues.of_curves(
+        p.seed, {r: h["miou"] for r, h in histories.items()}, "MAE init", "scratch", segmentation.MATCHED,
+        **{key: [segmentation.frame_items(models[r], data["val"][0], data["val"][1], n_classes, dev)]
+           for key, r in (("mae_items", "MAE init"), ("baseline_items", "scratch"),
+                          ("matched_items", segmentation.MATCHED))},
+        items_metric="iou", mae_vs_flat=[flat_ratio])},
     lr=chosen, lr_grid=grids, dataset=name, wall_s=wall,
     budget=budget_entries(budget, {"mae": "MAE init", "baseline": "scratch", "baseline_matched": segmentation.MATCHED}),
     mask_ratio_metric=MaskRatioMetric("validation mIoU, MAE init", [float(final["MAE init"]["miou"])]),

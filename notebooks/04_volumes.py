@@ -64,6 +64,7 @@ from maelib import paper, profiles, provenance, train, tuning, viz, volumes
 from maelib.report import MaskRatioMetric, Results, SeedValues, budget_entries
 from maelib.data import DataMissingError
 from maelib.data import volumes as vdata
+from maelib.mae import LEARNED
 from maelib.train import pick_device, seed_everything
 
 p = profiles.resolve_namespace("volumes", globals())
@@ -128,7 +129,10 @@ display(Markdown(viz.scale_line(
 # (drawn for a whole batch at once on the training device); validation runs sliding-window inference
 # over whole volumes. {glue:text}`crop_note` The ViT (12 blocks,
 # {glue:text}`hidden` wide, 16-voxel patches: {glue:text}`tokens`) is first pretrained as MONAI's masked autoencoder with
-# {glue:text}`mask_pct`% of the patches hidden; its weights are then copied into UNETR's ViT by name.
+# {glue:text}`mask_pct`% of the patches hidden; its weights are then copied into UNETR's ViT by name. On
+# held-out crops its loss on the hidden patches is {glue:text}`flat_ratio` of the flat predictor's (each
+# hidden patch filled with the mean of the visible ones): {glue:text}`flat_verdict` (the study's criterion:
+# at most 0.7).
 # The scratch UNETR is the same network with the same seed and schedule; a second scratch UNETR, the
 # **budget-matched** one, trains for the epochs whose FLOPs come nearest the MAE arm's pretraining and
 # fine-tuning together ({glue:text}`matched_epochs`: UNETR's full-resolution decoder makes a supervised
@@ -144,6 +148,10 @@ seed_everything(p.seed)
 ckpt = provenance.checkpoint_dir("volumes", p, source)
 mae = volumes.make_mae(p, roi)
 pre_hist = volumes.pretrain(mae, train_ds, p, dev, p.seed, ckpt)
+flat_ratio = volumes.versus_flat(mae, val_ds, roi, p, dev)  # did it learn? (maelib.mae.LEARNED)
+glue("flat_ratio", viz.sig(flat_ratio, 2), display=False)
+glue("flat_verdict", "it learned more than a flat fill" if flat_ratio <= LEARNED else "it has not learned more "
+     "than a flat fill, so this run's comparison says little about MAE pretraining", display=False)
 models, hists = {}, {}
 arms = volumes.arms(mae, p, roi, n_out, flops)
 
@@ -249,8 +257,11 @@ viz.show_table(pd.DataFrame(rows).set_index("model"), f"Final-epoch mean Dice on
                f"structure. The paper's numbers are on BTCV; this run's on {label}.", "table-4")
 wall = time.time() - started
 results = Results(
-    claims={"claim": SeedValues.of_curves(p.seed, {r: h["dice"] for r, h in hists.items()}, "MAE init", "scratch",
-                                          volumes.MATCHED)},
+    claims={"claim": SeedValues.of_curves(
+        p.seed, {r: h["dice"] for r, h in hists.items()}, "MAE init", "scratch", volumes.MATCHED,
+        **{key: [volumes.case_items(models[r], val_ds, roi, n_out, dev)]
+           for key, r in (("mae_items", "MAE init"), ("baseline_items", "scratch"), ("matched_items", volumes.MATCHED))},
+        mae_vs_flat=[flat_ratio])},
     lr=chosen, lr_grid=grids, dataset=name, wall_s=wall,
     budget=budget_entries(budget, {"mae": "MAE init", "baseline": "scratch", "baseline_matched": volumes.MATCHED}),
     mask_ratio_metric=MaskRatioMetric("validation mean Dice, MAE init", [float(final["MAE init"]["dice"])]),

@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..files import atomic_path, file_lock
 from .registry import DataCorruptError, cache_dir, locate, provenance
+from .registry import sha256 as registry_sha256
 from .registry import source_key as registry_source_key
 
 MEAN = (0.485, 0.456, 0.406)
@@ -53,9 +54,9 @@ def pick_classes(wnids: list[str], n_classes: int) -> list[str]:
 STAGED = "tin_subset20.tar.gz"
 
 
-def _members_from_tars(folder: Path, split: str):
-    """Yield (path inside archive, bytes) of the staged subset's ``split`` ("train" or "val")."""
-    archive = folder / STAGED
+def _members_from_tars(folder: Path, split: str, name: str = STAGED):
+    """Yield (path inside archive, bytes) of the staged archive ``name``'s ``split`` ("train" or "val")."""
+    archive = folder / name
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for m in tar:
@@ -63,7 +64,7 @@ def _members_from_tars(folder: Path, split: str):
                     yield m.name, tar.extractfile(m).read()
     except (EOFError, tarfile.TarError, zlib.error, OSError) as e:
         raise DataCorruptError(
-            f"{archive} is damaged ({type(e).__name__}: {e}); copy {STAGED} into {folder} again from the staged "
+            f"{archive} is damaged ({type(e).__name__}: {e}); copy {name} into {folder} again from the staged "
             "data, or use the full download (python -m maelib data fetch tinyimagenet)") from None
 
 
@@ -144,6 +145,61 @@ def load(n_classes: int = 20, data_dir=None, limit: int | None = None):
             x, y = balanced_prefix(x, y, limit)
         out[split] = (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y))
     return out
+
+
+UNLABELLED = ("tin_train180.tar.gz", "7306f21a76ff09a7c62ce37bd236410b969e8f794a07ec07cc7f39269f67539c")
+OTHER_CLASSES = 180  # the classes outside the staged 20: their 90,000 training images, staged apart
+
+
+def load_unlabelled(n: int, data_dir=None) -> tuple[torch.Tensor, dict]:
+    """Up to ``n`` training images of the 180 classes outside the staged 20, without their labels: the
+    images an MAE may pretrain on and no supervised arm sees. The first ``n // 180`` (at least one) of each
+    class, read from the canonical folder or the staged ``tin_train180.tar.gz`` (checked against its
+    sha256); decoded once into the maelib cache.
+
+    Returns:
+        (x (M, 3, 64, 64) uint8 with M <= n, the provenance of what was read).
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    folder = locate("tinyimagenet", ("tiny-imagenet-200", UNLABELLED[0]), data_dir)
+    canonical = (folder / "tiny-imagenet-200").exists()
+    path = folder / ("tiny-imagenet-200" if canonical else UNLABELLED[0])
+    source = {"dataset": "tinyimagenet", "file": path.name, "sha256": None, "verified": None}
+    if not canonical:
+        digest = registry_sha256(path)
+        source.update(sha256=digest, verified=digest == UNLABELLED[1])
+    labelled = set(pick_classes(class_pool(folder), 20)) if canonical else set()
+    per_class = max(1, n // OTHER_CLASSES)
+    cache = cache_dir() / f"tinyimagenet_unlabelled_{registry_source_key(path)}_{per_class}.npz"
+    with file_lock(cache):
+        if cache.exists():
+            x = np.load(cache)["x"]
+        else:
+            x = _read_unlabelled(folder, canonical, labelled, per_class)
+            with atomic_path(cache) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, x=x)
+    return torch.from_numpy(x[:n]).permute(0, 3, 1, 2).contiguous(), source
+
+
+def _read_unlabelled(folder: Path, canonical: bool, labelled: set[str], per_class: int) -> np.ndarray:
+    """The first ``per_class`` training images (by name) of every class not in ``labelled`` -> (M, 64, 64, 3)."""
+    if canonical:
+        members = _members_from_folder(folder / "tiny-imagenet-200", "train")
+        where = folder / "tiny-imagenet-200"
+    else:
+        members = _members_from_tars(folder, "train", UNLABELLED[0])
+        where = folder / UNLABELLED[0]
+    by_class: dict[str, list] = {}
+    for path, data in members:
+        wnid = Path(path).parts[-3] if len(Path(path).parts) >= 3 else None
+        if path.endswith(".JPEG") and wnid and wnid not in labelled:
+            by_class.setdefault(wnid, []).append((path, data))
+    chosen = [item for wnid in sorted(by_class) for item in sorted(by_class[wnid])[:per_class]]
+    chosen = sorted(chosen, key=lambda item: (int(item[0].rsplit("_", 1)[-1].split(".")[0]), item[0]))  # classes mixed
+    return (np.stack([_decode(data, path, where) for path, data in chosen]) if chosen
+            else np.zeros((0, SIZE, SIZE, 3), np.uint8))
 
 
 def source_key(folder: Path, canonical: bool) -> str:
