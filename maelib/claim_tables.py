@@ -351,3 +351,144 @@ def show_recorded(chapter: str, profile: str = "full") -> None:
         show_table(frame.set_index("finished"), f"The {profile}-profile runs of this chapter recorded in "
                    "`results/runs/` (with their date, commit and device), one row per seed: a book built on a "
                    "laptop still shows the full-scale study.", f"table-recorded-{chapter}-{profile}")
+
+
+SHORT_CLAIMS = {  # each claim as a reader says it, for the table read first
+    "Table 1": "MAE pretraining helps image classification",
+    "Table 2": "masking the input hurts forecasting",
+    "Table 3": "MAE initialisation helps 2D segmentation",
+    "Table 4": "MAE initialisation helps 3D segmentation",
+    "Table 5": "an MAE imputes worse than a feed-forward net",
+    "PatchTST, H = 96": "masked pretraining helps long-horizon forecasts",
+}
+NOT_MEANINGFUL = "not meaningful at this scale"  # what _notes says of a verdict whose MAE or arms failed a check
+
+
+def short_verdict(row) -> str:
+    """A verdict in a word or two for the table read first: the verdict, "(smaller than the paper's)" where
+    it holds in direction with the paper's magnitude ruled out, and the marks of a failed check and of
+    older code."""
+    if row is None:
+        return "not run"
+    word = row["verdict"].split(" (")[0] if row["verdict"].startswith("inconclusive") else row["verdict"]
+    if "magnitude" in row["reason"] and row["verdict"] == "holds":
+        word += " (smaller than the paper's)"
+    if NOT_MEANINGFUL in row["reason"]:
+        word += f"; {NOT_MEANINGFUL}"
+    if not row["current"]:
+        word += "; older code"
+    return word
+
+
+def tokens_of(c: Claim, resolved: dict) -> str | None:
+    """A claim's tokens per sample and how many of them its MAE (or masked forecaster) sees, from a group's
+    resolved parameters: "64 tokens (16 seen)", a range where validation chooses among mask ratios; None
+    where its tokens are not fixed patches (tables)."""
+    from .masking import visible_count
+
+    get = resolved.get
+    if c.key == "claim_long":
+        n, ratios = get("long_lag") // get("long_patch"), [get("long_mask_ratio")]
+    elif c.chapter == "series":
+        n, ratios = get("lag"), get("mask_ratios") or [get("mask_ratio")]  # the paper's rows: a token an hour
+    elif c.chapter in ("images", "segmentation"):
+        n, ratios = (get("img_size") // get("patch_size")) ** 2, [get("mask_ratio")]
+    elif c.chapter == "volumes":
+        n, ratios = int(np.prod([r // 16 for r in get("roi")])), [get("mask_ratio")]
+    else:
+        return None
+    seen = sorted({visible_count(n, r) for r in ratios})
+    return f"{n} tokens ({seen[0]}{f'-{seen[-1]}' if len(seen) > 1 else ''} seen)"
+
+
+EPOCHS_OF = {"images": "finetune_epochs", "series": "epochs", "segmentation": "epochs", "volumes": "epochs",
+             "tabular": "epochs"}  # each chapter's supervised epochs
+
+
+def glance_table(records: list[dict]) -> pd.DataFrame:
+    """The table a reader reads first, one line per claim: the claim in words, the verdict of the paper's
+    comparison and of the compute comparison in a word or two, and the scale (profile and seeds, data,
+    tokens per sample with those the MAE sees, supervised epochs, the MAE arm's training FLOPs)."""
+    from .viz import sig
+
+    rows = claim_rows(records)
+    out = []
+    for c in CLAIMS:
+        r = judged(rows[rows["table"] == c.table])
+        g = judged_group(records, c.chapter, r["profile"], c.key) if r is not None else None
+        scale = "not run"
+        if g is not None:
+            resolved = json.loads(g["setting"])
+            data = DATASET_NAMES.get(g["dataset"], g["dataset"]) + ("" if g["dataset"] == c.paper_dataset
+                                                                   else " (stand-in)")
+            tokens = tokens_of(c, resolved)
+            epochs = resolved.get("long_epochs" if c.key == "claim_long" else EPOCHS_OF[c.chapter])
+            flops = (g["budget"].get("mae") or {}).get("training FLOPs")
+            parts = [f"{r['profile']}, {int(r['n'])} seeds", data,
+                     tokens,
+                     f"{epochs} epochs" if epochs else None, f"{sig(flops, 2)} FLOPs" if flops else None]
+            scale = "; ".join(x for x in parts if x)
+        compute = r["matched_verdict"][0] if r is not None and r["matched_verdict"] else "–"
+        out.append({"claim": f"{c.table}: {SHORT_CLAIMS.get(c.table, c.claim)}",
+                    "the paper's comparison": short_verdict(r), "at the MAE arm's compute": compute, "scale": scale})
+    return pd.DataFrame(out).set_index("claim")
+
+
+def checks_table(records: list[dict]) -> pd.DataFrame:
+    """The checks that make a verdict meaningful, per claim of its judged group: whether the MAE learned (the
+    worst seed's held-out loss over the flat predictor's, :func:`maelib.summary.mae_check`; the criterion is
+    :data:`maelib.mae.LEARNED`), whether every arm finished (each arm's largest gain over its last fifth of
+    epochs, :func:`maelib.summary.convergence`, against the claim's tolerance), and what the interval covers."""
+    from .mae import LEARNED
+    from .viz import sig
+
+    rows = claim_rows(records)
+    out = []
+    for c in CLAIMS:
+        r = judged(rows[rows["table"] == c.table])
+        if r is None:
+            continue
+        mae = r["mae_check"]
+        answer = "yes" if mae and not mae["failed"] else f"no, {mae['failed']} of {mae['n']} seeds" if mae else ""
+        learned_text = f"{answer} (worst {sig(mae['worst'], 2)}; at most {LEARNED})" if mae else "not measured"
+        gains = r["convergence"]
+        if gains:
+            done = all(v < c.converged_within for v in gains.values())
+            finished = (f"{'yes' if done else 'no'}: " + " / ".join(sig(v, 2) for v in gains.values())
+                        + f" (under {c.converged_within:g})")
+        else:
+            finished = "best validation epoch kept" if c.chapter == "series" else "not measured"
+        out.append({"claim": c.table, "MAE learned: loss / flat predictor's": learned_text,
+                    "arms finished: last-fifth gain, MAE / scratch / matched": finished,
+                    "interval over": r["over"]})
+    return pd.DataFrame(out, columns=["claim", "MAE learned: loss / flat predictor's",
+                                      "arms finished: last-fifth gain, MAE / scratch / matched",
+                                      "interval over"]).set_index("claim").rename_axis(PAPERS)
+
+
+def findings(records: list[dict]) -> str:
+    """The findings in three sentences, from the verdicts: which claims hold by the paper's comparison, what
+    the compute comparison says, and which verdicts the checks mark as not meaningful at this scale."""
+    rows = claim_rows(records)
+    chosen = {c.table: judged(rows[rows["table"] == c.table]) for c in CLAIMS}
+    words = {t: short_verdict(r) for t, r in chosen.items()}
+
+    def listed(tables):
+        return ", ".join(tables) if tables else "none"
+    by_verdict: dict[str, list[str]] = {}
+    for t, r in chosen.items():
+        by_verdict.setdefault(r["verdict"].split(" (")[0] if r is not None else "not run", []).append(t)
+    told = {"holds": ("holds", "hold"), "does not hold": ("does not hold", "do not hold"),
+            "the paper's effect ruled out": ("rules out the paper's effect", "rule out the paper's effect"),
+            "inconclusive": ("is inconclusive", "are inconclusive"), "not run": ("was not run", "were not run")}
+    first = "; ".join(f"{', '.join(ts)} {told.get(v, (v, v))[len(ts) > 1]}" for v, ts in by_verdict.items())
+    compute = {t: r["matched_verdict"][0] for t, r in chosen.items() if r is not None and r["matched_verdict"]}
+    by_word = {}
+    for t, w in compute.items():
+        by_word.setdefault(w, []).append(t)
+    marked = [t for t, w in words.items() if NOT_MEANINGFUL in w or "older code" in w]
+    return (f"By the paper's own comparisons: {first}. "
+            f"Given the MAE arm's whole compute instead, scratch training gives: "
+            + "; ".join(f"{w} in {', '.join(ts)}" for w, ts in by_word.items()) + ". "
+            + (f"The verdicts of {listed(marked)} are marked: an MAE that did not learn, an arm still improving, or "
+               "seeds made by older code." if marked else "Every verdict passes the checks of the MAE and of its arms."))

@@ -172,6 +172,14 @@ def learned(values, higher_is_better: bool) -> bool:
 ITEMS_OF = {"baseline": "baseline_items", "baseline_matched": "matched_items"}  # an arm's per-item entry
 
 
+def item_aggregate(items: list) -> str:
+    """How per-item values give a seed's score, by their shape (:data:`maelib.stats.AGGREGATES`): a number
+    per item is averaged ("mean"), a [sum, count] pair is a ratio of sums ("ratio"), a [intersections,
+    unions] pair of per-class lists an mIoU ("iou"). A record names none: its claim holds per-seed lists only
+    (:func:`maelib.provenance.claim_problem`)."""
+    return {2: "mean", 3: "ratio", 4: "iou"}[np.ndim(items)]
+
+
 def paper_comparison(c: Claim, g: dict | None, baseline: str = "baseline") -> dict:
     """The statistics of the MAE arm against ``baseline`` (the paper's comparison, the verdict's; or
     "baseline_matched", the compute comparison): with the test items' sampling error
@@ -179,7 +187,7 @@ def paper_comparison(c: Claim, g: dict | None, baseline: str = "baseline") -> di
     alone (:func:`maelib.stats.paired`); ``over`` says which."""
     mae_items, base_items = _values(g, "mae_items"), _values(g, ITEMS_OF[baseline])
     if mae_items and base_items and len({len(v) for v in mae_items + base_items}) == 1:
-        metric = next(iter(g["seeds"].values())).get("items_metric") or "mean"
+        metric = next(iter(g["seeds"].values())).get("items_metric") or item_aggregate(mae_items)
         return {**stats.paired_items(mae_items, base_items, c.higher_is_better, metric), "over": "seeds and test items"}
     return {**stats.paired(_values(g, "mae"), _values(g, baseline), c.higher_is_better), "over": "seeds"}
 

@@ -264,7 +264,7 @@ results = Results(
         **{key: [segmentation.frame_items(models[r], data["val"][0], data["val"][1], n_classes, dev)]
            for key, r in (("mae_items", "MAE init"), ("baseline_items", "scratch"),
                           ("matched_items", segmentation.MATCHED))},
-        items_metric="iou", mae_vs_flat=[flat_ratio])},
+        mae_vs_flat=[flat_ratio])},
     lr=chosen, lr_grid=grids, dataset=name, wall_s=wall,
     budget=budget_entries(budget, {"mae": "MAE init", "baseline": "scratch", "baseline_matched": segmentation.MATCHED}),
     mask_ratio_metric=MaskRatioMetric("validation mIoU, MAE init", [float(final["MAE init"]["miou"])]),

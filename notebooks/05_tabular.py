@@ -171,8 +171,7 @@ def seed_values(metric: str, items: bool = False) -> SeedValues:
     nets = main[main["model"].isin([FF_PAPER, FF_FAIR, MAE])]
     per_seed = nets.pivot(index="seed", columns="model", values=metric)
     per_row = nets.pivot(index="seed", columns="model", values="items").loc[per_seed.index] if items else None
-    extra = dict(mae_items=list(per_row[MAE]), baseline_items=list(per_row[FF_PAPER]), items_metric="ratio") \
-        if items else {}
+    extra = dict(mae_items=list(per_row[MAE]), baseline_items=list(per_row[FF_PAPER])) if items else {}
     return SeedValues([int(v) for v in per_seed.index], list(per_seed[MAE]), list(per_seed[FF_PAPER]),
                       baseline_fair=list(per_seed[FF_FAIR]), **extra)
 

@@ -14,42 +14,9 @@
 # %% [markdown]
 # # Summary: the paper's claims against what we measured
 #
-# Each of the paper's tables makes a claim: that MAE pretraining helps (images, 2D and 3D segmentation)
-# or that it does not (time series, tables). The series chapter adds a second claim, the forecasting
-# literature's: that masked pretraining helps a patch transformer forecast 96 hours ahead (PatchTST, whose
-# only pretrained ETTh1 numbers are multivariate; its direction is what ours is judged against). This
-# chapter sets each claim beside the runs recorded in the run registry (`results/runs/`, one JSON
-# file per finished run, written by `maelib.runs`): the runs of every chapter at its default
-# parameters, at the quick profile (CPU) and the full profile (GPU) where they exist.
-#
-# Each run records, per seed, its MAE arm and its baseline, trained with the same seed. The comparison is
-# paired: the gap per seed (MAE minus baseline, signed so that a positive gap means the MAE did better),
-# its mean over seeds, the 95% t-interval of that mean, the t-test's p of a zero gap and an exact
-# sign-flip p (every one of the 2ⁿ sign patterns of n gaps; with five seeds it cannot fall below
-# {glue:text}`min_flip_p`). The claims of one profile form a family, so each p is also given after Holm's
-# correction, and a gap counts only when it survives it. Seeds are pooled only when one version of the
-# code (the library and the chapter's notebook) made them on one setting and dataset. The intervals cover
-# training noise only (initialisation, masks, batch order): every seed is scored on the same fixed test
-# set, whose own sampling error is not in them.
-#
-# Each claim is judged by the paper's own comparison: the MAE arm against scratch trained for the same
-# supervised epochs. Where a chapter also trains scratch on the MAE arm's whole compute, its pretraining and
-# fine-tuning together (images, 2D and 3D segmentation), that second comparison gets a verdict of its own
-# in the last column: was the pretraining worth its compute? Both comparisons were declared before any
-# run, and neither is chosen by which one scored better. The compute is counted in FLOPs (forward and
-# backward, by torch's `FlopCounterMode` on each arm's real step), and the table of the two comparisons
-# gives each arm's. Runs made before FLOPs were counted matched passes instead, which gave that scratch
-# arm more compute than the MAE arm (a pretraining pass encodes only the visible tokens); the table says
-# which runs those are.
-#
-# A verdict needs at least five seeds. It *holds* when the interval excludes zero on the paper's side
-# (and the gap survives Holm's correction); where the interval also excludes the paper's gap, the reason
-# adds that it holds in direction but the paper's magnitude is ruled out. It *does not hold* when the
-# interval excludes zero on the other side. When the interval includes zero but excludes the paper's gap,
-# *the paper's effect is ruled out*: the MAE may differ a little, but not by as much as the paper found.
-# When it holds both, the verdict is *inconclusive (underpowered)*, and the power to detect the paper's gap
-# with the observed spread, and the number of seeds that would give 80%, say how far the runs are from an
-# answer.
+# The paper makes five claims, one per table; the series chapter adds a sixth, the forecasting literature's.
+# Each is judged below by the paper's own comparison, and, where a chapter trains it, by a second one at
+# equal compute. {glue:text}`findings`
 
 # %% tags=["parameters"]
 profile = "auto"  # smoke, quick or full; only used to label this build
@@ -86,12 +53,75 @@ glue("min_seeds", summary.MIN_SEEDS, display=False)
 glue("min_flip_p", viz.sig(stats.sign_flip_p(list(range(1, summary.MIN_SEEDS + 1))), 3), display=False)
 glue("n_claims", len(summary.CLAIMS), display=False)
 judged = summary.verdicts(rows)
+glue("findings", claim_tables.findings(records), display=False)
 kinds = pd.Series(judged).map(lambda v: "inconclusive" if v.startswith("inconclusive") else v).value_counts()
 FORMS = {"holds": ("holds", "hold"), "does not hold": ("does not hold", "do not hold"),
          "the paper's effect ruled out": ("rules out the paper's effect", "rule out the paper's effect"),
          "inconclusive": ("is inconclusive", "are inconclusive"), "not run": ("was not run", "were not run")}
 parts = [f"{kinds[k]} {FORMS[k][int(kinds[k] != 1)]}" for k in FORMS if kinds.get(k)]
 glue("verdict_counts", ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts), display=False)
+
+# %% tags=["remove-input"]
+viz.show_table(claim_tables.glance_table(records), "The claims at a glance: each claim in words, the verdict of the "
+               "paper's comparison (the MAE arm against scratch trained as long) and of the comparison at the MAE "
+               "arm's compute, and the scale it was judged at. The sections below give the numbers, the checks and the "
+               "method.", "table-glance")
+
+# %% [markdown]
+# A verdict means something only where the MAE learned and every arm finished learning. The MAE learned
+# when its held-out loss on hidden tokens is at most 0.7 of the flat predictor's, which fills every hidden
+# token with the mean of the visible ones; an arm finished when its validation metric gained less than a
+# stated amount over its last fifth of epochs (half a point of top-1, 0.005 of mIoU or Dice). A verdict
+# whose judged runs fail either check is marked "not meaningful at this scale" in the tables.
+
+# %% tags=["remove-input"]
+viz.show_table(claim_tables.checks_table(records), "The checks of each verdict's judged runs: the MAE's worst seed "
+               "against the flat predictor, each arm's largest gain over its last fifth of epochs (the forecasters "
+               "keep their best validation epoch instead), and what the interval covers.", "table-checks")
+
+# %% [markdown]
+# ## How the verdicts are made
+#
+#
+# Each of the paper's tables makes a claim: that MAE pretraining helps (images, 2D and 3D segmentation)
+# or that it does not (time series, tables). The series chapter adds a second claim, the forecasting
+# literature's: that masked pretraining helps a patch transformer forecast 96 hours ahead (PatchTST, whose
+# only pretrained ETTh1 numbers are multivariate; its direction is what ours is judged against). This
+# chapter sets each claim beside the runs recorded in the run registry (`results/runs/`, one JSON
+# file per finished run, written by `maelib.runs`): the runs of every chapter at its default
+# parameters, at the quick profile (CPU) and the full profile (GPU) where they exist.
+#
+# Each run records, per seed, its MAE arm and its baseline, trained with the same seed. The comparison is
+# paired: the gap per seed (MAE minus baseline, signed so that a positive gap means the MAE did better),
+# its mean over seeds, the 95% t-interval of that mean, the t-test's p of a zero gap and an exact
+# sign-flip p (every one of the 2ⁿ sign patterns of n gaps; with five seeds it cannot fall below
+# {glue:text}`min_flip_p`). The claims of one profile form a family, so each p is also given after Holm's
+# correction, and a gap counts only when it survives it. Seeds are pooled only when one version of the
+# code (the library and the chapter's notebook) made them on one setting and dataset. Where the runs
+# recorded each arm's score on every test item (an image, a window, a frame, a volume, a row), the interval
+# and the p come from a paired bootstrap that draws the seeds and the test items together, so they hold the
+# test set's own sampling error as well as the training noise (initialisation, masks, batch order); runs
+# made before items were recorded give the t-interval over seeds alone, and the table of checks says which.
+#
+# Each claim is judged by the paper's own comparison: the MAE arm against scratch trained for the same
+# supervised epochs. Where a chapter also trains scratch on the MAE arm's whole compute, its pretraining and
+# fine-tuning together (images, 2D and 3D segmentation), that second comparison gets a verdict of its own
+# in the last column: was the pretraining worth its compute? Both comparisons were declared before any
+# run, and neither is chosen by which one scored better. The compute is counted in FLOPs (forward and
+# backward, by torch's `FlopCounterMode` on each arm's real step), and the table of the two comparisons
+# gives each arm's. Runs made before FLOPs were counted matched passes instead, which gave that scratch
+# arm more compute than the MAE arm (a pretraining pass encodes only the visible tokens); the table says
+# which runs those are.
+#
+# A verdict needs at least five seeds. It *holds* when the interval excludes zero on the paper's side
+# (and the gap survives Holm's correction); where the interval also excludes the paper's gap, the reason
+# adds that it holds in direction but the paper's magnitude is ruled out. It *does not hold* when the
+# interval excludes zero on the other side. When the interval includes zero but excludes the paper's gap,
+# *the paper's effect is ruled out*: the MAE may differ a little, but not by as much as the paper found.
+# When it holds both, the verdict is *inconclusive (underpowered)*, and the power to detect the paper's gap
+# with the observed spread, and the number of seeds that would give 80%, say how far the runs are from an
+# answer.
+
 
 # %% tags=["remove-input"]
 if set_aside:  # records that could not be read or do not follow the schema: named, and left out

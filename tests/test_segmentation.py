@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -97,3 +98,24 @@ def test_the_figure_shows_scenes_that_differ_not_neighbouring_frames():
     chosen = segmentation.distinct_samples(y, 3, n_classes=4).tolist()
     assert chosen[0] == 0 and set(chosen[1:]) == {5, 9}
     assert len(segmentation.distinct_samples(y[:2], 4, n_classes=4)) == 2  # no more than there are
+
+
+def test_frame_items_give_back_the_miou_of_all_frames():
+    """Per-frame intersections and unions, summed over the frames by stats' "iou" aggregate, are exactly the
+    mIoU of the whole validation split's confusion matrix (so the bootstrap resamples the reported metric)."""
+    from maelib import stats
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 4, (5, 8, 8), generator=g)
+    y[0, :2] = segmentation.IGNORE
+    logits = torch.randn(5, 4, 8, 8, generator=g)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return logits[: len(x)]  # one batch of all five frames
+
+    x = torch.zeros(5, 3, 8, 8)
+    items = segmentation.frame_items(Fixed(), x, y, 4, "cpu")
+    pred = logits.argmax(1)
+    whole = segmentation.seg_scores(segmentation.confusion(pred, y, 4))["miou"]
+    assert len(items) == 5 and stats.item_scores(np.asarray([items], float), "iou")[0] == pytest.approx(whole)

@@ -700,3 +700,34 @@ def test_an_mae_that_did_not_learn_or_an_unfinished_arm_marks_the_verdict():
         r["metrics"]["claim"].update(mae_vs_flat=[0.5], mae_curve=[[10, 20, 30, 39.8, 40]])
     row = summary.claim_rows(recs, profiles=("quick",)).iloc[0]
     assert "did not learn" not in row["reason"] and "still improving" not in row["reason"]
+
+
+def test_the_table_read_first_gives_each_claim_its_two_verdicts_and_its_scale():
+    from maelib import claim_tables
+
+    recs = [record("images", s, 40.0 + 0.1 * s, 30.0, code=provenance.version("images"), baseline_matched=[45.0 + s],
+                   mae_vs_flat=[0.5], mae_curve=[[10, 39.95 + 0.1 * s, 40 + 0.1 * s]], baseline_curve=[[10, 29.9, 30]],
+                   matched_curve=[[10, 44.9 + s, 45 + s]]) for s in range(5)]
+    glance = claim_tables.glance_table(recs)
+    row = glance.loc["Table 1: " + claim_tables.SHORT_CLAIMS["Table 1"]]
+    assert row["the paper's comparison"] == "holds (smaller than the paper's)"  # the paper's gap: about +20 points
+    assert row["at the MAE arm's compute"] == "MAE worse"
+    assert row["scale"].startswith("quick, 5 seeds; TinyImageNet; 64 tokens (16 seen)")
+    assert (glance["the paper's comparison"] == "not run").sum() == len(summary.CLAIMS) - 1
+    checks = claim_tables.checks_table(recs).loc["Table 1"]
+    assert checks.iloc[0].startswith("yes (worst 0.5") and checks.iloc[1].startswith("yes: ")
+    text = claim_tables.findings(recs)
+    assert text.startswith("By the paper's own comparisons: Table 1 holds;") and "MAE worse in Table 1" in text
+    for r in recs:  # an arm still improving at the end marks the verdict
+        r["metrics"]["claim"]["baseline_curve"] = [[10, 20, 30]]
+    assert "not meaningful at this scale" in claim_tables.glance_table(recs).iloc[0]["the paper's comparison"]
+
+
+def test_the_items_shape_says_how_they_give_a_score():
+    """A record's claim holds per-seed lists only, so no aggregate is named: one number per item is averaged,
+    [sum, count] pairs are a ratio of sums, per-class [intersections, unions] an mIoU."""
+    assert summary.item_aggregate([[1.0, 0.0]]) == "mean"
+    assert summary.item_aggregate([[[1.0, 2], [0.5, 1]]]) == "ratio"
+    assert summary.item_aggregate([[[[1, 0], [2, 0]]]]) == "iou"
+    rec = record("tabular", 0, 0.1, 0.2, mae_items=[[[1.0, 2], [0.5, 1]]], baseline_items=[[[2.0, 2], [1.0, 1]]])
+    assert provenance.claim_problem("claim", rec["metrics"]["claim"]) is None

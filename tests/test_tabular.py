@@ -131,3 +131,14 @@ def test_each_network_chooses_its_learning_rate_on_held_out_training_rows(monkey
     lr, grid = tabular.choose_lr("MAE (re-masked observed cells)", data, p, "cpu", 0, 0.2)
     assert lr == 2e-3 and grid == {1e-3: 0.3, 2e-3: 0.1, 4e-3: 0.2}
     assert {n for n, _ in seen} == {90}  # trained on 90 of the 100 training rows
+
+
+def test_per_row_items_give_back_the_mse_over_every_hidden_cell():
+    from maelib import stats
+
+    rng = np.random.default_rng(1)
+    true, imputed = rng.random((50, 3)), rng.random((50, 3))
+    observed = rng.random((50, 3)) > 0.4
+    s = tabular.scores(imputed, true, observed, ["longitude", "latitude", "population"])
+    assert len(s["items"]) == 50 and sum(n for _, n in s["items"]) == (~observed).sum()
+    assert stats.item_scores(np.asarray([s["items"]], float), "ratio")[0] == pytest.approx(s["mse"], rel=1e-4)

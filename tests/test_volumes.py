@@ -201,3 +201,24 @@ def test_the_3d_maes_learned_tokens_are_not_decayed():
     decayed = {id(t) for g in param_groups(mae, 0.05) if g["weight_decay"] > 0 for t in g["params"]}
     assert id(mae.cls_token) not in decayed and id(mae.mask_tokens) not in decayed
     assert id(mae.blocks[0].mlp.linear1.weight) in decayed
+
+
+def test_case_items_average_to_the_reported_dice():
+    """Each case's Dice over its classes, averaged over the cases, is the chapter's mean Dice where every
+    class is in every case; a model that predicts the labels scores 1 on every case."""
+    label = torch.zeros(2, 1, 20, 20, 20, dtype=torch.uint8)
+    label[:, 0, 2:8, 2:8, 2:8], label[:, 0, 10:16, 10:16, 10:16] = 1, 2
+    vs = volumes.VolumeSet(label.float(), label, torch.tensor([[20, 20, 20], [20, 20, 20]]))
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x):
+            return F.one_hot(x[:, 0].round().long(), 3).permute(0, 4, 1, 2, 3).float()
+
+    class Half(torch.nn.Module):  # class 2 predicted as 1: Dice 2/3 on class 1, 0 on class 2
+        def forward(self, x):
+            return F.one_hot(x[:, 0].round().long().clamp(max=1), 3).permute(0, 4, 1, 2, 3).float()
+
+    assert volumes.case_items(Oracle(), vs, (16, 16, 16), 3, "cpu") == [1.0, 1.0]
+    items = volumes.case_items(Half(), vs, (16, 16, 16), 3, "cpu")
+    assert items == pytest.approx([1 / 3, 1 / 3])
+    assert np.mean(items) == pytest.approx(volumes.evaluate_dice(Half(), vs, (16, 16, 16), 3, "cpu")["dice"])
