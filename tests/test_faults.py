@@ -488,9 +488,9 @@ def test_a_run_whose_record_cannot_be_written_keeps_its_notebook_and_says_where(
     assert not list(tmp_path.rglob("*.json")) and not list((tmp_path / "out").glob(".running-*"))
 
 
-@pytest.mark.parametrize("ratio, said", [(0.9999, "hides 15 of the 16 tokens"), (1e-9, "hides none of the 16")])
+@pytest.mark.parametrize("ratio, said", [(0.9999, "hides 63 of the 64 tokens"), (1e-9, "hides none of the 64")])
 def test_a_mask_ratio_the_tokens_cannot_realise_is_refused_before_compute(ratio, said):
-    """0.9999 on 16 tokens hid 15 (0.9375) and was recorded as 0.9999; 1e-9 hid one. Both are refused,
+    """0.9999 on 64 tokens would hide 63 (0.984) and be recorded as 0.9999; 1e-9 would hide one. Both are refused,
     naming mask_ratio and the ratios this token count realises."""
     from maelib import images
 
