@@ -236,6 +236,14 @@ LEARNED = 0.7  # an MAE has learned when its held-out loss is at most this share
 
 
 @torch.no_grad()
+def flat_fill(target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The flat predictor: targets (N, L, D) and mask (N, L), 1 = hidden -> (N, L, D), every token the mean
+    of its sample's visible targets."""
+    visible = (1 - mask.to(target.dtype)).unsqueeze(-1)  # (N, L, 1)
+    flat = (target * visible).sum(1, keepdim=True) / visible.sum(1, keepdim=True).clamp(min=1)  # (N, 1, D)
+    return flat.expand_as(target)
+
+
 def versus_flat(mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, seed: int = 12345) -> dict[str, float]:
     """Whether an MAE learned: its loss on hidden tokens against the flat predictor's under the same mask.
 
@@ -257,8 +265,7 @@ def versus_flat(mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, seed
     g = torch.Generator(device=tokens.device).manual_seed(seed)
     masking = random_masking(tokens.shape[0], tokens.shape[1], mask_ratio, tokens.device, g)
     loss = mae.loss(tokens, mae.forward_decoder(mae.forward_encoder(tokens, masking), masking), masking.mask)
-    target, visible = mae.target(tokens).float(), (1 - masking.mask).unsqueeze(-1)  # (N, L, D), (N, L, 1)
-    flat = (target * visible).sum(1, keepdim=True) / visible.sum(1, keepdim=True).clamp(min=1)  # (N, 1, D)
-    flat_loss = mae.loss(tokens, flat.expand_as(target), masking.mask)
+    target = mae.target(tokens).float()
+    flat_loss = mae.loss(tokens, flat_fill(target, masking.mask), masking.mask)
     mae.train(was)
     return {"loss": float(loss), "flat": float(flat_loss), "ratio": float(loss / flat_loss)}

@@ -146,18 +146,21 @@ def chapter_modules(chapter: str) -> set[str]:
 
 
 SETTINGS_ONLY = {"maelib.profiles"}  # declares parameters, whose values every record's setting holds
+# numbers to show beside ours (the paper's tables, other papers') and the figures' and prose helpers: no
+# record's metric is computed from them, so a new published number or a larger legend splits no seeds
+DISPLAY_ONLY = {"maelib.paper", "maelib.published", "maelib.viz"}
 
 
 def computing(name: str) -> bool:
     """Whether module ``name`` may compute: every module but the runner's and the study's (the top two of
-    ``maelib.LAYERS``, which only run, show or judge), the package's docstring and :data:`SETTINGS_ONLY`:
-    the profiles' values reach a run only as its resolved parameters, which group its seeds already
-    (:func:`maelib.tuning.setting`), so one chapter's new default cannot split another chapter's seeds. A
-    module of no layer counts (tests/test_layers.py gives every module one)."""
+    ``maelib.LAYERS``, which only run, show or judge), the package's docstring, :data:`SETTINGS_ONLY` (the
+    profiles' values reach a run only as its resolved parameters, which group its seeds already,
+    :func:`maelib.tuning.setting`, so one chapter's new default cannot split another chapter's seeds) and
+    :data:`DISPLAY_ONLY`. A module of no layer counts (tests/test_layers.py gives every module one)."""
     from . import LAYERS
 
     short = name.removeprefix("maelib.").split(".")[0]
-    return name != "maelib" and name not in SETTINGS_ONLY and not any(short in members for _, members in LAYERS[3:])
+    return name != "maelib" and name not in SETTINGS_ONLY | DISPLAY_ONLY and not any(short in members for _, members in LAYERS[3:])
 
 
 def code_hash(chapter: str | None = None, computing_only: bool = True) -> str:

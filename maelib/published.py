@@ -1,4 +1,5 @@
-"""Published long-horizon results on ETTh1, as printed: numbers nobody on this project produced.
+"""Published numbers, as printed: long-horizon results on ETTh1 and the mask ratios other papers settled on.
+Nobody on this project produced them.
 
 Kept apart from :mod:`maelib.paper` (the seed paper's own tables). Each reference names exactly where its
 numbers were read (a repository file at a commit, or a paper's table) and the setting they were made in;
@@ -55,6 +56,25 @@ REFERENCES: dict[str, Reference] = {
             ("336", ("0.450", "0.456", "0.445", "0.446", "0.431", "0.436")),
             ("720", ("0.472", "0.484", "0.487", "0.478", "0.449", "0.466")),
         )),
+}
+
+MAE_PAPER = ("He, Chen, Xie, Li, Dollár, Girshick: Masked Autoencoders Are Scalable Vision Learners (CVPR 2022, "
+             "arXiv:2111.06377)")
+
+
+@dataclass(frozen=True)
+class PublishedRatio:
+    ratio: float  # the share of tokens hidden in pretraining
+    what: str  # what the number is: a measured optimum, or the setting a paper used
+    source: str  # where it was read
+
+
+# the mask ratios the summary draws beside its own curves, by modality of this study
+MASK_RATIOS: dict[str, PublishedRatio] = {
+    "images": PublishedRatio(0.75, "the optimum of its masking-ratio ablation (ViT-L, ImageNet-1K), good for both "
+                             "fine-tuning and linear probing", f"{MAE_PAPER}, Section 4.1 and Figure 5"),
+    "series": PublishedRatio(0.40, "the ratio its self-supervised PatchTST pretrains with (a setting, not an ablation's "
+                             "optimum)", f"{PATCHTST_PAPER}, Appendix A.5.1: the setting of its Table 12"),
 }
 
 NOT_FOUND = ("PatchTST reports its self-supervised (pretrained, then fine-tuned) results on multivariate data "

@@ -43,10 +43,9 @@ class SeedValues:
         mae_curve, baseline_curve, matched_curve: per seed, the arm's validation metric after every
             supervised epoch (the convergence check; segmentation's and volumes' claims about the whole run).
         mae_items, baseline_items, matched_items: per seed, the arm's score on every test item, in one order
-            for every arm and seed (a list of numbers; of [sum, count] where ``items_metric`` is "ratio"; of
-            [intersections, unions] per class where it is "iou"): the bootstrap over seeds and items
-            (:func:`maelib.stats.paired_items`).
-        items_metric: how the items give a seed's score (:data:`maelib.stats.AGGREGATES`; "mean" when None).
+            for every arm and seed (a number each; a [sum, count] pair each where the score is a ratio of
+            sums; [intersections, unions] per class where it is an IoU): the bootstrap over seeds and items
+            (:func:`maelib.stats.paired_items`; the summary reads the aggregate from the items' shape).
         mae_vs_flat: per seed, the pretrained MAE's held-out loss on hidden tokens divided by that of the flat
             predictor (every hidden token predicted as the mean of its sample's visible ones): the test that
             the MAE learned something (:func:`maelib.mae.versus_flat`).
@@ -65,18 +64,15 @@ class SeedValues:
     mae_items: list[list] | None = None
     baseline_items: list[list] | None = None
     matched_items: list[list] | None = None
-    items_metric: str | None = None
     mae_vs_flat: list[float] | None = None
 
     def __post_init__(self):
         n = len(self.seeds)
         if any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds) or len(set(self.seeds)) != n:
             raise ValueError(f"seeds must be distinct integers, got {self.seeds!r}")
-        if self.items_metric not in (None, "mean", "ratio", "iou"):
-            raise ValueError(f"items_metric must be 'mean', 'ratio' or 'iou', got {self.items_metric!r}")
         for f in fields(self)[1:]:
             values = getattr(self, f.name)
-            if values is None or f.name == "items_metric":
+            if values is None:
                 continue
             if len(values) != n:
                 raise ValueError(f"{f.name} has {len(values)} values for {n} seeds")
@@ -115,11 +111,10 @@ class SeedValues:
     def per_seed(self) -> list[dict]:
         """[{seed, mae, baseline, ...}] one dict per seed, with each entry the chapter has."""
         names = [f.name for f in fields(self)[1:] if getattr(self, f.name) is not None
-                 and f.name not in NESTED + ("items_metric",)]
+                 and f.name not in NESTED]
         nested = [k for k in NESTED if getattr(self, k) is not None]
-        extra = {"items_metric": self.items_metric} if self.items_metric else {}
         return [{"seed": s, **{k: v[i] if k == "chosen" else float(v[i]) for k in names if (v := getattr(self, k))},
-                 **{k: getattr(self, k)[i] for k in nested}, **extra} for i, s in enumerate(self.seeds)]
+                 **{k: getattr(self, k)[i] for k in nested}} for i, s in enumerate(self.seeds)]
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,45 @@ def last_fifth_gain(curve, higher_is_better: bool = True) -> float:
     return float((1 if higher_is_better else -1) * (curve[-1] - curve[-1 - min(k, len(curve) - 1)]))
 
 
+def best_ratio(values: dict[float, list[float]], higher_is_better: bool = True, draws: int = BOOTSTRAPS,
+               level: float = LEVEL, seed: int = 0) -> dict:
+    """The mask ratio whose seeds score best on average, and how sure that is: a bootstrap that redraws each
+    ratio's seeds (with replacement, each ratio apart) and takes the best mean each time.
+
+    Args:
+        values: ratio -> its per-seed scores (at least two seeds a ratio).
+
+    Returns:
+        {"best": the ratio of the best mean, "low", "high": the ``level`` interval of the best ratio over the
+        draws, "share": ratio -> the share of draws in which it was best, "draws": (draws,) the best ratio of
+        each draw (for :func:`lower_best`)}.
+    """
+    ratios = sorted(values)
+    if len(ratios) < 2 or any(len(values[r]) < 2 for r in ratios):
+        raise ValueError(f"values must hold at least two ratios of at least two seeds each, got "
+                         f"{ {r: len(v) for r, v in values.items()} }")
+    sign = 1 if higher_is_better else -1
+    rng = np.random.default_rng(seed)
+    means = np.stack([sign * np.asarray(values[r], float)[rng.integers(0, len(values[r]), (draws, len(values[r])))]
+                      .mean(1) for r in ratios], 1)  # (draws, ratios)
+    picked = np.asarray(ratios)[means.argmax(1)]
+    best = ratios[int(np.argmax([sign * np.mean(values[r]) for r in ratios]))]
+    tail = (1 - level) / 2
+    return {"best": float(best), "low": float(np.quantile(picked, tail, method="lower")),
+            "high": float(np.quantile(picked, 1 - tail, method="higher")),
+            "share": {float(r): float(np.mean(picked == r)) for r in ratios}, "draws": picked}
+
+
+def lower_best(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> tuple[str, float]:
+    """Whether modality A's best mask ratio lies below B's, from their bootstrap draws (:func:`best_ratio`'s
+    ``draws``, paired draw by draw): ("holds", share) where A's is lower in at least ``level`` of the draws
+    after ties are split evenly, ("ruled out", share) where it is in at most 1 - ``level``, else
+    ("undecided", share)."""
+    share = float(np.mean(a < b) + 0.5 * np.mean(a == b))
+    word = "holds" if share >= level else "ruled out" if share <= 1 - level else "undecided"
+    return word, share
+
+
 def epochs_to_reach(curve, target: float) -> float:
     """The first epoch (1-based) at which a (E,) ``curve`` (higher is better) reaches ``target``; a curve that
     never does counts as E + 1, one epoch past the run (a censored value, which favours it)."""

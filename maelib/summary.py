@@ -187,7 +187,7 @@ def paper_comparison(c: Claim, g: dict | None, baseline: str = "baseline") -> di
     alone (:func:`maelib.stats.paired`); ``over`` says which."""
     mae_items, base_items = _values(g, "mae_items"), _values(g, ITEMS_OF[baseline])
     if mae_items and base_items and len({len(v) for v in mae_items + base_items}) == 1:
-        metric = next(iter(g["seeds"].values())).get("items_metric") or item_aggregate(mae_items)
+        metric = item_aggregate(mae_items)
         return {**stats.paired_items(mae_items, base_items, c.higher_is_better, metric), "over": "seeds and test items"}
     return {**stats.paired(_values(g, "mae"), _values(g, baseline), c.higher_is_better), "over": "seeds"}
 

@@ -26,6 +26,7 @@ from torch import nn
 from .data import TensorLoader
 from .data import volumes as vdata
 from .data.registry import DataCorruptError
+from .mae import flat_fill
 from .masking import check_split
 from .train import (GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, matched_epochs,
                     step_flops)
@@ -301,11 +302,9 @@ def versus_flat(mae: MaskedAutoEncoderViT, val: VolumeSet, roi, p, device, seed:
         torch.manual_seed(seed)
         pred, mask = mae(x, masking_ratio=p.mask_ratio)
     target, mask = patchify3d(x).float(), mask.float()  # (N, L, D), (N, L) 1 = hidden
-    visible = (1 - mask).unsqueeze(-1)
-    flat = (target * visible).sum(1, keepdim=True) / visible.sum(1, keepdim=True).clamp(min=1)
     hidden_mse = lambda guess: (((guess - target) ** 2).mean(-1) * mask).sum() / mask.sum()  # noqa: E731
     mae.train(was)
-    return float(hidden_mse(pred.float()) / hidden_mse(flat.expand_as(target)))
+    return float(hidden_mse(pred.float()) / hidden_mse(flat_fill(target, mask)))
 
 
 def train_unetr(model: UNETR, train_ds, val_ds, roi, n_out: int, p, device, seed: int, desc: str, ckpt_dir=None,

@@ -98,3 +98,16 @@ def test_a_profile_default_splits_seeds_by_setting_not_by_version(monkeypatch):
     monkeypatch.setitem(profiles.PROFILES["images"], "quick", {**profiles.PROFILES["images"]["quick"], "finetune_epochs": 7})
     after = tuning.setting({"resolved": vars(profiles.resolve("images", "quick"))})
     assert before != after
+
+
+def test_a_new_published_number_or_figure_helper_splits_no_seeds(monkeypatch, tmp_path):
+    """The paper's and other papers' numbers and the figures' helpers only show: editing them keeps every
+    chapter's version, while an edit of a module that computes (stats) changes it."""
+    files = dict(provenance.module_files())
+    before = provenance.version("series")
+    for name in ("maelib.published", "maelib.viz", "maelib.paper", "maelib.stats"):
+        copy = tmp_path / f"{name}.py"
+        copy.write_text(files[name].read_text() + "\n# an edit\n")
+        monkeypatch.setattr(provenance, "module_files", lambda name=name, copy=copy: {**files, name: copy})
+        changed = provenance.version("series") != before
+        assert changed == (name == "maelib.stats"), name

@@ -149,3 +149,26 @@ def test_paired_items_draws_the_same_items_for_both_arms():
     base += rng.normal(0, 0.01, (5, 1))  # seeds not identical
     st = stats.paired_items(base + 0.1, base)
     assert st["lo"] == pytest.approx(0.1, abs=0.02) and st["hi"] == pytest.approx(0.1, abs=0.02)
+
+
+def test_best_ratio_finds_a_clear_optimum_and_widens_when_seeds_disagree():
+    """A clear peak at 0.5 is found with a narrow interval; seeds so noisy that no ratio stands out give an
+    interval over the whole grid; lower is better flips the pick."""
+    rng = np.random.default_rng(1)
+    grid = (0.1, 0.3, 0.5, 0.7, 0.9)
+    clear = {r: list(1 - (r - 0.5) ** 2 + 0.001 * rng.standard_normal(3)) for r in grid}
+    out = stats.best_ratio(clear)
+    assert out["best"] == 0.5 and out["low"] == out["high"] == 0.5 and out["share"][0.5] == 1.0
+    noisy = {r: list(rng.standard_normal(3)) for r in grid}
+    wide = stats.best_ratio(noisy)
+    assert wide["high"] - wide["low"] >= 0.4
+    assert stats.best_ratio(clear, higher_is_better=False)["best"] in (0.1, 0.9)
+    with pytest.raises(ValueError, match="two seeds"):
+        stats.best_ratio({0.1: [1.0], 0.5: [2.0, 3.0]})
+
+
+def test_lower_best_says_holds_ruled_out_or_undecided():
+    low, high = np.full(100, 0.25), np.full(100, 0.75)
+    assert stats.lower_best(low, high) == ("holds", 1.0)
+    assert stats.lower_best(high, low) == ("ruled out", 0.0)
+    assert stats.lower_best(low, low)[0] == "undecided"
