@@ -138,11 +138,17 @@ def load_mae(path: str | Path) -> tuple[MaskedAutoencoder, dict]:
 
 
 def load_pretrained(mae: MaskedAutoencoder, path: str | Path) -> list[str]:
-    """Copy the weights of an image-MAE checkpoint of the same widths into ``mae``, except the fixed
-    positions (remade for ``mae``'s image size); returns the names of ``mae``'s tensors not found."""
+    """Copy the encoder of an image-MAE checkpoint of the same encoder widths into ``mae``'s, except the
+    fixed positions (remade for ``mae``'s image size): what transfers is the encoder, and the checkpoint's
+    decoder may have other widths. Returns the names of ``mae.encoder``'s tensors not found; a checkpoint
+    whose encoder has other widths is a ValueError that names ``mae_checkpoint``."""
     other, _ = load_mae(path)
-    state = {k: v for k, v in other.state_dict().items() if "pos" not in k}
-    return mae.load_state_dict(state, strict=False).missing_keys
+    state = {k: v for k, v in other.encoder.state_dict().items() if "pos" not in k}
+    try:
+        return mae.encoder.load_state_dict(state, strict=False).missing_keys
+    except RuntimeError as e:
+        why = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e).splitlines()[0])
+        raise ValueError(f"mae_checkpoint {path}: its encoder has other widths than this run's ({why})") from None
 
 
 def _augment(scale):

@@ -48,6 +48,14 @@ SCHEDULE = dict(epochs=10, batch_size=128, lr=1e-3, warmup_epochs=3, weight_deca
                 crop_scale=(0.4, 1.0), seed=0)
 
 
+def checkpoint(value: str | Path) -> Path:
+    """An ``mae_checkpoint`` parameter as a path: the keyword ``"reference"`` (:data:`maelib.profiles.REFERENCE`)
+    is this model, anything else a path."""
+    from .profiles import REFERENCE
+
+    return MODEL if str(value) == REFERENCE else Path(value)
+
+
 def make_model() -> MaskedAutoencoder:
     c = CONFIG
     return MaskedAutoencoder(Patches2d(c["img_size"], c["patch_size"]), dim=c["dim"], depth=c["depth"],

@@ -240,7 +240,9 @@ def preflight(chapter: str, p) -> None:
     if getattr(p, "mae_checkpoint", None):
         from .images import load_mae
 
-        load_mae(image_mae_checkpoint(p.profile, p.mae_checkpoint)[0])
+        from .reference import checkpoint
+
+        load_mae(image_mae_checkpoint(p.profile, checkpoint(p.mae_checkpoint))[0])
     if catalog.of(chapter).preflight:  # the chapter's own check, declared in maelib.catalog
         import importlib
 

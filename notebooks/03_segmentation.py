@@ -45,7 +45,7 @@ mask_ratio = None
 norm_target = None
 pretrain_epochs = None
 pretrain_lr = None
-mae_checkpoint = None  # an image-MAE checkpoint of the same widths to start from, instead of pretraining here
+mae_checkpoint = None  # an image MAE to take the encoder from ("reference": the committed one), instead of pretraining here
 width = None  # UPerNet's channels
 epochs = None
 batch_size = None
@@ -58,6 +58,7 @@ layer_decay = None
 
 # %% tags=["remove-cell"]
 import time
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -65,7 +66,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, provenance, segmentation, train, tuning, viz
+from maelib import images, paper, profiles, provenance, reference, segmentation, tuning, viz
 from maelib.report import MaskRatioMetric, Results, SeedValues, budget_entries
 from maelib.data import DataMissingError, seg2d
 from maelib.mae import LEARNED
@@ -88,7 +89,19 @@ n_classes = len(classes)
 glue("data_source", data.get("source"), display=False)
 ckpt = provenance.checkpoint_dir("segmentation", p, data.get("source"))
 flops = segmentation.flops_per_sample(p, n_classes)  # FLOPs per image of a pretraining and a supervised step
-matched_epochs = train.matched_epochs(p.pretrain_epochs, p.epochs, flops)
+n_train = len(data["train"][0])
+source = reference.checkpoint(p.mae_checkpoint) if p.mae_checkpoint else None  # transfer, or pretrain here
+pre = segmentation.transferred(source) if source else segmentation.in_domain(p, n_train, flops)
+matched_epochs = segmentation.matched_epochs(pre, p.epochs, n_train, flops)
+if source:
+    saved = images.load_mae(source)[1]
+    pre_text = (f"The MAE's encoder is not pretrained here: it is the encoder of the {reference.label(saved, reference.provenance(source))}, "
+                f"pretrained on {pre.what}, with {round(100 * saved['mask_ratio'])}% of the patches hidden, and "
+                "transferred, as the paper initialised its ViT from pretrained weights (its decoder is not used)")
+else:
+    pre_text = (f"The MAE is pretrained here, on the training frames, for {p.pretrain_epochs} passes with "
+                f"{round(100 * p.mask_ratio)}% of the patches hidden")
+glue("pretraining_text", pre_text, display=False)
 label = {"camvid": "CamVid (11 classes, driving scenes)", "ade20k": "ADE20K (150 classes)"}[name]
 glue("paper_size", paper.setting("segmentation_size"), display=False)
 glue("paper_blocks", ", ".join(map(str, paper.setting("segmentation_blocks"))), display=False)
@@ -108,7 +121,7 @@ if name != "ade20k":
                      "numbers are not comparable with the paper's ADE20K numbers; compare the direction of the gap.\n:::"))
 display(Markdown(viz.scale_line(
     viz.tokens_text((p.img_size // p.patch_size) ** 2, p.mask_ratio, "image"),
-    {"MAE pretraining": 0 if p.mae_checkpoint else p.pretrain_epochs, "fine-tuning": p.epochs, "scratch": p.epochs,
+    {"MAE pretraining" + (" (elsewhere)" if source else ""): pre.passes, "fine-tuning": p.epochs, "scratch": p.epochs,
      "budget-matched scratch": matched_epochs},
     f"{label}, " + ("the paper's dataset" if name == "ade20k" else "a stand-in for the paper's ADE20K"))))
 
@@ -119,9 +132,8 @@ display(Markdown(viz.scale_line(
 # resized to {glue:text}`img_size` pixels square and cut into {glue:text}`patch`-pixel patches:
 # {glue:text}`tokens`. The ViT has {glue:text}`depth` blocks; the outputs of
 # blocks {glue:text}`blocks` become the pyramid (4x and 2x up with stride-2 transposed convolutions,
-# as is, and 2x down with max-pooling), and UPerNet fuses it. The MAE is pretrained on the training
-# images with {glue:text}`mask_pct`% of the patches hidden; on held-out frames its loss on the hidden
-# patches is {glue:text}`flat_ratio` of the flat predictor's (each hidden patch filled with the mean of
+# as is, and 2x down with max-pooling), and UPerNet fuses it. {glue:text}`pretraining_text`. On held-out
+# frames its loss on the hidden patches is {glue:text}`flat_ratio` of the flat predictor's (each hidden patch filled with the mean of
 # the visible ones): {glue:text}`flat_verdict` (the study's criterion: at most 0.7). Both networks then train with the same
 # seed, schedule, augmentation (random crops and flips) and cross-entropy that ignores void pixels,
 # and with the position embedding trained. The MAE-initialised encoder's learning rate decays layer by
@@ -140,18 +152,20 @@ display(Markdown(viz.scale_line(
 # %% tags=["hide-input"]
 seed_everything(p.seed)
 mae = images.make_mae(p)
-if p.mae_checkpoint:
-    missing = images.load_pretrained(mae, p.mae_checkpoint)  # positions are remade for this image size
-    pre_hist = None
+if source:  # the encoder only; positions are remade for this image size
+    images.load_pretrained(mae, source)
+    whole, saved = images.load_mae(source)  # did it learn? its own decoder, on these frames at its own size
+    flat_ratio = images.versus_flat(whole, {"val": (images.resize(data["val"][0], saved["img_size"]),)},
+                                    SimpleNamespace(mask_ratio=saved["mask_ratio"]))
 else:
-    pre_hist = images.pretrain(mae, {"train": (data["train"][0],), "val": (data["val"][0],)}, p, dev, ckpt)
-flat_ratio = images.versus_flat(mae, {"val": (data["val"][0],)}, p)  # did it learn? (maelib.mae.LEARNED)
+    images.pretrain(mae, {"train": (data["train"][0],), "val": (data["val"][0],)}, p, dev, ckpt)
+    flat_ratio = images.versus_flat(mae, {"val": (data["val"][0],)}, p)  # did it learn? (maelib.mae.LEARNED)
 glue("flat_ratio", viz.sig(flat_ratio, 2), display=False)
 glue("flat_verdict", "it learned more than a flat fill" if flat_ratio <= LEARNED else "it has not learned more "
      "than a flat fill, so this run's comparison says little about MAE pretraining", display=False)
 
 histories, models = {}, {}
-arms = segmentation.arms(mae, p, n_classes, flops)  # scratch: no layer decay
+arms = segmentation.arms(mae, p, n_classes, matched_epochs)  # scratch: no layer decay
 rates = tuning.arm_rates("segmentation", p, data.get("source"), {run: a.lr for run, a in arms.items()},
                          lambda run: segmentation.choose_lr(arms[run].build, data, n_classes, p, dev, run, ckpt,
                                                             arms[run].layer_decay, epochs=arms[run].epochs))
@@ -162,9 +176,7 @@ for run, a in arms.items():
     histories[run] = segmentation.train_segmenter(models[run], data, n_classes, p, dev, run, ckpt, chosen[run],
                                                   a.layer_decay, epochs=a.epochs)
 glue("matched_epochs", arms[segmentation.MATCHED].epochs, display=False)
-steps = len(data["train"][0]) // p.batch_size  # optimizer steps per pass (the last, partial batch dropped)
-pre_epochs = 0 if p.mae_checkpoint else p.pretrain_epochs
-budget = train.budget(arms, steps, {"MAE init": pre_epochs}, flops, steps * p.batch_size)
+budget = segmentation.arm_budget(arms, pre, flops, n_train, p.batch_size)  # the pretraining counted, wherever it ran
 glue("layer_decay", p.layer_decay, display=False)
 glue("lr_source", rates.source, display=False)
 glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)
@@ -195,8 +207,8 @@ glue("verdict", viz.agreement({"pixel accuracy": d_acc, "mIoU": d_miou}, paper_d
 # %% tags=["remove-input"]
 viz.show_table(choice, "Each arm's learning rate, chosen on the held-out tail of the training images (mIoU "
                "after the last epoch).", "table-seg-lr-choice")
-viz.show_table(budget, "Each network's training budget: passes over the training images in MAE pretraining and "
-               "in supervised training, the optimizer steps they take, and their forward and backward FLOPs "
+viz.show_table(budget, f"Each network's training budget: passes in MAE pretraining (over {pre.what}) and over "
+               "the training frames in supervised training, the optimizer steps they take, and their forward and backward FLOPs "
                "(torch's FlopCounterMode), also as a multiple of the MAE arm's.", "table-seg-budget")
 
 # %% [markdown]

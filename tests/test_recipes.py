@@ -52,7 +52,9 @@ def test_scratch_gets_no_layer_decay_and_a_random_encoder(mae, monkeypatch):
     weight = mae.encoder.blocks[0].attn.qkv.weight
     encoders = {"images": lambda build: build(), "segmentation": lambda build: build().pyramid.encoder}
     flops = {"pretraining": 1.0, "supervised": 4.0}  # a pretraining step a quarter of a supervised one
-    for chapter, arms in (("images", images.arms(mae, p, flops)), ("segmentation", segmentation.arms(mae, p, 3, flops))):
+    pre = segmentation.in_domain(p, 8, flops)
+    seg_arms = segmentation.arms(mae, p, 3, segmentation.matched_epochs(pre, p.epochs, 8, flops))
+    for chapter, arms in (("images", images.arms(mae, p, flops)), ("segmentation", seg_arms)):
         pre, scratch, matched = arms.values()
         assert (pre.layer_decay, scratch.layer_decay, matched.layer_decay) == (0.75, 1.0, 1.0), chapter
         assert torch.equal(encoders[chapter](pre.build).blocks[0].attn.qkv.weight, weight), chapter
@@ -204,3 +206,39 @@ def test_a_pretraining_step_costs_less_the_more_it_hides_and_counting_draws_noth
     torch.manual_seed(5)
     segmentation.flops_per_sample(profiles.resolve("segmentation", "smoke"), 3)
     assert torch.equal(torch.rand(1), expected)
+
+
+def test_a_transferred_mae_counts_its_own_pretraining_in_the_budget(tmp_path):
+    """Segmentation from an image MAE pretrained elsewhere: the MAE arm's budget adds that pretraining's
+    passes, steps and FLOPs (from the provenance file beside the checkpoint, counted on its own model), the
+    budget-matched arm trains the epochs that match them, and a checkpoint without a provenance file, or
+    with an encoder of other widths, is refused by name."""
+    import json
+
+    torch.manual_seed(0)
+    src = MaskedAutoencoder(Patches2d(16, 8), dim=16, depth=4, heads=2, decoder_dim=8, decoder_depth=1)
+    path = images.save_mae(src, SimpleNamespace(mask_ratio=0.75, profile="test"), tmp_path / "src.pt")
+    with pytest.raises(ValueError, match="mae_checkpoint .*no provenance file"):
+        segmentation.transferred(path)
+    path.with_suffix(".json").write_text(json.dumps(
+        {"epochs": 3, "n_train_images": 100, "schedule": {"batch_size": 10, "mask_ratio": 0.75}}))
+    pre = segmentation.transferred(path)
+    flops_1 = segmentation.flops_per_sample(SimpleNamespace(img_size=16, patch_size=8, dim=16, depth=4, heads=2,
+                                                            decoder_dim=8, decoder_depth=1, norm_target=False,
+                                                            mask_ratio=0.75, width=8), 3)
+    assert (pre.passes, pre.images, pre.steps) == (3, 100, 30)
+    assert pre.flops == pytest.approx(300 * flops_1["pretraining"], rel=1e-6)
+    p = SimpleNamespace(epochs=2, layer_decay=0.75, finetune_lr=None, scratch_lr=None, matched_lr=None, width=8)
+    matched = segmentation.matched_epochs(pre, p.epochs, 10, flops_1)
+    assert matched == round(2 + pre.flops / (10 * flops_1["supervised"]))
+    target = MaskedAutoencoder(Patches2d(16, 8), dim=16, depth=4, heads=2, decoder_dim=16, decoder_depth=2)
+    assert images.load_pretrained(target, path) == ["pos_embed"]  # remade for the size; the decoder may differ
+    assert torch.equal(target.encoder.blocks[0].attn.qkv.weight, src.encoder.blocks[0].attn.qkv.weight)
+    table = segmentation.arm_budget(segmentation.arms(target, p, 3, matched), pre, flops_1, 10, 5)
+    mae_row = table.loc["MAE init"]
+    assert mae_row["pretraining passes"] == 3 and mae_row["optimizer steps"] == 30 + 2 * 2
+    assert mae_row["training FLOPs"] == pytest.approx(pre.flops + 2 * 10 * flops_1["supervised"])
+    assert table.loc[segmentation.MATCHED, "FLOPs / MAE arm's"] == pytest.approx(1.0, abs=0.5 / (2 + pre.flops / (10 * flops_1["supervised"])))
+    wider = MaskedAutoencoder(Patches2d(16, 8), dim=32, depth=4, heads=2, decoder_dim=16, decoder_depth=1)
+    with pytest.raises(ValueError, match="mae_checkpoint .*other widths"):
+        images.load_pretrained(wider, path)
