@@ -169,9 +169,17 @@ def _with_header(nb_path: Path, lines: list[str], root: Path = provenance.ROOT):
                 for mime in [m for m in o.get("data", {}) if "text/" in m]:
                     o.data[mime] = _without_local_paths(o.data[mime], pairs)
         tags = cell.metadata.get("tags", [])
-        if cell.cell_type == "code" and {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:
-            cell.metadata["tags"] = [*tags, "hide-input"]
+        kind = next((PARAMETER_PROMPTS[t] for t in ("injected-parameters", "parameters") if t in tags), None)
+        if cell.cell_type == "code" and kind:  # folded, under a bar that says what it holds
+            cell.metadata["tags"] = [*tags, "hide-input"] if "hide-input" not in tags else tags
+            cell.metadata["mystnb"] = {**cell.metadata.get("mystnb", {}), "code_prompt_show": f"Show {kind}",
+                                       "code_prompt_hide": f"Hide {kind}"}
     return nb
+
+
+# what a chapter's folded parameter cells hold, as their bars say it
+PARAMETER_PROMPTS = {"parameters": "the chapter's parameters and their defaults",
+                     "injected-parameters": "the parameters this run was given"}
 
 
 def stage(root: Path = provenance.ROOT, executed: Path | None = None, committed: Path | None = None,
@@ -226,4 +234,14 @@ def build(root: Path = provenance.ROOT, warnings_as_errors: bool = True, execute
     exe = Path(os.sys.executable).parent / "jupyter-book"
     cmd[0] = str(exe) if exe.exists() else cmd[0]
     subprocess.run(cmd, check=True, cwd=root)
-    return root / "_build" / "html" / "index.html"
+    return with_favicon(root / "_build" / "html" / "index.html")
+
+
+def with_favicon(index: Path) -> Path:
+    """The root page jupyter-book writes is a bare redirect: give it the book's icon too, so the tab that
+    opens on it shows the icon from the first moment (and the browser asks for no /favicon.ico)."""
+    text = index.read_text()
+    link = '<link rel="icon" href="_static/favicon.svg" />'
+    if link not in text:  # the page is a lone <meta> (no <head>): the parser places a leading <link> in the head
+        index.write_text(f"{link}\n{text}")
+    return index

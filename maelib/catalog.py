@@ -34,11 +34,13 @@ class Claim:
     paper_dataset: str
     fair_label: str | None = None  # a fairer baseline shown beside the paper's (tables)
     key: str = "claim"  # the metrics entry of a run record that holds this claim's values per seed
-    model: tuple[str, str | None] = ("dim", "depth")  # the resolved parameters that give the model's width, depth
+    model: tuple[str, str | int | None] = ("dim", "depth")  # the parameters of the model's width, depth (or its fixed depth)
     mae_row_by_choice: str | None = None  # the paper's MAE row for the option validation chose ({} = the ratio)
     paper_scale_unknown: bool = False  # the paper does not say on what scale its errors are: see paper_gap_here
     other_data: bool = False  # the paper's errors are of other data (PatchTST's multivariate): its gap is a ratio too
     converged_within: float | None = None  # an arm still gaining this much over its last fifth of epochs is unfinished
+    min_tokens: int | None = None  # an MAE task of fewer tokens a sample is degenerate: its verdict is marked so
+    ratio_parameter: str | None = None  # the parameter that sets its MAE's mask ratio (what a ratio sweep varies)
 
     @property
     def as_ratio(self) -> bool:
@@ -126,7 +128,8 @@ CHAPTERS = {c.name: c for c in (
         Claim(table="Table 1", chapter="images", claim="MAE pretraining vs a ViT trained from scratch (TinyImageNet)",
               metric="top-1 (%)", higher_is_better=True, paper_mae_cell=("Table 1", "", "Baseline MAE"),
               paper_base_cell=("Table 1", "", "ViT (trained from scratch)"), mae_label="MAE + fine-tune",
-              base_label="scratch", paper_dataset="tinyimagenet", converged_within=0.5),
+              base_label="scratch", paper_dataset="tinyimagenet", converged_within=0.5, min_tokens=64,
+              ratio_parameter="mask_ratio"),
     )),
     Chapter(name="series", preflight="forecast:preflight", tuned_arms=9, data=("ETT",), device_call="b", claims=(
         # the paper's Table 2 has three masked rows (ratios 0.25, 0.5, 0.75): the claim compares no masking with the
@@ -145,20 +148,21 @@ CHAPTERS = {c.name: c for c in (
               higher_is_better=False, paper_mae_cell=("PatchTST Table 12", "96", "Fine-tuning MSE"),
               paper_base_cell=("PatchTST Table 12", "96", "Sup. MSE"), mae_label="MAE-pretrained patch transformer",
               base_label="patch transformer from scratch", paper_dataset="ETTh1 (multivariate)", key="claim_long",
-              model=("long_dim", "long_depth"), other_data=True),
+              model=("long_dim", "long_depth"), other_data=True, ratio_parameter="long_mask_ratio"),
     )),
     Chapter(name="segmentation", preflight="images:check_model", data=("camvid",), device_call="a", claims=(
         Claim(table="Table 3", chapter="segmentation", claim="MAE initialisation vs scratch for ViT-UPerNet", metric="mIoU",
               higher_is_better=True, paper_mae_cell=("Table 3", "MIou", "MAE"),
               paper_base_cell=("Table 3", "MIou", "No Pretrain"), mae_label="MAE init", base_label="scratch",
-              paper_dataset="ade20k", converged_within=0.005),
+              paper_dataset="ade20k", converged_within=0.005, min_tokens=64, ratio_parameter="mask_ratio"),
     )),
     Chapter(name="volumes", preflight="volumes:preflight", tuned_arms=3, data=("hippocampus",), device_call="b",
             claims=(
         Claim(table="Table 4", chapter="volumes", claim="MAE-pretrained UNETR vs scratch", metric="mean Dice",
               higher_is_better=True, paper_mae_cell=("Table 4", "Dice Score", "MAE"),
               paper_base_cell=("Table 4", "Dice Score", "No pretraining"), mae_label="MAE init", base_label="scratch",
-              paper_dataset="btcv", model=("hidden_size", None), converged_within=0.005),
+              paper_dataset="btcv", model=("hidden_size", 12), converged_within=0.005, min_tokens=48,
+              ratio_parameter="mask_ratio"),
     )),
     Chapter(name="tabular", preflight="tabular:preflight", tuned_arms=3, data=("california_housing",),
             device_call="b", claims=(
@@ -167,7 +171,8 @@ CHAPTERS = {c.name: c for c in (
               paper_mae_cell=("Table 5", "MSE Loss", "MAE"),
               paper_base_cell=("Table 5", "MSE Loss", "Baseline"), mae_label="MAE",
               base_label="feed-forward (paper: full-row targets)", paper_dataset="housing",
-              fair_label="feed-forward (re-masked observed cells)", paper_scale_unknown=True),
+              fair_label="feed-forward (re-masked observed cells)", paper_scale_unknown=True,
+              ratio_parameter="mask_ratio"),
     )),
     Chapter(name="masking", data=("tinyimagenet",), reads_records=("images",),
             reads_models=("image_mae_full.pt", "image_mae_reference.pt")),

@@ -164,8 +164,8 @@ def _power_text(power, need) -> str:
 def claims_table(records: list[dict]) -> pd.DataFrame:
     """The verdict table the book shows, one row per claim, from its judged profile (:func:`judged`):
     the paper's numbers, our paired gap with its 95% interval and seeds, the t-test's, Holm-adjusted and
-    sign-flip p, the power at the paper's gap, and the verdict with its reason, all of the paper's
-    comparison; then the compute comparison's verdict in a word or two, where the chapter trains that arm
+    sign-flip p, the power at the paper's gap, and the verdict in a word or two (:func:`verdict_reasons` gives
+    why and its caveats, under the table; the glance table marks them), all of the paper's comparison; then the compute comparison's verdict in a word or two, where the chapter trains that arm
     (:func:`budget_table` gives its numbers)."""
     rows = claim_rows(records)
     out = []
@@ -173,7 +173,7 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
         chosen = judged(rows[rows["table"] == c.table])
         cell = chosen["paper_cell"] if chosen is not None else c.paper_mae_cell
         note = f"{NBSP}{NOTE_MARK}" if chosen is not None and chosen["paper_note"] else ""  # the note: paper_notes
-        row = {"table": c.table, "claim; metric": f"{c.claim}; {c.metric}",
+        row = {"table": c.table, "metric": c.metric,
                "paper: MAE / baseline": " / ".join(reference_text(x) for x in (cell, c.paper_base_cell)) + note}
         if chosen is None:
             out.append({**row, "gap [95% CI] (n)": "not run", "p: t / Holm / sign-flip": "–",
@@ -182,7 +182,7 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
         power = "–" if np.isnan(chosen["power"]) else f"{chosen['power']:.0%}"
         out.append({**row, "gap [95% CI] (n)": f"{_gap_text(chosen)}, {chosen['profile']}",
                     "p: t / Holm / sign-flip": _p_cells(chosen),
-                    "power at the paper's gap": power, "verdict": f"{chosen['verdict']}: {chosen['reason']}",
+                    "power at the paper's gap": power, "verdict": chosen["verdict"],
                     COMPUTE_VERDICT: chosen["matched_verdict"][0] if chosen["matched_verdict"] else "not trained"})
     return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
 
@@ -199,6 +199,14 @@ def paper_notes(records: list[dict]) -> dict[str, str]:
     rows = claim_rows(records)
     chosen = {c.table: judged(rows[rows["table"] == c.table]) for c in CLAIMS}
     return {t: r["paper_note"] for t, r in chosen.items() if r is not None and r["paper_note"]}
+
+
+def verdict_reasons(records: list[dict]) -> dict[str, str]:
+    """Why each judged claim got its verdict (the paper's comparison), by claim, for the list under the claims
+    table: "holds: MAE better, as in the paper; the 95% interval excludes 0; ..."."""
+    rows = claim_rows(records)
+    chosen = {c.table: judged(rows[rows["table"] == c.table]) for c in CLAIMS}
+    return {t: f"{r['verdict']}: {r['reason']}" for t, r in chosen.items() if r is not None}
 
 
 def evidence_table(records: list[dict]) -> pd.DataFrame:
@@ -295,7 +303,8 @@ def history(records: list[dict]) -> pd.DataFrame:
 
 PAPER_CLASSES = 200  # TinyImageNet's classes, all of which the paper's Table 1 uses
 DATASET_NAMES = {"tinyimagenet": "TinyImageNet", "camvid": "CamVid", "ade20k": "ADE20K", "btcv": "BTCV",
-                 "hippocampus": "MSD Task04 Hippocampus", "housing": "California housing"}  # as a reader knows them
+                 "hippocampus": "MSD Task04 Hippocampus", "housing": "California housing",
+                 "ETTh1 (multivariate)": "multivariate ETTh1"}  # as a reader knows them
 
 
 def scale_table(records: list[dict]) -> pd.DataFrame:
@@ -315,7 +324,7 @@ def scale_table(records: list[dict]) -> pd.DataFrame:
             data += f" (a stand-in for the paper's {DATASET_NAMES.get(c.paper_dataset, c.paper_dataset)})"
         if c.chapter == "images" and resolved.get("n_classes", PAPER_CLASSES) < PAPER_CLASSES:
             data += f", {resolved['n_classes']} of its {PAPER_CLASSES} classes (the paper: all {PAPER_CLASSES})"
-        width, depth = (resolved.get(k) if k else None for k in c.model)
+        width, depth = (resolved.get(k) if isinstance(k, str) else k for k in c.model)  # an int: fixed by the net
         model = f"width {width}" + (f", depth {depth}" if depth else "") if width else "as the chapter states"
         out.append({"table": c.table, "profile": chosen["profile"], "data": data, "model": model,
                     "version": chosen["code"] + ("" if chosen["current"] else " (older)")})
@@ -381,23 +390,12 @@ def short_verdict(row) -> str:
 
 
 def tokens_of(c: Claim, resolved: dict) -> str | None:
-    """A claim's tokens per sample and how many of them its MAE (or masked forecaster) sees, from a group's
-    resolved parameters: "64 tokens (16 seen)", a range where validation chooses among mask ratios; None
-    where its tokens are not fixed patches (tables)."""
-    from .masking import visible_count
-
-    get = resolved.get
-    if c.key == "claim_long":
-        n, ratios = get("long_lag") // get("long_patch"), [get("long_mask_ratio")]
-    elif c.chapter == "series":
-        n, ratios = get("lag"), get("mask_ratios") or [get("mask_ratio")]  # the paper's rows: a token an hour
-    elif c.chapter in ("images", "segmentation"):
-        n, ratios = (get("img_size") // get("patch_size")) ** 2, [get("mask_ratio")]
-    elif c.chapter == "volumes":
-        n, ratios = int(np.prod([r // 16 for r in get("roi")])), [get("mask_ratio")]
-    else:
+    """A claim's tokens per sample and how many of them its MAE sees (:func:`maelib.summary.tokens`): "64 tokens
+    (16 seen)", a range where validation chooses among mask ratios; None for tables."""
+    got = summary.tokens(c, resolved)
+    if got is None:
         return None
-    seen = sorted({visible_count(n, r) for r in ratios})
+    n, seen = got
     return f"{n} tokens ({seen[0]}{f'-{seen[-1]}' if len(seen) > 1 else ''} seen)"
 
 
@@ -435,7 +433,8 @@ def glance_table(records: list[dict]) -> pd.DataFrame:
 
 
 def checks_table(records: list[dict]) -> pd.DataFrame:
-    """The checks that make a verdict meaningful, per claim of its judged group: whether the MAE learned (the
+    """The checks that make a verdict meaningful, per claim of its judged group: whether its MAE task has the
+    tokens it needs (:func:`maelib.summary.degenerate`), whether the MAE learned (the
     worst seed's held-out loss over the flat predictor's, :func:`maelib.summary.mae_check`; the criterion is
     :data:`maelib.mae.LEARNED`), whether every arm finished (each arm's largest gain over its last fifth of
     epochs, :func:`maelib.summary.convergence`, against the claim's tolerance), and what the interval covers."""
@@ -458,12 +457,38 @@ def checks_table(records: list[dict]) -> pd.DataFrame:
                         + f" (under {c.converged_within:g})")
         else:
             finished = "best validation epoch kept" if c.chapter == "series" else "not measured"
-        out.append({"claim": c.table, "MAE learned: loss / flat predictor's": learned_text,
+        g = judged_group(records, c.chapter, r["profile"], c.key)
+        task = tokens_of(c, json.loads(g["setting"])) or "a row's cells"
+        if c.min_tokens:
+            task += f"; {'too few' if summary.degenerate(c, g) else 'enough'} (at least {c.min_tokens})"
+        out.append({"claim": c.table, TASK_COLUMN: task, "MAE learned: loss / flat predictor's": learned_text,
                     "arms finished: last-fifth gain, MAE / scratch / matched": finished,
                     "interval over": r["over"]})
-    return pd.DataFrame(out, columns=["claim", "MAE learned: loss / flat predictor's",
+    return pd.DataFrame(out, columns=["claim", TASK_COLUMN, "MAE learned: loss / flat predictor's",
                                       "arms finished: last-fifth gain, MAE / scratch / matched",
                                       "interval over"]).set_index("claim").rename_axis(PAPERS)
+
+
+TASK_COLUMN = "MAE task: tokens a sample (seen)"
+
+FAILED_CHECKS = (("degenerate", "too few tokens"), ("did not learn", "an MAE that did not learn"),
+                 ("still improving", "an arm still improving"))  # a reason's words, and the check they fail
+
+
+def checks_sentence(records: list[dict]) -> str:
+    """What :func:`checks_table` says in one sentence: the verdicts that fail a check, and which."""
+    rows = claim_rows(records)
+    failed = {}
+    for c in CLAIMS:
+        r = judged(rows[rows["table"] == c.table])
+        why = [name for words, name in FAILED_CHECKS if r is not None and words in r["reason"]]
+        if why:
+            failed[c.table] = why
+    if not failed:
+        return "Every judged verdict passes the checks it was measured on."
+    return ("Failing a check: " + "; ".join(f"{t} ({', '.join(why)})" for t, why in failed.items())
+            + f". These verdicts are marked \"{NOT_MEANINGFUL}\"; a check \"not measured\" was not recorded by the "
+            "runs judged, so it neither passes nor fails them.")
 
 
 def findings(records: list[dict]) -> str:

@@ -67,14 +67,21 @@ class PublishedRatio:
     ratio: float  # the share of tokens hidden in pretraining
     what: str  # what the number is: a measured optimum, or the setting a paper used
     source: str  # where it was read
+    label: str  # a figure's legend entry
+
+    @property
+    def legend(self) -> str:
+        return f"{self.label}: {self.ratio:.2f}"
 
 
-# the mask ratios the summary draws beside its own curves, by modality of this study
+# the mask ratios the summary draws beside its own curves, by chapter of this study
 MASK_RATIOS: dict[str, PublishedRatio] = {
     "images": PublishedRatio(0.75, "the optimum of its masking-ratio ablation (ViT-L, ImageNet-1K), good for both "
-                             "fine-tuning and linear probing", f"{MAE_PAPER}, Section 4.1 and Figure 5"),
+                             "fine-tuning and linear probing", f"{MAE_PAPER}, Section 4.1 and Figure 5",
+                             "the MAE paper's optimum"),
     "series": PublishedRatio(0.40, "the ratio its self-supervised PatchTST pretrains with (a setting, not an ablation's "
-                             "optimum)", f"{PATCHTST_PAPER}, Appendix A.5.1: the setting of its Table 12"),
+                             "optimum)", f"{PATCHTST_PAPER}, Appendix A.5.1: the setting of its Table 12",
+                             "PatchTST's setting"),
 }
 
 NOT_FOUND = ("PatchTST reports its self-supervised (pretrained, then fine-tuned) results on multivariate data "

@@ -234,6 +234,37 @@ def convergence(c: Claim, g: dict | None) -> dict[str, float]:
     return out
 
 
+def tokens(c: Claim, resolved: dict) -> tuple[int, list[int]] | None:
+    """A claim's tokens per sample and the distinct numbers of them its MAE (or masked forecaster) sees, from
+    a group's resolved parameters: (64, [16]); several where validation chooses among mask ratios; None where
+    its tokens are not fixed patches (tables)."""
+    from .masking import visible_count
+
+    get = resolved.get
+    if c.key == "claim_long":
+        n, ratios = get("long_lag") // get("long_patch"), [get("long_mask_ratio")]
+    elif c.chapter == "series":
+        n, ratios = get("lag"), get("mask_ratios") or [get("mask_ratio")]  # the paper's rows: a token an hour
+    elif c.chapter in ("images", "segmentation"):
+        n, ratios = (get("img_size") // get("patch_size")) ** 2, [get("mask_ratio")]
+    elif c.chapter == "volumes":
+        n, ratios = int(np.prod([r // 16 for r in get("roi")])), [get("mask_ratio")]
+    else:
+        return None
+    return n, sorted({visible_count(n, r) for r in ratios})
+
+
+def degenerate(c: Claim, group: dict | None) -> str | None:
+    """Why a group's MAE task is degenerate, where it has fewer tokens a sample than the claim asks
+    (:attr:`~maelib.catalog.Claim.min_tokens`: with a handful of tokens, three quarters hidden leaves too
+    little to infer the rest from); None where it is not, or the claim sets no floor."""
+    got = tokens(c, json.loads(group["setting"])) if group and c.min_tokens else None
+    if not got or got[0] >= c.min_tokens:
+        return None
+    return (f"the MAE task is degenerate at this scale ({got[0]} tokens a sample, {got[1][-1]} seen; at least "
+            f"{c.min_tokens} make a task), so the verdict is not meaningful at this scale")
+
+
 def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
     """The caveats a verdict's reason carries: another dataset than the paper's, an arm with a seed that
     did not learn (:func:`learned`), both forecasters worse than persistence, seeds made by another version
@@ -252,6 +283,8 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
     if checked and checked["failed"]:
         notes.append(f"the MAE did not learn on {checked['failed']} of {checked['n']} seeds (its held-out loss above "
                      "0.7 of the flat predictor's), so the verdict is not meaningful at this scale")
+    if degenerate(c, group):
+        notes.append(degenerate(c, group))
     unfinished = [arm_label(c, k) for k, gain in convergence(c, group).items() if gain >= c.converged_within]
     if unfinished:
         notes.append(f"still improving at the last epoch ({', '.join(unfinished)}: a gain of at least "
@@ -316,26 +349,100 @@ def verdicts(rows: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def sweep_frame(records: list[dict]) -> pd.DataFrame:
-    """Runs that changed only the mask ratio (and the seeds): chapter, metric, profile, mask_ratio, seed,
-    value, code (the version seeds are pooled by, :func:`maelib.provenance.pool_version`, as the claims table
-    names it); one value per seed, the newest per (chapter, profile, mask ratio, seed), all made by the
-    newest code version of each chapter and profile (seeds of different code are not pooled)."""
+def ratio_frame(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame:
+    """The mask-ratio sweeps of every claim whose MAE has a mask ratio (:attr:`~maelib.catalog.Claim.ratio_parameter`):
+    runs that changed that parameter alone (the default ratio's runs included), one row per seed: table,
+    chapter, profile, code, ratio, seed, mae, baseline (the claim's values, on its reported split), wall_s
+    (the run's wall time, shared among the seeds it ran). Seeds are
+    pooled by a verdict's rules: per claim and profile only the newest code version's runs, and of those only
+    the runs whose setting apart from the ratio is the newest run's; the newest value per ratio and seed."""
     rows = []
-    for r in records:
-        changed = set(provenance.own_parameters(r))
-        results = provenance.results_of(r)
-        metric = results.mask_ratio_metric
-        if metric and changed <= {"mask_ratio"}:
-            seeds = results.claim.seeds if results.claim else [r["seed"]]
-            for seed, value in zip(seeds, metric.values):
-                rows.append({"chapter": r["chapter"], "metric": metric.label, "profile": r["profile"],
-                             "mask_ratio": r["resolved"].get("mask_ratio"), "seed": seed, "value": value,
-                             "code": provenance.pool_version(r)})
-    frame = pd.DataFrame(rows, columns=["chapter", "metric", "profile", "mask_ratio", "seed", "value", "code"])
-    frame = frame.drop_duplicates(["chapter", "profile", "mask_ratio", "seed", "code"], keep="last")
-    newest = frame.groupby(["chapter", "profile"])["code"].transform("last")  # records come oldest first
-    return frame[frame["code"].eq(newest) | (frame["code"].isna() & newest.isna())].reset_index(drop=True)
+    for c in (c for c in CLAIMS if c.ratio_parameter):
+        for r in records:  # oldest first
+            if (r["chapter"] != c.chapter or r["profile"] not in profiles
+                    or not set(provenance.own_parameters(r)) <= {c.ratio_parameter}):
+                continue
+            rest = {k: v for k, v in json.loads(setting(r)).items() if k != c.ratio_parameter}
+            for v in seed_values(r, c.key):
+                rows.append({"table": c.table, "chapter": c.chapter, "profile": r["profile"],
+                             "code": provenance.pool_version(r), "rest": json.dumps(rest, sort_keys=True),
+                             "ratio": float(r["resolved"][c.ratio_parameter]), "seed": v["seed"], "mae": v["mae"],
+                             "baseline": v["baseline"], "wall_s": r["wall_s"] / max(1, len(seed_values(r, c.key)))})
+    columns = ["table", "chapter", "profile", "code", "rest", "ratio", "seed", "mae", "baseline", "wall_s"]
+    frame = pd.DataFrame(rows, columns=columns)
+    newest = frame.groupby(["table", "profile"])[["code", "rest"]].transform("last")
+    frame = frame[frame["code"].eq(newest["code"]) & frame["rest"].eq(newest["rest"])]
+    frame = frame.drop_duplicates(["table", "profile", "ratio", "seed"], keep="last")
+    return frame.drop(columns="rest").sort_values(["table", "profile", "ratio", "seed"]).reset_index(drop=True)
+
+
+MIN_RATIO_SEEDS = 3  # seeds a ratio needs before its curve names a best ratio (issue #35)
+
+
+def best_ratios(frame: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """The best mask ratio of each claim and profile of :func:`ratio_frame`, where at least two ratios have
+    :data:`MIN_RATIO_SEEDS` seeds each (the others are left out of it): :func:`maelib.stats.best_ratio`'s
+    result, with ``ratios`` (those it read) and ``seeds`` (the fewest a ratio had)."""
+    out = {}
+    for (table, prof), part in frame.groupby(["table", "profile"], sort=False):
+        c = next(c for c in CLAIMS if c.table == table)
+        values = {r: g["mae"].tolist() for r, g in part.groupby("ratio") if len(g) >= MIN_RATIO_SEEDS}
+        if len(values) >= 2:
+            out[table, prof] = {**stats.best_ratio(values, c.higher_is_better), "ratios": sorted(values),
+                                "seeds": min(len(v) for v in values.values())}
+    return out
+
+
+def ratio_commands(frame: pd.DataFrame) -> list[tuple[str, float]]:
+    """The commands that rerun the sweeps of :func:`ratio_frame` (the ratios other than a chapter's default,
+    with their seeds), one per claim and profile, each with the hours its runs took (their wall times
+    summed: runs side by side on a machine's cores take less wall time than that)."""
+    out = []
+    for (table, prof), part in frame.groupby(["table", "profile"], sort=False):
+        c = next(c for c in CLAIMS if c.table == table)
+        default = getattr(profiles.resolve(c.chapter, prof), c.ratio_parameter)
+        swept = part[~np.isclose(part["ratio"], default)]
+        if swept.empty:
+            continue
+        ratios = " ".join(f"{r:g}" for r in sorted(swept["ratio"].unique()))
+        seeds = " ".join(map(str, sorted(swept["seed"].unique())))
+        run = f"python -m maelib sweep {c.chapter} --profile {prof}"
+        line = (f"{run} --ratios {ratios} --seeds {seeds} --publish" if c.ratio_parameter == "mask_ratio" else
+                f"for R in {ratios}; do\n  {run} -p {c.ratio_parameter} $R --seeds {seeds} --publish\ndone")
+        out.append((line, float(swept["wall_s"].sum()) / 3600))
+    return out
+
+
+# The paper's closing hypothesis, declared before the sweeps (issue #35): dense modalities want a lower mask
+# ratio than images. Each pair reads "A's best ratio is lower than B's".
+RATIO_HYPOTHESIS = (("PatchTST, H = 96", "Table 1"), ("Table 5", "Table 1"))
+MODALITY = {"images": "images", "series": "time series", "segmentation": "2D segmentation",
+            "volumes": "3D segmentation", "tabular": "tables"}  # each chapter's modality, as the paper names them
+
+
+def modality(table: str) -> str:
+    """The modality of a claim (its chapter's), as the paper names it."""
+    return MODALITY[next(c.chapter for c in CLAIMS if c.table == table)]
+
+
+def ratio_test(bests: dict[tuple[str, str], dict], profile: str) -> tuple[str, list[str]]:
+    """The pre-declared test of :data:`RATIO_HYPOTHESIS` at ``profile``: "holds" where every pair's lower best
+    ratio holds (:func:`maelib.stats.lower_best`), "ruled out" where one is ruled out, else "undecided"; and
+    a sentence per pair (its share of bootstrap draws, or what is missing)."""
+    words, lines = [], []
+    for a, b in RATIO_HYPOTHESIS:
+        names = f"{modality(a)} below {modality(b)}"
+        missing = [modality(t) for t in (a, b) if (t, profile) not in bests]
+        if missing:
+            words.append("undecided")
+            lines.append(f"{names}: undecided, no curve of {' or '.join(missing)} with {MIN_RATIO_SEEDS} seeds a "
+                         "ratio at this code yet")
+            continue
+        word, share = stats.lower_best(bests[a, profile]["draws"], bests[b, profile]["draws"])
+        words.append(word)
+        lines.append(f"{names}: {word} ({share:.0%} of the bootstrap draws put it lower)")
+    verdict = "ruled out" if "ruled out" in words else "holds" if all(w == "holds" for w in words) else "undecided"
+    return verdict, lines
 
 
 def load(root=None) -> list[dict]:

@@ -58,6 +58,7 @@ def page_image(fig) -> tuple[str, bytes, int]:
     ``("image/png", png, width)`` with :data:`PNG_SCALE` times the pixels; ``width`` is the width on the
     page in CSS pixels (:data:`DISPLAY_DPI` an inch, cropped to the drawing as the notebook's inline
     figures are)."""
+    named_ticks_only(fig)
     dpi = DISPLAY_DPI * PNG_SCALE  # an SVG's pictures (imshow) are embedded at this resolution too
     svg, png = io.BytesIO(), io.BytesIO()
     fig.savefig(svg, format="svg", bbox_inches="tight", dpi=dpi, metadata={"Date": None})  # no date: same bytes
@@ -66,6 +67,15 @@ def page_image(fig) -> tuple[str, bytes, int]:
     if len(svg.getvalue()) <= min(SVG_MAX_BYTES, len(png.getvalue())):
         return "image/svg+xml", svg.getvalue(), width
     return "image/png", png.getvalue(), width
+
+
+def named_ticks_only(fig) -> None:
+    """Where a log axis of ``fig`` names its ticks (``set_xticks(values, labels)``), no labels on its minor
+    ticks: under a decade, matplotlib labels them too (200, 300, ... between 192 and 336), and they collide."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() == "log" and isinstance(axis.get_major_locator(), mticker.FixedLocator):
+                axis.set_minor_formatter(mticker.NullFormatter())
 
 
 def save_figure(fig, path) -> int:
@@ -570,10 +580,14 @@ def show_table(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) ->
     display(Markdown(table_markdown(frame, caption, name, digits)))
 
 
+# a tick's value in full, two significant digits and matplotlib's minus sign: "−1.6e-05", "0.006", never an offset
+TICK_IN_FULL = mticker.FuncFormatter(lambda v, _: "0" if abs(v) < 1e-15 else f"{v:.2g}".replace("-", "\u2212"))
+
+
 def forest(rows: pd.DataFrame):
     """The paper's claims as a forest plot: one panel per claim (each on its own scale), one line per
-    profile with runs (a claim with none says "not run" once): the mean paired gap (right = MAE better)
-    with its 95% interval and the number of seeds; on which side the paper found the MAE; and, dashed, the
+    profile with runs (a claim with none says "not run" once), the profile's seeds under its name: the mean
+    paired gap (right = MAE better) with its 95% interval, ticks in full (no offset at the axis' end); on which side the paper found the MAE; and, dashed, the
     paper's gap on our scale (``paper_gap``: the gap the power is computed for). ``rows`` is
     :func:`maelib.summary.claim_rows`'s frame."""
     import textwrap
@@ -592,8 +606,6 @@ def forest(rows: pd.DataFrame):
             if r["n"] > 0:
                 err = None if np.isnan(r["lo"]) else [[r["gap"] - r["lo"]], [r["hi"] - r["gap"]]]
                 ax.errorbar(r["gap"], y, xerr=err, fmt="o", color=colours.get(r["profile"], "black"), capsize=3)
-                ax.annotate(f"n = {r['n']}", (r["gap"], y), textcoords="offset points", xytext=(0, 6),
-                            ha="center", fontsize=SMALL_PT)
             else:
                 ax.text(0.5, y, "not run", transform=ax.get_yaxis_transform(), ha="center",
                         va="center", fontsize=SMALL_PT, color="grey", zorder=3,  # over the zero line, not crossed by it
@@ -615,10 +627,58 @@ def forest(rows: pd.DataFrame):
         better = part["paper_gap"].iloc[0] > 0
         ax.text(0.99 if better else 0.01, 1.02, "the paper: MAE better →" if better else "← the paper: MAE worse",
                 transform=ax.transAxes, ha="right" if better else "left", va="bottom", fontsize=SMALL_PT, style="italic")
-        ax.set_yticks(range(len(part)), part["profile"])
+        ax.set_yticks(range(len(part)), [f"{r.profile}\n(n = {r.n})" if r.n else r.profile for r in part.itertuples()])
+        ax.xaxis.set_major_locator(mticker.MaxNLocator(5))
+        ax.xaxis.set_major_formatter(TICK_IN_FULL)
         ax.set_ylim(-0.6, len(part) - 0.4)
         ax.set_title(titles[table], fontsize=TITLE_PT, loc="left", pad=16)  # clear of the paper's side above the axes
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("gap, MAE minus baseline, signed so that right = MAE better (95% interval)", fontsize=SMALL_PT)
+    fig.tight_layout()
+    return fig
+
+
+def ratio_panels(frame: pd.DataFrame, bests: dict, claims: dict, published: dict, titles: dict | None = None):
+    """The downstream metric against the pretraining mask ratio, one panel per claim of ``frame``
+    (:func:`maelib.summary.ratio_frame`, one profile): every seed as a dot, the mean per ratio as a line, the
+    baseline's seeds as a grey band (mean ± sd: it does not pretrain, so it has no ratio), the best ratio's
+    bootstrap interval as a bracket at the top with the best mean starred (``bests``: :func:`maelib.summary.best_ratios` by
+    table), and, dashed, a published ratio of the modality (``published``: table ->
+    :class:`maelib.published.PublishedRatio`).
+    ``claims``: table -> its :class:`~maelib.catalog.Claim`; ``titles``: table -> its panel's title."""
+    import textwrap
+
+    titles = titles or {}
+    tables = list(dict.fromkeys(frame["table"]))
+    cols = min(2, len(tables))
+    rows = -(-len(tables) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 4.6 * rows), squeeze=False)
+    for ax, table in zip(axes.flat, tables):
+        c, part = claims[table], frame[frame["table"] == table]
+        base = part.drop_duplicates("seed")["baseline"]
+        ax.axhspan(base.mean() - base.std(ddof=1), base.mean() + base.std(ddof=1), color="0.85", lw=0,
+                   label=textwrap.fill(f"{c.base_label} (mean ± sd)", 34))
+        ax.axhline(base.mean(), color="0.5", lw=1)
+        means = part.groupby("ratio")["mae"].mean()
+        ax.plot(means.index, means.values, "-o", color="C0", ms=5, label=textwrap.fill(c.mae_label, 34))
+        ax.scatter(part["ratio"] + 0.012, part["mae"], s=12, color="C0", alpha=0.45, lw=0)
+        best = bests.get(table)
+        if best:  # the interval of a discrete choice: a bracket over the ratios it spans, at the top
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, hi + 0.18 * (hi - lo))  # room above the data for the bracket
+            ax.plot([best["low"], best["high"]], [0.93, 0.93], "-|", color="C2", lw=2, ms=8,
+                    transform=ax.get_xaxis_transform(), label="best ratio (95% interval)")
+            ax.plot(best["best"], means[best["best"]], "*", color="C2", ms=13, mec="black", mew=0.6)
+        if table in published:
+            ax.axvline(published[table].ratio, color="black", ls="--", lw=1, label=published[table].legend)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("pretraining mask ratio")
+        ax.set_ylabel(textwrap.fill(c.metric, 28))
+        ax.yaxis.set_major_locator(mticker.MaxNLocator(4))
+        ax.set_title(titles.get(table, table), fontsize=TITLE_PT)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.36), frameon=False)  # under the panel, not over data
+    for ax in list(axes.flat)[len(tables):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig

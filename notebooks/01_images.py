@@ -85,7 +85,7 @@ glue("n_train", n_train, display=False)
 glue("n_val", n_val, display=False)
 glue("n_cls", p.n_classes, display=False)
 glue("mask_pct", round(100 * p.mask_ratio), display=False)
-glue("vit_desc", f"ViT ({p.dim} wide, {p.depth} blocks, {p.heads} heads) on {p.img_size}x{p.img_size} images "
+glue("vit_desc", f"ViT ({p.dim} wide, {viz.count(p.depth, 'block')}, {viz.count(p.heads, 'head')}) on {p.img_size}x{p.img_size} images "
      f"in {p.patch_size}x{p.patch_size} patches", display=False)
 
 # %% tags=["remove-input"]
@@ -273,11 +273,20 @@ glue("converged_text", "; ".join(f"{arm}: {viz.sig(g, 2)} points" for arm, g in 
 # %% tags=["remove-input"]
 viz.show_table(choice, "Each arm's learning rate, chosen on held-out training images "
                "(top-1 after the last fine-tuning epoch on the held-out tenth).", "table-lr-choice")
+
+# %% [markdown]
+# A rate at an end of the rates tried may still be short of the best: the grid grows past an end where the
+# best lay, at most twice, and the summary's table of rates says where each arm's choice lies.
+
+# %% tags=["remove-input"]
 viz.show_table(budget, "Each arm's training budget: passes over the training images in MAE pretraining and in "
                "supervised training, the optimizer steps they take, and their forward and backward FLOPs (counted "
                "by torch's FlopCounterMode on each step), also as a multiple of the MAE arm's.", "table-budget")
 
 # %% [markdown]
+# The MAE arm pays for its pretraining in FLOPs, not in supervised epochs: the budget-matched scratch arm
+# trains {glue:text}`matched_epochs` epochs to spend as much as the MAE arm's pretraining and fine-tuning.
+#
 # ```{glue:figure} fig_ft
 # :name: fig-ft
 # Validation accuracy and training loss per epoch, MAE initialisation against the two scratch arms

@@ -205,11 +205,19 @@ glue("paper_ratios", ", ".join(f"{round(100 * r)}" for r in ratios[:-1]) + f" or
 glue("paper_nomask", float(PAPER.loc["no MAE", "Mean Sqr. Err."]), display=False)
 glue("paper_masked_low", float(PAPER.loc[[k for k in PAPER.index if k.startswith("MAE")], "Mean Sqr. Err."].min()), display=False)
 
+# %% [markdown]
+# Read the last column first: {glue:text}`neural_beat`, and the linear autoregression's MSE differs from
+# persistence's by {glue:text}`ar_vs_pers`. The learning rate each model ran with is in the next table.
+
 # %% tags=["remove-input"]
 viz.show_table(next_lr_frame.set_index("model"), "Each next-step model's learning rate, chosen by its best "
                "validation MSE.", "table-series-lr")
 
 # %% [markdown]
+# Each model tried its own grid of rates on the validation months, and the one marked "chosen" had the
+# lowest error there; "vs the chosen" tells apart scores that agree to three digits. The test months play
+# no part in the choice.
+#
 # ## Table 2, the paper's and ours
 #
 # The paper's Table 2 puts its transformer without masking at an MSE of {glue:text}`paper_nomask` and
@@ -249,6 +257,10 @@ resid_here = both_files[(both_files["arms"] == "from last value") & (both_files[
 glue("residual_word", resid_here["masking"].iloc[0], display=False)
 
 # %% [markdown]
+# On {glue:text}`robust_dataset` the paper's plain transformers make masking's error
+# {glue:text}`robust_word`; the copies that forecast the change from the last value make it
+# {glue:text}`residual_word` on {glue:text}`dataset_name`. The paper found it higher.
+#
 # ## Forecasts against the truth
 #
 # The paper's Figure 4 shows forecasts on the test part raw and smoothed with a
@@ -456,6 +468,10 @@ lr_frame = pd.DataFrame([{"arm": k, "learning rate": lr, "best validation MSE": 
 viz.show_table(lr_frame.set_index("arm"), "Each patch-transformer arm's learning rate per horizon, chosen by the "
                "lowest validation MSE (the test months play no part).", "table-long-lr")
 
+# %% [markdown]
+# Each arm's rate is chosen per horizon on the validation months, as for the next-step models; the
+# figure below sets the test errors of the table above against the published numbers.
+
 # %% tags=["hide-input"]
 xs = np.array(p.long_horizons)
 if len(xs) == 1:  # one horizon: a row per model, not points at one end of an axis of horizons
@@ -544,8 +560,8 @@ glue("long_outcome", " ".join(outcome), display=False)
 # ```{glue:figure} fig_long_horizon
 # :name: fig-long-horizon
 # Test MSE under the long-horizon protocol: our models (mean over seeds; where there are several seeds,
-# bars of one standard deviation, and across several horizons, bands) and the published numbers as open
-# black markers.
+# bars of one standard deviation, and across several horizons, bands) and, at the horizons that have one,
+# the published numbers as open black markers.
 # ```
 #
 # ```{glue:figure} fig_long_curves

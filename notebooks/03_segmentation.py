@@ -207,11 +207,20 @@ glue("verdict", viz.agreement({"pixel accuracy": d_acc, "mIoU": d_miou}, paper_d
 # %% tags=["remove-input"]
 viz.show_table(choice, "Each arm's learning rate, chosen on the held-out tail of the training images (mIoU "
                "after the last epoch).", "table-seg-lr-choice")
+
+# %% [markdown]
+# A rate at an end of the rates tried may still be short of the best: the grid grows past an end where the
+# best lay, at most twice, and the summary's table of rates says where each arm's choice lies.
+
+# %% tags=["remove-input"]
 viz.show_table(budget, f"Each network's training budget: passes in MAE pretraining (over {pre.what}) and over "
                "the training frames in supervised training, the optimizer steps they take, and their forward and backward FLOPs "
                "(torch's FlopCounterMode), also as a multiple of the MAE arm's.", "table-seg-budget")
 
 # %% [markdown]
+# The MAE arm's pretraining counts in its FLOPs: the budget-matched scratch network trains
+# {glue:text}`matched_epochs` epochs to spend as much as the MAE arm's pretraining and fine-tuning.
+#
 # ```{glue:figure} fig_curves
 # :name: fig-seg-curves
 # Pixel accuracy and mIoU on the validation split after every epoch (the paper's Figure 5). The axis spans

@@ -211,9 +211,19 @@ glue("verdict", viz.direction(diff, float(PAPER.loc["Dice Score", "MAE"] - PAPER
 # %% tags=["remove-input"]
 viz.show_table(lr_choice, "Each arm's learning rate, chosen on the held-out fifth of the training cases (mean "
                "Dice after the last epoch).", "table-vol-lr-choice")
+
+# %% [markdown]
+# A rate at an end of the rates tried may still be short of the best: the grid grows past an end where the
+# best lay, at most twice, and the summary's table of rates says where each arm's choice lies.
+
+# %% tags=["remove-input"]
 viz.show_table(budget, "Each arm's training budget: passes over the training cases in MAE pretraining and in "
                "supervised training, the optimizer steps they take, and their forward and backward FLOPs (torch's "
                "FlopCounterMode), also as a multiple of the MAE arm's.", "table-vol-budget")
+
+# %% [markdown]
+# The MAE arm's pretraining counts in its FLOPs: the budget-matched scratch UNETR trains
+# {glue:text}`matched_epochs` epochs to spend as much as the MAE arm's pretraining and fine-tuning.
 
 # %% tags=["hide-input"]
 image, truth = val_ds.case(0)

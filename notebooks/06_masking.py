@@ -159,8 +159,9 @@ curve = widgets.loss_curve(mae, curve_x, p.ratios, seeds)
 stats = curve.groupby("mask_ratio")["loss"].agg(["mean", "std"]).reset_index()
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 viz.mean_std_lines(ax, curve, "mask_ratio", "loss", xlabel="mask ratio", ylabel="MSE on hidden pixels")
-ax.axvline(saved["mask_ratio"], color="grey", ls="--", label="training mask ratio")
-ax.legend()
+ax.axvline(saved["mask_ratio"], color="grey", ls="--")
+ax.annotate("trained at", (saved["mask_ratio"], 1), xycoords=("data", "axes fraction"), xytext=(-4, -4),
+            textcoords="offset points", ha="right", va="top", fontsize=viz.SMALL_PT, color="0.35")  # no legend box
 fig.tight_layout()
 viz.glue_figure("fig_ratio", fig)
 lo, hi = stats.iloc[0], stats.iloc[-1]
@@ -198,9 +199,9 @@ glue("n_curve_seeds", len(seeds), display=False)
 #
 # Every loss on this page is this one measure, on different images. At {glue:text}`r_show`% hidden, the
 # precomputed slider's frame averages the {glue:text}`n_shown` pictures it shows
-# ({glue:text}`slider_loss:.4f` at seed {glue:text}`seed_shown`), the curve {glue:text}`n_curve` held-out images over
-# {glue:text}`n_curve_seeds` seeds ({glue:text}`curve_loss:.4f`) and the quality table
-# {glue:text}`n_quality` images ({glue:text}`q_mae75:.4f` at 75%). One picture alone, as the in-browser
+# ({glue:text}`slider_loss:.4f` at seed {glue:text}`seed_shown`); the curve averages {glue:text}`n_curve`
+# held-out images over {glue:text}`n_curve_seeds` seeds ({glue:text}`curve_loss:.4f`); the quality table
+# averages {glue:text}`n_quality` images ({glue:text}`q_mae75:.4f` at 75%). One picture alone, as the in-browser
 # control and the live explorer show it, ranges from {glue:text}`single_lo:.4f` to
 # {glue:text}`single_hi:.4f` among the slider's pictures: some images are simply harder to fill in.
 #
@@ -214,7 +215,8 @@ glue("n_curve_seeds", len(seeds), display=False)
 # python -m maelib run images -p mask_ratio 0.9
 # ```
 #
-# adds rows to the table below and points to the figure.
+# adds rows to the table below; the summary chapter draws the mask-ratio curve of every modality, the
+# images' among them, with its seeds and its best ratio ({ref}`fig-ratio-modalities`).
 
 # %% tags=["hide-input"]
 records = provenance.load_records("images")
@@ -229,7 +231,8 @@ if len(sweep):  # a seed rerun at the same code and setting counts once, with it
 current = provenance.version("images")[:8]  # the version the summary pools the image chapter's seeds by
 glue("n_runs", len(sweep), display=False)
 glue("n_runs_text", viz.count(len(sweep), "run"), display=False)
-glue("n_current", int((sweep["code"] == current).sum()) if len(sweep) else 0, display=False)
+n_current = int((sweep["code"] == current).sum()) if len(sweep) else 0
+glue("n_current", f"{n_current} of them {'is' if n_current == 1 else 'are'}", display=False)
 glue("code_now", current, display=False)
 if len(sweep):  # one row per code version, profile and mask ratio: the seeds pooled, counted
     by = sweep.groupby(["code", "profile", "mask ratio"], sort=False)
@@ -241,24 +244,12 @@ if len(sweep):  # one row per code version, profile and mask ratio: the seeds po
     viz.show_table(shown.rename(columns={"last": "last run"}).set_index("code"), "The image chapter's recorded "
                    "runs, one row per code version, profile and pretraining mask ratio: validation top-1 (%), the "
                    "mean over the seeds counted.", "table-masking-reruns")
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    for k, ((code, prof), g) in enumerate(grouped.groupby(["code", "profile"], sort=False)):
-        g = g.sort_values("mask ratio")  # open markers, each smaller than the last: equal points stay visible
-        ax.plot(g["mask ratio"], g["fine-tune top-1 (%)"], marker="os^D"[k % 4], ms=max(4, 11 - 2 * k), mfc="none",
-                mew=1.5, label=f"fine-tune ({prof}, code {code[:8]})")
-    ax.set_xlabel("pretraining mask ratio")
-    ax.set_ylabel("validation top-1 (%), fine-tuned")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    fig.tight_layout()
-    viz.show_figure(fig, "Validation top-1 of the fine-tuned ViT against the pretraining mask ratio, one line per "
-                    "code version and profile (the mean over the seeds the table counts); lines of different code "
-                    "versions are not comparable run for run.")
 else:
     display(HTML("<p><em>No image-chapter run is recorded yet.</em></p>"))
 
 # %% [markdown]
-# The registry holds {glue:text}`n_runs_text` of the image chapter; {glue:text}`n_current` of them are of
-# this book's code version ({glue:text}`code_now`). The summary chapter's mask-ratio sweep pools, for each
-# profile, only the runs of the newest code version that has any (seeds of different code are never
-# pooled), so runs of older versions appear here but not there.
+# The registry holds {glue:text}`n_runs_text` of the image chapter; {glue:text}`n_current` of
+# this book's code version ({glue:text}`code_now`). Rows of different code versions are not comparable run
+# for run: the summary's mask-ratio curves pool, for each profile, only the runs of the newest code
+# version that has any (seeds of different code are never pooled), so runs of older versions appear here
+# but not there.

@@ -24,16 +24,14 @@ records_dir = None  # a run registry to read alone (default: results/runs and th
 
 # %% tags=["remove-cell"]
 import json
-import textwrap
 import warnings
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import claim_tables, profiles, provenance, stats, summary, viz
+from maelib import claim_tables, profiles, provenance, published, stats, summary, viz
 
 p = profiles.resolve_namespace("summary", globals())
 glue("params", vars(p), display=False)
@@ -68,16 +66,86 @@ viz.show_table(claim_tables.glance_table(records), "The claims at a glance: each
                "method.", "table-glance")
 
 # %% [markdown]
-# A verdict means something only where the MAE learned and every arm finished learning. The MAE learned
+# ## Which mask ratio suits which modality
+#
+# The paper ends on a hypothesis it does not test: images are redundant, so a high mask ratio makes the MAE
+# learn what they show, while time series and tables are dense, "akin to natural language", so a high mask
+# ratio may hinder the MAE's learning. Declared before the sweeps, the test is: *the best mask ratio of
+# the time series and of the tables is lower than that of images*. Each modality's MAE arm is rerun at
+# several pretraining mask ratios (`python -m maelib sweep <chapter> --ratios ...`), the rest of its
+# setting as the verdict's, with at least {glue:text}`ratio_min_seeds` seeds a ratio. The best ratio is the
+# one with the best mean score, and its interval comes from a bootstrap that redraws each ratio's seeds;
+# the test compares two modalities' bootstrap draws. {glue:text}`ratio_verdict`
+
+# %% tags=["remove-input"]
+ratio_frame = summary.ratio_frame(records)
+ratio_profile = "full" if (ratio_frame["profile"] == "full").any() else "quick"
+ratio_frame = ratio_frame[ratio_frame["profile"] == ratio_profile]
+best_by_profile = summary.best_ratios(ratio_frame)
+bests = {t: b for (t, prof), b in best_by_profile.items() if prof == ratio_profile}
+ratio_word, ratio_lines = summary.ratio_test(best_by_profile, ratio_profile)
+glue("ratio_min_seeds", summary.MIN_RATIO_SEEDS, display=False)
+glue("n_ratio_points", len(ratio_frame), display=False)
+swept = [t for t in dict.fromkeys(ratio_frame["table"]) if ratio_frame[ratio_frame["table"] == t]["ratio"].nunique() > 1]
+unswept = [f"{summary.modality(c.table)} ({c.table})" for c in summary.CLAIMS if c.ratio_parameter and c.table not in swept]
+glue("ratio_verdict", f"At the {ratio_profile} profile the hypothesis is {ratio_word}: " + "; ".join(ratio_lines) + "."
+     + (f" Not swept at this code yet: {', '.join(unswept)}." if unswept else ""), display=False)
+claim_of = {c.table: c for c in summary.CLAIMS}
+anchors = {c.table: published.MASK_RATIOS[c.chapter] for c in summary.CLAIMS  # the published ratios drawn
+           if c.ratio_parameter and c.chapter in published.MASK_RATIOS}
+if swept:
+    fig = viz.ratio_panels(ratio_frame[ratio_frame["table"].isin(swept)], bests, claim_of, anchors,
+                           {t: f"{summary.modality(t)} ({t})" for t in swept})
+else:
+    fig = viz.message_figure("No mask-ratio sweep is recorded at this code yet.")
+viz.glue_figure("fig_ratio_modalities", fig)
+ratio_rows = []
+for t in swept:
+    part, c = ratio_frame[ratio_frame["table"] == t], claim_of[t]
+    b = bests.get(t)
+    ratio_rows.append({"modality": f"{summary.modality(t)} ({t})", "metric": c.metric,
+                       "ratios (seeds)": ", ".join(f"{r:g} ({n})" for r, n in part.groupby("ratio").size().items()),
+                       "best ratio [95% interval]": f"{b['best']:g} [{b['low']:g}, {b['high']:g}]" if b else "–",
+                       "share of draws best": f"{max(b['share'].values()):.0%}" if b else "–",
+                       "published": anchors[t].legend if t in anchors else "–"})
+if ratio_rows:
+    viz.show_table(pd.DataFrame(ratio_rows).set_index("modality"), "The best pretraining mask ratio per modality: "
+                   "the ratios run with their seeds, the ratio of the best mean score with its bootstrap interval "
+                   "and the share of draws in which it was best, and the ratio a published anchor used.",
+                   "table-ratio-best")
+
+# %% [markdown]
+# ```{glue:figure} fig_ratio_modalities
+# :name: fig-ratio-modalities
+# The downstream metric (on the claim's reported split) against the pretraining mask ratio, one panel per
+# modality swept at this code: every seed (dots) and the mean per ratio (line); in grey, the arm without
+# pretraining, which has no ratio (mean ± sd of its seeds); in green, the 95% bootstrap interval of the
+# best ratio (a bracket at the top: the ratios it spans) and the best mean (starred); dashed, a published
+# ratio of that modality.
+# ```
+#
+# The table above the figure gives the same curves' best ratios; the [interactive masking
+# chapter](06_masking) shows what a ratio hides in an image, and lets you move it.
+
+# %% [markdown]
+# ## Is each verdict meaningful?
+#
+# A verdict means something only where the MAE had a task, learned it, and every arm finished learning. An
+# MAE has a task when a sample holds enough tokens that the visible quarter says something about the rest
+# (at least 64 for an image, as the reference model that reconstructs, and 48 for a volume). The MAE learned
 # when its held-out loss on hidden tokens is at most 0.7 of the flat predictor's, which fills every hidden
 # token with the mean of the visible ones; an arm finished when its validation metric gained less than a
 # stated amount over its last fifth of epochs (half a point of top-1, 0.005 of mIoU or Dice). A verdict
-# whose judged runs fail either check is marked "not meaningful at this scale" in the tables.
+# whose judged runs fail any of these checks is marked "not meaningful at this scale" in the tables.
 
 # %% tags=["remove-input"]
+glue("checks_sentence", claim_tables.checks_sentence(records), display=False)
 viz.show_table(claim_tables.checks_table(records), "The checks of each verdict's judged runs: the MAE's worst seed "
                "against the flat predictor, each arm's largest gain over its last fifth of epochs (the forecasters "
                "keep their best validation epoch instead), and what the interval covers.", "table-checks")
+
+# %% [markdown]
+# {glue:text}`checks_sentence`
 
 # %% [markdown]
 # ## How the verdicts are made
@@ -151,9 +219,14 @@ viz.show_table(table, "Each claim of the paper: the paper's numbers (MAE / basel
                "seeds), its p values (t-test, Holm-adjusted across the claims, exact sign-flip), the power to "
                "detect the paper's gap, and the verdict; last, the verdict of the compute comparison (scratch "
                "given the MAE arm's compute), where the chapter trains it.", "table-claims")
-notes = claim_tables.paper_notes(records)
-if notes:  # the long notes on the paper's cells under the table, which keeps its cells short
-    display(Markdown("\n".join(f"- {claim_tables.NOTE_MARK} {t}: {n}." for t, n in notes.items())))
+notes = claim_tables.paper_notes(records)  # the long texts under the table, which keeps its cells short
+reasons = claim_tables.verdict_reasons(records)
+if reasons:
+    display(Markdown("Why each verdict, with its caveats:\n\n" + "\n".join(
+        f"- **{t}**: {why}." for t, why in reasons.items())))
+if notes:
+    display(Markdown("The paper's cells marked " + claim_tables.NOTE_MARK + ":\n\n" + "\n".join(
+        f"- {t}: {n}." for t, n in notes.items())))
 
 # %% [markdown]
 # Every verdict's scale: the profile it comes from, the data (and where they stand in for the paper's),
@@ -272,83 +345,6 @@ if len(epochs):
                    "table-claims-epochs")
     display(Markdown("Read per claim: " + "; ".join(f"{r.table} ({r.profile}), {r.reading}" for r in epochs.itertuples())
                      + ". The paper's \"fewer epochs\" holds only where the MAE arm gets there sooner."))
-
-# %% [markdown]
-# ## The mask ratio across modalities
-#
-# The paper's question, asked of each modality: how does the downstream result move with the mask
-# ratio used in pretraining? Runs that changed only the mask ratio (`python -m maelib sweep`) are
-# gathered here, with error bars over seeds.
-
-# %% tags=["hide-input"]
-sweep = summary.sweep_frame(records)
-glue("n_sweep", len(sweep), display=False)
-quick_series = profiles.PROFILES["series"]["quick"]
-n_tok = quick_series["lag"] // quick_series["patch_size"]
-glue("series_tokens", n_tok, display=False)
-glue("series_same", round(1 - 1.5 / n_tok, 2), display=False)  # L (1 - r) below 1.5 rounds to one visible
-chapters = list(dict.fromkeys(sweep["chapter"]))
-claim_of = {c.chapter: c.table for c in summary.CLAIMS if c.key == "claim"}  # each chapter's main claim
-
-
-def line_label(part):
-    """A sweep line's name: its profile, the code version drawn and the seeds per point."""
-    def label(prof, stats):
-        code = (part.loc[part["profile"] == prof, "code"].iloc[-1] or "unknown")[:8]
-        lo, hi = int(stats["count"].min()), int(stats["count"].max())
-        return f"{prof}, code {code}: {viz.count(lo, 'seed') if lo == hi else f'{lo}-{hi} seeds'} per point"
-    return label
-
-
-def other_code(chapter: str) -> list[str]:
-    """Where the claims table judges seeds of another code version than the sweep draws, the sentence."""
-    out = []
-    for prof, part in sweep[sweep["chapter"] == chapter].groupby("profile"):
-        claim = rows[(rows["table"] == claim_of.get(chapter)) & (rows["profile"] == prof)]
-        code = (part["code"].iloc[-1] or "")[:8]
-        if len(claim) and claim["n"].iloc[0] and claim["code"].iloc[0] != code:
-            out.append(f"{chapter} ({prof}): the sweep draws the newest code version, {code}, with "
-                       f"{viz.count(part['seed'].nunique(), 'seed')}; the claims table judges the "
-                       f"{viz.count(int(claim['n'].iloc[0]), 'seed')} of {claim['code'].iloc[0]}, the newest with "
-                       f"at least {summary.MIN_SEEDS}")
-    return out
-
-
-notes = [line for chapter in chapters for line in other_code(chapter)]
-glue("sweep_codes", (" Seeds of different code versions are never pooled, so the points can hold fewer seeds "
-                     "than the claims above: " + "; ".join(notes) + ".") if notes else "", display=False)
-if chapters:
-    cols = min(2, len(chapters))
-    nrows = -(-len(chapters) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 3.5 * nrows), squeeze=False)  # the text's width
-    for ax, chapter in zip(axes.flat, chapters):
-        part = sweep[sweep["chapter"] == chapter]
-        viz.mean_std_lines(ax, part, "mask_ratio", "value", "profile", xlabel="pretraining mask ratio",
-                           ylabel=textwrap.fill(part["metric"].iloc[0], 30), label=line_label(part))
-        one = part["mask_ratio"].nunique() < 2  # said in the title, not over the data
-        ax.set_title(chapter + ("\n(one mask ratio at this code version)" if one else ""), fontsize=viz.TITLE_PT)
-        ax.set_xlim(0, 1)  # the whole range of ratios: a single point shows where it lies
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # under the panel
-    for ax in list(axes.flat)[len(chapters):]:
-        ax.axis("off")
-    fig.tight_layout()
-else:
-    fig = viz.message_figure("No mask-ratio sweep is recorded yet.")
-viz.glue_figure("fig_sweep", fig)
-
-# %% [markdown]
-# ```{glue:figure} fig_sweep
-# :name: fig-sweep
-# The downstream metric against the pretraining mask ratio, per modality ({glue:text}`n_sweep` runs;
-# mean and standard deviation over seeds, faint dots: single runs). Each line draws one profile's runs of
-# the newest code version that has any: runs of older versions at other ratios are left out (the masking
-# chapter lists the image chapter's, of every version), so a panel may show a single ratio.{glue:text}`sweep_codes`
-# ```
-#
-# A mask hides a whole number of tokens, `L - max(1, round(L * (1 - ratio)))` of `L`: with few tokens,
-# neighbouring ratios hide the same number and give the same run. A quick-profile series window has
-# {glue:text}`series_tokens` patches, so every ratio above {glue:text}`series_same` leaves a single
-# patch visible.
 
 # %% [markdown]
 # ## The history of each verdict

@@ -239,6 +239,7 @@ for r in records:
         seeds = verdict_seeds(r["chapter"], profile) or range(r["seed"], r["seed"] + summary.MIN_SEEDS)
         sweeps.append(f"python -m maelib sweep {r['chapter']} --publish --profile {profile} --seeds {seed_words(list(seeds))}")
 glue("sweep_commands", "\n".join(sweeps), display=False)
+ratio_sweeps = summary.ratio_commands(summary.ratio_frame(registry))
 
 # %% [markdown]
 # ## Run it again
@@ -262,6 +263,15 @@ display(Markdown(f"```bash\n{commands}\n```" if records else
 
 # %% tags=["remove-input"]
 display(Markdown(f"```bash\n{chr(10).join(sweeps)}\n```" if sweeps else "No chapter with a seed has been run."))
+
+# %% [markdown]
+# The summary's mask-ratio curves are the default setting with one parameter changed, the MAE's mask
+# ratio; these commands record their points again (each line's comment: the hours its recorded runs took,
+# their wall times summed, one thread a run):
+
+# %% tags=["remove-input"]
+display(Markdown("```bash\n" + "\n".join(f"# {hours:.1f} h of runs\n{line}" for line, hours in ratio_sweeps) + "\n```"
+                 if ratio_sweeps else "No mask-ratio sweep is recorded yet."))
 
 # %% tags=["remove-cell"]
 glue("results", {

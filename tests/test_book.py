@@ -225,6 +225,37 @@ def test_the_masking_page_runs_its_model_in_a_real_browser(built):
         assert panels and all(c in ("transparent", "rgba(0, 0, 0, 0)") for c in panels), panels
 
 
+def test_pages_read_on_a_phone_and_in_dark_mode(built):
+    """Issue #36's tour: at 390 px a wide table's caption ran off its scrolling box, figures' alt text was their
+    file path, and in dark mode a glued figure sat on white while a cell's figure sat on grey, and the masking
+    page's precomputed frames were dimmed while its live panels were not."""
+    from maelib import browser
+
+    if browser.chromium() is None:
+        pytest.skip("Chromium is not installed (Debian package chromium)")
+    with browser.serve(built) as url, browser.open_page() as page:
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(url + "book/chapters/07_summary.html")
+        assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth + 1")  # nothing scrolls the page
+        overflow = page.evaluate("""() => [...document.querySelectorAll('article table.table caption')].map(c => {
+            const box = c.closest('.pst-scrollable-table-container') || c.closest('table');
+            box.scrollLeft = box.scrollWidth;  // scrolled to its far end, the caption stays in the box
+            return c.getBoundingClientRect().right - box.getBoundingClientRect().right; })""")
+        assert overflow and max(overflow) <= 1, overflow
+        alts = page.eval_on_selector_all("article figure img", "els => els.map(e => e.alt)")
+        assert alts and not [a for a in alts if a.endswith((".svg", ".png")) or not a], alts
+        page.evaluate("localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark')")
+        for chapter in ("07_summary", "06_masking"):
+            page.goto(url + f"book/chapters/{chapter}.html")
+            page.wait_for_selector("html[data-theme=dark]", state="attached")
+            backgrounds = page.eval_on_selector_all(
+                "article figure img, article .cell_output img:not(.frame)",
+                "els => [...new Set(els.map(e => getComputedStyle(e).backgroundColor))]")
+            assert backgrounds == ["rgb(255, 255, 255)"], (chapter, backgrounds)
+        filters = page.eval_on_selector_all(".mae-static-control img.frame", "els => els.map(e => getComputedStyle(e).filter)")
+        assert filters and set(filters) == {"none"}, filters
+
+
 def test_pages_show_result_code_behind_a_toggle_downloads_and_numbered_tables(built):
     """Result cells' code is one click away (hide-input), boilerplate is not on the page, each chapter
     offers its executed notebook and its jupytext source, tables are numbered tables, and the

@@ -50,7 +50,48 @@ FIGURES = {  # every figure maker of maelib.viz, with inputs like the chapters'
     "forest": lambda: viz.forest(summary.claim_rows([])),
     "mean_std_lines": _mean_std,
     "curve_groups": lambda: viz.curve_groups(_series_groups(), "val_mse", "validation MSE (scaled)", logy=True),
+    "ratio_panels": lambda: _ratio_panels(),
 }
+
+
+def _ratio_panels():
+    """The summary's mask-ratio figure: two modalities, three seeds a ratio, a best ratio and a published one."""
+    from maelib import published
+
+    rows = [{"table": t, "ratio": r, "seed": s, "mae": 0.05 + r / 10 + s / 1000, "baseline": 0.05 + s / 1000}
+            for t in ("PatchTST, H = 96", "Table 5") for r in (0.1, 0.4, 0.9) for s in range(3)]
+    claims = {c.table: c for c in summary.CLAIMS}
+    best = {"best": 0.1, "low": 0.1, "high": 0.4, "seeds": 3}
+    return viz.ratio_panels(pd.DataFrame(rows), {"Table 5": best}, claims,
+                            {"PatchTST, H = 96": published.MASK_RATIOS["series"]})
+
+
+def test_a_log_axis_that_names_its_ticks_labels_no_minor_tick():
+    """Fig. 2.3: horizons 96-720 span under a decade, so matplotlib also labelled the minor ticks (2x10^2, ...),
+    over the named ones."""
+    fig, ax = plt.subplots()
+    ax.plot([96, 720], [1, 2])
+    ax.set_xscale("log")
+    ax.set_xticks([96, 192, 336, 720], ["96", "192", "336", "720"])
+    viz.page_image(fig)
+    assert [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()] == []
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["96", "192", "336", "720"]
+    plt.close(fig)
+
+
+def test_the_forest_plot_writes_its_ticks_in_full_and_its_seeds_by_the_profile():
+    """Fig. 7.1: Table 2's gaps of 1e-5 drew ticks over an offset "1e-5" at the axis' end; "n = 20" sat on
+    the paper's dashed line."""
+    rows = summary.claim_rows([])
+    rows.loc[(rows["table"] == "Table 2") & (rows["profile"] == "quick"), ["n", "gap", "lo", "hi"]] = [9, -1e-5, -1.6e-5, -5e-6]
+    fig = viz.forest(rows)
+    fig.canvas.draw()
+    ax = fig.axes[[t for t in dict.fromkeys(rows["table"])].index("Table 2")]
+    assert ax.xaxis.get_offset_text().get_text() == ""
+    assert any(t.get_text().endswith("e\u221205") for t in ax.get_xticklabels())
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["quick\n(n = 9)"]
+    assert not [t for t in ax.texts if t.get_text().startswith("n = ")]
+    plt.close(fig)
 
 
 def _series_groups():

@@ -119,6 +119,20 @@ def test_the_downloadable_notebook_has_no_stderr_output(tmp_path):
     assert [o.name for o in outputs] == ["stdout"]
 
 
+def test_the_parameter_cells_fold_under_bars_that_say_what_they_hold(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("seed = 0"),
+                nbformat.v4.new_code_cell("seed = 1"), nbformat.v4.new_code_cell("x = 1")]
+    for cell, tag in zip(nb.cells[1:3], ("parameters", "injected-parameters")):
+        cell.metadata["tags"] = [tag]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    staged = book._with_header(path, ["provenance"]).cells[-3:]
+    assert [c.metadata.get("mystnb", {}).get("code_prompt_show") for c in staged] == [
+        "Show the chapter's parameters and their defaults", "Show the parameters this run was given", None]
+    assert all("hide-input" in c.metadata["tags"] for c in staged[:2]) and "tags" not in staged[2].metadata
+
+
 def test_the_downloadable_notebook_carries_no_local_path(tmp_path):
     """Item 8: papermill's temporary input and output paths and the glued checkpoint path of the machine
     that ran the chapter (``/home/me/mae/results/models/...``) leave the download; the repository's files
@@ -415,7 +429,7 @@ def test_the_forest_plot_draws_the_runs_and_the_papers_gap_not_empty_rows():
     rows.loc[run, ["n", "gap", "lo", "hi", "paper_gap"]] = [5, -1.0, -2.0, 0.5, 2.0]
     fig = viz.forest(rows)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["quick"]  # the profile not run is not a row
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["quick\n(n = 5)"]  # the profile not run is not a row
     assert any(t.get_text() == "paper" for t in ax.texts)  # the paper's gap, on our scale
     assert ax.get_xlim()[1] >= 2.0
     assert [t.get_text() for t in fig.axes[1].texts if "run" in t.get_text()] == ["not run"]  # once, for a claim without runs
@@ -462,3 +476,27 @@ def test_every_experiment_chapter_states_its_scale_in_one_line():
     assert viz.tokens_text(21, 0.4, "window").startswith("21 tokens a window, 13 of them")  # rounded, as masked
     for chapter in ("images", "series", "segmentation", "volumes", "tabular"):
         assert "viz.scale_line(" in provenance.chapters()[chapter].read_text(), chapter
+
+
+def test_the_root_redirect_page_carries_the_books_icon_once(tmp_path):
+    index = tmp_path / "index.html"
+    index.write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />\n')
+    book.with_favicon(book.with_favicon(index))
+    text = index.read_text()
+    assert text.count('rel="icon" href="_static/favicon.svg"') == 1 and "url=book/intro.html" in text
+
+
+def test_a_figures_image_gets_its_caption_as_alt_text():
+    import sys
+
+    from docutils import nodes
+
+    sys.path.insert(0, str(provenance.ROOT / "book" / "_ext"))
+    from figure_alt import caption_alt
+
+    doc = nodes.document(None, None)
+    figure = nodes.figure("", nodes.image(uri="x.svg", alt="../../_images/x.svg"), nodes.caption("", "Loss  per epoch."))
+    named = nodes.image(uri="y.png", alt="a grid of patches")
+    doc += [figure, named]
+    caption_alt(None, doc, "page")
+    assert figure[0]["alt"] == "Loss per epoch." and named["alt"] == "a grid of patches"

@@ -249,7 +249,8 @@ def test_claims_table_ignores_changed_parameters():
     recs.append(record("images", 0, 10.0, 90.0, parameters={"mask_ratio": 0.5}))  # a sweep run
     table = claim_tables.claims_table(recs)
     row = table.loc["Table 1"]
-    assert row["verdict"].startswith("holds: MAE better") and "(n\u00a0=\u00a05), quick" in row["gap [95% CI] (n)"]
+    assert row["verdict"].startswith("holds") and "(n\u00a0=\u00a05), quick" in row["gap [95% CI] (n)"]
+    assert claim_tables.verdict_reasons(recs)["Table 1"].startswith("holds: MAE better")
     assert row["p: t / Holm / sign-flip"].count(" / ") == 2
     assert table.loc["Table 3", "verdict"] == "not run"
     assert summary.verdicts(summary.claim_rows(recs)) == {"Table 1": "holds", "Table 2": "not run",
@@ -271,19 +272,19 @@ def test_the_series_chapter_holds_two_claims_each_with_its_own_values():
     assert long["n"] == 5 and long["baseline"] == pytest.approx(0.056) and "different dataset" in long["reason"]
 
 
-def test_sweep_frame_takes_only_mask_ratio_runs():
+def test_a_ratio_sweep_takes_only_runs_that_changed_the_ratio():
     recs = [record("images", 0, 40.0, 30.0),
             record("images", 1, 50.0, 30.0, parameters={"mask_ratio": 0.5}),
             record("images", 1, 60.0, 30.0, parameters={"mask_ratio": 0.5, "epochs": 3})]
-    frame = summary.sweep_frame(recs)
-    assert len(frame) == 2 and set(frame["mask_ratio"]) == {0.75, 0.5}
+    frame = summary.ratio_frame(recs)
+    assert len(frame) == 2 and set(frame["ratio"]) == {0.75, 0.5}
 
 
 def test_the_sweep_names_a_run_by_the_version_the_claims_table_names():
     """A record's library hash (``code``) and its pooling version (library + notebook) differ: the sweep
     labels its points by the latter, so the figure and the claims table name the same seeds alike."""
     recs = [{**record("images", s, 40.0, 30.0, code="lib-only"), "version": "lib-and-notebook"} for s in range(2)]
-    assert set(summary.sweep_frame(recs)["code"]) == {"lib-and-notebook"}
+    assert set(summary.ratio_frame(recs)["code"]) == {"lib-and-notebook"}
     assert summary.groups(recs, "images", "quick")[0]["code"] == "lib-and-notebook"
 
 
@@ -352,7 +353,8 @@ def test_summary_notebook_runs_on_a_registry_fixture(tmp_path):
                            out_dir=tmp_path / "out", progress=False, records_dir=None)
     values = runs.glued(nbformat.read(out, as_version=4))
     assert values["n_records"] == len(recs)
-    assert values["n_sweep"] == 9  # the 5 default runs (mask ratio 0.75) are points of the sweep too
+    assert values["n_ratio_points"] == 9  # the 5 default runs (mask ratio 0.75) are points of the sweep too
+    assert "undecided" in values["ratio_verdict"]  # two seeds a ratio besides the default: no best ratio yet
     assert values["results"]["verdicts"]["Table 1"] == "holds"
     assert values["results"]["verdicts"]["Table 3"] == "not run"
 
@@ -715,7 +717,8 @@ def test_the_table_read_first_gives_each_claim_its_two_verdicts_and_its_scale():
     assert row["scale"].startswith("quick, 5 seeds; TinyImageNet; 64 tokens (16 seen)")
     assert (glance["the paper's comparison"] == "not run").sum() == len(summary.CLAIMS) - 1
     checks = claim_tables.checks_table(recs).loc["Table 1"]
-    assert checks.iloc[0].startswith("yes (worst 0.5") and checks.iloc[1].startswith("yes: ")
+    assert checks.iloc[0] == "64 tokens (16 seen); enough (at least 64)"
+    assert checks.iloc[1].startswith("yes (worst 0.5") and checks.iloc[2].startswith("yes: ")
     text = claim_tables.findings(recs)
     assert text.startswith("By the paper's own comparisons: Table 1 holds;") and "MAE worse in Table 1" in text
     for r in recs:  # an arm still improving at the end marks the verdict
@@ -731,3 +734,84 @@ def test_the_items_shape_says_how_they_give_a_score():
     assert summary.item_aggregate([[[[1, 0], [2, 0]]]]) == "iou"
     rec = record("tabular", 0, 0.1, 0.2, mae_items=[[[1.0, 2], [0.5, 1]]], baseline_items=[[[2.0, 2], [1.0, 1]]])
     assert provenance.claim_problem("claim", rec["metrics"]["claim"]) is None
+
+
+def ratio_records(chapter, curve, code="c1", key="claim", parameter="mask_ratio", base=0.5, seeds=3):
+    """Records of a mask-ratio sweep: ``curve`` maps a ratio to its mean, seeds spread by ±0.001."""
+    recs = []
+    for ratio, mean in curve.items():
+        for s in range(seeds):
+            r = record(chapter, s, mean + 0.001 * (s - 1), base, parameters={parameter: ratio}, code=code)
+            r["metrics"][key] = r["metrics"].pop("claim")
+            recs.append(r)
+    return recs
+
+
+def test_a_ratio_sweep_pools_one_code_version_and_one_setting():
+    old = ratio_records("tabular", {0.5: 0.01}, code="old")
+    new = ratio_records("tabular", {0.1: 0.03, 0.3: 0.02}, code="new")
+    other = record("tabular", 7, 0.9, 0.5, parameters={"mask_ratio": 0.9, "epochs": 3}, code="new")
+    frame = summary.ratio_frame(old + new + [other])
+    part = frame[frame["table"] == "Table 5"]
+    assert sorted(part["ratio"].unique()) == [0.1, 0.3]  # the old version's 0.5 and the other setting left out
+    assert set(part["code"]) == {"new"} and len(part) == 6
+
+
+def test_the_best_ratio_needs_three_seeds_a_ratio():
+    frame = summary.ratio_frame(ratio_records("tabular", {0.1: 0.03, 0.3: 0.02, 0.9: 0.001}, seeds=3)[:-1])
+    best = summary.best_ratios(frame)["Table 5", "quick"]  # 0.9 has two seeds: not read, though lowest
+    assert best["ratios"] == [0.1, 0.3] and best["best"] == 0.3 and best["low"] == best["high"] == 0.3
+
+
+def test_the_declared_ratio_test_reads_each_modality_against_images():
+    tables = ratio_records("tabular", {0.1: 0.02, 0.5: 0.03, 0.9: 0.05})
+    series = ratio_records("series", {0.1: 0.05, 0.4: 0.06, 0.9: 0.07}, key="claim_long", parameter="long_mask_ratio")
+    low_images = ratio_records("images", {0.1: 40.0, 0.5: 30.0, 0.9: 20.0}, base=30.0)
+    high_images = ratio_records("images", {0.1: 20.0, 0.5: 30.0, 0.9: 40.0}, base=30.0)
+    word, lines = summary.ratio_test(summary.best_ratios(summary.ratio_frame(tables + series)), "quick")
+    assert word == "undecided" and all("no curve of images" in line for line in lines)
+    word, _ = summary.ratio_test(summary.best_ratios(summary.ratio_frame(tables + series + high_images)), "quick")
+    assert word == "holds"
+    word, lines = summary.ratio_test(summary.best_ratios(summary.ratio_frame(tables + series + low_images)), "quick")
+    assert word == "undecided" and "50% of the bootstrap draws" in lines[0]  # both best at 0.1: a tie
+    high_series = ratio_records("series", {0.1: 0.07, 0.4: 0.06, 0.9: 0.05}, key="claim_long",
+                                parameter="long_mask_ratio")
+    word, lines = summary.ratio_test(summary.best_ratios(summary.ratio_frame(tables + high_series + low_images)),
+                                     "quick")
+    assert word == "ruled out" and "time series below images: ruled out" in lines[0]
+
+
+def test_an_mae_task_of_too_few_tokens_marks_its_verdict():
+    c = CLAIM["volumes"]
+    up, down = [0.80, 0.81, 0.82, 0.83, 0.81], [0.70, 0.71, 0.70, 0.72, 0.71]
+
+    def rows(roi):
+        recs = [record("volumes", s, m, b, code=provenance.version("volumes"), parameters={"roi": roi})
+                for s, (m, b) in enumerate(zip(up, down))]
+        for r in recs:  # the chapter's default, so that the group is judged
+            r["parameters"].pop("roi")
+        return summary.claim_rows(recs).set_index(["table", "profile"]).loc[(c.table, "quick")]
+
+    few = rows([32, 48, 32])  # 2 x 3 x 2 patches of 16 voxels
+    assert "degenerate" in few["reason"] and "12 tokens a sample, 3 seen" in few["reason"]
+    assert claim_tables.NOT_MEANINGFUL in claim_tables.short_verdict(few)
+    assert "degenerate" not in rows([64, 64, 48])["reason"]  # 4 x 4 x 3 = 48, the floor
+
+
+def test_the_claims_table_keeps_its_verdict_cells_short_and_lists_why_below():
+    recs = [record("segmentation", s, m, b, code=provenance.version("segmentation"))
+            for s, (m, b) in enumerate(zip([0.30, 0.31, 0.32, 0.33, 0.31], [0.20, 0.21, 0.20, 0.22, 0.21]))]
+    cell = claim_tables.claims_table(recs).loc["Table 3", "verdict"]
+    why = claim_tables.verdict_reasons(recs)["Table 3"]
+    assert cell.startswith("holds") and "interval" not in cell and len(cell) < 60
+    assert why.startswith("holds: MAE better") and "95% interval excludes 0" in why
+
+
+def test_the_ratio_sweeps_rerun_from_one_command_each_with_their_hours():
+    recs = ratio_records("tabular", {0.3: 0.02, 0.1: 0.03, 0.9: 0.05})  # 0.3: the chapter's default
+    recs += ratio_records("series", {0.4: 0.06, 0.1: 0.05}, key="claim_long", parameter="long_mask_ratio")
+    lines = dict(summary.ratio_commands(summary.ratio_frame(recs)))
+    tabular = "python -m maelib sweep tabular --profile quick --ratios 0.1 0.9 --seeds 0 1 2 --publish"
+    assert lines[tabular] == pytest.approx(6 / 3600)  # six runs of a second: the default's three not counted
+    assert ("for R in 0.1; do\n  python -m maelib sweep series --profile quick -p long_mask_ratio $R --seeds 0 1 2 "
+            "--publish\ndone") in lines
