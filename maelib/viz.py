@@ -525,6 +525,20 @@ def tokens_text(n_tokens: int, mask_ratio: float, unit: str) -> str:
            f"{visible_count(n_tokens, mask_ratio)} of them visible in pretraining"
 
 
+def degenerate_note(n_tokens: int, mask_ratio: float, min_tokens: int | None, unit: str) -> str:
+    """A warning box where a chapter's MAE task has fewer tokens a sample than its claim asks
+    (:attr:`maelib.catalog.Claim.min_tokens`), the summary marking its verdict so; "" where it has enough."""
+    from .masking import visible_count
+
+    if not min_tokens or n_tokens >= min_tokens:
+        return ""
+    return (f":::{{admonition}} A degenerate MAE task at this scale\n:class: warning\n{count(n_tokens, 'token')} "
+            f"{'an' if unit[0] in 'aeiou' else 'a'} {unit}, {visible_count(n_tokens, mask_ratio)} of them visible: too "
+            f"few to infer the hidden ones from (the study asks at least {min_tokens}). The MAE has little to learn, so "
+            "this run's comparison says little about MAE pretraining, and the summary marks its verdict \"not "
+            "meaningful at this scale\".\n:::")
+
+
 def scale_line(tokens: str, epochs: dict[str, int], data: str) -> str:
     """A chapter's scale in one line, under its title: tokens per sample and how many the MAE sees
     (:func:`tokens_text`), the epochs of each arm, and the data with its stand-in status."""

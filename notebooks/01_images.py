@@ -98,6 +98,10 @@ else:
                      f"({n_train:,} training and {n_val:,} validation images)."))
     if viz.provenance_note(data["source"]):
         display(Markdown(viz.provenance_note(data["source"])))
+degenerate = viz.degenerate_note((p.img_size // p.patch_size) ** 2, p.mask_ratio,
+                                    catalog.of("images").claims[0].min_tokens, "image")
+if degenerate:  # a warning box only where the task is too small
+    display(Markdown(degenerate))
 display(Markdown(viz.scale_line(
     viz.tokens_text((p.img_size // p.patch_size) ** 2, p.mask_ratio, "image"),
     {"MAE pretraining": p.pretrain_epochs, "fine-tuning": p.finetune_epochs, "scratch": p.finetune_epochs,

@@ -66,7 +66,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import images, paper, profiles, provenance, reference, segmentation, tuning, viz
+from maelib import catalog, images, paper, profiles, provenance, reference, segmentation, tuning, viz
 from maelib.report import MaskRatioMetric, Results, SeedValues, budget_entries
 from maelib.data import DataMissingError, seg2d
 from maelib.mae import LEARNED
@@ -119,6 +119,10 @@ if name != "ade20k":
     display(Markdown(":::{admonition} Not the paper's dataset\n:class: warning\nThis run segments **CamVid**, a "
                      "real stand-in used where ADE20K is absent (`python -m maelib data fetch ade20k` gets it). Its "
                      "numbers are not comparable with the paper's ADE20K numbers; compare the direction of the gap.\n:::"))
+degenerate = viz.degenerate_note((p.img_size // p.patch_size) ** 2, p.mask_ratio,
+                                    catalog.of("segmentation").claims[0].min_tokens, "image")
+if degenerate:  # a warning box only where the task is too small
+    display(Markdown(degenerate))
 display(Markdown(viz.scale_line(
     viz.tokens_text((p.img_size // p.patch_size) ** 2, p.mask_ratio, "image"),
     {"MAE pretraining" + (" (elsewhere)" if source else ""): pre.passes, "fine-tuning": p.epochs, "scratch": p.epochs,

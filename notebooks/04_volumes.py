@@ -60,7 +60,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import paper, profiles, provenance, train, tuning, viz, volumes
+from maelib import catalog, paper, profiles, provenance, train, tuning, viz, volumes
 from maelib.report import MaskRatioMetric, Results, SeedValues, budget_entries
 from maelib.data import DataMissingError
 from maelib.data import volumes as vdata
@@ -114,6 +114,10 @@ if name != "btcv":
                      "in **MSD Task04 MRI crops**, a real 3D stand-in used where BTCV is absent (BTCV needs a "
                      "registration at synapse.org; see the README). Dice on two brain structures is **not "
                      "comparable** with the paper's Dice on 13 abdominal organs.\n:::"))
+degenerate = viz.degenerate_note(math.prod(r // volumes.PATCH for r in roi), p.mask_ratio,
+                                    catalog.of("volumes").claims[0].min_tokens, "crop")
+if degenerate:  # a warning box only where the task is too small
+    display(Markdown(degenerate))
 display(Markdown(viz.scale_line(
     viz.tokens_text(math.prod(r // volumes.PATCH for r in roi), p.mask_ratio, "crop"),
     {"MAE pretraining": p.pretrain_epochs, "fine-tuning": p.epochs, "scratch": p.epochs,

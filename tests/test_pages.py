@@ -500,3 +500,10 @@ def test_a_figures_image_gets_its_caption_as_alt_text():
     doc += [figure, named]
     caption_alt(None, doc, "page")
     assert figure[0]["alt"] == "Loss per epoch." and named["alt"] == "a grid of patches"
+
+
+def test_a_chapter_whose_mae_task_is_degenerate_says_so():
+    """Issue #34: 12 tokens a crop, 3 visible, is no task for an MAE; the chapter says so where it states its scale."""
+    note = viz.degenerate_note(12, 0.75, 48, "crop")
+    assert "degenerate" in note and "12 tokens a crop, 3 of them visible" in note and "at least 48" in note
+    assert viz.degenerate_note(64, 0.75, 64, "image") == "" and viz.degenerate_note(12, 0.75, None, "crop") == ""
