@@ -249,7 +249,8 @@ else:
 
 # %% [markdown]
 # The registry holds {glue:text}`n_runs_text` of the image chapter; {glue:text}`n_current` of
-# this book's code version ({glue:text}`code_now`). Rows of different code versions are not comparable run
-# for run: the summary's mask-ratio curves pool, for each profile, only the runs of the newest code
+# this book's code version ({glue:text}`code_now`). A version is not a git commit: it is a hash of the
+# code the image chapter's computation reaches, so commits that leave that code alone share it (the
+# summary's history section says more). Rows of different code versions are not comparable run for run: the summary's mask-ratio curves pool, for each profile, only the runs of the newest code
 # version that has any (seeds of different code are never pooled), so runs of older versions appear here
 # but not there.
