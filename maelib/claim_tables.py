@@ -453,8 +453,8 @@ def checks_table(records: list[dict]) -> pd.DataFrame:
         gains = r["convergence"]
         if gains:
             done = all(v < c.converged_within for v in gains.values())
-            finished = (f"{'yes' if done else 'no'}: " + " / ".join(sig(v, 2) for v in gains.values())
-                        + f" (under {c.converged_within:g})")
+            finished = (f"{'yes' if done else 'no'}: " + ", ".join(f"{ARM_SHORT[k]} {sig(v, 2)}" for k, v in gains.items())
+                        + f" (finished: below {c.converged_within:g})")
         else:
             finished = "best validation epoch kept" if c.chapter == "series" else "not measured"
         g = judged_group(records, c.chapter, r["profile"], c.key)
@@ -462,14 +462,14 @@ def checks_table(records: list[dict]) -> pd.DataFrame:
         if c.min_tokens:
             task += f"; {'too few' if summary.degenerate(c, g) else 'enough'} (at least {c.min_tokens})"
         out.append({"claim": c.table, TASK_COLUMN: task, "MAE learned: loss / flat predictor's": learned_text,
-                    "arms finished: last-fifth gain, MAE / scratch / matched": finished,
-                    "interval over": r["over"]})
-    return pd.DataFrame(out, columns=["claim", TASK_COLUMN, "MAE learned: loss / flat predictor's",
-                                      "arms finished: last-fifth gain, MAE / scratch / matched",
+                    FINISHED_COLUMN: finished, "interval over": r["over"]})
+    return pd.DataFrame(out, columns=["claim", TASK_COLUMN, "MAE learned: loss / flat predictor's", FINISHED_COLUMN,
                                       "interval over"]).set_index("claim").rename_axis(PAPERS)
 
 
 TASK_COLUMN = "MAE task: tokens a sample (seen)"
+FINISHED_COLUMN = "arms finished: each arm's gain over its last fifth of epochs"
+ARM_SHORT = {"mae": "MAE", "baseline": "scratch", "baseline_matched": "matched"}  # an arm in a cell of few words
 
 FAILED_CHECKS = (("degenerate", "too few tokens"), ("did not learn", "an MAE that did not learn"),
                  ("still improving", "an arm still improving"))  # a reason's words, and the check they fail
@@ -493,13 +493,10 @@ def checks_sentence(records: list[dict]) -> str:
 
 def findings(records: list[dict]) -> str:
     """The findings in three sentences, from the verdicts: which claims hold by the paper's comparison, what
-    the compute comparison says, and which verdicts the checks mark as not meaningful at this scale."""
+    the compute comparison says, and which verdicts are marked, each with its reasons (:data:`FAILED_CHECKS`,
+    older code)."""
     rows = claim_rows(records)
     chosen = {c.table: judged(rows[rows["table"] == c.table]) for c in CLAIMS}
-    words = {t: short_verdict(r) for t, r in chosen.items()}
-
-    def listed(tables):
-        return ", ".join(tables) if tables else "none"
     by_verdict: dict[str, list[str]] = {}
     for t, r in chosen.items():
         by_verdict.setdefault(r["verdict"].split(" (")[0] if r is not None else "not run", []).append(t)
@@ -511,9 +508,11 @@ def findings(records: list[dict]) -> str:
     by_word = {}
     for t, w in compute.items():
         by_word.setdefault(w, []).append(t)
-    marked = [t for t, w in words.items() if NOT_MEANINGFUL in w or "older code" in w]
+    marks = {t: [name for words_, name in FAILED_CHECKS if words_ in r["reason"]]
+             + (["seeds of older code"] if not r["current"] else []) for t, r in chosen.items() if r is not None}
+    marked = {t: m for t, m in marks.items() if m}
     return (f"By the paper's own comparisons: {first}. "
             f"Given the MAE arm's whole compute instead, scratch training gives: "
             + "; ".join(f"{w} in {', '.join(ts)}" for w, ts in by_word.items()) + ". "
-            + (f"The verdicts of {listed(marked)} are marked: an MAE that did not learn, an arm still improving, or "
-               "seeds made by older code." if marked else "Every verdict passes the checks of the MAE and of its arms."))
+            + ("Marked as not yet meaningful: " + "; ".join(f"{t} ({', '.join(m)})" for t, m in marked.items()) + "."
+               if marked else "Every verdict passes the checks of the MAE and of its arms."))

@@ -431,16 +431,16 @@ def ratio_test(bests: dict[tuple[str, str], dict], profile: str) -> tuple[str, l
     a sentence per pair (its share of bootstrap draws, or what is missing)."""
     words, lines = [], []
     for a, b in RATIO_HYPOTHESIS:
-        names = f"{modality(a)} below {modality(b)}"
+        names = f"{modality(a).capitalize()}' best ratio below that of {modality(b)}"
         missing = [modality(t) for t in (a, b) if (t, profile) not in bests]
         if missing:
             words.append("undecided")
-            lines.append(f"{names}: undecided, no curve of {' or '.join(missing)} with {MIN_RATIO_SEEDS} seeds a "
-                         "ratio at this code yet")
+            lines.append(f"{names}: undecided, as no curve of {' or '.join(missing)} has {MIN_RATIO_SEEDS} seeds a "
+                         "ratio at this code yet.")
             continue
         word, share = stats.lower_best(bests[a, profile]["draws"], bests[b, profile]["draws"])
         words.append(word)
-        lines.append(f"{names}: {word} ({share:.0%} of the bootstrap draws put it lower)")
+        lines.append(f"{names}: {word} ({share:.0%} of the bootstrap draws put it lower).")
     verdict = "ruled out" if "ruled out" in words else "holds" if all(w == "holds" for w in words) else "undecided"
     return verdict, lines
 

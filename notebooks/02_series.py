@@ -257,9 +257,8 @@ resid_here = both_files[(both_files["arms"] == "from last value") & (both_files[
 glue("residual_word", resid_here["masking"].iloc[0], display=False)
 
 # %% [markdown]
-# On {glue:text}`robust_dataset` the paper's plain transformers make masking's error
-# {glue:text}`robust_word`; the copies that forecast the change from the last value make it
-# {glue:text}`residual_word` on {glue:text}`dataset_name`. The paper found it higher.
+# The last column says, for each pair of arms and each file, whether masking raised the error or lowered
+# it; the paper found it higher.
 #
 # ## Forecasts against the truth
 #
@@ -369,7 +368,7 @@ viz.glue_figure("fig_curves", fig)
 #   window, patches of {glue:text}`long_patch` values every {glue:text}`long_stride` steps
 #   ({glue:text}`long_n_tokens` tokens, the last after {glue:text}`long_stride` copies of the last value),
 #   this project's ViT encoder at the size of PatchTST's univariate ETTh1 script (width
-#   {glue:text}`long_dim`, {glue:text}`long_depth` blocks, {glue:text}`long_heads` heads) and a linear
+#   {glue:text}`long_dim`, depth {glue:text}`long_depth`, heads {glue:text}`long_heads`) and a linear
 #   head on the flattened patch features. It trains from scratch, or
 # - **MAE-pretrained**: this project's masked autoencoder and masking recipe hide
 #   {glue:text}`long_mask_pct`% of {glue:text}`long_n_pre_tokens` non-overlapping patches of each
@@ -622,6 +621,9 @@ glue("results", results.to_json(), display=False)
 
 
 # %% [markdown]
+# Each row sets one question's two arms side by side on the same test windows, with persistence as the
+# floor that says how hard the horizon is; "lower" names the arm with the lower error as the cells print it.
+#
 # ## Recorded full-scale runs
 
 # %% tags=["remove-input"]

@@ -216,7 +216,7 @@ glue("n_curve_seeds", len(seeds), display=False)
 # ```
 #
 # adds rows to the table below; the summary chapter draws the mask-ratio curve of every modality, the
-# images' among them, with its seeds and its best ratio ({ref}`fig-ratio-modalities`).
+# images' among them, with its seeds and its best ratio ({numref}`fig-ratio-modalities`).
 
 # %% tags=["hide-input"]
 records = provenance.load_records("images")

@@ -47,6 +47,9 @@ counts = pd.Series([r["profile"] for r in records]).value_counts() if records el
 glue("n_records", len(records), display=False)
 glue("n_quick", int(counts.get("quick", 0)), display=False)
 glue("n_full", int(counts.get("full", 0)), display=False)
+n_other = len(records) - int(counts.get("quick", 0)) - int(counts.get("full", 0))
+glue("n_other", f" and {n_other} at other profiles (smoke runs, which check that a chapter runs and that no verdict "
+     "reads)" if n_other else "", display=False)
 glue("min_seeds", summary.MIN_SEEDS, display=False)
 glue("min_flip_p", viz.sig(stats.sign_flip_p(list(range(1, summary.MIN_SEEDS + 1))), 3), display=False)
 glue("n_claims", len(summary.CLAIMS), display=False)
@@ -64,6 +67,13 @@ viz.show_table(claim_tables.glance_table(records), "The claims at a glance: each
                "paper's comparison (the MAE arm against scratch trained as long) and of the comparison at the MAE "
                "arm's compute, and the scale it was judged at. The sections below give the numbers, the checks and the "
                "method.", "table-glance")
+
+# %% [markdown]
+# A verdict marked "older code" rests on seeds made by another version of the code than this book's. A
+# version is not a git commit: it is a hash of the code a chapter's computation reaches (its notebook's
+# code cells and the maelib modules they call), so a commit that leaves that code alone keeps the
+# version, and seeds made at many commits pool as one. The last section, on each verdict's history,
+# says more.
 
 # %% [markdown]
 # ## Which mask ratio suits which modality
@@ -88,7 +98,7 @@ glue("ratio_min_seeds", summary.MIN_RATIO_SEEDS, display=False)
 glue("n_ratio_points", len(ratio_frame), display=False)
 swept = [t for t in dict.fromkeys(ratio_frame["table"]) if ratio_frame[ratio_frame["table"] == t]["ratio"].nunique() > 1]
 unswept = [f"{summary.modality(c.table)} ({c.table})" for c in summary.CLAIMS if c.ratio_parameter and c.table not in swept]
-glue("ratio_verdict", f"At the {ratio_profile} profile the hypothesis is {ratio_word}: " + "; ".join(ratio_lines) + "."
+glue("ratio_verdict", f"At the {ratio_profile} profile the hypothesis is {ratio_word}. " + " ".join(ratio_lines)
      + (f" Not swept at this code yet: {', '.join(unswept)}." if unswept else ""), display=False)
 claim_of = {c.table: c for c in summary.CLAIMS}
 anchors = {c.table: published.MASK_RATIOS[c.chapter] for c in summary.CLAIMS  # the published ratios drawn
@@ -186,7 +196,7 @@ viz.show_table(claim_tables.checks_table(records), "The checks of each verdict's
 # adds that it holds in direction but the paper's magnitude is ruled out. It *does not hold* when the
 # interval excludes zero on the other side. When the interval includes zero but excludes the paper's gap,
 # *the paper's effect is ruled out*: the MAE may differ a little, but not by as much as the paper found.
-# When it holds both, the verdict is *inconclusive (underpowered)*, and the power to detect the paper's gap
+# When the interval includes both zero and the paper's gap, the verdict is *inconclusive (underpowered)*, and the power to detect the paper's gap
 # with the observed spread, and the number of seeds that would give 80%, say how far the runs are from an
 # answer.
 
@@ -201,8 +211,9 @@ fig = viz.forest(rows)  # the paired gap of each claim per profile, and the pape
 viz.glue_figure("fig_forest", fig)
 
 # %% [markdown]
-# The registry holds {glue:text}`n_records` finished runs: {glue:text}`n_quick` at the quick profile and
-# {glue:text}`n_full` at the full one. The verdicts read these two profiles.
+# The registry holds {glue:text}`n_records` finished runs: {glue:text}`n_quick` at the quick profile,
+# {glue:text}`n_full` at the full one{glue:text}`n_other`. The verdicts read the quick and the full
+# profile, the full one where it has enough seeds.
 #
 # ```{glue:figure} fig_forest
 # :name: fig-forest
@@ -237,6 +248,10 @@ if notes:
 viz.show_table(claim_tables.scale_table(records), "The scale of each verdict: profile, data, model width and depth, "
                "and the code version that made its seeds.", "table-claims-scale")
 
+# %% [markdown]
+# Where the data stand in for the paper's, the direction of a gap compares with the paper's, not its size;
+# where the model is smaller than the paper's, so may be the effect.
+
 # %% tags=["hide-input"]
 budget = claim_tables.budget_table(records)
 if len(budget):
@@ -264,7 +279,7 @@ if len(learning):
 # Each arm's learning rate was chosen on held-out training data by the run of seed 0, from a grid that
 # grows (by doubling or halving, at most twice) past an end where the best rate lay; the other seeds
 # reuse the choice. A rate at an end of what was tried may still be short of the best, and the table
-# says where each one lies. {glue:text}`rate_ends`
+# says where each one lies.
 
 # %% tags=["hide-input"]
 rates = claim_tables.rate_table(records)
@@ -276,6 +291,9 @@ if len(rates):
     viz.show_table(rates.set_index(["chapter", "profile", "arm"]), "Each arm's learning rate: the rates its "
                    "seed-0 run tried on held-out training data, the one it chose, and where that lies among them.",
                    "table-claims-rates")
+
+# %% [markdown]
+# {glue:text}`rate_ends`
 
 # %% tags=["hide-input"]
 evidence = claim_tables.evidence_table(records)
@@ -304,6 +322,14 @@ if fair:
     viz.show_table(pd.DataFrame(fair).set_index("profile"), "The paper's Table 5 beside a fair baseline (a "
                    "feed-forward imputer that learns from re-masked observed cells, as the MAE does): MSE over "
                    "every hidden cell, the gap signed so that positive = MAE better.", "table-claims-fair")
+    last = [r for _, r in rows.iterrows() if r["fair_gap"] is not None and r["n"]][-1]
+    reading = {"better": "the MAE is better than a baseline trained as it is",
+               "worse": "the MAE is worse than a baseline trained as it is, too",
+               "no detectable difference": "the interval includes 0: no detectable difference from a baseline "
+                                           "trained as it is"}[stats.direction(last["fair_gap"])]
+    display(Markdown(f"Against the fair baseline, the MAE's gap at the {last['profile']} profile is "
+                     f"{viz.sig(last['fair_gap']['gap'])} [{viz.sig(last['fair_gap']['lo'])}, "
+                     f"{viz.sig(last['fair_gap']['hi'])}]: {reading}."))
 
 # %% tags=["remove-input"]
 if not any(kinds.get(k) for k in ("holds", "does not hold", "the paper's effect ruled out")):
@@ -368,6 +394,8 @@ if len(hist):
                    "Each claim's groups of seeds by code version (newest first; a setting is a short hash of the "
                    "parameters and data): when its last seed finished, the paired gap with its 95% interval and "
                    "seeds, whether it is this book's code, and which group is judged.", "table-claims-history")
+    display(Markdown("Each claim is judged on the group marked \"yes\"; the rows below it show how its gap moved "
+                     "as the protocol changed, and no group is pooled with another."))
 else:
     display(Markdown("*No claim has recorded runs yet.*"))
 

@@ -146,6 +146,9 @@ viz.show_table(shown_table.set_index("chapter").astype(object).fillna(NOT_RECORD
                   if "engine" in shown_table else "."), "reproduce-chapters")
 
 # %% [markdown]
+# A row per chapter: the run this book shows, with what is needed to make it again; the commands below
+# repeat each one.
+#
 # ## The environment
 #
 # The Python and package versions recorded by each run. Chapters whose records differ are shown side by

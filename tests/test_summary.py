@@ -778,7 +778,7 @@ def test_the_declared_ratio_test_reads_each_modality_against_images():
                                 parameter="long_mask_ratio")
     word, lines = summary.ratio_test(summary.best_ratios(summary.ratio_frame(tables + high_series + low_images)),
                                      "quick")
-    assert word == "ruled out" and "time series below images: ruled out" in lines[0]
+    assert word == "ruled out" and lines[0].startswith("Time series' best ratio below that of images: ruled out")
 
 
 def test_an_mae_task_of_too_few_tokens_marks_its_verdict():
