@@ -173,7 +173,7 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
         chosen = judged(rows[rows["table"] == c.table])
         cell = chosen["paper_cell"] if chosen is not None else c.paper_mae_cell
         note = f"{NBSP}{NOTE_MARK}" if chosen is not None and chosen["paper_note"] else ""  # the note: paper_notes
-        row = {"table": c.table, "metric": c.metric,
+        row = {"table": c.table,
                "paper: MAE / baseline": " / ".join(reference_text(x) for x in (cell, c.paper_base_cell)) + note}
         if chosen is None:
             out.append({**row, "gap [95% CI] (n)": "not run", "p: t / Holm / sign-flip": "–",
@@ -182,7 +182,7 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
         power = "–" if np.isnan(chosen["power"]) else f"{chosen['power']:.0%}"
         out.append({**row, "gap [95% CI] (n)": f"{_gap_text(chosen)}, {chosen['profile']}",
                     "p: t / Holm / sign-flip": _p_cells(chosen),
-                    "power at the paper's gap": power, "verdict": chosen["verdict"],
+                    "power at the paper's gap": power, "verdict": short_verdict(chosen),
                     COMPUTE_VERDICT: chosen["matched_verdict"][0] if chosen["matched_verdict"] else "not trained"})
     return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
 

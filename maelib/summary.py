@@ -234,6 +234,9 @@ def convergence(c: Claim, g: dict | None) -> dict[str, float]:
     return out
 
 
+VOLUME_PATCH = 16  # UNETR's patch in voxels, fixed by MONAI's UNETR (maelib.volumes.PATCH, which is computing)
+
+
 def tokens(c: Claim, resolved: dict) -> tuple[int, list[int]] | None:
     """A claim's tokens per sample and the distinct numbers of them its MAE (or masked forecaster) sees, from
     a group's resolved parameters: (64, [16]); several where validation chooses among mask ratios; None where
@@ -248,7 +251,7 @@ def tokens(c: Claim, resolved: dict) -> tuple[int, list[int]] | None:
     elif c.chapter in ("images", "segmentation"):
         n, ratios = (get("img_size") // get("patch_size")) ** 2, [get("mask_ratio")]
     elif c.chapter == "volumes":
-        n, ratios = int(np.prod([r // 16 for r in get("roi")])), [get("mask_ratio")]
+        n, ratios = int(np.prod([r // VOLUME_PATCH for r in get("roi")])), [get("mask_ratio")]
     else:
         return None
     return n, sorted({visible_count(n, r) for r in ratios})
@@ -360,8 +363,9 @@ def ratio_frame(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame
     for c in (c for c in CLAIMS if c.ratio_parameter):
         for r in records:  # oldest first
             if (r["chapter"] != c.chapter or r["profile"] not in profiles
-                    or not set(provenance.own_parameters(r)) <= {c.ratio_parameter}):
-                continue
+                    or not set(provenance.own_parameters(r)) <= {c.ratio_parameter}
+                    or c.ratio_parameter not in r["resolved"] or r["resolved"].get("mae_checkpoint")):
+                continue  # a run with a given checkpoint pretrained at that checkpoint's ratio, not this one
             rest = {k: v for k, v in json.loads(setting(r)).items() if k != c.ratio_parameter}
             for v in seed_values(r, c.key):
                 rows.append({"table": c.table, "chapter": c.chapter, "profile": r["profile"],
@@ -370,6 +374,7 @@ def ratio_frame(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame
                              "baseline": v["baseline"], "wall_s": r["wall_s"] / max(1, len(seed_values(r, c.key)))})
     columns = ["table", "chapter", "profile", "code", "rest", "ratio", "seed", "mae", "baseline", "wall_s"]
     frame = pd.DataFrame(rows, columns=columns)
+    frame["code"] = frame["code"].fillna("")  # a record of no version is a version of its own, not skipped
     newest = frame.groupby(["table", "profile"])[["code", "rest"]].transform("last")
     frame = frame[frame["code"].eq(newest["code"]) & frame["rest"].eq(newest["rest"])]
     frame = frame.drop_duplicates(["table", "profile", "ratio", "seed"], keep="last")
@@ -387,8 +392,9 @@ def best_ratios(frame: pd.DataFrame) -> dict[tuple[str, str], dict]:
     for (table, prof), part in frame.groupby(["table", "profile"], sort=False):
         c = next(c for c in CLAIMS if c.table == table)
         values = {r: g["mae"].tolist() for r, g in part.groupby("ratio") if len(g) >= MIN_RATIO_SEEDS}
-        if len(values) >= 2:
-            out[table, prof] = {**stats.best_ratio(values, c.higher_is_better), "ratios": sorted(values),
+        if len(values) >= 2:  # each claim its own resampling: the draws of two modalities are independent
+            seed = CLAIMS.index(c)
+            out[table, prof] = {**stats.best_ratio(values, c.higher_is_better, seed=seed), "ratios": sorted(values),
                                 "seeds": min(len(v) for v in values.values())}
     return out
 
@@ -436,7 +442,7 @@ def ratio_test(bests: dict[tuple[str, str], dict], profile: str) -> tuple[str, l
         if missing:
             words.append("undecided")
             lines.append(f"{names}: undecided, as no curve of {' or '.join(missing)} has {MIN_RATIO_SEEDS} seeds a "
-                         "ratio at this code yet.")
+                         "ratio at its newest code version yet.")
             continue
         word, share = stats.lower_best(bests[a, profile]["draws"], bests[b, profile]["draws"])
         words.append(word)

@@ -594,8 +594,9 @@ def show_table(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) ->
     display(Markdown(table_markdown(frame, caption, name, digits)))
 
 
-# a tick's value in full, two significant digits and matplotlib's minus sign: "−1.6e-05", "0.006", never an offset
-TICK_IN_FULL = mticker.FuncFormatter(lambda v, _: "0" if abs(v) < 1e-15 else f"{v:.2g}".replace("-", "\u2212"))
+# a tick's value in full, to three significant digits (a locator's steps of 2.5: "12.5", not "12") and with
+# matplotlib's minus sign: "−1.6e−05", "0.006", never an offset or a multiplier at the axis' end
+TICK_IN_FULL = mticker.FuncFormatter(lambda v, _: "0" if abs(v) < 1e-15 else f"{v:.3g}".replace("-", "\u2212"))
 
 
 def forest(rows: pd.DataFrame):

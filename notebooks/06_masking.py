@@ -215,8 +215,8 @@ glue("n_curve_seeds", len(seeds), display=False)
 # python -m maelib run images -p mask_ratio 0.9
 # ```
 #
-# adds rows to the table below; the summary chapter draws the mask-ratio curve of every modality, the
-# images' among them, with its seeds and its best ratio ({numref}`fig-ratio-modalities`).
+# adds rows to the table below; the summary chapter draws the mask-ratio curve of every modality swept at
+# its newest code version, with its seeds and its best ratio ({numref}`fig-ratio-modalities`).
 
 # %% tags=["hide-input"]
 records = provenance.load_records("images")

@@ -48,8 +48,8 @@ glue("n_records", len(records), display=False)
 glue("n_quick", int(counts.get("quick", 0)), display=False)
 glue("n_full", int(counts.get("full", 0)), display=False)
 n_other = len(records) - int(counts.get("quick", 0)) - int(counts.get("full", 0))
-glue("n_other", f" and {n_other} at other profiles (smoke runs, which check that a chapter runs and that no verdict "
-     "reads)" if n_other else "", display=False)
+glue("n_other", f" and {n_other} at other profiles (smoke runs, which only check that a chapter runs, and which no "
+     "verdict reads)" if n_other else "", display=False)
 glue("min_seeds", summary.MIN_SEEDS, display=False)
 glue("min_flip_p", viz.sig(stats.sign_flip_p(list(range(1, summary.MIN_SEEDS + 1))), 3), display=False)
 glue("n_claims", len(summary.CLAIMS), display=False)
@@ -89,25 +89,29 @@ viz.show_table(claim_tables.glance_table(records), "The claims at a glance: each
 
 # %% tags=["remove-input"]
 ratio_frame = summary.ratio_frame(records)
-ratio_profile = "full" if (ratio_frame["profile"] == "full").any() else "quick"
+swept_at = {prof: {t for t, part in ratio_frame[ratio_frame["profile"] == prof].groupby("table") if part["ratio"].nunique() > 1}
+            for prof in ("full", "quick")}  # the profile with the most modalities swept, the full one on a tie
+ratio_profile = max(swept_at, key=lambda prof: len(swept_at[prof]))
 ratio_frame = ratio_frame[ratio_frame["profile"] == ratio_profile]
 best_by_profile = summary.best_ratios(ratio_frame)
 bests = {t: b for (t, prof), b in best_by_profile.items() if prof == ratio_profile}
 ratio_word, ratio_lines = summary.ratio_test(best_by_profile, ratio_profile)
 glue("ratio_min_seeds", summary.MIN_RATIO_SEEDS, display=False)
 glue("n_ratio_points", len(ratio_frame), display=False)
+claim_of = {c.table: c for c in summary.CLAIMS}
 swept = [t for t in dict.fromkeys(ratio_frame["table"]) if ratio_frame[ratio_frame["table"] == t]["ratio"].nunique() > 1]
 unswept = [f"{summary.modality(c.table)} ({c.table})" for c in summary.CLAIMS if c.ratio_parameter and c.table not in swept]
+older = [t for t in swept if ratio_frame[ratio_frame["table"] == t]["code"].iloc[-1] != provenance.version(claim_of[t].chapter)]
 glue("ratio_verdict", f"At the {ratio_profile} profile the hypothesis is {ratio_word}. " + " ".join(ratio_lines)
-     + (f" Not swept at this code yet: {', '.join(unswept)}." if unswept else ""), display=False)
-claim_of = {c.table: c for c in summary.CLAIMS}
+     + (f" Not swept at its newest code version yet: {', '.join(unswept)}." if unswept else "")
+     + (f" Swept by older code than this book's: {', '.join(older)}." if older else ""), display=False)
 anchors = {c.table: published.MASK_RATIOS[c.chapter] for c in summary.CLAIMS  # the published ratios drawn
            if c.ratio_parameter and c.chapter in published.MASK_RATIOS}
 if swept:
     fig = viz.ratio_panels(ratio_frame[ratio_frame["table"].isin(swept)], bests, claim_of, anchors,
                            {t: f"{summary.modality(t)} ({t})" for t in swept})
 else:
-    fig = viz.message_figure("No mask-ratio sweep is recorded at this code yet.")
+    fig = viz.message_figure("No mask-ratio sweep is recorded yet.")
 viz.glue_figure("fig_ratio_modalities", fig)
 ratio_rows = []
 for t in swept:
@@ -116,7 +120,7 @@ for t in swept:
     ratio_rows.append({"modality": f"{summary.modality(t)} ({t})", "metric": c.metric,
                        "ratios (seeds)": ", ".join(f"{r:g} ({n})" for r, n in part.groupby("ratio").size().items()),
                        "best ratio [95% interval]": f"{b['best']:g} [{b['low']:g}, {b['high']:g}]" if b else "–",
-                       "share of draws best": f"{max(b['share'].values()):.0%}" if b else "–",
+                       "share of draws best": f"{b['share'][b['best']]:.0%}" if b else "–",
                        "published": anchors[t].legend if t in anchors else "–"})
 if ratio_rows:
     viz.show_table(pd.DataFrame(ratio_rows).set_index("modality"), "The best pretraining mask ratio per modality: "
@@ -128,14 +132,14 @@ if ratio_rows:
 # ```{glue:figure} fig_ratio_modalities
 # :name: fig-ratio-modalities
 # The downstream metric (on the claim's reported split) against the pretraining mask ratio, one panel per
-# modality swept at this code: every seed (dots) and the mean per ratio (line); in grey, the arm without
+# modality swept (each at the newest code version that swept it): every seed (dots) and the mean per ratio (line); in grey, the arm without
 # pretraining, which has no ratio (mean ± sd of its seeds); in green, the 95% bootstrap interval of the
 # best ratio (a bracket at the top: the ratios it spans) and the best mean (starred); dashed, a published
 # ratio of that modality.
 # ```
 #
-# The table above the figure gives the same curves' best ratios; the [interactive masking
-# chapter](06_masking) shows what a ratio hides in an image, and lets you move it.
+# The [interactive masking chapter](06_masking) shows what a ratio hides in an image, and lets you move
+# it.
 
 # %% [markdown]
 # ## Is each verdict meaningful?
@@ -322,14 +326,15 @@ if fair:
     viz.show_table(pd.DataFrame(fair).set_index("profile"), "The paper's Table 5 beside a fair baseline (a "
                    "feed-forward imputer that learns from re-masked observed cells, as the MAE does): MSE over "
                    "every hidden cell, the gap signed so that positive = MAE better.", "table-claims-fair")
-    last = [r for _, r in rows.iterrows() if r["fair_gap"] is not None and r["n"]][-1]
-    reading = {"better": "the MAE is better than a baseline trained as it is",
-               "worse": "the MAE is worse than a baseline trained as it is, too",
-               "no detectable difference": "the interval includes 0: no detectable difference from a baseline "
-                                           "trained as it is"}[stats.direction(last["fair_gap"])]
-    display(Markdown(f"Against the fair baseline, the MAE's gap at the {last['profile']} profile is "
-                     f"{viz.sig(last['fair_gap']['gap'])} [{viz.sig(last['fair_gap']['lo'])}, "
-                     f"{viz.sig(last['fair_gap']['hi'])}]: {reading}."))
+    last = summary.judged(rows[rows["fair_gap"].notna() & (rows["n"] > 0)])  # the profile the verdict reads
+    if last is not None and last["fair_gap"]["n"] >= 2:
+        reading = {"better": "the MAE is better than a baseline trained as it is",
+                   "worse": "the MAE is worse than a baseline trained as it is, too",
+                   "no detectable difference": "the interval includes 0: no detectable difference from a "
+                                               "baseline trained as it is"}[stats.direction(last["fair_gap"])]
+        display(Markdown(f"Against the fair baseline, the MAE's gap at the {last['profile']} profile is "
+                         f"{viz.sig(last['fair_gap']['gap'])} [{viz.sig(last['fair_gap']['lo'])}, "
+                         f"{viz.sig(last['fair_gap']['hi'])}]: {reading}."))
 
 # %% tags=["remove-input"]
 if not any(kinds.get(k) for k in ("holds", "does not hold", "the paper's effect ruled out")):

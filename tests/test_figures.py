@@ -205,3 +205,9 @@ def test_runs_in_families_get_a_panel_each_of_at_most_five_lines():
     plt.close(fig)
     with pytest.raises(ValueError, match="at most 5 runs a panel"):
         viz.curve_groups({"all": {f"run {i}": _history(0.1) for i in range(9)}}, "val_mse")
+
+
+def test_a_tick_in_full_keeps_a_quarter_step():
+    """The reviewer: two significant digits printed 12.5 as "12" and 17.5 as "18" under MaxNLocator's 2.5 steps."""
+    assert [viz.TICK_IN_FULL(v, None) for v in (12.5, 17.5, -1.6e-5, 0.0, 0.006)] == [
+        "12.5", "17.5", "\u22121.6e\u221205", "0", "0.006"]

@@ -815,3 +815,24 @@ def test_the_ratio_sweeps_rerun_from_one_command_each_with_their_hours():
     assert lines[tabular] == pytest.approx(6 / 3600)  # six runs of a second: the default's three not counted
     assert ("for R in 0.1; do\n  python -m maelib sweep series --profile quick -p long_mask_ratio $R --seeds 0 1 2 "
             "--publish\ndone") in lines
+
+
+def test_a_ratio_sweep_leaves_out_runs_of_another_setting_and_of_a_given_checkpoint():
+    """The same code and only the ratio changed by hand, but a default that moved (its resolved setting differs)
+    is another setting; a run that read a pretrained checkpoint did not pretrain at the ratio it names."""
+    recs = ratio_records("tabular", {0.1: 0.03, 0.5: 0.04})
+    moved = record("tabular", 5, 0.01, 0.5, parameters={"mask_ratio": 0.9})
+    moved["resolved"]["epochs"] = 99  # a profile default changed since: not a parameter the run was given
+    given = record("images", 0, 40.0, 30.0, parameters={"mask_ratio": 0.5})
+    given["resolved"]["mae_checkpoint"] = "reference"
+    frame = summary.ratio_frame(recs + [moved] + ratio_records("tabular", {0.3: 0.02}) + [given])
+    assert sorted(frame["ratio"].unique()) == [0.1, 0.3, 0.5] and set(frame["table"]) == {"Table 5"}
+
+
+def test_the_summary_counts_a_volume_in_unetrs_own_patches():
+    from maelib import volumes
+
+    assert summary.VOLUME_PATCH == volumes.PATCH
+    depth = summary.CLAIMS[[c.chapter for c in summary.CLAIMS].index("volumes")].model[1]
+    net = volumes.UNETR(1, 2, (32, 32, 32), feature_size=8, hidden_size=48, mlp_dim=96, num_heads=4)
+    assert len(net.vit.blocks) == depth  # the depth the scale table states
