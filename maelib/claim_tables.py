@@ -193,19 +193,23 @@ COMPUTE_VERDICT = "scratch at the MAE arm's compute"  # the compute comparison's
 NOTE_MARK = "†"  # a paper cell with a note under the claims table, which keeps the table's cells short
 
 
+def judged_rows(records: list[dict]) -> dict[str, pd.Series | None]:
+    """Each claim's judged row of :func:`claim_rows` (:func:`judged`; None where not run), by claim."""
+    rows = claim_rows(records)
+    return {c.table: judged(rows[rows["table"] == c.table]) for c in CLAIMS}
+
+
 def paper_notes(records: list[dict]) -> dict[str, str]:
     """The notes on the paper's cells that :func:`claims_table` marks with :data:`NOTE_MARK`, by claim: which
     row of the paper a cell is, and how its gap is read where the paper states no scale."""
-    rows = claim_rows(records)
-    chosen = {c.table: judged(rows[rows["table"] == c.table]) for c in CLAIMS}
+    chosen = judged_rows(records)
     return {t: r["paper_note"] for t, r in chosen.items() if r is not None and r["paper_note"]}
 
 
 def verdict_reasons(records: list[dict]) -> dict[str, str]:
     """Why each judged claim got its verdict (the paper's comparison), by claim, for the list under the claims
     table: "holds: MAE better, as in the paper; the 95% interval excludes 0; ..."."""
-    rows = claim_rows(records)
-    chosen = {c.table: judged(rows[rows["table"] == c.table]) for c in CLAIMS}
+    chosen = judged_rows(records)
     return {t: f"{r['verdict']}: {r['reason']}" for t, r in chosen.items() if r is not None}
 
 
@@ -477,13 +481,11 @@ FAILED_CHECKS = (("degenerate", "too few tokens"), ("did not learn", "an MAE tha
 
 def checks_sentence(records: list[dict]) -> str:
     """What :func:`checks_table` says in one sentence: the verdicts that fail a check, and which."""
-    rows = claim_rows(records)
     failed = {}
-    for c in CLAIMS:
-        r = judged(rows[rows["table"] == c.table])
+    for t, r in judged_rows(records).items():
         why = [name for words, name in FAILED_CHECKS if r is not None and words in r["reason"]]
         if why:
-            failed[c.table] = why
+            failed[t] = why
     if not failed:
         return "Every judged verdict passes the checks it was measured on."
     return ("Failing a check: " + "; ".join(f"{t} ({', '.join(why)})" for t, why in failed.items())
@@ -495,8 +497,7 @@ def findings(records: list[dict]) -> str:
     """The findings in three sentences, from the verdicts: which claims hold by the paper's comparison, what
     the compute comparison says, and which verdicts are marked, each with its reasons (:data:`FAILED_CHECKS`,
     older code)."""
-    rows = claim_rows(records)
-    chosen = {c.table: judged(rows[rows["table"] == c.table]) for c in CLAIMS}
+    chosen = judged_rows(records)
     by_verdict: dict[str, list[str]] = {}
     for t, r in chosen.items():
         by_verdict.setdefault(r["verdict"].split(" (")[0] if r is not None else "not run", []).append(t)

@@ -286,8 +286,9 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
     if checked and checked["failed"]:
         notes.append(f"the MAE did not learn on {checked['failed']} of {checked['n']} seeds (its held-out loss above "
                      "0.7 of the flat predictor's), so the verdict is not meaningful at this scale")
-    if degenerate(c, group):
-        notes.append(degenerate(c, group))
+    too_few = degenerate(c, group)
+    if too_few:
+        notes.append(too_few)
     unfinished = [arm_label(c, k) for k, gain in convergence(c, group).items() if gain >= c.converged_within]
     if unfinished:
         notes.append(f"still improving at the last epoch ({', '.join(unfinished)}: a gain of at least "
