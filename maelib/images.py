@@ -15,12 +15,13 @@ import torch.nn.functional as F
 from .data import TensorLoader, channel_stats, normalize, random_resized_crop_flip
 from .data import tinyimagenet
 from .heads import LinearProbe, ViTClassifier, cls_features, encoder_like
+from .budgets import Pretraining
 from .mae import MaskedAutoencoder
 from .metrics import accuracy
 from .masking import check_split, visible_count
 from .tokens import Patches2d
 from .files import save_torch_atomic
-from .train import (GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, matched_epochs,
+from .train import (GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search,
                     param_groups, step_flops)
 
 MEAN, STD = tinyimagenet.MEAN, tinyimagenet.STD
@@ -264,20 +265,28 @@ def finetune(encoder, data: dict, p, device, desc: str, ckpt_dir: Path | None = 
 MATCHED = "scratch, budget-matched"  # the scratch arm given the MAE arm's pretraining and fine-tuning FLOPs
 
 
-def arms(mae: MaskedAutoencoder, p, flops: dict[str, float]) -> dict[str, Arm]:
+def pretraining(p, data: dict, flops: dict[str, float]) -> Pretraining:
+    """The MAE arm's pretraining (:func:`pretrain`): ``p.pretrain_epochs`` passes over the training images
+    and the unlabelled ones, at ``flops["pretraining"]`` an image (:func:`flops_per_sample`)."""
+    n_train, n_more = len(data["train"][0]), len(data.get("unlabelled", ()))
+    what = f"{n_train:,} training images" + (f" and {n_more:,} unlabelled ones" if n_more else "")
+    return Pretraining.of_run(p.pretrain_epochs, n_train + n_more, p.batch_size, flops["pretraining"], what)
+
+
+def arms(mae: MaskedAutoencoder, p, matched: int) -> dict[str, Arm]:
     """The three supervised arms (:class:`~maelib.train.Arm`; ``build()`` makes the arm's fresh encoder, its
     positions learned, as the original MAE fine-tunes them). The MAE arm starts from the pretrained
     encoder with layer-wise decay; scratch starts at random without it (a recipe for pretrained encoders),
-    for as many epochs as the MAE arm's fine-tuning, and once more for the epochs whose FLOPs match the MAE
-    arm's pretraining and fine-tuning together (:data:`MATCHED`; ``flops``: :func:`flops_per_sample`), so
-    that "MAE beats scratch" cannot mean "more compute beats less"."""
+    for as many epochs as the MAE arm's fine-tuning, and once more for ``matched`` epochs, those whose FLOPs
+    match the MAE arm's pretraining and fine-tuning together (:data:`MATCHED`;
+    :func:`maelib.budgets.matched_epochs`), so that "MAE beats scratch" cannot mean "more compute beats less"."""
     def scratch():
         return encoder_like(mae, p.drop_path, pretrained=False, learn_positions=True)
 
     return {"MAE + fine-tune": Arm(lambda: encoder_like(mae, p.drop_path, learn_positions=True), p.layer_decay,
                                    p.finetune_lr, p.finetune_epochs),
             "scratch": Arm(scratch, 1.0, p.scratch_lr, p.finetune_epochs),
-            MATCHED: Arm(scratch, 1.0, p.matched_lr, matched_epochs(p.pretrain_epochs, p.finetune_epochs, flops))}
+            MATCHED: Arm(scratch, 1.0, p.matched_lr, matched)}
 
 
 def holdout(data: dict, fraction: float = 0.1) -> dict:

@@ -8,7 +8,6 @@ level, a top-down FPN, and a fusion of all levels at the finest one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,8 @@ from .data.tinyimagenet import MEAN, STD
 from .heads import encoder_like
 from .mae import ViTEncoder
 from .images import load_mae, make_mae, pretrain_step
-from .train import GRID_EXTENSIONS, Arm, TrainConfig, budget, checkpoint_file, fit, grid_search, param_groups, step_flops
+from .budgets import Pretraining
+from .train import GRID_EXTENSIONS, Arm, TrainConfig, checkpoint_file, fit, grid_search, param_groups, step_flops
 
 
 def pyramid_blocks(depth: int) -> tuple[int, ...]:
@@ -197,27 +197,10 @@ def flops_per_sample(p, n_classes: int, n: int = 2) -> dict[str, float]:
                 "supervised": step_flops(net, segment_step, (x, y)) / n}
 
 
-@dataclass(frozen=True)
-class Pretraining:
-    """The pretraining the MAE arm's encoder had, which its budget counts: ``passes`` over ``images`` images
-    in ``steps`` optimizer steps, at ``flops_per_image`` forward and backward FLOPs an image; ``what`` says
-    on which images."""
-
-    passes: int
-    images: int
-    steps: int
-    flops_per_image: float
-    what: str
-
-    @property
-    def flops(self) -> float:
-        return self.passes * self.images * self.flops_per_image
-
-
 def in_domain(p, n_train: int, flops: dict[str, float]) -> Pretraining:
     """The MAE pretrained here, on this chapter's ``n_train`` training frames (``flops``: :func:`flops_per_sample`)."""
-    return Pretraining(p.pretrain_epochs, n_train, (n_train // p.batch_size) * p.pretrain_epochs,
-                       flops["pretraining"], f"this chapter's {n_train} training frames")
+    return Pretraining.of_run(p.pretrain_epochs, n_train, p.batch_size, flops["pretraining"],
+                              f"this chapter's {n_train} training frames")
 
 
 def transferred(path: str | Path) -> Pretraining:
@@ -237,27 +220,7 @@ def transferred(path: str | Path) -> Pretraining:
         x = torch.randn(2, 3, saved["img_size"], saved["img_size"])
         per_image = step_flops(mae.train(), pretrain_step(s["mask_ratio"]), (x,)) / 2
     what = (prov.get("data") or {}).get("training", f"{n:,} images")
-    return Pretraining(prov["epochs"], n, (n // s["batch_size"]) * prov["epochs"], per_image, what)
-
-
-def matched_epochs(pre: Pretraining, epochs: int, n_train: int, flops: dict[str, float]) -> int:
-    """The supervised epochs over ``n_train`` frames whose FLOPs come nearest the MAE arm's pretraining
-    (``pre``) and ``epochs`` of fine-tuning together, never fewer than ``epochs``."""
-    per_epoch = n_train * flops["supervised"]
-    return max(epochs, round((pre.flops + epochs * per_epoch) / per_epoch))
-
-
-def arm_budget(arms: dict[str, Arm], pre: Pretraining, flops: dict[str, float], n_train: int,
-               batch_size: int):
-    """:func:`maelib.train.budget` with the MAE arm's (the first arm's) pretraining added as ``pre`` counts
-    it: its passes over its own images, its steps and its FLOPs."""
-    frame = budget(arms, n_train // batch_size, {}, flops, (n_train // batch_size) * batch_size)
-    first = next(iter(arms))
-    frame.loc[first, "pretraining passes"] = pre.passes
-    frame.loc[first, "optimizer steps"] += pre.steps
-    frame.loc[first, "training FLOPs"] += pre.flops
-    frame["FLOPs / MAE arm's"] = frame["training FLOPs"] / frame.loc[first, "training FLOPs"]
-    return frame
+    return Pretraining.of_run(prov["epochs"], n, s["batch_size"], per_image, what)
 
 
 MATCHED = "scratch, budget-matched"  # the scratch arm given the MAE arm's pretraining and fine-tuning FLOPs
@@ -268,7 +231,7 @@ def arms(mae, p, n_classes: int, matched: int) -> dict[str, Arm]:
     learned): the MAE's encoder with layer-wise decay; a random one without it (a recipe for pretrained
     encoders) for as many epochs as the MAE arm's fine-tuning; and the same for ``matched`` epochs, those
     whose FLOPs match the MAE arm's pretraining and fine-tuning together (:data:`MATCHED`;
-    :func:`matched_epochs`)."""
+    :func:`maelib.budgets.matched_epochs`)."""
     def build(pretrained: bool):
         return lambda: ViTUPerNet(encoder_like(mae, pretrained=pretrained, learn_positions=True), n_classes, p.width)
 

@@ -63,7 +63,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import catalog, images, paper, profiles, provenance, reference, stats, train, tuning, viz, widgets
+from maelib import budgets, catalog, images, paper, profiles, provenance, reference, stats, tuning, viz, widgets
 from maelib.report import MaskRatioMetric, Results, SeedValues, budget_entries
 from maelib.mae import LEARNED as mae_criterion
 from maelib.train import pick_device, seed_everything
@@ -76,7 +76,8 @@ started = time.time()
 data = images.load_data(p)
 ckpt = provenance.checkpoint_dir("images", p, data.get("source"))
 flops = images.flops_per_sample(p)  # forward and backward FLOPs per image of a pretraining and a supervised step
-matched_epochs = train.matched_epochs(p.pretrain_epochs, p.finetune_epochs, flops)
+pre = images.pretraining(p, data, flops)  # its passes over its own images, which the budget counts
+matched_epochs = budgets.matched_epochs(pre, p.finetune_epochs, len(data["train"][0]), flops)
 glue("data_source", data.get("source"), display=False)
 n_train, n_val = len(data["train"][1]), len(data["val"][1])
 glue("profile", p.profile, display=False)
@@ -222,7 +223,7 @@ viz.glue_figure("fig_recon", fig)
 # the first: was the pretraining worth its compute?
 
 # %% tags=["hide-input"]
-arms = images.arms(mae, p, flops)  # scratch: random init, no layer decay
+arms = images.arms(mae, p, matched_epochs)  # scratch: random init, no layer decay
 rates = tuning.arm_rates("images", p, data.get("source"), {arm: a.lr for arm, a in arms.items()},
                          lambda arm: images.choose_lr(arms[arm].build, data, p, dev, arm, ckpt, arms[arm].layer_decay,
                                                       epochs=arms[arm].epochs))
@@ -232,9 +233,7 @@ for arm, a in arms.items():
     seed_everything(p.seed)
     model, hists[arm] = images.finetune(a.build(), data, p, dev, arm, ckpt, chosen[arm], a.layer_decay, epochs=a.epochs)
     hits[arm] = images.hits(model, data, dev)
-steps = len(data["train"][0]) // p.batch_size  # optimizer steps per pass (the last, partial batch dropped)
-budget = train.budget(arms, steps, {"MAE + fine-tune": p.pretrain_epochs}, flops,
-                      steps * p.batch_size)
+budget = budgets.arm_budget(arms, pre, flops, len(data["train"][0]), p.batch_size)  # pretraining on its own images
 seed_everything(p.seed)
 probe, lp_hist = images.linear_probe(mae.encoder, data, p, dev)
 acc = {arm: 100 * float(h["val_acc"].iloc[-1]) for arm, h in hists.items()}
@@ -285,8 +284,8 @@ viz.show_table(choice, "Each arm's learning rate, chosen on held-out training im
 # best lay, at most twice, and the summary's table of rates says where each arm's choice lies.
 
 # %% tags=["remove-input"]
-viz.show_table(budget, "Each arm's training budget: passes over the training images in MAE pretraining and in "
-               "supervised training, the optimizer steps they take, and their forward and backward FLOPs (counted "
+viz.show_table(budget, f"Each arm's training budget: passes in MAE pretraining (over {pre.what}) and over the "
+               "training images in supervised training, the optimizer steps they take, and their forward and backward FLOPs (counted "
                "by torch's FlopCounterMode on each step), also as a multiple of the MAE arm's.", "table-budget")
 
 # %% [markdown]

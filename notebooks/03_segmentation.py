@@ -66,7 +66,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import catalog, images, paper, profiles, provenance, reference, segmentation, tuning, viz
+from maelib import budgets, catalog, images, paper, profiles, provenance, reference, segmentation, tuning, viz
 from maelib.report import MaskRatioMetric, Results, SeedValues, budget_entries
 from maelib.data import DataMissingError, seg2d
 from maelib.mae import LEARNED
@@ -92,7 +92,7 @@ flops = segmentation.flops_per_sample(p, n_classes)  # FLOPs per image of a pret
 n_train = len(data["train"][0])
 source = reference.checkpoint(p.mae_checkpoint) if p.mae_checkpoint else None  # transfer, or pretrain here
 pre = segmentation.transferred(source) if source else segmentation.in_domain(p, n_train, flops)
-matched_epochs = segmentation.matched_epochs(pre, p.epochs, n_train, flops)
+matched_epochs = budgets.matched_epochs(pre, p.epochs, n_train, flops)
 if source:
     saved = images.load_mae(source)[1]
     pre_text = (f"The MAE's encoder is not pretrained here: it is the encoder of the {reference.label(saved, reference.provenance(source))}, "
@@ -181,7 +181,7 @@ for run, a in arms.items():
                                                   a.layer_decay, epochs=a.epochs)
 glue("matched_epochs", arms[segmentation.MATCHED].epochs, display=False)
 glue("matched_text", viz.count(arms[segmentation.MATCHED].epochs, "epoch"), display=False)
-budget = segmentation.arm_budget(arms, pre, flops, n_train, p.batch_size)  # the pretraining counted, wherever it ran
+budget = budgets.arm_budget(arms, pre, flops, n_train, p.batch_size)  # the pretraining counted, wherever it ran
 glue("layer_decay", p.layer_decay, display=False)
 glue("lr_source", rates.source, display=False)
 glue("lr_grid", ", ".join(viz.sig(v) for v in p.lr_grid), display=False)

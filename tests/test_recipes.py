@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maelib import images, profiles, segmentation, train, volumes
+from maelib import budgets, images, profiles, segmentation, train, volumes
 from maelib.heads import LinearProbe, ViTClassifier, encoder_like
 from maelib.mae import MaskedAutoencoder
 from maelib.tokens import Patches2d
@@ -53,8 +53,8 @@ def test_scratch_gets_no_layer_decay_and_a_random_encoder(mae, monkeypatch):
     encoders = {"images": lambda build: build(), "segmentation": lambda build: build().pyramid.encoder}
     flops = {"pretraining": 1.0, "supervised": 4.0}  # a pretraining step a quarter of a supervised one
     pre = segmentation.in_domain(p, 8, flops)
-    seg_arms = segmentation.arms(mae, p, 3, segmentation.matched_epochs(pre, p.epochs, 8, flops))
-    for chapter, arms in (("images", images.arms(mae, p, flops)), ("segmentation", seg_arms)):
+    matched = budgets.matched_epochs(pre, p.epochs, 8, flops)
+    for chapter, arms in (("images", images.arms(mae, p, matched)), ("segmentation", segmentation.arms(mae, p, 3, matched))):
         pre, scratch, matched = arms.values()
         assert (pre.layer_decay, scratch.layer_decay, matched.layer_decay) == (0.75, 1.0, 1.0), chapter
         assert torch.equal(encoders[chapter](pre.build).blocks[0].attn.qkv.weight, weight), chapter
@@ -69,7 +69,7 @@ def test_scratch_gets_no_layer_decay_and_a_random_encoder(mae, monkeypatch):
 
     monkeypatch.setattr(images, "fit", fake_fit)
     pair = (torch.zeros(8, 3, 16, 16, dtype=torch.uint8), torch.arange(8) % 2)
-    for arm, a in images.arms(mae, p, flops).items():
+    for arm, a in images.arms(mae, p, 2).items():
         images.finetune(a.build(), {"train": pair, "val": pair, "names": ["a", "b"]}, p, "cpu", arm, lr=1e-3,
                         layer_decay=a.layer_decay, epochs=a.epochs)
     assert scales["scratch"] == {1.0} == scales[images.MATCHED] and len(scales["MAE + fine-tune"]) == mae.config["depth"] + 2
@@ -208,6 +208,21 @@ def test_a_pretraining_step_costs_less_the_more_it_hides_and_counting_draws_noth
     assert torch.equal(torch.rand(1), expected)
 
 
+def test_the_image_mae_counts_its_unlabelled_images_in_the_budget():
+    """Chapter 1's MAE pretrains on the labelled images and the unlabelled ones: its pretraining passes cover
+    both, so its FLOPs and steps count both, and the budget-matched arm's epochs match that, not a pass over
+    the labelled images alone."""
+    p = SimpleNamespace(pretrain_epochs=4, batch_size=10)
+    x = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    flops = {"pretraining": 1.0, "supervised": 3.0}
+    alone = images.pretraining(p, {"train": (x.expand(30, -1, -1, -1), None)}, flops)
+    more = images.pretraining(p, {"train": (x.expand(30, -1, -1, -1), None), "unlabelled": x.expand(60, -1, -1, -1)}, flops)
+    assert (alone.images, alone.steps, alone.flops) == (30, 12, 120.0) and alone.what == "30 training images"
+    assert (more.images, more.steps, more.flops) == (90, 36, 360.0) and "60 unlabelled" in more.what
+    assert budgets.matched_epochs(alone, 5, 30, flops) == 5 + round(120 / 90)
+    assert budgets.matched_epochs(more, 5, 30, flops) == 5 + 4  # three times the images: 360 / 90 epochs
+
+
 def test_a_transferred_mae_counts_its_own_pretraining_in_the_budget(tmp_path):
     """Segmentation from an image MAE pretrained elsewhere: the MAE arm's budget adds that pretraining's
     passes, steps and FLOPs (from the provenance file beside the checkpoint, counted on its own model), the
@@ -229,12 +244,12 @@ def test_a_transferred_mae_counts_its_own_pretraining_in_the_budget(tmp_path):
     assert (pre.passes, pre.images, pre.steps) == (3, 100, 30)
     assert pre.flops == pytest.approx(300 * flops_1["pretraining"], rel=1e-6)
     p = SimpleNamespace(epochs=2, layer_decay=0.75, finetune_lr=None, scratch_lr=None, matched_lr=None, width=8)
-    matched = segmentation.matched_epochs(pre, p.epochs, 10, flops_1)
+    matched = budgets.matched_epochs(pre, p.epochs, 10, flops_1)
     assert matched == round(2 + pre.flops / (10 * flops_1["supervised"]))
     target = MaskedAutoencoder(Patches2d(16, 8), dim=16, depth=4, heads=2, decoder_dim=16, decoder_depth=2)
     assert images.load_pretrained(target, path) == ["pos_embed"]  # remade for the size; the decoder may differ
     assert torch.equal(target.encoder.blocks[0].attn.qkv.weight, src.encoder.blocks[0].attn.qkv.weight)
-    table = segmentation.arm_budget(segmentation.arms(target, p, 3, matched), pre, flops_1, 10, 5)
+    table = budgets.arm_budget(segmentation.arms(target, p, 3, matched), pre, flops_1, 10, 5)
     mae_row = table.loc["MAE init"]
     assert mae_row["pretraining passes"] == 3 and mae_row["optimizer steps"] == 30 + 2 * 2
     assert mae_row["training FLOPs"] == pytest.approx(pre.flops + 2 * 10 * flops_1["supervised"])
