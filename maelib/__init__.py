@@ -22,7 +22,7 @@ A chapter's code version is what its notebook reaches through these imports
 """
 
 LAYERS = (
-    ("core", {"masking", "tokens", "mae", "heads", "metrics", "stats", "files", "data", "train", "precision",
+    ("core", {"masking", "tokens", "mae", "heads", "metrics", "stats", "files", "data", "train", "budgets", "precision",
               "progress", "profiles", "report", "paper", "published", "viz"}),
     ("recipes", {"images", "series", "forecast", "segmentation", "volumes", "tabular", "reference", "widgets",
                  "webmodel"}),
