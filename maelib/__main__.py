@@ -127,7 +127,7 @@ def _job_settings(args, n_runs: int, equal: bool = True) -> tuple[int, int]:
     """(jobs at once, threads per job), refused before anything runs when out of range. By default equal
     runs (a sweep's seeds) start as :func:`maelib.jobs.default_jobs` balances them; unequal ones (the
     book's chapters, longest first) one per core."""
-    n_jobs = args.jobs if args.jobs is not None else jobs.default_jobs(n_runs) if equal else min(jobs.cores(), n_runs)
+    n_jobs = args.jobs if args.jobs is not None else jobs.default_jobs(n_runs) if equal else min(jobs.cores(), max(1, n_runs))
     if n_jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {n_jobs}")
     threads = jobs.threads_per_job(n_jobs) if args.threads is None else args.threads
@@ -150,7 +150,7 @@ def run(args, ap) -> int:
                            records_dir=_records_dir(args)))
     if not args.no_book:
         try:
-            print(book.build())
+            print(book.build(profile=resolved.profile))
         except book.MissingExecutions as e:  # the run itself is recorded; the book needs every chapter
             print(f"the book was not rebuilt: {one_line(e)}", file=sys.stderr)
     return 0
@@ -159,7 +159,15 @@ def run(args, ap) -> int:
 def build(args, ap) -> int:
     """Chapters that read no other chapter's results run side by side (the longest first, by their last
     recorded wall time, so that the cores end together), then those that read them."""
-    chapters = runs.toc_chapters()
+    profile = profiles.default_profile() if args.profile == "auto" else args.profile
+    chapters = []
+    for c in runs.toc_chapters():
+        kept = None if args.force else book.current_committed(c, profile)
+        if kept:
+            print(f"{c}: shows its committed {kept.record['profile']} execution (commit "
+                  f"{(kept.record.get('git_commit') or 'unknown')[:8]}), made by this notebook and code; not run again")
+        else:
+            chapters.append(c)
     first = sorted((c for c in chapters if runs.independent(c)), key=lambda c: -provenance.last_wall_s(c, args.profile))
     n_jobs, threads = _job_settings(args, len(first), equal=False)
     params = {"profile": args.profile}
@@ -170,7 +178,7 @@ def build(args, ap) -> int:
     jobs.launch([jobs.Job(c, params, threads=alone, label=c, progress=True, force=args.force)
                  for c in chapters if c not in first], 1)
     print(f"chapters: {(time.time() - started) / 60:.1f} min ({n_jobs} job(s) at once, {threads} thread(s) each)")
-    print(book.build())
+    print(book.build(profile=profile))
     return 0
 
 
@@ -218,7 +226,21 @@ def sweep(args, ap) -> int:
     for path in jobs.launch(first, n_first, launcher=args.launcher) + jobs.launch(rest, n_jobs,
                                                                                    launcher=args.launcher):
         print(path)
+    if args.publish:
+        _commit_shown(args.chapter, [j for j in first + rest if not given and "mask_ratio" not in j.params])
     return 0
+
+
+def _commit_shown(chapter: str, default_jobs: list, committed: Path = provenance.COMMITTED) -> None:
+    """A published sweep's tuning-seed run of the default setting becomes the chapter's committed
+    execution at its profile (``results/executed/<profile>/``): the page the book shows, so that a build
+    from a fresh checkout does not train the chapter again while its notebook and code are unchanged."""
+    stem = provenance.notebook_of(chapter).stem
+    for job in default_jobs:
+        nb, rec = Path(job.out_dir) / f"{stem}.ipynb", Path(job.out_dir) / f"{stem}.run.json"
+        if job.params.get("seed") == tuning.TUNING_SEED and rec.exists():
+            kept = runs.commit_execution(nb, rec, committed)
+            print(f"{chapter}: {'committed as the page the book shows: ' + str(kept) if kept else 'the committed execution is as new or newer; kept'}")
 
 
 def _precision(resolved) -> str:

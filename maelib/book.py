@@ -1,10 +1,13 @@
 """What the book shows, and its build.
 
 Each chapter may have two executions: the local one (``book/executed/<stem>.ipynb``, made by
-``python -m maelib run`` or ``make book``) and a committed full-profile one made on a GPU
-(``results/executed/full/<stem>.ipynb``, put there by ``python -m maelib device import``). The book shows
-the most complete: the committed full-profile execution, unless the local one is a rerun with parameters
-of the user's own or a newer execution at the full profile. The chosen notebook is copied into
+``python -m maelib run`` or ``make book``) and a committed one: a full-profile one made on a GPU
+(``results/executed/full/<stem>.ipynb``, put there by ``python -m maelib device import``), else the
+tuning-seed run of the published sweep behind the chapter's verdict at the build's profile
+(``results/executed/quick/``, put there by ``python -m maelib sweep --publish``). The book shows the
+committed execution, unless the local one is a rerun with parameters of the user's own or a newer
+execution at the committed one's profile; a build does not run a chapter whose committed execution is
+current (:func:`current_committed`). The chosen notebook is copied into
 ``book/chapters/`` (what ``_toc.yml`` lists) with one provenance line under its title (profile,
 device, date, commit, wall time, seeds, from its run record) and, when the chapter's notebook or maelib
 changed since that execution, a visible box that says so.
@@ -28,7 +31,7 @@ LOCAL_ONLY = {"masking", "summary", "reproduce"}  # always run for the build: th
 
 
 class MissingExecutions(FileNotFoundError):
-    """Some chapter of the book has never been executed (locally, or committed from a GPU run)."""
+    """Some chapter of the book has never been executed (locally, or committed)."""
 
 
 @dataclass
@@ -52,14 +55,32 @@ def _execution(folder: Path, stem: str, origin: str) -> Execution | None:
 def choose(chapter: str, executed: Path = provenance.EXECUTED, committed: Path = COMMITTED,
            profile: str = "full") -> Execution | None:
     """The execution of ``chapter`` the book shows (see the module's docstring), or None. ``profile`` is
-    the committed executions' profile the book prefers (``full``; a rehearsal on a CPU uses ``smoke``)."""
-    stem = provenance.notebook_of(chapter).stem
-    local = _execution(Path(executed), stem, "local")
-    best = None if chapter in LOCAL_ONLY else _execution(Path(committed) / profile, stem, "committed")
-    if local and best and (local.own_parameters or (local.record.get("profile") == profile
+    the build's: a committed full-profile execution comes first, then a committed one at ``profile``."""
+    local = _execution(Path(executed), provenance.notebook_of(chapter).stem, "local")
+    best = _committed(chapter, committed, profile)
+    if local and best and (local.own_parameters or (local.record.get("profile") == best.record.get("profile")
                                                      and local.record["finished"] > best.record["finished"])):
-        return local  # a rerun of the user's own, or a newer execution at the same profile
+        return local  # a rerun of the user's own, or a newer execution at the committed one's profile
     return best or local
+
+
+def _committed(chapter: str, committed: Path, profile: str) -> Execution | None:
+    """The committed execution of ``chapter``: a full-profile one (a GPU run) where there is one, else
+    one at ``profile`` (a sweep's tuning-seed run, committed with its records); None for the chapters
+    every build runs."""
+    if chapter in LOCAL_ONLY:
+        return None
+    stem = provenance.notebook_of(chapter).stem
+    return next(filter(None, (_execution(Path(committed) / prof, stem, "committed")
+                              for prof in dict.fromkeys(("full", profile)))), None)
+
+
+def current_committed(chapter: str, profile: str, committed: Path = COMMITTED) -> Execution | None:
+    """The committed execution the book shows of ``chapter`` when it is current: made with the chapter's
+    default parameters by the notebook and code of this checkout (not :func:`is_stale`). A build does not
+    run such a chapter again."""
+    ex = _committed(chapter, committed, profile)
+    return ex if ex and not ex.own_parameters and not is_stale(chapter, ex.record) else None
 
 
 def _when(record: dict) -> str:
@@ -79,7 +100,8 @@ def provenance_line(ex: Execution) -> str:
     device = f" on **{r['device']}**" if r.get("device") else ""  # chapters that train nothing record none
     if device and resolved.get("precision"):  # runs made before it existed trained in fp32 and say nothing
         device += f" in **{resolved['precision']}**"
-    where = "committed from a GPU run" if ex.origin == "committed" else "run for this build"
+    gpu = str(r.get("device") or "").startswith("cuda")
+    where = "run for this build" if ex.origin == "local" else f"committed from a {'GPU' if gpu else 'CPU'} run"
     own = ", ".join(f"{k}={v}" for k, v in ex.own_parameters.items())
     return (f"*Executed at the **{r.get('profile')}** profile{device}, {_when(r)}, commit "
             f"`{(r.get('git_commit') or 'unknown')[:8]}`, {r.get('wall_s', 0) / 60:.1f} min{seeds}"
@@ -198,7 +220,7 @@ def stage(root: Path = provenance.ROOT, executed: Path | None = None, committed:
     missing = [chapter for chapter, ex in chosen.items() if ex is None]
     if missing:
         raise MissingExecutions(f"no execution yet of {', '.join(map(repr, missing))} (in {executed} or "
-                                f"{committed}/full): `python -m maelib book` runs every chapter, or "
+                                f"{committed}/{profile}): `python -m maelib book` runs every chapter, or "
                                 f"`python -m maelib run <chapter>` one")
     for chapter, ex in chosen.items():
         source = provenance.notebook_of(chapter)

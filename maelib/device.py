@@ -23,7 +23,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from . import provenance
+from . import provenance, runs
 from .files import atomic_path, create_exclusive, write_text_atomic
 
 
@@ -147,13 +147,9 @@ def import_run(src: str | Path, root: str | Path = provenance.ROOT) -> dict:
     done = {"from": str(src.resolve()), "imported": stamp, "chapters": {}, "records": [], "models": [], "logs": [],
             "skipped": list(refused)}
     for nb, rec, record in executed:
-        dest = root / "results" / "executed" / record["profile"]
-        held = provenance.read_record(dest / rec.name) if (dest / rec.name).exists() else None
-        if held and held.get("finished", "") >= record["finished"]:
-            done["skipped"].append(f"{rec.name}: the committed execution is as new or newer ({held['finished']})")
+        if runs.commit_execution(nb, rec, root / "results" / "executed") is None:
+            done["skipped"].append(f"{rec.name}: the committed execution is as new or newer")
             continue
-        _copy_atomic(nb, dest / nb.name)
-        write_text_atomic(dest / rec.name, rec.read_text())
         done["chapters"][record["chapter"]] = {"profile": record["profile"], "device": record.get("device"),
                                                "finished": record["finished"], "commit": record.get("git_commit")}
     registry = root / "results" / "runs"

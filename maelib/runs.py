@@ -54,8 +54,8 @@ def stamp(chapter: str, params: dict) -> str:
     h.update(code_hash(chapter, computing_only=False).encode())
     declared = catalog.of(chapter)
     if declared.reads_executed:  # every record it may show, local and committed
-        committed = Path(params.get("committed_dir") or COMMITTED) / "full"
-        for folder in (Path(params.get("executed_dir") or EXECUTED), committed):
+        committed = sorted(Path(params.get("committed_dir") or COMMITTED).glob("*"))  # one folder a profile
+        for folder in (Path(params.get("executed_dir") or EXECUTED), *committed):
             for f in sorted(folder.glob("*.run.json")):
                 if not f.name.startswith(notebook_of(chapter).stem):
                     h.update(str(f).encode() + (read_record(f) or {}).get("stamp", "").encode())
@@ -211,6 +211,26 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
                                 f"({e.strerror or e}: {e.filename or records_dir}); the executed notebook was "
                                 f"kept at {kept}", params) from None
     return out_nb
+
+
+def commit_execution(nb: Path, record_file: Path, committed: Path = COMMITTED) -> Path | None:
+    """Keep the executed chapter ``nb`` and its run record ``record_file`` as the committed execution of
+    the record's profile (``committed/<profile>/<stem>.ipynb`` and ``.run.json``), which the book shows
+    without running the chapter again while its notebook and code are unchanged. An execution as new or
+    newer already there is kept instead. Returns the committed notebook's path, or None when nothing was
+    replaced."""
+    from .files import atomic_path
+
+    record = read_record(record_file)
+    dest = Path(committed) / record["profile"]
+    rec = dest / f"{Path(nb).stem}.run.json"
+    held = read_record(rec) if rec.exists() else None
+    if held and held.get("finished", "") >= record["finished"]:
+        return None
+    with atomic_path(dest / Path(nb).name) as tmp:
+        tmp.write_bytes(Path(nb).read_bytes())
+    write_text_atomic(rec, Path(record_file).read_text())
+    return dest / Path(nb).name
 
 
 def _keep(done_nb: Path, out_dir: Path) -> Path:

@@ -17,7 +17,9 @@
 # Every chapter of this book was built by one run, and that run left a record beside the executed
 # chapter (a `*.run.json`, written by `maelib.runs` only once the chapter finished): in `book/executed/`
 # for a run made for this build, in `results/executed/full/` for a full-profile run made on a GPU and
-# committed. This page reads the records of the executions the book shows and says, for each chapter,
+# committed, in `results/executed/quick/` for the first seed of the quick sweep behind a chapter's verdict,
+# committed with its records (a build shows it without training the chapter again while its notebook and
+# code are unchanged). This page reads the records of the executions the book shows and says, for each chapter,
 # what it ran with, where, when and for how long, which Python and packages it ran on, and the commands
 # that run it again.
 
@@ -44,8 +46,9 @@ folder = Path(p.executed_dir) if p.executed_dir else provenance.EXECUTED
 NOT_RECORDED = "not recorded"
 
 # the record of the execution the book shows of every other chapter (a committed full-profile one made on a
-# GPU, or the local one), in the book's order
-records = [ex.record for ex in book.shown(folder, Path(p.committed_dir) if p.committed_dir else provenance.COMMITTED).values()]
+# GPU, a committed one of the sweep behind the verdict, or the local one), in the book's order
+records = [ex.record for ex in book.shown(folder, Path(p.committed_dir) if p.committed_dir else provenance.COMMITTED,
+                                          profile=p.profile).values()]
 
 
 def when(record) -> str:

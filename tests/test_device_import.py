@@ -189,3 +189,49 @@ def test_the_masking_chapter_takes_the_committed_model_at_the_full_profile_only(
     for profile in ("quick", "smoke"):  # the checkpoint of the profile it runs at
         with pytest.raises(provenance.NoCheckpointError):
             provenance.image_mae_checkpoint(profile)
+
+
+def test_a_current_committed_sweep_execution_is_shown_and_not_run_again(tmp_path):
+    """A quick sweep's committed tuning-seed run: shown at the quick profile (never at smoke), current only
+    while the chapter's notebook and code are this checkout's, and only for the default parameters; a
+    committed full-profile run comes first."""
+    local, committed = tmp_path / "executed", tmp_path / "committed"
+    now = {"notebook_sha": provenance.notebook_hash("series"), "code": provenance.code_hash("series")}
+    put(committed / "quick", profile="quick", device="cpu (x86_64)", **now)
+    assert book.choose("series", local, committed, profile="quick").origin == "committed"
+    assert book.choose("series", local, committed, profile="smoke") is None
+    kept = book.current_committed("series", "quick", committed)
+    assert kept and "committed from a CPU run" in book.provenance_line(kept)
+    put(committed / "quick", profile="quick", notebook_sha="an older notebook", code=now["code"])
+    assert book.current_committed("series", "quick", committed) is None  # stale: the build runs it again
+    put(committed / "quick", profile="quick", parameters={"mask_ratio": 0.5}, **now)
+    assert book.current_committed("series", "quick", committed) is None  # not the chapter's default setting
+    put(committed / "full")
+    assert book.choose("series", local, committed, profile="quick").record["profile"] == "full"
+    put(local, profile="quick", finished="2026-12-01T10:00:00+00:00")  # a newer quick run does not hide a GPU one
+    assert book.choose("series", local, committed, profile="quick").origin == "committed"
+
+
+def test_committing_an_execution_never_replaces_a_newer_one(tmp_path):
+    src, committed = tmp_path / "sweep", tmp_path / "committed"
+    put(src, profile="quick", finished="2026-11-28T10:00:00+00:00")
+    nb, rec = src / "02_series.ipynb", src / "02_series.run.json"
+    assert runs.commit_execution(nb, rec, committed) == committed / "quick" / "02_series.ipynb"
+    assert (committed / "quick" / "02_series.run.json").read_text() == rec.read_text()
+    put(src, profile="quick", finished="2026-11-27T10:00:00+00:00")
+    assert runs.commit_execution(nb, rec, committed) is None
+    assert json.loads((committed / "quick" / "02_series.run.json").read_text())["finished"].startswith("2026-11-28")
+
+
+def test_a_published_sweep_commits_its_tuning_seed_run_of_the_default_setting(tmp_path):
+    from maelib import jobs
+    from maelib.__main__ import _commit_shown
+
+    committed = tmp_path / "committed"
+    done = []
+    for seed in (0, 1):
+        put(tmp_path / f"series-{seed}", profile="quick", finished=f"2026-11-2{8 + seed}T10:00:00+00:00")
+        done.append(jobs.Job("series", {"profile": "quick", "seed": seed}, out_dir=str(tmp_path / f"series-{seed}")))
+    _commit_shown("series", done, committed)
+    kept = json.loads((committed / "quick" / "02_series.run.json").read_text())
+    assert kept["finished"].startswith("2026-11-28")  # seed 0's, not the newer seed 1's
