@@ -19,6 +19,14 @@ def _per_seed_s(record: dict) -> float:
     return record["wall_s"] / (record["resolved"].get("seeds") or 1)
 
 
+def _typical_s(times: list[float]) -> float:
+    """The median of a seed's times, leaving out any below half the median of them all: a run that resumed
+    from an interrupted run's checkpoints records only the part it ran itself (2026-12-06: images seeds 3
+    and 4, 5 of their 41 min), and would make a run seem twice as fast as it is."""
+    mid = statistics.median(times)
+    return statistics.median([t for t in times if t >= mid / 2])
+
+
 def precision_of(record: dict) -> str:
     """The precision a run trained in; records made before ``precision`` existed trained in bf16 on CUDA
     (autocast was on there) and in fp32 elsewhere."""
@@ -55,7 +63,7 @@ def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32") 
         reused = [_per_seed_s(r) for r, c in classified if not c and provenance.pool_version(r) == code
                   and provenance.results_of(r).lr_grid]
         if chose and reused:
-            per_seed = statistics.median(reused)
+            per_seed = _typical_s(reused)
             first = chose[-1]
             cost = first["wall_s"] - (first["resolved"].get("seeds") or 1) * per_seed
             if cost > 0:
@@ -88,7 +96,7 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
         if not reused:
             return None
         newest = provenance.pool_version(reused[-1])
-        base = statistics.median(_per_seed_s(r) for r in reused if provenance.pool_version(r) == newest) * seeds
+        base = _typical_s([_per_seed_s(r) for r in reused if provenance.pool_version(r) == newest]) * seeds
         if not tuning.will_choose(chapter, resolved, root):
             return base
         cost = tuning_cost(chapter, profile, root, precision)

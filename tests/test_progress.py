@@ -182,6 +182,15 @@ def test_the_cost_of_choosing_learning_rates_comes_from_the_records(tmp_path):
     assert estimates.tuning_cost("images", "quick", tmp_path) is None
 
 
+def test_a_run_resumed_from_checkpoints_does_not_shorten_the_estimate(tmp_path):
+    record(tmp_path, "a", seed=0, wall_s=900.0)
+    for i, (seed, wall) in enumerate([(1, 300.0), (2, 320.0), (3, 40.0), (4, 45.0)]):  # 3 and 4 resumed
+        record(tmp_path, f"r{i}", seed=seed, wall_s=wall)
+    prec = profiles.resolve("images", "smoke").precision
+    cost = estimates.tuning_cost("images", "smoke", tmp_path, prec)
+    assert cost["reused_s"] == pytest.approx(310) and cost["cost_s"] == pytest.approx(590)
+
+
 @pytest.mark.slow
 def test_a_smoke_run_shows_its_phases_and_time_left_without_warnings(tmp_path):
     """``python -m maelib run images`` away from a terminal: the cost note, then throttled lines naming
