@@ -188,8 +188,17 @@ def paper_comparison(c: Claim, g: dict | None, baseline: str = "baseline") -> di
     mae_items, base_items = _values(g, "mae_items"), _values(g, ITEMS_OF[baseline])
     if mae_items and base_items and len({len(v) for v in mae_items + base_items}) == 1:
         metric = item_aggregate(mae_items)
-        return {**stats.paired_items(mae_items, base_items, c.higher_is_better, metric), "over": "seeds and test items"}
+        st = stats.paired_items(mae_items, base_items, c.higher_is_better, metric)
+        scale = item_scale(_values(g, "mae"), stats.item_scores(np.asarray(mae_items, float), metric))
+        return {**st, **{k: st[k] * scale for k in ("gap", "sd", "lo", "hi")}, "over": "seeds and test items"}
     return {**stats.paired(_values(g, "mae"), _values(g, baseline), c.higher_is_better), "over": "seeds"}
+
+
+def item_scale(seed_values, item_scores) -> float:
+    """What turns a score made from per-item values into the metric the seeds recorded, the power of ten
+    nearest their ratio: 100 where the items are 0/1 hits and the metric a percentage (top-1 %), else 1 (a
+    per-item Dice's mean may differ a little from the recorded one, which leaves out absent classes)."""
+    return float(10.0 ** round(np.log10(abs(float(np.mean(seed_values)) / float(np.mean(item_scores))))))
 
 
 def power_at_paper(c: Claim, paper_mae: float, mae, base, st: dict) -> tuple[float, int | None]:

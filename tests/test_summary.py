@@ -674,6 +674,25 @@ def test_a_verdict_takes_the_test_items_noise_where_runs_recorded_items():
     assert summary.claim_rows(recs, profiles=("quick",)).iloc[0]["over"] == "seeds"
 
 
+def test_a_gap_from_0_1_hits_is_in_the_metrics_percent_points():
+    """Images record each validation image as a 0/1 hit and top-1 in percent: the verdict's gap, interval and
+    the comparison with the paper's gap (7.9 points) must be in points, not in fractions (the bug of
+    2026-12-06: +0.078 read as "below the paper's 7.9")."""
+    rng = np.random.default_rng(1)
+    recs = []
+    for s in range(5):
+        base = (rng.random(400) < 0.50).astype(float)
+        mae = np.where(rng.random(400) < 0.16, 1.0, base)  # about 8 points better
+        recs.append(record("images", s, 100 * mae.mean(), 100 * base.mean(), mae_items=[list(mae)],
+                           baseline_items=[list(base)]))
+    row = summary.claim_rows(recs, profiles=("quick",)).iloc[0]
+    points = stats.paired([r["metrics"]["claim"]["mae"][0] for r in recs],
+                          [r["metrics"]["claim"]["baseline"][0] for r in recs])
+    assert row["over"] == "seeds and test items" and row["gap"] == pytest.approx(points["gap"])
+    assert 1 < row["lo"] < row["gap"] < row["hi"] < 20
+    assert summary.item_scale([55.0, 57.0], [0.55, 0.57]) == 100 and summary.item_scale([0.84], [0.80]) == 1
+
+
 def test_patchtst_power_is_on_the_log_ratio_scale():
     """PatchTST's gap is of multivariate data, ours univariate: its power reads the paper's ratio against
     the spread of our seeds' ratios, so doubling every error (a change of scale) leaves it unchanged."""
@@ -712,10 +731,13 @@ def test_the_table_read_first_gives_each_claim_its_two_verdicts_and_its_scale():
                    matched_curve=[[10, 44.9 + s, 45 + s]]) for s in range(5)]
     glance = claim_tables.glance_table(recs)
     row = glance.loc["Table 1: " + claim_tables.SHORT_CLAIMS["Table 1"]]
-    assert row["the paper's comparison"] == "holds (smaller than the paper's)"  # the paper's gap: about +20 points
+    assert row["the paper's comparison"] == "holds (larger than the paper's)"  # ours +10.2 [10.0, 10.4], the paper's +7.9
     assert row["at the MAE arm's compute"] == "MAE worse"
     assert row["scale"].startswith("quick, 5 seeds; TinyImageNet; 64 tokens (16 seen)")
     assert (glance["the paper's comparison"] == "not run").sum() == len(summary.CLAIMS) - 1
+    small = [record("images", s, 35.0 + 0.1 * s, 30.0, code=provenance.version("images")) for s in range(5)]
+    assert claim_tables.glance_table(small).loc["Table 1: " + claim_tables.SHORT_CLAIMS["Table 1"],
+                                                "the paper's comparison"] == "holds (smaller than the paper's)"
     checks = claim_tables.checks_table(recs).loc["Table 1"]
     assert checks.iloc[0] == "64 tokens (16 seen); enough (at least 64)"
     assert checks.iloc[1].startswith("yes (worst 0.5") and checks.iloc[2].startswith("yes: ")
