@@ -189,7 +189,7 @@ def test_job_options_out_of_range_are_refused_before_anything_runs(option, capsy
 def test_the_book_runs_independent_chapters_side_by_side_then_the_readers(monkeypatch):
     calls = []
     monkeypatch.setattr(jobs, "launch", lambda todo, n, **k: calls.append((todo, n)) or [])
-    monkeypatch.setattr(cli.book, "build", lambda: "index.html")
+    monkeypatch.setattr(cli.book, "build", lambda **k: "index.html")
     monkeypatch.setattr(jobs, "cores", lambda: 2)
     last = {"images": 270.0, "series": 115.0, "segmentation": 132.0, "volumes": 205.0, "tabular": 39.0}
     monkeypatch.setattr(provenance, "last_wall_s", lambda chapter, profile: last.get(chapter, float("inf")))
