@@ -406,25 +406,35 @@ def message_figure(text: str):
 
 
 def curve_bands(panels: dict[str, dict[str, "np.ndarray"]], ylabels: dict[str, str] | None = None):
-    """One panel per entry of ``panels`` (title -> {arm label -> (seeds, epochs) values}): each arm's mean
-    curve over seeds with a band of one standard deviation (seaborn), and the seed count in the legend."""
+    """One panel per entry of ``panels`` (title -> {arm label -> (seeds, epochs) values}), at most two a row:
+    each arm's mean curve over seeds with a band of one standard deviation (seaborn), in one colour per arm
+    across the panels, the seed count in the panel's title and one legend of the arms under them all (a
+    legend per panel spilled over its neighbour)."""
     import numpy as np
     import seaborn as sns
 
-    width = min(TEXT_WIDTH_IN, 4.6 * len(panels))  # two panels share the text's width, not twice it
-    fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.3), squeeze=False)
-    for ax, (title, arms) in zip(axes[0], panels.items()):
+    arms_all = list(dict.fromkeys(a for arms in panels.values() for a in arms))
+    colour = dict(zip(arms_all, sns.color_palette(n_colors=max(1, len(arms_all)))))
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    width = min(TEXT_WIDTH_IN, 4.6 * cols)  # two panels share the text's width, not twice it
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.3 * rows + 0.3 * len(arms_all)), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (title, arms) in zip(axes.flat, panels.items()):
+        seeds = sorted({np.asarray(v).shape[0] for v in arms.values()})
         for label, values in arms.items():
-            seeds, epochs = np.asarray(values).shape
-            long = pd.DataFrame({"epoch": np.tile(np.arange(1, epochs + 1), seeds), "value": np.ravel(values)})
+            n, epochs = np.asarray(values).shape
+            long = pd.DataFrame({"epoch": np.tile(np.arange(1, epochs + 1), n), "value": np.ravel(values)})
             sns.lineplot(data=long, x="epoch", y="value", errorbar="sd", err_style="band", marker="o", ms=3,
-                         label=f"{label} ({count(seeds, 'seed')})", ax=ax)
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-        ax.set_title(title, fontsize=TITLE_PT)
+                         color=colour[label], label=label, legend=False, ax=ax)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(nbins=6, integer=True))
+        ax.set_title(f"{title}, {count(seeds[-1], 'seed')}" if len(seeds) == 1 else title, fontsize=TITLE_PT)
         ax.set_ylabel((ylabels or {}).get(title, "validation metric"))
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], color=colour[a], marker="o", ms=3) for a in arms_all]
+    fig.legend(handles, arms_all, loc="lower center", ncol=1, frameon=False)
+    fig.tight_layout(rect=(0, 0.3 * len(arms_all) / fig.get_size_inches()[1], 1, 1))
     return fig
 
 

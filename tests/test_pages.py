@@ -459,6 +459,27 @@ def test_the_curve_panels_share_the_texts_width(n_panels):
     assert fig.get_size_inches()[0] <= viz.TEXT_WIDTH_IN
 
 
+def test_the_curve_panels_legend_covers_no_panel():
+    """The summary's Fig. 7.3 drew three claims in one row, a legend in each: they spilled over the next
+    panel's axis. One legend of the arms sits under the panels, each arm one colour in every panel."""
+    import numpy as np
+
+    labels = ("MAE init", "scratch", "scratch, budget-matched")
+    panels = {f"Table {i}": {lab: np.random.default_rng(i).random((5, 30)) + k for k, lab in enumerate(labels)}
+              for i in (1, 3, 4)}
+    fig = viz.curve_bands(panels)
+    fig.canvas.draw()
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 3 and all(ax.get_title().endswith("5 seeds") for ax in shown)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == list(labels)
+    box = legend.get_window_extent()
+    assert not any(box.overlaps(ax.get_tightbbox()) for ax in shown)
+    colours = [[tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
+                for line in ax.lines] for ax in shown]
+    assert colours[0] == colours[1] == colours[2]
+
+
 def test_a_ratio_near_one_keeps_its_side():
     """A model 0.2% better than persistence must not print as '1.00 times' it (Table 2's last column)."""
     assert viz.relative_change(0.9982, 1.0) == "−0.18%"
