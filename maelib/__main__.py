@@ -383,7 +383,12 @@ def program(argv=None) -> int:
     its clean-up hang (see :func:`_on_sigint`); main() called from Python leaves signals alone."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_sigint)
-    return main(argv)
+    code = main(argv)
+    if code == 130:  # interrupted: end here, before the interpreter's clean-up, whose handlers (the kernel
+        sys.stdout.flush()  # client's) could let the Ctrl-C through as a death by signal (exit -2, not 130)
+        sys.stderr.flush()
+        os._exit(130)
+    return code
 
 
 if __name__ == "__main__":
