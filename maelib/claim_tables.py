@@ -379,13 +379,14 @@ NOT_MEANINGFUL = "not meaningful at this scale"  # what _notes says of a verdict
 
 def short_verdict(row) -> str:
     """A verdict in a word or two for the table read first: the verdict, "(smaller than the paper's)" or
-    "(larger ...)" where it holds in direction with the paper's magnitude ruled out on that side, and the marks of a failed check and of
-    older code."""
+    "(larger ...)" where it holds in direction with the paper's magnitude ruled out on that side, and the
+    marks of a failed check and of older code."""
     if row is None:
         return "not run"
     word = row["verdict"].split(" (")[0] if row["verdict"].startswith("inconclusive") else row["verdict"]
-    if "magnitude" in row["reason"] and row["verdict"] == "holds":  # the interval lies on one side of the paper's gap
-        word += f" ({'larger' if min(abs(row['lo']), abs(row['hi'])) > abs(row['paper_gap']) else 'smaller'} than the paper's)"
+    if "magnitude" in row["reason"] and row["verdict"] == "holds":  # the interval lies on one side of its gap
+        beyond = min(abs(row["lo"]), abs(row["hi"])) > abs(row["paper_gap"])
+        word += f" ({'larger' if beyond else 'smaller'} than the paper's)"
     if NOT_MEANINGFUL in row["reason"]:
         word += f"; {NOT_MEANINGFUL}"
     if not row["current"]:
