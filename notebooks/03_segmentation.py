@@ -97,7 +97,9 @@ if source:
     saved = images.load_mae(source)[1]
     pre_text = (f"The MAE's encoder is not pretrained here: it is the encoder of the {reference.label(saved, reference.provenance(source))}, "
                 f"pretrained on {pre.what}, with {round(100 * saved['mask_ratio'])}% of the patches hidden, and "
-                "transferred, as the paper initialised its ViT from pretrained weights (its decoder is not used)")
+                "transferred, as the paper initialised its ViT from pretrained weights (its decoder is not used). "
+                "Every seed starts from this one encoder, as each of the paper's runs starts from one checkpoint: "
+                "the seeds vary the fine-tuning, not the pretraining, so the loss ratio below is the same on every seed")
 else:
     pre_text = (f"The MAE is pretrained here, on the training frames, for {p.pretrain_epochs} pass{'' if p.pretrain_epochs == 1 else 'es'} with "
                 f"{round(100 * p.mask_ratio)}% of the patches hidden")
