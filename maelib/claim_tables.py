@@ -441,8 +441,8 @@ def checks_table(records: list[dict]) -> pd.DataFrame:
     """The checks that make a verdict meaningful, per claim of its judged group: whether its MAE task has the
     tokens it needs (:func:`maelib.summary.degenerate`), whether the MAE learned (the
     worst seed's held-out loss over the flat predictor's, :func:`maelib.summary.mae_check`; the criterion is
-    :data:`maelib.mae.LEARNED`), whether every arm finished (each arm's largest gain over its last fifth of
-    epochs, :func:`maelib.summary.convergence`, against the claim's tolerance), and what the interval covers."""
+    :data:`maelib.mae.LEARNED`), whether every arm finished (each arm's gain over its last fifth of epochs,
+    averaged over the seeds, :func:`maelib.summary.convergence`, against the claim's tolerance), and what the interval covers."""
     from .mae import LEARNED
     from .viz import sig
 

@@ -149,13 +149,15 @@ if ratio_rows:
 # (at least 64 for an image, as the reference model that reconstructs, and 48 for a volume). The MAE learned
 # when its held-out loss on hidden tokens is at most 0.7 of the flat predictor's, which fills every hidden
 # token with the mean of the visible ones; an arm finished when its validation metric gained less than a
-# stated amount over its last fifth of epochs (half a point of top-1, 0.005 of mIoU or Dice). A verdict
+# stated amount over its last fifth of epochs, on average over the seeds (half a point of top-1, 0.005 of
+# mIoU or Dice; one seed's gain is the difference of two noisy evaluations, and the average of the seeds is
+# the less noisy estimate). A verdict
 # whose judged runs fail any of these checks is marked "not meaningful at this scale" in the tables.
 
 # %% tags=["remove-input"]
 glue("checks_sentence", claim_tables.checks_sentence(records), display=False)
 viz.show_table(claim_tables.checks_table(records), "The checks of each verdict's judged runs: the MAE's worst seed "
-               "against the flat predictor, each arm's largest gain over its last fifth of epochs (the forecasters "
+               "against the flat predictor, each arm's gain over its last fifth of epochs, averaged over the seeds (the forecasters "
                "keep their best validation epoch instead), and what the interval covers.", "table-checks")
 
 # %% [markdown]
