@@ -271,6 +271,36 @@ def _budget_text(budget: dict) -> str:
     return " / ".join(cells)
 
 
+def short_setting(setting: str) -> str:
+    """A setting (:func:`maelib.tuning.setting`'s text) as the tables name it: six hex digits of its hash."""
+    return hashlib.sha1(setting.encode()).hexdigest()[:6]
+
+
+def image_reruns(records: list[dict], current: str) -> tuple[int, pd.DataFrame]:
+    """The image chapter's recorded runs for the masking page: how many there are (a seed rerun at the same
+    code and setting counts once, with its newest values, as the summary counts it), and one row per code
+    version, setting (:func:`short_setting`, as :func:`history` names it), profile and mask ratio, newest
+    first: the seeds counted, the mean fine-tune and linear-probe top-1 (%) and the day of the last run.
+    ``current``: this book's version (its first eight digits), marked in the code column."""
+    rows = [{"code": (provenance.pool_version(r) or "unknown")[:8], "setting": short_setting(setting(r)),
+             "profile": r["profile"], "mask ratio": r["resolved"]["mask_ratio"], "seed": r["seed"],
+             "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"],
+             "linear probe top-1 (%)": 100 * r["metrics"]["acc_probe"], "finished": r["finished"]}
+            for r in records if "acc_finetune" in r.get("metrics", {})]
+    columns = ["code", "setting", "profile", "mask ratio", "seeds", "fine-tune top-1 (%)", "linear probe top-1 (%)",
+               "last run"]
+    if not rows:
+        return 0, pd.DataFrame(columns=columns)
+    runs = pd.DataFrame(rows).sort_values("finished").drop_duplicates(["code", "setting", "profile", "seed"], keep="last")
+    table = runs.groupby(["code", "setting", "profile", "mask ratio"], sort=False).agg(
+        seeds=("seed", "count"), **{c: (c, "mean") for c in ("fine-tune top-1 (%)", "linear probe top-1 (%)")},
+        last=("finished", "max")).reset_index().sort_values(["last", "profile", "mask ratio"], ascending=[False, True, True])
+    table["code"] = [c + (" (this book's)" if c == current else "") for c in table["code"]]
+    table["mask ratio"] = table["mask ratio"].map("{:.2f}".format)  # as in the page's table of losses
+    table["last run"] = table.pop("last").str[:10]
+    return len(runs), table[columns].reset_index(drop=True)
+
+
 def history(records: list[dict]) -> pd.DataFrame:
     """Every protocol iteration a claim went through: per claim, profile and version (newest first), the
     date of its last seed, n, the paired gap of the paper's comparison with its interval, whether it is
@@ -294,7 +324,7 @@ def history(records: list[dict]) -> pd.DataFrame:
                     row["judged"] = row["judged"] or ("yes" if _same_group(g, judged_one) else "")
                     continue
                 row = {"table": c.table, "profile": prof, "version": (g["code"] or "")[:8], "versions": 1,
-                       "setting": hashlib.sha1(g["setting"].encode()).hexdigest()[:6],
+                       "setting": short_setting(g["setting"]),
                        "last seed": g["finished"][:10], "gap [95% CI] (n)": _gap_text(st, exponent),
                        "this book's code": "yes" if g["code"] == provenance.version(c.chapter) else "no",
                        "judged": "yes" if _same_group(g, judged_one) else ""}

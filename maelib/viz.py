@@ -14,6 +14,7 @@ import base64
 import hashlib
 import io
 import math
+import re
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -574,11 +575,35 @@ def glue_text(name: str, value, digits: int = 3) -> None:
 
 
 COMPACT_COLUMNS = 8  # a table of this many columns or more gets narrower cell padding, to keep to the text width
+LONG_CELL = 20  # characters: a column with a cell or header longer than this gets a least width ...
+MOST_LINES = 3  # ... at which its longest cell wraps to at most this many lines (its header one more word's worth)
+WIDEST_CELL_CH = 40  # ... up to this many characters; a longer cell may wrap further
+
+
+def column_widths(header: list[str], columns: list[list[str]]) -> dict[int, int]:
+    """The least width, in characters (CSS ``ch``), of each column (counted from 1) whose longest cell or header
+    is longer than :data:`LONG_CELL` characters: enough for its longest cell to wrap to at most
+    :data:`MOST_LINES` lines, and its bold header too, with room for where words break; at most
+    :data:`WIDEST_CELL_CH`. The browser's table layout would otherwise squeeze such a column to a few
+    characters and wrap an interval over five lines. ``{3: 18}``: column 3 at least 18 characters wide."""
+    def shown(text: str) -> int:  # the characters a reader sees: a link's text, no emphasis marks
+        return len(re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text).replace("*", "").replace("`", ""))
+
+    out = {}
+    for k, (head, cells) in enumerate(zip(header, columns), 1):
+        cell, head_len = max(map(shown, cells), default=0), shown(head)
+        if max(cell, head_len) > LONG_CELL:
+            out[k] = min(WIDEST_CELL_CH, max(math.ceil(cell / MOST_LINES) + 2, math.ceil(head_len / MOST_LINES) + 4))
+    return out
 
 
 def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3) -> str:
     """A numbered, captioned table (MyST ``table`` directive) of ``frame``: numbers to ``digits``
-    significant digits, text as it is, the index as the first column."""
+    significant digits, text as it is, the index as the first column. A column of long cells keeps the least
+    width of :func:`column_widths` (a style for this table's id), and a table with such a column, or of
+    :data:`COMPACT_COLUMNS` columns or more, may spread into the page's margin (the book theme's
+    ``full-width`` container, which hides the margin's contents while the table is in view); wider still,
+    it scrolls sideways in its own box."""
     frame = frame.reset_index() if frame.index.name or not isinstance(frame.index, pd.RangeIndex) else frame
     columns = [column_cells(frame[c], digits) for c in frame.columns]
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
@@ -587,7 +612,13 @@ def table_markdown(frame: pd.DataFrame, caption: str, name: str, digits: int = 3
     classes = [f"nowrap-{k}" for k, cells in enumerate(columns, 1) if _single_tokens(cells)]
     classes += ["compact"] if len(frame.columns) >= COMPACT_COLUMNS else []  # narrower cell padding (book.css)
     options = [f":name: {name}"] + ([f":class: {' '.join(classes)}"] if classes else [])
-    return "\n".join([f":::{{table}} {caption}", *options, "", header, rule, *rows, ":::"])
+    table = [f":::{{table}} {caption}", *options, "", header, rule, *rows, ":::"]
+    widths = column_widths([str(c) for c in frame.columns], columns)
+    if not widths and len(frame.columns) < COMPACT_COLUMNS:
+        return "\n".join(table)
+    style = " ".join(f"#{name} td:nth-child({k}), #{name} th:nth-child({k}) {{ min-width: {w}ch; }}"
+                     for k, w in widths.items())
+    return "\n".join(["::::{container} full-width", *table, "::::", *([f"<style>{style}</style>"] if style else [])])
 
 
 def _single_tokens(cells: list[str]) -> bool:

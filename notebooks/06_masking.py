@@ -48,7 +48,7 @@ import torch
 from IPython.display import HTML, display
 from myst_nb import glue
 
-from maelib import images, profiles, provenance, reference, viz, webmodel, widgets
+from maelib import claim_tables, images, profiles, provenance, reference, viz, webmodel, widgets
 from maelib.data import tinyimagenet
 from maelib.train import pick_device
 
@@ -220,30 +220,18 @@ glue("n_curve_seeds", len(seeds), display=False)
 
 # %% tags=["hide-input"]
 records = provenance.load_records("images")
-rows = [{"code": (provenance.pool_version(r) or "unknown")[:8], "profile": r["profile"],
-         "mask ratio": r["resolved"]["mask_ratio"], "seed": r["seed"],
-         "fine-tune top-1 (%)": 100 * r["metrics"]["acc_finetune"],
-         "linear probe top-1 (%)": 100 * r["metrics"]["acc_probe"], "finished": r["finished"][:10]}
-        for r in records if "acc_finetune" in r.get("metrics", {})]
-sweep = pd.DataFrame(rows)
-if len(sweep):  # a seed rerun at the same code and setting counts once, with its newest values (as the summary)
-    sweep = sweep.sort_values("finished").drop_duplicates(["code", "profile", "mask ratio", "seed"], keep="last")
 current = provenance.version("images")[:8]  # the version the summary pools the image chapter's seeds by
-glue("n_runs", len(sweep), display=False)
-glue("n_runs_text", viz.count(len(sweep), "run"), display=False)
-n_current = int((sweep["code"] == current).sum()) if len(sweep) else 0
+n_runs, table = claim_tables.image_reruns(records, current)
+glue("n_runs", n_runs, display=False)
+glue("n_runs_text", viz.count(n_runs, "run"), display=False)
+n_current = int(table.loc[table["code"].str.startswith(current), "seeds"].sum()) if len(table) else 0
 glue("n_current", f"{n_current} of them {'is' if n_current == 1 else 'are'}", display=False)
 glue("code_now", current, display=False)
-if len(sweep):  # one row per code version, profile and mask ratio: the seeds pooled, counted
-    by = sweep.groupby(["code", "profile", "mask ratio"], sort=False)
-    grouped = by.agg(seeds=("seed", "count"), **{c: (c, "mean") for c in ("fine-tune top-1 (%)",
-                     "linear probe top-1 (%)")}, last=("finished", "max")).reset_index()
-    grouped = grouped.sort_values(["last", "profile", "mask ratio"], ascending=[False, True, True])
-    grouped["code"] = [c + (" (this book's)" if c == current else "") for c in grouped["code"]]
-    shown = grouped.assign(**{"mask ratio": grouped["mask ratio"].map("{:.2f}".format)})  # as in the table above
-    viz.show_table(shown.rename(columns={"last": "last run"}).set_index("code"), "The image chapter's recorded "
-                   "runs, one row per code version, profile and pretraining mask ratio: validation top-1 (%), the "
-                   "mean over the seeds counted.", "table-masking-reruns")
+if len(table):
+    viz.show_table(table.set_index("code"), "The image chapter's recorded runs, one row per code version and "
+                   "setting (a short hash of the parameters and data, as in the summary's history of each claim; "
+                   "its pretraining mask ratio beside it): validation top-1 (%), the mean over the seeds counted.",
+                   "table-masking-reruns")
 else:
     display(HTML("<p><em>No image-chapter run is recorded yet.</em></p>"))
 

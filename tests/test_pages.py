@@ -3,6 +3,7 @@ figures that show something or say in one line that there is nothing yet, downlo
 stderr noise, and a rerun with another mask ratio that reuses the default setting's learning rates."""
 
 import json
+import math
 import re
 
 import nbformat
@@ -278,6 +279,26 @@ def test_a_table_of_many_columns_keeps_to_the_text_width():
     assert len(evidence.reset_index().columns) <= 9 and evidence.iloc[0].iloc[-3].endswith(")")
 
 
+def test_a_column_of_long_cells_keeps_a_width_at_which_they_wrap_to_three_lines():
+    """#34 item 6: the summary's intervals wrapped over five lines in columns squeezed to a few characters.
+    A column with a cell or header past LONG_CELL characters gets a least width for this table's id, at which
+    its longest cell takes at most three lines, and the table may spread into the page's margin; a table
+    of short cells and few columns is left as it was."""
+    import pandas as pd
+
+    interval = "-1.02e-05 [-1.66e-05, -5.00e-06] (n = 9), quick"
+    frame = pd.DataFrame({"claim": ["Table 1", "Table 2"], "gap [95% CI] (n)": [interval, "0.1 [0, 1]"],
+                          "see [the paper](https://arxiv.org)": ["a", "b"]}).set_index("claim")
+    md = viz.table_markdown(frame, "c", "table-x")
+    assert viz.column_widths(["claim", "gap [95% CI] (n)", "see [the paper](https://arxiv.org)"],
+                             [["Table 1"], [interval], ["a"]]) == {2: math.ceil(len(interval) / 3) + 2}
+    assert md.startswith("::::{container} full-width\n:::{table} c\n:name: table-x")
+    assert f"#table-x td:nth-child(2), #table-x th:nth-child(2) {{ min-width: {math.ceil(len(interval) / 3) + 2}ch; }}" in md
+    assert viz.column_widths(["h"], [["x" * 500]]) == {1: viz.WIDEST_CELL_CH}
+    short = viz.table_markdown(pd.DataFrame({"lr": [1e-3], "acc": [0.5]}), "c", "t")
+    assert short.startswith(":::{table}") and "<style>" not in short and "container" not in short
+
+
 def test_epoch_axes_have_whole_epochs_only():
     """Item 7: no 1.5 or 0.945 on an epoch axis, for one epoch or many."""
     import pandas as pd
@@ -529,3 +550,23 @@ def test_a_chapter_whose_mae_task_is_degenerate_says_so():
     note = viz.degenerate_note(12, 0.75, 48, "crop")
     assert "degenerate" in note and "12 tokens a crop, 3 of them visible" in note and "at least 48" in note
     assert viz.degenerate_note(64, 0.75, 64, "image") == "" and viz.degenerate_note(12, 0.75, None, "crop") == ""
+
+
+def test_the_masking_pages_reruns_count_seeds_per_setting_as_the_history_does():
+    """#36: Table 6.2 said a version had 5 seeds where the summary's history said 1: the page pooled a setting's
+    seeds with a rerun at another setting (fp32, another mask ratio) of the same code. Now one row per code
+    and setting, named by the history's short hash, and a seed rerun at one setting counts once, newest."""
+    def run(seed, acc, finished, **params):
+        r = record("images", seed, 0.4, 0.3, parameters=params, finished=finished, code="c1")
+        r["metrics"].update(acc_finetune=acc, acc_probe=acc / 2)
+        return r
+
+    recs = [run(s, 0.40, f"2026-11-2{s}T10:00:00") for s in range(5)]
+    recs += [run(0, 0.30, "2026-11-28T09:00:00", precision="fp32"), run(0, 0.50, "2026-11-28T10:00:00")]
+    n, table = claim_tables.image_reruns(recs, "c1")
+    assert n == 6 and list(table["seeds"]) == [5, 1]  # newest first: the default setting's seed 0 rerun last
+    default = table.iloc[0]
+    assert default["fine-tune top-1 (%)"] == pytest.approx(100 * (0.5 + 4 * 0.4) / 5)
+    assert default["code"] == "c1 (this book's)" and default["last run"] == "2026-11-28"
+    assert default["setting"] == claim_tables.short_setting(tuning.setting(recs[0]))
+    assert table.iloc[1]["setting"] != default["setting"] and table.iloc[1]["fine-tune top-1 (%)"] == pytest.approx(30)
