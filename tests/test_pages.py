@@ -545,6 +545,29 @@ def test_a_figures_image_gets_its_caption_as_alt_text():
     assert figure[0]["alt"] == "Loss per epoch" and named["alt"] == "a grid of patches"  # the caption's first clause
 
 
+def test_stars_in_a_glued_text_render_as_emphasis():
+    """#36: the series page printed "*patch transformer, scratch*'s validation MSE" with its stars: the glued
+    sentence was pasted as plain text. Pairs of stars around words become emphasis; a lone star stays."""
+    import sys
+
+    from docutils import nodes
+
+    sys.path.insert(0, str(provenance.ROOT / "book" / "_ext"))
+    from pasted_emphasis import emphasise_pasted
+
+    doc = nodes.document(None, None)
+    pasted = nodes.inline("", "", nodes.Text("In the figure, *patch transformer, scratch*'s MSE rises; *MAE* too"),
+                          classes=["pasted-text"])
+    lone = nodes.inline("", "", nodes.Text("p < 0.05 * 2 and a*b"), classes=["pasted-text"])
+    prose = nodes.paragraph("", "", nodes.Text("a *literal* star pair outside a glue"))
+    doc += [nodes.paragraph("", "", pasted, lone), prose]
+    emphasise_pasted(None, doc, "page")
+    assert [e.astext() for e in pasted.findall(nodes.emphasis)] == ["patch transformer, scratch", "MAE"]
+    assert pasted.astext() == "In the figure, patch transformer, scratch's MSE rises; MAE too"
+    assert lone.astext() == "p < 0.05 * 2 and a*b" and not list(lone.findall(nodes.emphasis))
+    assert prose.astext() == "a *literal* star pair outside a glue"
+
+
 def test_a_chapter_whose_mae_task_is_degenerate_says_so():
     """Issue #34: 12 tokens a crop, 3 visible, is no task for an MAE; the chapter says so where it states its scale."""
     note = viz.degenerate_note(12, 0.75, 48, "crop")
