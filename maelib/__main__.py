@@ -143,7 +143,7 @@ def run(args, ap) -> int:
     provenance.notebook_of(args.chapter)
     resolved = profiles.resolve(args.chapter, **params)  # bad input fails here, before any compute
     note = estimates.note(args.chapter, vars(resolved))  # a rerun that will choose learning rates again, or reuses
-    cost = estimates.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
+    cost = estimates.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved), resolved=vars(resolved))
     note = note and f"{note}; {cost}"  # the default setting's
     out_dir = Path(args.out_dir) if args.out_dir else provenance.EXECUTED
     print(runs.run_chapter(args.chapter, params, force=args.force, out_dir=out_dir, note=note,
@@ -218,7 +218,8 @@ def sweep(args, ap) -> int:
     first, rest = _tuning_first(args.chapter, todo)
     if first:
         resolved = profiles.resolve(args.chapter, **first[0].params)
-        cost = estimates.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved))
+        cost = estimates.cost_phrase(args.chapter, resolved.profile, precision=_precision(resolved),
+                                     resolved=vars(resolved))
         print(f"{', '.join(j.label for j in first)}: chooses the learning rates first (none is recorded for this "
               f"setting and code); the other seeds then reuse the choice; {cost}", flush=True)
     n_first = min(n_jobs, max(1, len(first)))  # one per setting; several settings side by side

@@ -27,6 +27,20 @@ def _typical_s(times: list[float]) -> float:
     return statistics.median([t for t in times if t >= mid / 2])
 
 
+def epochs_of(resolved: dict) -> int:
+    """A setting's epochs, all its counts of them added (``pretrain_epochs`` + ``epochs``, ...)."""
+    return sum(v for k, v in resolved.items() if k.endswith("epochs") and isinstance(v, int) and not isinstance(v, bool))
+
+
+def epoch_scale(recorded: dict, resolved: dict | None) -> float:
+    """How much longer a run of the ``resolved`` parameters takes than a recorded run of ``recorded``, by their
+    epochs (:func:`epochs_of`): a schedule made longer (segmentation's 30 epochs to 80, 2026-12-06) leaves
+    only the older, shorter runs on record, and their times alone said 31 min for a run of about 55. 1 where
+    either counts no epochs, or ``resolved`` is None."""
+    old, new = epochs_of(recorded), epochs_of(resolved or {})
+    return new / old if old and new else 1.0
+
+
 def precision_of(record: dict) -> str:
     """The precision a run trained in; records made before ``precision`` existed trained in bf16 on CUDA
     (autocast was on there) and in fp32 elsewhere."""
@@ -53,10 +67,11 @@ def _classified(chapter: str, profile: str, root, precision: str) -> list[tuple[
     return out
 
 
-def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32") -> dict | None:
+def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32", resolved: dict | None = None) -> dict | None:
     """What choosing the learning rates adds to a run, by the newest code version whose records hold a
     run that chose them and runs that reused the choice: {"cost_s", "chose_s", "reused_s" (a seed),
-    "code"}; None when no such pair is recorded."""
+    "code", "scale"}; None when no such pair is recorded. With ``resolved`` (the run to come), the times are
+    scaled to its epochs (:func:`epoch_scale`, in "scale")."""
     classified = _classified(chapter, profile, root, precision)
     for code in dict.fromkeys(provenance.pool_version(r) for r, _ in reversed(classified)):  # newest code first
         chose = [r for r, c in classified if c and provenance.pool_version(r) == code]
@@ -67,27 +82,30 @@ def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32") 
             first = chose[-1]
             cost = first["wall_s"] - (first["resolved"].get("seeds") or 1) * per_seed
             if cost > 0:
-                return {"cost_s": cost, "chose_s": first["wall_s"], "reused_s": per_seed, "code": code}
+                k = epoch_scale(first["resolved"], resolved)
+                return {"cost_s": k * cost, "chose_s": k * first["wall_s"], "reused_s": k * per_seed, "code": code,
+                        "scale": k}
     return None
 
 
-def cost_phrase(chapter: str, profile: str, root=None, precision: str = "fp32") -> str:
+def cost_phrase(chapter: str, profile: str, root=None, precision: str = "fp32", resolved: dict | None = None) -> str:
     """One clause on what choosing the learning rates costs at ``profile`` in ``precision``, for a note
-    said before a run."""
-    c = tuning_cost(chapter, profile, root, precision)
+    said before a run (of the ``resolved`` parameters, whose epochs scale the recorded times)."""
+    c = tuning_cost(chapter, profile, root, precision, resolved)
     if c is None:
         return f"no recorded pair of {precision} runs at the {profile} profile tells what choosing them costs"
+    scaled = f", scaled by {c['scale']:.2g} to this run's epochs" if abs(c["scale"] - 1) > 0.01 else ""
     return (f"choosing them takes about {minutes(c['cost_s'])} at the {profile} profile in {precision}, by the "
             "recorded runs "
             f"(code {(c['code'] or 'unknown')[:8]}: the run that chose them took {minutes(c['chose_s'])}, "
-            f"the runs that reused its choice {minutes(c['reused_s'])} a seed)")
+            f"the runs that reused its choice {minutes(c['reused_s'])} a seed{scaled})")
 
 
 def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
     """About how long a run with the ``resolved`` parameters takes, by the recorded runs; None where they
     do not tell. Where it changes nothing but pretraining (or nothing), the default setting's runs of the
-    newest code that chose no learning rates give a seed's time (their median), and :func:`tuning_cost` is added when this run chooses
-    them. For any other setting, the newest run of that setting gives the time."""
+    newest code that chose no learning rates give a seed's time (their median, scaled to this run's epochs by
+    :func:`epoch_scale`), and :func:`tuning_cost` is added when this run chooses them. For any other setting, the newest run of that setting gives the time."""
     profile, seeds, precision = resolved["profile"], resolved.get("seeds") or 1, resolved.get("precision") or "fp32"
     defaults = vars(profiles.resolve(chapter, profile))
     differ = {k for k in resolved if k not in provenance.CONTROL and resolved[k] != defaults.get(k)}
@@ -97,9 +115,10 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
             return None
         newest = provenance.pool_version(reused[-1])
         base = _typical_s([_per_seed_s(r) for r in reused if provenance.pool_version(r) == newest]) * seeds
+        base *= epoch_scale(reused[-1]["resolved"], resolved)
         if not tuning.will_choose(chapter, resolved, root):
             return base
-        cost = tuning_cost(chapter, profile, root, precision)
+        cost = tuning_cost(chapter, profile, root, precision, resolved)
         return base + cost["cost_s"] if cost else None
     want = tuning.setting({"resolved": resolved})
     same = [r for r in provenance.load_records(chapter, root) if r["profile"] == profile

@@ -156,9 +156,10 @@ def test_a_jobs_progress_lines_carry_its_label(tmp_path, capsys):
         "[seed 3] images · pretraining ", "[seed 3] images · choosing lea"]
 
 
-def record(tmp_path, name, *, seed, wall_s, chose_grid=True, code="0" * 64):
-    """A run record of images at the smoke profile's default setting, made by code ``code``."""
-    resolved = json.loads(json.dumps(vars(profiles.resolve("images", "smoke", seed=seed)), default=str))
+def record(tmp_path, name, *, seed, wall_s, chose_grid=True, code="0" * 64, **changed):
+    """A run record of images at the smoke profile's default setting (but for the ``changed`` parameters),
+    made by code ``code``."""
+    resolved = json.loads(json.dumps(vars(profiles.resolve("images", "smoke", seed=seed)), default=str)) | changed
     grid = {"MAE + fine-tune": {"0.001": 5.0}, "scratch": {"0.001": 4.0}} if chose_grid else {}
     entry = {"chapter": "images", "notebook": "01_images.py", "parameters": {"profile": "smoke", "seed": seed},
              "resolved": resolved, "profile": "smoke", "seed": seed, "device": "cpu",
@@ -189,6 +190,23 @@ def test_a_run_resumed_from_checkpoints_does_not_shorten_the_estimate(tmp_path):
     prec = profiles.resolve("images", "smoke").precision
     cost = estimates.tuning_cost("images", "smoke", tmp_path, prec)
     assert cost["reused_s"] == pytest.approx(310) and cost["cost_s"] == pytest.approx(590)
+
+
+def test_a_longer_schedule_scales_the_estimate_from_shorter_recorded_runs(tmp_path):
+    """2026-12-06: segmentation's schedule went from 30 epochs to 80, and the sweep said 31 min, by the 30-epoch
+    runs, for a run of about 55. The recorded times now scale by the epochs of the run to come."""
+    p = vars(profiles.resolve("images", "smoke"))
+    prec, now = p["precision"], estimates.epochs_of(p)
+    assert now == p["pretrain_epochs"] + p["finetune_epochs"] + p["probe_epochs"]
+    shorter = {k: p[k] // 2 for k in ("pretrain_epochs", "finetune_epochs", "probe_epochs")}  # the records' schedule
+    assert 2 * estimates.epochs_of(shorter) == now  # half as many epochs as this run's
+    record(tmp_path, "a", seed=0, wall_s=900.0, **shorter)
+    record(tmp_path, "b", seed=1, wall_s=300.0, **shorter)
+    cost = estimates.tuning_cost("images", "smoke", tmp_path, prec, p)
+    assert cost["scale"] == pytest.approx(2) and cost["cost_s"] == pytest.approx(2 * 600)
+    assert "scaled by 2 to this run's epochs" in estimates.cost_phrase("images", "smoke", tmp_path, prec, p)
+    assert "scaled" not in estimates.cost_phrase("images", "smoke", tmp_path, prec)  # no run to come: as recorded
+    assert estimates.expected_s("images", p, tmp_path) == pytest.approx(1800)  # 2 x (300 + 600)
 
 
 @pytest.mark.slow
