@@ -183,8 +183,18 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
         out.append({**row, "gap [95% CI] (n)": f"{_gap_text(chosen)}, {chosen['profile']}",
                     "p: t / Holm / sign-flip": _p_cells(chosen),
                     "power at the paper's gap": power, "verdict": short_verdict(chosen),
-                    COMPUTE_VERDICT: chosen["matched_verdict"][0] if chosen["matched_verdict"] else "not trained"})
+                    COMPUTE_VERDICT: compute_word(chosen) or "not trained"})
     return pd.DataFrame(out).set_index("table").rename_axis(PAPERS)
+
+
+def compute_word(row) -> str:
+    """The compute comparison's verdict in a word or two, marked where its own checks fail (an MAE that did
+    not learn, too few tokens, the MAE or the budget-matched arm still improving: its ``matched_notes``);
+    "" where the chapter trains no budget-matched arm."""
+    if row is None or not row["matched_verdict"]:
+        return ""
+    word = row["matched_verdict"][0]
+    return f"{word}; {NOT_MEANINGFUL}" if NOT_MEANINGFUL in row["matched_notes"] else word
 
 
 COMPUTE_VERDICT = "scratch at the MAE arm's compute"  # the compute comparison's column in the claims table
@@ -249,7 +259,8 @@ def budget_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({"table": rows["table"], "profile": rows["profile"],
                          "the paper's comparison [95% CI] (n)": rows.apply(_gap_text, axis=1),
                          "at the MAE arm's compute [95% CI] (n)": rows["matched_gap"].map(_gap_text),
-                         "its verdict": [f"{v}: {why}" for v, why in rows["matched_verdict"]],
+                         "its verdict": [f"{v}: {why}{notes}" for (v, why), notes
+                                         in zip(rows["matched_verdict"], rows["matched_notes"])],
                          ARM_BUDGETS: rows["budget"].map(_budget_text)},
                         columns=["table", "profile", "the paper's comparison [95% CI] (n)",
                                  "at the MAE arm's compute [95% CI] (n)", "its verdict", ARM_BUDGETS])
@@ -461,7 +472,7 @@ def glance_table(records: list[dict]) -> pd.DataFrame:
                      tokens,
                      f"{epochs} epochs" if epochs else None, f"{sig(flops, 2)} FLOPs" if flops else None]
             scale = "; ".join(x for x in parts if x)
-        compute = r["matched_verdict"][0] if r is not None and r["matched_verdict"] else "–"
+        compute = compute_word(r) or "–"
         out.append({"claim": f"{c.table}: {SHORT_CLAIMS.get(c.table, c.claim)}",
                     "the paper's comparison": short_verdict(r), "at the MAE arm's compute": compute, "scale": scale})
     return pd.DataFrame(out).set_index("claim")
@@ -486,9 +497,10 @@ def checks_table(records: list[dict]) -> pd.DataFrame:
         answer = "yes" if mae and not mae["failed"] else f"no, {mae['failed']} of {mae['n']} seeds" if mae else ""
         learned_text = f"{answer} (worst {sig(mae['worst'], 2)}; at most {LEARNED})" if mae else "not measured"
         gains = r["convergence"]
-        if gains:
-            done = all(v < c.converged_within for v in gains.values())
-            finished = (f"{'yes' if done else 'no'}: " + ", ".join(f"{ARM_SHORT[k]} {sig(v, 2)}" for k, v in gains.items())
+        if gains:  # an unfinished arm marks the comparisons it is in (maelib.summary.PAPER_ARMS, COMPUTE_ARMS)
+            late = [ARM_SHORT[k] for k, v in gains.items() if v >= c.converged_within]
+            finished = (("yes" if not late else f"no ({', '.join(late)})") + ": "
+                        + ", ".join(f"{ARM_SHORT[k]} {sig(v, 2)}" for k, v in gains.items())
                         + f" (finished: below {c.converged_within:g})")
         else:
             finished = "best validation epoch kept" if c.chapter == "series" else "not measured"
@@ -503,7 +515,7 @@ def checks_table(records: list[dict]) -> pd.DataFrame:
 
 
 TASK_COLUMN = "MAE task: tokens a sample (seen)"
-FINISHED_COLUMN = "arms finished: each arm's gain over its last fifth of epochs"
+FINISHED_COLUMN = "arms finished: each arm's mean gain over its last fifth of epochs"
 ARM_SHORT = {"mae": "MAE", "baseline": "scratch", "baseline_matched": "matched"}  # an arm in a cell of few words
 
 FAILED_CHECKS = (("degenerate", "too few tokens"), ("did not learn", "an MAE that did not learn"),
@@ -536,7 +548,8 @@ def findings(records: list[dict]) -> str:
             "the paper's effect ruled out": ("rules out the paper's effect", "rule out the paper's effect"),
             "inconclusive": ("is inconclusive", "are inconclusive"), "not run": ("was not run", "were not run")}
     first = "; ".join(f"{', '.join(ts)} {told.get(v, (v, v))[len(ts) > 1]}" for v, ts in by_verdict.items())
-    compute = {t: r["matched_verdict"][0] for t, r in chosen.items() if r is not None and r["matched_verdict"]}
+    compute = {t: compute_word(r).replace(f"; {NOT_MEANINGFUL}", f" ({NOT_MEANINGFUL})")
+               for t, r in chosen.items() if compute_word(r)}
     by_word = {}
     for t, w in compute.items():
         by_word.setdefault(w, []).append(t)

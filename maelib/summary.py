@@ -279,10 +279,16 @@ def degenerate(c: Claim, group: dict | None) -> str | None:
             f"{c.min_tokens} make a task), so the verdict is not meaningful at this scale")
 
 
-def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
+PAPER_ARMS = ("mae", "baseline")  # the arms of the paper's comparison, by key of ARMS
+COMPUTE_ARMS = ("mae", "baseline_matched")  # the arms of the comparison at the MAE arm's compute
+
+
+def _notes(c: Claim, group: dict | None, mae, base, floor, arms: tuple[str, ...] = PAPER_ARMS) -> str:
     """The caveats a verdict's reason carries: another dataset than the paper's, an arm with a seed that
-    did not learn (:func:`learned`), both forecasters worse than persistence, seeds made by another version
-    than this book's code."""
+    did not learn (:func:`learned`), both forecasters worse than persistence, an MAE that did not learn its
+    task or had too few tokens for one, one of the compared ``arms`` still improving at its last epoch
+    (:func:`convergence`: an arm outside the comparison does not mark it), seeds made by another version than
+    this book's code."""
     notes = []
     failed = [arm_label(c, key) for key, _ in ARMS
               if _values(group, key) and not learned(_values(group, key), c.higher_is_better)]
@@ -300,7 +306,8 @@ def _notes(c: Claim, group: dict | None, mae, base, floor) -> str:
     too_few = degenerate(c, group)
     if too_few:
         notes.append(too_few)
-    unfinished = [arm_label(c, k) for k, gain in convergence(c, group).items() if gain >= c.converged_within]
+    unfinished = [arm_label(c, k) for k, gain in convergence(c, group).items()
+                  if k in arms and gain >= c.converged_within]
     if unfinished:
         notes.append(f"still improving at the last epoch ({', '.join(unfinished)}: a mean gain of at least "
                      f"{c.converged_within:g} over the last fifth), so the verdict is not meaningful at this scale")
@@ -334,6 +341,7 @@ def _row(c: Claim, g: dict | None, profile: str) -> dict:
             "current": bool(g) and g["code"] == provenance.version(c.chapter),
             "matched_gap": matched_st, "budget": g["budget"] if g else {},
             "matched_verdict": stats.compare(matched_st) if matched_st else None,
+            "matched_notes": _notes(c, g, mae, matched, None, COMPUTE_ARMS) if matched_st else "",
             "notes": _notes(c, g, mae, base, _values(g, "floor")) if g else ""}
 
 

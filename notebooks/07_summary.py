@@ -152,7 +152,9 @@ if ratio_rows:
 # stated amount over its last fifth of epochs, on average over the seeds (half a point of top-1, 0.005 of
 # mIoU or Dice; one seed's gain is the difference of two noisy evaluations, and the average of the seeds is
 # the less noisy estimate). A verdict
-# whose judged runs fail any of these checks is marked "not meaningful at this scale" in the tables.
+# whose judged runs fail any of these checks is marked "not meaningful at this scale" in the tables. An
+# arm still improving marks the comparisons it is in: the MAE arm both, scratch trained as long the
+# paper's, and the budget-matched scratch arm the comparison at the MAE arm's compute.
 
 # %% tags=["remove-input"]
 glue("checks_sentence", claim_tables.checks_sentence(records), display=False)

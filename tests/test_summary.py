@@ -872,3 +872,28 @@ def test_an_arm_is_finished_by_its_mean_gain_over_the_seeds_not_its_noisiest_see
     assert row["convergence"]["mae"] == pytest.approx(0.4) and "still improving" not in row["reason"]
     row = rows([40, 40, 40, 40, 40])
     assert row["convergence"]["mae"] == pytest.approx(1) and "still improving" in row["reason"]
+
+
+def test_an_unfinished_budget_matched_arm_marks_only_the_compute_comparison():
+    """2026-12-06, segmentation at 80 epochs: the MAE and scratch arms ended flat, the budget-matched arm
+    (159 epochs) still gained. That leaves the paper's comparison meaningful and marks the comparison at the
+    MAE arm's compute, in its word, its table and the summary's sentence; an unfinished MAE arm marks both."""
+    version = provenance.version("images")
+    flat, rising = [[10, 20, 30, 40, 40]], [[10, 20, 30, 40, 45]]
+
+    def recs(mae_curve, matched_curve):
+        return [record("images", s, 45.0 + 0.3 * s, 40.0, code=version, baseline_matched=[48.0 + 0.2 * s],
+                       mae_vs_flat=[0.5], mae_curve=mae_curve, baseline_curve=flat, matched_curve=matched_curve)
+                for s in range(5)]
+
+    row = summary.claim_rows(recs(flat, rising), profiles=("quick",)).iloc[0]
+    assert "still improving" not in row["reason"]
+    assert "still improving at the last epoch (budget-matched scratch" in row["matched_notes"]
+    assert claim_tables.compute_word(row) == f"{row['matched_verdict'][0]}; not meaningful at this scale"
+    glance = claim_tables.glance_table(recs(flat, rising)).iloc[0]
+    assert glance["at the MAE arm's compute"].endswith("not meaningful at this scale")
+    assert "not meaningful" not in glance["the paper's comparison"]
+    assert "(not meaningful at this scale) in Table 1" in claim_tables.findings(recs(flat, rising))
+    assert claim_tables.compute_word(summary.claim_rows(recs(flat, flat), profiles=("quick",)).iloc[0]) == "MAE worse"
+    both = summary.claim_rows(recs(rising, flat), profiles=("quick",)).iloc[0]
+    assert "still improving" in both["reason"] and "still improving" in both["matched_notes"]
