@@ -452,9 +452,8 @@ EPOCHS_OF = {"images": "finetune_epochs", "series": "epochs", "segmentation": "e
 def glance_table(records: list[dict]) -> pd.DataFrame:
     """The table a reader reads first, one line per claim: the claim in words, the verdict of the paper's
     comparison and of the compute comparison in a word or two, and the scale (profile and seeds, data,
-    tokens per sample with those the MAE sees, supervised epochs, the MAE arm's training FLOPs)."""
-    from .viz import sig
-
+    tokens per sample with those the MAE sees, supervised epochs; each arm's FLOPs are in
+    :func:`budget_table`, and would make this table too wide for the page)."""
     rows = claim_rows(records)
     out = []
     for c in CLAIMS:
@@ -467,10 +466,7 @@ def glance_table(records: list[dict]) -> pd.DataFrame:
                                                                    else " (stand-in)")
             tokens = tokens_of(c, resolved)
             epochs = resolved.get("long_epochs" if c.key == "claim_long" else EPOCHS_OF[c.chapter])
-            flops = (g["budget"].get("mae") or {}).get("training FLOPs")
-            parts = [f"{r['profile']}, {int(r['n'])} seeds", data,
-                     tokens,
-                     f"{epochs} epochs" if epochs else None, f"{sig(flops, 2)} FLOPs" if flops else None]
+            parts = [f"{r['profile']}, {int(r['n'])} seeds", data, tokens, f"{epochs} epochs" if epochs else None]
             scale = "; ".join(x for x in parts if x)
         compute = compute_word(r) or "–"
         out.append({"claim": f"{c.table}: {SHORT_CLAIMS.get(c.table, c.claim)}",

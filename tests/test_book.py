@@ -279,6 +279,8 @@ def test_no_table_cell_wraps_past_three_lines_at_the_books_width(built):
                 const box = t.closest('.pst-scrollable-table-container');
                 return box && t.scrollWidth > box.clientWidth + 1 && getComputedStyle(box).overflowX === 'visible'; }).length""")
             assert cut == 0, chapter.stem
+            weights = page.eval_on_selector_all("article figure figcaption", "els => els.map(e => getComputedStyle(e).fontWeight)")
+            assert all(w == "400" for w in weights), (chapter.stem, weights)  # the tour: captions at 300 read faint
 
 
 def test_pages_show_result_code_behind_a_toggle_downloads_and_numbered_tables(built):
