@@ -413,7 +413,7 @@ SHORT_CLAIMS = {  # each claim as a reader says it, for the table read first
     "Table 3": "MAE initialisation helps 2D segmentation",
     "Table 4": "MAE initialisation helps 3D segmentation",
     "Table 5": "an MAE imputes worse than a feed-forward net",
-    "PatchTST, H = 96": "masked pretraining helps long-horizon forecasts",
+    "PatchTST, H = 96": "masked pretraining helps long forecasts",
 }
 NOT_MEANINGFUL = "not meaningful at this scale"  # what _notes says of a verdict whose MAE or arms failed a check
 
