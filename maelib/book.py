@@ -10,7 +10,8 @@ execution at the committed one's profile; a build does not run a chapter whose c
 current (:func:`current_committed`). The chosen notebook is copied into
 ``book/chapters/`` (what ``_toc.yml`` lists) with one provenance line under its title (profile,
 device, date, commit, wall time, seeds, from its run record) and, when the chapter's notebook or maelib
-changed since that execution, a visible box that says so.
+changed since that execution, a visible box that says so. An edit of the notebook's prose alone does
+neither: the page shows the execution's outputs under the prose as it is now (:func:`with_current_prose`).
 """
 
 from __future__ import annotations
@@ -110,11 +111,49 @@ def provenance_line(ex: Execution) -> str:
 
 def is_stale(chapter: str, record: dict) -> bool:
     """Whether the chapter's notebook or the maelib code it reaches changed since ``record``'s run
-    (records older than the notebook hash: whether anything in its inputs changed)."""
+    (records older than the notebook hash: whether anything in its inputs changed). A change of the
+    notebook's prose alone (:func:`prose_changed`) leaves it current: the book shows its outputs under the
+    prose as it is now."""
     if record.get("notebook_sha"):
-        return (record["notebook_sha"] != provenance.notebook_hash(chapter)
+        return ((record["notebook_sha"] != provenance.notebook_hash(chapter) and not prose_changed(chapter, record))
                 or record.get("code") != provenance.code_hash(chapter))  # the code the chapter reaches
     return record.get("stamp") != runs.stamp(chapter, record.get("parameters", {}))
+
+
+def prose_changed(chapter: str, record: dict) -> bool:
+    """Whether the chapter's notebook differs from the one ``record``'s run executed in its markdown cells
+    only: its code cells and the computing code they reach are as they were (the same
+    :func:`provenance.version`), so every output, glued number and figure is what this checkout computes."""
+    return (record.get("notebook_sha") not in (None, provenance.notebook_hash(chapter))
+            and record.get("version") == provenance.version(chapter))
+
+
+def _code_lines(source: str) -> list[str]:
+    return [line.rstrip() for line in source.splitlines() if line.strip()]
+
+
+def with_current_prose(nb, chapter: str):
+    """``nb``, an execution of ``chapter``, with the markdown cells of the chapter's notebook as it is now
+    and its own code cells, outputs included, in their places (papermill's injected parameters stay after
+    the parameters cell). Raises ValueError where the code cells do not pair one to one."""
+    import jupytext
+
+    now = jupytext.read(provenance.notebook_of(chapter))
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    ran = [c for c in nb.cells if c.cell_type == "code" and c not in injected]
+    code = [c for c in now.cells if c.cell_type == "code"]
+    if [_code_lines(c.source) for c in ran] != [_code_lines(c.source) for c in code]:
+        raise ValueError(f"the code cells of {chapter!r}'s execution are not its notebook's: run it again")
+    ran, cells = iter(ran), []
+    for cell in now.cells:
+        if cell.cell_type != "code":
+            cells.append(cell)
+            continue
+        cells.append(next(ran))
+        if "parameters" in cell.metadata.get("tags", []):
+            cells.extend(injected)
+    nb.cells = cells
+    return nb
 
 
 def stale_note(chapter: str, ex: Execution) -> str:
@@ -160,14 +199,17 @@ def _without_local_paths(text, pairs: list[tuple[str, str]]):
     return text
 
 
-def _with_header(nb_path: Path, lines: list[str], root: Path = provenance.ROOT):
+def _with_header(nb_path: Path, lines: list[str], root: Path = provenance.ROOT, prose_of: str | None = None):
     """The notebook as the book shows it: a markdown cell of ``lines`` right under its title (the first
     cell's first line), the parameters cells' code behind a toggle, no stderr output, and no path of the
-    machine that ran it (papermill's temporary input and output paths are dropped; the repository's root
+    machine that ran it; with ``prose_of`` (a chapter), under the chapter's prose as it is now
+    (:func:`with_current_prose`) (papermill's temporary input and output paths are dropped; the repository's root
     and the home folder are written relative, in code and outputs alike)."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
+    if prose_of:
+        nb = with_current_prose(nb, prose_of)
     first = nb.cells[0]
     title, _, rest = first.source.partition("\n")
     cells = [nbformat.v4.new_markdown_cell(title), nbformat.v4.new_markdown_cell("\n\n".join(x for x in lines if x))]
@@ -227,7 +269,11 @@ def stage(root: Path = provenance.ROOT, executed: Path | None = None, committed:
         shutil.copy2(source, out / source.name)  # the jupytext source, offered for download beside the notebook
         downloads = (f"Download: {{download}}`the executed notebook <{ex.notebook.name}>` · "
                      f"{{download}}`its source (jupytext) <{source.name}>`")
-        nb = _with_header(ex.notebook, [provenance_line(ex), downloads, stale_note(chapter, ex)], root)
+        edited = prose_changed(chapter, ex.record)
+        if edited:
+            downloads += " · its prose edited since the run; its code, outputs and numbers as they ran"
+        nb = _with_header(ex.notebook, [provenance_line(ex), downloads, stale_note(chapter, ex)], root,
+                          prose_of=chapter if edited else None)
         with open(out / ex.notebook.name, "w") as f:
             nbformat.write(nb, f)
         shown[chapter] = ex

@@ -149,8 +149,8 @@ display(Markdown(viz.scale_line(
 # *training* images, held out; the validation split reported below plays no part. The
 # choice was made by {glue:text}`lr_source`. A third network, **scratch, budget-matched**, trains from
 # scratch, with its own learning rate, for the epochs whose FLOPs come nearest the MAE arm's pretraining
-# and fine-tuning together ({glue:text}`matched_epochs`: the dense head makes a supervised step far
-# dearer than a pretraining one), so that a gain of the MAE arm cannot be just more compute: the summary judges the claim by the paper's comparison and gives this one a verdict
+# and fine-tuning together ({glue:text}`matched_epochs`: the dense head makes a supervised pass over a
+# frame dearer than a pretraining pass over an image), so that a gain of the MAE arm cannot be just more compute: the summary judges the claim by the paper's comparison and gives this one a verdict
 # of its own. The chapter reads
 # ADE20K {cite}`zhou2017ade20k` where its full set is present, else CamVid {cite}`brostow2009camvid` in
 # SegNet's 11-class version {cite}`badrinarayanan2017segnet`.
@@ -232,9 +232,10 @@ viz.show_table(budget, f"Each network's training budget: passes in MAE pretraini
 #
 # ```{glue:figure} fig_curves
 # :name: fig-seg-curves
-# Pixel accuracy and mIoU on the validation split after every epoch (the paper's Figure 5). The axis spans
-# the two arms of equal epochs; the budget-matched arm trains on past it, and its final value is the dotted
-# line, marked with its last epoch.
+# Pixel accuracy and mIoU on the validation split after every epoch (the paper's Figure 5). The
+# budget-matched arm trains for {glue:text}`matched_text`, on past the two arms of equal epochs. Where that
+# is more than twice their epochs, the axis spans theirs and the matched arm's final value is a dotted line
+# marked with its last epoch.
 # ```
 #
 # ## Predictions

@@ -235,3 +235,44 @@ def test_a_published_sweep_commits_its_tuning_seed_run_of_the_default_setting(tm
     _commit_shown("series", done, committed)
     kept = json.loads((committed / "quick" / "02_series.run.json").read_text())
     assert kept["finished"].startswith("2026-11-28")  # seed 0's, not the newer seed 1's
+
+
+def test_a_prose_only_edit_keeps_the_execution_current_and_shows_the_new_prose(tmp_path):
+    """An execution whose notebook differed in its markdown only (the same version): current, shown under
+    today's prose with its own outputs and injected parameters; an edited code cell or computing module
+    makes it stale, and an execution whose code cells are not the notebook's is refused, not mixed."""
+    import jupytext
+
+    ran = jupytext.read(provenance.notebook_of("series"))
+    prose = [c for c in ran.cells if c.cell_type == "markdown"]
+    prose[-1].source = "An older sentence."
+    at = next(i for i, c in enumerate(ran.cells) if "parameters" in c.metadata.get("tags", []))
+    ran.cells.insert(at + 1, nbformat.v4.new_code_cell("seed = 3", metadata={"tags": ["injected-parameters"]}))
+    for c in ran.cells:
+        if c.cell_type == "code":
+            c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"ran {len(c.source)}")]
+    folder = tmp_path / "quick"
+    folder.mkdir()
+    nbformat.write(ran, folder / "02_series.ipynb")
+    rec = record(profile="quick", notebook_sha="the notebook before a sentence was mended",
+                 code=provenance.code_hash("series"), version=provenance.version("series"))
+    (folder / "02_series.run.json").write_text(json.dumps(rec))
+    assert book.prose_changed("series", rec) and not book.is_stale("series", rec)
+    assert book.current_committed("series", "quick", tmp_path) is not None
+
+    shown = book._with_header(folder / "02_series.ipynb", ["provenance"], prose_of="series")
+    now = jupytext.read(provenance.notebook_of("series"))
+    assert ([c.source for c in shown.cells if c.cell_type == "markdown"][-1]
+            == [c.source for c in now.cells if c.cell_type == "markdown"][-1])
+    assert "An older sentence." not in json.dumps(shown)
+    code = [c for c in shown.cells if c.cell_type == "code"]
+    assert all(c.outputs for c in code) and sum("injected-parameters" in c.metadata.get("tags", []) for c in code) == 1
+    i = next(i for i, c in enumerate(shown.cells) if "injected-parameters" in c.metadata.get("tags", []))
+    assert "parameters" in shown.cells[i - 1].metadata.get("tags", [])
+
+    ran.cells[-2 if ran.cells[-2].cell_type == "code" else -1].source += "\nprint('edited')"
+    nbformat.write(ran, folder / "02_series.ipynb")
+    with pytest.raises(ValueError, match="not its notebook's"):
+        book._with_header(folder / "02_series.ipynb", [], prose_of="series")
+    rec["version"] = "an earlier version"
+    assert book.is_stale("series", rec) and not book.prose_changed("series", rec)
