@@ -248,25 +248,36 @@ def _same_group(a: dict, b: dict | None) -> bool:
     return b is not None and (a["code"], a["setting"]) == (b["code"], b["setting"])
 
 
+def _budget_rows(records: list[dict]) -> pd.DataFrame:
+    rows = claim_rows(records)
+    return rows[rows["matched_gap"].notna() & (rows["n"] > 0)]
+
+
 def budget_table(records: list[dict]) -> pd.DataFrame:
     """Both declared comparisons of the claims whose chapter trains a budget-matched scratch arm, per claim
     and profile: the paper's (the verdict's: scratch trained for the MAE arm's supervised epochs) and the
     compute comparison (scratch given the MAE arm's pretraining and fine-tuning compute: its FLOPs, or its
     passes in runs made before FLOPs were counted), each gap with its interval, the compute comparison's
-    own verdict (:func:`maelib.stats.compare`), and each arm's training FLOPs and supervised epochs."""
-    rows = claim_rows(records)
-    rows = rows[rows["matched_gap"].notna() & (rows["n"] > 0)]
+    own verdict in a word or two (:func:`compute_word`; :func:`compute_reasons` gives why, under the table),
+    and each arm's training FLOPs and supervised epochs."""
+    rows = _budget_rows(records)
     return pd.DataFrame({"table": rows["table"], "profile": rows["profile"],
                          "the paper's comparison [95% CI] (n)": rows.apply(_gap_text, axis=1),
                          "at the MAE arm's compute [95% CI] (n)": rows["matched_gap"].map(_gap_text),
-                         "its verdict": [f"{v}: {why}{notes}" for (v, why), notes
-                                         in zip(rows["matched_verdict"], rows["matched_notes"])],
+                         "its verdict": [compute_word(r) for _, r in rows.iterrows()],
                          ARM_BUDGETS: rows["budget"].map(_budget_text)},
                         columns=["table", "profile", "the paper's comparison [95% CI] (n)",
                                  "at the MAE arm's compute [95% CI] (n)", "its verdict", ARM_BUDGETS])
 
 
 ARM_BUDGETS = "FLOPs (epochs): MAE / scratch / matched"
+
+
+def compute_reasons(records: list[dict]) -> dict[str, str]:
+    """Why each row of :func:`budget_table` got its compute verdict, with its caveats, by "Table 3 (quick)",
+    for the list under that table: "MAE worse: the 95% interval excludes 0; a different dataset ..."."""
+    return {f"{r['table']} ({r['profile']})": f"{r['matched_verdict'][0]}: {r['matched_verdict'][1]}{r['matched_notes']}"
+            for _, r in _budget_rows(records).iterrows()}
 
 
 def _budget_text(budget: dict) -> str:

@@ -672,8 +672,10 @@ def forest(rows: pd.DataFrame):
         span = max(abs(lo), abs(hi), 1e-12)
         if paper_gap == paper_gap and (part["n"] > 0).any() and abs(paper_gap) <= 4 * span:  # on our scale
             ax.axvline(paper_gap, color="black", ls="--", lw=1)
-            ax.annotate("paper", (paper_gap, 0), xycoords=("data", "axes fraction"), xytext=(3, 2),
-                        textcoords="offset points", fontsize=SMALL_PT, ha="left", va="bottom")
+            inward = -1 if paper_gap > 0 else 1  # the label on the line's side toward zero, clear of the frame
+            ax.annotate("paper", (paper_gap, 0), xycoords=("data", "axes fraction"), xytext=(3 * inward, 2),
+                        textcoords="offset points", fontsize=SMALL_PT, ha="left" if inward > 0 else "right",
+                        va="bottom")
             span = max(span, 1.15 * abs(paper_gap))
         elif paper_gap == paper_gap and (part["n"] > 0).any():  # so far out that our intervals would vanish
             ax.annotate(f"paper: {sig(paper_gap, 2)}, off the scale", (1 if paper_gap > 0 else 0, 0.04),

@@ -268,6 +268,8 @@ if len(budget):
                    "(scratch trained as long as the MAE arm's fine-tuning), which gives the verdict, and scratch "
                    "given the MAE arm's pretraining and fine-tuning compute, with its own verdict (positive gap = "
                    "MAE better); last, each arm's training FLOPs and supervised epochs.", "table-claims-budget")
+    display(Markdown("Why each verdict at the MAE arm's compute, with its caveats:\n\n" + "\n".join(
+        f"- **{t}**: {why}." for t, why in claim_tables.compute_reasons(records).items())))
 
 # %% [markdown]
 # A comparison means something only when every arm learned. The criterion, checked on every judged group:

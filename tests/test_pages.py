@@ -451,7 +451,10 @@ def test_the_forest_plot_draws_the_runs_and_the_papers_gap_not_empty_rows():
     fig = viz.forest(rows)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["quick\n(n = 5)"]  # the profile not run is not a row
-    assert any(t.get_text() == "paper" for t in ax.texts)  # the paper's gap, on our scale
+    label = next(t for t in ax.texts if t.get_text() == "paper")  # the paper's gap, on our scale
+    fig.canvas.draw()
+    box, frame = label.get_window_extent(), ax.get_window_extent()
+    assert frame.x0 + 1 < box.x0 and box.x1 < frame.x1 - 1  # inside the frame, not on its border (the tour)
     assert ax.get_xlim()[1] >= 2.0
     assert [t.get_text() for t in fig.axes[1].texts if "run" in t.get_text()] == ["not run"]  # once, for a claim without runs
     rows.loc[run, "paper_gap"] = 200.0  # far beyond our interval: named, not drawn
