@@ -247,8 +247,9 @@ def curve_groups(groups: dict[str, dict[str, pd.DataFrame]], metric: str, ylabel
                  xlabel: str = "epoch", logy: bool = False, max_lines: int = MAX_LINES):
     """One panel per group of runs, one line per run, for one metric: ``groups`` maps a panel's title to
     {run label: per-epoch DataFrame}, at most ``max_lines`` runs each (ValueError otherwise). Where
-    :func:`curves` would draw nine runs on one panel, the families of runs get one row each, on shared axes
-    so that the rows compare, each with its legend at its right. An accuracy (``*acc``) is drawn in
+    :func:`curves` would draw nine runs on one panel, the families of runs get one row each, on a shared
+    epoch axis, each with its legend at its right and its own scale: on one scale, a family 500 times worse
+    than the others at its first epoch flattened their lines (Fig. 2.2). An accuracy (``*acc``) is drawn in
     percent."""
     full = {title: len(runs) for title, runs in groups.items() if len(runs) > max_lines}
     if full:
@@ -256,7 +257,7 @@ def curve_groups(groups: dict[str, dict[str, pd.DataFrame]], metric: str, ylabel
     styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v")]
     percent = metric.endswith("acc")
     fig, axes = plt.subplots(len(groups), 1, figsize=(TEXT_WIDTH_IN, 0.5 + 2.1 * len(groups)), sharex=True,
-                             sharey=True, squeeze=False)
+                             squeeze=False)
     epochs = sorted({int(e) for runs in groups.values() for h in runs.values() if metric in h for e in h["epoch"]})
     for ax, (title, runs) in zip(axes[:, 0], groups.items()):
         for k, (label, h) in enumerate(runs.items()):
@@ -269,12 +270,11 @@ def curve_groups(groups: dict[str, dict[str, pd.DataFrame]], metric: str, ylabel
         ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
         if logy:
             ax.set_yscale("log")
+            plain_log_axis(ax.yaxis)
     if xlabel == "epoch" and epochs:  # whole epochs only
         axes[-1, 0].xaxis.set_major_locator(plt.FixedLocator(epochs) if len(epochs) <= 10 else
                                             plt.MaxNLocator(integer=True))
     axes[-1, 0].set_xlabel(xlabel)
-    if logy:
-        plain_log_axis(axes[0, 0].yaxis)  # shared: one axis's labels serve every row
     fig.tight_layout()
     return fig
 

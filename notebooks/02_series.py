@@ -319,7 +319,8 @@ viz.glue_figure("fig_curves", fig)
 #
 # ```{glue:figure} fig_curves
 # :name: fig-series-curves
-# Validation MSE per epoch of every neural model (first seed).
+# Validation MSE per epoch of every neural model (first seed), a row per family, each row on its own scale:
+# compare the rows in the tables, not by the height of their lines.
 # ```
 #
 # ## What this run says
