@@ -127,25 +127,27 @@ display(Markdown(viz.scale_line(
 # %% [markdown]
 # ## Protocol
 #
-# Dataset: {glue:text}`dataset`, {glue:text}`n_train` training and {glue:text}`n_val` validation
-# volumes, intensities normalised per volume. Training sees random {glue:text}`roi` crops, balanced
-# between crops centred on the structure and on the background, with flips and intensity scaling
-# (drawn for a whole batch at once on the training device); validation runs sliding-window inference
-# over whole volumes. {glue:text}`crop_note` The ViT (12 blocks,
-# {glue:text}`hidden` wide, 16-voxel patches: {glue:text}`tokens`) is first pretrained as MONAI's masked autoencoder with
-# {glue:text}`mask_pct`% of the patches hidden; its weights are then copied into UNETR's ViT by name. On
-# held-out crops its loss on the hidden patches is {glue:text}`flat_ratio` of the flat predictor's (each
-# hidden patch filled with the mean of the visible ones): {glue:text}`flat_verdict` (the study's criterion:
-# at most 0.7).
-# The scratch UNETR is the same network with the same seed and schedule; a second scratch UNETR, the
-# **budget-matched** one, trains for the epochs whose FLOPs come nearest the MAE arm's pretraining and
-# fine-tuning together ({glue:text}`matched_epochs`: UNETR's full-resolution decoder makes a supervised
-# step far dearer than a pretraining one, which encodes a few visible patches). Each arm's learning rate is chosen from the grid {glue:text}`lr_grid`
-# (grown by doubling or halving, at most twice, past an end where the best lay: a chosen rate at an
-# end of the grown grid, in the table below, may still be short of the best) by the mean Dice on the last fifth of the *training* cases, held
-# out; the validation cases play no part. The choice was made by {glue:text}`lr_source`. The chapter
-# reads BTCV {cite}`landman2015btcv` where it is present, else Task04 Hippocampus of the Medical
-# Segmentation Decathlon {cite}`simpson2019msd,antonelli2022msd`.
+# - **Data.** {glue:text}`dataset`: {glue:text}`n_train` training and {glue:text}`n_val` validation
+#   volumes, intensities normalised per volume. Training sees random {glue:text}`roi` crops, balanced
+#   between crops centred on the structure and on the background, with flips and intensity scaling
+#   (drawn for a whole batch at once on the training device); validation runs sliding-window inference
+#   over whole volumes. {glue:text}`crop_note` The chapter reads BTCV {cite}`landman2015btcv` where it is
+#   present, else Task04 Hippocampus of the Medical Segmentation Decathlon
+#   {cite}`simpson2019msd,antonelli2022msd`.
+# - **Pretraining.** The ViT (12 blocks, {glue:text}`hidden` wide, 16-voxel patches: {glue:text}`tokens`)
+#   is first pretrained as MONAI's masked autoencoder with {glue:text}`mask_pct`% of the patches hidden;
+#   its weights are then copied into UNETR's ViT by name. On held-out crops its loss on the hidden patches
+#   is {glue:text}`flat_ratio` of the flat predictor's (each hidden patch filled with the mean of the
+#   visible ones): {glue:text}`flat_verdict` (the study's criterion: at most 0.7).
+# - **Arms.** The scratch UNETR is the same network with the same seed and schedule. A second scratch
+#   UNETR, the **budget-matched** one, trains for the epochs whose FLOPs come nearest the MAE arm's
+#   pretraining and fine-tuning together ({glue:text}`matched_epochs`: UNETR's full-resolution decoder
+#   makes a supervised pass over a crop far dearer than a pretraining pass, which encodes a few visible
+#   patches).
+# - **Learning rates.** Each arm's rate is chosen from the grid {glue:text}`lr_grid` (grown by doubling or
+#   halving, at most twice, past an end where the best lay: a chosen rate at an end of the grown grid, in
+#   the table below, may still be short of the best) by the mean Dice on the last fifth of the *training*
+#   cases, held out; the validation cases play no part. The choice was made by {glue:text}`lr_source`.
 
 # %% tags=["hide-input"]
 seed_everything(p.seed)
