@@ -239,6 +239,9 @@ viz.show_table(table, "Each claim of the paper: the paper's numbers (MAE / basel
                "detect the paper's gap, and the verdict; last, the verdict of the compute comparison (scratch "
                "given the MAE arm's compute), where the chapter trains it.", "table-claims")
 notes = claim_tables.paper_notes(records)  # the long texts under the table, which keeps its cells short
+if claim_tables.SCALE_MARK in table.to_string():
+    display(Markdown(f"{claim_tables.SCALE_MARK} {claim_tables.NOT_MEANINGFUL}: the judged runs fail a check of "
+                     "the checks table above (an MAE that did not learn, too few tokens, or an arm still improving)."))
 reasons = claim_tables.verdict_reasons(records)
 if reasons:
     display(Markdown("Why each verdict, with its caveats:\n\n" + "\n".join(
