@@ -469,8 +469,10 @@ viz.show_table(lr_frame.set_index("arm"), "Each patch-transformer arm's learning
                "lowest validation MSE (the test months play no part).", "table-long-lr")
 
 # %% [markdown]
-# Each arm's rate is chosen per horizon on the validation months, as for the next-step models; the
-# figure below sets the test errors of the table above against the published numbers.
+# {numref}`table-long-horizon` gives each horizon's test errors, ours and the published ones, in one block
+# a horizon; {numref}`table-long-lr` gives each arm's learning rate, chosen per horizon on the validation
+# months, as for the next-step models. The figure below sets the test errors of
+# {numref}`table-long-horizon` against the published numbers.
 
 # %% tags=["hide-input"]
 xs = np.array(p.long_horizons)

@@ -235,10 +235,9 @@ viz.show_table(budget, f"Each network's training budget: passes in MAE pretraini
 #
 # ```{glue:figure} fig_curves
 # :name: fig-seg-curves
-# Pixel accuracy and mIoU on the validation split after every epoch (the paper's Figure 5). The
-# budget-matched arm trains for {glue:text}`matched_text`, on past the two arms of equal epochs. Where that
-# is more than twice their epochs, the axis spans theirs and the matched arm's final value is a dotted line
-# marked with its last epoch.
+# Pixel accuracy and mIoU on the validation split after every epoch (the paper's Figure 5), for the
+# MAE-initialised network and the two scratch ones (as many epochs, and the MAE arm's FLOPs:
+# {glue:text}`matched_text`).
 # ```
 #
 # ## Predictions
@@ -307,6 +306,10 @@ results = Results(
 glue("results", results.to_json(), display=False)
 
 # %% [markdown]
+# The table sets this run's final scores beside the paper's Table 3. The data and the image size differ
+# (the caption names both), so compare the sign of the gap between the MAE row and the scratch row, not
+# the values.
+#
 # ## What this run says
 #
 # Initialised from the MAE, the ViT-UPerNet reached {glue:text}`mae_acc_text`% pixel accuracy and an

@@ -213,8 +213,8 @@ glue("verdict", viz.direction(diff, float(PAPER.loc["Dice Score", "MAE"] - PAPER
 # ```{glue:figure} fig_dice
 # :name: fig-dice
 # Mean Dice over the foreground classes on the validation volumes after every epoch (the paper's
-# Figure 7), and the training loss. The axis spans the two arms of equal epochs; the budget-matched arm
-# trains on past it, and its final value is the dotted line, marked with its last epoch.
+# Figure 7), and the training loss, for the MAE-initialised UNETR and the two scratch ones (as many epochs,
+# and the MAE arm's FLOPs: {glue:text}`matched_text`).
 # ```
 
 # %% tags=["remove-input"]
@@ -288,6 +288,10 @@ results = Results(
 glue("results", results.to_json(), display=False)
 
 # %% [markdown]
+# The table gives each network's final mean Dice and its Dice per structure beside the paper's Table 4,
+# whose numbers come from other data (the caption names ours): compare the sign of the gap between the
+# MAE row and the scratch row, not the values.
+#
 # ## What this run says
 #
 # The MAE-initialised UNETR reached a mean Dice of {glue:text}`mae_dice_text`, the scratch one

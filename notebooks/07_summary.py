@@ -129,6 +129,9 @@ if ratio_rows:
                    "table-ratio-best")
 
 # %% [markdown]
+# The table above gives, per modality swept, the ratios run with their seeds, the best ratio with its
+# interval, and the ratio a published anchor used; the figure draws every seed.
+#
 # ```{glue:figure} fig_ratio_modalities
 # :name: fig-ratio-modalities
 # The downstream metric (on the claim's reported split) against the pretraining mask ratio, one panel per

@@ -534,7 +534,7 @@ def test_in_fewer_epochs_is_judged_on_the_recorded_curves():
     got = claim_tables.curves(recs, CLAIM["volumes"], "quick")
     assert [v.shape for v in got.values()] == [(5, 4), (5, 4)]
     row = claim_tables.epochs_table(recs).iloc[0]
-    assert row["table"] == "Table 4" and row["MAE init: epochs"] == 2 and row["scratch: epochs"] == 4
+    assert row["table"] == "Table 4" and row["MAE arm: epochs"] == 2 and row["scratch: epochs"] == 4
     assert row["epochs saved [95% CI] (n)"].startswith("2.00") and "(n\u00a0=\u00a05)" in row["epochs saved [95% CI] (n)"]
     assert stats.epochs_to_reach([0.1, 0.2], 0.5) == 3.0  # never reached: one epoch past the run
     assert claim_tables.epochs_table([record("volumes", 0, 0.3, 0.2, code=version)]).empty  # no curves recorded
@@ -573,6 +573,9 @@ def test_the_budget_table_gives_each_arms_flops_and_epochs_from_the_records():
     recs[-1]["metrics"]["budget"] = budget
     cell = claim_tables.budget_table(recs).iloc[0][claim_tables.ARM_BUDGETS]
     assert cell.replace("\u00a0", " ") == "3.4e+12 (5) / 2.4e+12 (5) / 5.3e+12 (11)"
+    assert "this comparison is the paper's" not in claim_tables.compute_reasons(recs)["Table 1 (quick)"]
+    budget["baseline_matched"]["supervised passes"] = 5  # as many epochs as scratch (Table 4 at quick)
+    assert claim_tables.compute_reasons(recs)["Table 1 (quick)"].endswith("so this comparison is the paper's")
 
 
 def test_a_comparison_without_a_paper_gap_says_what_it_lacks():
