@@ -31,7 +31,7 @@ TARGET_MS, TARGET_BYTES = 200, 20_000_000
 
 TIME_UPDATES = """async ([n, warmup]) => {
   const api = document.querySelector('.mae-live').maeLive;
-  await api.ready;
+  await api.start();  // what the reader's button does
   const L = api.last.visible.length, inPage = [], total = [];
   for (let i = 0; i < n + warmup; i++) {
     const visible = Array.from({length: L}, () => (Math.random() < 0.25 ? 1 : 0));

@@ -126,7 +126,8 @@ if p.live:
 # %% [markdown]
 # ## In the book: the model in your browser
 #
-# Click or drag over the second picture to hide and show patches, or move the slider for a random mask at
+# Press the button to load the model (the page loads none of it before you ask). Then click or drag over
+# the second picture to hide and show patches, or move the slider for a random mask at
 # that ratio; pick one of {glue:text}`n_choices` validation images, one from each of {glue:text}`n_classes_shown`
 # classes, or open one of yours (it stays on your computer). This page computes the reconstruction and the
 # loss on hidden patches itself, with the model named above exported to ONNX. Hidden patches are drawn in

@@ -215,6 +215,7 @@ def test_the_masking_page_runs_its_model_in_a_real_browser(built):
         pytest.skip(str(e))
     with browser.serve(built) as url, browser.open_page() as page:
         page.goto(url + "book/chapters/06_masking.html")
+        page.click(".mae-live-start")  # the runtime and the model load when the reader asks
         page.wait_for_selector(".mae-live[data-state=ready], .mae-live[data-state=unavailable]", state="attached")
         assert page.get_attribute(".mae-live", "data-state") == "ready", page.inner_text(".mae-live-note")
         # dark mode: the controls follow the page, not the light panel the theme gives HTML outputs

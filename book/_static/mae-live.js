@@ -8,9 +8,13 @@
  * Where the runtime or the model cannot load (not published, or the page opened from file://), a
  * one-line note says so and the precomputed slider of the page is the control.
  *
- * For tests and benchmarks, the element gets `maeLive`: {ready (a promise), state, setVisible(array of
- * L 0/1), drawRandom(ratio), update() -> promise of {reconstruction, pasted, loss, visible, hidden, ms},
- * last (the latest of these)}.
+ * Nothing of the runtime or the model loads until the reader presses "Run the model in your browser": the
+ * tour measured them at 17.6 MB of the page's 27.7, and a reader who only reads should not pay for them.
+ *
+ * For tests and benchmarks, the element gets `maeLive`: {start() (what the button does; returns ready),
+ * ready (a promise, settled once started), state ("idle", "loading", "ready" or "unavailable"),
+ * setVisible(array of L 0/1), drawRandom(ratio), update() -> promise of {reconstruction, pasted, loss,
+ * visible, hidden, ms}, last (the latest of these)}.
  */
 (function () {
   "use strict";
@@ -79,8 +83,8 @@
 
     var session = null, pixels = null, visible = new Float32Array(L).fill(1);
     var running = null, queued = false;
-    var api = root.maeLive = {state: "loading", last: null};
-    root.setAttribute("data-state", "loading");
+    var api = root.maeLive = {state: "idle", last: null};
+    root.setAttribute("data-state", "idle");
 
     function addChoice(name) {
       var o = document.createElement("option");
@@ -227,6 +231,7 @@
     pool.forEach(function (p) { addChoice(p.name); });
 
     function unavailable(reason) {
+      start.hidden = true;
       api.state = "unavailable";
       root.setAttribute("data-state", "unavailable");
       ui.hidden = true;
@@ -237,10 +242,28 @@
     api.setVisible = function (v) { visible.set(v); return update(); };
     api.drawRandom = drawRandom;
     api.update = update;
+    var go, started = new Promise(function (ok) { go = ok; });
+    var start = document.createElement("button");
+    start.type = "button";
+    start.className = "mae-live-start";
+    start.textContent = "Run the model in your browser (it downloads the ONNX runtime and the model, once)";
+    api.start = function () {
+      start.hidden = true;
+      go();
+      return api.ready;
+    };
+    start.addEventListener("click", api.start);
     api.ready = (async function () {
       if (location.protocol === "file:") throw new Error("page opened from a file: serve the book over HTTP, " +
         "e.g. python -m http.server -d _build/html");
       if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
+      note.textContent = "The precomputed slider below needs nothing more; this control computes each " +
+        "reconstruction in your browser.";
+      root.insertBefore(start, ui);
+      await started;
+      api.state = "loading";
+      root.setAttribute("data-state", "loading");
+      note.textContent = "Loading the runtime and the model…";
       var ort = await loadRuntime(base);
       try {
         session = await ort.InferenceSession.create(base + "mae.onnx", {executionProviders: ["wasm"]});
