@@ -77,6 +77,9 @@ def main(argv=None) -> None:
             "<!doctype html><html><body>" + webmodel.control(mae, pictures, static="../_static") + "</body></html>")
         with browser.serve(site) as url, browser.open_page(timeout_s=300) as page:
             page.goto(url + "executed/page.html")
+            page.wait_for_selector(".mae-live[data-state=idle], .mae-live[data-state=unavailable]", state="attached")
+            if page.is_visible(".mae-live-start"):
+                page.click(".mae-live-start")  # as the reader does: nothing of the model loads before
             page.wait_for_selector(".mae-live[data-state=ready], .mae-live[data-state=unavailable]", state="attached")
             if page.get_attribute(".mae-live", "data-state") != "ready":
                 raise SystemExit(page.inner_text(".mae-live-note"))

@@ -123,13 +123,16 @@ def is_stale(chapter: str, record: dict) -> bool:
 def prose_changed(chapter: str, record: dict) -> bool:
     """Whether the chapter's notebook differs from the one ``record``'s run executed in its markdown cells
     only: its code cells and the computing code they reach are as they were (the same
-    :func:`provenance.version`), so every output, glued number and figure is what this checkout computes."""
+    :func:`provenance.version`), so its numbers are what this checkout computes (the display-only modules,
+    which lay out its tables and figures, may have changed since, as for any current execution)."""
     return (record.get("notebook_sha") not in (None, provenance.notebook_hash(chapter))
             and record.get("version") == provenance.version(chapter))
 
 
 def _code_lines(source: str) -> list[str]:
-    return [line.rstrip() for line in source.splitlines() if line.strip()]
+    """A code cell's lines as they ran: trailing spaces and the blank lines at its two ends aside (a blank
+    line inside, in a string, may change what it prints)."""
+    return [line.rstrip() for line in source.strip("\n").splitlines()]
 
 
 def with_current_prose(nb, chapter: str):
@@ -144,13 +147,11 @@ def with_current_prose(nb, chapter: str):
     code = [c for c in now.cells if c.cell_type == "code"]
     if [_code_lines(c.source) for c in ran] != [_code_lines(c.source) for c in code]:
         raise ValueError(f"the code cells of {chapter!r}'s execution are not its notebook's: run it again")
+    tagged = [i for i, c in enumerate(now.cells) if "parameters" in c.metadata.get("tags", [])]
     ran, cells = iter(ran), []
-    for cell in now.cells:
-        if cell.cell_type != "code":
-            cells.append(cell)
-            continue
-        cells.append(next(ran))
-        if "parameters" in cell.metadata.get("tags", []):
+    for i, cell in enumerate(now.cells):
+        cells.append(next(ran) if cell.cell_type == "code" else cell)
+        if tagged and i == tagged[-1]:  # papermill injects after the last parameters cell
             cells.extend(injected)
     nb.cells = cells
     return nb
@@ -161,12 +162,20 @@ def stale_note(chapter: str, ex: Execution) -> str:
     shown, else ""."""
     if not is_stale(chapter, ex.record):
         return ""
+    return stale_box(chapter, ex, "The chapter's notebook or the library has changed since, so the current "
+                                  "code might give other numbers.")
+
+
+def stale_box(chapter: str, ex: Execution, why: str) -> str:
+    """The warning box of an execution that this checkout's notebook might not reproduce, saying ``why``."""
     commit = (ex.record.get("git_commit") or "unknown")[:8]
     again = f"python -m maelib run {chapter} --profile {ex.record.get('profile')}"
     return (":::{admonition} Made by an earlier version of this chapter\n:class: warning\n"
-            f"This page was executed at commit `{commit}` ({_when(ex.record)}). The chapter's notebook or the "
-            f"library has changed since, so the current code might give other numbers. Run it again with "
-            f"`{again}`.\n:::")
+            f"This page was executed at commit `{commit}` ({_when(ex.record)}). {why.rstrip('.')}. Run it again "
+            f"with `{again}`.\n:::")
+
+
+PROSE_EDITED = " · its prose edited since the run; its code, outputs and numbers as they ran"
 
 
 def shown(executed: Path = provenance.EXECUTED, committed: Path = COMMITTED, root: Path = provenance.ROOT,
@@ -269,11 +278,12 @@ def stage(root: Path = provenance.ROOT, executed: Path | None = None, committed:
         shutil.copy2(source, out / source.name)  # the jupytext source, offered for download beside the notebook
         downloads = (f"Download: {{download}}`the executed notebook <{ex.notebook.name}>` · "
                      f"{{download}}`its source (jupytext) <{source.name}>`")
-        edited = prose_changed(chapter, ex.record)
-        if edited:
-            downloads += " · its prose edited since the run; its code, outputs and numbers as they ran"
-        nb = _with_header(ex.notebook, [provenance_line(ex), downloads, stale_note(chapter, ex)], root,
-                          prose_of=chapter if edited else None)
+        edited, note = prose_changed(chapter, ex.record), stale_note(chapter, ex)
+        try:
+            nb = _with_header(ex.notebook, [provenance_line(ex), downloads + (PROSE_EDITED if edited else ""), note],
+                              root, prose_of=chapter if edited else None)
+        except ValueError as e:  # its cells do not pair with today's notebook: shown as it ran, and said so
+            nb = _with_header(ex.notebook, [provenance_line(ex), downloads, stale_box(chapter, ex, str(e))], root)
         with open(out / ex.notebook.name, "w") as f:
             nbformat.write(nb, f)
         shown[chapter] = ex

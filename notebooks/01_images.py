@@ -296,7 +296,9 @@ viz.show_table(budget, f"Each arm's training budget: passes in MAE pretraining (
 # :name: fig-ft
 # Validation accuracy and training loss per epoch, MAE initialisation against the two scratch arms
 # (as many epochs, and the MAE arm's whole budget: {glue:text}`matched_text`), each at its chosen learning
-# rate.
+# rate. Where the budget-matched arm
+# trains more than twice as long as the others, the axis spans theirs, and its final value is a dotted
+# line marked with its last epoch.
 # ```
 #
 # Did each arm finish learning? Its validation top-1 gained, over its last fifth of epochs:
@@ -338,8 +340,8 @@ results = Results(
 glue("results", results.to_json(), display=False)
 
 # %% [markdown]
-# The table reads down each column: the paper's accuracies come from all 200 TinyImageNet classes, with a
-# model and schedule it does not state; this run's from the classes and profile in the caption. The two
+# The table reads down each column: the paper's accuracies come from all {glue:text}`paper_classes`
+# TinyImageNet classes, with a model and schedule it does not state; this run's from the classes and profile in the caption. The two
 # columns compare in the order of their rows, not in their values.
 #
 # ## What this run says

@@ -19,10 +19,10 @@
 # a feature pyramid, and compares a ViT initialised from an MAE with one trained from scratch. This
 # chapter trains both with the same seed and schedule, each at a learning rate chosen for it on held-out
 # training images, and scores pixel accuracy and mIoU after every epoch. A third network trains from
-# scratch for as many passes over the images as the MAE arm's pretraining and fine-tuning together, so
-# that "MAE beats scratch" cannot just mean "more training beats less".
+# scratch for the epochs whose FLOPs come nearest the MAE arm's pretraining and fine-tuning together, so
+# that "MAE beats scratch" cannot just mean "more compute beats less".
 #
-# Rerun it with another setting: `python -m maelib run segmentation -p mask_ratio 0.5`.
+# Rerun it with another setting: `python -m maelib run segmentation -p epochs 40`.
 
 # %% tags=["parameters"]
 # Every name here is a parameter (`-p NAME VALUE`); None takes the profile's value (maelib/profiles.py).
@@ -237,7 +237,9 @@ viz.show_table(budget, f"Each network's training budget: passes in MAE pretraini
 # :name: fig-seg-curves
 # Pixel accuracy and mIoU on the validation split after every epoch (the paper's Figure 5), for the
 # MAE-initialised network and the two scratch ones (as many epochs, and the MAE arm's FLOPs:
-# {glue:text}`matched_text`).
+# {glue:text}`matched_text`). Where the budget-matched arm
+# trains more than twice as long as the others, the axis spans theirs, and its final value is a dotted
+# line marked with its last epoch.
 # ```
 #
 # ## Predictions
@@ -306,9 +308,9 @@ results = Results(
 glue("results", results.to_json(), display=False)
 
 # %% [markdown]
-# The table sets this run's final scores beside the paper's Table 3. The data and the image size differ
-# (the caption names both), so compare the sign of the gap between the MAE row and the scratch row, not
-# the values.
+# The table sets this run's final scores beside the paper's Table 3. Where the data or the image size
+# differ from the paper's (the caption names both), compare the sign of the gap between the MAE row and
+# the scratch row, not the values.
 #
 # ## What this run says
 #

@@ -214,7 +214,9 @@ glue("verdict", viz.direction(diff, float(PAPER.loc["Dice Score", "MAE"] - PAPER
 # :name: fig-dice
 # Mean Dice over the foreground classes on the validation volumes after every epoch (the paper's
 # Figure 7), and the training loss, for the MAE-initialised UNETR and the two scratch ones (as many epochs,
-# and the MAE arm's FLOPs: {glue:text}`matched_text`).
+# and the MAE arm's FLOPs: {glue:text}`matched_text`). Where the budget-matched arm
+# trains more than twice as long as the others, the axis spans theirs, and its final value is a dotted
+# line marked with its last epoch.
 # ```
 
 # %% tags=["remove-input"]
@@ -288,9 +290,9 @@ results = Results(
 glue("results", results.to_json(), display=False)
 
 # %% [markdown]
-# The table gives each network's final mean Dice and its Dice per structure beside the paper's Table 4,
-# whose numbers come from other data (the caption names ours): compare the sign of the gap between the
-# MAE row and the scratch row, not the values.
+# The table gives each network's final mean Dice and its Dice per structure beside the paper's Table 4.
+# Where our data are not the paper's BTCV (the caption names ours), compare the sign of the gap between
+# the MAE row and the scratch row, not the values.
 #
 # ## What this run says
 #

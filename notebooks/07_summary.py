@@ -127,11 +127,10 @@ if ratio_rows:
                    "the ratios run with their seeds, the ratio of the best mean score with its bootstrap interval "
                    "and the share of draws in which it was best, and the ratio a published anchor used.",
                    "table-ratio-best")
+    display(Markdown("The table gives, per modality swept, the ratios run with their seeds, the best ratio with "
+                     "its interval, and the ratio a published anchor used; the figure below draws every seed."))
 
 # %% [markdown]
-# The table above gives, per modality swept, the ratios run with their seeds, the best ratio with its
-# interval, and the ratio a published anchor used; the figure draws every seed.
-#
 # ```{glue:figure} fig_ratio_modalities
 # :name: fig-ratio-modalities
 # The downstream metric (on the claim's reported split) against the pretraining mask ratio, one panel per

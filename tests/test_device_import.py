@@ -266,10 +266,20 @@ def test_a_prose_only_edit_keeps_the_execution_current_and_shows_the_new_prose(t
             == [c.source for c in now.cells if c.cell_type == "markdown"][-1])
     assert "An older sentence." not in json.dumps(shown)
     code = [c for c in shown.cells if c.cell_type == "code"]
-    assert all(c.outputs for c in code) and sum("injected-parameters" in c.metadata.get("tags", []) for c in code) == 1
+    assert all(c.outputs[0]["text"] == f"ran {len(c.source)}" for c in code)  # each cell with its own output
+    assert sum("injected-parameters" in c.metadata.get("tags", []) for c in code) == 1
     i = next(i for i, c in enumerate(shown.cells) if "injected-parameters" in c.metadata.get("tags", []))
     assert "parameters" in shown.cells[i - 1].metadata.get("tags", [])
 
+    first = next(c for c in ran.cells if c.cell_type == "code" and "\n" in c.source.strip())
+    kept = first.source
+    first.source = kept.replace("\n", "\n\n", 1)  # a blank line inside a cell (in a string, it prints)
+    nbformat.write(ran, folder / "02_series.ipynb")
+    with pytest.raises(ValueError, match="not its notebook's"):
+        book._with_header(folder / "02_series.ipynb", [], prose_of="series")
+    first.source = "\n" + kept + "\n\n"  # blank lines at a cell's ends: what jupytext may add or drop
+    nbformat.write(ran, folder / "02_series.ipynb")
+    book._with_header(folder / "02_series.ipynb", [], prose_of="series")
     ran.cells[-2 if ran.cells[-2].cell_type == "code" else -1].source += "\nprint('edited')"
     nbformat.write(ran, folder / "02_series.ipynb")
     with pytest.raises(ValueError, match="not its notebook's"):
