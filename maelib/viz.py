@@ -710,8 +710,13 @@ def ratio_panels(frame: pd.DataFrame, bests: dict, claims: dict, published: dict
     tables = list(dict.fromkeys(frame["table"]))
     cols = min(2, len(tables))
     rows = -(-len(tables) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 4.6 * rows), squeeze=False)
-    for ax, table in zip(axes.flat, tables):
+    fig = plt.figure(figsize=(3.6 * cols, 4.6 * rows))
+    grid = fig.add_gridspec(rows, 2 * cols)  # half-columns: an odd last panel sits centred, no empty slot
+    spans = [grid[i // cols, 2 * (i % cols): 2 * (i % cols) + 2] for i in range(len(tables))]
+    if len(tables) % cols:
+        spans[-1] = grid[rows - 1, cols - 1: cols + 1]
+    for span, table in zip(spans, tables):
+        ax = fig.add_subplot(span)
         c, part = claims[table], frame[frame["table"] == table]
         base = part.drop_duplicates("seed")["baseline"]
         ax.axhspan(base.mean() - base.std(ddof=1), base.mean() + base.std(ddof=1), color="0.85", lw=0,
@@ -736,7 +741,5 @@ def ratio_panels(frame: pd.DataFrame, bests: dict, claims: dict, published: dict
         ax.set_title(titles.get(table, table), fontsize=TITLE_PT)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.36), frameon=False)  # under the panel, not over data
-    for ax in list(axes.flat)[len(tables):]:
-        ax.axis("off")
     fig.tight_layout()
     return fig

@@ -217,3 +217,19 @@ def test_a_tick_in_full_keeps_a_quarter_step():
     """The reviewer: two significant digits printed 12.5 as "12" and 17.5 as "18" under MaxNLocator's 2.5 steps."""
     assert [viz.TICK_IN_FULL(v, None) for v in (12.5, 17.5, -1.6e-5, 0.0, 0.006)] == [
         "12.5", "17.5", "\u22121.6e\u221205", "0", "0.006"]
+
+
+def test_an_odd_last_mask_ratio_panel_is_centred_not_beside_an_empty_slot():
+    """The tour: three modalities drew a 2 x 2 grid with an empty fourth slot. The third panel sits centred
+    under the first two, and the figure has no empty axes."""
+    from maelib import published
+
+    rows = [{"table": t, "ratio": r, "seed": s, "mae": 0.05 + r / 10 + s / 1000, "baseline": 0.05 + s / 1000}
+            for t in ("PatchTST, H = 96", "Table 5", "Table 1") for r in (0.1, 0.4, 0.9) for s in range(3)]
+    claims = {c.table: c for c in summary.CLAIMS}
+    fig = viz.ratio_panels(pd.DataFrame(rows), {}, claims, {"PatchTST, H = 96": published.MASK_RATIOS["series"]})
+    assert len(fig.axes) == 3 and all(ax.lines for ax in fig.axes)
+    first, second, third = (ax.get_position() for ax in fig.axes)
+    middle = (first.x0 + second.x1) / 2
+    assert third.y1 < first.y0 and abs((third.x0 + third.x1) / 2 - middle) < 0.02
+    plt.close(fig)
