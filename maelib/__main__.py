@@ -164,8 +164,10 @@ def build(args, ap) -> int:
     for c in runs.toc_chapters():
         kept = None if args.force else book.current_committed(c, profile)
         if kept:
+            made = ("this notebook's code cells and this code (its prose edited since)"
+                    if book.prose_changed(c, kept.record) else "this notebook and code")
             print(f"{c}: shows its committed {kept.record['profile']} execution (commit "
-                  f"{(kept.record.get('git_commit') or 'unknown')[:8]}), made by this notebook and code; not run again")
+                  f"{(kept.record.get('git_commit') or 'unknown')[:8]}), made by {made}; not run again")
         else:
             chapters.append(c)
     first = sorted((c for c in chapters if runs.independent(c)), key=lambda c: -provenance.last_wall_s(c, args.profile))
