@@ -211,9 +211,9 @@ def _without_local_paths(text, pairs: list[tuple[str, str]]):
 def _with_header(nb_path: Path, lines: list[str], root: Path = provenance.ROOT, prose_of: str | None = None):
     """The notebook as the book shows it: a markdown cell of ``lines`` right under its title (the first
     cell's first line), the parameters cells' code behind a toggle, no stderr output, and no path of the
-    machine that ran it; with ``prose_of`` (a chapter), under the chapter's prose as it is now
-    (:func:`with_current_prose`) (papermill's temporary input and output paths are dropped; the repository's root
-    and the home folder are written relative, in code and outputs alike)."""
+    machine that ran it (papermill's temporary input and output paths are dropped; the repository's root
+    and the home folder are written relative, in code and outputs alike). With ``prose_of`` (a chapter),
+    under the chapter's prose as it is now (:func:`with_current_prose`)."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
