@@ -7,14 +7,15 @@ import, those inside functions too, and fails on an upward import or a circle):
    ``precision``), the parameters (``profiles``), the record's shapes (``report``), the paper's and other
    papers' numbers, the figures' helpers (``viz``), and ``progress``, a side channel that writes epoch
    reports and reads nothing of the registry;
-2. **recipes**: one module per modality (images, series, forecast, segmentation, volumes, tabular), the
+2. **recipes**: one module per modality (images, series, forecast, segmentation, volumes, tabular), when
+   MAE pretraining pays (``payoff``), the
    reference model, the masking widgets and the in-browser model;
 3. **records**: the run registry, code versions, provenance and checkpoint folders (``provenance``), and
    which learning rates a run reuses (``tuning``);
 4. **runner**: the catalog of chapters (``catalog``: each chapter's preflight, tuned arms, data, claims),
    papermill (``runs``), runs side by side (``jobs``), the device import, the time estimates from the
    records (``estimates``) and the browser checks;
-5. **study and book**: the summary, its tables, the book, and the command line (``__main__``), which
+5. **study and book**: the summary, its tables, the payoff curves' crossover over seeds, the book, and the command line (``__main__``), which
    drives every layer.
 
 A chapter's code version is what its notebook reaches through these imports
@@ -24,9 +25,9 @@ A chapter's code version is what its notebook reaches through these imports
 LAYERS = (
     ("core", {"masking", "tokens", "mae", "heads", "metrics", "stats", "files", "data", "train", "budgets", "precision",
               "progress", "profiles", "report", "paper", "published", "viz"}),
-    ("recipes", {"images", "series", "forecast", "segmentation", "volumes", "tabular", "reference", "widgets",
-                 "webmodel"}),
+    ("recipes", {"images", "series", "forecast", "segmentation", "volumes", "tabular", "payoff", "reference",
+                 "widgets", "webmodel"}),
     ("records", {"provenance", "tuning"}),
     ("runner", {"catalog", "runs", "jobs", "device", "estimates", "browser"}),
-    ("study and book", {"summary", "claim_tables", "book", "__main__"}),
+    ("study and book", {"summary", "claim_tables", "crossover", "book", "__main__"}),
 )

@@ -174,6 +174,7 @@ CHAPTERS = {c.name: c for c in (
               fair_label="feed-forward (re-masked observed cells)", paper_scale_unknown=True,
               ratio_parameter="mask_ratio"),
     )),
+    Chapter(name="payoff", preflight="payoff:preflight", data=("tinyimagenet",)),
     Chapter(name="masking", data=("tinyimagenet",), reads_records=("images",),
             reads_models=("image_mae_full.pt", "image_mae_reference.pt")),
     Chapter(name="summary", reads_records=EVERY),

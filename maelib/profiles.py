@@ -377,6 +377,33 @@ PROFILES["volumes"] = {
 }
 
 
+# When MAE pays (maelib.payoff): Chapter 1's model, data and pretraining, then each arm trained once per budget,
+# on all the labelled images (epochs) and on few_labels of them (few_label_epochs); the MAE still pretrains on
+# every image. Quick fixes each arm's rate at the one Chapter 1 chose on held-out training images for its 20-epoch
+# schedule (seed 0, 2026-12-06, code 25fdd036: MAE 4e-3 of 1e-3..8e-3, scratch 2e-3 of 1e-3..4e-3), at every
+# budget and both label fractions, where choosing per budget would cost three times the curve itself; full and
+# smoke leave them to be chosen on held-out data for finetune_epochs.
+_NOT_PAYOFF = ("probe_epochs", "matched_lr")
+SPECS["payoff"] = {**{k: v for k, v in SPECS["images"].items() if k not in _NOT_PAYOFF},
+                   "epochs": Spec(list, 1, item=int),  # the budgets on all the labelled images, in passes
+                   "few_labels": Spec(float, 0, 1, open_low=True),  # the fraction of labelled images of the second curve
+                   "few_label_epochs": Spec(list, 1, item=int),  # its budgets, in passes over those images
+                   "cooldown": Spec(float, 0, 1, open_low=True, open_high=True)}  # a budget's share its branch decays over
+
+
+def _payoff(images_profile: dict, **changes) -> dict:
+    return {**{k: v for k, v in images_profile.items() if k not in _NOT_PAYOFF}, "cooldown": 0.2, **changes}
+
+
+PROFILES["payoff"] = {
+    "quick": _payoff(PROFILES["images"]["quick"], finetune_lr=4e-3, scratch_lr=2e-3, epochs=[5, 10, 20, 40],
+                     few_labels=0.1, few_label_epochs=[20, 40, 80, 160]),
+    "full": _payoff(PROFILES["images"]["full"], epochs=[10, 20, 40, 80], few_labels=0.1,
+                    few_label_epochs=[40, 80, 160, 320]),
+    "smoke": _payoff(PROFILES["images"]["smoke"], epochs=[1, 2], few_labels=0.5, few_label_epochs=[2, 4]),
+}
+
+
 _RATIO_GRID = [round(0.05 * i, 2) for i in range(1, 20)]
 PROFILES["masking"] = {
     "quick": dict(mae_checkpoint=None, live=True, n_images=4, ratios=_RATIO_GRID, n_seeds=3, quality_images=200),
@@ -533,7 +560,16 @@ def _existing_checkpoint(p: dict, reference_too: bool = False) -> None:
 CROSS_CHECKS = {"images": _images_cross, "series": _series_cross, "tabular": _tabular_cross,
                 "segmentation": lambda p: (_images_cross(p), _existing_checkpoint(p, reference_too=True)),
                 "volumes": lambda p: _volumes_cross(p), "summary": _existing_folders,
-                "reproduce": _existing_folders, "masking": _existing_checkpoint}
+                "reproduce": _existing_folders, "masking": _existing_checkpoint,
+                "payoff": lambda p: (_images_cross(p), _budgets(p))}
+
+
+def _budgets(p: dict) -> None:
+    for name in ("epochs", "few_label_epochs"):
+        b = p.get(name)
+        if b is not None and (len(b) < 2 or list(b) != sorted(set(b))):
+            raise ValueError(f"{name} must be at least two budgets in increasing order, each a whole number of "
+                             f"epochs >= 1, got {b}")
 
 
 def _volumes_cross(p: dict) -> None:

@@ -743,3 +743,43 @@ def ratio_panels(frame: pd.DataFrame, bests: dict, claims: dict, published: dict
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.36), frameon=False)  # under the panel, not over data
     fig.tight_layout()
     return fig
+
+
+def payoff_panels(points: pd.DataFrame, arms: tuple[str, str], crossings: dict | None = None):
+    """Validation top-1 against training compute, one panel per label fraction of ``points`` (one profile's
+    rows of :func:`maelib.crossover.frame`, or one run's): each arm of ``arms`` (MAE, scratch) a line through
+    its mean per budget, every seed a faint dot, compute on a log axis in TFLOP; where ``crossings`` (fraction
+    -> :func:`maelib.crossover.crossovers`' entry) has a crossover, a dotted line there, its interval shaded."""
+    fractions = sorted(points["fraction"].unique(), reverse=True)
+    fig, axes = plt.subplots(1, len(fractions), figsize=(min(TEXT_WIDTH_IN, 4.4 * len(fractions)), 3.9),
+                             squeeze=False)
+    for ax, fraction in zip(axes[0], fractions):
+        part = points[points["fraction"] == fraction]
+        for k, arm in enumerate(arms):
+            rows = part[part["arm"] == arm]
+            means = rows.groupby("flops")["top1"].mean()
+            ax.plot(means.index / 1e12, means.values, ["-o", "--s"][k % 2], color=f"C{k}", ms=4, label=arm)
+            ax.scatter(rows["flops"] / 1e12, rows["top1"], s=12, color=f"C{k}", alpha=0.4, lw=0)
+        c = (crossings or {}).get(float(fraction))
+        if c and c["flops"] is not None:
+            ax.axvline(c["flops"] / 1e12, color="black", ls=":", lw=1, label="crossover")
+            if np.isfinite(c["low"]):
+                ax.axvspan(c["low"] / 1e12, c["high"] / 1e12, color="0.85", lw=0, zorder=0, label="its 95% interval")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+        n = part["seed"].nunique()
+        ax.set_title(f"{fraction:.0%} of the labels, {count(n, 'seed')}", fontsize=TITLE_PT)
+        ax.set_xlabel("training compute (TFLOP, log scale)")
+        ax.set_ylabel("validation top-1 (%)")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig

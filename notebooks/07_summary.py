@@ -27,11 +27,12 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from maelib import claim_tables, profiles, provenance, published, stats, summary, viz
+from maelib import claim_tables, crossover, profiles, provenance, published, stats, summary, viz
 
 p = profiles.resolve_namespace("summary", globals())
 glue("params", vars(p), display=False)
@@ -142,6 +143,47 @@ if ratio_rows:
 #
 # The [interactive masking chapter](06_masking) shows what a ratio hides in an image, and lets you move
 # it.
+
+# %% [markdown]
+# ## When MAE pretraining pays: compute and labels
+#
+# Whether MAE + fine-tuning beats scratch depends on the compute each arm gets and on how many labels
+# there are. The [chapter on when MAE pretraining pays](09_payoff) draws both arms' curves of validation top-1
+# against training FLOPs (the MAE arm's pretraining counted in full), on all of Chapter 1's labelled images
+# and on a fraction of them, and reads off the compute from which the MAE curve stays above scratch's: the
+# crossover, declared before the runs, with an interval over seeds. {glue:text}`payoff_sentence`
+
+# %% tags=["remove-input"]
+pay = crossover.frame(records)
+pay_profile = "full" if pay["profile"].eq("full").any() else "quick"
+pay = pay[pay["profile"] == pay_profile]
+if len(pay):
+    pay_cross = crossover.crossovers(crossover.gaps(pay))
+    fig = viz.payoff_panels(pay, (crossover.MAE_ARM, crossover.SCRATCH), pay_cross)
+    n_pay = pay["seed"].nunique()
+    check = crossover.branch_check(pay, records, pay_profile, profiles.resolve("payoff", pay_profile).finetune_epochs)
+    checked = "; ".join(f"{arm} {viz.sig(np.mean(c['branch']))}% against {viz.sig(np.mean(c['separate']))}% "
+                        f"± {viz.sig(np.std(c['separate'], ddof=1), 2)} ({'within' if c['within'] else 'outside'} two "
+                        "standard deviations)" for arm, c in check.items())
+    glue("payoff_sentence", (crossover.sentence(pay_cross) or "No MAE budget lies within scratch's compute yet.")
+         + f" From {viz.count(n_pay, 'seed')} at the {pay_profile} profile"
+         + ("" if n_pay >= summary.MIN_RATIO_SEEDS else f", fewer than the {summary.MIN_RATIO_SEEDS} this needs: "
+            "read it as a first look") + "."
+         + (f" At Chapter 1's budget on all the labels, the branched schedule against Chapter 1's separate runs "
+            f"with a cosine decay (mean of its seeds ± sd): {checked}." if checked else ""), display=False)
+else:
+    fig = viz.message_figure("No run of the chapter on when MAE pretraining pays is recorded yet.")
+    glue("payoff_sentence", "No run of it is recorded yet (`python -m maelib sweep payoff --seeds 0 1 2`).",
+         display=False)
+viz.glue_figure("fig_payoff_summary", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_payoff_summary
+# :name: fig-payoff-summary
+# Validation top-1 against training compute (log scale), per label fraction: each arm's mean per budget
+# (line) and every seed (dots); dotted, the crossover, and shaded, its 95% interval over seeds where there
+# is one.
+# ```
 
 # %% [markdown]
 # ## Is each verdict meaningful?

@@ -225,8 +225,12 @@ registry = summary.load()
 
 
 def verdict_seeds(chapter: str, profile: str) -> list[int]:
-    """The seeds of the groups the summary judges for this chapter's claims (Table 3's 20, say), or []."""
+    """The seeds of the groups the summary judges for this chapter's claims (Table 3's 20, say); for a
+    chapter of no claim (when MAE pays), those of its default-parameter runs; or []."""
     groups = [summary.judged_group(registry, c.chapter, profile, c.key) for c in summary.CLAIMS if c.chapter == chapter]
+    if not groups:
+        return sorted({r["seed"] for r in registry if r["chapter"] == chapter and r["profile"] == profile
+                       and provenance.is_default(r)})
     seeds = sorted({s for g in groups if g for s in g["seeds"]})
     return seeds if len(seeds) >= summary.MIN_SEEDS else []
 
