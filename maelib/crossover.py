@@ -80,7 +80,8 @@ def crossing(flops, gap) -> float | None:
 def crossovers(g: pd.DataFrame, draws: int = stats.BOOTSTRAPS, level: float = stats.LEVEL, seed: int = 0) -> dict:
     """Per label fraction of :func:`gaps`: {"flops": the crossover of the mean gaps (:func:`crossing`) or
     None, "low", "high": its ``level`` interval over draws of the seeds that have one (NaN with one seed),
-    "share": the share of draws with a crossover, "first", "last": the shared range's FLOPs, "gap_first",
+    "share": the share of draws with a crossover, "share_first": of draws whose crossover is the cheapest shared
+    budget (the MAE arm ahead throughout), "first", "last": the shared range's FLOPs, "gap_first",
     "gap_last": the mean gap at its ends, "ahead": whether the MAE arm is ahead at any of them, "seeds":
     how many}. Only budgets every seed reaches are read."""
     out, rng = {}, np.random.default_rng(seed)
@@ -93,12 +94,14 @@ def crossovers(g: pd.DataFrame, draws: int = stats.BOOTSTRAPS, level: float = st
         mean = values.mean(0)
         picks = rng.integers(0, len(values), (draws, len(values))) if len(values) > 1 else np.zeros((0, 1), int)
         found = [c for c in (crossing(f, values[i].mean(0)) for i in picks) if c is not None]
+        first = sum(c == f[0] for c in found)
         tail = (1 - level) / 2
         out[float(fraction)] = {
             "flops": crossing(f, mean), "first": float(f[0]), "last": float(f[-1]),
             "gap_first": float(mean[0]), "gap_last": float(mean[-1]), "ahead": bool((mean > 0).any()),
             "seeds": len(values),
             "share": len(found) / len(picks) if len(picks) else float("nan"),
+            "share_first": first / len(picks) if len(picks) else float("nan"),
             "low": float(np.quantile(found, tail)) if found else float("nan"),
             "high": float(np.quantile(found, 1 - tail)) if found else float("nan")}
     return out
@@ -125,8 +128,10 @@ def sentence(cross: dict) -> str:
             parts.append(f"{labels}, at no compute in the range both arms reach ({span}): {who}, the gap going "
                          f"from {c['gap_first']:+.1f} to {c['gap_last']:+.1f} points")
         elif c["flops"] == c["first"]:
+            ahead = (f" (ahead from there in {c['share_first']:.0%} of the draws that redraw the seeds)"
+                     if np.isfinite(c["share_first"]) else "")
             parts.append(f"{labels}, already at the MAE arm's cheapest budget that scratch also reaches, "
-                         f"{tflop(c['first'])}{sure}")
+                         f"{tflop(c['first'])}{ahead}")
         else:
             parts.append(f"{labels}, from about {tflop(c['flops'])}{sure}, in the range both arms reach ({span})")
     return "At this scale, MAE pretraining pays " + "; and ".join(parts) + "." if parts else ""

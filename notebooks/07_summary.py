@@ -101,10 +101,14 @@ glue("ratio_min_seeds", summary.MIN_RATIO_SEEDS, display=False)
 glue("n_ratio_points", len(ratio_frame), display=False)
 claim_of = {c.table: c for c in summary.CLAIMS}
 swept = [t for t in dict.fromkeys(ratio_frame["table"]) if ratio_frame[ratio_frame["table"] == t]["ratio"].nunique() > 1]
-unswept = [f"{summary.modality(c.table)} ({c.table})" for c in summary.CLAIMS if c.ratio_parameter and c.table not in swept]
+transferred = {c.table for c in summary.CLAIMS if c.ratio_parameter
+               and getattr(profiles.resolve(c.chapter, ratio_profile), "mae_checkpoint", None)}
+unswept = [f"{summary.modality(c.table)} ({c.table})" + (", whose encoder at this profile is transferred from an image "
+           "MAE, so its ratio is that MAE's: its curve needs an image MAE pretrained at each ratio" if c.table in
+           transferred else "") for c in summary.CLAIMS if c.ratio_parameter and c.table not in swept]
 older = [t for t in swept if ratio_frame[ratio_frame["table"] == t]["code"].iloc[-1] != provenance.version(claim_of[t].chapter)]
 glue("ratio_verdict", f"At the {ratio_profile} profile the hypothesis is {ratio_word}. " + " ".join(ratio_lines)
-     + (f" Not swept at its newest code version yet: {', '.join(unswept)}." if unswept else "")
+     + (f" Not swept at its newest code version yet: {'; '.join(unswept)}." if unswept else "")
      + (f" Swept by older code than this book's: {', '.join(older)}." if older else ""), display=False)
 anchors = {c.table: published.MASK_RATIOS[c.chapter] for c in summary.CLAIMS  # the published ratios drawn
            if c.ratio_parameter and c.chapter in published.MASK_RATIOS}
@@ -151,7 +155,11 @@ if ratio_rows:
 # there are. The [chapter on when MAE pretraining pays](09_payoff) draws both arms' curves of validation top-1
 # against training FLOPs (the MAE arm's pretraining counted in full), on all of Chapter 1's labelled images
 # and on a fraction of them, and reads off the compute from which the MAE curve stays above scratch's: the
-# crossover, declared before the runs, with an interval over seeds. {glue:text}`payoff_sentence`
+# crossover, declared before the runs, with an interval over seeds.
+#
+# {glue:text}`payoff_sentence`
+#
+# {glue:text}`payoff_check`
 
 # %% tags=["remove-input"]
 pay = crossover.frame(records)
@@ -168,13 +176,15 @@ if len(pay):
     glue("payoff_sentence", (crossover.sentence(pay_cross) or "No MAE budget lies within scratch's compute yet.")
          + f" From {viz.count(n_pay, 'seed')} at the {pay_profile} profile"
          + ("" if n_pay >= summary.MIN_RATIO_SEEDS else f", fewer than the {summary.MIN_RATIO_SEEDS} this needs: "
-            "read it as a first look") + "."
-         + (f" At Chapter 1's budget on all the labels, the branched schedule against Chapter 1's separate runs "
-            f"with a cosine decay (mean of its seeds ± sd): {checked}." if checked else ""), display=False)
+            "read it as a first look") + ".", display=False)
+    glue("payoff_check", f"Each budget is a branch of one warmup-stable-decay run. At Chapter 1's budget on all "
+         f"the labels, the branches against Chapter 1's separate runs with a cosine decay (mean of its seeds ± sd): "
+         f"{checked}." if checked else "", display=False)
 else:
     fig = viz.message_figure("No run of the chapter on when MAE pretraining pays is recorded yet.")
     glue("payoff_sentence", "No run of it is recorded yet (`python -m maelib sweep payoff --seeds 0 1 2`).",
          display=False)
+    glue("payoff_check", "", display=False)
 viz.glue_figure("fig_payoff_summary", fig)
 
 # %% [markdown]

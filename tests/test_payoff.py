@@ -136,6 +136,9 @@ def test_the_crossover_over_seeds_and_the_sentence_that_says_it():
     assert cross["flops"] is not None and cross["first"] < cross["flops"] < cross["last"]
     assert cross["seeds"] == 3 and cross["share"] == 1.0 and cross["low"] <= cross["flops"] <= cross["high"]
     assert "from about" in crossover.sentence({1.0: cross})
+    ahead = crossover.crossovers(crossover.gaps(points([70, 80, 90], [40, 50, 60, 70])))[1.0]
+    assert ahead["flops"] == ahead["first"] and ahead["share_first"] == 1.0
+    assert "already at the MAE arm's cheapest budget" in crossover.sentence({1.0: ahead})
     never = crossover.crossovers(crossover.gaps(points([40, 45, 50], [40, 50, 60, 70])))[1.0]
     assert never["flops"] is None and not never["ahead"]
     assert "at no compute in the range both arms reach" in crossover.sentence({1.0: never})

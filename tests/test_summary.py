@@ -347,6 +347,7 @@ def test_summary_notebook_runs_on_a_registry_fixture(tmp_path):
     reg.mkdir()
     recs = [record("images", s, 40.0 + s, 30.0) for s in range(5)]
     recs += [record("images", s, 35.0 + 2 * r, 30.0, parameters={"mask_ratio": r}) for s in range(2) for r in (0.25, 0.5)]
+    recs += [payoff_record(s) for s in range(3)]
     for i, r in enumerate(recs):
         (reg / f"r{i}.json").write_text(json.dumps(r))
     out = runs.run_chapter("summary", {"profile": "smoke", "records_dir": str(reg)}, force=True,
@@ -357,6 +358,21 @@ def test_summary_notebook_runs_on_a_registry_fixture(tmp_path):
     assert "undecided" in values["ratio_verdict"]  # two seeds a ratio besides the default: no best ratio yet
     assert values["results"]["verdicts"]["Table 1"] == "holds"
     assert values["results"]["verdicts"]["Table 3"] == "not run"
+    said = values["payoff_sentence"]  # scratch passes 60% at 40 FLOPs, the MAE arm at 50 (see payoff_record)
+    assert "with 100% of the labels, from about" in said and "From 3 seeds at the quick profile." in said, said
+    assert "At Chapter 1's budget on all the labels, the branched schedule against Chapter 1's separate" in said
+
+
+def payoff_record(seed):
+    """A run of the chapter on when MAE pays: scratch at 10, 20, 40 and 80 FLOPs (top-1 40, 50, 60, 70), the MAE
+    arm at 40, 50 and 70 (50, 70, 90): behind at its cheapest, ahead from the next."""
+    points = [{"arm": "scratch", "fraction": 1.0, "epochs": e, "flops": float(e), "top1": t + seed, "labelled": 1,
+               "steps": 1} for e, t in ((10, 40), (20, 50), (40, 60), (80, 70))]
+    points += [{"arm": "MAE + fine-tune", "fraction": 1.0, "epochs": e, "flops": 30.0 + e, "top1": t + seed,
+                "labelled": 1, "steps": 1} for e, t in ((10, 50), (20, 70), (40, 90))]
+    r = record("payoff", seed, 0.0, 0.0)
+    r["metrics"] = {"points": points, "lr": {"MAE + fine-tune": 4e-3, "scratch": 2e-3}}
+    return r
 
 
 def _copy_of_the_code(tmp_path, monkeypatch):
