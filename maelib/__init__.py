@@ -8,15 +8,14 @@ import, those inside functions too, and fails on an upward import or a circle):
    papers' numbers, the figures' helpers (``viz``), and ``progress``, a side channel that writes epoch
    reports and reads nothing of the registry;
 2. **recipes**: one module per modality (images, series, forecast, segmentation, volumes, tabular), when
-   MAE pretraining pays (``payoff``), the
-   reference model, the masking widgets and the in-browser model;
+   MAE pretraining pays (``payoff``), the reference model, the masking widgets and the in-browser model;
 3. **records**: the run registry, code versions, provenance and checkpoint folders (``provenance``), and
    which learning rates a run reuses (``tuning``);
 4. **runner**: the catalog of chapters (``catalog``: each chapter's preflight, tuned arms, data, claims),
    papermill (``runs``), runs side by side (``jobs``), the device import, the time estimates from the
    records (``estimates``) and the browser checks;
-5. **study and book**: the summary, its tables, the payoff curves' crossover over seeds, the book, and the command line (``__main__``), which
-   drives every layer.
+5. **study and book**: the summary, its tables, the payoff curves' crossover over seeds (``crossover``), the
+   book, and the command line (``__main__``), which drives every layer.
 
 A chapter's code version is what its notebook reaches through these imports
 (:func:`maelib.provenance.version`): a change elsewhere does not split its seeds.

@@ -386,9 +386,9 @@ PROFILES["volumes"] = {
 _NOT_PAYOFF = ("probe_epochs", "matched_lr")
 SPECS["payoff"] = {**{k: v for k, v in SPECS["images"].items() if k not in _NOT_PAYOFF},
                    "epochs": Spec(list, 1, item=int),  # the budgets on all the labelled images, in passes
-                   "few_labels": Spec(float, 0, 1, open_low=True),  # the fraction of labelled images of the second curve
+                   "few_labels": Spec(float, 0, 1, open_low=True),  # the labelled share of the second curve
                    "few_label_epochs": Spec(list, 1, item=int),  # its budgets, in passes over those images
-                   "cooldown": Spec(float, 0, 1, open_low=True, open_high=True)}  # a budget's share its branch decays over
+                   "cooldown": Spec(float, 0, 1, open_low=True, open_high=True)}  # a budget's share of decay
 
 
 def _payoff(images_profile: dict, **changes) -> dict:
