@@ -191,11 +191,12 @@ def test_the_book_runs_independent_chapters_side_by_side_then_the_readers(monkey
     monkeypatch.setattr(jobs, "launch", lambda todo, n, **k: calls.append((todo, n)) or [])
     monkeypatch.setattr(cli.book, "build", lambda **k: "index.html")
     monkeypatch.setattr(jobs, "cores", lambda: 2)
-    last = {"images": 270.0, "series": 115.0, "segmentation": 132.0, "volumes": 205.0, "tabular": 39.0}
+    last = {"images": 270.0, "series": 115.0, "segmentation": 132.0, "volumes": 205.0, "tabular": 39.0, "payoff": 90.0}
     monkeypatch.setattr(provenance, "last_wall_s", lambda chapter, profile: last.get(chapter, float("inf")))
     assert cli.main(["book", "--profile", "smoke"]) == 0
     (first, n_first), (then, n_then) = calls
-    assert [j.chapter for j in first] == ["images", "volumes", "segmentation", "series", "tabular"]  # longest first
+    longest_first = ["images", "volumes", "segmentation", "series", "payoff", "tabular"]
+    assert [j.chapter for j in first] == longest_first
     assert n_first == 2 and {j.threads for j in first} == {1}
     assert [j.chapter for j in then] == ["masking", "summary", "reproduce"]
     assert n_then == 1 and {j.threads for j in then} == {2}  # each alone, on every core

@@ -128,7 +128,8 @@ def test_gaps_read_scratch_at_the_mae_points_compute_and_never_extrapolate():
     assert sorted(g["epochs"].unique()) == [10, 20]  # the 40-epoch MAE point (90 FLOPs) lies past scratch's 80
     one = g[(g["seed"] == 0) & (g["epochs"] == 10)].iloc[0]  # 60 FLOPs: between scratch's 40 (60%) and 80 (70%)
     expected = 60 + 10 * math.log(60 / 40) / math.log(2)
-    assert one["flops"] == 60 and one["scratch"] == pytest.approx(expected) and one["gap"] == pytest.approx(50 - expected)
+    assert one["flops"] == 60 and one["scratch"] == pytest.approx(expected)
+    assert one["gap"] == pytest.approx(50 - expected)
 
 
 def test_the_crossover_over_seeds_and_the_sentence_that_says_it():
