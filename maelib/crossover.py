@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import provenance, stats
 from .payoff import MAE_ARM, SCRATCH
+from .summary import judged_group
 from .tuning import setting
 
 POINT_COLUMNS = ["profile", "code", "seed", "arm", "fraction", "epochs", "flops", "top1"]
@@ -143,8 +144,6 @@ def branch_check(points: pd.DataFrame, records: list[dict], profile: str, epochs
     each a separate run with warmup and cosine decay. {arm: {"branch": [...], "separate": [...], "within":
     whether the branches' mean lies within two standard deviations of the separate runs' mean}}; {} when
     either is missing."""
-    from .summary import judged_group
-
     group = judged_group(records, "images", profile)
     if group is None:
         return {}
