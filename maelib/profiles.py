@@ -375,8 +375,9 @@ PROFILES["segmentation"] = {
 # A crop here is 12 of UNETR's 16^3 patches (3 seen), a degenerate MAE task (#34). Probes (2026-12-07, seed 0,
 # benchmarks/scale_probes.py volume): resampled to 0.5 mm, a 64 x 64 x 48 crop holds 48 patches; there the
 # MAE's held-out loss is 0.83 of the flat predictor's after these 20 pretraining passes and 0.64 after 100
-# (5.5 min, one core without AMX), and 16 fine-tuning passes at 8e-3 finish both arms (scratch Dice 0.822,
-# MAE init 0.825 after 20 passes, each gaining 0.001 over the last fifth; about 21 min an arm on that core).
+# (5.5 min, one core without AMX), and 16 fine-tuning passes at 8e-3 finish every arm (Dice: scratch 0.822,
+# MAE init 0.825 after 20 pretraining passes and 0.830 after 100; each gains at most 0.002 over the last
+# fifth; about 21 min an arm on that core).
 _VOL_QUICK = dict(dataset="auto", roi=[32, 48, 32], mask_ratio=0.75, pretrain_epochs=20, epochs=8, batch_size=2,
                   **VOLUME_SIZES["mini"], pretrain_lr=1e-3, lr=None, lr_grid=[2e-3, 4e-3, 8e-3], limit=100,
                   precision="auto")
