@@ -1,9 +1,10 @@
 """Probes that size the credible-scale recipes (#34) before a sweep is spent on them: one seed, no record.
 
 Each probe trains one piece of a chapter at its quick profile with a few parameters changed, prints what it
-measured and appends it as one JSON line to ``--out``. Nothing here is a result of the book: the probes choose
-settings on held-out training data (images: the last tenth of each class's training images, as
-:func:`maelib.images.holdout`; volumes: the chapter's validation cases, for cost and convergence only).
+measured and appends it as one JSON line to ``--out``. Nothing here is a result of the book. The image
+probes score on held-out training data (the last tenth of each class's training images,
+:func:`maelib.images.holdout`), so they may inform a setting; the volume probe scores on the chapter's
+validation cases, so it sizes cost, the MAE criterion and convergence only, and chooses no setting's value.
 
     # Does the image MAE learn (held-out loss / the flat predictor's <= maelib.mae.LEARNED)?
     python benchmarks/scale_probes.py image-mae --decoder 64 1 --norm-target 0 --epochs 14 --save mae.pt
@@ -13,8 +14,8 @@ settings on held-out training data (images: the last tenth of each class's train
     # Hippocampus resampled to a finer spacing, so that a crop holds more of UNETR's 16^3 patches
     python benchmarks/scale_probes.py volume --spacing 0.5 --roi 64 64 48 --epochs 16 --lr 8e-3 --mae
 
-Run two side by side with ``--threads 1`` each: on this machine's two cores that is about twice the
-throughput of one probe on two threads.
+Two probes can run side by side with ``--threads 1`` each (whether that beats one on two threads depends on
+the host: ``benchmarks/parallel_throughput.py`` measures it).
 """
 
 from __future__ import annotations
@@ -68,14 +69,18 @@ def image_finetune(args) -> dict:
 
 
 def finer_transforms(spacing: float):
-    """:func:`maelib.data.volumes.transforms` with the volumes resampled to ``spacing`` mm first."""
+    """:func:`maelib.data.volumes.transforms` with the volumes resampled to ``spacing`` mm first: the
+    resampling goes right after the three loading steps (load, channel first, integer labels), before the
+    intensities are normalised and the case is padded to the crop. :func:`volume` installs it in place of
+    the library's (a probe's patch, not the chapter's code)."""
     from monai import transforms as T
 
     plain = vdata.transforms
+    loading = 3  # LoadImaged, EnsureChannelFirstd, CastToTyped
 
     def transforms(kind, roi):
         steps = list(plain(kind, roi).transforms)
-        steps.insert(3, T.Spacingd(["image", "label"], pixdim=(spacing,) * 3, mode=("bilinear", "nearest")))
+        steps.insert(loading, T.Spacingd(["image", "label"], pixdim=(spacing,) * 3, mode=("bilinear", "nearest")))
         return T.Compose(steps)
     return transforms
 
