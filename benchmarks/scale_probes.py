@@ -4,7 +4,9 @@ Each probe trains one piece of a chapter at its quick profile with a few paramet
 measured and appends it as one JSON line to ``--out``. Nothing here is a result of the book. The image
 probes score on held-out training data (the last tenth of each class's training images,
 :func:`maelib.images.holdout`), so they may inform a setting; the volume probe scores on the chapter's
-validation cases, so it sizes cost, the MAE criterion and convergence only, and chooses no setting's value.
+validation cases, so it sizes cost and schedule lengths only (pretraining long enough for the MAE criterion,
+fine-tuning long enough for every arm to finish: the quick volumes profile's were sized so) and never a rate
+or anything that favours one arm.
 
     # Does the image MAE learn (held-out loss / the flat predictor's <= maelib.mae.LEARNED)?
     python benchmarks/scale_probes.py image-mae --decoder 64 1 --norm-target 0 --epochs 14 --save mae.pt
@@ -68,34 +70,17 @@ def image_finetune(args) -> dict:
     return {"curve": curve, "final": curve[-1], "gain": stats.last_fifth_gain(curve)}
 
 
-def finer_transforms(spacing: float):
-    """:func:`maelib.data.volumes.transforms` with the volumes resampled to ``spacing`` mm first: the
-    resampling goes right after the three loading steps (load, channel first, integer labels), before the
-    intensities are normalised and the case is padded to the crop. :func:`volume` installs it in place of
-    the library's (a probe's patch, not the chapter's code)."""
-    from monai import transforms as T
-
-    plain = vdata.transforms
-    loading = 3  # LoadImaged, EnsureChannelFirstd, CastToTyped
-
-    def transforms(kind, roi):
-        steps = list(plain(kind, roi).transforms)
-        steps.insert(loading, T.Spacingd(["image", "label"], pixdim=(spacing,) * 3, mode=("bilinear", "nearest")))
-        return T.Compose(steps)
-    return transforms
-
-
 def volume(args) -> dict:
     """UNETR on the hippocampus at ``--spacing`` mm in ``--roi`` crops for ``--epochs``, from scratch or
     (``--mae``) from the quick MAE pretrained at that scale (``--pretrain-epochs``); Dice on the validation
     cases every epoch. With ``--epochs 0`` only the MAE's held-out loss over the flat predictor's."""
-    vdata.transforms = finer_transforms(args.spacing)
     roi = tuple(args.roi)
     more = {"pretrain_epochs": args.pretrain_epochs} if args.pretrain_epochs else {}
-    p = profiles.resolve("volumes", "quick", seed=0, roi=list(roi), **more)
+    p = profiles.resolve("volumes", "quick", seed=0, roi=list(roi), spacing=args.spacing, **more)
     dev = train.pick_device("cpu")
     train.seed_everything(0)
-    tr, va = volumes.datasets("hippocampus", vdata.split(vdata.hippocampus_files(p.data_dir), 0.2, 0, p.limit), roi)
+    files = vdata.split(vdata.hippocampus_files(p.data_dir), 0.2, 0, p.limit)
+    tr, va = volumes.datasets("hippocampus", files, roi, p.spacing)
     out = {"tokens": math.prod(r // volumes.PATCH for r in roi), "largest_case": tr.shapes.max(0).values.tolist()}
     n_out = len(vdata.HIPPOCAMPUS_LABELS) + 1
     model = volumes.make_unetr(p, roi, n_out)

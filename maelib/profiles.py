@@ -1,7 +1,8 @@
 """Every chapter's parameters, their allowed ranges and the three profiles, in one place.
 
 - ``smoke``: seconds; the tests run every chapter end to end with it.
-- ``quick``: the default on a CPU; a few minutes a chapter on 2 cores.
+- ``quick``: the default on a CPU, the scale of the committed sweeps: from a minute (tabular) to about an hour
+  (images, volumes) a seed on 2 cores; the book reuses their executions.
 - ``full``: the default when CUDA is available; the paper's scale where the data allows.
 
 A notebook's parameters cell leaves most values as ``None`` ("take the profile's"); :func:`resolve`
@@ -210,6 +211,7 @@ SPECS["volumes"] = {
     **COMMON,
     "dataset": Spec(str, choices=("auto", "hippocampus", "btcv")),
     "roi": Spec(list, 16, 512, item=int),
+    "spacing": Spec(float, 0.25, 4),  # mm a voxel on every axis: the hippocampus resampled (its files are at 1 mm)
     "mask_ratio": RATIO,
     "pretrain_epochs": Spec(int, 1),
     "epochs": Spec(int, 1),
@@ -367,25 +369,26 @@ PROFILES["segmentation"] = {
 }
 
 
-# Quick volumes: two cases (four crops) a step, so a pass over the 80 training cases is 40 optimizer steps and
-# the fine-tuning arms take 320 (at four cases a step and 4 epochs they took 80, and one seed of both arms
-# stayed at Dice 0.05); pretraining keeps its 800 steps in 20 passes, which keeps the budget-matched arm
-# (pretraining + fine-tuning passes, 28) affordable: a crop costs the same at either batch size. The rate
-# grid starts at 2e-3: from [5e-4, 2e-3], the two 8-pass arms chose 0.008 at the top of a grid grown twice.
-# A crop here is 12 of UNETR's 16^3 patches (3 seen), a degenerate MAE task (#34). Probes (2026-12-07, seed 0,
-# benchmarks/scale_probes.py volume): resampled to 0.5 mm, a 64 x 64 x 48 crop holds 48 patches; there the
-# MAE's held-out loss is 0.83 of the flat predictor's after these 20 pretraining passes and 0.64 after 100
-# (5.5 min, one core without AMX), and 16 fine-tuning passes at 8e-3 finish every arm (Dice: scratch 0.822,
-# MAE init 0.825 after 20 pretraining passes and 0.830 after 100; each gains at most 0.002 over the last
-# fifth; about 21 min an arm on that core).
-_VOL_QUICK = dict(dataset="auto", roi=[32, 48, 32], mask_ratio=0.75, pretrain_epochs=20, epochs=8, batch_size=2,
-                  **VOLUME_SIZES["mini"], pretrain_lr=1e-3, lr=None, lr_grid=[2e-3, 4e-3, 8e-3], limit=100,
-                  precision="auto")
+# Quick volumes: two cases (four crops) a step, so a pass over the 80 training cases is 40 optimizer steps. The
+# hippocampus is resampled to 0.5 mm so that a 64 x 64 x 48 crop holds 48 of UNETR's 16^3 patches (12 seen at
+# 0.75); at its own 1 mm a crop that fits the cases held 12 (3 seen), a degenerate MAE task (#34). The schedule
+# was sized by one-seed probes (2026-12-07, benchmarks/scale_probes.py volume) that scored on the validation
+# cases: long enough for the MAE criterion and for every arm to finish, never picked by an arm's score. There the
+# MAE's held-out loss was 0.83 of the flat predictor's after 20 pretraining passes and 0.64 after 100 (5.5 min,
+# one core without AMX), and 16 fine-tuning passes at 8e-3 finished every arm (Dice: scratch 0.822, MAE init
+# 0.830; each gained at most 0.002 over the last fifth; about 21 min an arm on that core), where 8 passes at 1 mm
+# still gained 0.006 (scratch) and 0.008 (MAE init) on average over five seeds. The rate grid is centred on 8e-3,
+# which every arm at 1 mm chose on held-out training cases (code da09a786: from [2e-3, 8e-3] grown to 1.6e-2).
+_VOL_QUICK = dict(dataset="auto", roi=[64, 64, 48], spacing=0.5, mask_ratio=0.75, pretrain_epochs=100, epochs=16,
+                  batch_size=2, **VOLUME_SIZES["mini"], pretrain_lr=1e-3, lr=None, lr_grid=[4e-3, 8e-3, 1.6e-2],
+                  limit=100, precision="auto")
 PROFILES["volumes"] = {
     "quick": _VOL_QUICK,
-    "full": {**_VOL_QUICK, "roi": [48, 64, 48], "pretrain_epochs": 300, "epochs": 100, "batch_size": 4,
+    # the hippocampus at 0.5 mm in 64 x 96 x 64 crops: 96 patches (BTCV keeps the paper's 1.5 x 1.5 x 2 mm)
+    "full": {**_VOL_QUICK, "roi": [64, 96, 64], "pretrain_epochs": 300, "epochs": 100, "batch_size": 4,
              **VOLUME_SIZES["small"], "lr_grid": [1e-4, 2e-4, 4e-4], "limit": None},
-    "smoke": {**_VOL_QUICK, "pretrain_epochs": 1, "epochs": 1, **VOLUME_SIZES["femto"], "limit": 6, "batch_size": 2},
+    "smoke": {**_VOL_QUICK, "roi": [32, 48, 32], "pretrain_epochs": 1, "epochs": 1, **VOLUME_SIZES["femto"],
+              "limit": 6, "batch_size": 2},
 }
 
 

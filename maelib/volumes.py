@@ -170,10 +170,10 @@ def check_case(kind: str, pair: dict, image: torch.Tensor, label: torch.Tensor) 
                                f"classes 0 to {n_classes - 1}")
 
 
-def load_set(kind: str, pairs: list[dict], roi) -> VolumeSet:
-    """Each case through :func:`maelib.data.volumes.transforms` (so at least ``roi`` in every axis),
-    then stacked as a :class:`VolumeSet`."""
-    load = vdata.transforms(kind, roi)
+def load_set(kind: str, pairs: list[dict], roi, spacing: float | None = None) -> VolumeSet:
+    """Each case through :func:`maelib.data.volumes.transforms` (resampled to ``spacing`` mm, the
+    hippocampus only; then at least ``roi`` in every axis), then stacked as a :class:`VolumeSet`."""
+    load = vdata.transforms(kind, roi, spacing)
     items = [load(pair) for pair in pairs]
     for pair, item in zip(pairs, items):
         check_case(kind, pair, item["image"], item["label"])
@@ -187,9 +187,10 @@ def load_set(kind: str, pairs: list[dict], roi) -> VolumeSet:
                      torch.stack([pad(i["label"].to(torch.uint8), PAD_LABEL) for i in items]), shapes)
 
 
-def datasets(kind: str, files: dict, roi) -> tuple[VolumeSet, VolumeSet]:
-    """The training and validation cases of ``files`` ({"train": pairs, "val": pairs})."""
-    return load_set(kind, files["train"], roi), load_set(kind, files["val"], roi)
+def datasets(kind: str, files: dict, roi, spacing: float | None = None) -> tuple[VolumeSet, VolumeSet]:
+    """The training and validation cases of ``files`` ({"train": pairs, "val": pairs}), at ``spacing``
+    (:func:`load_set`)."""
+    return load_set(kind, files["train"], roi, spacing), load_set(kind, files["val"], roi, spacing)
 
 
 def _flat_offsets(roi, shape, device) -> torch.Tensor:

@@ -31,6 +31,7 @@ data_dir = None
 dataset = None  # auto takes BTCV when present (it needs a registration), else MSD Hippocampus
 limit = None  # how many labelled volumes to use in all
 roi = None  # the training crop (three multiples of 16)
+spacing = None  # mm a voxel on every axis: the hippocampus resampled (its files are at 1 mm; BTCV keeps the paper's)
 seed = 0
 device = "auto"
 precision = None  # "fp32", "bf16" or "auto" (bf16 where the device is fast at it); None: the profile's
@@ -89,7 +90,7 @@ glue("data_source", source, display=False)
 labels = vdata.BTCV_ORGANS if name == "btcv" else vdata.HIPPOCAMPUS_LABELS
 n_out = len(labels) + 1
 seed_everything(p.seed)
-train_ds, val_ds = volumes.datasets(name, files, roi)
+train_ds, val_ds = volumes.datasets(name, files, roi, p.spacing)
 flops = volumes.flops_per_sample(p, roi, n_out)  # FLOPs per crop of a pretraining and a supervised step
 matched_epochs = train.matched_epochs(p.pretrain_epochs, p.epochs, flops)
 whole = bool((train_ds.shapes == torch.tensor(roi)).all())  # every case fits the ROI: a crop is the case
@@ -99,6 +100,9 @@ glue("crop_note", "Every training case fits inside the ROI here, so each crop is
 label = {"btcv": f"BTCV abdominal CT ({len(labels)} organs)",
          "hippocampus": f"MSD Task04 Hippocampus MRI ({len(labels)} structures)"}[name]
 glue("paper_organs", paper.setting("btcv_organs"), display=False)
+glue("spacing_text", "resampled to 1.5 x 1.5 x 2 mm voxels" if name == "btcv" else "at their own 1 mm voxels"
+     if p.spacing is None else f"resampled from their 1 mm voxels to {p.spacing:g} mm (the validation Dice is "
+     f"scored at {p.spacing:g} mm too)", display=False)
 glue("other_data", "a different organ and modality" if name != "btcv" else "the paper's dataset", display=False)
 for key, value in {"dataset": label, "n_train": len(files["train"]), "n_val": len(files["val"]),
                    "roi": "x".join(map(str, roi)), "mask_pct": round(100 * p.mask_ratio), "hidden": p.hidden_size,
@@ -128,10 +132,10 @@ display(Markdown(viz.scale_line(
 # ## Protocol
 #
 # - **Data.** {glue:text}`dataset`: {glue:text}`n_train` training and {glue:text}`n_val` validation
-#   volumes, intensities normalised per volume. Training sees random {glue:text}`roi` crops, balanced
-#   between crops centred on the structure and on the background, with flips and intensity scaling
-#   (drawn for a whole batch at once on the training device); validation runs sliding-window inference
-#   over whole volumes. {glue:text}`crop_note` The chapter reads BTCV {cite}`landman2015btcv` where it is
+#   volumes, {glue:text}`spacing_text`, intensities normalised (per volume; BTCV: its -175 to 250 HU
+#   window). Training sees random {glue:text}`roi` crops, balanced between crops centred on the structure
+#   and on the background, with flips and intensity scaling (drawn for a whole batch at once on the
+#   training device); validation runs sliding-window inference over whole volumes. {glue:text}`crop_note` The chapter reads BTCV {cite}`landman2015btcv` where it is
 #   present, else Task04 Hippocampus of the Medical Segmentation Decathlon
 #   {cite}`simpson2019msd,antonelli2022msd`.
 # - **Pretraining.** The ViT (12 blocks, {glue:text}`hidden` wide, 16-voxel patches: {glue:text}`tokens`)
@@ -144,6 +148,10 @@ display(Markdown(viz.scale_line(
 #   pretraining and fine-tuning together ({glue:text}`matched_epochs`: UNETR's full-resolution decoder
 #   makes a supervised pass over a crop far dearer than a pretraining pass, which encodes a few visible
 #   patches).
+# - **Schedule.** How long each network trains was sized before the seeds by one-seed probes that scored
+#   on the validation cases (`benchmarks/scale_probes.py volume`): long enough for the MAE to pass the
+#   criterion above and for every arm to finish (the convergence check in the summary), never picked by
+#   an arm's score.
 # - **Learning rates.** Each arm's rate is chosen from the grid {glue:text}`lr_grid` (grown by doubling or
 #   halving, at most twice, past an end where the best lay: a chosen rate at an end of the grown grid, in
 #   the table below, may still be short of the best) by the mean Dice on the last fifth of the *training*

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import data_folder
-from maelib import profiles, volumes
+from maelib import catalog, profiles, volumes
 from maelib.data import volumes as vdata
 
 
@@ -68,6 +68,35 @@ def test_hippocampus_loader(isolated_cache):
         assert abs(float(item["image"].mean())) < 0.5  # normalised per volume
 
 
+def test_spacing_resamples_the_hippocampus_to_finer_voxels_and_keeps_its_labels(isolated_cache):
+    data_folder("hippocampus")
+    case = vdata.hippocampus_files()[1]
+    native = vdata.transforms("hippocampus", (16, 16, 16))(case)
+    fine = vdata.transforms("hippocampus", (16, 16, 16), spacing=0.5)(case)
+    for n, f in zip(native["image"].shape[1:], fine["image"].shape[1:]):
+        assert abs(f - 2 * n) <= 1  # half the voxel size: about twice the voxels along each axis
+    assert fine["image"].shape == fine["label"].shape
+    assert set(fine["label"].unique().tolist()) == {0, 1, 2} and fine["label"].dtype == torch.int64
+    # the structures keep their volume in mm^3: 8 fine voxels a native one
+    for c in (1, 2):
+        ratio = float((fine["label"] == c).sum()) / float((native["label"] == c).sum())
+        assert 6.5 < ratio < 9.5, (c, ratio)
+
+
+def test_spacing_interpolates_images_but_never_blends_label_classes(tmp_path):
+    """Two structures side by side (classes 0 and 2, no 1): a label resampled by interpolation would put 1s on
+    their border; nearest-neighbour keeps {0, 2}. The image is interpolated: new values appear between its two."""
+    image, label = np.zeros((8, 8, 8), np.float32), np.zeros((8, 8, 8), np.uint8)
+    image[4:], label[4:] = 100.0, 2
+    for name, volume in (("image", image), ("label", label)):
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / f"{name}.nii.gz")
+    item = vdata.transforms("hippocampus", (16, 16, 16), spacing=0.5)(
+        {"image": str(tmp_path / "image.nii.gz"), "label": str(tmp_path / "label.nii.gz")})
+    assert item["label"].shape[1:] == (16, 16, 16) and item["label"].dtype == torch.int64
+    assert set(item["label"].unique().tolist()) == {0, 2}
+    assert len(item["image"].unique()) > 2  # bilinear: values between the two sides
+
+
 def test_btcv_layout_loader_on_a_tiny_synthetic_folder(tmp_path):
     (tmp_path / "imagesTr").mkdir()
     (tmp_path / "labelsTr").mkdir()
@@ -85,6 +114,8 @@ def test_btcv_layout_loader_on_a_tiny_synthetic_folder(tmp_path):
     assert len(files["train"]) == 1 and len(files["val"]) == 1
     item = vdata.transforms("btcv", (32, 32, 16))(files["val"][0])
     assert item["image"].shape == item["label"].shape
+    same = vdata.transforms("btcv", (32, 32, 16), spacing=0.5)(files["val"][0])  # BTCV keeps the paper's spacing
+    assert same["image"].shape == item["image"].shape
     assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1  # -175..250 window to [0, 1]
     assert set(item["label"].unique().tolist()) == {0, 6}
 
@@ -97,10 +128,20 @@ def test_btcv_without_training_cases_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("kw, msg", [({"roi": [30, 48, 32]}, "multiple of 16"),
                                      ({"mask_ratio": 1.0}, r"mask_ratio must be in \(0, 1\)"),
-                                     ({"dataset": "brats"}, "dataset must be one of")])
+                                     ({"dataset": "brats"}, "dataset must be one of"),
+                                     ({"spacing": 0.1}, r"spacing must be in \[0.25, 4\]"),
+                                     ({"spacing": -1.0}, r"spacing must be in \[0.25, 4\]")])
 def test_bad_volume_parameters(kw, msg):
     with pytest.raises(ValueError, match=msg):
         profiles.resolve("volumes", "smoke", **kw)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_trained_profiles_give_the_mae_a_task_that_is_not_degenerate(profile):
+    p = profiles.resolve("volumes", profile)
+    tokens = int(np.prod([r // volumes.PATCH for r in p.roi]))
+    assert tokens >= catalog.of("volumes").claims[0].min_tokens  # the study's floor (#34: at least 48)
+    assert p.spacing is not None and p.spacing < 1  # the hippocampus resampled finer than its 1 mm to fit them
 
 
 def toy_set(n=3, shape=(40, 36, 32)):

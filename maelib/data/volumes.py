@@ -98,20 +98,26 @@ def split(pairs: list, val_fraction: float = 0.2, seed: int = 0, limit: int | No
     return {"val": [pairs[i] for i in order[:n_val]], "train": [pairs[i] for i in order[n_val:]]}
 
 
-def transforms(kind: str, roi: tuple[int, int, int]):
+def transforms(kind: str, roi: tuple[int, int, int], spacing: float | None = None):
     """MONAI dictionary transforms that load one case of ``kind`` in {"hippocampus", "btcv"}: channel
     first, integer labels, intensities normalised (per volume; BTCV: the -175..250 HU window to [0, 1],
-    resampled to 1.5x1.5x2 mm and cropped to the body), padded to at least ``roi``. The random crops,
-    flips and intensity scaling of training run batched on the device (:mod:`maelib.volumes`)."""
+    resampled to 1.5x1.5x2 mm and cropped to the body), padded to at least ``roi``. ``spacing``: the
+    hippocampus resampled to that many mm a voxel on every axis (its files are at 1 mm; images bilinear,
+    labels nearest) once loaded, before it is normalised; None keeps 1 mm. BTCV keeps the paper's spacing
+    whatever ``spacing`` says. The random crops, flips and intensity scaling of training run batched on the
+    device (:mod:`maelib.volumes`)."""
     from monai import transforms as T
 
     keys = ["image", "label"]
-    steps = [T.LoadImaged(keys), T.EnsureChannelFirstd(keys), T.CastToTyped("label", dtype=np.int64)]
+    steps = [T.LoadImaged(keys), T.EnsureChannelFirstd(keys)]
     if kind == "btcv":
         steps += [T.Orientationd(keys, axcodes="RAS"),
                   T.Spacingd(keys, pixdim=(1.5, 1.5, 2.0), mode=("bilinear", "nearest")),
                   T.ScaleIntensityRanged("image", a_min=-175, a_max=250, b_min=0.0, b_max=1.0, clip=True),
                   T.CropForegroundd(keys, source_key="image")]
     else:
+        if spacing is not None:
+            steps += [T.Spacingd(keys, pixdim=(spacing,) * 3, mode=("bilinear", "nearest"))]
         steps += [T.NormalizeIntensityd("image", nonzero=False, channel_wise=True)]
+    steps += [T.CastToTyped("label", dtype=np.int64)]  # after any resampling, which returns floats
     return T.Compose(steps + [T.SpatialPadd(keys, spatial_size=roi), T.EnsureTyped(keys, track_meta=False)])
