@@ -922,8 +922,10 @@ def test_an_unfinished_budget_matched_arm_marks_only_the_compute_comparison():
 def test_the_claims_table_marks_a_verdict_not_meaningful_at_this_scale_instead_of_saying_it():
     """Table 7.4 took 1040 px of the page's 936 with "; not meaningful at this scale" in two columns: the
     claims table marks such a verdict (its words are under the table); the glance table keeps them."""
-    recs = [record("volumes", s, m, b, code=provenance.version("volumes"))  # 12 tokens at the default crop
+    recs = [record("volumes", s, m, b, code=provenance.version("volumes"))
             for s, (m, b) in enumerate(zip([0.30, 0.31, 0.32, 0.33, 0.31], [0.20, 0.21, 0.20, 0.22, 0.21]))]
+    for r in recs:
+        r["resolved"]["roi"] = [32, 48, 32]  # 12 tokens: the crop of the quick profile before 2026-12-07
     cell = claim_tables.claims_table(recs).loc["Table 4", "verdict"]
     assert cell.endswith(claim_tables.SCALE_MARK) and claim_tables.NOT_MEANINGFUL not in cell
     row = claim_tables.judged_rows(recs)["Table 4"]
