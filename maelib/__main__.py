@@ -217,6 +217,11 @@ def sweep(args, ap) -> int:
                                  out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}{tag}"), threads=threads,
                                  records_dir=str(_records_dir(args)),
                                  label=label, progress=n_jobs == 1))
+    for job in todo:  # the arms no mask ratio changes: from the default ratio's run of the seed, where it ran here
+        copied = jobs.reuse_ratio_free(args.chapter, job.params) if "mask_ratio" in job.params else []
+        if copied:
+            print(f"{job.label}: resumes {', '.join(copied)} from the default mask ratio's run of its seed (those "
+                  "arms never see the MAE)", flush=True)
     first, rest = _tuning_first(args.chapter, todo)
     if first:
         resolved = profiles.resolve(args.chapter, **first[0].params)

@@ -110,6 +110,9 @@ class Chapter:
             change.
         device_call: the GPU session's call (``"a"``, ``"b"``) that runs it; None: it is not run there.
         claims: the paper's claims (and other papers') it answers, judged by the summary.
+        ratio_free_arms: its arms that never see the MAE (each seeded and built anew, so the same network on
+            the same data whatever the mask ratio): a mask-ratio sweep's run resumes them from the default
+            ratio's run of its seed instead of training them again (:func:`maelib.jobs.reuse_ratio_free`).
     """
 
     name: str
@@ -121,10 +124,15 @@ class Chapter:
     reads_models: tuple[str, ...] = ()
     device_call: str | None = None
     claims: tuple[Claim, ...] = ()
+    ratio_free_arms: tuple[str, ...] = ()
 
+
+# the scratch arms of images, segmentation and volumes (their recipes' names: "scratch" and their MATCHED)
+SCRATCH_ARMS = ("scratch", "scratch, budget-matched")
 
 CHAPTERS = {c.name: c for c in (
-    Chapter(name="images", preflight="images:preflight", data=("tinyimagenet",), device_call="a", claims=(
+    Chapter(name="images", preflight="images:preflight", data=("tinyimagenet",), device_call="a",
+            ratio_free_arms=SCRATCH_ARMS, claims=(
         Claim(table="Table 1", chapter="images", claim="MAE pretraining vs a ViT trained from scratch (TinyImageNet)",
               metric="top-1 (%)", higher_is_better=True, paper_mae_cell=("Table 1", "", "Baseline MAE"),
               paper_base_cell=("Table 1", "", "ViT (trained from scratch)"), mae_label="MAE + fine-tune",
@@ -150,14 +158,15 @@ CHAPTERS = {c.name: c for c in (
               base_label="patch transformer from scratch", paper_dataset="ETTh1 (multivariate)", key="claim_long",
               model=("long_dim", "long_depth"), other_data=True, ratio_parameter="long_mask_ratio"),
     )),
-    Chapter(name="segmentation", preflight="images:check_model", data=("camvid",), device_call="a", claims=(
+    Chapter(name="segmentation", preflight="images:check_model", data=("camvid",), device_call="a",
+            ratio_free_arms=SCRATCH_ARMS, claims=(
         Claim(table="Table 3", chapter="segmentation", claim="MAE initialisation vs scratch for ViT-UPerNet", metric="mIoU",
               higher_is_better=True, paper_mae_cell=("Table 3", "MIou", "MAE"),
               paper_base_cell=("Table 3", "MIou", "No Pretrain"), mae_label="MAE init", base_label="scratch",
               paper_dataset="ade20k", converged_within=0.005, min_tokens=64, ratio_parameter="mask_ratio"),
     )),
     Chapter(name="volumes", preflight="volumes:preflight", tuned_arms=3, data=("hippocampus",), device_call="b",
-            claims=(
+            ratio_free_arms=SCRATCH_ARMS, claims=(
         Claim(table="Table 4", chapter="volumes", claim="MAE-pretrained UNETR vs scratch", metric="mean Dice",
               higher_is_better=True, paper_mae_cell=("Table 4", "Dice Score", "MAE"),
               paper_base_cell=("Table 4", "Dice Score", "No pretraining"), mae_label="MAE init", base_label="scratch",

@@ -140,6 +140,45 @@ def _prefixed(label: str):
         err.flush()
 
 
+def reuse_ratio_free(chapter: str, params: dict) -> list[str]:
+    """For a run of ``chapter`` whose ``params`` change its claim's mask ratio from the profile's: copy into
+    its checkpoint folder the checkpoints of the default ratio's run (the same parameters otherwise, so the
+    same seed) of the arms that never see the MAE (:attr:`maelib.catalog.Chapter.ratio_free_arms`) and of
+    their learning-rate trials, where it has none of that name. Those arms train the same network on the
+    same data from the same seed at any ratio, so the run resumes them, finished, instead of training them
+    again. One whose schedule the ratio does change (the budget-matched arm's epochs follow the MAE's
+    pretraining FLOPs) does not match its checkpoint's fingerprint and trains anew
+    (:func:`maelib.train.fit`); checkpoints of other data are set aside (:func:`maelib.provenance.checkpoint_dir`).
+
+    Returns:
+        The names of the checkpoint files copied (none where the default run left none here).
+    """
+    from . import catalog, profiles, provenance
+
+    entry = catalog.of(chapter)
+    ratio = next((c.ratio_parameter for c in entry.claims if c.ratio_parameter), None)
+    if not entry.ratio_free_arms or ratio not in params:
+        return []
+    run = profiles.resolve(chapter, **params)
+    default = profiles.resolve(chapter, **{k: v for k, v in params.items() if k != ratio})
+    if getattr(run, ratio) == getattr(default, ratio):
+        return []
+    source, target = provenance.run_dir(chapter, default), provenance.run_dir(chapter, run)
+    stamps = [folder / provenance.DATA_STAMP for folder in (source, target)]
+    if all(s.is_file() for s in stamps) and stamps[0].read_text() != stamps[1].read_text():
+        return []  # the two were trained on other data
+    names = [arm.replace(" ", "_") for arm in entry.ratio_free_arms]  # as maelib.train.checkpoint_file writes them
+    found = [f for f in sorted(source.glob("*.pt"))
+             if any(f.stem == n or f.stem.startswith(f"tune_{n}_lr=") for n in names)]
+    copied = []
+    for f in found + ([stamps[0]] if found and stamps[0].is_file() else []):
+        if not (target / f.name).exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target / f.name)
+            copied.append(f.name)
+    return [n for n in copied if n != provenance.DATA_STAMP]
+
+
 def run_job(job: Job) -> str:
     """Run one job (its threads pinned, its lines prefixed); the executed notebook's path."""
     from . import provenance, runs

@@ -300,3 +300,65 @@ def test_a_worker_killed_from_outside_is_named(tmp_path):
                                            r"outside .*the jobs it was running then \(seed [12](, seed [12])?\)"):
         jobs.launch(long, 2)
     assert list(tmp_path.rglob("*.json")) == []
+
+
+def _fake_run_folder(params: dict, names: list[str], data: str = '{"data": "hippocampus:abc"}') -> Path:
+    """The checkpoint folder a volumes run of ``params`` trains in, holding empty checkpoints ``names``."""
+    from maelib import profiles
+
+    folder = provenance.run_dir("volumes", profiles.resolve("volumes", **params))
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).write_bytes(name.encode())
+    (folder / provenance.DATA_STAMP).write_text(data)
+    return folder
+
+
+def test_a_mask_ratio_run_takes_only_the_arms_that_never_see_the_mae_from_the_default_run(isolated_cache):
+    from maelib import profiles
+
+    default = {"profile": "smoke", "seed": 3}
+    scratch = ["scratch.pt", "scratch,_budget-matched.pt", "tune_scratch_lr=0.008.pt",
+               "tune_scratch,_budget-matched_lr=0.004.pt"]
+    _fake_run_folder(default, scratch + ["pretrain.pt", "MAE_init.pt", "tune_MAE_init_lr=0.008.pt"])
+    ratio = {**default, "mask_ratio": 0.5}
+    assert sorted(jobs.reuse_ratio_free("volumes", ratio)) == sorted(scratch)
+    target = provenance.run_dir("volumes", profiles.resolve("volumes", **ratio))
+    assert sorted(f.name for f in target.iterdir()) == sorted(scratch + [provenance.DATA_STAMP])
+    assert (target / "scratch.pt").read_bytes() == b"scratch.pt"
+    (target / "scratch.pt").write_bytes(b"trained here")
+    assert jobs.reuse_ratio_free("volumes", ratio) == []  # what the run has is never overwritten
+    assert (target / "scratch.pt").read_bytes() == b"trained here"
+    # nothing for the default ratio itself, another seed (no default run of it here), or a chapter without such arms
+    assert jobs.reuse_ratio_free("volumes", {**default, "mask_ratio": 0.75}) == []
+    assert jobs.reuse_ratio_free("volumes", {**ratio, "seed": 4}) == []
+    assert jobs.reuse_ratio_free("tabular", {"profile": "smoke", "seed": 3, "mask_ratio": 0.5}) == []
+
+
+def test_a_mask_ratio_run_takes_nothing_trained_on_other_data(isolated_cache):
+    default = {"profile": "smoke", "seed": 3}
+    _fake_run_folder(default, ["scratch.pt"])
+    _fake_run_folder({**default, "mask_ratio": 0.5}, [], data='{"data": "hippocampus:other"}')
+    assert jobs.reuse_ratio_free("volumes", {**default, "mask_ratio": 0.5}) == []
+
+
+def test_a_mask_ratio_run_resuming_the_default_runs_scratch_arms_scores_them_as_training_them_would(
+        tmp_path, monkeypatch):
+    """The claim behind :func:`maelib.jobs.reuse_ratio_free`: the scratch arms a ratio run resumes from the
+    default run's checkpoints score exactly what the ratio run would have trained, and its MAE arm is its own."""
+    data_folder("hippocampus")
+
+    def claim(params: dict, cache: str) -> dict:
+        monkeypatch.setenv("MAELIB_CACHE", str(tmp_path / cache))
+        out = tmp_path / cache / "out"
+        copied = jobs.reuse_ratio_free("volumes", params)
+        runs.run_chapter("volumes", params, out_dir=out, records_dir=None, progress=False, force=True)
+        return {**json.loads((out / "04_volumes.run.json").read_text())["metrics"]["claim"], "copied": copied}
+
+    base = {"profile": "smoke", "seed": 0, "lr": 0.004}  # one rate for every arm: no trials to run
+    default = claim(base, "shared")
+    resumed = claim({**base, "mask_ratio": 0.25}, "shared")
+    fresh = claim({**base, "mask_ratio": 0.25}, "alone")
+    assert sorted(resumed["copied"]) == ["scratch,_budget-matched.pt", "scratch.pt"] and fresh["copied"] == []
+    assert resumed["baseline"] == fresh["baseline"] == default["baseline"]
+    assert resumed["mae"] == fresh["mae"] != default["mae"]  # the MAE arm pretrained at its own ratio
