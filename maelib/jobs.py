@@ -144,9 +144,10 @@ def reuse_ratio_free(chapter: str, params: dict) -> list[str]:
     """For a run of ``chapter`` whose ``params`` change its claim's mask ratio from the profile's: copy into
     its checkpoint folder the checkpoints of the default ratio's run (the same parameters otherwise, so the
     same seed) of the arms that never see the MAE (:attr:`maelib.catalog.Chapter.ratio_free_arms`) and of
-    their learning-rate trials, where it has none of that name. Those arms train the same network on the
-    same data from the same seed at any ratio, so the run resumes them, finished, instead of training them
-    again. One whose schedule the ratio does change (the budget-matched arm's epochs follow the MAE's
+    their learning-rate trials, as far as that run trained them, where it has none of that name. Those arms
+    train the same network on the same data from the same seed at any ratio, so the run resumes them instead
+    of training them again (what it resumes is what it would have trained, on a device that trains
+    deterministically, as a CPU does). One whose schedule the ratio does change (the budget-matched arm's epochs follow the MAE's
     pretraining FLOPs) does not match its checkpoint's fingerprint and trains anew
     (:func:`maelib.train.fit`); checkpoints of other data are set aside (:func:`maelib.provenance.checkpoint_dir`).
 
@@ -154,6 +155,7 @@ def reuse_ratio_free(chapter: str, params: dict) -> list[str]:
         The names of the checkpoint files copied (none where the default run left none here).
     """
     from . import catalog, profiles, provenance
+    from .files import atomic_path
 
     entry = catalog.of(chapter)
     ratio = next((c.ratio_parameter for c in entry.claims if c.ratio_parameter), None)
@@ -173,8 +175,8 @@ def reuse_ratio_free(chapter: str, params: dict) -> list[str]:
     copied = []
     for f in found + ([stamps[0]] if found and stamps[0].is_file() else []):
         if not (target / f.name).exists():
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target / f.name)
+            with atomic_path(target / f.name) as tmp:  # whole or not at all, even if the sweep is stopped here
+                shutil.copy2(f, tmp)
             copied.append(f.name)
     return [n for n in copied if n != provenance.DATA_STAMP]
 
