@@ -147,9 +147,10 @@ def reuse_ratio_free(chapter: str, params: dict) -> list[str]:
     their learning-rate trials, as far as that run trained them, where it has none of that name. Those arms
     train the same network on the same data from the same seed at any ratio, so the run resumes them instead
     of training them again (what it resumes is what it would have trained, on a device that trains
-    deterministically, as a CPU does). One whose schedule the ratio does change (the budget-matched arm's epochs follow the MAE's
-    pretraining FLOPs) does not match its checkpoint's fingerprint and trains anew
-    (:func:`maelib.train.fit`); checkpoints of other data are set aside (:func:`maelib.provenance.checkpoint_dir`).
+    deterministically, as a CPU does). One whose schedule the ratio does change (the budget-matched arm's
+    epochs follow the MAE's pretraining FLOPs) does not match its checkpoint's fingerprint and trains anew
+    (:func:`maelib.train.fit`); checkpoints of other data are set aside
+    (:func:`maelib.provenance.checkpoint_dir`).
 
     Returns:
         The names of the checkpoint files copied (none where the default run left none here).
