@@ -218,7 +218,7 @@ def sweep(args, ap) -> int:
                                  records_dir=str(_records_dir(args)),
                                  label=label, progress=n_jobs == 1))
     for job in todo:  # the arms no mask ratio changes: from the default ratio's run of the seed, where it ran here
-        copied = jobs.reuse_ratio_free(args.chapter, job.params) if "mask_ratio" in job.params else []
+        copied = jobs.reuse_ratio_free(args.chapter, job.params)
         if copied:
             print(f"{job.label}: resumes {', '.join(copied)} from the default mask ratio's run of its seed (those "
                   "arms never see the MAE)", flush=True)

@@ -157,6 +157,7 @@ def reuse_ratio_free(chapter: str, params: dict) -> list[str]:
     """
     from . import catalog, profiles, provenance
     from .files import atomic_path
+    from .train import checkpoint_file
 
     entry = catalog.of(chapter)
     ratio = next((c.ratio_parameter for c in entry.claims if c.ratio_parameter), None)
@@ -170,9 +171,11 @@ def reuse_ratio_free(chapter: str, params: dict) -> list[str]:
     stamps = [folder / provenance.DATA_STAMP for folder in (source, target)]
     if all(s.is_file() for s in stamps) and stamps[0].read_text() != stamps[1].read_text():
         return []  # the two were trained on other data
-    names = [arm.replace(" ", "_") for arm in entry.ratio_free_arms]  # as maelib.train.checkpoint_file writes them
-    found = [f for f in sorted(source.glob("*.pt"))
-             if any(f.stem == n or f.stem.startswith(f"tune_{n}_lr=") for n in names)]
+    def stem(desc: str) -> str:  # the file name a training of that description checkpoints to, less ".pt"
+        return Path(checkpoint_file(source, desc)).stem
+
+    found = [f for f in sorted(source.glob("*.pt"))  # each arm, and its trials ("tune <arm> lr=<rate>")
+             if any(f.stem == stem(arm) or f.stem.startswith(stem(f"tune {arm} lr=")) for arm in entry.ratio_free_arms)]
     copied = []
     for f in found + ([stamps[0]] if found and stamps[0].is_file() else []):
         if not (target / f.name).exists():
