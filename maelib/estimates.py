@@ -3,11 +3,15 @@
 The runner says it before a run (:func:`cost_phrase`, and :func:`note` when the run will choose its
 learning rates) and hands :func:`expected_s` to the progress line
 (:class:`maelib.progress.Watcher`). Estimates are keyed by profile, setting, code version and precision: a
-bf16 run's time says nothing of an fp32 one's.
+bf16 run's time says nothing of an fp32 one's. A recorded time is scaled to the run to come by its epochs
+and by the FLOPs of one sample's training step (:func:`work_scale`): a larger crop or image, or smaller
+patches, take longer a pass.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import statistics
 
 from . import catalog, profiles, provenance, tuning
@@ -41,6 +45,63 @@ def epoch_scale(recorded: dict, resolved: dict | None) -> float:
     return new / old if old and new else 1.0
 
 
+def _supervised_step(chapter: str, p) -> float | None:
+    """FLOPs (forward and backward) of one sample's supervised training step of the chapter's network with
+    parameters ``p``, counted by the chapter's own ``flops_per_sample`` on CPU; None for a chapter without
+    one. The class count only sets the last layer's width: a fixed 12 (CamVid) and 3 (the hippocampus) stand
+    in for the data's."""
+    if chapter in ("images", "payoff"):
+        from .images import flops_per_sample
+        return flops_per_sample(p)["supervised"]
+    if chapter == "segmentation":
+        from .segmentation import flops_per_sample
+        return flops_per_sample(p, 12)["supervised"]
+    if chapter == "volumes":
+        from .volumes import flops_per_sample
+        return flops_per_sample(p, p.roi, 3)["supervised"]
+    return None
+
+
+def _network(chapter: str, resolved: dict) -> dict:
+    """The parameters of ``resolved`` that may change a training step's FLOPs: all but the schedule
+    (epochs, rates), the precision and :data:`~maelib.provenance.CONTROL`; only those the chapter knows today."""
+    known = profiles.SPECS[chapter]
+    return {k: v for k, v in resolved.items() if k in known and k not in provenance.CONTROL and k != "precision"
+            and not k.endswith("epochs") and "lr" not in k}
+
+
+@functools.lru_cache(maxsize=16)
+def _step_flops(chapter: str, network: str) -> float | None:
+    """:func:`_supervised_step` for the ``network`` parameters (JSON) on the chapter's quick profile; None where
+    the chapter counts none or those parameters no longer resolve (a record of older code)."""
+    try:
+        p = profiles.resolve(chapter, "quick", **json.loads(network))
+    except (ValueError, TypeError, KeyError):
+        return None
+    return _supervised_step(chapter, p)
+
+
+def flops_scale(chapter: str, recorded: dict, resolved: dict | None) -> float:
+    """How many times the FLOPs of one sample's training step of ``resolved`` exceed those of ``recorded``
+    (both resolved parameters): 1 where their networks' parameters (:func:`_network`) agree, where either is
+    None, or where the chapter counts no FLOPs. Counting builds both networks once (a few seconds)."""
+    if resolved is None:
+        return 1.0
+    old, new = _network(chapter, recorded), _network(chapter, resolved)
+    if old == new:
+        return 1.0
+    before, after = (_step_flops(chapter, json.dumps(n, sort_keys=True)) for n in (old, new))
+    return after / before if before and after else 1.0
+
+
+def work_scale(chapter: str, recorded: dict, resolved: dict | None) -> float:
+    """How much longer a run of ``resolved`` takes than a recorded run of ``recorded``: :func:`epoch_scale`
+    times :func:`flops_scale`. 2026-12-07: the hippocampus crop grew from 32 x 48 x 32 to 64 x 64 x 48 voxels
+    and its schedule 4.1-fold; scaled by the epochs alone, the sweep said 55 min for a seed that took about
+    4 h."""
+    return epoch_scale(recorded, resolved) * flops_scale(chapter, recorded, resolved)
+
+
 def precision_of(record: dict) -> str:
     """The precision a run trained in; records made before ``precision`` existed trained in bf16 on CUDA
     (autocast was on there) and in fp32 elsewhere."""
@@ -71,7 +132,7 @@ def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32", 
     """What choosing the learning rates adds to a run, by the newest code version whose records hold a
     run that chose them and runs that reused the choice: {"cost_s", "chose_s", "reused_s" (a seed),
     "code", "scale"}; None when no such pair is recorded. With ``resolved`` (the run to come), the times are
-    scaled to its epochs (:func:`epoch_scale`, in "scale")."""
+    scaled to its epochs and its FLOPs a sample (:func:`work_scale`, in "scale")."""
     classified = _classified(chapter, profile, root, precision)
     for code in dict.fromkeys(provenance.pool_version(r) for r, _ in reversed(classified)):  # newest code first
         chose = [r for r, c in classified if c and provenance.pool_version(r) == code]
@@ -82,7 +143,7 @@ def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32", 
             first = chose[-1]
             cost = first["wall_s"] - (first["resolved"].get("seeds") or 1) * per_seed
             if cost > 0:
-                k = epoch_scale(first["resolved"], resolved)
+                k = work_scale(chapter, first["resolved"], resolved)
                 return {"cost_s": k * cost, "chose_s": k * first["wall_s"], "reused_s": k * per_seed, "code": code,
                         "scale": k}
     return None
@@ -90,11 +151,11 @@ def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32", 
 
 def cost_phrase(chapter: str, profile: str, root=None, precision: str = "fp32", resolved: dict | None = None) -> str:
     """One clause on what choosing the learning rates costs at ``profile`` in ``precision``, for a note
-    said before a run (of the ``resolved`` parameters, whose epochs scale the recorded times)."""
+    said before a run (of the ``resolved`` parameters, whose epochs and size scale the recorded times)."""
     c = tuning_cost(chapter, profile, root, precision, resolved)
     if c is None:
         return f"no recorded pair of {precision} runs at the {profile} profile tells what choosing them costs"
-    scaled = f", scaled by {c['scale']:.2g} to this run's epochs" if abs(c["scale"] - 1) > 0.01 else ""
+    scaled = f", scaled by {c['scale']:.2g} to this run's epochs and size" if abs(c["scale"] - 1) > 0.01 else ""
     return (f"choosing them takes about {minutes(c['cost_s'])} at the {profile} profile in {precision}, by the "
             "recorded runs "
             f"(code {(c['code'] or 'unknown')[:8]}: the run that chose them took {minutes(c['chose_s'])}, "
@@ -104,8 +165,9 @@ def cost_phrase(chapter: str, profile: str, root=None, precision: str = "fp32", 
 def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
     """About how long a run with the ``resolved`` parameters takes, by the recorded runs; None where they
     do not tell. Where it changes nothing but pretraining (or nothing), the default setting's runs of the
-    newest code that chose no learning rates give a seed's time (their median, scaled to this run's epochs by
-    :func:`epoch_scale`), and :func:`tuning_cost` is added when this run chooses them. For any other setting, the newest run of that setting gives the time."""
+    newest code that chose no learning rates give a seed's time (their median, scaled to this run's epochs and
+    size by :func:`work_scale`), and :func:`tuning_cost` is added when this run chooses them. For any other
+    setting, the newest run of that setting gives the time."""
     profile, seeds, precision = resolved["profile"], resolved.get("seeds") or 1, resolved.get("precision") or "fp32"
     defaults = vars(profiles.resolve(chapter, profile))
     differ = {k for k in resolved if k not in provenance.CONTROL and resolved[k] != defaults.get(k)}
@@ -115,7 +177,7 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
             return None
         newest = provenance.pool_version(reused[-1])
         base = _typical_s([_per_seed_s(r) for r in reused if provenance.pool_version(r) == newest]) * seeds
-        base *= epoch_scale(reused[-1]["resolved"], resolved)
+        base *= work_scale(chapter, reused[-1]["resolved"], resolved)
         if not tuning.will_choose(chapter, resolved, root):
             return base
         cost = tuning_cost(chapter, profile, root, precision, resolved)

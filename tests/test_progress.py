@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, data_folder
-from maelib import estimates, jobs, profiles, progress, provenance, runs, tuning
+from maelib import estimates, images, jobs, profiles, progress, provenance, runs, tuning
 from maelib.data import TensorLoader
 from maelib.train import TrainConfig, fit
 
@@ -207,6 +207,26 @@ def test_a_longer_schedule_scales_the_estimate_from_shorter_recorded_runs(tmp_pa
     assert "scaled by 2 to this run's epochs" in estimates.cost_phrase("images", "smoke", tmp_path, prec, p)
     assert "scaled" not in estimates.cost_phrase("images", "smoke", tmp_path, prec)  # no run to come: as recorded
     assert estimates.expected_s("images", p, tmp_path) == pytest.approx(1800)  # 2 x (300 + 600)
+
+
+def test_a_larger_image_scales_the_estimate_by_the_flops_of_a_step(tmp_path):
+    """2026-12-07: the hippocampus crop grew fourfold with the schedule, and the sweep, scaling the older runs'
+    times by the epochs alone, said 55 min for a seed of about 4 h. The recorded times now scale by the
+    FLOPs of one sample's training step too, counted by the chapter's own ``flops_per_sample``."""
+    p = vars(profiles.resolve("images", "smoke"))
+    prec, smaller = p["precision"], p["img_size"] // 2  # the records: images half as wide, a quarter of the tokens
+    record(tmp_path, "a", seed=0, wall_s=900.0, img_size=smaller)
+    record(tmp_path, "b", seed=1, wall_s=300.0, img_size=smaller)
+    old = {**p, "img_size": smaller}
+    want = (images.flops_per_sample(profiles.resolve("images", "smoke"))["supervised"]
+            / images.flops_per_sample(profiles.resolve("images", "smoke", img_size=smaller))["supervised"])
+    assert want > 3  # four times the pixels and tokens: the step's FLOPs grow about fourfold
+    assert estimates.flops_scale("images", old, p) == pytest.approx(want)
+    assert estimates.flops_scale("images", p, {**p, "finetune_epochs": 1, "lr": 0.5}) == 1  # the schedule alone
+    assert estimates.flops_scale("tabular", {"hidden": 8}, {"hidden": 16}) == 1  # a chapter that counts none
+    cost = estimates.tuning_cost("images", "smoke", tmp_path, prec, p)
+    assert cost["scale"] == pytest.approx(want) and cost["cost_s"] == pytest.approx(want * 600)
+    assert "to this run's epochs and size" in estimates.cost_phrase("images", "smoke", tmp_path, prec, p)
 
 
 @pytest.mark.slow
