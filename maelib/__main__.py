@@ -267,7 +267,7 @@ def _tuning_first(chapter: str, todo: list) -> tuple[list, list]:
     for job in todo:
         if job.params.get("seed") == tuning.TUNING_SEED:
             p = profiles.resolve(chapter, **job.params)
-            if tuning.will_choose(chapter, vars(p)):  # not where every arm's rate is given
+            if estimates.will_choose(chapter, vars(p)):  # not where every arm's rate is given
                 first.append(job)
     return first, [j for j in todo if j not in first]
 

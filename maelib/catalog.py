@@ -100,8 +100,8 @@ class Chapter:
         name: the chapter's name (``python -m maelib run <name>``).
         preflight: ``"module:function"`` of its recipe, called with ``(p, device)`` before any compute to
             refuse a setting that cannot work; None where it has none.
-        tuned_arms: the trainings per rate of its learning-rate grid, for a chapter without a ``tune``
-            parameter (the cost note before a run that chooses its rates).
+        tuned_arms: the trainings per rate of its learning-rate grid, for a chapter without a rate
+            parameter per arm (the cost note before a run that chooses its rates).
         data: the registry datasets it reads (the GPU session carries them).
         reads_records: the chapters whose run records it reads (:data:`EVERY`: all of them); its book page
             is rebuilt when they change.

@@ -178,7 +178,7 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
         newest = provenance.pool_version(reused[-1])
         base = _typical_s([_per_seed_s(r) for r in reused if provenance.pool_version(r) == newest]) * seeds
         base *= work_scale(chapter, reused[-1]["resolved"], resolved)
-        if not tuning.will_choose(chapter, resolved, root):
+        if not will_choose(chapter, resolved, root):
             return base
         cost = tuning_cost(chapter, profile, root, precision, resolved)
         return base + cost["cost_s"] if cost else None
@@ -188,6 +188,29 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
     return _per_seed_s(same[-1]) * seeds if same else None
 
 
+def will_choose(chapter: str, resolved: dict, root=None) -> bool:
+    """Whether a run of the ``resolved`` parameters will choose its learning rates on held-out data:
+    :func:`maelib.tuning.will_choose`, and also for a chapter whose arms share one ``lr`` but which has a
+    ``tune`` (volumes, since 2026-12-07): such a run chooses unless ``lr`` is given, or unless, ``tune`` being
+    false, a choice of its own setting or of the default setting is recorded (a mask-ratio rerun borrows
+    the default's). ``tuning.will_choose`` reads ``tune`` as a sign of a rate parameter per arm; mending it
+    there would change every chapter's code version, so the runner asks here."""
+    if "tune" not in resolved or any(k in resolved for k in tuning.ARM_RATES):
+        return tuning.will_choose(chapter, resolved, root)
+    if "lr_grid" not in resolved or resolved.get("lr"):
+        return False
+    return bool(resolved["tune"]) or not (tuning.any_recorded(chapter, resolved, root)
+                                          or tuning.any_recorded(chapter, resolved, root, borrow=True))
+
+
+def _free_arms(chapter: str, resolved: dict) -> int:
+    """How many arms' rates a run leaves to be chosen: those of :data:`~maelib.tuning.ARM_RATES` left None, or,
+    for a chapter whose arms share one ``lr``, every arm (``catalog.Chapter.tuned_arms``) where it is None."""
+    if any(k in resolved for k in tuning.ARM_RATES):
+        return sum(1 for k in tuning.ARM_RATES if k in resolved and not resolved[k])
+    return 0 if resolved.get("lr") else catalog.of(chapter).tuned_arms
+
+
 def note(chapter: str, resolved: dict, root=None) -> str | None:
     """What a run is about to do about its learning rates, said before it starts when it will choose them
     (a grid of extra trainings) or reuse the default setting's; None when it reuses its own setting's.
@@ -195,7 +218,7 @@ def note(chapter: str, resolved: dict, root=None) -> str | None:
     if "lr_grid" not in resolved:
         return None
     grid = len(resolved["lr_grid"])
-    if "tune" not in resolved:  # series, tabular, volumes
+    if "tune" not in resolved:  # series, tabular
         if not tuning.will_choose(chapter, resolved, root):
             return None
         extra = catalog.of(chapter).tuned_arms * (grid - 1)
@@ -203,12 +226,12 @@ def note(chapter: str, resolved: dict, root=None) -> str | None:
             extra += 2 * len(resolved["long_horizons"]) * (len(resolved["long_lr_grid"]) - 1)
         return (f"{chapter}: no recorded choice for this setting and code, so this run chooses each network's "
                 f"learning rate on held-out data: about {extra} extra trainings (more where a grid grows)")
-    free = [k for k in tuning.ARM_RATES if k in resolved and not resolved[k]]  # the arms whose rate is to be chosen
+    free = _free_arms(chapter, resolved)  # the arms whose rate is to be chosen
     if not free:
         return None
-    cost = len(free) * grid
-    choose = (f"chooses {len(free)} arms' learning rates on held-out training images: {cost} extra fine-tunings "
-              f"(up to {cost + len(free) * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
+    cost = free * grid
+    choose = (f"chooses {free} arms' learning rates on held-out training data: {cost} extra trainings "
+              f"(up to {cost + free * GRID_EXTENSIONS} where the grid of {grid} grows), most of the run's time")
     if resolved["tune"]:
         return f"{chapter}: tune is true, so this run {choose}"
     if tuning.any_recorded(chapter, resolved, root):
@@ -217,5 +240,5 @@ def note(chapter: str, resolved: dict, root=None) -> str | None:
     if found:
         return (f"{chapter}: this run changes only what pretraining does ({', '.join(found['borrowed'])}) and "
                 f"reuses the learning rates chosen for the default setting; -p tune true chooses them anew ({cost} "
-                "extra fine-tunings)")
+                "extra trainings)")
     return f"{chapter}: no recorded choice for this setting and code, so this run {choose}"

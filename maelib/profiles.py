@@ -225,6 +225,7 @@ SPECS["volumes"] = {
     "pretrain_lr": Spec(float, 0, open_low=True),
     "lr": Spec(float, 0, open_low=True),  # one rate for both arms; None: each arm's chosen from lr_grid
     "lr_grid": Spec(list, 0, open_low=True),
+    "tune": TUNE,  # true: choose the rates anew where only pretraining changed (mask_ratio); else the default's
     "limit": Spec(int, 4),
 }
 
@@ -381,7 +382,7 @@ PROFILES["segmentation"] = {
 # which every arm at 1 mm chose on held-out training cases (code da09a786: from [2e-3, 8e-3] grown to 1.6e-2).
 _VOL_QUICK = dict(dataset="auto", roi=[64, 64, 48], spacing=0.5, mask_ratio=0.75, pretrain_epochs=100, epochs=16,
                   batch_size=2, **VOLUME_SIZES["mini"], pretrain_lr=1e-3, lr=None, lr_grid=[4e-3, 8e-3, 1.6e-2],
-                  limit=100, precision="auto")
+                  tune=False, limit=100, precision="auto")
 PROFILES["volumes"] = {
     "quick": _VOL_QUICK,
     # the hippocampus at 0.5 mm in 64 x 96 x 64 crops: 96 patches (BTCV keeps the paper's 1.5 x 1.5 x 2 mm)

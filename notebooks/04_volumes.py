@@ -50,6 +50,7 @@ epochs = None
 batch_size = None
 lr = None  # one learning rate for every arm; None: each arm's chosen from lr_grid on held-out training cases
 lr_grid = None
+tune = None  # true: choose the learning rates anew even where only pretraining changed (mask_ratio)
 
 # %% tags=["remove-cell"]
 import math

@@ -180,13 +180,33 @@ def test_a_rerun_that_changes_only_the_mask_ratio_reuses_the_default_settings_le
         assert tuning.borrowed("images", {**default, **other}, root=tmp_path) is None, other
 
 
+def test_a_volumes_rerun_with_another_mask_ratio_borrows_the_default_settings_rates(tmp_path):
+    """Volumes' arms share one ``lr`` but, since 2026-12-07, it has a ``tune``: a mask-ratio rerun borrows the
+    default setting's choice as images and segmentation do, so the sweep runs its seeds side by side, and
+    a rerun that chooses is still said and still goes first (``estimates.will_choose``; tuning's own answer
+    would say that no volumes run ever chooses)."""
+    default = _registry(tmp_path, "volumes")
+    assert default["tune"] is False  # the profile's: borrow
+    rerun = {**default, "mask_ratio": 0.5}
+    assert tuning.borrowed("volumes", rerun, root=tmp_path)["borrowed"] == ["mask_ratio"]
+    assert not estimates.will_choose("volumes", rerun, tmp_path)  # its seeds need not wait for seed 0
+    assert "reuses the learning rates chosen for the default setting" in estimates.note("volumes", rerun, root=tmp_path)
+    assert estimates.will_choose("volumes", {**rerun, "tune": True}, tmp_path)
+    assert "9 extra trainings" in estimates.note("volumes", {**rerun, "tune": True}, root=tmp_path)  # 3 arms, 3 rates
+    assert not estimates.will_choose("volumes", {**rerun, "tune": True, "lr": 1e-3}, tmp_path)  # the rate is given
+    assert estimates.will_choose("volumes", {**default, "epochs": 3}, tmp_path)  # another schedule: a choice of its own
+    (tmp_path / "none").mkdir()
+    assert estimates.will_choose("volumes", default, tmp_path / "none")  # nothing recorded: seed 0 chooses first
+    assert not estimates.will_choose("volumes", default, tmp_path)  # the default's own choice, reused
+
+
 def test_a_rerun_says_before_it_starts_whether_it_chooses_learning_rates_again(tmp_path):
     default = _registry(tmp_path)
     assert estimates.note("images", default, root=tmp_path) is None  # its own setting's choice, reused
     note = estimates.note("images", {**default, "mask_ratio": 0.5}, root=tmp_path)
     assert "reuses the learning rates chosen for the default setting" in note and "-p tune true" in note
     note = estimates.note("images", {**default, "mask_ratio": 0.5, "tune": True}, root=tmp_path)
-    assert "9 extra fine-tunings" in note and "3 arms" in note
+    assert "9 extra trainings" in note and "3 arms" in note
     note = estimates.note("images", {**default, "finetune_epochs": 9}, root=tmp_path)
     assert note.startswith("images: no recorded choice for this setting and code")
     tab = vars(profiles.resolve("tabular", "quick"))  # no tune parameter: it chooses unless a rate is given
