@@ -113,6 +113,9 @@ class Chapter:
         ratio_free_arms: its arms that never see the MAE (each seeded and built anew, so the same network on
             the same data whatever the mask ratio): a mask-ratio sweep's run resumes them from the default
             ratio's run of its seed instead of training them again (:func:`maelib.jobs.reuse_ratio_free`).
+        network: the parameters that set the FLOPs of its supervised training step (the image or crop, the
+            patches, the network's size): where a run changes one, the runner scales the recorded runs' times
+            by the step's FLOPs (:func:`maelib.estimates.flops_scale`).
     """
 
     name: str
@@ -125,14 +128,16 @@ class Chapter:
     device_call: str | None = None
     claims: tuple[Claim, ...] = ()
     ratio_free_arms: tuple[str, ...] = ()
+    network: tuple[str, ...] = ()
 
 
 # the scratch arms of images, segmentation and volumes (their recipes' names: "scratch" and their MATCHED)
 SCRATCH_ARMS = ("scratch", "scratch, budget-matched")
+VIT = ("img_size", "patch_size", "dim", "depth", "heads")  # an image ViT's step: its tokens and its size
 
 CHAPTERS = {c.name: c for c in (
     Chapter(name="images", preflight="images:preflight", data=("tinyimagenet",), device_call="a",
-            ratio_free_arms=SCRATCH_ARMS, claims=(
+            ratio_free_arms=SCRATCH_ARMS, network=VIT + ("n_classes",), claims=(
         Claim(table="Table 1", chapter="images", claim="MAE pretraining vs a ViT trained from scratch (TinyImageNet)",
               metric="top-1 (%)", higher_is_better=True, paper_mae_cell=("Table 1", "", "Baseline MAE"),
               paper_base_cell=("Table 1", "", "ViT (trained from scratch)"), mae_label="MAE + fine-tune",
@@ -159,14 +164,14 @@ CHAPTERS = {c.name: c for c in (
               model=("long_dim", "long_depth"), other_data=True, ratio_parameter="long_mask_ratio"),
     )),
     Chapter(name="segmentation", preflight="images:check_model", data=("camvid",), device_call="a",
-            ratio_free_arms=SCRATCH_ARMS, claims=(
+            ratio_free_arms=SCRATCH_ARMS, network=VIT + ("width",), claims=(
         Claim(table="Table 3", chapter="segmentation", claim="MAE initialisation vs scratch for ViT-UPerNet", metric="mIoU",
               higher_is_better=True, paper_mae_cell=("Table 3", "MIou", "MAE"),
               paper_base_cell=("Table 3", "MIou", "No Pretrain"), mae_label="MAE init", base_label="scratch",
               paper_dataset="ade20k", converged_within=0.005, min_tokens=64, ratio_parameter="mask_ratio"),
     )),
     Chapter(name="volumes", preflight="volumes:preflight", tuned_arms=3, data=("hippocampus",), device_call="b",
-            ratio_free_arms=SCRATCH_ARMS, claims=(
+            ratio_free_arms=SCRATCH_ARMS, network=("roi", "hidden_size", "mlp_dim", "heads", "feature_size"), claims=(
         Claim(table="Table 4", chapter="volumes", claim="MAE-pretrained UNETR vs scratch", metric="mean Dice",
               higher_is_better=True, paper_mae_cell=("Table 4", "Dice Score", "MAE"),
               paper_base_cell=("Table 4", "Dice Score", "No pretraining"), mae_label="MAE init", base_label="scratch",
@@ -183,7 +188,7 @@ CHAPTERS = {c.name: c for c in (
               fair_label="feed-forward (re-masked observed cells)", paper_scale_unknown=True,
               ratio_parameter="mask_ratio"),
     )),
-    Chapter(name="payoff", preflight="payoff:preflight", data=("tinyimagenet",)),
+    Chapter(name="payoff", preflight="payoff:preflight", data=("tinyimagenet",), network=VIT + ("n_classes",)),
     Chapter(name="masking", data=("tinyimagenet",), reads_records=("images",),
             reads_models=("image_mae_full.pt", "image_mae_reference.pt")),
     Chapter(name="summary", reads_records=EVERY),

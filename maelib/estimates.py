@@ -4,8 +4,8 @@ The runner says it before a run (:func:`cost_phrase`, and :func:`note` when the 
 learning rates) and hands :func:`expected_s` to the progress line
 (:class:`maelib.progress.Watcher`). Estimates are keyed by profile, setting, code version and precision: a
 bf16 run's time says nothing of an fp32 one's. A recorded time is scaled to the run to come by its epochs
-and by the FLOPs of one sample's training step (:func:`work_scale`): a larger crop or image, or smaller
-patches, take longer a pass.
+and by the FLOPs of one sample's supervised training step (:func:`work_scale`): a larger crop or image, or
+smaller patches, take longer a pass.
 """
 
 from __future__ import annotations
@@ -62,43 +62,45 @@ def _supervised_step(chapter: str, p) -> float | None:
     return None
 
 
-def _network(chapter: str, resolved: dict) -> dict:
-    """The parameters of ``resolved`` that may change a training step's FLOPs: all but the schedule
-    (epochs, rates), the precision and :data:`~maelib.provenance.CONTROL`; only those the chapter knows today."""
-    known = profiles.SPECS[chapter]
-    return {k: v for k, v in resolved.items() if k in known and k not in provenance.CONTROL and k != "precision"
-            and not k.endswith("epochs") and "lr" not in k}
-
-
 @functools.lru_cache(maxsize=16)
-def _step_flops(chapter: str, network: str) -> float | None:
-    """:func:`_supervised_step` for the ``network`` parameters (JSON) on the chapter's quick profile; None where
-    the chapter counts none or those parameters no longer resolve (a record of older code)."""
+def _step_flops(chapter: str, profile: str, network: str) -> float | None:
+    """:func:`_supervised_step` at ``profile`` with the ``network`` parameters (JSON) over its values; None where
+    the chapter counts none, or where the setting does not resolve (a record of older code) or its preflight
+    refuses it (too large for memory, say): nothing is built for a setting the run would refuse."""
+    from importlib import import_module
+
     try:
-        p = profiles.resolve(chapter, "quick", **json.loads(network))
-    except (ValueError, TypeError, KeyError):
+        p = profiles.resolve(chapter, profile, **json.loads(network))
+        check = catalog.of(chapter).preflight
+        if check:
+            module, function = check.split(":")
+            getattr(import_module(f"maelib.{module}"), function)(p, "cpu")
+        return _supervised_step(chapter, p)
+    except Exception:  # an estimate is never worth a failure: the run's own preflight says what is wrong
         return None
-    return _supervised_step(chapter, p)
 
 
 def flops_scale(chapter: str, recorded: dict, resolved: dict | None) -> float:
-    """How many times the FLOPs of one sample's training step of ``resolved`` exceed those of ``recorded``
-    (both resolved parameters): 1 where their networks' parameters (:func:`_network`) agree, where either is
-    None, or where the chapter counts no FLOPs. Counting builds both networks once (a few seconds)."""
-    if resolved is None:
+    """How many times the FLOPs of one sample's supervised training step of ``resolved`` exceed those of
+    ``recorded`` (both resolved parameters): 1 where the parameters that set them (the chapter's
+    ``catalog.Chapter.network``) agree, where either is None, or where the chapter counts no FLOPs. Counting
+    builds both networks once a process (for the 0.5 mm hippocampus crop, 10-25 s on 2 busy cores)."""
+    keys = catalog.of(chapter).network
+    if resolved is None or not keys:
         return 1.0
-    old, new = _network(chapter, recorded), _network(chapter, resolved)
+    old, new = ({k: r[k] for k in keys if k in r} for r in (recorded, resolved))
     if old == new:
         return 1.0
-    before, after = (_step_flops(chapter, json.dumps(n, sort_keys=True)) for n in (old, new))
+    before, after = (_step_flops(chapter, r.get("profile") or "quick", json.dumps(n, sort_keys=True))
+                     for r, n in ((recorded, old), (resolved, new)))
     return after / before if before and after else 1.0
 
 
 def work_scale(chapter: str, recorded: dict, resolved: dict | None) -> float:
     """How much longer a run of ``resolved`` takes than a recorded run of ``recorded``: :func:`epoch_scale`
-    times :func:`flops_scale`. 2026-12-07: the hippocampus crop grew from 32 x 48 x 32 to 64 x 64 x 48 voxels
-    and its schedule 4.1-fold; scaled by the epochs alone, the sweep said 55 min for a seed that took about
-    4 h."""
+    times :func:`flops_scale` (the supervised step's ratio stands for the pretraining step's too). 2026-12-07:
+    the hippocampus crop grew from 32 x 48 x 32 to 64 x 64 x 48 voxels and its schedule 4.1-fold; scaled by the
+    epochs alone, the sweep said 55 min for a seed that took about 4 h."""
     return epoch_scale(recorded, resolved) * flops_scale(chapter, recorded, resolved)
 
 

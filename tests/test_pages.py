@@ -158,12 +158,14 @@ def test_the_downloadable_notebook_carries_no_local_path(tmp_path):
 
 # --- a rerun with another mask ratio (item 9) --------------------------------------------------------
 
-def _registry(tmp_path, chapter="images"):
-    """The seed-0 run of the default setting at the quick profile, with its choice of learning rates."""
+def _registry(tmp_path, chapter="images", arms=("MAE + fine-tune", "scratch")):
+    """The seed-0 run of the default setting at the quick profile, with its choice of learning rates for
+    ``arms`` (the first 2e-3, the others 4e-3)."""
     resolved = {**vars(profiles.resolve(chapter, "quick")), "seed": 0}
     r = record(chapter, 0, 0.3, 0.3, code=provenance.version(chapter), parameters=resolved)
-    r["metrics"].update({"lr": {"MAE + fine-tune": 2e-3, "scratch": 4e-3},
-                         "lr_grid": {"MAE + fine-tune": {"0.002": 40.0}, "scratch": {"0.004": 30.0}}})
+    rates = {arm: 2e-3 if i == 0 else 4e-3 for i, arm in enumerate(arms)}
+    grid = {arm: {str(lr): 40.0 - 10 * i} for i, (arm, lr) in enumerate(rates.items())}
+    r["metrics"].update({"lr": rates, "lr_grid": grid})
     (tmp_path / "r0.json").write_text(json.dumps(r))
     return resolved
 
@@ -185,10 +187,13 @@ def test_a_volumes_rerun_with_another_mask_ratio_borrows_the_default_settings_ra
     default setting's choice as images and segmentation do, so the sweep runs its seeds side by side, and
     a rerun that chooses is still said and still goes first (``estimates.will_choose``; tuning's own answer
     would say that no volumes run ever chooses)."""
-    default = _registry(tmp_path, "volumes")
+    from maelib import volumes
+
+    default = _registry(tmp_path, "volumes", ("MAE init", "scratch", volumes.MATCHED))
     assert default["tune"] is False  # the profile's: borrow
     rerun = {**default, "mask_ratio": 0.5}
-    assert tuning.borrowed("volumes", rerun, root=tmp_path)["borrowed"] == ["mask_ratio"]
+    borrowed = tuning.borrowed("volumes", rerun, root=tmp_path)
+    assert borrowed["borrowed"] == ["mask_ratio"] and set(borrowed["lr"]) == {"MAE init", "scratch", volumes.MATCHED}
     assert not estimates.will_choose("volumes", rerun, tmp_path)  # its seeds need not wait for seed 0
     assert "reuses the learning rates chosen for the default setting" in estimates.note("volumes", rerun, root=tmp_path)
     assert estimates.will_choose("volumes", {**rerun, "tune": True}, tmp_path)

@@ -222,8 +222,10 @@ def test_a_larger_image_scales_the_estimate_by_the_flops_of_a_step(tmp_path):
             / images.flops_per_sample(profiles.resolve("images", "smoke", img_size=smaller))["supervised"])
     assert want > 3  # four times the pixels and tokens: the step's FLOPs grow about fourfold
     assert estimates.flops_scale("images", old, p) == pytest.approx(want)
-    assert estimates.flops_scale("images", p, {**p, "finetune_epochs": 1, "lr": 0.5}) == 1  # the schedule alone
+    same = {**p, "finetune_epochs": 1, "finetune_lr": 0.5, "mask_ratio": 0.5, "decoder_dim": 8}  # not the step's
+    assert estimates.flops_scale("images", p, same) == 1
     assert estimates.flops_scale("tabular", {"hidden": 8}, {"hidden": 16}) == 1  # a chapter that counts none
+    assert estimates.flops_scale("images", p, {**p, "img_size": 4096}) == 1  # refused by resolve: nothing built
     cost = estimates.tuning_cost("images", "smoke", tmp_path, prec, p)
     assert cost["scale"] == pytest.approx(want) and cost["cost_s"] == pytest.approx(want * 600)
     assert "to this run's epochs and size" in estimates.cost_phrase("images", "smoke", tmp_path, prec, p)
