@@ -130,6 +130,16 @@ class Chapter:
     ratio_free_arms: tuple[str, ...] = ()
     network: tuple[str, ...] = ()
 
+    def own_check(self):
+        """The chapter's own check, the function :attr:`preflight` names, called with ``(p, device)``; None
+        where it declares none."""
+        if not self.preflight:
+            return None
+        from importlib import import_module
+
+        module, function = self.preflight.split(":")
+        return getattr(import_module(f"maelib.{module}"), function)
+
 
 # the scratch arms of images, segmentation and volumes (their recipes' names: "scratch" and their MATCHED)
 SCRATCH_ARMS = ("scratch", "scratch, budget-matched")

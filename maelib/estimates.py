@@ -67,14 +67,11 @@ def _step_flops(chapter: str, profile: str, network: str) -> float | None:
     """:func:`_supervised_step` at ``profile`` with the ``network`` parameters (JSON) over its values; None where
     the chapter counts none, or where the setting does not resolve (a record of older code) or its preflight
     refuses it (too large for memory, say): nothing is built for a setting the run would refuse."""
-    from importlib import import_module
-
     try:
         p = profiles.resolve(chapter, profile, **json.loads(network))
-        check = catalog.of(chapter).preflight
+        check = catalog.of(chapter).own_check()
         if check:
-            module, function = check.split(":")
-            getattr(import_module(f"maelib.{module}"), function)(p, "cpu")
+            check(p, "cpu")
         return _supervised_step(chapter, p)
     except Exception:  # an estimate is never worth a failure: the run's own preflight says what is wrong
         return None

@@ -263,11 +263,9 @@ def preflight(chapter: str, p) -> None:
         from .reference import checkpoint
 
         load_mae(image_mae_checkpoint(p.profile, checkpoint(p.mae_checkpoint))[0])
-    if catalog.of(chapter).preflight:  # the chapter's own check, declared in maelib.catalog
-        import importlib
-
-        module, name = catalog.of(chapter).preflight.split(":")
-        getattr(importlib.import_module(f"maelib.{module}"), name)(p, device)
+    check = catalog.of(chapter).own_check()  # the chapter's own check, declared in maelib.catalog
+    if check:
+        check(p, device)
 
 
 def check_device(name: str):
