@@ -78,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--out-dir", default=str(provenance.ROOT / "results" / "sweeps"),
                    help="where each run's executed notebook goes, one folder a run (default results/sweeps)")
     w.add_argument("--publish", action="store_true", help=PUBLISH_HELP)
+    w.add_argument("--force", action="store_true",
+                   help="run again the seeds whose run of this setting and code version is already recorded")
     w.add_argument("--launcher", default="local", choices=jobs.LAUNCHERS,
                    help="local: a process pool here; slurm: a SLURM job array through submitit; "
                         "submitit-local: submitit's local executor (the SLURM path tried on one machine)")
@@ -206,7 +208,6 @@ def sweep(args, ap) -> int:
     for extra in grid:  # validate everything before running anything
         for seed in args.seeds:  # the computation asked on tiny inputs too, before any job starts
             runs.preflight(args.chapter, profiles.resolve(args.chapter, profile=args.profile, seed=seed, **extra))
-    n_jobs, threads = _job_settings(args, len(grid) * len(args.seeds))
     sweep_dir = Path(args.out_dir)  # executed notebooks of sweeps (results/sweeps is ignored by git)
     todo, tag = [], "".join(f"-{k}-{v}" for k, v in given.items())  # sweeps of other parameters: other folders
     for extra in grid:
@@ -214,9 +215,12 @@ def sweep(args, ap) -> int:
         for seed in args.seeds:
             label = f"seed {seed}" + (f", mask {ratio}" if "mask_ratio" in extra else "")
             todo.append(jobs.Job(args.chapter, {"profile": args.profile, "seed": seed, **extra},
-                                 out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}{tag}"), threads=threads,
-                                 records_dir=str(_records_dir(args)),
-                                 label=label, progress=n_jobs == 1))
+                                 out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}{tag}"),
+                                 records_dir=str(_records_dir(args)), label=label, force=args.force))
+    if not args.force:
+        todo = _not_recorded(args.chapter, todo, _records_dir(args))
+    n_jobs, threads = _job_settings(args, max(1, len(todo)))  # the seeds left to run share the cores
+    todo = [dataclasses.replace(j, threads=threads, progress=n_jobs == 1) for j in todo]
     for job in todo:  # the arms no mask ratio changes: from the default ratio's run of the seed, where it ran here
         copied = jobs.reuse_ratio_free(args.chapter, job.params)
         if copied:
@@ -237,6 +241,35 @@ def sweep(args, ap) -> int:
     if args.publish:
         _commit_shown(args.chapter, [j for j in first + rest if not given and "mask_ratio" not in j.params])
     return 0
+
+
+def _not_recorded(chapter: str, todo: list, root: Path) -> list:
+    """The jobs of ``todo`` whose seed has no run of the same setting and code version recorded in ``root``;
+    each other one is named and left out. A sweep resumed after an interruption would otherwise run its
+    finished seeds again from their checkpoints (a minute or two each) and record them twice, the second
+    time with the minutes of that rerun for the run's time, which the estimates then read as a seed's
+    (2026-12-07: "about 2.1 min" for a volumes seed of over an hour)."""
+    version, left = provenance.version(chapter), []
+    done = {}
+    for r in provenance.load_records(chapter, root):
+        if provenance.pool_version(r) == version:
+            done[(r["seed"], _computed(r["resolved"]))] = r
+    for job in todo:
+        resolved = vars(profiles.resolve(chapter, **job.params))
+        found = done.get((resolved.get("seed"), _computed(resolved)))
+        if found is None:
+            left.append(job)
+        else:
+            print(f"{job.label}: already recorded at this code version ({found['finished'][:16]}, {root}), "
+                  "skipped; --force runs it again", flush=True)
+    return left
+
+
+def _computed(resolved: dict) -> str:
+    """What a run computes, as in :func:`maelib.tuning.setting` but without the data read (not known
+    before the run)."""
+    return json.dumps({k: v for k, v in resolved.items() if k not in provenance.CONTROL}, sort_keys=True,
+                      default=str)
 
 
 def _commit_shown(chapter: str, default_jobs: list, committed: Path = provenance.COMMITTED) -> None:

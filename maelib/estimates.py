@@ -23,6 +23,12 @@ def _per_seed_s(record: dict) -> float:
     return record["wall_s"] / (record["resolved"].get("seeds") or 1)
 
 
+def _whole(records: list[dict]) -> list[dict]:
+    """The runs that trained from the start, or all of them where none did: a run that resumed from
+    checkpoints (``resumed`` in its record, :func:`maelib.runs.resumes`) records only the part it ran."""
+    return [r for r in records if not r.get("resumed")] or records
+
+
 def _typical_s(times: list[float]) -> float:
     """The median of a seed's times, leaving out any below half the median of them all: a run that resumed
     from an interrupted run's checkpoints records only the part it ran itself (2026-12-06: images seeds 3
@@ -134,11 +140,11 @@ def tuning_cost(chapter: str, profile: str, root=None, precision: str = "fp32", 
     scaled to its epochs and its FLOPs a sample (:func:`work_scale`, in "scale")."""
     classified = _classified(chapter, profile, root, precision)
     for code in dict.fromkeys(provenance.pool_version(r) for r, _ in reversed(classified)):  # newest code first
-        chose = [r for r, c in classified if c and provenance.pool_version(r) == code]
-        reused = [_per_seed_s(r) for r, c in classified if not c and provenance.pool_version(r) == code
-                  and provenance.results_of(r).lr_grid]
+        chose = _whole([r for r, c in classified if c and provenance.pool_version(r) == code])
+        reused = _whole([r for r, c in classified if not c and provenance.pool_version(r) == code
+                         and provenance.results_of(r).lr_grid])
         if chose and reused:
-            per_seed = _typical_s(reused)
+            per_seed = _typical_s([_per_seed_s(r) for r in reused])
             first = chose[-1]
             cost = first["wall_s"] - (first["resolved"].get("seeds") or 1) * per_seed
             if cost > 0:
@@ -175,7 +181,8 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
         if not reused:
             return None
         newest = provenance.pool_version(reused[-1])
-        base = _typical_s([_per_seed_s(r) for r in reused if provenance.pool_version(r) == newest]) * seeds
+        newest_runs = _whole([r for r in reused if provenance.pool_version(r) == newest])
+        base = _typical_s([_per_seed_s(r) for r in newest_runs]) * seeds
         base *= work_scale(chapter, reused[-1]["resolved"], resolved)
         if not will_choose(chapter, resolved, root):
             return base
@@ -184,7 +191,7 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
     want = tuning.setting({"resolved": resolved})
     same = [r for r in provenance.load_records(chapter, root) if r["profile"] == profile
             and tuning.setting({"resolved": r["resolved"]}) == want]  # any data: this is an estimate
-    return _per_seed_s(same[-1]) * seeds if same else None
+    return _per_seed_s(_whole(same)[-1]) * seeds if same else None
 
 
 def will_choose(chapter: str, resolved: dict, root=None) -> bool:

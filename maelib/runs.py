@@ -25,9 +25,9 @@ from pathlib import Path
 from . import catalog, profiles
 from .data.registry import cache_dir
 from .files import clean_stale, create_exclusive, writable_folder, write_text_atomic
-from .provenance import (COMMITTED, EXECUTED, MODELS, RECORDS, ROOT, chapters, code_hash, environment,
-                         git_commit, image_mae_checkpoint, notebook_hash, notebook_of, read_record,
-                         record_files, threads, version)
+from .provenance import (COMMITTED, DATA_STAMP, EXECUTED, MODELS, RECORDS, ROOT, chapters, code_hash,
+                         environment, git_commit, image_mae_checkpoint, notebook_hash, notebook_of, read_record,
+                         record_files, run_dir, threads, version)
 from .report import Results
 
 
@@ -175,6 +175,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
     if note:  # only for a run that will start: a refused one announces nothing
         print(note, file=sys.stderr)
     started, code, pooled = time.time(), code_hash(chapter), version(chapter)  # the code as it was when the run began
+    resumed = resumes(chapter, resolved)
     from .estimates import expected_s
 
     expected = expected_s(chapter, vars(resolved))  # by the recorded runs, for the time left it shows
@@ -197,6 +198,7 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(), "git_commit": git_commit(), "stamp": key,
             "engine": "papermill", "code": code, "version": pooled, "notebook_sha": notebook_hash(chapter),
             "data": values.get("data_source"), "environment": environment(), "threads": threads(),
+            "resumed": resumed,
         }
         text = json.dumps(entry, indent=2, default=str)
         try:
@@ -211,6 +213,16 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
                                 f"({e.strerror or e}: {e.filename or records_dir}); the executed notebook was "
                                 f"kept at {kept}", params) from None
     return out_nb
+
+
+def resumes(chapter: str, p) -> bool:
+    """Whether a run of the resolved parameters ``p`` starts from checkpoints already in its folder
+    (:func:`maelib.provenance.run_dir`: an interrupted run's, or the arms a mask-ratio run takes from the
+    default ratio's run): its record's ``wall_s`` is then only the part it ran itself, which the estimates
+    do not take for a run's time."""
+    folder = run_dir(chapter, p)
+    return folder.is_dir() and any(f.name not in (".lock", DATA_STAMP) and not f.name.startswith("other-data-")
+                                   for f in folder.iterdir())
 
 
 def commit_execution(nb: Path, record_file: Path, committed: Path = COMMITTED) -> Path | None:

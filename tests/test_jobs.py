@@ -81,6 +81,31 @@ def test_two_jobs_record_exactly_what_lone_runs_record(lone, tuned, tmp_path):
     assert _without_times(side[1]["metrics"]) != _without_times(side[2]["metrics"])  # the seeds differ
 
 
+def test_a_resumed_sweep_leaves_out_the_seeds_it_already_recorded(tuned, tmp_path):
+    """A sweep run again after an interruption does not rerun a finished seed from its checkpoints and
+    record it twice (with the rerun's minutes as its time); --force does."""
+    shutil.copytree(tuned, tmp_path / "runs")
+    env = {**os.environ, "MAELIB_RECORDS": str(tmp_path / "runs"), "MAELIB_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "maelib", "sweep", "tabular", "--profile", "smoke", "--seeds", "0",
+           "--out-dir", str(tmp_path / "out")]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "seed 0: already recorded at this code version" in done.stdout
+    assert len(_records(tmp_path / "runs")) == 1 and not (tmp_path / "out").exists()
+    forced = subprocess.run(cmd + ["--force"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 2 and "already recorded" not in forced.stdout
+
+
+def test_only_a_record_of_the_same_seed_setting_and_version_leaves_a_job_out(tuned, tmp_path):
+    [record] = [json.loads(f.read_text()) for f in tuned.glob("*.json")]
+    job = lambda seed, **extra: jobs.Job("tabular", {**SMOKE, "seed": seed, **extra}, label=f"seed {seed}")
+    todo = [job(0), job(1), job(0, epochs=3)]
+    assert cli._not_recorded("tabular", todo, tuned) == todo[1:]  # another seed, another setting: to run
+    (tmp_path / "old.json").write_text(json.dumps({**record, "version": "0" * 64}))
+    assert cli._not_recorded("tabular", todo, tmp_path) == todo  # another code version: to run
+
+
 @pytest.mark.slow
 def test_submitit_runs_the_same_job_function(lone, tuned, tmp_path):
     shutil.copytree(tuned, tmp_path / "runs")

@@ -192,6 +192,42 @@ def test_a_run_resumed_from_checkpoints_does_not_shorten_the_estimate(tmp_path):
     assert cost["reused_s"] == pytest.approx(310) and cost["cost_s"] == pytest.approx(590)
 
 
+def test_runs_recorded_as_resumed_give_no_seed_its_time(tmp_path):
+    """Two resumed runs of 40 and 45 s beside one whole run of 300 s: the median of the three (45 s) would
+    pass the half-the-median rule; the ``resumed`` flag the runner records leaves them out."""
+    now = provenance.version("images")  # this code's choice is recorded: a run of seed 4 reuses it
+    record(tmp_path, "a", seed=0, wall_s=900.0, code=now)
+    for i, (seed, wall) in enumerate([(1, 300.0), (2, 40.0), (3, 45.0)]):
+        record(tmp_path, f"r{i}", seed=seed, wall_s=wall, code=now)
+    for name in ("r1", "r2"):
+        path = tmp_path / f"images-{name}.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"resumed": True}))
+    prec, p = profiles.resolve("images", "smoke").precision, vars(profiles.resolve("images", "smoke", seed=4))
+    assert estimates.tuning_cost("images", "smoke", tmp_path, prec)["reused_s"] == pytest.approx(300)
+    assert estimates.expected_s("images", p, tmp_path) == pytest.approx(300)
+
+
+def test_a_run_records_whether_it_started_from_checkpoints_already_there(isolated_cache, tmp_path, monkeypatch):
+    params = {"profile": "smoke", "seed": 7}
+    p = profiles.resolve("images", **params)
+
+    def recorded() -> bool:  # a run of ``params`` (its notebook stood in for), and what its record says
+        def execute(chapter, src, params, done_nb, progress, expected):
+            done_nb.write_text("{}")
+            return {"params": vars(p)}
+
+        monkeypatch.setattr(runs, "_execute", execute)
+        runs.run_chapter("images", params, force=True, out_dir=tmp_path / "out", progress=False, records_dir=None)
+        return json.loads((tmp_path / "out" / "01_images.run.json").read_text())["resumed"]
+
+    assert not runs.resumes("images", p) and recorded() is False  # no folder yet
+    folder = provenance.checkpoint_dir("images", p, {"dataset": "tinyimagenet", "sha256": "ab" * 32})
+    assert not runs.resumes("images", p)  # its lock and its data stamp are no checkpoints
+    (folder / "mae_epoch3.pt").write_bytes(b"x")
+    assert runs.resumes("images", p) and recorded() is True
+    assert not runs.resumes("images", profiles.resolve("images", "smoke", seed=8))  # another run's folder
+
+
 def test_a_longer_schedule_scales_the_estimate_from_shorter_recorded_runs(tmp_path):
     """2026-12-06: segmentation's schedule went from 30 epochs to 80, and the sweep said 31 min, by the 30-epoch
     runs, for a run of about 55. The recorded times now scale by the epochs of the run to come."""
