@@ -217,6 +217,7 @@ def sweep(args, ap) -> int:
             todo.append(jobs.Job(args.chapter, {"profile": args.profile, "seed": seed, **extra},
                                  out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}{tag}"),
                                  records_dir=str(_records_dir(args)), label=label, force=args.force))
+    planned = todo  # a seed recorded by an earlier, interrupted sweep still has its page committed below
     if not args.force:
         todo = _not_recorded(args.chapter, todo, _records_dir(args))
     n_jobs, threads = _job_settings(args, max(1, len(todo)))  # the seeds left to run share the cores
@@ -239,7 +240,7 @@ def sweep(args, ap) -> int:
                                                                                    launcher=args.launcher):
         print(path)
     if args.publish:
-        _commit_shown(args.chapter, [j for j in first + rest if not given and "mask_ratio" not in j.params])
+        _commit_shown(args.chapter, [j for j in planned if not given and "mask_ratio" not in j.params])
     return 0
 
 

@@ -97,6 +97,19 @@ def test_a_resumed_sweep_leaves_out_the_seeds_it_already_recorded(tuned, tmp_pat
     assert len(list((tmp_path / "runs").glob("*.json"))) == 2 and "already recorded" not in forced.stdout
 
 
+def test_a_resumed_published_sweep_still_commits_the_page_of_a_seed_recorded_before(tuned, tmp_path, monkeypatch):
+    """An interrupted published sweep never reached its end, where the tuning seed's run becomes the page the
+    book shows: run again, it leaves that seed out but still commits its page."""
+    shutil.copytree(tuned, tmp_path / "runs")
+    monkeypatch.setattr(provenance, "PUBLISHED", tmp_path / "runs")
+    monkeypatch.setattr(jobs, "launch", lambda todo, *a, **k: [] if not todo else pytest.fail(f"ran {todo}"))
+    shown = []
+    monkeypatch.setattr(cli, "_commit_shown", lambda chapter, done: shown.extend(done))
+    assert cli.main(["sweep", "tabular", "--profile", "smoke", "--seeds", "0", "--publish",
+                     "--out-dir", str(tmp_path / "out")]) == 0
+    assert [j.params["seed"] for j in shown] == [0] and shown[0].out_dir == str(tmp_path / "out" / "tabular-0-default")
+
+
 def test_only_a_record_of_the_same_seed_setting_and_version_leaves_a_job_out(tuned, tmp_path):
     [record] = [json.loads(f.read_text()) for f in tuned.glob("*.json")]
     job = lambda seed, **extra: jobs.Job("tabular", {**SMOKE, "seed": seed, **extra}, label=f"seed {seed}")
