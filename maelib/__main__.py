@@ -79,7 +79,9 @@ def parser() -> argparse.ArgumentParser:
                    help="where each run's executed notebook goes, one folder a run (default results/sweeps)")
     w.add_argument("--publish", action="store_true", help=PUBLISH_HELP)
     w.add_argument("--force", action="store_true",
-                   help="run again the seeds whose run of this setting and code version is already recorded")
+                   help="run every seed, also those whose run of these parameters, code version and data is "
+                        "already in the sweep's registry (local, or results/runs with --publish), and those whose "
+                        "executed notebook is unchanged since")
     w.add_argument("--launcher", default="local", choices=jobs.LAUNCHERS,
                    help="local: a process pool here; slurm: a SLURM job array through submitit; "
                         "submitit-local: submitit's local executor (the SLURM path tried on one machine)")
@@ -217,9 +219,9 @@ def sweep(args, ap) -> int:
             todo.append(jobs.Job(args.chapter, {"profile": args.profile, "seed": seed, **extra},
                                  out_dir=str(sweep_dir / f"{args.chapter}-{seed}-{ratio}{tag}"),
                                  records_dir=str(_records_dir(args)), label=label, force=args.force))
-    planned = todo  # a seed recorded by an earlier, interrupted sweep still has its page committed below
+    pages = []  # skipped seeds' pages: an interrupted published sweep never reached its end, which commits them
     if not args.force:
-        todo = _not_recorded(args.chapter, todo, _records_dir(args))
+        todo, pages = _not_recorded(args.chapter, todo, _records_dir(args))
     n_jobs, threads = _job_settings(args, max(1, len(todo)))  # the seeds left to run share the cores
     todo = [dataclasses.replace(j, threads=threads, progress=n_jobs == 1) for j in todo]
     for job in todo:  # the arms no mask ratio changes: from the default ratio's run of the seed, where it ran here
@@ -240,37 +242,50 @@ def sweep(args, ap) -> int:
                                                                                    launcher=args.launcher):
         print(path)
     if args.publish:
-        _commit_shown(args.chapter, [j for j in planned if not given and "mask_ratio" not in j.params])
+        _commit_shown(args.chapter, [j for j in todo + pages if not given and "mask_ratio" not in j.params])
     return 0
 
 
-def _not_recorded(chapter: str, todo: list, root: Path) -> list:
-    """The jobs of ``todo`` whose seed has no run of the same setting and code version recorded in ``root``;
-    each other one is named and left out. A sweep resumed after an interruption would otherwise run its
-    finished seeds again from their checkpoints (a minute or two each) and record them twice, the second
-    time with the minutes of that rerun for the run's time, which the estimates then read as a seed's
-    (2026-12-07: "about 2.1 min" for a volumes seed of over an hour)."""
-    version, left = provenance.version(chapter), []
-    done = {}
-    for r in provenance.load_records(chapter, root):
+def _not_recorded(chapter: str, todo: list, root: Path) -> tuple[list, list]:
+    """(the jobs of ``todo`` to run, the skipped jobs whose own folder holds the page of the run recorded for
+    them). A job is skipped, and named, where the registry ``root`` (the sweep's own: the local one, or the
+    committed one with --publish) records a run of its seed with the same parameters (:func:`_computed`), code
+    version and data as the newest run of that setting: a sweep started again after an interruption would
+    otherwise run its finished seeds again from their checkpoints (a minute or two each) and record them
+    twice, the second time with the minutes of that rerun as the run's time, which the estimates then read
+    as a seed's (2026-12-07: "about 2.1 min" for a volumes seed of over an hour). Data replaced in place
+    (same folder, same parameters) is not known before a run: --force runs such seeds again."""
+    version, newest, done = provenance.version(chapter), {}, {}
+    for r in provenance.load_records(chapter, root):  # oldest first: the newest data of a setting wins
         if provenance.pool_version(r) == version:
-            done[(r["seed"], _computed(r["resolved"]))] = r
+            key = _computed(r["resolved"])
+            newest[key] = provenance.data_key(r.get("data"))
+            done[(r["seed"], key, newest[key])] = r
+    left, pages = [], []
     for job in todo:
-        resolved = vars(profiles.resolve(chapter, **job.params))
-        found = done.get((resolved.get("seed"), _computed(resolved)))
+        p = profiles.resolve(chapter, **job.params)
+        key = _computed(vars(p))
+        found = done.get((p.seed, key, newest.get(key)))
         if found is None:
             left.append(job)
-        else:
-            print(f"{job.label}: already recorded at this code version ({found['finished'][:16]}, {root}), "
-                  "skipped; --force runs it again", flush=True)
-    return left
+            continue
+        print(f"{job.label}: already recorded at this code version ({found['finished'][:16]}, {root}), "
+              "skipped; --force runs it again", flush=True)
+        page = Path(job.out_dir or "") / f"{provenance.notebook_of(chapter).stem}.run.json"
+        if job.out_dir and page.exists() and (provenance.read_record(page) or {}).get("finished") == found["finished"]:
+            pages.append(job)
+    return left, pages
+
+
+NOT_COMPUTING = ("seed", "live", "device", "checkpoint_dir", "records_dir", "executed_dir", "committed_dir")
 
 
 def _computed(resolved: dict) -> str:
-    """What a run computes, as in :func:`maelib.tuning.setting` but without the data read (not known
-    before the run)."""
-    return json.dumps({k: v for k, v in resolved.items() if k not in provenance.CONTROL}, sort_keys=True,
-                      default=str)
+    """What a run of one seed computes, as a sorted JSON text: its resolved parameters (the profile among
+    them) but those that only say where to read checkpoints from or where to write and show
+    (:data:`NOT_COMPUTING`). Unlike :func:`maelib.tuning.setting`, ``tune``, ``seeds`` and ``data_dir`` count:
+    they change the learning rates, the seeds a run trains or the data it reads."""
+    return json.dumps({k: v for k, v in resolved.items() if k not in NOT_COMPUTING}, sort_keys=True, default=str)
 
 
 def _commit_shown(chapter: str, default_jobs: list, committed: Path = provenance.COMMITTED) -> None:

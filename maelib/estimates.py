@@ -24,9 +24,10 @@ def _per_seed_s(record: dict) -> float:
 
 
 def _whole(records: list[dict]) -> list[dict]:
-    """The runs that trained from the start, or all of them where none did: a run that resumed from
-    checkpoints (``resumed`` in its record, :func:`maelib.runs.resumes`) records only the part it ran."""
-    return [r for r in records if not r.get("resumed")] or records
+    """The runs that trained from the start: a run that resumed from checkpoints (``resumed`` in its
+    record, :func:`maelib.runs.resumes`) records only the part it ran. Records made before the flag existed
+    count as whole (:func:`_typical_s` still guards against them)."""
+    return [r for r in records if not r.get("resumed")]
 
 
 def _typical_s(times: list[float]) -> float:
@@ -169,21 +170,22 @@ def cost_phrase(chapter: str, profile: str, root=None, precision: str = "fp32", 
 
 def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
     """About how long a run with the ``resolved`` parameters takes, by the recorded runs; None where they
-    do not tell. Where it changes nothing but pretraining (or nothing), the default setting's runs of the
-    newest code that chose no learning rates give a seed's time (their median, scaled to this run's epochs and
-    size by :func:`work_scale`), and :func:`tuning_cost` is added when this run chooses them. For any other
-    setting, the newest run of that setting gives the time."""
+    do not tell. Where it changes nothing but pretraining (or nothing), the default setting's runs that chose
+    no learning rates, of the newest code with one that trained from the start (:func:`_whole`), give a seed's
+    time (their median, each scaled to this run's epochs and size by :func:`work_scale`), and
+    :func:`tuning_cost` is added when this run chooses them. For any other setting, the newest run of that
+    setting gives the time."""
     profile, seeds, precision = resolved["profile"], resolved.get("seeds") or 1, resolved.get("precision") or "fp32"
     defaults = vars(profiles.resolve(chapter, profile))
     differ = {k for k in resolved if k not in provenance.CONTROL and resolved[k] != defaults.get(k)}
     if differ <= set(tuning.PRETRAINING_ONLY):
         reused = [r for r, chose in _classified(chapter, profile, root, precision) if not chose]
-        if not reused:
+        timed = _whole(reused) or reused  # the newest code with a run that trained from the start, if any
+        if not timed:
             return None
-        newest = provenance.pool_version(reused[-1])
-        newest_runs = _whole([r for r in reused if provenance.pool_version(r) == newest])
-        base = _typical_s([_per_seed_s(r) for r in newest_runs]) * seeds
-        base *= work_scale(chapter, reused[-1]["resolved"], resolved)
+        newest = provenance.pool_version(timed[-1])
+        base = _typical_s([_per_seed_s(r) * work_scale(chapter, r["resolved"], resolved) for r in timed
+                           if provenance.pool_version(r) == newest]) * seeds
         if not will_choose(chapter, resolved, root):
             return base
         cost = tuning_cost(chapter, profile, root, precision, resolved)
@@ -191,7 +193,7 @@ def expected_s(chapter: str, resolved: dict, root=None) -> float | None:
     want = tuning.setting({"resolved": resolved})
     same = [r for r in provenance.load_records(chapter, root) if r["profile"] == profile
             and tuning.setting({"resolved": r["resolved"]}) == want]  # any data: this is an estimate
-    return _per_seed_s(_whole(same)[-1]) * seeds if same else None
+    return _per_seed_s((_whole(same) or same)[-1]) * seeds if same else None
 
 
 def will_choose(chapter: str, resolved: dict, root=None) -> bool:

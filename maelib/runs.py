@@ -25,7 +25,7 @@ from pathlib import Path
 from . import catalog, profiles
 from .data.registry import cache_dir
 from .files import clean_stale, create_exclusive, writable_folder, write_text_atomic
-from .provenance import (COMMITTED, DATA_STAMP, EXECUTED, MODELS, RECORDS, ROOT, chapters, code_hash,
+from .provenance import (COMMITTED, EXECUTED, MODELS, RECORDS, ROOT, chapters, code_hash,
                          environment, git_commit, image_mae_checkpoint, notebook_hash, notebook_of, read_record,
                          record_files, run_dir, threads, version)
 from .report import Results
@@ -217,12 +217,15 @@ def run_chapter(chapter: str, params: dict | None = None, force: bool = False, o
 
 def resumes(chapter: str, p) -> bool:
     """Whether a run of the resolved parameters ``p`` starts from checkpoints already in its folder
-    (:func:`maelib.provenance.run_dir`: an interrupted run's, or the arms a mask-ratio run takes from the
-    default ratio's run): its record's ``wall_s`` is then only the part it ran itself, which the estimates
-    do not take for a run's time."""
+    (:func:`maelib.provenance.run_dir`, a relative ``checkpoint_dir`` read from the repository, where the
+    kernel runs): an interrupted run's, or the arms a mask-ratio run takes from the default ratio's run. Its
+    record's ``wall_s`` is then only the part it ran itself, which the estimates do not take for a run's time.
+    Told before the run starts, so checkpoints of other data (set aside when the run reads its data) count,
+    and a run that waits for an identical one to finish does not."""
     folder = run_dir(chapter, p)
-    return folder.is_dir() and any(f.name not in (".lock", DATA_STAMP) and not f.name.startswith("other-data-")
-                                   for f in folder.iterdir())
+    folder = folder if folder.is_absolute() else ROOT / folder
+    return folder.is_dir() and any(not f.relative_to(folder).parts[0].startswith("other-data-")
+                                   for f in folder.rglob("*.pt"))
 
 
 def commit_execution(nb: Path, record_file: Path, committed: Path = COMMITTED) -> Path | None:

@@ -91,7 +91,7 @@ def test_a_resumed_sweep_leaves_out_the_seeds_it_already_recorded(tuned, tmp_pat
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "seed 0: already recorded at this code version" in done.stdout
-    assert len(_records(tmp_path / "runs")) == 1 and not (tmp_path / "out").exists()
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1 and not (tmp_path / "out").exists()
     forced = subprocess.run(cmd + ["--force"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert len(list((tmp_path / "runs").glob("*.json"))) == 2 and "already recorded" not in forced.stdout
@@ -99,24 +99,36 @@ def test_a_resumed_sweep_leaves_out_the_seeds_it_already_recorded(tuned, tmp_pat
 
 def test_a_resumed_published_sweep_still_commits_the_page_of_a_seed_recorded_before(tuned, tmp_path, monkeypatch):
     """An interrupted published sweep never reached its end, where the tuning seed's run becomes the page the
-    book shows: run again, it leaves that seed out but still commits its page."""
+    book shows: run again, it leaves that seed out but still commits its page, and only that run's page."""
     shutil.copytree(tuned, tmp_path / "runs")
+    [record] = [json.loads(f.read_text()) for f in (tmp_path / "runs").glob("*.json")]
     monkeypatch.setattr(provenance, "PUBLISHED", tmp_path / "runs")
     monkeypatch.setattr(jobs, "launch", lambda todo, *a, **k: [] if not todo else pytest.fail(f"ran {todo}"))
-    shown = []
-    monkeypatch.setattr(cli, "_commit_shown", lambda chapter, done: shown.extend(done))
-    assert cli.main(["sweep", "tabular", "--profile", "smoke", "--seeds", "0", "--publish",
-                     "--out-dir", str(tmp_path / "out")]) == 0
-    assert [j.params["seed"] for j in shown] == [0] and shown[0].out_dir == str(tmp_path / "out" / "tabular-0-default")
+    committed, real, page = tmp_path / "committed", cli._commit_shown, tmp_path / "out" / "tabular-0-default"
+    monkeypatch.setattr(cli, "_commit_shown", lambda chapter, done: real(chapter, done, committed))
+    page.mkdir(parents=True)
+    for finished in ("2026-12-01T00:00:00+00:00", record["finished"]):  # another run's page, then this run's
+        (page / "05_tabular.ipynb").write_text("{}")
+        (page / "05_tabular.run.json").write_text(json.dumps({**record, "finished": finished}))
+        assert cli.main(["sweep", "tabular", "--profile", "smoke", "--seeds", "0", "--publish",
+                         "--out-dir", str(tmp_path / "out")]) == 0
+        shown = committed / "smoke" / "05_tabular.run.json"
+        assert shown.exists() == (finished == record["finished"])
 
 
-def test_only_a_record_of_the_same_seed_setting_and_version_leaves_a_job_out(tuned, tmp_path):
+def test_only_a_record_of_the_same_seed_setting_version_and_data_leaves_a_job_out(tuned, tmp_path):
     [record] = [json.loads(f.read_text()) for f in tuned.glob("*.json")]
     job = lambda seed, **extra: jobs.Job("tabular", {**SMOKE, "seed": seed, **extra}, label=f"seed {seed}")
-    todo = [job(0), job(1), job(0, epochs=3)]
-    assert cli._not_recorded("tabular", todo, tuned) == todo[1:]  # another seed, another setting: to run
+    todo = [job(0), job(1), job(0, epochs=3), job(0, seeds=2), job(0, data_dir=str(tmp_path))]
+    assert cli._not_recorded("tabular", todo, tuned)[0] == todo[1:]  # another seed, setting, seed count, data
     (tmp_path / "old.json").write_text(json.dumps({**record, "version": "0" * 64}))
-    assert cli._not_recorded("tabular", todo, tmp_path) == todo  # another code version: to run
+    assert cli._not_recorded("tabular", todo, tmp_path)[0] == todo  # another code version: to run
+    (tmp_path / "old.json").write_text(json.dumps(record))
+    newer = {**record, "seed": 1, "finished": "2099-01-01T00:00:00+00:00", "data": {"dataset": "x", "sha256": "f" * 64}}
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    left = cli._not_recorded("tabular", todo, tmp_path)[0]
+    assert left == todo[:1] + todo[2:]  # seed 0 ran on data the setting no longer reads; seed 1 on today's
+
 
 
 @pytest.mark.slow

@@ -199,12 +199,19 @@ def test_runs_recorded_as_resumed_give_no_seed_its_time(tmp_path):
     record(tmp_path, "a", seed=0, wall_s=900.0, code=now)
     for i, (seed, wall) in enumerate([(1, 300.0), (2, 40.0), (3, 45.0)]):
         record(tmp_path, f"r{i}", seed=seed, wall_s=wall, code=now)
-    for name in ("r1", "r2"):
+    def resumed(name):
         path = tmp_path / f"images-{name}.json"
         path.write_text(json.dumps(json.loads(path.read_text()) | {"resumed": True}))
+
+    resumed("r1")
+    resumed("r2")
     prec, p = profiles.resolve("images", "smoke").precision, vars(profiles.resolve("images", "smoke", seed=4))
     assert estimates.tuning_cost("images", "smoke", tmp_path, prec)["reused_s"] == pytest.approx(300)
     assert estimates.expected_s("images", p, tmp_path) == pytest.approx(300)
+    longer = {k: 2 * p[k] for k in ("pretrain_epochs", "finetune_epochs", "probe_epochs")}
+    record(tmp_path, "late", seed=5, wall_s=40.0, code=now, chose_grid=False, **longer)  # the newest: resumed,
+    resumed("late")  # at twice the epochs
+    assert estimates.expected_s("images", p, tmp_path) == pytest.approx(300)  # the whole run scaled by its own
 
 
 def test_a_run_records_whether_it_started_from_checkpoints_already_there(isolated_cache, tmp_path, monkeypatch):
@@ -223,6 +230,10 @@ def test_a_run_records_whether_it_started_from_checkpoints_already_there(isolate
     assert not runs.resumes("images", p) and recorded() is False  # no folder yet
     folder = provenance.checkpoint_dir("images", p, {"dataset": "tinyimagenet", "sha256": "ab" * 32})
     assert not runs.resumes("images", p)  # its lock and its data stamp are no checkpoints
+    (folder / ".mae_epoch3.pt.123-abc.tmp").write_bytes(b"x")  # a write that never finished
+    (folder / "other-data-20261201T000000").mkdir()
+    (folder / "other-data-20261201T000000" / "mae_epoch3.pt").write_bytes(b"x")  # set aside: never resumed
+    assert not runs.resumes("images", p)
     (folder / "mae_epoch3.pt").write_bytes(b"x")
     assert runs.resumes("images", p) and recorded() is True
     assert not runs.resumes("images", profiles.resolve("images", "smoke", seed=8))  # another run's folder
