@@ -348,6 +348,7 @@ PROFILES["tabular"] = {
 
 
 REFERENCE = "reference"  # as an mae_checkpoint: the committed reference image MAE (maelib.reference.MODEL)
+REFERENCE_MASK_RATIO = 0.75  # the ratio it was pretrained at (maelib.reference.SCHEDULE; a test checks they agree)
 
 # Quick segmentation transfers, as the paper did: the encoder is the committed reference image MAE's
 # (TinyImageNet, 64 px in 8-px patches, 64 tokens), so the frames are 64 px in 8-px patches too, and the MAE
@@ -574,10 +575,22 @@ def _existing_checkpoint(p: dict, reference_too: bool = False) -> None:
 
 
 CROSS_CHECKS = {"images": _images_cross, "series": _series_cross, "tabular": _tabular_cross,
-                "segmentation": lambda p: (_images_cross(p), _existing_checkpoint(p, reference_too=True)),
+                "segmentation": lambda p: (_images_cross(p), _existing_checkpoint(p, reference_too=True),
+                                           _transferred_ratio(p)),
                 "volumes": lambda p: _volumes_cross(p), "summary": _existing_folders,
                 "reproduce": _existing_folders, "masking": _existing_checkpoint,
                 "payoff": lambda p: (_images_cross(p), _budgets(p))}
+
+
+def _transferred_ratio(p: dict) -> None:
+    """A transferred encoder was pretrained at its own mask ratio: a run that names another would be recorded,
+    and pooled in a mask-ratio sweep, as pretrained at a ratio it never saw."""
+    ratio = p.get("mask_ratio")
+    if p.get("mae_checkpoint") == REFERENCE and ratio is not None and abs(ratio - REFERENCE_MASK_RATIO) > 1e-9:
+        raise ValueError(f"mask_ratio must be {REFERENCE_MASK_RATIO} with mae_checkpoint {REFERENCE!r}, got {ratio}: "
+                         "the MAE is not pretrained here but transferred from the reference image MAE, pretrained "
+                         f"with {REFERENCE_MASK_RATIO:.0%} of the patches hidden (the smoke and full profiles "
+                         "pretrain here, at any ratio)")
 
 
 def _budgets(p: dict) -> None:

@@ -384,8 +384,8 @@ def ratio_frame(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame
         for r in records:  # oldest first
             if (r["chapter"] != c.chapter or r["profile"] not in profiles
                     or not set(provenance.own_parameters(r)) <= {c.ratio_parameter}
-                    or c.ratio_parameter not in r["resolved"] or r["resolved"].get("mae_checkpoint")):
-                continue  # a run with a given checkpoint pretrained at that checkpoint's ratio, not this one
+                    or c.ratio_parameter not in r["resolved"] or not _pretrained_at_its_ratio(r["resolved"])):
+                continue
             rest = {k: v for k, v in json.loads(setting(r)).items() if k != c.ratio_parameter}
             for v in seed_values(r, c.key):
                 rows.append({"table": c.table, "chapter": c.chapter, "profile": r["profile"],
@@ -399,6 +399,15 @@ def ratio_frame(records: list[dict], profiles=("quick", "full")) -> pd.DataFrame
     frame = frame[frame["code"].eq(newest["code"]) & frame["rest"].eq(newest["rest"])]
     frame = frame.drop_duplicates(["table", "profile", "ratio", "seed"], keep="last")
     return frame.drop(columns="rest").sort_values(["table", "profile", "ratio", "seed"]).reset_index(drop=True)
+
+
+def _pretrained_at_its_ratio(resolved: dict) -> bool:
+    """Whether a run's MAE was pretrained at the mask ratio it names: one pretrained in the run is, a transferred
+    reference encoder only at the reference's ratio (runs before :mod:`maelib.profiles` refused another said
+    0.5 and read the 0.75 encoder), a checkpoint given by path never surely."""
+    given = resolved.get("mae_checkpoint")
+    return not given or (given == profiles.REFERENCE and np.isclose(resolved.get("mask_ratio"),
+                                                                    profiles.REFERENCE_MASK_RATIO))
 
 
 MIN_RATIO_SEEDS = 3  # seeds a ratio needs before its curve names a best ratio (issue #35)

@@ -861,14 +861,34 @@ def test_the_ratio_sweeps_rerun_from_one_command_each_with_their_hours():
 
 def test_a_ratio_sweep_leaves_out_runs_of_another_setting_and_of_a_given_checkpoint():
     """The same code and only the ratio changed by hand, but a default that moved (its resolved setting differs)
-    is another setting; a run that read a pretrained checkpoint did not pretrain at the ratio it names."""
+    is another setting; a run that read a pretrained checkpoint did not pretrain at the ratio it names, unless
+    it is the reference encoder at the reference's ratio (quick segmentation's default, whose runs count)."""
     recs = ratio_records("tabular", {0.1: 0.03, 0.5: 0.04})
     moved = record("tabular", 5, 0.01, 0.5, parameters={"mask_ratio": 0.9})
     moved["resolved"]["epochs"] = 99  # a profile default changed since: not a parameter the run was given
     given = record("images", 0, 40.0, 30.0, parameters={"mask_ratio": 0.5})
     given["resolved"]["mae_checkpoint"] = "reference"
-    frame = summary.ratio_frame(recs + [moved] + ratio_records("tabular", {0.3: 0.02}) + [given])
+    by_path = record("images", 1, 40.0, 30.0, parameters={"mask_ratio": 0.75})
+    by_path["resolved"]["mae_checkpoint"] = "some/mae.pt"
+    frame = summary.ratio_frame(recs + [moved] + ratio_records("tabular", {0.3: 0.02}) + [given, by_path])
     assert sorted(frame["ratio"].unique()) == [0.1, 0.3, 0.5] and set(frame["table"]) == {"Table 5"}
+    transferred = [record("segmentation", s, 0.3, 0.29) for s in range(3)]
+    for r in transferred:
+        r["resolved"].update(mask_ratio=0.75, mae_checkpoint="reference")
+    frame = summary.ratio_frame(transferred)
+    assert frame["table"].tolist() == ["Table 3"] * 3 and set(frame["ratio"]) == {0.75}
+
+
+def test_a_transferred_reference_encoder_refuses_another_mask_ratio():
+    """Quick segmentation transfers the reference MAE, pretrained at one ratio: a run naming another ratio is
+    refused before it runs (it would be recorded, and pooled in a sweep, at a ratio its encoder never saw)."""
+    from maelib import reference
+
+    assert profiles.REFERENCE_MASK_RATIO == reference.SCHEDULE["mask_ratio"]
+    with pytest.raises(ValueError, match=r"mask_ratio must be 0.75 with mae_checkpoint 'reference', got 0.5"):
+        profiles.resolve("segmentation", "quick", mask_ratio=0.5)
+    assert profiles.resolve("segmentation", "quick", mask_ratio=0.75).mae_checkpoint == "reference"
+    assert profiles.resolve("segmentation", "smoke", mask_ratio=0.5).mask_ratio == 0.5  # it pretrains here
 
 
 def test_the_summary_counts_a_volume_in_unetrs_own_patches():
